@@ -1,0 +1,92 @@
+"""The headless CLI: one verb per core entry point.
+
+Each verb lives in its own module ``ftwiz.core.cli.<verb>`` exposing ``add_arguments(parser)`` and
+``run(args) -> int``. Only the chosen verb's module is imported, and verb modules import torch and
+friends inside ``run``, so ``ftwiz --help`` answers in a fraction of a second.
+
+Exit status: 0 success, 1 a check failed (e.g. verify found a mismatch), 2 a user-fixable error
+(bad input, missing file), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# verb -> (module, one-line help). The wizard itself is started by the launcher in ftwiz.tui.
+VERBS: dict[str, tuple[str, str]] = {
+    "doctor": ("ftwiz.core.cli.doctor", "detect GPU, drivers, memory, disk and backends; say what to fix"),
+    "plan": ("ftwiz.core.cli.plan", "estimate memory and recommend method, batch and length for a model"),
+    "data": ("ftwiz.core.cli.data", "check, prepare, preview or summarise a dataset"),
+    "train": ("ftwiz.core.cli.train", "fine-tune from a recipe (QLoRA, LoRA or full) with live progress"),
+    "merge": ("ftwiz.core.cli.merge", "merge a LoRA adapter into its 16-bit base model"),
+    "export": ("ftwiz.core.cli.export", "convert a model or run to GGUF, quantize and verify"),
+    "register": ("ftwiz.core.cli.register", "register a GGUF with Ollama (Modelfile, template, stop tokens)"),
+    "serve": ("ftwiz.core.cli.serve", "serve a GGUF through an OpenAI-compatible llama.cpp server"),
+    "chat": ("ftwiz.core.cli.chat", "chat with a GGUF, an Ollama model or a run in the terminal"),
+    "models": ("ftwiz.core.cli.models", "list, show or remove models ftwiz exported"),
+    "eval": ("ftwiz.core.cli.eval", "held-out metrics and base-vs-tuned comparison"),
+    "demo": ("ftwiz.core.cli.demo", "the whole pipeline on the embedded tiny model, offline, on CPU"),
+    "recipe": ("ftwiz.core.cli.recipe", "validate a recipe or write a commented new one"),
+}
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _version_text() -> str:
+    from ftwiz.core.versions import stack_versions
+
+    lines = [f"ftwiz {stack_versions()['ftwiz']}"]
+    lines += [f"  {name} {version}" for name, version in stack_versions().items() if name != "ftwiz"]
+    return "\n".join(lines)
+
+
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ftwiz",
+        description="Fine-tune a language model on one GPU, or none, and chat with it offline. "
+        "Run `ftwiz` with no verb to open the wizard.",
+    )
+    parser.add_argument("--version", action="store_true", help="show ftwiz and stack versions and exit")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub.add_parser("wizard", help="open the terminal wizard (the same as `ftwiz` with no verb)")
+    for name, (module_name, help_text) in VERBS.items():
+        verb_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == verb:
+            importlib.import_module(module_name).add_arguments(verb_parser)
+    return parser
+
+
+def _chosen_verb(argv: Sequence[str]) -> str | None:
+    for token in argv:
+        if not token.startswith("-"):
+            return token if token in VERBS else None
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ftwiz.core.errors import FtwizError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verb = _chosen_verb(argv)
+    parser = build_parser(verb)
+    args = parser.parse_args(argv)
+    if args.version:
+        print(_version_text())
+        return EXIT_OK
+    if args.verb is None:
+        parser.print_help()
+        return EXIT_OK
+    module = importlib.import_module(VERBS[args.verb][0])
+    try:
+        return int(module.run(args) or 0)
+    except FtwizError as exc:
+        from ftwiz.core.cli.console import print_error
+
+        print_error(exc)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,38 @@
+"""``ftwiz recipe validate FILE`` and ``ftwiz recipe new [FILE]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    validate = sub.add_parser("validate", help="check a recipe against the schema")
+    validate.add_argument("file", type=Path)
+    new = sub.add_parser("new", help="write a commented template with every key")
+    new.add_argument("file", type=Path, nargs="?", help="where to write it (default: print it)")
+    new.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ftwiz.core.atomic import atomic_path
+    from ftwiz.core.cli.console import console
+    from ftwiz.core.recipe import load_recipe, recipe_template
+
+    if args.action == "validate":
+        recipe = load_recipe(args.file)
+        console.print(
+            f"[green]ok[/green] {args.file}: {recipe.finetuning_type} on {recipe.model_name_or_path}, "
+            f"data {', '.join(recipe.dataset)}"
+        )
+        return 0
+    text = recipe_template()
+    if args.file is None:
+        sys.stdout.write(text)
+        return 0
+    with atomic_path(args.file, overwrite=args.overwrite) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    console.print(f"wrote {args.file}; edit it, then `ftwiz recipe validate {args.file}`")
+    return 0

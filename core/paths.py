@@ -1,0 +1,52 @@
+"""Where ftwiz keeps things, in one place so the CLI, the wizard and the README agree.
+
+- runs:   ``$FTWIZ_RUNS_DIR`` or ``./runs``  (one directory per training run, next to the user's work)
+- cache:  ``$FTWIZ_CACHE_DIR`` or ``$XDG_CACHE_HOME/ftwiz`` (~/.cache/ftwiz): the built demo model,
+          tokenized-data caches. Safe to delete.
+- data:   ``$FTWIZ_DATA_DIR`` or ``$XDG_DATA_HOME/ftwiz`` (~/.local/share/ftwiz): the registry of
+          exported models.
+Hugging Face's own cache stays where huggingface-hub puts it (``$HF_HOME``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+
+def _xdg(var: str, default: str) -> Path:
+    value = os.environ.get(var)
+    return Path(value) if value else Path.home() / default
+
+
+def runs_dir() -> Path:
+    return Path(os.environ.get("FTWIZ_RUNS_DIR") or "runs").resolve()
+
+
+def cache_dir() -> Path:
+    value = os.environ.get("FTWIZ_CACHE_DIR")
+    return Path(value) if value else _xdg("XDG_CACHE_HOME", ".cache") / "ftwiz"
+
+
+def data_dir() -> Path:
+    value = os.environ.get("FTWIZ_DATA_DIR")
+    return Path(value) if value else _xdg("XDG_DATA_HOME", ".local/share") / "ftwiz"
+
+
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache, resolved the way huggingface-hub resolves it, without importing it."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    hf_home = os.environ.get("HF_HOME")
+    base = Path(hf_home) if hf_home else _xdg("XDG_CACHE_HOME", ".cache") / "huggingface"
+    return base / "hub"
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(text: str) -> str:
+    """A file-system-safe name for a run or model ("Qwen/Qwen3-0.6B" -> "Qwen-Qwen3-0.6B")."""
+    name = _UNSAFE.sub("-", text).strip("-.")
+    return name or "run"

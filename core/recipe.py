@@ -1,0 +1,207 @@
+"""The recipe: one YAML file that describes a fine-tuning job from model to export.
+
+Field names follow LLaMA-Factory (and Axolotl where LLaMA-Factory has none) so users can port their
+YAML: ``model_name_or_path``, ``dataset``, ``template``, ``finetuning_type``, ``lora_rank``,
+``lora_alpha``, ``lora_target``, ``cutoff_len``, ``per_device_train_batch_size``,
+``gradient_accumulation_steps``, ``learning_rate``, ``num_train_epochs``... The schema is strict: an
+unknown key is an error that names its path and the closest valid key, because a typo that silently
+falls back to a default wastes hours of GPU time.
+
+Fields left as ``None`` (``per_device_train_batch_size``, ``gradient_checkpointing``, ``optim``...) are
+chosen by the planner for the detected hardware.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ftwiz.core.errors import FtwizError, Location
+
+Method = Literal["full", "lora", "qlora"]
+DataFormat = Literal["auto", "alpaca", "sharegpt", "openai", "dpo", "text"]
+QuantType = Literal["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"]
+
+
+class Recipe(BaseModel):
+    """A fine-tuning job. See ``ftwiz recipe new`` for a commented template of every field."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # --- model -------------------------------------------------------------------------------
+    model_name_or_path: str = Field(description="Local model dir, hub id in the HF cache, or 'demo'")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to pin")
+    trust_remote_code: bool = Field(False, description="Run model code shipped with the checkpoint")
+
+    # --- data --------------------------------------------------------------------------------
+    dataset: list[str] = Field(description="Files, directories, globs, or names in dataset_info.json")
+    dataset_dir: str | None = Field(None, description="Folder holding dataset_info.json (LLaMA-Factory)")
+    formatting: DataFormat = Field("auto", description="Record format; auto-detected when 'auto'")
+    columns: dict[str, str] | None = Field(None, description="Map of our field names to your column names")
+    template: str | None = Field(None, description="Named chat template when the tokenizer has none")
+    system: str | None = Field(None, description="Default system prompt for records without one")
+    cutoff_len: int = Field(1024, ge=16, le=1_048_576, description="Max tokens per training sample")
+    overlength: Literal["drop", "truncate"] = Field("drop", description="What to do with longer samples")
+    train_on_prompt: bool = Field(False, description="Also learn the prompt tokens (default: answers only)")
+    mask_history: bool = Field(False, description="Learn only the last assistant turn of each conversation")
+    packing: bool = Field(False, description="Pack several samples into one sequence")
+    dedup: bool = Field(True, description="Remove exact duplicates")
+    near_dedup_threshold: float | None = Field(0.9, ge=0.0, le=1.0, description="MinHash Jaccard; null = off")
+    val_size: float = Field(0.1, ge=0.0, lt=1.0, description="Share of records held out for validation")
+    test_size: float = Field(0.1, ge=0.0, lt=1.0, description="Share of records held out for testing")
+    mix_dataset: str | None = Field(None, description="A general dataset mixed in against forgetting")
+    mix_ratio: float = Field(0.0, ge=0.0, le=1.0, description="Share of the mix dataset in training")
+    max_samples: int | None = Field(None, ge=1, description="Use at most this many records")
+
+    # --- method ------------------------------------------------------------------------------
+    finetuning_type: Method = Field("qlora", description="full, lora, or qlora (LoRA on a 4-bit base)")
+    quantization_bit: Literal[4] | None = Field(None, description="LLaMA-Factory style: 4 with lora = qlora")
+    lora_rank: int = Field(16, ge=1, le=1024)
+    lora_alpha: int | None = Field(None, ge=1, description="Default: 2 x lora_rank")
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    lora_target: list[str] = Field(default_factory=lambda: ["all"], description="Module names, or 'all'")
+    use_dora: bool = Field(False, description="Weight-decomposed LoRA (slower, sometimes better)")
+
+    # --- training ----------------------------------------------------------------------------
+    per_device_train_batch_size: int | None = Field(None, ge=1, description="Micro-batch; None = planner")
+    gradient_accumulation_steps: int | None = Field(None, ge=1, description="None = planner")
+    effective_batch_size: int = Field(16, ge=1, description="Target micro-batch x accumulation")
+    learning_rate: float = Field(2e-4, gt=0.0, lt=1.0)
+    num_train_epochs: float = Field(3.0, gt=0.0)
+    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: use epochs)")
+    warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
+    lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
+    weight_decay: float = Field(0.0, ge=0.0)
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    gradient_checkpointing: bool | None = Field(None, description="None = planner decides")
+    optim: str | None = Field(None, description="None = paged_adamw_8bit on CUDA, adamw_torch on CPU")
+    compute_dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps (None: each epoch)")
+    save_steps: int | None = Field(None, ge=1, description="Checkpoint every N steps (None: each epoch)")
+    save_total_limit: int = Field(3, ge=1, description="Keep the last N checkpoints")
+    logging_steps: int = Field(1, ge=1)
+    seed: int = 42
+    run_name: str | None = Field(None, description="Run directory name under runs/")
+
+    # --- export ------------------------------------------------------------------------------
+    export_quant: list[QuantType] = Field(default_factory=lambda: ["Q4_K_M"])
+    ollama_name: str | None = Field(None, description="Register the result in Ollama under this name")
+
+    @field_validator("dataset", "lora_target", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _normalise(self) -> Recipe:
+        if self.quantization_bit == 4 and self.finetuning_type == "lora":
+            object.__setattr__(self, "finetuning_type", "qlora")
+        if self.quantization_bit == 4 and self.finetuning_type == "full":
+            raise ValueError("quantization_bit: 4 cannot be combined with finetuning_type: full")
+        if self.val_size + self.test_size >= 1.0:
+            raise ValueError("val_size + test_size must leave something to train on (sum < 1)")
+        return self
+
+    @property
+    def resolved_lora_alpha(self) -> int:
+        return self.lora_alpha if self.lora_alpha is not None else 2 * self.lora_rank
+
+
+FIELD_NAMES = tuple(Recipe.model_fields)
+
+
+def _closest(key: str) -> str | None:
+    match = difflib.get_close_matches(key, FIELD_NAMES, n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def _line_of_key(text: str, key: str) -> int | None:
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if raw.lstrip().startswith(f"{key}:"):
+            return number
+    return None
+
+
+def parse_recipe(data: Any, *, source: str | Path = "<recipe>", text: str = "") -> Recipe:
+    """Validate a decoded recipe, turning pydantic's errors into one readable FtwizError."""
+    if not isinstance(data, dict):
+        raise FtwizError(
+            "a recipe must be a mapping of keys to values",
+            where=Location(file=source),
+            fix="start from `ftwiz recipe new` and edit the values",
+        )
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        problems: list[str] = []
+        first_line: int | None = None
+        for err in exc.errors():
+            path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            top = str(err["loc"][0]) if err["loc"] else ""
+            line = _line_of_key(text, top) if top else None
+            first_line = first_line or line
+            where = f"line {line}, " if line else ""
+            if err["type"] == "extra_forbidden":
+                hint = _closest(top)
+                suggestion = f" (did you mean '{hint}'?)" if hint else ""
+                problems.append(f"{where}unknown key '{path}'{suggestion}")
+            elif err["type"] == "missing":
+                problems.append(f"{where}missing required key '{path}'")
+            else:
+                problems.append(f"{where}'{path}': {err['msg']} (got {err.get('input')!r})")
+        raise FtwizError(
+            "invalid recipe:\n  - " + "\n  - ".join(problems),
+            where=Location(file=source, line=first_line if len(problems) == 1 else None),
+            fix="correct the keys above; `ftwiz recipe new` prints every valid key with its meaning",
+        ) from None
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    if not path.exists():
+        raise FtwizError(f"recipe file not found: {path}", fix="check the path, or create one with `ftwiz recipe new`")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FtwizError(f"cannot read recipe {path}: {exc}", fix="make sure it is a readable UTF-8 text file") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise FtwizError(
+            f"recipe is not valid YAML: {getattr(exc, 'problem', exc)}",
+            where=Location(file=path, line=mark.line + 1 if mark else None),
+            fix="check indentation and quoting on that line",
+        ) from None
+    return parse_recipe(data, source=path, text=text)
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """The recipe as YAML with every field resolved (what a run directory stores)."""
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def recipe_template() -> str:
+    """A commented template listing every key, its default and its meaning (``ftwiz recipe new``)."""
+    lines = [
+        "# ftwiz recipe: edit the values, then run `ftwiz train THIS_FILE.yaml`.",
+        "# Keys follow LLaMA-Factory's names. Leave a value as null to let the planner choose it.",
+        "",
+    ]
+    for name, field in Recipe.model_fields.items():
+        if field.is_required():
+            example = {"model_name_or_path": "demo", "dataset": ["demo"]}[name]
+        else:
+            example = field.get_default(call_default_factory=True)
+        if field.description:
+            lines.append(f"# {field.description}")
+        value = yaml.safe_dump(example, default_flow_style=True).strip()
+        value = value.removesuffix("...").strip()  # PyYAML ends a lone scalar document with '...'
+        lines.append(f"{name}: {value}")
+    return "\n".join(lines) + "\n"

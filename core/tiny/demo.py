@@ -1,0 +1,110 @@
+"""The embedded demo's base model: a tiny Qwen2-architecture chat model pre-trained on shipped text.
+
+Built on first use (well under a minute on 2 CPU cores) and cached under ``cache_dir()/models`` keyed
+by the build recipe's hash, so a change to the recipe rebuilds it and nothing stale is reused. The
+pre-training is short and generic: the model learns English-ish text and the ChatML turn structure,
+and answers plainly. Fine-tuning on the demo data then visibly changes the style of its answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+from ftwiz.core.paths import cache_dir
+from ftwiz.core.tiny.model import TinySpec, build_tiny_model
+from ftwiz.core.tiny.tokenizer import corpus_text
+
+DEMO_SPEC = TinySpec(
+    arch="qwen2", hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=2, intermediate_size=384,
+    vocab_size=1024, max_position_embeddings=1024, seed=1234,
+)
+PRETRAIN_STEPS = 300
+PRETRAIN_BLOCK = 128
+PRETRAIN_BATCH = 8
+BUILD_VERSION = 1  # bump when the pre-training recipe changes
+
+
+def _pretraining_texts(tokenizer) -> list[str]:
+    """Plain corpus lines plus generic ChatML exchanges built from them (plain, factual answers)."""
+    rng = random.Random(7)
+    lines = [line.strip() for line in corpus_text().splitlines() if line.strip()]
+    texts = list(lines)
+    asks = ["Tell me about {}.", "What do you know about {}?", "Say something about {}.", "Explain {}."]
+    for line in lines:
+        words = [w.strip(".,!?").lower() for w in line.split() if len(w.strip(".,!?")) > 3]
+        topic = rng.choice(words) if words else "this"
+        messages = [
+            {"role": "user", "content": rng.choice(asks).format(topic)},
+            {"role": "assistant", "content": line},
+        ]
+        texts.append(tokenizer.apply_chat_template(messages, tokenize=False))
+    return texts
+
+
+def _build_key() -> str:
+    payload = json.dumps({"spec": DEMO_SPEC.__dict__, "steps": PRETRAIN_STEPS, "v": BUILD_VERSION,
+                          "corpus": hashlib.sha256(corpus_text().encode()).hexdigest()}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def demo_base_model_dir() -> Path:
+    return cache_dir() / "models" / f"demo-base-{_build_key()}"
+
+
+def ensure_demo_base_model(progress: Callable[[str], None] | None = None) -> Path:
+    """Return the demo base model's directory, building and caching it first if needed."""
+    from ftwiz.core.atomic import atomic_dir
+
+    final = demo_base_model_dir()
+    if (final / "config.json").exists() and (final / "model.safetensors").exists():
+        return final
+    say = progress or (lambda _msg: None)
+    say("building the demo base model (once; cached afterwards)")
+    with atomic_dir(final, overwrite=True) as tmp:
+        build_tiny_model(tmp, DEMO_SPEC)
+        _pretrain(tmp, say)
+    return final
+
+
+def _pretrain(model_dir: Path, say: Callable[[str], None]) -> None:
+    import torch
+    import transformers
+    from datasets import Dataset
+
+    torch.manual_seed(DEMO_SPEC.seed)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
+    model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    texts = _pretraining_texts(tokenizer)
+    ids: list[int] = []
+    for text in texts:
+        ids.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
+        ids.append(tokenizer.pad_token_id)
+    blocks = [ids[i : i + PRETRAIN_BLOCK] for i in range(0, len(ids) - PRETRAIN_BLOCK, PRETRAIN_BLOCK // 2)]
+    dataset = Dataset.from_dict({"input_ids": blocks, "labels": blocks})
+    args = transformers.TrainingArguments(
+        output_dir=str(model_dir / "_pretrain"),
+        per_device_train_batch_size=PRETRAIN_BATCH,
+        max_steps=PRETRAIN_STEPS,
+        learning_rate=3e-3,
+        warmup_steps=20,
+        lr_scheduler_type="cosine",
+        weight_decay=0.01,
+        logging_steps=50,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=DEMO_SPEC.seed,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    say(f"pre-training the demo base model: {PRETRAIN_STEPS} steps on {len(blocks)} blocks of text")
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=dataset)
+    trainer.train()
+    model.save_pretrained(model_dir, safe_serialization=True)
+    import shutil
+
+    shutil.rmtree(model_dir / "_pretrain", ignore_errors=True)
