@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
 from ftwiz.core.errors import FtwizError, Location
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Method = Literal["full", "lora", "qlora"]
 DataFormat = Literal["auto", "alpaca", "sharegpt", "openai", "dpo", "text"]

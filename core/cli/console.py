@@ -6,9 +6,8 @@ import json
 import sys
 from typing import Any
 
-from rich.console import Console
-
 from ftwiz.core.errors import FtwizError
+from rich.console import Console
 
 console = Console()
 err_console = Console(stderr=True)

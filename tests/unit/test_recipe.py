@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ftwiz.core.cli import main as cli_main
 from ftwiz.core.errors import FtwizError
 from ftwiz.core.recipe import Recipe, load_recipe, parse_recipe, recipe_template
