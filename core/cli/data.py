@@ -1,0 +1,119 @@
+"""``ftwiz data check|prepare|preview|stats PATH``: see exactly what will be trained before training."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _pairs(values: list[str] | None, flag: str) -> dict[str, str] | None:
+    from ftwiz.core.errors import FtwizError
+
+    if not values:
+        return None
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise FtwizError(f"{flag} expects KEY=VALUE, got '{item}'", fix=f"e.g. {flag} instruction=question")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["check", "prepare", "preview", "stats"])
+    parser.add_argument("path", help="file, folder, glob, 'demo', or a name in --dataset-dir/dataset_info.json")
+    parser.add_argument("--format", default="auto", choices=["auto", "alpaca", "sharegpt", "openai", "dpo", "text"])
+    parser.add_argument("--column", action="append", metavar="OURS=THEIRS", help="map a column (repeatable)")
+    parser.add_argument("--var", action="append", metavar="NAME=VALUE", help="fill {{NAME}} placeholders")
+    parser.add_argument("--dataset-dir", help="folder holding a LLaMA-Factory dataset_info.json")
+    parser.add_argument("--model", default="demo", help="model whose tokenizer and chat template to use")
+    parser.add_argument("--template", help="named template when the tokenizer has none (chatml, llama3, alpaca)")
+    parser.add_argument("--cutoff-len", type=int, default=1024)
+    parser.add_argument("--batch-size", type=int, default=16, help="effective batch, for steps per epoch")
+    parser.add_argument("--index", type=int, default=0, help="which training sample to preview")
+    parser.add_argument("--out", type=Path, help="prepare: folder for the splits (default: PATH.prepared/)")
+    parser.add_argument("--rejects", type=Path, help="check: where rejects go (default: PATH.rejects.jsonl)")
+    parser.add_argument("--json", action="store_true")
+
+
+def _recipe(args: argparse.Namespace):
+    from ftwiz.core.recipe import parse_recipe
+
+    data = {"model_name_or_path": args.model, "dataset": [args.path], "formatting": args.format,
+            "columns": _pairs(args.column, "--column"), "cutoff_len": args.cutoff_len, "template": args.template,
+            "dataset_dir": args.dataset_dir}
+    return parse_recipe({k: v for k, v in data.items() if v is not None})
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ftwiz.core.cli.console import console, print_json
+    from ftwiz.core.data import check_dataset, write_rejects
+
+    report = check_dataset(args.path, formatting=args.format, columns=_pairs(args.column, "--column"),
+                           variables=_pairs(args.var, "--var") or {}, dataset_dir=args.dataset_dir)
+    rejects_path = None
+    if report.rejects:
+        default = Path(report.files[0]).with_suffix(".rejects.jsonl") if report.files else Path("rejects.jsonl")
+        rejects_path = write_rejects(report.rejects, args.rejects or default)
+    if args.json:
+        print_json({"files": report.files, "formats": report.formats, "read": report.read, "kept": report.kept,
+                    "rejected": report.rejected, "rejects_file": str(rejects_path) if rejects_path else None,
+                    "unfilled_placeholders": report.unfilled_placeholders,
+                    "problems": [r.to_json() | {"raw": None} for r in report.rejects]})
+    else:
+        for file, (fmt, why) in report.formats.items():
+            console.print(f"{file}: [bold]{fmt}[/bold] ({why})", highlight=False)
+        console.print(f"records read {report.read}, kept [green]{report.kept}[/green], "
+                      f"rejected [red]{len(report.rejects)}[/red]")
+        for reason, count in sorted(report.rejected.items()):
+            console.print(f"  {reason}: {count}")
+        for reject in report.rejects[:20]:
+            place = f"line {reject.line}" if reject.line else f"record {reject.index}"
+            field = f", field '{reject.field}'" if reject.field else ""
+            console.print(f"  [red]x[/red] {reject.file}, {place}{field}: {reject.message}", highlight=False)
+        if len(report.rejects) > 20:
+            console.print(f"  ... and {len(report.rejects) - 20} more")
+        if rejects_path:
+            console.print(f"rejected records (with reasons) saved to {rejects_path}; nothing was dropped silently")
+        if report.unfilled_placeholders:
+            names = ", ".join("{{" + n + "}}" for n in report.unfilled_placeholders)
+            console.print(f"[yellow]warning[/yellow]: unfilled placeholders {names}: "
+                          "fill them with --var name=VALUE", highlight=False)
+    return 0 if report.usable else 1
+
+
+def _prepared(args: argparse.Namespace):
+    import transformers
+
+    from ftwiz.core.data import prepare_for_training
+    from ftwiz.core.models import resolve_model
+
+    recipe = _recipe(args)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(resolve_model(recipe.model_name_or_path))
+    return recipe, tokenizer, prepare_for_training(recipe, tokenizer, variables=_pairs(args.var, "--var") or {})
+
+
+def run(args: argparse.Namespace) -> int:
+    from ftwiz.core.cli.console import console, print_json
+    from ftwiz.core.data.preview import render_preview, render_stats
+
+    if args.action == "check":
+        return _check(args)
+    recipe, tokenizer, prepared = _prepared(args)
+    if args.action == "prepare":
+        out = args.out or Path(f"{Path(args.path).name}.prepared")
+        prepared.save_splits(out)
+        console.print(f"wrote train/validation/test splits, rejects and stats to {out}")
+    elif args.action == "preview":
+        render_preview(console, tokenizer, prepared, args.index)
+        render_stats(console, prepared, recipe.cutoff_len, args.batch_size)
+    elif args.json:
+        stats = {k: v for k, v in prepared.stats.items()}
+        for split in ("train", "validation"):
+            if isinstance(stats.get(split), dict):
+                stats[split] = {k: v for k, v in stats[split].items() if k != "lengths"}
+        print_json(stats)
+    else:
+        render_stats(console, prepared, recipe.cutoff_len, args.batch_size)
+    return 0

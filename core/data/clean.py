@@ -1,0 +1,130 @@
+"""Whitespace normalisation, exact and near-duplicate removal, mixing, and a seeded split.
+
+Near-duplicates use MinHash over word 3-gram shingles with LSH (datasketch): cost grows linearly
+with the data instead of comparing every pair.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import unicodedata
+
+from ftwiz.core.data.records import Conversation
+
+_TRAILING = re.compile(r"[ \t]+\n")
+_MANY_BLANK = re.compile(r"\n{3,}")
+
+
+def normalise_text(text: str) -> str:
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _TRAILING.sub("\n", text)
+    return _MANY_BLANK.sub("\n\n", text).strip()
+
+
+def normalise_whitespace(conv: Conversation) -> Conversation:
+    for message in conv.messages:
+        message["content"] = normalise_text(message["content"])
+    if conv.chosen is not None:
+        conv.chosen = normalise_text(conv.chosen)
+        conv.rejected = normalise_text(conv.rejected or "")
+    return conv
+
+
+def content_key(conv: Conversation) -> str:
+    return hashlib.sha256(json.dumps(conv.to_json(), sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def prompt_key(conv: Conversation) -> str:
+    prompt = [m for m in conv.messages if m["role"] != "assistant"]
+    return hashlib.sha256(json.dumps(prompt, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def exact_dedup(convs: list[Conversation]) -> tuple[list[Conversation], list[Conversation]]:
+    seen: set[str] = set()
+    kept, dropped = [], []
+    for conv in convs:
+        key = content_key(conv)
+        (dropped if key in seen else kept).append(conv)
+        seen.add(key)
+    return kept, dropped
+
+
+def _shingles(text: str) -> set[str]:
+    words = re.findall(r"\w+", text.lower())
+    if len(words) < 3:
+        return {" ".join(words)} if words else {""}
+    return {" ".join(words[i : i + 3]) for i in range(len(words) - 2)}
+
+
+def near_dedup(convs: list[Conversation], threshold: float, num_perm: int = 64) -> tuple[list, list]:
+    """Drop records whose MinHash Jaccard similarity to an earlier kept record is >= threshold."""
+    from datasketch import MinHash, MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    kept, dropped = [], []
+    for i, conv in enumerate(convs):
+        text = " ".join(m["content"] for m in conv.messages) + " " + (conv.chosen or "")
+        mh = MinHash(num_perm=num_perm, seed=1)
+        mh.update_batch([s.encode() for s in _shingles(text)])
+        if lsh.query(mh):
+            dropped.append(conv)
+            continue
+        lsh.insert(str(i), mh)
+        kept.append(conv)
+    return kept, dropped
+
+
+def split(convs: list[Conversation], val_size: float, test_size: float, seed: int) -> dict[str, list[Conversation]]:
+    """Seeded shuffle then cut. Tiny datasets keep everything for training rather than a 1-record eval."""
+    order = list(range(len(convs)))
+    random.Random(seed).shuffle(order)
+    n = len(order)
+    n_test = int(round(n * test_size)) if n >= 20 else 0
+    n_val = int(round(n * val_size)) if n >= 10 else 0
+    test = [convs[i] for i in order[:n_test]]
+    val = [convs[i] for i in order[n_test : n_test + n_val]]
+    train = [convs[i] for i in order[n_test + n_val :]]
+    return {"train": train, "validation": val, "test": test}
+
+
+def remove_leakage(splits: dict[str, list[Conversation]]) -> int:
+    """Move held-out records whose prompt also appears in train back into train; return how many moved.
+
+    A prompt seen in training makes eval numbers look better than the model is.
+    """
+    train_prompts = {prompt_key(c) for c in splits["train"]}
+    moved = 0
+    for name in ("validation", "test"):
+        keep = []
+        for conv in splits[name]:
+            if prompt_key(conv) in train_prompts:
+                splits["train"].append(conv)
+                moved += 1
+            else:
+                keep.append(conv)
+        splits[name] = keep
+    held_val = {prompt_key(c) for c in splits["validation"]}
+    test_keep = []
+    for conv in splits["test"]:
+        if prompt_key(conv) in held_val:
+            splits["validation"].append(conv)
+            moved += 1
+        else:
+            test_keep.append(conv)
+    splits["test"] = test_keep
+    return moved
+
+
+def mix_in(train: list[Conversation], general: list[Conversation], ratio: float, seed: int) -> list[Conversation]:
+    """Add general records so they make up ``ratio`` of the training set (against forgetting)."""
+    if ratio <= 0 or not general:
+        return train
+    wanted = int(round(len(train) * ratio / (1 - ratio))) if ratio < 1 else len(general)
+    rng = random.Random(seed)
+    picks = [general[rng.randrange(len(general))] for _ in range(wanted)]
+    mixed = train + picks
+    rng.shuffle(mixed)
+    return mixed

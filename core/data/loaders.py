@@ -1,0 +1,155 @@
+"""Read dataset files into :class:`RawRecord` s: JSON, JSONL, CSV/TSV, Parquet, folders, globs.
+
+Problems that make a *line* unreadable (invalid UTF-8, broken JSON, duplicate keys) become rejects for
+that line only; the rest of the file is still read. Problems that make the *file* unreadable raise
+FtwizError naming the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+from ftwiz.core.data.records import RawRecord, Reject
+from ftwiz.core.errors import FtwizError, Location
+
+SUFFIXES = (".json", ".jsonl", ".csv", ".tsv", ".parquet")
+
+
+class DuplicateKeyError(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            raise DuplicateKeyError(f"duplicate key '{key}'")
+        seen[key] = value
+    return seen
+
+
+def demo_dataset_path() -> Path:
+    return Path(str(resources.files("ftwiz.recipes").joinpath("demo", "demo.jsonl")))
+
+
+def expand_paths(spec: str, dataset_dir: str | None = None) -> list[Path]:
+    """A file, a folder (every supported file inside), a glob, or ``demo``."""
+    if spec == "demo":
+        return [demo_dataset_path()]
+    base = Path(dataset_dir) if dataset_dir else None
+    path = Path(spec) if Path(spec).is_absolute() or base is None else base / spec
+    if any(ch in spec for ch in "*?["):
+        matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if p.endswith(SUFFIXES))
+        if not matches:
+            raise FtwizError(f"no dataset files match '{spec}'", fix=f"supported files end in {', '.join(SUFFIXES)}")
+        return matches
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.name != "dataset_info.json"
+                       and not p.name.endswith(".rejects.jsonl"))
+        if not files:
+            raise FtwizError(f"folder {path} holds no dataset files", fix=f"put {', '.join(SUFFIXES)} files in it")
+        return files
+    if not path.exists():
+        raise FtwizError(f"dataset not found: {path}", fix="check the path (relative paths start where you run ftwiz)")
+    if path.suffix not in SUFFIXES:
+        raise FtwizError(f"unsupported dataset file type '{path.suffix}'", where=Location(file=path),
+                         fix=f"convert it to one of {', '.join(SUFFIXES)}")
+    return [path]
+
+
+def read_file(path: Path, rejects: list[Reject]) -> Iterator[RawRecord]:
+    if path.suffix == ".jsonl":
+        yield from _read_jsonl(path, rejects)
+    elif path.suffix == ".json":
+        yield from _read_json(path, rejects)
+    elif path.suffix in (".csv", ".tsv"):
+        yield from _read_csv(path, rejects)
+    else:
+        yield from _read_parquet(path)
+
+
+def _read_jsonl(path: Path, rejects: list[Reject]) -> Iterator[RawRecord]:
+    with open(path, "rb") as fh:
+        for number, raw_line in enumerate(fh, start=1):
+            if not raw_line.strip():
+                continue
+            index = number - 1
+            try:
+                text = raw_line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                rejects.append(Reject(str(path), number, index, "invalid_utf8",
+                                      f"not valid UTF-8 (byte {exc.start})", raw=raw_line.decode("utf-8", "replace")))
+                continue
+            try:
+                data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+            except DuplicateKeyError as exc:
+                rejects.append(Reject(str(path), number, index, "duplicate_key", str(exc), raw=text.strip()))
+                continue
+            except json.JSONDecodeError as exc:
+                rejects.append(Reject(str(path), number, index, "invalid_json",
+                                      f"invalid JSON: {exc.msg} at column {exc.colno}", raw=text.strip()))
+                continue
+            yield RawRecord(data, str(path), number, index)
+
+
+def _read_json(path: Path, rejects: list[Reject]) -> Iterator[RawRecord]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FtwizError(f"not valid UTF-8 at byte {exc.start}", where=Location(file=path),
+                         fix="re-save the file as UTF-8") from None
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except DuplicateKeyError as exc:
+        raise FtwizError(str(exc), where=Location(file=path), fix="remove the repeated key") from None
+    except json.JSONDecodeError as exc:
+        if "\n{" in text and text.lstrip().startswith("{"):
+            raise FtwizError(f"invalid JSON at line {exc.lineno}: {exc.msg}", where=Location(file=path, line=exc.lineno),
+                             fix="this looks like JSON Lines: rename the file to .jsonl") from None
+        raise FtwizError(f"invalid JSON: {exc.msg}", where=Location(file=path, line=exc.lineno),
+                         fix="fix the syntax on that line") from None
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise FtwizError("a .json dataset must hold a list of records", where=Location(file=path),
+                         fix="wrap the records in [ ... ]")
+    for index, item in enumerate(data):
+        yield RawRecord(item, str(path), None, index)
+
+
+def _read_csv(path: Path, rejects: list[Reject]) -> Iterator[RawRecord]:
+    delimiter = "\t" if path.suffix == ".tsv" else ","
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FtwizError(f"not valid UTF-8 at byte {exc.start}", where=Location(file=path),
+                         fix="re-save the file as UTF-8") from None
+    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
+    if not reader.fieldnames:
+        raise FtwizError("the CSV file has no header row", where=Location(file=path, line=1),
+                         fix="add a header naming the columns")
+    for index, row in enumerate(reader):
+        line = reader.line_num
+        if None in row:  # more cells than header columns
+            rejects.append(Reject(str(path), line, index, "bad_csv_row",
+                                  f"{len(reader.fieldnames) + len(row[None])} cells for {len(reader.fieldnames)} columns",
+                                  raw=row.get(None)))
+            continue
+        yield RawRecord(dict(row), str(path), line, index)
+
+
+def _read_parquet(path: Path) -> Iterator[RawRecord]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:
+        raise FtwizError(f"cannot read Parquet file: {exc}", where=Location(file=path),
+                         fix="check the file is a complete Parquet file") from None
+    for index, row in enumerate(table.to_pylist()):
+        yield RawRecord(row, str(path), None, index)

@@ -1,0 +1,162 @@
+"""The data pipeline end to end: load -> validate -> clean -> dedup -> split -> template -> mask.
+
+``prepare_for_training`` is what training calls; ``check_dataset`` is the tokenizer-free check the CLI
+and the wizard show before anything is trained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftwiz.core.atomic import atomic_path
+from ftwiz.core.data.clean import exact_dedup, mix_in, near_dedup, normalise_whitespace, remove_leakage, split
+from ftwiz.core.data.records import Conversation, Reject
+from ftwiz.core.data.sources import LoadResult, SourceSpec, load_sources, specs_from_dataset_info
+from ftwiz.core.data.tokenize import tokenize_split
+from ftwiz.core.errors import FtwizError
+from ftwiz.core.events import EventBus, Message, Progress
+
+
+@dataclass
+class CheckReport:
+    files: list[str]
+    formats: dict[str, tuple[str, str]]
+    read: int
+    kept: int
+    rejected: dict[str, int]
+    rejects: list[Reject]
+    samples: list[dict[str, Any]]
+    unfilled_placeholders: list[str]
+
+    @property
+    def usable(self) -> bool:
+        return self.kept > 0
+
+
+@dataclass
+class PreparedData:
+    train: Any  # datasets.Dataset
+    validation: Any | None
+    splits: dict[str, list[dict[str, Any]]]
+    dataset_hash: str
+    template_hash: str
+    stats: dict[str, Any]
+    rejects: list[Reject] = field(default_factory=list)
+    rejects_path: Path | None = None
+
+    def save_splits(self, directory: str | Path) -> Path:
+        """Write train/validation/test JSONL, rejects and stats into ``directory`` (atomically, each)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, records in self.splits.items():
+            _write_jsonl(directory / f"{name}.jsonl", records)
+        self.rejects_path = directory / "rejects.jsonl"
+        _write_jsonl(self.rejects_path, [r.to_json() for r in self.rejects])
+        with atomic_path(directory / "stats.json", overwrite=True) as tmp:
+            tmp.write_text(json.dumps(self.stats, indent=2), encoding="utf-8")
+        return directory
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with atomic_path(path, overwrite=True) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def files_hash(files: list[Path], options: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode())
+    for path in sorted(files):
+        digest.update(path.name.encode())
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def check_dataset(path: str, *, formatting: str = "auto", columns: dict[str, str] | None = None,
+                  variables: dict[str, str] | None = None, dataset_dir: str | None = None) -> CheckReport:
+    specs = specs_from_dataset_info([path], dataset_dir, formatting, columns)
+    loaded = load_sources(specs, variables=variables if variables is not None else {})
+    return CheckReport(
+        files=[str(f) for f in loaded.files], formats=loaded.formats, read=loaded.read,
+        kept=len(loaded.conversations), rejected=dict(Counter(r.reason for r in loaded.rejects)),
+        rejects=loaded.rejects, samples=[c.to_json() for c in loaded.conversations[:3]],
+        unfilled_placeholders=sorted(loaded.unfilled_placeholders),
+    )
+
+
+def write_rejects(rejects: list[Reject], path: str | Path) -> Path:
+    _write_jsonl(Path(path), [r.to_json() for r in rejects])
+    return Path(path)
+
+
+def _clean(loaded: LoadResult, recipe, stats: dict[str, Any]) -> list[Conversation]:
+    convs = [normalise_whitespace(c) for c in loaded.conversations]
+    if recipe.dedup:
+        convs, dups = exact_dedup(convs)
+        stats["exact_duplicates"] = len(dups)
+        if recipe.near_dedup_threshold is not None and recipe.near_dedup_threshold < 1.0:
+            convs, near = near_dedup(convs, recipe.near_dedup_threshold)
+            stats["near_duplicates"] = len(near)
+    if recipe.max_samples:
+        convs = convs[: recipe.max_samples]
+    return convs
+
+
+def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
+                         variables: dict[str, str] | None = None) -> PreparedData:
+    """Everything between the user's files and tokenized train/validation datasets with loss masks."""
+    from ftwiz.core.data.template import chat_template_of, template_hash
+
+    say = events.emit if events else (lambda _e: None)
+    specs = specs_from_dataset_info(recipe.dataset, recipe.dataset_dir, recipe.formatting, recipe.columns)
+    loaded = load_sources(specs, variables=variables if variables is not None else {})
+    say(Progress(stage="data", done=1, total=4, message=f"read {loaded.read} records"))
+    if loaded.unfilled_placeholders:
+        say(Message(level="warning", text="unfilled placeholders: " + ", ".join(
+            "{{" + name + "}}" for name in sorted(loaded.unfilled_placeholders))))
+    stats: dict[str, Any] = {"read": loaded.read, "formats": {k: v[0] for k, v in loaded.formats.items()},
+                             "rejected": dict(Counter(r.reason for r in loaded.rejects))}
+    convs = _clean(loaded, recipe, stats)
+    if recipe.system:
+        for conv in convs:
+            if conv.messages and conv.messages[0]["role"] not in ("system", "text"):
+                conv.messages.insert(0, {"role": "system", "content": recipe.system})
+    if not convs:
+        raise FtwizError(f"no usable records in {', '.join(recipe.dataset)} ({len(loaded.rejects)} rejected)",
+                         fix="run `ftwiz data check PATH` to see each problem with its line")
+    parts = split(convs, recipe.val_size, recipe.test_size, recipe.seed)
+    stats["leakage_moved"] = remove_leakage(parts)
+    if recipe.mix_dataset and recipe.mix_ratio > 0:
+        general = load_sources(specs_from_dataset_info([recipe.mix_dataset], recipe.dataset_dir, "auto", None))
+        parts["train"] = mix_in(parts["train"], general.conversations, recipe.mix_ratio, recipe.seed)
+        stats["mixed_in"] = len(parts["train"]) - len([c for c in parts["train"] if c in convs])
+    say(Progress(stage="data", done=2, total=4, message="cleaned and split"))
+    template = chat_template_of(tokenizer, recipe.template)
+    tokenized = {}
+    for name in ("train", "validation"):
+        if parts[name]:
+            tokenized[name], split_stats = tokenize_split(tokenizer, template, parts[name], recipe)
+            stats[name] = split_stats
+            for reject in split_stats.pop("reject_objects", []):
+                loaded.rejects.append(reject)
+    if "train" not in tokenized or len(tokenized["train"]) == 0:
+        raise FtwizError(f"every training record is longer than cutoff_len={recipe.cutoff_len} tokens",
+                         fix="raise cutoff_len or set `overlength: truncate`")
+    say(Progress(stage="data", done=4, total=4, message=f"{len(tokenized['train'])} training samples"))
+    stats["kept"] = {name: len(parts[name]) for name in parts}
+    options = {k: getattr(recipe, k) for k in ("formatting", "columns", "system", "cutoff_len", "overlength",
+                                                "train_on_prompt", "mask_history", "packing", "dedup",
+                                                "near_dedup_threshold", "val_size", "test_size", "seed",
+                                                "max_samples", "mix_dataset", "mix_ratio")}
+    return PreparedData(
+        train=tokenized["train"], validation=tokenized.get("validation"),
+        splits={name: [c.to_json() for c in convs_] for name, convs_ in parts.items()},
+        dataset_hash=files_hash(loaded.files, options), template_hash=template_hash(template),
+        stats=stats, rejects=loaded.rejects,
+    )

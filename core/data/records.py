@@ -1,0 +1,62 @@
+"""Raw records with their origin, and rejects with their reason: nothing is dropped without a trace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class RawRecord:
+    """One record as read from a file, with where it came from (for error messages and rejects)."""
+
+    data: Any
+    file: str
+    line: int | None = None  # 1-based line for JSONL/CSV, None for JSON arrays and Parquet
+    index: int = 0  # 0-based record index within its file
+
+    def where(self) -> str:
+        place = f"line {self.line}" if self.line is not None else f"record {self.index}"
+        return f"{self.file}, {place}"
+
+
+@dataclass
+class Reject:
+    file: str
+    line: int | None
+    index: int
+    reason: str  # a short stable class, e.g. "empty_assistant_turn"
+    message: str  # what a person reads
+    field: str | None = None
+    raw: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "record": self.index, "field": self.field,
+                "reason": self.reason, "message": self.message, "raw": self.raw}
+
+
+class RecordProblem(Exception):
+    """Raised by format readers for one bad record; turned into a :class:`Reject` by the caller."""
+
+    def __init__(self, reason: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.field = field
+
+
+@dataclass
+class Conversation:
+    """The normalised form every format becomes: OpenAI-style messages (+ DPO pair when present)."""
+
+    messages: list[dict[str, str]]
+    chosen: str | None = None
+    rejected: str | None = None
+    source: RawRecord | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"messages": self.messages}
+        if self.chosen is not None:
+            data["chosen"] = self.chosen
+            data["rejected"] = self.rejected
+        return data

@@ -1,0 +1,114 @@
+"""From a recipe's dataset entries to normalised, validated conversations plus rejects.
+
+Dataset entries may be paths, folders, globs, ``demo``, or names defined in a LLaMA-Factory
+``dataset_info.json`` (``file_name``, ``formatting``, ``columns``, ``ranking``, ``tags``), so users
+bring their existing definitions unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftwiz.core.data.formats import apply_columns, detect_format, normalise
+from ftwiz.core.data.loaders import expand_paths, read_file
+from ftwiz.core.data.records import Conversation, RawRecord, RecordProblem, Reject
+from ftwiz.core.data.validate import check_conversation, fill_placeholders
+from ftwiz.core.errors import FtwizError, Location
+
+
+@dataclass
+class SourceSpec:
+    path: str
+    formatting: str = "auto"
+    columns: dict[str, str] | None = None
+    tags: dict[str, str] | None = None
+
+
+@dataclass
+class LoadResult:
+    conversations: list[Conversation] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    formats: dict[str, tuple[str, str]] = field(default_factory=dict)  # file -> (format, why)
+    files: list[Path] = field(default_factory=list)
+    unfilled_placeholders: set[str] = field(default_factory=set)
+    read: int = 0
+
+
+def specs_from_dataset_info(names: list[str], dataset_dir: str | None, formatting: str,
+                            columns: dict[str, str] | None) -> list[SourceSpec]:
+    info: dict[str, Any] = {}
+    info_path = Path(dataset_dir or ".") / "dataset_info.json"
+    if dataset_dir and info_path.exists():
+        try:
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise FtwizError(f"invalid JSON: {exc.msg}", where=Location(file=info_path, line=exc.lineno),
+                             fix="fix dataset_info.json's syntax") from None
+    specs = []
+    for name in names:
+        entry = info.get(name)
+        if entry is None:
+            specs.append(SourceSpec(name if not dataset_dir or name == "demo" else str(Path(dataset_dir) / name),
+                                    formatting, columns))
+            continue
+        if "file_name" not in entry:
+            raise FtwizError(f"dataset '{name}' has no file_name", where=Location(file=info_path, field=name),
+                             fix="hub and script datasets are not supported offline; point file_name at a local file")
+        fmt = entry.get("formatting", "alpaca")
+        if entry.get("ranking"):
+            fmt = "dpo"
+        specs.append(SourceSpec(str(Path(dataset_dir or ".") / entry["file_name"]), fmt,
+                                entry.get("columns"), entry.get("tags")))
+    return specs
+
+
+def _apply_tags(data: Any, tags: dict[str, str] | None) -> Any:
+    """LLaMA-Factory ShareGPT tags: custom role/content keys and role names -> from/value with standard roles."""
+    if not tags or not isinstance(data, dict):
+        return data
+    role_key, content_key = tags.get("role_tag", "from"), tags.get("content_tag", "value")
+    names = {tags.get("user_tag", "human"): "human", tags.get("assistant_tag", "gpt"): "gpt",
+             tags.get("system_tag", "system"): "system", tags.get("observation_tag", "observation"): "observation",
+             tags.get("function_tag", "function_call"): "function_call"}
+    for key in ("conversations", "messages"):
+        if isinstance(data.get(key), list):
+            data = dict(data)
+            data["conversations"] = [
+                {"from": names.get(t.get(role_key), t.get(role_key)), "value": t.get(content_key)}
+                if isinstance(t, dict) else t for t in data.pop(key)]
+    return data
+
+
+def load_sources(specs: list[SourceSpec], *, variables: dict[str, str] | None = None) -> LoadResult:
+    result = LoadResult()
+    for spec in specs:
+        for path in expand_paths(spec.path):
+            result.files.append(path)
+            records: list[RawRecord] = list(read_file(path, result.rejects))
+            prepared = [RawRecord(_apply_tags(apply_columns(r.data, spec.columns), spec.tags), r.file, r.line, r.index)
+                        for r in records]
+            result.read += len(records)
+            fmt, why = spec.formatting, "set explicitly"
+            if fmt == "auto":
+                try:
+                    fmt, why = detect_format([r.data for r in prepared[:20]])
+                except RecordProblem as problem:
+                    raise FtwizError(problem.message, where=Location(file=path),
+                                     fix="pass --format (alpaca, sharegpt, openai, dpo, text) and --columns") from None
+            result.formats[str(path)] = (fmt, why)
+            for record in prepared:
+                try:
+                    conv = normalise(record, fmt)
+                    check_conversation(conv, fmt)
+                except RecordProblem as problem:
+                    result.rejects.append(Reject(record.file, record.line, record.index, problem.reason,
+                                                 problem.message, problem.field, record.data))
+                    continue
+                conv.source = record
+                if variables is not None:
+                    result.unfilled_placeholders |= fill_placeholders(conv, variables)
+                result.conversations.append(conv)
+    return result

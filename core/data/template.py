@@ -1,0 +1,122 @@
+"""Chat templates and loss masks: render conversations and mark exactly the tokens to learn.
+
+The mask is computed from character spans, not token guessing: for each assistant turn we render the
+conversation up to the turn with the generation prompt (where the answer starts) and up to the end of
+the turn (where it ends, end-of-turn token included, so the model learns to stop). Tokens whose first
+character falls inside a span are learned; the rest get label -100. This works with any template that
+renders a conversation as a prefix of its continuation, and :func:`verify_masks` proves it per dataset
+by decoding the learned tokens back and finding every assistant text in them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from ftwiz.core.errors import FtwizError
+from ftwiz.core.tiny.tokenizer import CHATML_TEMPLATE, LLAMA3_TEMPLATE
+
+ALPACA_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'system' -%}{{- message['content'] + '\\n\\n' -}}"
+    "{%- elif message['role'] == 'user' -%}{{- '### Instruction:\\n' + message['content'] + '\\n\\n' -}}"
+    "{%- elif message['role'] == 'assistant' -%}{{- '### Response:\\n' + message['content'] + eos_token + '\\n\\n' -}}"
+    "{%- endif -%}{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '### Response:\\n' -}}{%- endif -%}"
+)
+NAMED_TEMPLATES = {"chatml": CHATML_TEMPLATE, "qwen": CHATML_TEMPLATE, "llama3": LLAMA3_TEMPLATE,
+                   "alpaca": ALPACA_TEMPLATE}
+
+
+def chat_template_of(tokenizer, name: str | None = None) -> str:
+    """The template to use: an explicit named one, else the tokenizer's own, else an error saying what to do."""
+    if name:
+        if name not in NAMED_TEMPLATES:
+            raise FtwizError(f"unknown template '{name}'", fix=f"choose one of {', '.join(sorted(NAMED_TEMPLATES))}")
+        return NAMED_TEMPLATES[name]
+    template = getattr(tokenizer, "chat_template", None)
+    if isinstance(template, dict):
+        template = template.get("default") or next(iter(template.values()))
+    if not template:
+        raise FtwizError("this tokenizer has no chat template",
+                         fix="set `template:` in the recipe (chatml, llama3 or alpaca), or pass --template")
+    return template
+
+
+def template_hash(template: str) -> str:
+    return hashlib.sha256(template.encode("utf-8")).hexdigest()[:16]
+
+
+def _render(tokenizer, template: str, messages: list[dict], *, generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
+                                         add_generation_prompt=generation_prompt)
+
+
+def render_with_spans(tokenizer, template: str, messages: list[dict[str, str]], *, train_on_prompt: bool = False,
+                      mask_history: bool = False) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered text and the character spans to learn."""
+    if messages and messages[0]["role"] == "text":  # continued pre-training: learn everything
+        text = messages[0]["content"] + (tokenizer.eos_token or "")
+        return text, [(0, len(text))]
+    full = _render(tokenizer, template, messages, generation_prompt=False)
+    if train_on_prompt:
+        return full, [(0, len(full))]
+    assistant_turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+    if mask_history:
+        assistant_turns = assistant_turns[-1:]
+    spans = []
+    for i in assistant_turns:
+        start = len(_render(tokenizer, template, messages[:i], generation_prompt=True))
+        end_text = full if i == len(messages) - 1 else _render(tokenizer, template, messages[: i + 1],
+                                                               generation_prompt=False)
+        if not full.startswith(end_text[:start]):
+            raise FtwizError(
+                "the chat template does not render a conversation as a prefix of its continuation, so "
+                "assistant turns cannot be located safely",
+                fix="use `mask_history: true` (learn the last turn only) or a named template (chatml, llama3)")
+        spans.append((start, len(end_text)))
+    return full, spans
+
+
+def tokenize_with_labels(tokenizer, texts: list[str], spans: list[list[tuple[int, int]]]) -> dict[str, list]:
+    """Batch-tokenize rendered texts; label -100 everywhere outside the spans."""
+    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    labels_batch = []
+    for ids, offsets, text_spans in zip(encoded["input_ids"], encoded["offset_mapping"], spans, strict=True):
+        labels = [-100] * len(ids)
+        for t, (start, _end) in enumerate(offsets):
+            for s, e in text_spans:
+                if s <= start < e:
+                    labels[t] = ids[t]
+                    break
+        labels_batch.append(labels)
+    return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"], "labels": labels_batch}
+
+
+def trained_text(tokenizer, input_ids: list[int], labels: list[int]) -> str:
+    return tokenizer.decode([t for t, lab in zip(input_ids, labels, strict=True) if lab != -100],
+                            skip_special_tokens=False)
+
+
+def verify_masks(tokenizer, rows: list[dict[str, Any]], conversations: list[list[dict]], *,
+                 mask_history: bool, train_on_prompt: bool) -> None:
+    """Decode the learned tokens of each row and require every learned assistant text to be inside."""
+    for row, messages in zip(rows, conversations, strict=True):
+        learned = trained_text(tokenizer, row["input_ids"], row["labels"])
+        if messages and messages[0]["role"] == "text":
+            continue
+        answers = [m["content"].strip() for m in messages if m["role"] == "assistant"]
+        if mask_history:
+            answers = answers[-1:]
+        for answer in answers:
+            if answer and answer not in learned:
+                raise FtwizError(
+                    "loss-mask check failed: an assistant answer is not among the learned tokens "
+                    f"(answer starts {answer[:40]!r})",
+                    fix="report this with your tokenizer; meanwhile set `template:` to a named template")
+        if not train_on_prompt:
+            prompts = [m["content"].strip() for m in messages if m["role"] == "user" and len(m["content"]) > 12]
+            for prompt in prompts:
+                if prompt in learned and not any(prompt in a for a in answers):
+                    raise FtwizError("loss-mask check failed: a user prompt is among the learned tokens",
+                                     fix="report this with your tokenizer; meanwhile set a named `template:`")

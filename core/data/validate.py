@@ -1,0 +1,65 @@
+"""Conversation-level checks after normalisation: role order, empty turns, something to learn."""
+
+from __future__ import annotations
+
+import re
+
+from ftwiz.core.data.records import Conversation, RecordProblem
+
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def check_conversation(conv: Conversation, fmt: str) -> None:
+    """Raise RecordProblem for the first problem found (the record then goes to the rejects file)."""
+    messages = conv.messages
+    if fmt == "text":
+        return
+    roles = [m["role"] for m in messages]
+    for i, role in enumerate(roles):
+        if role == "system" and i != 0:
+            raise RecordProblem("roles_out_of_order", f"a system message at position {i}; it must come first",
+                                f"messages[{i}]")
+    body = roles[1:] if roles and roles[0] == "system" else roles
+    offset = len(roles) - len(body)
+    if not body or body[0] != "user":
+        raise RecordProblem("roles_out_of_order", "the conversation must start with a user turn (after system)",
+                            f"messages[{offset}]")
+    previous = None
+    for i, role in enumerate(body, start=offset):
+        if role == previous and role in ("user", "assistant"):
+            raise RecordProblem("roles_out_of_order", f"two {role} turns in a row at position {i}", f"messages[{i}]")
+        if role == "assistant" and not messages[i]["content"].strip():
+            raise RecordProblem("empty_assistant_turn", f"assistant turn {i} is empty: nothing to learn",
+                                f"messages[{i}].content")
+        if role == "user" and not messages[i]["content"].strip():
+            raise RecordProblem("empty_field", f"user turn {i} is empty", f"messages[{i}].content")
+        previous = role
+    if fmt == "dpo":
+        if body[-1] != "user":
+            raise RecordProblem("roles_out_of_order", "a preference prompt must end with a user turn", "conversations")
+        return
+    if body[-1] != "assistant":
+        raise RecordProblem("no_assistant_answer", "the conversation does not end with an assistant answer",
+                            f"messages[{len(roles) - 1}]")
+
+
+def fill_placeholders(conv: Conversation, variables: dict[str, str]) -> set[str]:
+    """Replace ``{{name}}`` placeholders (e.g. in identity datasets); return names left unfilled."""
+    missing: set[str] = set()
+
+    def sub(text: str) -> str:
+        def repl(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in variables:
+                return variables[name]
+            missing.add(name)
+            return match.group(0)
+
+        return PLACEHOLDER.sub(repl, text)
+
+    for message in conv.messages:
+        message["content"] = sub(message["content"])
+    if conv.chosen is not None:
+        conv.chosen = sub(conv.chosen)
+        conv.rejected = sub(conv.rejected or "")
+    return missing

@@ -1,0 +1,50 @@
+"""Find a model on this machine: ``demo``, a local directory, or a hub id in the local HF cache.
+
+Nothing is downloaded unless the caller allows it (and then only what is asked for): tests, the demo
+and offline users never touch the network.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ftwiz.core.errors import FtwizError
+
+
+def resolve_model(name_or_path: str, *, revision: str | None = None, allow_download: bool = False) -> Path:
+    """A local directory holding config.json for ``name_or_path``."""
+    if name_or_path == "demo":
+        from ftwiz.core.tiny import ensure_demo_base_model
+
+        return ensure_demo_base_model()
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise FtwizError(f"{path} has no config.json, so it is not a Hugging Face model folder",
+                             fix="point at the folder that contains config.json and *.safetensors")
+        return path.resolve()
+    if path.suffix == ".json" and path.is_file():
+        return path.parent.resolve()
+    if name_or_path.count("/") != 1 or path.exists():
+        raise FtwizError(f"model not found: {name_or_path}",
+                         fix="give a local model folder, a hub id like Qwen/Qwen2.5-0.5B-Instruct, or 'demo'")
+    return _from_hf_cache(name_or_path, revision, allow_download)
+
+
+def _from_hf_cache(repo_id: str, revision: str | None, allow_download: bool) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+    except LocalEntryNotFoundError:
+        if not allow_download:
+            raise FtwizError(
+                f"{repo_id} is not in the local Hugging Face cache",
+                fix=f"download it once with `huggingface-cli download {repo_id}` (online), or pass a local folder",
+            ) from None
+    except Exception as exc:  # a malformed id or cache entry
+        raise FtwizError(f"cannot look up {repo_id} in the Hugging Face cache: {exc}",
+                         fix="check the model id, or pass a local folder") from None
+    return Path(snapshot_download(repo_id, revision=revision,
+                                  allow_patterns=["*.json", "*.safetensors", "tokenizer.model", "*.jinja", "*.txt"]))
