@@ -1,0 +1,73 @@
+"""Planner accuracy against published, measured peak memory (torchtune, litgpt).
+
+Run: python bench/planner_accuracy.py [--shared PATH]
+Prints, per row, the estimate, the measurement and the error, then the median |error|, the share within
++/-20% and the worst under-prediction. Targets: median |error| <= 15%, no under-prediction worse than -10%.
+The estimate is compared with what the source measured: torch's reserved or allocated peak (neither
+includes the CUDA context; 'allocated' excludes allocator fragmentation too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import statistics
+import sys
+from pathlib import Path
+
+from ftwiz.core.planner.estimator import TrainSetup, estimate_memory, torch_counted
+from ftwiz.core.planner.spec import load_model_spec
+
+GIB = 1024**3
+REPO = Path(__file__).resolve().parents[1]
+
+
+def setup_for(row: dict[str, str]) -> TrainSetup:
+    targets = tuple(row["lora_targets"].split(";")) if row["lora_targets"] else ("all",)
+    optimizer = row["optimizer"].split("+")[0]
+    return TrainSetup(
+        method=row["method"], seq_len=int(row["seq_len"]), micro_batch=int(row["micro_batch"]),
+        grad_ckpt=row["grad_ckpt"] == "true", lora_rank=int(row["lora_rank"] or 8), lora_targets=targets,
+        dtype=row["precision"], optimizer=optimizer, quant=row["quant"] if row["quant"] != "none" else "nf4",
+        chunked_ce="chunked cross-entropy" in row["notes"] or "torch.compile" in row["notes"],
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shared", type=Path, default=Path(os.environ.get("FTWIZ_SHARED", REPO.parent / "shared")))
+    args = parser.parse_args()
+    ref = args.shared / "reference"
+    errors, under = [], []
+    print(f"{'row':5} {'model':24} {'method':6} {'seq':>5} {'mb':>3} {'ckpt':5} {'estimate':>9} {'measured':>9} "
+          f"{'error':>7}  notes")
+    for row in csv.DictReader(open(ref / "memory_calibration.csv", encoding="utf-8")):
+        spec = load_model_spec(ref / "model_configs" / f"{row['model_config']}.json")
+        parts = estimate_memory(spec, setup_for(row))
+        estimate = torch_counted(parts, row["metric"]) / GIB
+        measured_text = row["measured_peak_gib"]
+        if measured_text.startswith("OOM>"):
+            limit = float(measured_text[4:])
+            verdict = "ok (predicts OOM)" if estimate > limit else "WRONG: predicts it fits"
+            print(f"{row['id']:5} {row['model_config']:24} {row['method']:6} {row['seq_len']:>5} "
+                  f"{row['micro_batch']:>3} {row['grad_ckpt']:5} {estimate:9.2f} {measured_text:>9} {verdict}")
+            continue
+        measured = float(measured_text)
+        error = (estimate - measured) / measured
+        errors.append(abs(error))
+        under.append(error)
+        print(f"{row['id']:5} {row['model_config']:24} {row['method']:6} {row['seq_len']:>5} {row['micro_batch']:>3} "
+              f"{row['grad_ckpt']:5} {estimate:9.2f} {measured:9.2f} {error:+7.1%}  {row['notes'][:40]}")
+    median = statistics.median(errors)
+    within = sum(e <= 0.20 for e in errors) / len(errors)
+    worst_under = min(under)
+    print(f"\nrows: {len(errors)} measured; median |error| {median:.1%} (target <= 15%); within +/-20%: "
+          f"{within:.0%}; worst under-prediction {worst_under:+.1%} (target >= -10%)")
+    ok = median <= 0.15 and worst_under >= -0.10
+    print("targets met" if ok else "targets NOT met")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Peak training memory as a sum of documented, physical parts (bytes). No per-model fitted constants.
+
+Parts (see :func:`estimate_memory`):
+- ``cuda_context``: the CUDA context and kernels (~450 MiB on current drivers); not in torch's counters.
+- ``weights``: the base weights by storage type: 2 bytes (bf16/fp16) or 4 (fp32) per parameter; under
+  QLoRA the block linears are NF4 (0.5 byte) plus quantization constants -- one fp32 absmax per 64
+  weights (0.0625 B/param), or with double quantization an 8-bit absmax per 64 plus one fp32 per 256
+  blocks (~0.0158 B/param) -- while embeddings, lm_head and norms stay 16-bit.
+- ``trainable_weights``/``gradients``/``optimizer_states``: LoRA adapters live in fp32 (peft upcasts
+  them): 4 B weight + 4 B grad + AdamW's two fp32 moments (8 B), or 2 B with 8-bit AdamW. Full
+  fine-tuning keeps grads and (torch AdamW) moments in the weights' dtype. Paged optimizers keep their
+  states in CUDA unified memory that is evicted to host RAM under pressure: they cannot cause an OOM,
+  so they are reported as ``optimizer_states_paged`` and not added to the peak.
+- ``activations``: tensors saved for backward, per token per layer: RMSNorm inputs in fp32 and outputs
+  (2 x (4h + 2h)), RoPE and SDPA saves (~8 x (q_out + kv_out) bytes), the MLP's gate/up/activation (3 x 2i
+  gated, 2 x 2i otherwise), LoRA inputs (2 x in per target) and, for full fine-tuning, the inputs every
+  linear needs for its weight gradient. Eager attention adds heads x seq x 4 bytes per token (scores and
+  softmax). With gradient checkpointing only each layer's input (2h) is kept, plus one layer recomputed.
+- ``logits``: tokens x vocabulary x (2 B bf16 logits + 4 B fp32 upcast + 4 B gradient) -- large for
+  150k-token vocabularies; chunked cross-entropy keeps one chunk of the fp32 copies at a time.
+- ``temporary_buffers``: the largest transient: a dequantized weight (QLoRA) and the MLP gradient buffer.
+- torch.compile fuses the loss like chunked cross-entropy (the ``chunked_ce`` knob).
+- ``fragmentation``: the caching allocator's reserved-but-unused memory, ~8% of what torch allocates.
+On CPU every 16-bit size becomes fp32 (4 B) and there is no CUDA context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ftwiz.core.planner.spec import ModelSpec
+
+MiB = 1024**2
+CUDA_CONTEXT_BYTES = 450 * MiB
+FRAGMENTATION = 0.08
+NF4_CONSTANTS = {"nf4": 4 / 64, "nf4-dq": 1 / 64 + 4 / (64 * 256)}
+
+
+@dataclass(frozen=True)
+class TrainSetup:
+    method: str  # full | lora | qlora
+    seq_len: int
+    micro_batch: int = 1
+    grad_ckpt: bool = True
+    lora_rank: int = 16
+    lora_targets: tuple[str, ...] = ("all",)
+    dtype: str = "bf16"  # bf16 | fp16 | fp32
+    optimizer: str = "adamw_torch"  # adamw_torch | adamw_8bit | paged_adamw_8bit | paged_adamw_32bit
+    quant: str = "nf4-dq"  # for qlora: nf4 | nf4-dq
+    attention: str = "sdpa"  # sdpa | flash_attention_2 | eager
+    device: str = "cuda"
+    chunked_ce: bool = False  # chunked cross-entropy, or torch.compile fusing the loss
+
+    extra: dict = field(default_factory=dict)
+
+
+def target_modules(spec: ModelSpec, targets: tuple[str, ...]) -> list[str]:
+    names = list(spec.linear_shapes())
+    if not targets or "all" in targets or "all-linear" in targets:
+        return names
+    return [t for t in targets if t in names]
+
+
+def lora_params(spec: ModelSpec, rank: int, targets: tuple[str, ...]) -> int:
+    shapes = spec.linear_shapes()
+    return spec.num_layers * sum(rank * (shapes[t][0] + shapes[t][1]) for t in target_modules(spec, targets))
+
+
+def _activation_bytes_per_token_layer(spec: ModelSpec, s: TrainSetup) -> float:
+    h, i, q, kv = spec.hidden_size, spec.intermediate_size, spec.q_out, spec.kv_out
+    half = 2 if s.dtype != "fp32" and s.device != "cpu" else 4
+    # RMSNorm saves its fp32-upcast input and its output; LayerNorm its input and output at 16 bits.
+    norms = spec.norms_per_block * ((4 * h + half * h) if spec.rms_norm else 2 * half * h)
+    attention = half * 4 * (q + kv)
+    if s.attention == "eager":
+        attention += spec.num_heads * s.seq_len * 2 * half
+    mlp = (3 if spec.gated_mlp else 2) * half * i
+    extra = 0
+    if s.method in ("lora", "qlora"):
+        shapes = spec.linear_shapes()
+        extra = sum(half * shapes[t][0] for t in target_modules(spec, s.lora_targets))
+    elif s.method == "full":
+        extra = half * (q + i)  # o_proj and down_proj inputs, kept for their weight gradients
+    return norms + attention + mlp + extra
+
+
+def estimate_memory(spec: ModelSpec, s: TrainSetup) -> dict[str, int]:
+    """Every part in bytes; ``sum(parts.values())`` is the peak a user must have free."""
+    on_cpu = s.device == "cpu"
+    wbytes = 4 if (s.dtype == "fp32" or on_cpu) else 2
+    tokens = s.seq_len * s.micro_batch
+    parts: dict[str, float] = {"cuda_context": 0 if on_cpu else CUDA_CONTEXT_BYTES}
+
+    if s.method == "qlora":
+        dense = spec.embedding_params + spec.lm_head_params + spec.norm_params
+        parts["weights"] = spec.block_linear_params * (0.5 + NF4_CONSTANTS.get(s.quant, NF4_CONSTANTS["nf4"])) \
+            + dense * wbytes
+    else:
+        parts["weights"] = spec.total_params * wbytes
+
+    paged = s.optimizer.startswith("paged")
+    eight_bit = "8bit" in s.optimizer
+    if s.method == "full":
+        trainable = spec.total_params
+        parts["trainable_weights"] = 0  # the weights themselves are trained
+        parts["gradients"] = trainable * wbytes
+        states = trainable * (2 if eight_bit else 2 * wbytes)
+    else:
+        trainable = lora_params(spec, s.lora_rank, s.lora_targets)
+        parts["trainable_weights"] = trainable * 4
+        parts["gradients"] = trainable * 4
+        states = trainable * (2 if eight_bit else 8)
+    parts["optimizer_states"] = 0 if paged and not on_cpu else states
+    parts["optimizer_states_paged"] = states if paged and not on_cpu else 0
+
+    per_layer = _activation_bytes_per_token_layer(spec, s)
+    hidden_bytes = spec.hidden_size * wbytes
+    if s.grad_ckpt:
+        parts["activations"] = tokens * (spec.num_layers * hidden_bytes + per_layer)
+    else:
+        parts["activations"] = tokens * spec.num_layers * per_layer
+    logit_bytes = (wbytes + 4 + 4) if not s.chunked_ce else (wbytes + 1)
+    parts["logits"] = tokens * spec.vocab_size * logit_bytes
+
+    largest = max(a * b for a, b in spec.linear_shapes().values())
+    temp = tokens * spec.intermediate_size * wbytes * 2
+    if s.method == "qlora":
+        temp += largest * wbytes * 2
+    parts["temporary_buffers"] = temp
+    allocated = sum(v for k, v in parts.items() if k not in ("cuda_context", "optimizer_states_paged"))
+    parts["fragmentation"] = 0 if on_cpu else allocated * FRAGMENTATION
+    return {k: int(v) for k, v in parts.items()}
+
+
+def peak_bytes(parts: dict[str, int]) -> int:
+    return sum(v for k, v in parts.items() if k != "optimizer_states_paged")
+
+
+def torch_counted(parts: dict[str, int], metric: str) -> int:
+    """What torch's own counters would show: no CUDA context; 'allocated' also excludes fragmentation."""
+    skip = {"cuda_context", "optimizer_states_paged"} | ({"fragmentation"} if metric == "allocated" else set())
+    return sum(v for k, v in parts.items() if k not in skip)
