@@ -20,7 +20,12 @@ Parts (see :func:`estimate_memory`):
   150k-token vocabularies; chunked cross-entropy keeps one chunk of the fp32 copies at a time.
 - ``temporary_buffers``: the largest transient: a dequantized weight (QLoRA) and the MLP gradient buffer.
 - torch.compile fuses the loss like chunked cross-entropy (the ``chunked_ce`` knob).
-- ``fragmentation``: the caching allocator's reserved-but-unused memory, ~8% of what torch allocates.
+- ``fragmentation``: the caching allocator's reserved-but-unused memory, ~15% of the transient
+  allocations (activations, logits, gradients, buffers); persistent weights are allocated once and barely fragment.
+- ``load_staging`` (only when a loader stages a whole checkpoint shard on the GPU, as torchtune's
+  QLoRA recipe did with Llama-2's 9.98 GB .bin shard): the peak is the larger of loading and training.
+- Older bitsandbytes saved every 4-bit matmul's input for backward (``quant_saves_input``); current
+  releases keep only the quantized weight, so the planner leaves it off.
 On CPU every 16-bit size becomes fp32 (4 B) and there is no CUDA context.
 """
 
@@ -32,7 +37,7 @@ from ftwiz.core.planner.spec import ModelSpec
 
 MiB = 1024**2
 CUDA_CONTEXT_BYTES = 450 * MiB
-FRAGMENTATION = 0.08
+FRAGMENTATION_TRANSIENT = 0.15
 NF4_CONSTANTS = {"nf4": 4 / 64, "nf4-dq": 1 / 64 + 4 / (64 * 256)}
 
 
@@ -50,6 +55,12 @@ class TrainSetup:
     attention: str = "sdpa"  # sdpa | flash_attention_2 | eager
     device: str = "cuda"
     chunked_ce: bool = False  # chunked cross-entropy, or torch.compile fusing the loss
+    # Older bitsandbytes releases (2023) saved each 4-bit matmul's input for backward; current ones do not.
+    quant_saves_input: bool = False
+    # A loader that stages a whole checkpoint shard on the GPU before quantizing (bytes); HF loads per tensor.
+    load_staging_bytes: int = 0
+    # torchtune's optimizer-in-backward steps each parameter as its gradient arrives: one gradient at a time.
+    optimizer_in_backward: bool = False
 
     extra: dict = field(default_factory=dict)
 
@@ -81,6 +92,8 @@ def _activation_bytes_per_token_layer(spec: ModelSpec, s: TrainSetup) -> float:
         extra = sum(half * shapes[t][0] for t in target_modules(spec, s.lora_targets))
     elif s.method == "full":
         extra = half * (q + i)  # o_proj and down_proj inputs, kept for their weight gradients
+    if s.method == "qlora" and s.quant_saves_input:
+        extra += half * (2 * h + q + i)  # attention input, o_proj input, MLP input, down_proj input
     return norms + attention + mlp + extra
 
 
@@ -103,7 +116,8 @@ def estimate_memory(spec: ModelSpec, s: TrainSetup) -> dict[str, int]:
     if s.method == "full":
         trainable = spec.total_params
         parts["trainable_weights"] = 0  # the weights themselves are trained
-        parts["gradients"] = trainable * wbytes
+        largest_tensor = max(spec.embedding_params, max(a * b for a, b in spec.linear_shapes().values()))
+        parts["gradients"] = (largest_tensor if s.optimizer_in_backward else trainable) * wbytes
         states = trainable * (2 if eight_bit else 2 * wbytes)
     else:
         trainable = lora_params(spec, s.lora_rank, s.lora_targets)
@@ -127,16 +141,23 @@ def estimate_memory(spec: ModelSpec, s: TrainSetup) -> dict[str, int]:
     if s.method == "qlora":
         temp += largest * wbytes * 2
     parts["temporary_buffers"] = temp
-    allocated = sum(v for k, v in parts.items() if k not in ("cuda_context", "optimizer_states_paged"))
-    parts["fragmentation"] = 0 if on_cpu else allocated * FRAGMENTATION
+    transient = sum(v for k, v in parts.items() if k not in ("cuda_context", "optimizer_states_paged", "weights"))
+    parts["fragmentation"] = 0 if on_cpu else transient * FRAGMENTATION_TRANSIENT
+    if s.load_staging_bytes:
+        parts["load_staging"] = s.load_staging_bytes + (0 if on_cpu else CUDA_CONTEXT_BYTES)
     return {k: int(v) for k, v in parts.items()}
 
 
 def peak_bytes(parts: dict[str, int]) -> int:
-    return sum(v for k, v in parts.items() if k != "optimizer_states_paged")
+    """Training peak, or the load-time peak when a loader stages more than training ever holds."""
+    training = sum(v for k, v in parts.items() if k not in ("optimizer_states_paged", "load_staging"))
+    return max(training, parts.get("load_staging", 0))
 
 
 def torch_counted(parts: dict[str, int], metric: str) -> int:
     """What torch's own counters would show: no CUDA context; 'allocated' also excludes fragmentation."""
-    skip = {"cuda_context", "optimizer_states_paged"} | ({"fragmentation"} if metric == "allocated" else set())
-    return sum(v for k, v in parts.items() if k not in skip)
+    skip = {"cuda_context", "optimizer_states_paged", "load_staging"} | (
+        {"fragmentation"} if metric == "allocated" else set())
+    training = sum(v for k, v in parts.items() if k not in skip)
+    staging = parts.get("load_staging", 0) - (parts.get("cuda_context", 0) if "load_staging" in parts else 0)
+    return max(training, staging)

@@ -10,9 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from ftwiz.core.errors import FtwizError, Location
+from pydantic import BaseModel, Field
 
 GATED_MLP = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text", "phi3", "mixtral"}
 UNGATED_MLP = {"phi", "gpt_neox", "gpt2", "stablelm", "starcoder2", "falcon"}

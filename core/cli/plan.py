@@ -1,0 +1,128 @@
+"""``ftwiz plan MODEL|RECIPE.yaml``: estimate peak memory and recommend a setup that fits, with reasons."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+PART_LABELS = {
+    "cuda_context": "CUDA context and kernels",
+    "weights": "base weights",
+    "trainable_weights": "trainable weights (fp32)",
+    "gradients": "gradients",
+    "optimizer_states": "optimizer states",
+    "optimizer_states_paged": "optimizer states, paged to RAM (not counted)",
+    "activations": "activations",
+    "logits": "logits and loss",
+    "temporary_buffers": "temporary buffers",
+    "fragmentation": "allocator fragmentation margin",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", help="recipe .yaml, model folder, config.json, hub id in the HF cache, or 'demo'")
+    parser.add_argument("--vram-gb", type=float, help="plan for a GPU with this much memory instead of this machine")
+    parser.add_argument("--seq-len", type=int, help="plan for this max length instead of the data's lengths")
+    parser.add_argument("--dataset", help="measure sample lengths from this dataset (default: the recipe's)")
+    parser.add_argument("--method", choices=["full", "lora", "qlora"], help="fix the method")
+    parser.add_argument("--batch", type=int, help="fix the micro-batch")
+    parser.add_argument("--rank", type=int, help="fix the LoRA rank")
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+
+def _recipe(args: argparse.Namespace):
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.recipe import load_recipe, parse_recipe
+
+    path = Path(args.target)
+    if path.suffix in (".yaml", ".yml"):
+        recipe = load_recipe(path)
+        data = recipe.model_dump(exclude_unset=True)
+    else:
+        data = {"model_name_or_path": args.target, "dataset": [args.dataset] if args.dataset else ["demo"]}
+    for flag, key, value in (("--method", "finetuning_type", args.method),
+                             ("--batch", "per_device_train_batch_size", args.batch),
+                             ("--rank", "lora_rank", args.rank)):
+        if value is not None:
+            if isinstance(value, int) and value < 1:
+                raise FtwizError(f"{flag} {value} must be at least 1", fix=f"e.g. {flag} 1")
+            data[key] = value
+    if args.dataset:
+        data["dataset"] = [args.dataset]
+    return parse_recipe(data, source=args.target), bool(args.dataset) or path.suffix in (".yaml", ".yml")
+
+
+def dataset_lengths(recipe) -> list[int] | None:
+    """Token lengths of the recipe's training split, with the model's own tokenizer and template."""
+    from ftwiz.core.data import prepare_for_training
+    from ftwiz.core.models import resolve_model
+    from transformers import AutoTokenizer
+
+    model_dir = resolve_model(recipe.model_name_or_path, revision=recipe.revision)
+    if not (model_dir / "tokenizer_config.json").exists():
+        return None
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=recipe.trust_remote_code)
+    measuring = recipe.model_copy(update={"cutoff_len": 1_048_576, "overlength": "truncate"})
+    prepared = prepare_for_training(measuring, tokenizer)
+    return prepared.stats["train"]["lengths"]
+
+
+def render(plan, spec) -> None:
+    from ftwiz.core.cli.console import console, human_bytes
+    from rich.table import Table
+
+    verdict = "[green]fits[/green]" if plan.fits else "[red]does NOT fit[/red]"
+    console.print(f"[bold]{spec.model_type}[/bold], {spec.total_params / 1e9:.2f}B parameters "
+                  f"({spec.num_layers} layers, hidden {spec.hidden_size}, vocabulary {spec.vocab_size}): {verdict}")
+    setup = Table(title="Recommended setup", title_justify="left", show_header=False)
+    setup.add_column("what")
+    setup.add_column("value")
+    rows = [("method", plan.method), ("device", plan.device), ("micro-batch", str(plan.micro_batch)),
+            ("gradient accumulation", str(plan.grad_accum)), ("effective batch", str(plan.effective_batch)),
+            ("gradient checkpointing", "on" if plan.gradient_checkpointing else "off"),
+            ("max length", str(plan.max_seq_len)), ("optimizer", plan.optimizer), ("dtype", plan.dtype)]
+    if plan.lora_rank:
+        rows.append(("LoRA", f"rank {plan.lora_rank}, alpha {plan.lora_alpha}, on {', '.join(plan.lora_targets)}"))
+    if plan.est_seconds_per_epoch is not None:
+        rows.append(("time per epoch", f"~{plan.est_seconds_per_epoch / 60:.1f} min (an estimate)"))
+    for row in rows:
+        setup.add_row(*row)
+    console.print(setup)
+    memory = Table(title="Peak memory estimate", title_justify="left")
+    memory.add_column("part")
+    memory.add_column("size", justify="right")
+    for name, size in plan.estimate.parts.items():
+        if size:
+            memory.add_row(PART_LABELS.get(name, name), human_bytes(size))
+    memory.add_row("[bold]peak[/bold]", f"[bold]{human_bytes(plan.estimate.peak_bytes)}[/bold]")
+    if plan.estimate.budget_bytes:
+        memory.add_row("usable budget", human_bytes(plan.estimate.budget_bytes))
+    console.print(memory)
+    console.print("[bold]Why[/bold]")
+    for reason in plan.reasons:
+        console.print(f"  - {reason}")
+    for warning in plan.warnings:
+        console.print(f"  [yellow]! {warning}[/yellow]")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ftwiz.core.cli import EXIT_CHECK_FAILED, EXIT_OK
+    from ftwiz.core.cli.console import print_json
+    from ftwiz.core.planner import load_model_spec, plan_recipe
+
+    recipe, measure = _recipe(args)
+    spec = load_model_spec(recipe.model_name_or_path)
+    hardware = None
+    if args.vram_gb is None:
+        from ftwiz.core.hardware.detect import detect
+
+        hardware = detect(probe_backends=False)
+    lengths = dataset_lengths(recipe) if measure and args.seq_len is None else None
+    plan = plan_recipe(recipe, hardware, vram_gb=args.vram_gb, dataset_lengths=lengths, seq_len=args.seq_len,
+                       spec=spec)
+    if args.json:
+        print_json({"model": {"type": spec.model_type, "parameters": spec.total_params, "parts": spec.parts()},
+                    **plan.model_dump(mode="json")})
+    else:
+        render(plan, spec)
+    return EXIT_OK if plan.fits else EXIT_CHECK_FAILED

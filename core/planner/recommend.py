@@ -1,0 +1,255 @@
+"""Choose a plan that fits: method, micro-batch, accumulation, checkpointing, length, optimizer, dtype.
+
+The search is small and exhaustive over what matters (method x checkpointing x micro-batch), scored by
+expected speed, and every choice is explained in a sentence. Whatever the user fixed in the recipe
+(``model_fields_set``) is respected, never overridden. When nothing fits, the plan says so and says what
+would: a shorter max length, QLoRA, or a smaller model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from ftwiz.core.errors import FtwizError
+from ftwiz.core.hardware.report import HardwareReport
+from ftwiz.core.planner.estimator import TrainSetup, estimate_memory, lora_params, peak_bytes
+from ftwiz.core.planner.plan import MemoryEstimate, Plan
+from ftwiz.core.planner.spec import ModelSpec, load_model_spec
+from ftwiz.core.recipe import Recipe
+
+GIB = 1024**3
+SAFETY_MARGIN = 0.05  # keep 5% free beyond the modelled fragmentation: other processes, driver growth
+CPU_RAM_SHARE = 0.80  # on CPU, leave a fifth of the available RAM to the OS and the data pipeline
+MICRO_BATCHES = (1, 2, 4, 8, 16, 32)
+CHECKPOINTING_SLOWDOWN = 1.33  # recomputing the forward pass costs about a third more time
+
+# Assumed sustained training throughput (FLOP/s) by device class: labelled as an estimate everywhere.
+ASSUMED_FLOPS = {"cpu": 5e10, "mps": 3e12, "cuda-old": 8e12, "cuda-ampere": 3e13, "cuda-hopper": 2e14}
+
+
+@dataclass(frozen=True)
+class Budget:
+    device: str
+    total_bytes: int
+    usable_bytes: int
+    label: str
+    bf16: bool
+    compute_capability: tuple[int, int] | None = None
+
+
+def memory_budget(hardware: HardwareReport | None, vram_gb: float | None = None) -> Budget:
+    """What training may use: the GPU's free VRAM (or ``--vram-gb``), else the machine's RAM, minus a margin."""
+    if vram_gb is not None:
+        if vram_gb <= 0 or vram_gb > 4096:
+            raise FtwizError(f"--vram-gb {vram_gb} is not a plausible amount of GPU memory",
+                             fix="give the card's memory in GiB, e.g. --vram-gb 8 for an 8 GB card")
+        total = int(vram_gb * GIB)
+        return Budget("cuda", total, int(total * (1 - SAFETY_MARGIN)), f"{vram_gb:g} GiB GPU (given)", bf16=True,
+                      compute_capability=(8, 0))
+    if hardware is not None and hardware.device in ("cuda", "mps") and hardware.best_gpu is not None:
+        gpu = hardware.best_gpu
+        free = gpu.free_bytes if gpu.free_bytes is not None else gpu.total_bytes
+        return Budget(hardware.device, gpu.total_bytes, int(free * (1 - SAFETY_MARGIN)),
+                      f"{gpu.name} ({free / GIB:.1f} GiB free of {gpu.total_bytes / GIB:.1f})", bf16=gpu.bf16,
+                      compute_capability=gpu.compute_capability)
+    if hardware is not None and hardware.ram_available_bytes:
+        ram = hardware.ram_available_bytes
+    else:
+        import psutil
+
+        ram = psutil.virtual_memory().available
+    return Budget("cpu", ram, int(ram * CPU_RAM_SHARE), f"CPU with {ram / GIB:.1f} GiB RAM available", bf16=False)
+
+
+def choose_max_length(cutoff_len: int, lengths: list[int] | None, seq_len: int | None) -> tuple[int, str]:
+    """The padded length that sets the peak: the longest sample (rounded up to 64), capped by cutoff_len.
+
+    The longest batch sets the peak, so a percentile would under-plan exactly the step that crashes.
+    """
+    if seq_len is not None:
+        if seq_len < 16:
+            raise FtwizError(f"--seq-len {seq_len} is too short to train on", fix="use at least 16 tokens")
+        return seq_len, f"max length {seq_len} tokens, as given"
+    if not lengths:
+        return cutoff_len, f"max length {cutoff_len} tokens from the recipe's cutoff_len (no dataset lengths known)"
+    longest = max(lengths)
+    rounded = min(cutoff_len, max(64, math.ceil(longest / 64) * 64))
+    if longest > cutoff_len:
+        longer = sum(length > cutoff_len for length in lengths)
+        return rounded, (f"max length {rounded} tokens (cutoff_len): {longer} of your {len(lengths)} samples are "
+                         "longer and are dropped or truncated (overlength)")
+    return rounded, f"max length {rounded} tokens: the longest of your {len(lengths)} samples has {longest} tokens"
+
+
+def _dtype(recipe: Recipe, budget: Budget) -> tuple[str, str]:
+    if recipe.compute_dtype != "auto":
+        return recipe.compute_dtype, f"{recipe.compute_dtype} as set in the recipe"
+    if budget.device == "cpu":
+        return "fp32", "fp32: CPUs train in full precision (16-bit math is slow or missing there)"
+    if budget.bf16:
+        return "bf16", "bf16: your GPU supports it natively (compute capability 8.0 or newer), and it is stable"
+    return "fp16", "fp16 with loss scaling: this GPU has no native bf16 (compute capability below 8.0)"
+
+
+def _optimizer(recipe: Recipe, method: str, device: str) -> tuple[str, str]:
+    if recipe.optim:
+        return recipe.optim, f"optimizer {recipe.optim} as set in the recipe"
+    if device != "cuda":
+        return "adamw_torch", "adamw_torch: paged and 8-bit optimizers need CUDA"
+    if method in ("qlora", "full"):
+        return "paged_adamw_8bit", ("paged 8-bit AdamW: a quarter of AdamW's state memory, and pages to RAM "
+                                    "instead of crashing on a memory spike")
+    return "adamw_torch", "adamw_torch: LoRA's optimizer state is small, so plain AdamW costs little"
+
+
+def _assumed_flops(budget: Budget) -> float:
+    if budget.device != "cuda":
+        return ASSUMED_FLOPS[budget.device]
+    major = (budget.compute_capability or (7, 0))[0]
+    return ASSUMED_FLOPS["cuda-hopper" if major >= 9 else "cuda-ampere" if major >= 8 else "cuda-old"]
+
+
+def seconds_per_epoch(spec: ModelSpec, setup: TrainSetup, tokens: int, budget: Budget) -> float:
+    """6 x params FLOPs per token for full training; LoRA skips the frozen weights' gradients (~4 x)."""
+    flops_per_token = (6 if setup.method == "full" else 4) * spec.total_params
+    seconds = tokens * flops_per_token / _assumed_flops(budget)
+    return seconds * (CHECKPOINTING_SLOWDOWN if setup.grad_ckpt else 1.0)
+
+
+def _fits(spec: ModelSpec, setup: TrainSetup, budget: Budget) -> tuple[bool, dict[str, int]]:
+    parts = estimate_memory(spec, setup)
+    return peak_bytes(parts) <= budget.usable_bytes, parts
+
+
+def _candidates(recipe: Recipe, fixed: set[str], budget: Budget) -> list[str]:
+    if "finetuning_type" in fixed or "quantization_bit" in fixed:
+        return [recipe.finetuning_type]
+    # LoRA first (faster, no quantization error), QLoRA when LoRA does not fit; full only on request.
+    return ["lora", "qlora"] if budget.device == "cuda" else ["lora"]
+
+
+def _search(spec: ModelSpec, recipe: Recipe, fixed: set[str], method: str, base: TrainSetup,
+            budget: Budget) -> tuple[TrainSetup, dict[str, int]] | None:
+    """The fastest fitting (checkpointing, micro-batch): speed ~ micro-batch, checkpointing costs a third."""
+    ckpt_options = [recipe.gradient_checkpointing] if recipe.gradient_checkpointing is not None else [False, True]
+    if recipe.per_device_train_batch_size is not None:
+        batches = [recipe.per_device_train_batch_size]
+    else:
+        batches = [b for b in MICRO_BATCHES if b <= max(1, recipe.effective_batch_size)]
+    best: tuple[float, TrainSetup, dict[str, int]] | None = None
+    for ckpt in ckpt_options:
+        for micro in batches:
+            setup = replace(base, method=method, grad_ckpt=ckpt, micro_batch=micro)
+            ok, parts = _fits(spec, setup, budget)
+            if not ok:
+                break  # a larger micro-batch needs more memory still
+            score = min(micro, 8) / (CHECKPOINTING_SLOWDOWN if ckpt else 1.0)
+            if best is None or score > best[0]:
+                best = (score, setup, parts)
+    return None if best is None else (best[1], best[2])
+
+
+def plan_recipe(recipe: Recipe, hardware: HardwareReport | None = None, *, vram_gb: float | None = None,
+                dataset_lengths: list[int] | None = None, seq_len: int | None = None,
+                spec: ModelSpec | None = None) -> Plan:
+    """The recommended plan for ``recipe`` on this hardware (or ``vram_gb``), with reasons."""
+    spec = spec or load_model_spec(recipe.model_name_or_path)
+    budget = memory_budget(hardware, vram_gb)
+    fixed = set(recipe.model_fields_set)
+    max_len, length_reason = choose_max_length(recipe.cutoff_len, dataset_lengths, seq_len)
+    dtype, dtype_reason = _dtype(recipe, budget)
+    reasons = [f"budget: {budget.usable_bytes / GIB:.1f} GiB usable on {budget.label}, keeping "
+               f"{SAFETY_MARGIN if budget.device != 'cpu' else 1 - CPU_RAM_SHARE:.0%} free as a safety margin",
+               length_reason, dtype_reason]
+    warnings = list(spec.warnings)
+
+    chosen: tuple[TrainSetup, dict[str, int]] | None = None
+    tried: list[str] = []
+    for method in _candidates(recipe, fixed, budget):
+        optimizer, _ = _optimizer(recipe, method, budget.device)
+        base = TrainSetup(method=method, seq_len=max_len, lora_rank=recipe.lora_rank,
+                          lora_targets=tuple(recipe.lora_target), dtype=dtype, optimizer=optimizer,
+                          device=budget.device)
+        chosen = _search(spec, recipe, fixed, method, base, budget)
+        if chosen:
+            if tried:
+                reasons.append(f"{method}: {' and '.join(tried)} does not fit in this budget even at micro-batch 1 "
+                               "with gradient checkpointing")
+            break
+        tried.append(method)
+
+    fits = chosen is not None
+    if chosen is None:
+        method = _candidates(recipe, fixed, budget)[-1]
+        optimizer, _ = _optimizer(recipe, method, budget.device)
+        setup = TrainSetup(method=method, seq_len=max_len, micro_batch=1, grad_ckpt=True, lora_rank=recipe.lora_rank,
+                           lora_targets=tuple(recipe.lora_target), dtype=dtype, optimizer=optimizer,
+                           device=budget.device)
+        parts = estimate_memory(spec, setup)
+        warnings.append(_what_would_fit(spec, setup, budget, recipe, fixed))
+    else:
+        setup, parts = chosen
+    optimizer, optimizer_reason = _optimizer(recipe, setup.method, budget.device)
+    reasons.append(_method_reason(setup.method, spec, fixed, budget))
+    reasons.append(_batch_reason(setup, recipe, fits))
+    reasons.append(optimizer_reason)
+    if setup.method != "full":
+        trainable = lora_params(spec, setup.lora_rank, setup.lora_targets)
+        reasons.append(f"LoRA rank {setup.lora_rank} on {', '.join(setup.lora_targets)}: {trainable / 1e6:.1f}M "
+                       f"trainable parameters ({trainable / spec.total_params:.2%} of the model)")
+    grad_accum = recipe.gradient_accumulation_steps or max(1, math.ceil(recipe.effective_batch_size / setup.micro_batch))
+    if recipe.gradient_accumulation_steps is None:
+        reasons.append(f"gradient accumulation {grad_accum}: micro-batch {setup.micro_batch} x {grad_accum} keeps "
+                       f"the effective batch at {setup.micro_batch * grad_accum} (target {recipe.effective_batch_size})")
+    epoch_tokens = sum(min(n, max_len) for n in dataset_lengths) if dataset_lengths else None
+    seconds = seconds_per_epoch(spec, setup, epoch_tokens, budget) if epoch_tokens else None
+    return Plan(
+        method=setup.method, device=budget.device, micro_batch=setup.micro_batch, grad_accum=grad_accum,
+        gradient_checkpointing=setup.grad_ckpt, max_seq_len=max_len,
+        lora_rank=None if setup.method == "full" else setup.lora_rank,
+        lora_alpha=None if setup.method == "full" else recipe.resolved_lora_alpha,
+        lora_targets=[] if setup.method == "full" else list(setup.lora_targets),
+        optimizer=optimizer, dtype=dtype, fits=fits,
+        estimate=MemoryEstimate(peak_bytes=peak_bytes(parts), parts=parts, budget_bytes=budget.usable_bytes),
+        reasons=reasons, warnings=warnings, est_seconds_per_epoch=seconds,
+    )
+
+
+def _method_reason(method: str, spec: ModelSpec, fixed: set[str], budget: Budget) -> str:
+    size = f"{spec.total_params / 1e9:.2f}B-parameter"
+    if "finetuning_type" in fixed or "quantization_bit" in fixed:
+        return f"method {method}: as set in the recipe"
+    if method == "lora":
+        return f"method LoRA: the {size} model fits in 16-bit, so no quantization error is needed"
+    return (f"method QLoRA: the {size} model's weights are stored in 4-bit NF4 (about a quarter of 16-bit) "
+            "so it fits; the adapter still trains in full precision")
+
+
+def _batch_reason(setup: TrainSetup, recipe: Recipe, fits: bool) -> str:
+    if not fits:
+        return "micro-batch 1 with gradient checkpointing: the smallest setting, and it still does not fit"
+    ckpt = ("gradient checkpointing on: it recomputes activations (about 33% slower) to save memory"
+            if setup.grad_ckpt else "gradient checkpointing off: there is room for activations, so training is faster")
+    if recipe.per_device_train_batch_size is not None:
+        return f"micro-batch {setup.micro_batch} as set in the recipe; {ckpt}"
+    return f"micro-batch {setup.micro_batch}: the fastest setting that fits; {ckpt}"
+
+
+def _what_would_fit(spec: ModelSpec, setup: TrainSetup, budget: Budget, recipe: Recipe, fixed: set[str]) -> str:
+    need = peak_bytes(estimate_memory(spec, setup))
+    hints = [f"does not fit: needs about {need / GIB:.1f} GiB at micro-batch 1 with checkpointing, "
+             f"{budget.usable_bytes / GIB:.1f} GiB usable"]
+    length = setup.seq_len
+    while length > 128:
+        length //= 2
+        if peak_bytes(estimate_memory(spec, replace(setup, seq_len=length))) <= budget.usable_bytes:
+            hints.append(f"a max length of {length} tokens would fit (cutoff_len: {length})")
+            break
+    qlora = replace(setup, method="qlora", optimizer="paged_adamw_8bit")
+    if setup.method != "qlora" and budget.device == "cuda" and _fits(spec, qlora, budget)[0]:
+        hints.append("QLoRA would fit (finetuning_type: qlora)")
+    ratio = budget.usable_bytes / need
+    hints.append(f"a model about {max(ratio, 0.05) * spec.total_params / 1e9:.1f}B parameters or smaller would fit "
+                 "with the same settings")
+    return "; ".join(hints)
