@@ -1,0 +1,87 @@
+"""Live training progress for the terminal (rich), fed by the event stream like every other view.
+
+Rendering happens on rich's refresh thread at 4 Hz, never per step, so a fast tiny model is not slowed
+down by its own progress bar.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ftwiz.core.cli.console import human_bytes
+
+
+class TrainProgress:
+    """An event subscriber: a progress bar with loss, eval loss, tokens/s and memory; a final summary."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            TextColumn("{task.fields[stats]}"), console=self.console, refresh_per_second=4, transient=False)
+        self.task = None
+        self.eval_loss: float | None = None
+
+    def __call__(self, event) -> None:
+        kind = event.type
+        if kind == "started":
+            if self.task is None:
+                self.progress.start()
+                self.task = self.progress.add_task("training", total=event.total_steps, stats="",
+                                                   completed=event.resumed_from_step)
+            self.console.print(f"{'resuming from step ' + str(event.resumed_from_step) if event.resumed_from_step else 'training'}"
+                               f" ({event.method} on {event.device}, micro-batch {event.micro_batch} x "
+                               f"accumulation {event.grad_accum}) -> {event.run_dir}")
+        elif kind == "step" and self.task is not None:
+            memory = event.mem_peak_bytes or event.rss_bytes
+            stats = [f"loss {event.loss:.3f}"]
+            if self.eval_loss is not None:
+                stats.append(f"eval {self.eval_loss:.3f}")
+            if event.tokens_per_s:
+                stats.append(f"{event.tokens_per_s:,.0f} tok/s")
+            stats.append(f"mem {human_bytes(memory)}")
+            self.progress.update(self.task, completed=event.step, total=event.total_steps, stats="  ".join(stats))
+        elif kind == "eval":
+            self.eval_loss = event.loss
+            self.console.print(f"eval at step {event.step}: loss {event.loss:.4f}, perplexity {event.perplexity:.2f}")
+        elif kind == "checkpoint":
+            self.console.print(f"checkpoint saved: {event.path}", style="dim")
+        elif kind == "backoff":
+            self.console.print(f"[yellow]out of memory: micro-batch {event.old_micro_batch} -> "
+                               f"{event.new_micro_batch}, accumulation -> {event.new_grad_accum}; resuming from step "
+                               f"{event.step}[/yellow]")
+        elif kind == "message":
+            style = "yellow" if event.level == "warning" else None
+            self.console.print(event.text, style=style)
+        elif kind == "failed":
+            self.stop()
+            self.console.print(f"[bold red]training failed:[/bold red] {event.reason}")
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.progress.stop()
+
+    def final(self, result) -> None:
+        summary = result.summary
+        if result.status == "cancelled":
+            self.console.print(f"[yellow]{summary.get('message', 'cancelled')}[/yellow]")
+            return
+        table = Table(title=f"Training completed: {result.run_dir}", title_justify="left", show_header=False)
+        table.add_column("what")
+        table.add_column("value")
+
+        def loss_pair(first, last):
+            return "-" if first is None else f"{first:.4f} -> {last:.4f}"
+
+        table.add_row("steps", str(summary.get("steps")))
+        table.add_row("train loss", loss_pair(summary.get("train_loss_first"), summary.get("train_loss_last")))
+        table.add_row("eval loss", loss_pair(summary.get("eval_loss_first"), summary.get("eval_loss_last")))
+        if summary.get("tokens_per_s"):
+            table.add_row("throughput", f"{summary['tokens_per_s']:,.0f} tokens/s")
+        table.add_row("peak memory", human_bytes(summary.get("peak_memory_bytes")))
+        table.add_row("time", f"{summary.get('seconds', 0):.0f} s")
+        table.add_row("output", str(result.output_path))
+        self.console.print(table)
+        self.console.print(f"next: ftwiz export {result.run_dir} --quant Q4_K_M --verify")

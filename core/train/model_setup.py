@@ -1,0 +1,110 @@
+"""Load the base model for a plan: 16/32-bit for LoRA and full, 4-bit NF4 for QLoRA; wrap it in peft.
+
+QLoRA follows the paper's recipe: NF4 storage, double quantization, 16-bit compute on GPU (fp32 on CPU,
+where bitsandbytes also runs 4-bit), and peft's k-bit preparation (fp32 norms, input grads for
+checkpointing). LoRA adapters stay fp32 so small updates are not lost to rounding.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ftwiz.core.errors import FtwizError
+from ftwiz.core.planner.plan import Plan
+from ftwiz.core.recipe import Recipe
+
+TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return getattr(torch, TORCH_DTYPES[name])
+
+
+def load_tokenizer(model_dir: Path, recipe: Recipe):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=recipe.trust_remote_code)
+    if tokenizer.pad_token is None:
+        # Padding is masked out of the loss; reusing EOS as pad is the usual, harmless choice.
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _quantization_config(plan: Plan):
+    from transformers import BitsAndBytesConfig
+
+    compute = "float32" if plan.device == "cpu" else TORCH_DTYPES[plan.dtype]
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute, bnb_4bit_quant_storage="uint8")
+
+
+def load_model(model_dir: Path, recipe: Recipe, plan: Plan):
+    """The base model placed on the plan's device, in the plan's storage type."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"trust_remote_code": recipe.trust_remote_code, "use_safetensors": True}
+    dtype = "fp32" if plan.device == "cpu" else plan.dtype
+    if plan.method == "qlora":
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError as exc:
+            raise FtwizError(f"QLoRA needs bitsandbytes, which does not import here ({exc})",
+                             fix="pip install bitsandbytes, or use finetuning_type: lora") from None
+        kwargs["quantization_config"] = _quantization_config(plan)
+        kwargs["device_map"] = {"": 0} if plan.device == "cuda" else {"": "cpu"}
+        kwargs["dtype"] = torch.float32 if plan.device == "cpu" else torch_dtype(dtype)
+    else:
+        kwargs["dtype"] = torch_dtype(dtype)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
+    except OSError as exc:
+        raise FtwizError(f"cannot load the model from {model_dir}: {exc}",
+                         fix="check that the folder holds config.json and *.safetensors weights") from None
+    if plan.method != "qlora" and plan.device != "cpu":
+        model.to(plan.device)
+    model.config.use_cache = False  # the KV cache is useless in training and costs memory
+    return model
+
+
+def apply_lora(model, recipe: Recipe, plan: Plan):
+    """Wrap the model with a LoRA (or DoRA) adapter; QLoRA first gets peft's k-bit preparation."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if plan.method == "qlora":
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=plan.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False})
+    targets: str | list[str] = plan.lora_targets or list(recipe.lora_target)
+    if targets in (["all"], ["all-linear"]):
+        targets = "all-linear"
+    config = LoraConfig(r=plan.lora_rank or recipe.lora_rank, lora_alpha=plan.lora_alpha or recipe.resolved_lora_alpha,
+                        lora_dropout=recipe.lora_dropout, target_modules=targets, use_dora=recipe.use_dora,
+                        bias="none", task_type="CAUSAL_LM")
+    try:
+        model = get_peft_model(model, config)
+    except ValueError as exc:
+        raise FtwizError(f"LoRA targets {targets} do not match this model: {exc}", where="recipe: lora_target",
+                         fix="use lora_target: all, or module names such as q_proj,v_proj") from None
+    return model
+
+
+def build_model(model_dir: Path, recipe: Recipe, plan: Plan):
+    """Base model plus adapter (or the full model), ready for the Trainer."""
+    model = load_model(model_dir, recipe, plan)
+    if plan.method in ("lora", "qlora"):
+        model = apply_lora(model, recipe, plan)
+    if plan.gradient_checkpointing and plan.method != "qlora":
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()
+    return model
+
+
+def trainable_parameters(model) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total

@@ -1,0 +1,342 @@
+"""Run a recipe to a trained adapter: data, plan, model, Trainer, events, checkpoints, resume, back-off.
+
+The transformers Trainer runs the loop; this module decides everything around it:
+- the run directory (``ftwiz.core.rundir``) is written before the first step, so a crash leaves a
+  resumable record, and ``status.json`` always tells the truth (running / completed / cancelled / failed);
+- a resume continues from the last checkpoint (optimizer, scheduler, RNG and data position come from
+  the Trainer's checkpoint) and refuses when the recipe, data or base model changed;
+- on CUDA out-of-memory the micro-batch halves and accumulation doubles (same effective batch), training
+  resumes from the last checkpoint, and a back-off event says so; at micro-batch 1 it gives up clearly.
+The module is launchable under ``accelerate launch`` unchanged: the Trainer handles the ranks.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ftwiz.core.atomic import atomic_dir, write_text_atomic
+from ftwiz.core.errors import CancelledByUser, FtwizError
+from ftwiz.core.events import BackOff, EventBus, Failed, Finished, Message, Started, Step
+from ftwiz.core.planner.plan import Plan
+from ftwiz.core.recipe import Recipe, dump_recipe, load_recipe
+from ftwiz.core.rundir import RunDir
+from ftwiz.core.train.callbacks import CancelFlag, EventCallback
+from ftwiz.core.train.fingerprint import check_resumable, fingerprint
+
+OOM_SUGGESTIONS = ("lower cutoff_len (shorter samples), use finetuning_type: qlora, enable "
+                   "gradient_checkpointing, or pick a smaller model; `ftwiz plan RECIPE` shows what fits")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    status: str  # completed | cancelled
+    output_path: Path | None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class _Recorder:
+    """Keeps what the summary needs from the event stream (first/last losses, throughput, peak memory)."""
+
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+        self.evals: list[float] = []
+        self.peak = 0
+
+    def __call__(self, event) -> None:
+        if event.type == "step":
+            self.steps.append(event)
+            self.peak = max(self.peak, event.mem_peak_bytes or 0, event.rss_bytes or 0)
+        elif event.type == "eval":
+            self.evals.append(event.loss)
+
+
+def write_status(run: RunDir, state: str, **extra: Any) -> None:
+    payload = {"state": state, "updated": time.time(), "pid": os.getpid(), **extra}
+    write_text_atomic(run.status, json.dumps(payload, indent=2))
+
+
+def default_run_name(recipe: Recipe) -> str:
+    from ftwiz.core.paths import safe_name
+
+    base = Path(recipe.model_name_or_path.rstrip("/")).name or "model"
+    return f"{safe_name(base)}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def _base_revision(model_dir: Path, recipe: Recipe) -> str | None:
+    if recipe.revision:
+        return recipe.revision
+    # Inside the Hugging Face cache a snapshot folder is named by its commit hash.
+    return model_dir.name if model_dir.parent.name == "snapshots" else None
+
+
+def open_run(recipe: Recipe, *, run_name: str | None, resume: str | None) -> tuple[RunDir, Recipe, bool]:
+    """The run directory to use and whether it resumes. A completed run is never trained over."""
+    from ftwiz.core.paths import runs_dir
+
+    if resume:
+        run = RunDir.resolve(resume)
+        stored = load_recipe(run.recipe)
+        return run, stored, True
+    name = run_name or recipe.run_name or default_run_name(recipe)
+    run = RunDir(runs_dir() / name)
+    if run.recipe.exists():
+        state = run.state()
+        if state == "completed":
+            raise FtwizError(f"run '{name}' already completed at {run.root}",
+                             fix=f"train under a new name (--run-name {name}-2) or delete {run.root}")
+        return run, recipe.model_copy(update={"run_name": name}), True
+    return run, recipe.model_copy(update={"run_name": name}), False
+
+
+def _training_arguments(recipe: Recipe, plan: Plan, run: RunDir, has_validation: bool):
+    from transformers import TrainingArguments
+
+    eval_strategy = ("steps" if recipe.eval_steps else "epoch") if has_validation else "no"
+    save_strategy = "steps" if recipe.save_steps else "epoch"
+    on_cpu = plan.device == "cpu"
+    return TrainingArguments(
+        output_dir=str(run.checkpoints),
+        per_device_train_batch_size=plan.micro_batch,
+        per_device_eval_batch_size=plan.micro_batch,
+        gradient_accumulation_steps=plan.grad_accum,
+        learning_rate=recipe.learning_rate,
+        num_train_epochs=recipe.num_train_epochs,
+        max_steps=recipe.max_steps,
+        warmup_steps=recipe.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        lr_scheduler_type=recipe.lr_scheduler_type,
+        weight_decay=recipe.weight_decay,
+        max_grad_norm=recipe.max_grad_norm,
+        optim=plan.optimizer,
+        bf16=plan.dtype == "bf16" and not on_cpu,
+        fp16=plan.dtype == "fp16" and not on_cpu,
+        use_cpu=on_cpu,
+        gradient_checkpointing=False,  # enabled on the model itself (peft needs input grads first)
+        eval_strategy=eval_strategy,
+        eval_steps=recipe.eval_steps,
+        save_strategy=save_strategy,
+        save_steps=recipe.save_steps,
+        save_total_limit=recipe.save_total_limit,
+        logging_steps=recipe.logging_steps,
+        logging_first_step=True,
+        seed=recipe.seed,
+        data_seed=recipe.seed,
+        report_to=[],
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        include_num_input_tokens_seen="non_padding",
+        disable_tqdm=True,
+        save_only_model=False,
+    )
+
+
+def _collator(tokenizer, plan: Plan):
+    from transformers import DataCollatorForSeq2Seq
+
+    return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100,
+                                  pad_to_multiple_of=8 if plan.device == "cuda" else None)
+
+
+def _model_columns(dataset):
+    keep = [c for c in ("input_ids", "attention_mask", "labels", "position_ids") if c in dataset.column_names]
+    return dataset.select_columns(keep)
+
+
+def _last_checkpoint(run: RunDir) -> str | None:
+    steps = run.checkpoint_steps()
+    for step in reversed(steps):
+        path = run.checkpoints / f"checkpoint-{step}"
+        if (path / "trainer_state.json").exists():  # a SIGKILL mid-save leaves a folder without it
+            return str(path)
+    return None
+
+
+def _free_memory(device: str) -> None:
+    gc.collect()
+    if device == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+def _summary(recorder: _Recorder, started: float, trainable: int, total: int, prepared_stats: dict) -> dict:
+    steps = recorder.steps
+    rates = [s.tokens_per_s for s in steps if s.tokens_per_s]
+    return {
+        "steps": steps[-1].step if steps else 0,
+        "train_loss_first": steps[0].loss if steps else None,
+        "train_loss_last": steps[-1].loss if steps else None,
+        "eval_loss_first": recorder.evals[0] if recorder.evals else None,
+        "eval_loss_last": recorder.evals[-1] if recorder.evals else None,
+        "tokens_per_s": sum(rates) / len(rates) if rates else None,
+        "seconds": round(time.time() - started, 1),
+        "peak_memory_bytes": recorder.peak or None,
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "train_samples": prepared_stats.get("kept", {}).get("train"),
+    }
+
+
+def train(recipe: Recipe, *, events: EventBus | None = None, run_name: str | None = None,
+          resume: str | None = None, hardware=None, vram_gb: float | None = None,
+          cancel: CancelFlag | None = None) -> TrainResult:
+    """Train ``recipe``; every outcome is an event, a status.json state and (on failure) an exception."""
+    bus = events or EventBus()
+    cancel = cancel if cancel is not None else CancelFlag()  # (an unset flag is falsy)
+    run, recipe, resuming = open_run(recipe, run_name=run_name, resume=resume)
+    run.root.mkdir(parents=True, exist_ok=True)
+    from ftwiz.core.events import JsonlSink
+
+    sink = JsonlSink(run.events)
+    bus.subscribe(sink)
+    recorder = _Recorder()
+    bus.subscribe(recorder)
+    step = 0
+    try:
+        result = _train(recipe, run, resuming, bus, cancel, hardware, vram_gb, recorder)
+        step = result.summary.get("steps", 0)
+        return result
+    except CancelledByUser as exc:
+        write_status(run, "cancelled", message=exc.what)
+        bus.emit(Finished(status="cancelled", summary={"message": exc.what}))
+        return TrainResult(run.root, "cancelled", None, {"message": exc.what})
+    except FtwizError as exc:
+        write_status(run, "failed", message=exc.what, fix=exc.fix)
+        bus.emit(Failed(reason=exc.what, fix=exc.fix, step=recorder.steps[-1].step if recorder.steps else step))
+        raise
+    except BaseException as exc:  # a crash is a failure with a reason, never a silent exit
+        reason = f"{type(exc).__name__}: {exc}"
+        write_status(run, "failed", message=reason)
+        bus.emit(Failed(reason=reason, fix="see the traceback above; the last checkpoint is kept for --resume",
+                        step=recorder.steps[-1].step if recorder.steps else None))
+        raise
+    finally:
+        sink.close()
+
+
+def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: CancelFlag, hardware,
+           vram_gb: float | None, recorder: _Recorder) -> TrainResult:
+    import torch
+    import transformers
+    from ftwiz.core.data import prepare_for_training
+    from ftwiz.core.models import resolve_model
+    from ftwiz.core.planner import plan_recipe
+    from ftwiz.core.train.model_setup import build_model, load_tokenizer, trainable_parameters
+    from ftwiz.core.versions import stack_versions
+
+    started = time.time()
+    write_status(run, "running", message="preparing data")
+    model_dir = resolve_model(recipe.model_name_or_path, revision=recipe.revision)
+    tokenizer = load_tokenizer(model_dir, recipe)
+    prepared = prepare_for_training(recipe, tokenizer, events=bus)
+    current = fingerprint(recipe, model_dir, prepared.dataset_hash, prepared.template_hash)
+    if resuming:
+        card = run.read_json(run.run_card) if run.run_card.exists() else {}
+        check_resumable(card.get("fingerprint", {}), current, run.name)
+        stored_recipe = load_recipe(run.recipe)
+        check_resumable({"recipe": fingerprint(stored_recipe, model_dir, "", "")["recipe"]},
+                        {"recipe": current["recipe"]}, run.name)
+    if resuming and run.plan.exists():
+        plan = Plan.model_validate(run.read_json(run.plan))
+    else:
+        if hardware is None and vram_gb is None:
+            from ftwiz.core.hardware.detect import detect
+
+            hardware = detect(probe_backends=False)
+        plan = plan_recipe(recipe, hardware, vram_gb=vram_gb,
+                           dataset_lengths=prepared.stats.get("train", {}).get("lengths"))
+        if not plan.fits:
+            raise FtwizError("this job does not fit in memory: " + "; ".join(plan.warnings),
+                             fix=OOM_SUGGESTIONS)
+    write_text_atomic(run.recipe, dump_recipe(recipe))
+    write_text_atomic(run.plan, plan.model_dump_json(indent=2))
+    prepared.save_splits(run.data)
+    write_text_atomic(run.run_card, json.dumps({
+        "run_name": run.name, "created": datetime.now().isoformat(timespec="seconds"),
+        "base_model": str(model_dir.resolve()), "base_model_name": recipe.model_name_or_path,
+        "base_model_revision": _base_revision(model_dir, recipe), "method": plan.method,
+        "dataset_hash": prepared.dataset_hash, "template_hash": prepared.template_hash,
+        "fingerprint": current, "versions": stack_versions(), "data_stats": {
+            k: v for k, v in prepared.stats.items() if k not in ("train", "validation")},
+    }, indent=2))
+    if cancel:
+        raise CancelledByUser("cancelled before training started")
+
+    transformers.set_seed(recipe.seed)
+    model = build_model(model_dir, recipe, plan)
+    trainable, total = trainable_parameters(model)
+    train_ds = _model_columns(prepared.train)
+    eval_ds = _model_columns(prepared.validation) if prepared.validation is not None and len(prepared.validation) else None
+    checkpoint = _last_checkpoint(run) if resuming else None
+    if resuming and checkpoint is None and run.checkpoint_steps():
+        bus.emit(Message(level="warning", text="the newest checkpoint is incomplete; starting from the last good one"))
+
+    while True:
+        args = _training_arguments(recipe, plan, run, eval_ds is not None)
+        trainer = transformers.Trainer(
+            model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+            data_collator=_collator(tokenizer, plan), processing_class=tokenizer)
+        callback = EventCallback(bus, device=plan.device, micro_batch=plan.micro_batch, cancel=cancel,
+                                 on_checkpoint=lambda step: write_status(run, "running", step=step))
+        trainer.add_callback(callback)
+        for printer in (transformers.trainer_callback.PrinterCallback, transformers.trainer_callback.ProgressCallback):
+            trainer.remove_callback(printer)  # our events are the one report; no stray prints on stdout
+        resumed_step = int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
+        bus.emit(Started(run_dir=str(run.root), method=plan.method, total_steps=_total_steps(trainer, train_ds),
+                         resumed_from_step=resumed_step, device=plan.device, micro_batch=plan.micro_batch,
+                         grad_accum=plan.grad_accum))
+        write_status(run, "running", step=resumed_step)
+        try:
+            if eval_ds is not None and checkpoint is None and not recorder.evals:
+                trainer.evaluate()  # the starting point, so "eval loss falls" is a measured claim
+            trainer.train(resume_from_checkpoint=checkpoint)
+            break
+        except torch.OutOfMemoryError as exc:
+            if plan.micro_batch == 1:
+                raise FtwizError(f"out of memory even at micro-batch 1 ({str(exc).splitlines()[0]})",
+                                 fix=OOM_SUGGESTIONS) from None
+            old = plan.micro_batch
+            plan = plan.model_copy(update={"micro_batch": old // 2, "grad_accum": plan.grad_accum * 2})
+            write_text_atomic(run.plan, plan.model_dump_json(indent=2))
+            checkpoint = _last_checkpoint(run)
+            step = int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
+            bus.emit(BackOff(step=step, reason="CUDA out of memory", old_micro_batch=old,
+                             new_micro_batch=plan.micro_batch, new_grad_accum=plan.grad_accum))
+            del trainer
+            model.zero_grad(set_to_none=True)
+            _free_memory(plan.device)
+
+    if cancel:
+        step = trainer.state.global_step
+        message = f"cancelled ({cancel.signal_name}) at step {step}; checkpoint kept, resume with " \
+                  f"`ftwiz train --resume {run.name}`"
+        write_status(run, "cancelled", step=step, message=message)
+        summary = _summary(recorder, started, trainable, total, prepared.stats) | {"message": message}
+        bus.emit(Finished(status="cancelled", summary=summary))
+        return TrainResult(run.root, "cancelled", None, summary)
+
+    output = run.model if plan.method == "full" else run.adapter
+    with atomic_dir(output, overwrite=True) as tmp:
+        trainer.model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+    summary = _summary(recorder, started, trainable, total, prepared.stats)
+    write_status(run, "completed", step=trainer.state.global_step, output=str(output))
+    bus.emit(Finished(status="completed", output_path=str(output), summary=summary))
+    return TrainResult(run.root, "completed", output, summary)
+
+
+def _total_steps(trainer, train_ds) -> int:
+    args = trainer.args
+    if args.max_steps and args.max_steps > 0:
+        return args.max_steps
+    import math
+
+    per_epoch = math.ceil(math.ceil(len(train_ds) / args.per_device_train_batch_size) / args.gradient_accumulation_steps)
+    return max(1, int(math.ceil(per_epoch * args.num_train_epochs)))
