@@ -6,11 +6,10 @@ down by its own progress bar.
 
 from __future__ import annotations
 
+from ftwiz.core.cli.console import human_bytes
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-
-from ftwiz.core.cli.console import human_bytes
 
 
 class TrainProgress:

@@ -13,9 +13,8 @@ import threading
 import time
 from pathlib import Path
 
-from transformers import TrainerCallback
-
 from ftwiz.core.events import CheckpointSaved, Eval, EventBus, Step
+from transformers import TrainerCallback
 
 # Test-only seam: raise the exception CUDA raises when the micro-batch is above this value, so the
 # out-of-memory back-off path runs on machines without a GPU. Never set by the product.
