@@ -1,0 +1,114 @@
+"""Held-out samples: a prompt (the conversation before the last answer) and the reference answer.
+
+A run's splits are ``data/<split>.jsonl`` with ``{"messages": [...]}`` records (what the data pipeline
+wrote, template-free). The last assistant turn is the reference and everything before it is the prompt,
+so multi-turn records are evaluated on their final answer with the earlier turns as context. A file given
+directly may also use ``{"prompt": ..., "reference": ...}`` (the demo's ``heldout.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ftwiz.core.errors import FtwizError, Location
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class EvalSample:
+    """One held-out question: the chat messages to send and the answer a good model gives."""
+
+    prompt: list[dict[str, str]]
+    reference: str
+    index: int = 0
+    conversation: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def prompt_text(self) -> str:
+        """The last user message, for tables and the review walk-through."""
+        users = [m["content"] for m in self.prompt if m["role"] == "user"]
+        return users[-1] if users else (self.prompt[-1]["content"] if self.prompt else "")
+
+
+def _sample_from(record: object, index: int, path: Path, line: int) -> EvalSample | None:
+    if not isinstance(record, dict):
+        raise FtwizError("each line must be a JSON object", where=Location(file=path, line=line),
+                         fix='write {"messages": [...]} or {"prompt": ..., "reference": ...} per line')
+    if "messages" in record:
+        messages = record["messages"]
+        if not isinstance(messages, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+            for m in messages
+        ):
+            raise FtwizError("'messages' must be a list of {role, content} objects with string values",
+                             where=Location(file=path, line=line, field="messages"),
+                             fix="re-create the split with `ftwiz data prepare`")
+        clean = [{"role": m["role"], "content": m["content"]} for m in messages]
+        last = max((i for i, m in enumerate(clean) if m["role"] == "assistant"), default=None)
+        if last is None or last == 0:
+            return None  # plain text or a prompt with no answer: nothing to compare against
+        return EvalSample(prompt=clean[:last], reference=clean[last]["content"], index=index,
+                          conversation=clean[: last + 1])
+    if "prompt" in record and ("reference" in record or "output" in record or "response" in record):
+        reference = record.get("reference", record.get("output", record.get("response")))
+        if not isinstance(record["prompt"], str) or not isinstance(reference, str):
+            raise FtwizError("'prompt' and 'reference' must be strings", where=Location(file=path, line=line),
+                             fix="quote the values as JSON strings")
+        prompt = []
+        if isinstance(record.get("system"), str) and record["system"]:
+            prompt.append({"role": "system", "content": record["system"]})
+        prompt.append({"role": "user", "content": record["prompt"]})
+        return EvalSample(prompt=prompt, reference=reference, index=index,
+                          conversation=[*prompt, {"role": "assistant", "content": reference}])
+    raise FtwizError(f"record has keys {sorted(record)} but no 'messages' or 'prompt'/'reference'",
+                     where=Location(file=path, line=line),
+                     fix='write {"messages": [...]} or {"prompt": ..., "reference": ...} per line')
+
+
+def load_samples(path: Path, *, system: str | None = None, max_samples: int | None = None) -> list[EvalSample]:
+    """Samples with a reference answer from a JSONL file; errors name the file and line."""
+    if not path.is_file():
+        raise FtwizError(f"{path} does not exist", fix="check the path, or prepare the data with `ftwiz data prepare`")
+    samples: list[EvalSample] = []
+    with open(path, encoding="utf-8") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise FtwizError(f"not valid JSON ({exc.msg})", where=Location(file=path, line=line_no),
+                                 fix="fix or remove this line") from None
+            sample = _sample_from(record, len(samples), path, line_no)
+            if sample is None:
+                continue
+            if system and sample.prompt[0]["role"] != "system":
+                sample = EvalSample(prompt=[{"role": "system", "content": system}, *sample.prompt],
+                                    reference=sample.reference, index=sample.index,
+                                    conversation=[{"role": "system", "content": system}, *sample.conversation])
+            samples.append(sample)
+            if max_samples is not None and len(samples) >= max_samples:
+                break
+    if not samples:
+        raise FtwizError(f"{path} holds no records with an assistant answer to compare against",
+                         where=Location(file=path),
+                         fix="evaluate on a split with question/answer records (set `test_size` in the recipe "
+                             "and re-run training, use --split validation, or pass --data FILE)")
+    return samples
+
+
+def split_path(data_dir: Path, split: str) -> Path:
+    """``data/<split>.jsonl`` of a run, with an error that lists the splits that do exist."""
+    if split not in SPLITS:
+        raise FtwizError(f"unknown split '{split}'", where=Location(field="split"),
+                         fix=f"choose one of {', '.join(SPLITS)}")
+    path = data_dir / f"{split}.jsonl"
+    if not path.is_file():
+        present = [s for s in SPLITS if (data_dir / f"{s}.jsonl").is_file()]
+        fix = (f"use --split {present[-1]}" if present else "the run has no prepared data; re-run `ftwiz train`")
+        raise FtwizError(f"the run has no '{split}' split ({path} is missing)", where=Location(file=path),
+                         fix=fix + ", or pass --data FILE")
+    return path

@@ -1,0 +1,61 @@
+"""Held-out samples: prompt/reference split, accepted formats, and errors that name the file and line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ftwiz.core.errors import FtwizError
+from ftwiz.core.evaluate.samples import load_samples, split_path
+
+
+def _write(path: Path, records: list) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_last_assistant_turn_is_the_reference_and_earlier_turns_the_prompt(tmp_path: Path) -> None:
+    path = _write(tmp_path / "test.jsonl", [
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+                      {"role": "user", "content": "name?"}, {"role": "assistant", "content": "Ftwiz"}]},
+        {"prompt": "2+2?", "reference": "4"},
+        {"messages": [{"role": "text", "content": "plain pre-training text"}]},
+    ])
+    samples = load_samples(path, system="Be brief.")
+    assert len(samples) == 2  # the plain-text record has no answer to compare with
+    first, second = samples
+    assert first.reference == "Ftwiz"
+    assert [m["content"] for m in first.prompt] == ["Be brief.", "hi", "hello", "name?"]
+    assert first.conversation[-1] == {"role": "assistant", "content": "Ftwiz"}
+    assert second.prompt_text == "2+2?" and second.reference == "4"
+    assert load_samples(path, max_samples=1)[0].reference == "Ftwiz"
+
+
+def test_empty_split_is_a_clear_error(tmp_path: Path) -> None:
+    path = _write(tmp_path / "test.jsonl", [])
+    with pytest.raises(FtwizError) as info:
+        load_samples(path)
+    assert "test.jsonl" in str(info.value) and "no records" in info.value.what
+    assert "--split validation" in info.value.fix
+
+
+def test_bad_line_names_file_and_line(tmp_path: Path) -> None:
+    path = _write(tmp_path / "test.jsonl", [{"prompt": "a", "reference": "b"}, "{not json"])
+    with pytest.raises(FtwizError) as info:
+        load_samples(path)
+    assert info.value.where.line == 2 and "not valid JSON" in info.value.what
+    _write(path, [{"question": "a"}])
+    with pytest.raises(FtwizError, match="no 'messages' or 'prompt'"):
+        load_samples(path)
+
+
+def test_missing_split_lists_the_splits_that_exist(tmp_path: Path) -> None:
+    _write(tmp_path / "train.jsonl", [{"prompt": "a", "reference": "b"}])
+    _write(tmp_path / "validation.jsonl", [{"prompt": "a", "reference": "b"}])
+    with pytest.raises(FtwizError) as info:
+        split_path(tmp_path, "test")
+    assert "no 'test' split" in info.value.what and "--split validation" in info.value.fix
+    with pytest.raises(FtwizError, match="unknown split"):
+        split_path(tmp_path, "dev")
+    assert split_path(tmp_path, "validation") == tmp_path / "validation.jsonl"
