@@ -1,0 +1,63 @@
+"""``ftwiz models list|show|rm``: the GGUFs ftwiz exported, their sizes, quant types, runs and Ollama names."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["list", "show", "rm"])
+    parser.add_argument("model", nargs="?", help="show/rm: path, file name, run name or Ollama name")
+    parser.add_argument("--delete-file", action="store_true", help="rm: also delete the GGUF file")
+    parser.add_argument("--ollama", action="store_true", help="rm: also remove it from Ollama")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _where(entry) -> str:
+    return ", ".join(f"ollama:{r.name}" for r in entry.ollama) or "-"
+
+
+def run(args: argparse.Namespace) -> int:
+    from ftwiz.core.cli.console import console, human_bytes, print_json
+    from ftwiz.core.deploy.registry import find_model, list_models, registry_path, remove_model
+    from ftwiz.core.errors import FtwizError
+
+    if args.action == "list":
+        entries = list_models()
+        if args.json:
+            print_json([e.to_json() for e in entries])
+            return 0
+        if not entries:
+            console.print("no exported models yet; `ftwiz export RUN` writes one", highlight=False)
+            return 0
+        from rich.table import Table
+
+        table = Table("model", "size", "quant", "run", "registered", "path")
+        for e in entries:
+            table.add_row(e.name + ("" if e.exists else " [red](missing)[/red]"), human_bytes(e.size), e.quant or "-",
+                          e.source_run or "-", _where(e), e.path)
+        console.print(table)
+        return 0
+    if not args.model:
+        raise FtwizError(f"`ftwiz models {args.action}` needs a MODEL", where="MODEL",
+                         fix="see `ftwiz models list` for names")
+    entry = find_model(args.model)
+    if args.action == "show":
+        if args.json:
+            print_json(entry.to_json())
+            return 0
+        rows = [("path", entry.path), ("exists", "yes" if entry.exists else "no (file missing)"),
+                ("size", human_bytes(entry.size)), ("quant", entry.quant or "-"), ("run", entry.source_run or "-"),
+                ("added", entry.added_at or "-"), ("registry", str(registry_path()) if entry.in_registry else "-")]
+        rows += [("ollama", f"{r.name} at {r.host} ({r.registered_at})") for r in entry.ollama]
+        for key, value in rows:
+            console.print(f"[bold]{key:>9}[/bold]  {value}", highlight=False)
+        return 0
+    done = remove_model(entry, delete_file=args.delete_file, ollama=args.ollama)
+    if not done:
+        console.print(f"{entry.name} is not in the registry; nothing to remove "
+                      "(add --delete-file to delete the file itself)", highlight=False)
+        return 0
+    for line in done:
+        console.print(line, highlight=False)
+    return 0

@@ -1,0 +1,87 @@
+"""``ftwiz register GGUF|RUN [--name NAME]``: register with Ollama, then prove it answers and stops.
+
+Given a run, the newest GGUF in its export/ is used, and the recipe supplies the name
+(``ollama_name``), the SYSTEM prompt and ``num_ctx`` (its ``cutoff_len``). ``--modelfile PATH`` only
+writes the checked Modelfile, for ``ollama create NAME -f PATH`` on another machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="GGUF|RUN", help="a .gguf file or an ftwiz run (its export/*.gguf)")
+    parser.add_argument("--name", help="Ollama model name (default: the recipe's ollama_name or the file name)")
+    parser.add_argument("--system", help="SYSTEM prompt (default: the recipe's system)")
+    parser.add_argument("--num-ctx", type=int, help="context length (default: the recipe's cutoff_len)")
+    parser.add_argument("--adapter", type=Path, help="a GGUF LoRA adapter to apply on top (ADAPTER)")
+    parser.add_argument("--license", help="LICENSE text")
+    parser.add_argument("--host", help="Ollama URL (default: $OLLAMA_HOST or http://127.0.0.1:11434)")
+    parser.add_argument("--force", action="store_true", help="replace an existing Ollama model of that name")
+    parser.add_argument("--no-smoke-test", action="store_true", help="skip the /api/chat check after creating")
+    parser.add_argument("--modelfile", type=Path, help="only write the Modelfile here; do not contact Ollama")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _defaults(args: argparse.Namespace) -> tuple[Path, str, str | None, int | None]:
+    """(gguf, name, system, num_ctx) from the arguments, filled in from the run's recipe when given a run."""
+    from ftwiz.core.deploy.chat import resolve_chat_model
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.paths import safe_name
+
+    ref = resolve_chat_model(args.model)
+    if ref.kind != "gguf":
+        raise FtwizError(f"'{args.model}' is not a GGUF file or an ftwiz run", where="GGUF|RUN",
+                         fix="give the .gguf path written by `ftwiz export`, or the run name")
+    gguf = Path(ref.target)
+    name, system, num_ctx = args.name, args.system, args.num_ctx
+    run_root = gguf.parent.parent
+    if gguf.parent.name == "export" and (run_root / "recipe.yaml").is_file():
+        from ftwiz.core.recipe import load_recipe
+
+        recipe = load_recipe(run_root / "recipe.yaml")
+        name = name or recipe.ollama_name
+        system = system if system is not None else recipe.system
+        num_ctx = num_ctx or recipe.cutoff_len
+    name = name or safe_name(gguf.stem).lower()
+    return gguf, name, system, num_ctx
+
+
+def run(args: argparse.Namespace) -> int:
+    from ftwiz.core.atomic import write_text_atomic
+    from ftwiz.core.cli.console import console, print_json
+
+    gguf, name, system, num_ctx = _defaults(args)
+    if args.modelfile:
+        from ftwiz.core.deploy.modelfile import build_modelfile
+
+        text = build_modelfile(gguf, system=system, num_ctx=num_ctx, adapter=args.adapter, license=args.license)
+        write_text_atomic(args.modelfile, text, overwrite=args.force)
+        console.print(f"wrote {args.modelfile}\n  next: [bold]ollama create {name} -f {args.modelfile}[/bold]")
+        return 0
+
+    from ftwiz.core.deploy.ollama_register import register
+    from ftwiz.core.deploy.registry import record_ollama
+
+    def status(text: str) -> None:
+        if not args.json:
+            console.print(f"  {text}", style="dim", highlight=False)
+
+    result = register(gguf, name, system=system, num_ctx=num_ctx, host=args.host,
+                      smoke_test=not args.no_smoke_test, adapter=args.adapter, license=args.license,
+                      overwrite=args.force, on_status=status)
+    record_ollama(gguf, result.name, result.host)
+    if args.json:
+        print_json({"name": result.name, "host": result.host, "digest": result.digest, "family": result.family,
+                    "stops": result.stops, "uploaded": result.uploaded,
+                    "smoke": None if result.smoke is None else {"answer": result.smoke.answer,
+                                                                 "done_reason": result.smoke.done_reason}})
+        return 0
+    console.print(f"[green]registered[/green] [bold]{result.name}[/bold] at {result.host} "
+                  f"(template {result.family}, stop {', '.join(result.stops)})", highlight=False)
+    if result.smoke:
+        console.print(f"  smoke test: answered and stopped by itself: {result.smoke.answer[:120]!r}", highlight=False)
+    console.print(f"  chat: [bold]ollama run {result.name}[/bold]  or  [bold]ftwiz chat {result.name}[/bold]")
+    return 0

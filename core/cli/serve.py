@@ -1,0 +1,64 @@
+"""``ftwiz serve GGUF|RUN``: an OpenAI-compatible llama.cpp server on 127.0.0.1 until Ctrl-C.
+
+Prints the base URL, the served model name, ready-to-paste curl / openai / LangChain snippets and
+the equivalent ``llama-server`` command for users who have llama.cpp itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="GGUF|RUN", help="a .gguf file or an ftwiz run (its export/*.gguf)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1: only this machine; 0.0.0.0 exposes it)")
+    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    parser.add_argument("--api-key", help="require this key as 'Authorization: Bearer KEY'")
+    parser.add_argument("--n-ctx", type=int, default=2048, help="context length in tokens")
+    parser.add_argument("--alias", help="model name clients send (default: the file name without .gguf)")
+    parser.add_argument("--threads", type=int, help="CPU threads")
+
+
+def run(args: argparse.Namespace) -> int:
+    import signal
+    import time
+    from pathlib import Path
+
+    from ftwiz.core.cli.console import console, err_console
+    from ftwiz.core.deploy.chat import resolve_chat_model
+    from ftwiz.core.deploy.server import snippets, start_server
+    from ftwiz.core.errors import FtwizError
+
+    ref = resolve_chat_model(args.model)
+    if ref.kind != "gguf":
+        raise FtwizError(f"'{args.model}' is not a GGUF file or an ftwiz run", where="GGUF|RUN",
+                         fix="`ftwiz serve` runs GGUFs; for an Ollama model, Ollama already serves it")
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
+        err_console.print(f"[yellow]warning:[/yellow] binding {args.host} without --api-key lets anyone on "
+                          "your network use this model")
+    console.print(f"starting llama.cpp server for {Path(ref.target).name} ...", highlight=False)
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    # SIGTERM (e.g. from a service manager) stops as cleanly as Ctrl-C
+    signal.signal(signal.SIGTERM, interrupt)
+    handle = start_server(ref.target, host=args.host, port=args.port, api_key=args.api_key, n_ctx=args.n_ctx,
+                          model_alias=args.alias, n_threads=args.threads)
+    try:
+        text = snippets(handle)
+        console.print(f"[green]ready[/green]  base URL [bold]{handle.base_url}[/bold]   model "
+                      f"[bold]{handle.model_alias}[/bold]", highlight=False)
+        for title in ("curl", "openai", "langchain", "llama-server"):
+            console.rule(title, style="dim")
+            console.print(text[title], highlight=False, markup=False, soft_wrap=True)
+        console.print("Ctrl-C to stop.", style="dim")
+        while handle.alive():
+            time.sleep(0.5)
+        raise FtwizError(f"the server exited unexpectedly (code {handle.process.returncode}):\n{handle.log_tail()}")
+    except KeyboardInterrupt:
+        console.print("stopping ...")
+        return 0
+    finally:
+        handle.stop()
+        console.print("server stopped")

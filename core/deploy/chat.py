@@ -1,0 +1,316 @@
+"""Multi-turn chat with a fine-tuned model: a GGUF (llama.cpp), an Ollama model, or a run's export.
+
+Why the model's own template: a GGUF is chatted with through the Jinja chat template embedded in it
+(the one training used), via llama-cpp-python's ``Jinja2ChatFormatter``; an Ollama model through
+``/api/chat`` with the TEMPLATE ``ftwiz register`` checked. The session keeps the history, the system
+prompt and the temperature, and handles the slash commands the terminal chat and the wizard share
+(``/reset``, ``/save PATH``, ``/system TEXT``, ``/temperature X``, ``/help``, ``/exit``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ftwiz.core.atomic import write_text_atomic
+from ftwiz.core.deploy.gguf_info import GGUFInfo
+from ftwiz.core.errors import FtwizError
+from ftwiz.core.paths import runs_dir
+
+HELP = ("/reset  forget the conversation    /save PATH  write the transcript (.json or Markdown)\n"
+        "/system TEXT  set the system prompt  /temperature X  set sampling temperature\n"
+        "/help  this text                     /exit  leave (or Ctrl-D)")
+_OLLAMA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?(:[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+
+
+class Backend(Protocol):
+    label: str
+    last_finish_reason: str | None
+
+    def stream(self, messages: list[dict[str, str]], *, temperature: float, max_tokens: int,
+               seed: int | None) -> Iterator[str]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What ``MODEL`` on the command line turned out to be."""
+
+    kind: str          # "gguf" | "ollama"
+    target: str        # the GGUF path or the Ollama name
+    source: str        # what the user typed (a run name shows up here)
+    run_dir: str | None = None  # the run the GGUF came from, when MODEL named a run
+
+    def run_system_prompt(self) -> str | None:
+        """The recipe's system prompt: training used it for records without one, so chat should too."""
+        if not self.run_dir:
+            return None
+        from ftwiz.core.recipe import load_recipe
+
+        return load_recipe(Path(self.run_dir) / "recipe.yaml").system
+
+
+def resolve_chat_model(model: str | Path) -> ModelRef:
+    """A GGUF path, a run (its newest export/*.gguf) or an Ollama model name."""
+    text = str(model)
+    path = Path(text).expanduser()
+    if path.is_file():
+        if path.suffix.lower() != ".gguf":
+            raise FtwizError(f"{path} is not a .gguf file", where=str(path),
+                             fix="export the model first: `ftwiz export RUN` writes runs/<run>/export/*.gguf")
+        return ModelRef("gguf", str(path.resolve()), text)
+    run_root = path if (path / "recipe.yaml").is_file() else runs_dir() / text
+    if (run_root / "recipe.yaml").is_file():
+        ggufs = sorted((run_root / "export").glob("*.gguf"), key=lambda p: p.stat().st_mtime)
+        if not ggufs:
+            raise FtwizError(f"run '{run_root.name}' has no exported GGUF yet", where=str(run_root / "export"),
+                             fix=f"run `ftwiz export {run_root.name}` first")
+        return ModelRef("gguf", str(ggufs[-1].resolve()), text, run_dir=str(run_root.resolve()))
+    if path.suffix.lower() == ".gguf" or "/" in text and (text.startswith((".", "/", "~")) or path.parent.exists()):
+        raise FtwizError(f"GGUF file not found: {path}", where=str(path),
+                         fix="check the path; `ftwiz models list` shows what ftwiz exported")
+    if _OLLAMA_NAME.match(text):
+        return ModelRef("ollama", text, text)
+    raise FtwizError(f"'{text}' is neither a GGUF file, an ftwiz run, nor an Ollama model name", where="MODEL",
+                     fix="give a .gguf path, a run name under runs/, or a name from `ollama list`")
+
+
+def chat_formatter(info: GGUFInfo) -> tuple[Any, list[str]]:
+    """llama-cpp-python's Jinja2ChatFormatter for the GGUF's embedded template, and its stop strings.
+
+    Stops on every end-of-turn control token of the template (as the Modelfile does), not only EOS:
+    a ChatML model that ends a turn with ``<|endoftext|>`` instead of ``<|im_end|>`` still stops.
+    """
+    from ftwiz.core.deploy.templates import ollama_template
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    if not info.chat_template:
+        raise FtwizError("the GGUF has no embedded chat template, so its turns cannot be formatted as in training",
+                         where=str(info.path), fix="export again from a tokenizer with a chat_template")
+    try:  # the same end-of-turn analysis as the Modelfile; EOS alone when the template is exotic
+        candidates = ollama_template(info.chat_template, bos_token=info.bos_token, eos_token=info.eos_token,
+                                     runtime_adds_bos=info.add_bos).stop_candidates
+    except FtwizError:
+        candidates = (info.eos_token,) if info.eos_token else ()
+    stops = [t for t in candidates if t and info.is_control(t)]
+    formatter = Jinja2ChatFormatter(template=info.chat_template, eos_token=info.eos_token or "",
+                                    bos_token=info.bos_token or "",
+                                    stop_token_ids=[info.tokens.index(t) for t in stops] or None)
+    return formatter, stops
+
+
+class LlamaCppBackend:
+    """A GGUF loaded in-process with llama-cpp-python, chatting through its embedded Jinja template."""
+
+    def __init__(self, gguf: Path, *, n_ctx: int | None = None, n_threads: int | None = None,
+                 seed: int | None = None) -> None:
+        from ftwiz.core.deploy.gguf_info import read_gguf_info
+        from llama_cpp import Llama
+
+        info = read_gguf_info(gguf)
+        formatter, stop_texts = chat_formatter(info)
+        ctx = n_ctx or min(info.context_length or 2048, 4096)
+        kwargs: dict[str, Any] = {"model_path": str(info.path), "n_ctx": ctx, "verbose": False,
+                                  "chat_handler": formatter.to_chat_handler()}
+        if n_threads:
+            kwargs["n_threads"] = n_threads
+        if seed is not None:
+            kwargs["seed"] = seed
+        try:
+            self.llm = Llama(**kwargs)
+        except ValueError as exc:
+            raise FtwizError(f"llama.cpp could not load the GGUF: {exc}", where=str(gguf),
+                             fix="check it with `ftwiz export --verify`; it may be truncated") from None
+        self.label = info.path.name
+        self.stop_texts = stop_texts
+        self.last_finish_reason: str | None = None
+
+    def stream(self, messages: list[dict[str, str]], *, temperature: float, max_tokens: int,
+               seed: int | None) -> Iterator[str]:
+        self.last_finish_reason = None
+        chunks = self.llm.create_chat_completion(messages=messages, temperature=temperature, max_tokens=max_tokens,
+                                                 stream=True, seed=seed)
+        for chunk in chunks:
+            choice = chunk["choices"][0]
+            text = choice.get("delta", {}).get("content")
+            if text:
+                yield text
+            if choice.get("finish_reason"):
+                self.last_finish_reason = choice["finish_reason"]
+
+    def close(self) -> None:
+        self.llm.close()
+
+
+class OllamaBackend:
+    """A model registered with Ollama, through ``/api/chat``."""
+
+    def __init__(self, name: str, *, host: str | None = None) -> None:
+        import ollama
+        from ftwiz.core.deploy.ollama_register import ollama_host
+
+        self.host = ollama_host(host)
+        self.client = ollama.Client(host=self.host, timeout=600)
+        self.label = f"ollama:{name}"
+        self.name = name
+        self.last_finish_reason: str | None = None
+        self._ollama = ollama
+
+    def stream(self, messages: list[dict[str, str]], *, temperature: float, max_tokens: int,
+               seed: int | None) -> Iterator[str]:
+        import httpx
+        from ftwiz.core.deploy.ollama_register import _not_reachable
+
+        self.last_finish_reason = None
+        options: dict[str, Any] = {"temperature": temperature, "num_predict": max_tokens}
+        if seed is not None:
+            options["seed"] = seed
+        try:
+            for part in self.client.chat(model=self.name, messages=messages, options=options, stream=True):
+                if part.message and part.message.content:
+                    yield part.message.content
+                if part.done:
+                    self.last_finish_reason = part.done_reason
+        except (ConnectionError, httpx.ConnectError):
+            raise _not_reachable(self.host) from None
+        except self._ollama.ResponseError as exc:
+            fix = ("register it first: `ftwiz register GGUF --name NAME`" if exc.status_code == 404
+                   else "see the Ollama server log")
+            raise FtwizError(f"Ollama could not chat with '{self.name}': {exc.error}", fix=fix) from None
+
+    def close(self) -> None:
+        pass
+
+
+def open_backend(model: str | Path, *, host: str | None = None, n_ctx: int | None = None,
+                 n_threads: int | None = None, seed: int | None = None) -> Backend:
+    ref = resolve_chat_model(model)
+    if ref.kind == "gguf":
+        return LlamaCppBackend(Path(ref.target), n_ctx=n_ctx, n_threads=n_threads, seed=seed)
+    return OllamaBackend(ref.target, host=host)
+
+
+@dataclass
+class CommandResult:
+    message: str
+    exit: bool = False
+
+
+class ChatSession:
+    """History, system prompt and temperature around one model; ``stream_reply`` yields text as it comes."""
+
+    def __init__(self, model: str | Path | Backend, *, system: str | None = None, temperature: float = 0.7,
+                 max_tokens: int = 512, seed: int | None = None, host: str | None = None,
+                 n_ctx: int | None = None, n_threads: int | None = None) -> None:
+        if temperature < 0:
+            raise FtwizError(f"temperature must be >= 0, got {temperature}", where="--temperature",
+                             fix="use 0 for deterministic answers, 0.7 for varied ones")
+        self.backend: Backend = (model if hasattr(model, "stream") else  # type: ignore[assignment]
+                                 open_backend(model, host=host, n_ctx=n_ctx, n_threads=n_threads, seed=seed))
+        self.system = system
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.seed = seed
+        self.history: list[dict[str, str]] = []
+
+    @property
+    def label(self) -> str:
+        return self.backend.label
+
+    @property
+    def last_finish_reason(self) -> str | None:
+        return self.backend.last_finish_reason
+
+    def messages(self) -> list[dict[str, str]]:
+        head = [{"role": "system", "content": self.system}] if self.system else []
+        return head + list(self.history)
+
+    def stream_reply(self, user_text: str) -> Iterator[str]:
+        """Send a user turn and yield the answer's pieces; the answer joins the history when done."""
+        if not user_text.strip():
+            raise FtwizError("empty message", fix="type something, or /help")
+        self.history.append({"role": "user", "content": user_text})
+        pieces: list[str] = []
+        try:
+            for piece in self.backend.stream(self.messages(), temperature=self.temperature,
+                                             max_tokens=self.max_tokens, seed=self.seed):
+                pieces.append(piece)
+                yield piece
+        finally:
+            if pieces:
+                self.history.append({"role": "assistant", "content": "".join(pieces)})
+            else:  # nothing came back (error or interrupt): the turn did not happen
+                self.history.pop()
+
+    def reply(self, user_text: str) -> str:
+        return "".join(self.stream_reply(user_text))
+
+    def reset(self) -> None:
+        self.history.clear()
+
+    def transcript(self) -> dict[str, Any]:
+        return {"model": self.label, "system": self.system, "temperature": self.temperature,
+                "messages": self.messages()}
+
+    def save(self, path: str | Path) -> Path:
+        """Write the conversation: JSON for ``.json``, Markdown otherwise. Never overwrites a file."""
+        target = Path(path).expanduser()
+        if target.exists():
+            raise FtwizError(f"{target} already exists", where=str(target), fix="choose another file name")
+        if target.suffix.lower() == ".json":
+            text = json.dumps(self.transcript(), indent=2, ensure_ascii=False) + "\n"
+        else:
+            lines = [f"# Chat with {self.label}", "", f"temperature: {self.temperature}", ""]
+            for msg in self.messages():
+                lines += [f"**{msg['role']}**:", "", msg["content"], ""]
+            text = "\n".join(lines)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return write_text_atomic(target, text, overwrite=False)
+
+    def run_command(self, line: str) -> CommandResult | None:
+        """Handle a ``/command``; None when ``line`` is not one (then it is a message)."""
+        if not line.startswith("/"):
+            return None
+        word, _, arg = line.strip().partition(" ")
+        arg = arg.strip()
+        if word in ("/exit", "/quit", "/bye"):
+            return CommandResult("bye", exit=True)
+        if word == "/reset":
+            self.reset()
+            return CommandResult("conversation cleared")
+        if word == "/help":
+            return CommandResult(HELP)
+        if word == "/save":
+            if not arg:
+                return CommandResult("usage: /save PATH")
+            try:
+                return CommandResult(f"saved {self.save(arg)}")
+            except FtwizError as exc:
+                return CommandResult(f"not saved: {exc.what}")
+        if word == "/system":
+            self.system = arg or None
+            return CommandResult(f"system prompt {'set' if arg else 'cleared'}")
+        if word == "/temperature":
+            try:
+                value = float(arg)
+                if value < 0:
+                    raise ValueError
+            except ValueError:
+                return CommandResult("usage: /temperature X  (X >= 0)")
+            self.temperature = value
+            return CommandResult(f"temperature {value}")
+        return CommandResult(f"unknown command {word}; /help lists them")
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> ChatSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,481 @@
+"""A small, faithful renderer for the Go ``text/template`` subset that Ollama chat templates use.
+
+Why it exists: a Modelfile TEMPLATE that renders differently from the model's own Jinja chat template
+is the top cause of gibberish after export. ftwiz proves its generated TEMPLATE right by rendering it
+here, with the same values Ollama passes (``.System``, ``.Messages`` with ``.Role``/``.Content``,
+``.Prompt``, ``.Response``), and comparing with the Jinja rendering. Nothing is sent to Ollama that
+has not passed that comparison.
+
+Supported (Go semantics): text and actions with ``{{-``/``-}}`` trim markers, comments, ``if`` /
+``else if`` / ``else`` / ``end``, ``range`` (with ``$i, $x :=`` and ``else``), ``with``, variable
+declaration ``:=`` and assignment ``=``, fields on ``.``/``$``/``$var``/parenthesised pipelines, string,
+number and boolean literals, pipelines with ``|``, and the functions ``and or not len index slice eq ne
+lt le gt ge print println printf``. Anything else is a :class:`GoTemplateError` rather than a guess.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class GoTemplateError(ValueError):
+    """The template uses something this renderer does not implement, or fails to execute."""
+
+
+# ---------------------------------------------------------------------------------------------- lexing
+
+_ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.S)
+
+
+@dataclass
+class _Text:
+    text: str
+
+
+@dataclass
+class _Act:
+    body: str
+
+
+def _split(template: str) -> list[_Text | _Act]:
+    """Text and action pieces with Go's trim markers applied (``{{- `` eats whitespace before it)."""
+    pieces: list[_Text | _Act] = []
+    pos = 0
+    trim_next = False
+    for match in _ACTION.finditer(template):
+        text = template[pos:match.start()]
+        if trim_next:
+            text = text.lstrip(" \t\r\n")
+        if match.group(1):
+            text = text.rstrip(" \t\r\n")
+        if text:
+            pieces.append(_Text(text))
+        body = match.group(2).strip()
+        if not (body.startswith("/*") and body.endswith("*/")):
+            pieces.append(_Act(body))
+        trim_next = bool(match.group(3))
+        pos = match.end()
+    tail = template[pos:]
+    if trim_next:
+        tail = tail.lstrip(" \t\r\n")
+    if tail:
+        pieces.append(_Text(tail))
+    return pieces
+
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+    (?P<str>"(?:\\.|[^"\\])*")
+  | (?P<raw>`[^`]*`)
+  | (?P<op>:=|=|\||\(|\)|,)
+  | (?P<num>-?\d+(?:\.\d+)?)
+  | (?P<var>\$[A-Za-z0-9_]*(?:\.[A-Za-z_]\w*)*)
+  | (?P<field>(?:\.[A-Za-z_]\w*)+|\.)
+  | (?P<ident>[A-Za-z_]\w*)
+    )""",
+    re.X,
+)
+
+
+def _tokens(body: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    pos = 0
+    body = body.strip()
+    while pos < len(body):
+        match = _TOKEN.match(body, pos)
+        if not match or match.end() == pos:
+            raise GoTemplateError(f"cannot parse action near {body[pos:pos + 20]!r}")
+        kind = match.lastgroup or ""
+        out.append((kind, match.group(kind)))
+        pos = match.end()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+
+
+@dataclass
+class _Pipe:
+    decl: list[str]          # variables on the left of := or =
+    assign: bool             # True for "=", False for ":="
+    cmds: list[list[Any]]    # each command: list of operands
+
+
+@dataclass
+class _Node:
+    kind: str                # text | action | if | range | with
+    text: str = ""
+    pipe: _Pipe | None = None
+    branches: list[tuple[_Pipe, list[_Node]]] = field(default_factory=list)
+    else_body: list[_Node] = field(default_factory=list)
+
+
+def _parse_pipe(tokens: list[tuple[str, str]]) -> _Pipe:
+    decl: list[str] = []
+    assign = False
+    for index, (kind, value) in enumerate(tokens):
+        if kind == "op" and value in (":=", "="):
+            names = [v for k, v in tokens[:index] if k == "var"]
+            if not names or any(k not in ("var", "op") for k, _ in tokens[:index]):
+                raise GoTemplateError("bad variable declaration")
+            decl, assign, tokens = names, value == "=", tokens[index + 1:]
+            break
+    cmds: list[list[Any]] = []
+    pos = 0
+
+    def operand() -> Any:
+        nonlocal pos
+        kind, value = tokens[pos]
+        pos += 1
+        if kind == "op" and value == "(":
+            depth, start = 1, pos
+            while depth:
+                if pos >= len(tokens):
+                    raise GoTemplateError("unbalanced parentheses")
+                if tokens[pos] == ("op", "("):
+                    depth += 1
+                elif tokens[pos] == ("op", ")"):
+                    depth -= 1
+                pos += 1
+            node: Any = ("pipe", _parse_pipe(tokens[start:pos - 1]))
+            if pos < len(tokens) and tokens[pos][0] == "field" and tokens[pos][1] != ".":
+                node = ("fieldof", node, tokens[pos][1][1:].split("."))
+                pos += 1
+            return node
+        if kind == "str":
+            return ("lit", json.loads(value))
+        if kind == "raw":
+            return ("lit", value[1:-1])
+        if kind == "num":
+            return ("lit", float(value) if "." in value else int(value))
+        if kind == "var":
+            name, _, rest = value.partition(".")
+            return ("var", name, rest.split(".") if rest else [])
+        if kind == "field":
+            return ("field", [] if value == "." else value[1:].split("."))
+        if kind == "ident":
+            if value in ("true", "false"):
+                return ("lit", value == "true")
+            if value == "nil":
+                return ("lit", None)
+            return ("func", value)
+        raise GoTemplateError(f"unexpected {value!r}")
+
+    current: list[Any] = []
+    while pos < len(tokens):
+        if tokens[pos] == ("op", "|"):
+            if not current:
+                raise GoTemplateError("empty command before '|'")
+            cmds.append(current)
+            current = []
+            pos += 1
+            continue
+        current.append(operand())
+    if current:
+        cmds.append(current)
+    if not cmds:
+        raise GoTemplateError("empty pipeline")
+    return _Pipe(decl, assign, cmds)
+
+
+def _keyword(body: str) -> tuple[str, str]:
+    word, _, rest = body.partition(" ")
+    if word in ("if", "range", "with", "end", "else", "define", "template", "block", "break", "continue"):
+        return word, rest.strip()
+    return "", body
+
+
+def _parse(pieces: list[_Text | _Act], pos: int = 0, stop: tuple[str, ...] = ()) -> tuple[list[_Node], int, str]:
+    """Parse until one of the ``stop`` keywords; returns (nodes, position after it, the keyword body)."""
+    nodes: list[_Node] = []
+    while pos < len(pieces):
+        piece = pieces[pos]
+        pos += 1
+        if isinstance(piece, _Text):
+            nodes.append(_Node("text", text=piece.text))
+            continue
+        word, rest = _keyword(piece.body)
+        if word in ("end", "else"):
+            if word not in stop:
+                raise GoTemplateError(f"unexpected {{{{{piece.body}}}}}")
+            return nodes, pos, piece.body
+        if word in ("if", "with", "range"):
+            node = _Node(word)
+            cond = _parse_pipe(_tokens(rest))
+            body, pos, ended = _parse(pieces, pos, ("end", "else"))
+            node.branches.append((cond, body))
+            while ended.startswith("else"):
+                rest_else = ended[4:].strip()
+                if word == "if" and rest_else.startswith("if "):
+                    cond = _parse_pipe(_tokens(rest_else[3:]))
+                    body, pos, ended = _parse(pieces, pos, ("end", "else"))
+                    node.branches.append((cond, body))
+                elif not rest_else:
+                    node.else_body, pos, ended = _parse(pieces, pos, ("end",))
+                else:
+                    raise GoTemplateError(f"unsupported {{{{{ended}}}}}")
+            nodes.append(node)
+            continue
+        if word:
+            raise GoTemplateError(f"'{word}' is not supported by ftwiz's template renderer")
+        nodes.append(_Node("action", pipe=_parse_pipe(_tokens(piece.body))))
+    if stop:
+        raise GoTemplateError("missing {{ end }}")
+    return nodes, pos, ""
+
+
+# ---------------------------------------------------------------------------------------------- execution
+
+
+def truth(value: Any) -> bool:
+    """Go's notion of truth: zero values ("", 0, false, nil, empty collections) are false."""
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return value != 0
+    if isinstance(value, (str, Sequence, Mapping)):
+        return len(value) > 0
+    return True
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "<no value>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + " ".join(_fmt(v) for v in value) + "]"
+    return str(value)
+
+
+def _printf(fmt: str, *args: Any) -> str:
+    values = iter(args)
+
+    def sub(match: re.Match[str]) -> str:
+        if match.group(0) == "%%":
+            return "%"
+        value = next(values)
+        return repr(value).replace("'", '"') if match.group(0) == "%q" else _fmt(value)
+
+    return re.sub(r"%[svdq%]", sub, fmt)
+
+
+def _slice(value: Any, *bounds: int) -> Any:
+    if len(bounds) > 2:
+        raise GoTemplateError("slice with 3 indices is not supported")
+    start = bounds[0] if bounds else 0
+    end = bounds[1] if len(bounds) > 1 else len(value)
+    if not 0 <= start <= end <= len(value):
+        raise GoTemplateError(f"slice bounds out of range [{start}:{end}] with length {len(value)}")
+    return value[start:end]
+
+
+def _index(value: Any, *keys: Any) -> Any:
+    for key in keys:
+        try:
+            value = value[key]
+        except (IndexError, KeyError, TypeError):
+            raise GoTemplateError(f"index {key!r} out of range") from None
+    return value
+
+
+_FUNCS: dict[str, Callable[..., Any]] = {
+    "not": lambda x: not truth(x),
+    "len": lambda x: len(x),
+    "index": _index,
+    "slice": _slice,
+    "eq": lambda a, *bs: any(a == b for b in bs),
+    "ne": lambda a, b: a != b,
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+    "print": lambda *xs: "".join(_fmt(x) for x in xs),
+    "println": lambda *xs: " ".join(_fmt(x) for x in xs) + "\n",
+    "printf": _printf,
+}
+
+
+def _get(value: Any, names: list[str]) -> Any:
+    for name in names:
+        if isinstance(value, Mapping):
+            if name not in value:
+                raise GoTemplateError(f"can't evaluate field {name}")
+            value = value[name]
+        elif hasattr(value, name):
+            value = getattr(value, name)
+        else:
+            raise GoTemplateError(f"can't evaluate field {name} in type {type(value).__name__}")
+    return value
+
+
+class _Exec:
+    def __init__(self, root: Any) -> None:
+        self.root = root
+        self.scopes: list[dict[str, Any]] = [{"$": root}]
+        self.out: list[str] = []
+
+    def lookup(self, name: str) -> Any:
+        for scope in reversed(self.scopes):
+            if name in scope:
+                return scope[name]
+        raise GoTemplateError(f"undefined variable: {name}")
+
+    def set(self, name: str, value: Any) -> None:
+        for scope in reversed(self.scopes):
+            if name in scope:
+                scope[name] = value
+                return
+        raise GoTemplateError(f"undefined variable: {name}")
+
+    def operand(self, op: Any, dot: Any) -> Any:
+        kind = op[0]
+        if kind == "lit":
+            return op[1]
+        if kind == "field":
+            return _get(dot, op[1])
+        if kind == "var":
+            return _get(self.lookup(op[1]), op[2])
+        if kind == "pipe":
+            return self.pipe(op[1], dot)
+        if kind == "fieldof":
+            return _get(self.operand(op[1], dot), op[2])
+        if kind == "func":
+            return self.call(op[1], [], dot)
+        raise GoTemplateError(f"bad operand {op!r}")
+
+    def call(self, name: str, args: list[Any], dot: Any, piped: tuple[Any, ...] = ()) -> Any:
+        if name in ("and", "or"):  # short-circuit like Go >= 1.18
+            values = [*args, *[("lit", p) for p in piped]]
+            if not values:
+                raise GoTemplateError(f"{name} needs arguments")
+            result: Any = None
+            for arg in values:
+                result = self.operand(arg, dot)
+                if truth(result) != (name == "and"):
+                    return result
+            return result
+        func = _FUNCS.get(name)
+        if func is None:
+            raise GoTemplateError(f'function "{name}" not defined')
+        return func(*[self.operand(a, dot) for a in args], *piped)
+
+    def pipe(self, pipe: _Pipe, dot: Any) -> Any:
+        value: Any = None
+        for number, cmd in enumerate(pipe.cmds):
+            piped = (value,) if number else ()
+            head = cmd[0]
+            if head[0] == "func":
+                value = self.call(head[1], cmd[1:], dot, piped)
+            elif len(cmd) == 1 and not piped:
+                value = self.operand(head, dot)
+            else:
+                raise GoTemplateError("can't give arguments to a non-function")
+        if pipe.decl:
+            if pipe.assign:
+                self.set(pipe.decl[0], value)
+            else:
+                self.scopes[-1][pipe.decl[-1]] = value
+        return value
+
+    def run(self, nodes: list[_Node], dot: Any) -> None:
+        for node in nodes:
+            if node.kind == "text":
+                self.out.append(node.text)
+            elif node.kind == "action":
+                assert node.pipe is not None
+                value = self.pipe(node.pipe, dot)
+                if not node.pipe.decl:
+                    self.out.append(_fmt(value))
+            elif node.kind == "if":
+                self.scopes.append({})
+                for cond, body in node.branches:
+                    if truth(self.pipe(cond, dot)):
+                        self.run(body, dot)
+                        break
+                else:
+                    self.run(node.else_body, dot)
+                self.scopes.pop()
+            elif node.kind == "with":
+                self.scopes.append({})
+                cond, body = node.branches[0]
+                value = self.pipe(_Pipe([], False, cond.cmds), dot)
+                if truth(value):
+                    if cond.decl:
+                        self.scopes[-1][cond.decl[-1]] = value
+                    self.run(body, value)
+                else:
+                    self.run(node.else_body, dot)
+                self.scopes.pop()
+            elif node.kind == "range":
+                self.range(node, dot)
+
+    def range(self, node: _Node, dot: Any) -> None:
+        cond, body = node.branches[0]
+        items = self.pipe(_Pipe([], False, cond.cmds), dot)
+        if items is None:
+            items = []
+        if isinstance(items, Mapping):
+            pairs = sorted(items.items())
+        elif isinstance(items, (list, tuple)):
+            pairs = list(enumerate(items))
+        else:
+            raise GoTemplateError(f"range can't iterate over {type(items).__name__}")
+        if not pairs:
+            self.scopes.append({})
+            self.run(node.else_body, dot)
+            self.scopes.pop()
+            return
+        for key, item in pairs:
+            scope: dict[str, Any] = {}
+            if len(cond.decl) == 1:
+                scope[cond.decl[0]] = item
+            elif len(cond.decl) == 2:
+                scope[cond.decl[0]], scope[cond.decl[1]] = key, item
+            self.scopes.append(scope)
+            self.run(body, item)
+            self.scopes.pop()
+
+
+def render_go_template(template: str, data: Any) -> str:
+    """Render ``template`` with ``data`` (dicts for Go structs) the way Go's text/template would."""
+    nodes, _, _ = _parse(_split(template))
+    executor = _Exec(data)
+    executor.run(nodes, data)
+    return "".join(executor.out)
+
+
+def check_go_template(template: str) -> None:
+    """Raise :class:`GoTemplateError` if the template does not parse."""
+    _parse(_split(template))
+
+
+def ollama_values(messages: Sequence[Mapping[str, str]], *, system: str | None = None) -> dict[str, Any]:
+    """The values Ollama's chat endpoint hands a template, built the way Ollama builds them.
+
+    Ollama prepends the Modelfile SYSTEM when the request has no system message, then *collates*:
+    consecutive messages of the same role are joined with a blank line, and ``.System`` is all system
+    messages joined the same way. ``.Messages`` keeps the system messages too.
+    """
+    msgs = [dict(m) for m in messages]
+    if system and (not msgs or msgs[0].get("role") != "system"):
+        msgs.insert(0, {"role": "system", "content": system})
+    systems: list[str] = []
+    collated: list[dict[str, Any]] = []
+    for msg in msgs:
+        role, content = msg.get("role", ""), msg.get("content", "")
+        if role == "system":
+            systems.append(content)
+        if collated and collated[-1]["Role"] == role:
+            collated[-1]["Content"] += "\n\n" + content
+        else:
+            collated.append({"Role": role, "Content": content, "Images": None, "ToolCalls": None,
+                             "Thinking": ""})
+    return {"System": "\n\n".join(systems), "Messages": collated, "Prompt": "", "Response": "",
+            "Tools": None, "Suffix": "", "Think": False}

@@ -1,0 +1,116 @@
+"""An Ollama Modelfile for a GGUF, with a TEMPLATE proven equal to the model's own chat template.
+
+The same :class:`ModelfileSpec` feeds both the Modelfile text (for ``ollama create -f``) and the REST
+registration (``/api/create`` with ``files``/``template``/``parameters``/``system``), so the two paths
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ftwiz.core.deploy.gguf_info import GGUFInfo, read_gguf_info
+from ftwiz.core.deploy.templates import OllamaTemplate, ollama_template
+from ftwiz.core.errors import FtwizError
+
+
+@dataclass(frozen=True)
+class ModelfileSpec:
+    """Everything a Modelfile says, as data."""
+
+    gguf: Path
+    template: OllamaTemplate
+    stops: list[str]
+    system: str | None = None
+    num_ctx: int | None = None
+    adapter: Path | None = None
+    license: str | None = None
+    info: GGUFInfo | None = field(default=None, repr=False)
+
+    @property
+    def parameters(self) -> dict[str, object]:
+        params: dict[str, object] = {"stop": list(self.stops)}
+        if self.num_ctx:
+            params["num_ctx"] = int(self.num_ctx)
+        return params
+
+    def render(self) -> str:
+        lines = [f"# Written by ftwiz for {self.gguf.name}: template family '{self.template.family}',",
+                 "# checked against the model's own chat template on 1-3 turn conversations.",
+                 f"FROM {_path(self.gguf)}"]
+        if self.adapter:
+            lines.append(f"ADAPTER {_path(self.adapter)}")
+        lines.append(f'TEMPLATE """{_triple(self.template.template, "TEMPLATE")}"""')
+        lines += [f"PARAMETER stop {_quote(stop)}" for stop in self.stops]
+        if self.num_ctx:
+            lines.append(f"PARAMETER num_ctx {int(self.num_ctx)}")
+        if self.system:
+            lines.append(f'SYSTEM """{_triple(self.system, "SYSTEM")}"""')
+        if self.license:
+            lines.append(f'LICENSE """{_triple(self.license, "LICENSE")}"""')
+        return "\n".join(lines) + "\n"
+
+
+def _path(path: Path) -> str:
+    text = str(path)
+    return _quote(text) if any(c.isspace() for c in text) else text
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _triple(text: str, what: str) -> str:
+    if '"""' in text:
+        raise FtwizError(f'the {what} contains """, which a Modelfile cannot hold', where=what,
+                         fix="remove the triple quotes from it")
+    return text
+
+
+def stop_tokens(template: OllamaTemplate, info: GGUFInfo) -> list[str]:
+    """The template's end-of-turn strings that are control tokens in the GGUF vocabulary.
+
+    A stop string that is not a control token would be split into ordinary pieces by the tokenizer and
+    could leak into answers, so only control tokens qualify; at least one must end the assistant turn.
+    """
+    stops = [s for s in template.stop_candidates if info.is_control(s)]
+    ends_turn = [s for s in stops if s in template.parts.asst_post or s in template.parts.user_pre
+                 or s == info.eos_token]
+    if not ends_turn:
+        raise FtwizError(
+            f"none of the end-of-turn tokens {list(template.stop_candidates)} is a control token in the GGUF"
+            " vocabulary, so Ollama could not tell where an answer ends",
+            where=str(info.path),
+            fix="export again from a tokenizer whose end-of-turn token is a special token "
+                "(added_tokens with special=true in tokenizer.json)",
+        )
+    return stops
+
+
+def modelfile_spec(gguf_path: str | Path, *, system: str | None = None, num_ctx: int | None = None,
+                   adapter: str | Path | None = None, license: str | None = None) -> ModelfileSpec:
+    """Read the GGUF, build and check its TEMPLATE, pick stop tokens; errors say what to fix."""
+    info = read_gguf_info(gguf_path)
+    template = ollama_template(info.chat_template, bos_token=info.bos_token, eos_token=info.eos_token,
+                               runtime_adds_bos=info.add_bos)
+    if system and not template.system_supported:
+        raise FtwizError("this model's chat template has no faithful place for a system prompt",
+                         where="system", fix="register without a system prompt (drop --system / the recipe's system)")
+    if num_ctx is not None and num_ctx <= 0:
+        raise FtwizError(f"num_ctx must be positive, got {num_ctx}", where="num_ctx",
+                         fix="use the training cutoff_len, e.g. 2048")
+    adapter_path = None
+    if adapter is not None:
+        adapter_path = Path(adapter).expanduser().resolve()
+        if not adapter_path.exists():
+            raise FtwizError(f"adapter not found: {adapter_path}", where="adapter",
+                             fix="give the GGUF LoRA adapter file or the adapter directory")
+    return ModelfileSpec(gguf=info.path, template=template, stops=stop_tokens(template, info), system=system,
+                         num_ctx=num_ctx, adapter=adapter_path, license=license, info=info)
+
+
+def build_modelfile(gguf_path: str | Path, *, system: str | None = None, num_ctx: int | None = None,
+                    adapter: str | Path | None = None, license: str | None = None) -> str:
+    """The Modelfile text for ``ollama create -f``: FROM, ADAPTER, TEMPLATE, stop/num_ctx, SYSTEM, LICENSE."""
+    return modelfile_spec(gguf_path, system=system, num_ctx=num_ctx, adapter=adapter, license=license).render()

@@ -1,0 +1,210 @@
+"""What ftwiz exported and where it is registered: ``ftwiz models list|show|rm``.
+
+Two sources, merged: the GGUFs found under ``runs/*/export/`` (so a run copied from another machine
+shows up with no bookkeeping) and a small JSON registry in the data dir (``models.json``) that
+``ftwiz export`` and ``ftwiz register`` append to, which also remembers files exported elsewhere and the
+Ollama names they were registered under.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ftwiz.core.atomic import write_text_atomic
+from ftwiz.core.errors import FtwizError
+from ftwiz.core.paths import data_dir, runs_dir
+
+REGISTRY_VERSION = 1
+
+
+def registry_path() -> Path:
+    return data_dir() / "models.json"
+
+
+@dataclass
+class OllamaRegistration:
+    name: str
+    host: str
+    registered_at: str
+
+
+@dataclass
+class ModelEntry:
+    path: str
+    size: int | None = None
+    quant: str | None = None
+    source_run: str | None = None
+    added_at: str | None = None
+    ollama: list[OllamaRegistration] = field(default_factory=list)
+    exists: bool = True
+    in_registry: bool = False
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _load() -> list[dict[str, Any]]:
+    path = registry_path()
+    if not path.exists():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise FtwizError(f"the model registry is not valid JSON ({exc.msg} at line {exc.lineno})", where=str(path),
+                         fix="fix or delete the file; `ftwiz models list` still finds GGUFs under runs/") from None
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, list):
+        raise FtwizError("the model registry has no 'models' list", where=str(path),
+                         fix="delete the file; exported GGUFs under runs/ are found again automatically")
+    return [m for m in models if isinstance(m, dict) and m.get("path")]
+
+
+def _save(models: list[dict[str, Any]]) -> None:
+    path = registry_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps({"version": REGISTRY_VERSION, "models": models}, indent=2) + "\n")
+
+
+def _entry(raw: dict[str, Any]) -> ModelEntry:
+    regs = [OllamaRegistration(**{k: r.get(k, "") for k in ("name", "host", "registered_at")})
+            for r in raw.get("ollama", []) if isinstance(r, dict)]
+    path = Path(raw["path"])
+    return ModelEntry(path=str(path), size=raw.get("size"), quant=raw.get("quant"), source_run=raw.get("source_run"),
+                      added_at=raw.get("added_at"), ollama=regs, exists=path.is_file(), in_registry=True)
+
+
+def _upsert(path: Path, **updates: Any) -> dict[str, Any]:
+    models = _load()
+    key = str(path.resolve())
+    for raw in models:
+        if str(Path(raw["path"]).resolve()) == key:
+            break
+    else:
+        raw = {"path": key, "added_at": _now(), "ollama": []}
+        models.append(raw)
+    for name, value in updates.items():
+        if value is not None:
+            raw[name] = value
+    _save(models)
+    return raw
+
+
+def _source_run(path: Path) -> str | None:
+    """The run a GGUF belongs to, when it sits in ``<run>/export/`` next to a recipe.yaml."""
+    parent = path.resolve().parent
+    if parent.name == "export" and (parent.parent / "recipe.yaml").is_file():
+        return parent.parent.name
+    return None
+
+
+def _quant(path: Path) -> str | None:
+    try:
+        from ftwiz.core.deploy.gguf_info import read_gguf_info
+
+        return read_gguf_info(path).file_type
+    except (FtwizError, ImportError, ValueError, OSError):
+        return None
+
+
+def record_export(gguf_path: str | Path, *, quant: str | None = None, source_run: str | None = None) -> ModelEntry:
+    """Remember an exported GGUF (called by ``ftwiz export``)."""
+    path = Path(gguf_path).expanduser().resolve()
+    if not path.is_file():
+        raise FtwizError(f"cannot record a missing file: {path}", where=str(path))
+    raw = _upsert(path, size=path.stat().st_size, quant=quant or _quant(path),
+                  source_run=source_run or _source_run(path))
+    return _entry(raw)
+
+
+def record_ollama(gguf_path: str | Path, name: str, host: str) -> ModelEntry:
+    """Remember that a GGUF is registered with Ollama as ``name`` (called by ``ftwiz register``)."""
+    path = Path(gguf_path).expanduser().resolve()
+    raw = _upsert(path, size=path.stat().st_size if path.is_file() else None, source_run=_source_run(path))
+    if not raw.get("quant") and path.is_file():
+        raw["quant"] = _quant(path)
+    regs = [r for r in raw.get("ollama", []) if not (r.get("name") == name and r.get("host") == host)]
+    regs.append({"name": name, "host": host, "registered_at": _now()})
+    raw["ollama"] = regs
+    key = str(Path(raw["path"]).resolve())
+    models = [m for m in _load() if str(Path(m["path"]).resolve()) != key] + [raw]
+    _save(models)
+    return _entry(raw)
+
+
+def list_models() -> list[ModelEntry]:
+    """Registry entries plus GGUFs under runs/*/export/, one entry per file, sorted by path."""
+    by_path: dict[str, ModelEntry] = {}
+    for raw in _load():
+        entry = _entry(raw)
+        by_path[str(Path(entry.path).resolve())] = entry
+    root = runs_dir()
+    if root.is_dir():
+        for gguf in sorted(root.glob("*/export/*.gguf")):
+            key = str(gguf.resolve())
+            if key in by_path:
+                continue
+            by_path[key] = ModelEntry(path=key, size=gguf.stat().st_size, quant=_quant(gguf),
+                                      source_run=_source_run(gguf))
+    for entry in by_path.values():
+        if entry.exists and entry.size is None:
+            entry.size = Path(entry.path).stat().st_size
+    return sorted(by_path.values(), key=lambda e: e.path)
+
+
+def find_model(query: str) -> ModelEntry:
+    """One model by path, file name, file stem, Ollama name or run name; FtwizError if none or ambiguous."""
+    entries = list_models()
+    as_path = Path(query).expanduser()
+    if as_path.exists():
+        key = str(as_path.resolve())
+        for entry in entries:
+            if entry.path == key:
+                return entry
+    matches = [e for e in entries if query in (e.name, Path(e.path).stem, e.source_run)
+               or any(r.name == query or r.name.split(":")[0] == query for r in e.ollama)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise FtwizError(f"no exported model matches '{query}'", where="MODEL",
+                         fix="see `ftwiz models list` for paths, file names, runs and Ollama names")
+    raise FtwizError(f"'{query}' matches {len(matches)} models: " + ", ".join(e.path for e in matches),
+                     where="MODEL", fix="give the full path")
+
+
+def forget(entry: ModelEntry) -> None:
+    """Drop an entry from the registry (the file stays)."""
+    key = str(Path(entry.path).resolve())
+    models = _load()
+    kept = [m for m in models if str(Path(m["path"]).resolve()) != key]
+    if len(kept) != len(models):
+        _save(kept)
+
+
+def remove_model(entry: ModelEntry, *, delete_file: bool = False, ollama: bool = False) -> list[str]:
+    """Forget a model; optionally delete the GGUF and unregister it from Ollama. Returns what was done."""
+    done: list[str] = []
+    if ollama:
+        from ftwiz.core.deploy.ollama_register import unregister
+
+        for reg in entry.ollama:
+            unregister(reg.name, host=reg.host)
+            done.append(f"removed Ollama model {reg.name} ({reg.host})")
+    if delete_file and entry.exists:
+        Path(entry.path).unlink()
+        done.append(f"deleted {entry.path}")
+    if entry.in_registry:
+        forget(entry)
+        done.append("removed from the registry")
+    return done

@@ -1,0 +1,193 @@
+"""An OpenAI-compatible server for a GGUF: llama-cpp-python's ``llama_cpp.server`` in a child process.
+
+Why a child process: the server owns the model's memory and threads; running it apart means Ctrl-C,
+a crash or an out-of-memory kill cannot take the wizard or the caller down, and stopping it is a
+signal. The server uses the chat template embedded in the GGUF, so answers are formatted exactly as
+in training. It binds 127.0.0.1 unless the user asks otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from ftwiz.core.errors import FtwizError
+
+DEFAULT_N_CTX = 2048
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerHandle:
+    """A running server: where it answers, what it serves, and how to stop it."""
+
+    process: subprocess.Popen[bytes]
+    gguf: Path
+    host: str
+    port: int
+    model_alias: str
+    api_key: str | None
+    n_ctx: int
+    log_path: Path
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def base_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}/v1"
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds; safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def server_command(gguf: Path, *, host: str, port: int, api_key: str | None, n_ctx: int,
+                   model_alias: str, n_threads: int | None = None) -> list[str]:
+    """The ``python -m llama_cpp.server`` command line (options are its pydantic settings)."""
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", host, "--port", str(port),
+           "--n_ctx", str(n_ctx), "--model_alias", model_alias,
+           # the Jinja template embedded in the GGUF, never a built-in format llama-cpp-python guesses
+           "--chat_format", "chat_template.default"]
+    if api_key:
+        cmd += ["--api_key", api_key]
+    if n_threads:
+        cmd += ["--n_threads", str(n_threads)]
+    return cmd
+
+
+def _get_models(handle: ServerHandle, timeout: float = 2.0) -> dict[str, object] | None:
+    request = urllib.request.Request(handle.base_url + "/models", headers=handle.headers())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - local URL we built
+            return json.loads(response.read())
+    except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
+        return None
+
+
+def start_server(gguf_path: str | Path, *, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None,
+                 n_ctx: int = DEFAULT_N_CTX, model_alias: str | None = None, n_threads: int | None = None,
+                 startup_timeout: float = 120.0) -> ServerHandle:
+    """Start the server and return once ``/v1/models`` lists the model; FtwizError with the log otherwise."""
+    gguf = Path(gguf_path).expanduser().resolve()
+    if not gguf.is_file():
+        raise FtwizError(f"GGUF file not found: {gguf}", where=str(gguf),
+                         fix="give the path of a .gguf file (ftwiz export writes them to runs/<run>/export/)")
+    try:
+        import llama_cpp.server  # noqa: F401 - only to fail early with a clear message
+    except ImportError as exc:
+        raise FtwizError(f"llama-cpp-python's server is not installed ({exc})",
+                         fix="pip install 'llama-cpp-python[server]'") from None
+    chosen_port = port or free_port(host if host not in ("0.0.0.0", "") else "127.0.0.1")
+    alias = model_alias or gguf.stem
+    log_dir = Path(tempfile.mkdtemp(prefix="ftwiz-serve-"))
+    log_path = log_dir / "server.log"
+    cmd = server_command(gguf, host=host, port=chosen_port, api_key=api_key, n_ctx=n_ctx, model_alias=alias,
+                         n_threads=n_threads)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    handle = ServerHandle(process=process, gguf=gguf, host=host, port=chosen_port, model_alias=alias,
+                          api_key=api_key, n_ctx=n_ctx, log_path=log_path)
+    deadline = time.monotonic() + startup_timeout
+    try:
+        while time.monotonic() < deadline:
+            if not handle.alive():
+                raise FtwizError(f"the llama.cpp server exited (code {process.returncode}) before it was ready:\n"
+                                 f"{handle.log_tail()}", where=str(gguf),
+                                 fix="check the GGUF with `ftwiz export --verify`, or pick another --port")
+            models = _get_models(handle)
+            if models is not None and any(m.get("id") == alias for m in models.get("data", [])):  # type: ignore[union-attr]
+                return handle
+            time.sleep(0.25)
+        raise FtwizError(f"the llama.cpp server did not become ready within {startup_timeout:.0f} s:\n"
+                         f"{handle.log_tail()}", fix="a large model may need longer; see the log above")
+    except BaseException:
+        handle.stop()
+        raise
+
+
+def llama_server_command(handle_or_gguf: ServerHandle | str | Path, *, host: str = "127.0.0.1", port: int = 8080,
+                         api_key: str | None = None, n_ctx: int = DEFAULT_N_CTX, alias: str | None = None) -> str:
+    """The equivalent command for users who have llama.cpp's own ``llama-server`` (same template, via --jinja)."""
+    if isinstance(handle_or_gguf, ServerHandle):
+        h = handle_or_gguf
+        gguf, host, port, api_key, n_ctx, alias = h.gguf, h.host, h.port, h.api_key, h.n_ctx, h.model_alias
+    else:
+        gguf = Path(handle_or_gguf)
+    parts = ["llama-server", "-m", _shell(str(gguf)), "--host", host, "--port", str(port), "-c", str(n_ctx), "--jinja"]
+    if alias:
+        parts += ["--alias", _shell(alias)]
+    if api_key:
+        parts += ["--api-key", _shell(api_key)]
+    return " ".join(parts)
+
+
+def _shell(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+def snippets(handle: ServerHandle) -> dict[str, str]:
+    """Ready-to-paste client code for the running server: curl, the openai client, LangChain."""
+    key = handle.api_key or "not-needed"
+    auth = f' \\\n  -H "Authorization: Bearer {handle.api_key}"' if handle.api_key else ""
+    body = json.dumps({"model": handle.model_alias, "messages": [{"role": "user", "content": "Hello!"}]})
+    return {
+        "curl": f"curl {handle.base_url}/chat/completions \\\n  -H \"Content-Type: application/json\"{auth} \\\n"
+                f"  -d '{body}'",
+        "openai": "from openai import OpenAI\n\n"
+                  f'client = OpenAI(base_url="{handle.base_url}", api_key="{key}")\n'
+                  "reply = client.chat.completions.create(\n"
+                  f'    model="{handle.model_alias}",\n'
+                  '    messages=[{"role": "user", "content": "Hello!"}],\n)\n'
+                  "print(reply.choices[0].message.content)",
+        "langchain": "from langchain_openai import ChatOpenAI\n\n"
+                     f'llm = ChatOpenAI(base_url="{handle.base_url}", api_key="{key}", model="{handle.model_alias}")\n'
+                     'print(llm.invoke("Hello!").content)',
+        "llama-server": llama_server_command(handle),
+    }
