@@ -58,7 +58,14 @@ class _Recorder:
             self.evals.append(event.loss)
 
 
+def is_main_process() -> bool:
+    """Rank 0 under ``accelerate launch`` / torchrun (or a plain single process): the one that reports and writes."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def write_status(run: RunDir, state: str, **extra: Any) -> None:
+    if not is_main_process():
+        return
     payload = {"state": state, "updated": time.time(), "pid": os.getpid(), **extra}
     write_text_atomic(run.status, json.dumps(payload, indent=2))
 
@@ -194,8 +201,11 @@ def train(recipe: Recipe, *, events: EventBus | None = None, run_name: str | Non
     run.root.mkdir(parents=True, exist_ok=True)
     from ftwiz.core.events import JsonlSink
 
-    sink = JsonlSink(run.events)
-    bus.subscribe(sink)
+    if not is_main_process():
+        bus = EventBus()  # other ranks train silently: events, status and files come from rank 0 only
+    sink = JsonlSink(run.events) if is_main_process() else None
+    if sink:
+        bus.subscribe(sink)
     recorder = _Recorder()
     bus.subscribe(recorder)
     step = 0
@@ -218,7 +228,8 @@ def train(recipe: Recipe, *, events: EventBus | None = None, run_name: str | Non
                         step=recorder.steps[-1].step if recorder.steps else None))
         raise
     finally:
-        sink.close()
+        if sink:
+            sink.close()
 
 
 def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: CancelFlag, hardware,
@@ -255,17 +266,21 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
         if not plan.fits:
             raise FtwizError("this job does not fit in memory: " + "; ".join(plan.warnings),
                              fix=OOM_SUGGESTIONS)
-    write_text_atomic(run.recipe, dump_recipe(recipe))
-    write_text_atomic(run.plan, plan.model_dump_json(indent=2))
-    prepared.save_splits(run.data)
-    write_text_atomic(run.run_card, json.dumps({
+    main = is_main_process()
+    if main:
+        write_text_atomic(run.recipe, dump_recipe(recipe))
+        write_text_atomic(run.plan, plan.model_dump_json(indent=2))
+        prepared.save_splits(run.data)
+    card = {
         "run_name": run.name, "created": datetime.now().isoformat(timespec="seconds"),
         "base_model": str(model_dir.resolve()), "base_model_name": recipe.model_name_or_path,
         "base_model_revision": _base_revision(model_dir, recipe), "method": plan.method,
         "dataset_hash": prepared.dataset_hash, "template_hash": prepared.template_hash,
         "fingerprint": current, "versions": stack_versions(), "data_stats": {
             k: v for k, v in prepared.stats.items() if k not in ("train", "validation")},
-    }, indent=2))
+    }
+    if main:
+        write_text_atomic(run.run_card, json.dumps(card, indent=2))
     if cancel:
         raise CancelledByUser("cancelled before training started")
 
@@ -304,7 +319,8 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
                                  fix=OOM_SUGGESTIONS) from None
             old = plan.micro_batch
             plan = plan.model_copy(update={"micro_batch": old // 2, "grad_accum": plan.grad_accum * 2})
-            write_text_atomic(run.plan, plan.model_dump_json(indent=2))
+            if main:
+                write_text_atomic(run.plan, plan.model_dump_json(indent=2))
             checkpoint = _last_checkpoint(run)
             step = int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
             bus.emit(BackOff(step=step, reason="CUDA out of memory", old_micro_batch=old,
@@ -323,9 +339,10 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
         return TrainResult(run.root, "cancelled", None, summary)
 
     output = run.model if plan.method == "full" else run.adapter
-    with atomic_dir(output, overwrite=True) as tmp:
-        trainer.model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
+    if main:
+        with atomic_dir(output, overwrite=True) as tmp:
+            trainer.model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
     summary = _summary(recorder, started, trainable, total, prepared.stats)
     write_status(run, "completed", step=trainer.state.global_step, output=str(output))
     bus.emit(Finished(status="completed", output_path=str(output), summary=summary))
