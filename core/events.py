@@ -43,6 +43,7 @@ class Step(_Event):
     lr: float
     grad_norm: float | None = None
     tokens_per_s: float | None = None
+    tokens_seen: int | None = Field(None, description="Non-padding tokens trained on so far")
     samples_per_s: float | None = None
     eta_s: float | None = None
     # Memory: CUDA allocator numbers and NVML's device view on GPU; resident set size on CPU.

@@ -67,8 +67,13 @@ def _chosen_verb(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import os
+
     from ftwiz.core.errors import FtwizError
 
+    # ftwiz draws its own progress; the libraries' tqdm bars would interleave with it.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = _chosen_verb(argv)
     parser = build_parser(verb)

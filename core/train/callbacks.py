@@ -114,6 +114,7 @@ class EventCallback(TrainerCallback):
             step=state.global_step, total_steps=state.max_steps, epoch=float(state.epoch or 0.0),
             loss=float(logs["loss"]), lr=float(logs.get("learning_rate", 0.0)),
             grad_norm=_finite(logs.get("grad_norm")), tokens_per_s=tokens / elapsed if tokens else None,
+            tokens_seen=int(state.num_input_tokens_seen),
             samples_per_s=samples / elapsed, eta_s=eta, **memory_snapshot(self.device)))
         self._last_time, self._last_tokens, self._last_step = now, state.num_input_tokens_seen, state.global_step
         self._stop_if_cancelled(control)  # a cancel seen while logging still saves this very step
