@@ -103,7 +103,9 @@ def _pretrain(model_dir: Path, say: Callable[[str], None]) -> None:
     )
     say(f"pre-training the demo base model: {PRETRAIN_STEPS} steps on {len(blocks)} blocks of text")
     trainer = transformers.Trainer(model=model, args=args, train_dataset=dataset)
-    trainer.train()
+    trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # our caller reports progress
+    result = trainer.train()
+    say(f"pre-training done: loss {result.training_loss:.2f}")
     model.save_pretrained(model_dir, safe_serialization=True)
     import shutil
 

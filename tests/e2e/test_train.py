@@ -199,3 +199,19 @@ def test_sigint_saves_a_checkpoint_and_exits_130(tiny_qwen2: Path, tmp_path: Pat
     assert last.type == "finished" and last.status == "cancelled" and "--resume sigint" in last.summary["message"]
     run = RunDir.named("sigint")
     assert run.state() == "cancelled" and run.checkpoint_steps()
+
+
+def test_cli_shows_progress_and_a_final_summary(tiny_qwen2: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    recipe_file = tmp_path / "r.yaml"
+    recipe_file.write_text(yaml.safe_dump(tiny_recipe(tiny_qwen2, run_name="cli", max_steps=4)
+                                          .model_dump(mode="json")))
+    assert cli_main(["train", str(recipe_file)]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "Training completed" in err and "eval loss" in err and "next: ftwiz export" in err
+    assert "tok/s" in err or "tokens/s" in err
+
+
+def test_cli_resume_of_an_unknown_run_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["train", "--resume", "no-such-run"]) == 2
+    assert "no ftwiz run found at 'no-such-run'" in capsys.readouterr().err
