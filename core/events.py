@@ -152,6 +152,11 @@ class EventBus:
         with self._lock:
             self._subscribers.append(subscriber)
 
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        with self._lock:
+            if subscriber in self._subscribers:
+                self._subscribers.remove(subscriber)
+
     def emit(self, event: Event) -> None:
         with self._lock:
             subscribers = list(self._subscribers)

@@ -74,6 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # ftwiz draws its own progress; the libraries' tqdm bars would interleave with it.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    import warnings
+
+    # Deprecation notices between our dependencies (e.g. peft calling an old transformers name) are for
+    # their maintainers, not for someone fine-tuning a model.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|trl|accelerate)\.")
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = _chosen_verb(argv)
     parser = build_parser(verb)

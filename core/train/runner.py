@@ -228,7 +228,9 @@ def train(recipe: Recipe, *, events: EventBus | None = None, run_name: str | Non
                         step=recorder.steps[-1].step if recorder.steps else None))
         raise
     finally:
+        bus.unsubscribe(recorder)
         if sink:
+            bus.unsubscribe(sink)  # the caller's bus lives on (the demo exports next); this run's file does not
             sink.close()
 
 
