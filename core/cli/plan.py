@@ -67,6 +67,21 @@ def dataset_lengths(recipe) -> list[int] | None:
     return prepared.stats["train"]["lengths"]
 
 
+def _export_problems(recipe) -> list[str]:
+    """Whether the trained result could become a GGUF: checked now, when it costs nothing."""
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.export.preflight import check_exportable
+    from ftwiz.core.models import resolve_model
+
+    try:
+        model_dir = resolve_model(recipe.model_name_or_path, revision=recipe.revision)
+    except FtwizError:
+        return []  # only a config was given: nothing to check yet
+    if not model_dir.is_dir() or not any(model_dir.glob("*.safetensors")):
+        return []
+    return check_exportable(model_dir, quants=list(recipe.export_quant)).problems
+
+
 def render(plan, spec) -> None:
     from ftwiz.core.cli.console import console, human_bytes
     from rich.table import Table
@@ -120,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
     lengths = dataset_lengths(recipe) if measure and args.seq_len is None else None
     plan = plan_recipe(recipe, hardware, vram_gb=args.vram_gb, dataset_lengths=lengths, seq_len=args.seq_len,
                        spec=spec)
+    export_problems = _export_problems(recipe)
+    plan.warnings.extend(f"export preflight: {problem}" for problem in export_problems)
     if args.json:
         print_json({"model": {"type": spec.model_type, "parameters": spec.total_params, "parts": spec.parts()},
                     **plan.model_dump(mode="json")})

@@ -269,6 +269,8 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
             raise FtwizError("this job does not fit in memory: " + "; ".join(plan.warnings),
                              fix=OOM_SUGGESTIONS)
     main = is_main_process()
+    if not resuming:
+        _warn_if_not_exportable(model_dir, recipe, run, bus)
     if main:
         write_text_atomic(run.recipe, dump_recipe(recipe))
         write_text_atomic(run.plan, plan.model_dump_json(indent=2))
@@ -349,6 +351,16 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
     write_status(run, "completed", step=trainer.state.global_step, output=str(output))
     bus.emit(Finished(status="completed", output_path=str(output), summary=summary))
     return TrainResult(run.root, "completed", output, summary)
+
+
+def _warn_if_not_exportable(model_dir: Path, recipe: Recipe, run: RunDir, bus: EventBus) -> None:
+    """Say before training, not after hours of it, when the result could not become a GGUF."""
+    from ftwiz.core.export.preflight import check_exportable
+
+    check = check_exportable(model_dir, quants=list(recipe.export_quant), out_dir=run.root,
+                             needs_merge=recipe.finetuning_type != "full")
+    for problem, fix in zip(check.problems, check.fixes + [""] * len(check.problems), strict=False):
+        bus.emit(Message(level="warning", text=f"export preflight: {problem}" + (f" ({fix})" if fix else "")))
 
 
 def _total_steps(trainer, train_ds) -> int:
