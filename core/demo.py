@@ -75,7 +75,7 @@ def run_demo(*, events: EventBus | None = None, say=print, run_name: str | None 
             say(f"      note: {problem.what} (fix: {problem.fix})")
     lap("doctor")
 
-    say("[2/7] model: building the embedded tiny chat model (offline, cached after the first time)")
+    say("[2/7] model: the embedded tiny chat model (built offline on first use, then cached)")
     base_dir = ensure_demo_base_model(progress=lambda text: say(f"      {text}"))
     lap("base model")
 
