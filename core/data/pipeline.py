@@ -16,7 +16,7 @@ from typing import Any
 from ftwiz.core.atomic import atomic_path
 from ftwiz.core.data.clean import exact_dedup, mix_in, near_dedup, normalise_whitespace, remove_leakage, split
 from ftwiz.core.data.records import Conversation, Reject
-from ftwiz.core.data.sources import LoadResult, SourceSpec, load_sources, specs_from_dataset_info
+from ftwiz.core.data.sources import LoadResult, load_sources, specs_from_dataset_info
 from ftwiz.core.data.tokenize import tokenize_split
 from ftwiz.core.errors import FtwizError
 from ftwiz.core.events import EventBus, Message, Progress

@@ -47,9 +47,30 @@ def template_hash(template: str) -> str:
     return hashlib.sha256(template.encode("utf-8")).hexdigest()[:16]
 
 
+def _template_variables(tokenizer) -> dict:
+    """The special tokens a chat template may read (bos_token, eos_token, ...), computed once per tokenizer."""
+    variables = getattr(tokenizer, "_ftwiz_template_variables", None)
+    if variables is None:
+        variables = dict(tokenizer.special_tokens_map)
+        tokenizer._ftwiz_template_variables = variables
+    return variables
+
+
 def _render(tokenizer, template: str, messages: list[dict], *, generation_prompt: bool) -> str:
-    return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
-                                         add_generation_prompt=generation_prompt)
+    """Render with transformers' own compiled (sandboxed, cached) Jinja template.
+
+    Calling the compiled template directly gives the same text as ``apply_chat_template`` for plain
+    role/content messages, without its per-call normalisation, which costs more than the render itself
+    when tens of thousands of records are rendered two or three times each.
+    """
+    try:
+        from transformers.utils.chat_template_utils import _compile_jinja_template
+    except ImportError:  # a transformers without the helper: the public API, slower
+        return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
+                                             add_generation_prompt=generation_prompt)
+    return _compile_jinja_template(template).render(messages=messages, tools=None, documents=None,
+                                                    add_generation_prompt=generation_prompt,
+                                                    **_template_variables(tokenizer))
 
 
 def render_with_spans(tokenizer, template: str, messages: list[dict[str, str]], *, train_on_prompt: bool = False,
@@ -80,7 +101,12 @@ def render_with_spans(tokenizer, template: str, messages: list[dict[str, str]], 
 
 def tokenize_with_labels(tokenizer, texts: list[str], spans: list[list[tuple[int, int]]]) -> dict[str, list]:
     """Batch-tokenize rendered texts; label -100 everywhere outside the spans."""
-    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    if getattr(tokenizer, "is_fast", False):  # the Rust tokenizer directly: no per-encoding Python conversion
+        encodings = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
+        encoded = {"input_ids": [e.ids for e in encodings], "offset_mapping": [e.offsets for e in encodings],
+                   "attention_mask": [e.attention_mask for e in encodings]}
+    else:
+        encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
     labels_batch = []
     for ids, offsets, text_spans in zip(encoded["input_ids"], encoded["offset_mapping"], spans, strict=True):
         labels = [-100] * len(ids)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-
-
 from ftwiz.core.data.records import Conversation, Reject
 from ftwiz.core.data.template import render_with_spans, tokenize_with_labels, verify_masks
 

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from ftwiz.core.data import check_dataset, prepare_for_training
 from ftwiz.core.data.clean import exact_dedup, near_dedup, remove_leakage, split
 from ftwiz.core.data.records import Conversation
@@ -166,3 +165,18 @@ def test_tokenizer_without_template_needs_a_named_one(qwen_tok) -> None:
         prepare_for_training(recipe, bare)
     prepared = prepare_for_training(parse_recipe({**recipe.model_dump(), "template": "alpaca"}), bare)
     assert "### Response:" in bare.decode(prepared.train[0]["input_ids"])
+
+
+@pytest.mark.parametrize("name", ["Qwen2-1.5B-Instruct-Boundless", "Phi-3-mini-4k-instruct"])
+def test_fast_render_is_exactly_what_apply_chat_template_renders(shared_dir: Path, name: str) -> None:
+    from ftwiz.core.data.template import _render
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(shared_dir / "tokenizers" / name)
+    conversation = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi <b>there</b>"},
+                    {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "2+2?"},
+                    {"role": "assistant", "content": "4"}]
+    for end in range(1, len(conversation) + 1):
+        for prompt in (True, False):
+            expected = tokenizer.apply_chat_template(conversation[:end], tokenize=False, add_generation_prompt=prompt)
+            assert _render(tokenizer, tokenizer.chat_template, conversation[:end], generation_prompt=prompt) == expected
