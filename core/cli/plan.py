@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=["full", "lora", "qlora"], help="fix the method")
     parser.add_argument("--batch", type=int, help="fix the micro-batch")
     parser.add_argument("--rank", type=int, help="fix the LoRA rank")
+    parser.add_argument("--online", action="store_true",
+                        help="for a hub id not in the local cache, download its config.json (only that file)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
@@ -50,6 +52,16 @@ def _recipe(args: argparse.Namespace):
     if args.dataset:
         data["dataset"] = [args.dataset]
     return parse_recipe(data, source=args.target), bool(args.dataset) or path.suffix in (".yaml", ".yml")
+
+
+def _has_weights(recipe) -> bool:
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.models import resolve_model
+
+    try:
+        return (resolve_model(recipe.model_name_or_path, revision=recipe.revision) / "tokenizer_config.json").exists()
+    except FtwizError:
+        return False
 
 
 def dataset_lengths(recipe) -> list[int] | None:
@@ -126,13 +138,13 @@ def run(args: argparse.Namespace) -> int:
     from ftwiz.core.planner import load_model_spec, plan_recipe
 
     recipe, measure = _recipe(args)
-    spec = load_model_spec(recipe.model_name_or_path)
+    spec = load_model_spec(recipe.model_name_or_path, allow_download=args.online)
     hardware = None
     if args.vram_gb is None:
         from ftwiz.core.hardware.detect import detect
 
         hardware = detect(probe_backends=False)
-    lengths = dataset_lengths(recipe) if measure and args.seq_len is None else None
+    lengths = dataset_lengths(recipe) if measure and args.seq_len is None and _has_weights(recipe) else None
     plan = plan_recipe(recipe, hardware, vram_gb=args.vram_gb, dataset_lengths=lengths, seq_len=args.seq_len,
                        spec=spec)
     export_problems = _export_problems(recipe)

@@ -115,13 +115,22 @@ def spec_from_config(config: dict[str, Any], source: str = "config.json") -> Mod
     )
 
 
-def load_model_spec(path_or_config: str | Path) -> ModelSpec:
-    """From a model folder, a config.json, or a hub id / 'demo' resolved on this machine."""
+def load_model_spec(path_or_config: str | Path, *, allow_download: bool = False) -> ModelSpec:
+    """From a model folder, a config.json, or a hub id / 'demo' resolved on this machine.
+
+    With ``allow_download`` a hub id missing from the local cache costs one small download: its
+    config.json, never the weights.
+    """
     path = Path(path_or_config)
     if not path.exists():
         from ftwiz.core.models import resolve_model
 
-        path = resolve_model(str(path_or_config))
+        try:
+            path = resolve_model(str(path_or_config))
+        except FtwizError:
+            if not allow_download or str(path_or_config).count("/") != 1:
+                raise
+            path = _download_config(str(path_or_config))
     config_path = path / "config.json" if path.is_dir() else path
     if not config_path.is_file():
         raise FtwizError(f"no config.json in {path}", fix="point at a model folder or its config.json")
@@ -131,3 +140,13 @@ def load_model_spec(path_or_config: str | Path) -> ModelSpec:
         raise FtwizError(f"invalid JSON: {exc.msg}", where=Location(file=config_path, line=exc.lineno),
                          fix="re-download the model's config.json") from None
     return spec_from_config(config, str(config_path))
+
+
+def _download_config(repo_id: str) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo_id, "config.json"))
+    except Exception as exc:  # offline, gated, or no such repo: all user-fixable
+        raise FtwizError(f"cannot download config.json of {repo_id}: {exc}",
+                         fix="check the id and your connection (gated models need `huggingface-cli login`)") from None

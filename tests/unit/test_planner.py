@@ -204,3 +204,18 @@ def test_cli_plans_the_demo_recipe_with_its_real_data(demo_base_model: Path, cap
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["method"] == "lora" and out["device"] == "cpu"
     assert out["max_seq_len"] < 256  # measured from the demo's short answers, below its cutoff_len
+
+
+def test_cli_plans_a_hub_id_found_in_the_local_cache(shared_dir: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    snapshot = tmp_path / "hub" / "models--meta-llama--Llama-3.1-8B" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text((shared_dir / "reference" / "model_configs" / "llama-3.1-8b.json").read_text())
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("a" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert cli_main(["plan", "meta-llama/Llama-3.1-8B", "--vram-gb", "24", "--seq-len", "1024", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"]["parameters"] == pytest.approx(8.03e9, rel=0.005)
+    assert cli_main(["plan", "nobody/not-cached", "--vram-gb", "24"]) == 2
+    assert "not in the local Hugging Face cache" in capsys.readouterr().err
