@@ -1,0 +1,230 @@
+"""Serve a fine-tune with vLLM: the command sized for the model and GPU, and a self-contained merged folder.
+
+    from ftwiz.core.scale.vllm import export_for_vllm, vllm_command
+    out = export_for_vllm("my-run", "serve/my-run")     # merged 16-bit HF folder + vllm-serve.sh + README.md
+    print(" ".join(vllm_command(out, gpu_memory_gb=24)))
+
+Why vLLM besides llama.cpp: GGUF on llama.cpp is the right answer for one user on a laptop; a team or an
+app with many concurrent requests wants vLLM's batching on a GPU, which loads the Hugging Face folder
+directly. Two ways to serve a LoRA run: merge it (one model, fastest), or keep the base and hand vLLM the
+adapter with ``--enable-lora`` (several adapters can share one base). ``--max-lora-rank`` must be at
+least the adapter's rank or vLLM refuses it, so it is read from the adapter. ``--max-model-len`` comes
+from the config and is lowered when the KV cache for one full-length sequence would not fit next to the
+weights; vLLM otherwise stops at start-up with a KV-cache error a hobbyist cannot act on. vLLM is not a
+dependency of ftwiz (it pins its own torch): the command is for the machine that has it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ftwiz.core.errors import FtwizError, Location
+
+GIB = 2**30
+# vLLM's default share of the GPU; the rest stays free for the CUDA context, other processes and the desktop.
+DEFAULT_UTILIZATION = 0.90
+# Activations, CUDA graphs and the sampler's buffers beside weights and KV cache (vLLM's profiling run
+# typically finds 1-2 GiB for small and mid-size models).
+RUNTIME_OVERHEAD_BYTES = int(1.5 * GIB)
+VALID_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+MIN_MODEL_LEN = 256
+
+
+@dataclass
+class ServeSource:
+    """What vLLM loads: a model folder, and optionally a LoRA adapter on top of it."""
+
+    model_dir: Path
+    adapter_dir: Path | None
+    name: str
+
+
+def _resolve(model_dir_or_run: str | Path, adapter_dir: str | Path | None) -> ServeSource:
+    from ftwiz.core.rundir import RunDir
+
+    path = Path(model_dir_or_run)
+    if (path / "config.json").is_file():
+        return ServeSource(path.resolve(), Path(adapter_dir).resolve() if adapter_dir else None, path.name)
+    try:
+        run = RunDir.resolve(model_dir_or_run)
+    except FtwizError:
+        from ftwiz.core.models import resolve_model
+
+        model = resolve_model(str(model_dir_or_run))
+        return ServeSource(model, Path(adapter_dir).resolve() if adapter_dir else None, model.name)
+    for folder in (run.merged, run.model):
+        if (folder / "config.json").is_file():
+            return ServeSource(folder.resolve(), Path(adapter_dir).resolve() if adapter_dir else None, run.name)
+    if not (run.adapter / "adapter_config.json").is_file():
+        raise FtwizError(f"run '{run.name}' has no model or adapter yet", where=Location(file=run.root),
+                         fix="wait for training to finish (ftwiz train --resume RUN)")
+    base = run.read_json(run.run_card).get("base_model")
+    if not base or not (Path(base) / "config.json").is_file():
+        raise FtwizError(f"the base model of run '{run.name}' is not at {base}", where=Location(file=run.run_card,
+                         field="base_model"), fix="merge it first: ftwiz merge RUN --base MODEL_DIR")
+    return ServeSource(Path(base).resolve(), Path(adapter_dir or run.adapter).resolve(), run.name)
+
+
+def _read_config(model_dir: Path) -> dict:
+    try:
+        return json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise FtwizError(f"cannot read {model_dir / 'config.json'}: {exc}", where=Location(file=model_dir / "config.json"),
+                         fix="point at a Hugging Face model folder") from None
+
+
+def _text_config(config: dict) -> dict:
+    return config.get("text_config") or config
+
+
+def max_context(config: dict) -> int | None:
+    """The longest sequence the model was built for (max_position_embeddings and friends)."""
+    text = _text_config(config)
+    for key in ("max_position_embeddings", "max_sequence_length", "seq_length", "n_positions"):
+        if isinstance(text.get(key), int) and text[key] > 0:
+            return int(text[key])
+    return None
+
+
+def kv_bytes_per_token(config: dict, dtype_bytes: int = 2) -> int:
+    """K and V for every layer, in the model's 16-bit dtype (vLLM's default KV cache dtype)."""
+    text = _text_config(config)
+    layers = int(text["num_hidden_layers"])
+    heads = int(text["num_attention_heads"])
+    kv_heads = int(text.get("num_key_value_heads") or heads)
+    head_dim = int(text.get("head_dim") or text["hidden_size"] // heads)
+    return 2 * layers * kv_heads * head_dim * dtype_bytes
+
+
+def weight_bytes(model_dir: Path) -> int:
+    return sum(f.stat().st_size for f in model_dir.glob("*.safetensors"))
+
+
+def _dtype(config: dict) -> str:
+    dtype = str(_text_config(config).get("dtype") or config.get("torch_dtype") or "auto")
+    return {"bfloat16": "bfloat16", "float16": "float16"}.get(dtype, "auto")
+
+
+def _lora_rank(adapter_dir: Path) -> int:
+    config_path = adapter_dir / "adapter_config.json"
+    if not config_path.is_file():
+        raise FtwizError(f"no adapter_config.json in {adapter_dir}", where=Location(file=config_path),
+                         fix="give the adapter folder ftwiz train wrote (RUN/adapter)")
+    rank = int(json.loads(config_path.read_text(encoding="utf-8")).get("r", 16))
+    return next((r for r in VALID_LORA_RANKS if r >= rank), rank)
+
+
+def vllm_command(model_dir_or_run: str | Path, *, gpu_memory_gb: float | None = None,
+                 adapter_dir: str | Path | None = None, port: int = 8000) -> list[str]:
+    """``vllm serve MODEL ...`` on 127.0.0.1, with the context length and GPU share sized to fit."""
+    source = _resolve(model_dir_or_run, adapter_dir)
+    config = _read_config(source.model_dir)
+    context = max_context(config) or 4096
+    utilization = DEFAULT_UTILIZATION
+    if gpu_memory_gb is not None:
+        budget = gpu_memory_gb * GIB * utilization
+        free_for_kv = budget - weight_bytes(source.model_dir) - RUNTIME_OVERHEAD_BYTES
+        per_token = kv_bytes_per_token(config)
+        if free_for_kv < MIN_MODEL_LEN * per_token:
+            need = (weight_bytes(source.model_dir) + RUNTIME_OVERHEAD_BYTES) / GIB / utilization
+            raise FtwizError(f"{source.name} does not fit a {gpu_memory_gb:g} GB GPU in 16 bit (needs about "
+                             f"{need:.1f} GB with a minimal KV cache)", where="gpu_memory_gb",
+                             fix="export a GGUF and serve it with llama.cpp (ftwiz export, ftwiz serve), "
+                                 "or use a bigger GPU")
+        # room for one full-length sequence; shorter requests batch into the rest
+        context = min(context, int(free_for_kv // per_token))
+    cmd = ["vllm", "serve", str(source.model_dir), "--served-model-name", source.name,
+           "--host", "127.0.0.1", "--port", str(port), "--max-model-len", str(context),
+           "--gpu-memory-utilization", f"{utilization:.2f}", "--dtype", _dtype(config)]
+    if source.adapter_dir is not None:
+        cmd += ["--enable-lora", "--lora-modules", f"{source.name}-lora={source.adapter_dir}",
+                "--max-lora-rank", str(_lora_rank(source.adapter_dir))]
+    return cmd
+
+
+def _serve_script(name: str, command: list[str]) -> str:
+    # The folder moves with the user (another disk, another machine): the script finds the model beside it.
+    args = [shlex.quote(a) for a in command[3:]]
+    return "\n".join([
+        "#!/usr/bin/env bash",
+        f"# Serve {name} with vLLM's OpenAI-compatible server (written by ftwiz). Needs: pip install vllm",
+        "# Extra arguments are passed to vllm serve, e.g. --port 9000 or --tensor-parallel-size 2.",
+        "set -euo pipefail",
+        'here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
+        f'exec vllm serve "$here" {" ".join(args)} "$@"',
+        "",
+    ])
+
+
+def _readme(name: str, command: list[str]) -> str:
+    return f"""# {name} for vLLM
+
+A merged 16-bit Hugging Face model (safetensors, tokenizer, chat template) written by ftwiz.
+
+Serve it on this machine (127.0.0.1:8000, OpenAI-compatible):
+
+    ./vllm-serve.sh                      # = {" ".join(shlex.quote(a) for a in command)}
+
+Ask it:
+
+    curl http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' \\
+      -d '{{"model": "{name}", "messages": [{{"role": "user", "content": "Hello"}}]}}'
+
+`--max-model-len` is the model's context length; lower it if vLLM reports that the KV cache does not fit,
+or raise `--gpu-memory-utilization` on a GPU nothing else uses. To listen on the network, add
+`--host 0.0.0.0 --api-key KEY` (never without a key).
+"""
+
+
+def export_for_vllm(run_or_model: str | Path, out_dir: str | Path, *, overwrite: bool = False) -> Path:
+    """A folder vLLM serves as is: the run merged into 16-bit weights, plus vllm-serve.sh and README.md."""
+    from ftwiz.core.atomic import atomic_dir
+    from ftwiz.core.export.merge import merge_adapter
+
+    source = _resolve(run_or_model, None)
+    out = Path(out_dir)
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        model_dir = tmp / "model"
+        if source.adapter_dir is not None:
+            merge_adapter(source.adapter_dir, model_dir, base_dir=source.model_dir)
+        else:
+            shutil.copytree(source.model_dir, model_dir)
+        for item in model_dir.iterdir():
+            os.replace(item, tmp / item.name)
+        model_dir.rmdir()
+        command = vllm_command(tmp)
+        command[2] = str(out.resolve())
+        command[command.index("--served-model-name") + 1] = source.name
+        script = tmp / "vllm-serve.sh"
+        script.write_text(_serve_script(source.name, command), encoding="utf-8")
+        script.chmod(0o755)
+        (tmp / "README.md").write_text(_readme(source.name, command), encoding="utf-8")
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``ftwiz vllm MODEL|RUN [--export OUT] [--gpu-memory-gb N] [--adapter DIR] [--port P]``."""
+    parser.add_argument("source", metavar="MODEL|RUN", help="a run, a Hugging Face model folder, or 'demo'")
+    parser.add_argument("--export", type=Path, metavar="OUT",
+                        help="write a merged 16-bit folder with vllm-serve.sh here")
+    parser.add_argument("--gpu-memory-gb", type=float, help="size the context for a GPU with this much memory")
+    parser.add_argument("--adapter", type=Path, help="serve this LoRA adapter on top (--enable-lora)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--overwrite", action="store_true", help="with --export: replace OUT")
+
+
+def run(args: argparse.Namespace) -> int:
+    source = args.source
+    if args.export:
+        out = export_for_vllm(source, args.export, overwrite=args.overwrite)
+        print(f"wrote {out} (serve it with {out / 'vllm-serve.sh'})")
+        source = out
+    print(shlex.join(vllm_command(source, gpu_memory_gb=args.gpu_memory_gb, adapter_dir=args.adapter,
+                                  port=args.port)))
+    return 0
