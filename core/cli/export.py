@@ -1,0 +1,115 @@
+"""``ftwiz export MODEL_OR_RUN [--quant Q4_K_M ...] [--out FILE] [--verify] [--check] [--adapter-only]``.
+
+Converts in-process (no llama.cpp checkout), quantizes with llama-cpp-python, and with ``--verify``
+proves the GGUF computes what the model does; a failed check exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="a run directory or name, a model folder, a hub id in the cache, or 'demo'")
+    parser.add_argument("--quant", action="append", metavar="TYPE",
+                        help="F32, F16, BF16, Q8_0, Q4_0, Q4_K_M, Q5_K_M, Q6_K (repeatable; default Q8_0)")
+    parser.add_argument("--out", type=Path, help="output .gguf file (one --quant) or folder")
+    parser.add_argument("--verify", action="store_true", help="compare the GGUF with the model; exit 1 on mismatch")
+    parser.add_argument("--check", action="store_true", help="only say whether the model can be exported")
+    parser.add_argument("--adapter-only", action="store_true", help="write the LoRA adapter as a GGUF adapter")
+    parser.add_argument("--base", help="base model for --adapter-only with an adapter folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ftwiz.core.cli.console import console, human_bytes, print_json
+    from ftwiz.core.export.preflight import check_exportable
+
+    source = args.source
+    needs_merge = False
+    try:
+        from ftwiz.core.rundir import RunDir
+
+        run = RunDir.resolve(source)
+        import json
+
+        card = json.loads(run.run_card.read_text(encoding="utf-8")) if run.run_card.is_file() else {}
+        source = str(run.model) if run.model.is_dir() else card.get("base_model", source)
+        needs_merge = not run.model.is_dir()
+    except Exception:  # not a run: a model folder or id
+        pass
+    check = check_exportable(source, quants=args.quant, out_dir=args.out, needs_merge=needs_merge)
+    if args.json:
+        print_json(check.model_dump())
+        return 0 if check.ok else 1
+    console.print(f"model: {check.model_dir}")
+    console.print(f"architecture: {check.architecture or '-'} -> GGUF {check.gguf_architecture or '-'}")
+    console.print(f"tokenizer: {check.tokenizer or '-'}")
+    if check.parameters:
+        console.print(f"parameters: {check.parameters / 1e6:.1f} M")
+    for what, n in check.bytes_needed.items():
+        if n:
+            console.print(f"disk for {what}: {human_bytes(n)}")
+    if check.disk_free is not None:
+        console.print(f"disk free: {human_bytes(check.disk_free)}")
+    for problem, fix in zip(check.problems, check.fixes + [""] * len(check.problems), strict=False):
+        console.print(f"[red]problem:[/red] {problem}", highlight=False)
+        if fix:
+            console.print(f"  [green]fix:[/green] {fix}", highlight=False)
+    console.print("[green]exportable[/green]" if check.ok else "[red]not exportable[/red]")
+    return 0 if check.ok else 1
+
+
+def _adapter_only(args: argparse.Namespace) -> int:
+    from ftwiz.core.cli.console import console
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.export.lora_gguf import convert_adapter_to_gguf
+    from ftwiz.core.rundir import RunDir
+
+    out = args.out
+    if out is None:
+        try:
+            run = RunDir.resolve(args.source)
+            out = run.export / f"{run.name}-lora-F32.gguf"
+        except FtwizError:
+            raise FtwizError("--out is required with --adapter-only for an adapter folder",
+                             fix="add --out adapter.gguf") from None
+    path = convert_adapter_to_gguf(args.source, out, base_dir=args.base, overwrite=args.overwrite)
+    console.print(f"[green]wrote[/green] {path} (use as ADAPTER in a Modelfile or llama.cpp --lora)")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from ftwiz.core.cli.console import console, human_bytes, print_json
+    from ftwiz.core.events import EventBus, Progress
+    from ftwiz.core.export.pipeline import export_model
+
+    if args.check:
+        return _check(args)
+    if args.adapter_only:
+        return _adapter_only(args)
+    bus = EventBus()
+    with console.status("exporting...") as status:
+        def show(event) -> None:
+            if isinstance(event, Progress):
+                status.update(f"{event.message} ({event.done:.1f}/{event.total:.0f})")
+
+        bus.subscribe(show)
+        result = export_model(args.source, args.quant or ["Q8_0"], out=args.out, verify=args.verify,
+                              overwrite=args.overwrite, events=bus)
+    if args.json:
+        print_json({**result.model_dump(), "passed": result.passed})
+        return 0 if result.passed else 1
+    for path in result.gguf_paths:
+        console.print(f"[green]wrote[/green] {path} ({human_bytes(Path(path).stat().st_size)})")
+    for report in result.reports:
+        console.print(f"[bold]verify {Path(report.gguf_path).name}[/bold] ({report.quant})")
+        for check in report.checks:
+            mark = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "[cyan]info[/cyan]"}[check.passed]
+            console.print(f"  {mark} {check.name}: {check.detail}", highlight=False)
+    if not result.passed:
+        console.print("[red]verification failed: the GGUF does not behave like the model[/red]")
+        return 1
+    return 0

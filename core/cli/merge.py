@@ -1,0 +1,37 @@
+"""``ftwiz merge RUN|ADAPTER [--base MODEL] --out DIR [--overwrite]``: adapter into its 16-bit base.
+
+Streams one tensor at a time, so merging an 8B model needs about one tensor of RAM, not the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="a run directory or name, or a LoRA adapter folder")
+    parser.add_argument("--base", help="base model folder or hub id (default: the run card's or adapter's base)")
+    parser.add_argument("--out", type=Path, help="folder for the merged model (default: the run's merged/)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ftwiz.core.cli.console import console, human_bytes
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.export.merge import merge_adapter
+    from ftwiz.core.rundir import RunDir
+
+    out = args.out
+    if out is None:
+        try:
+            out = RunDir.resolve(args.source).merged
+        except FtwizError:
+            raise FtwizError("--out is required when merging an adapter folder",
+                             fix="add --out DIR (a new folder for the merged model)") from None
+    with console.status("merging...") as status:
+        path = merge_adapter(args.source, out, base_dir=args.base, overwrite=args.overwrite,
+                             progress=lambda d, t, m: status.update(f"merging {d}/{t}: {m}"))
+    size = sum(p.stat().st_size for p in Path(path).glob("*.safetensors"))
+    console.print(f"[green]merged[/green] into {path} ({human_bytes(size)} of weights)")
+    return 0

@@ -1,0 +1,153 @@
+"""A saved PEFT LoRA/DoRA adapter, read without peft: config, scales and per-module weights.
+
+Merge and adapter-only GGUF export both need "which base tensor does this LoRA pair modify, and by how
+much"; reading ``adapter_config.json`` and ``adapter_model.safetensors`` directly lets them stream the base
+model instead of instantiating it through peft.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftwiz.core.errors import FtwizError, Location
+from ftwiz.core.export.tensors import read_header, read_tensor
+
+PREFIX = "base_model.model."
+
+
+@dataclass
+class LoraModule:
+    """The LoRA pieces for one base module (``model.layers.0.self_attn.q_proj``)."""
+
+    module: str
+    a: Any = None  # (r, in) for Linear; (r, num_embeddings) for Embedding
+    b: Any = None  # (out, r) for Linear; (dim, r) for Embedding
+    magnitude: Any = None  # DoRA: (out,)
+    embedding: bool = False
+    scale: float = 1.0
+
+    @property
+    def rank(self) -> int:
+        return int(self.a.shape[0])
+
+
+@dataclass
+class Adapter:
+    root: Path
+    config: dict[str, Any]
+    modules: dict[str, LoraModule] = field(default_factory=dict)
+    replaced: dict[str, Any] = field(default_factory=dict)  # modules_to_save: base tensor name -> new tensor
+
+    @property
+    def base_model(self) -> str | None:
+        return self.config.get("base_model_name_or_path")
+
+    @property
+    def alpha(self) -> float:
+        return float(self.config.get("lora_alpha", self.config.get("r", 8)))
+
+    @property
+    def use_dora(self) -> bool:
+        return bool(self.config.get("use_dora"))
+
+
+def _pattern_value(patterns: dict[str, Any], module: str, default: Any) -> Any:
+    """peft's rank_pattern/alpha_pattern: a key matches the module name or its dotted suffix."""
+    for pattern, value in (patterns or {}).items():
+        if re.match(rf"(.*\.)?({pattern})$", module):
+            return value
+    return default
+
+
+def load_adapter(adapter_dir: str | Path) -> Adapter:
+    """Read a PEFT LoRA/DoRA adapter folder; raise FtwizError for anything merge cannot apply."""
+    root = Path(adapter_dir)
+    cfg_path = root / "adapter_config.json"
+    if not cfg_path.is_file():
+        raise FtwizError("no adapter_config.json here, so this is not a LoRA adapter folder",
+                         where=Location(file=root), fix="point at the folder saved by peft (model.save_pretrained)")
+    try:
+        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise FtwizError(f"not valid JSON: {exc.msg}", where=Location(file=cfg_path, line=exc.lineno),
+                         fix="restore adapter_config.json from the training run") from None
+    peft_type = str(config.get("peft_type", "LORA")).upper()
+    if peft_type != "LORA":
+        raise FtwizError(f"adapter type {peft_type} cannot be merged (only LoRA/DoRA)",
+                         where=Location(file=cfg_path, field="peft_type"), fix="train with method lora or qlora")
+    weights = root / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise FtwizError("adapter_model.safetensors is missing", where=Location(file=root),
+                         fix="the run may not have finished; ftwiz never loads pickled adapter_model.bin")
+    adapter = Adapter(root=root, config=config)
+    refs, _ = read_header(weights)
+    with open(weights, "rb") as handle:
+        for ref in refs:
+            _place(adapter, ref.name, read_tensor(ref, handle), weights)
+    for module, lora in list(adapter.modules.items()):
+        if lora.a is None or lora.b is None:
+            raise FtwizError(f"adapter has only half of the LoRA pair for {module}", where=Location(file=weights),
+                             fix="the adapter file is incomplete; save it again from the run")
+        r = _pattern_value(config.get("rank_pattern"), module, config.get("r", lora.rank))
+        alpha = float(_pattern_value(config.get("alpha_pattern"), module, adapter.alpha))
+        lora.scale = alpha / math.sqrt(r) if config.get("use_rslora") else alpha / r
+    return adapter
+
+
+def _place(adapter: Adapter, key: str, tensor, file: Path) -> None:
+    name = key[len(PREFIX):] if key.startswith(PREFIX) else key
+    for marker, attr, emb in ((".lora_A.weight", "a", False), (".lora_B.weight", "b", False),
+                              (".lora_embedding_A", "a", True), (".lora_embedding_B", "b", True),
+                              (".lora_magnitude_vector.weight", "magnitude", False),
+                              (".lora_magnitude_vector", "magnitude", False)):
+        if name.endswith(marker):
+            module = name[: -len(marker)]
+            lora = adapter.modules.setdefault(module, LoraModule(module))
+            setattr(lora, attr, tensor)
+            lora.embedding = lora.embedding or emb
+            return
+    if ".modules_to_save." in name:  # older peft: lm_head.modules_to_save.default.weight
+        module, _, rest = name.partition(".modules_to_save.")
+        adapter.replaced[f"{module}.{rest.split('.', 1)[1] if '.' in rest else rest}"] = tensor
+        return
+    if "lora_" in name:
+        raise FtwizError(f"adapter tensor {key} is a LoRA variant ftwiz cannot merge", where=Location(file=file),
+                         fix="merge it with peft's merge_and_unload instead")
+    # modules_to_save saved under the base name; ``save_embedding_layers`` stores the (possibly resized)
+    # embedding under ``<module>.base_layer.weight``: either way it replaces the base tensor
+    adapter.replaced[name.replace(".base_layer.", ".")] = tensor
+
+
+def lora_delta(lora: LoraModule, fan_in_fan_out: bool = False):
+    """scale * B @ A in float32, in the base weight's layout."""
+    import torch
+
+    a = lora.a.to(torch.float32)
+    b = lora.b.to(torch.float32)
+    if lora.embedding:  # peft's Embedding stores A (r, vocab) and B (dim, r): delta is (vocab, dim)
+        return (b @ a).T * lora.scale
+    delta = (b @ a) * lora.scale
+    return delta.T if fan_in_fan_out else delta
+
+
+def merged_weight(weight, lora: LoraModule, fan_in_fan_out: bool = False):
+    """Base weight with the adapter applied, float32 (DoRA rescales each output row to its magnitude)."""
+    import torch
+
+    w = weight.to(torch.float32)
+    delta = lora_delta(lora, fan_in_fan_out)
+    if delta.shape != w.shape:
+        raise FtwizError(f"LoRA for {lora.module} has shape {tuple(delta.shape)} but the base weight is "
+                         f"{tuple(w.shape)}", fix="merge the adapter into the base model it was trained on (--base)")
+    w += delta
+    if lora.magnitude is not None:
+        rows = w.T if fan_in_fan_out else w
+        norm = torch.linalg.vector_norm(rows, dim=1)
+        factor = lora.magnitude.to(torch.float32).reshape(-1) / norm
+        rows.mul_(factor.unsqueeze(1))
+    return w

@@ -1,0 +1,231 @@
+"""Hugging Face safetensors to GGUF, in-process, with the ``gguf`` package's writer.
+
+    python -c "from ftwiz.core.export.convert import convert_to_gguf; convert_to_gguf('model', 'm.gguf')"
+
+Why our own converter: llama.cpp's script must be cloned first and rejects fine-tuned tokenizers whose
+pre-tokenizer hash it does not know. This one derives the pre-tokenizer from the split regex, streams one
+tensor at a time (header first, then data, so RAM stays at one tensor), and writes to a temporary name
+that is renamed only when the file is complete.
+
+Layout facts (DESIGN.md section 4): llama-architecture GGUFs want Q/K rows in Meta's interleaved-pairs rope
+order, so HF's rotate-half rows are permuted back; Qwen2/Qwen3/Phi-3 use the NeoX order and are copied as
+is. 1-D tensors (norms, biases) stay F32. Tied embeddings have no ``output.weight``. Llama 3.1+ rope scaling
+is written as ``rope_freqs.weight``.
+
+Speed: the GGUF header comes from ``gguf.GGUFWriter``; the data section is written by
+:mod:`ftwiz.core.export.gguf_data` (kernel copies for unchanged bytes, parallel conversion into the page
+cache).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ftwiz.core.atomic import atomic_path
+from ftwiz.core.errors import FtwizError, Location
+from ftwiz.core.export.arch import (
+    IGNORED_SUFFIXES,
+    ModelParams,
+    model_params,
+    read_config,
+)
+from ftwiz.core.export.gguf_data import write_data
+from ftwiz.core.export.tensors import TensorRef, list_tensors
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]
+OUT_TYPES = ("F32", "F16", "BF16", "Q8_0")
+# general.file_type values (llama.cpp's LLAMA_FTYPE): lets tools print "Q8_0" without scanning tensors.
+FILE_TYPES = {"F32": 0, "F16": 1, "Q8_0": 7, "BF16": 32}
+
+
+@dataclass
+class TensorPlan:
+    """One output tensor: its source, GGUF name, numpy shape, GGML type and byte size."""
+
+    ref: TensorRef | None
+    name: str
+    shape: tuple[int, ...]
+    qtype: object  # gguf.GGMLQuantizationType
+    nbytes: int
+    permute_heads: int = 0  # >0: undo rotate-half with this many heads (llama q/k)
+
+
+def _arch_enum(name: str):
+    import gguf
+
+    for key, value in gguf.MODEL_ARCH_NAMES.items():
+        if value == name:
+            return key
+    raise FtwizError(f"the installed gguf package does not know architecture '{name}'",
+                     fix="upgrade the gguf package (pip install -U gguf)")
+
+
+def permute_rotate_half(weight, n_head: int):
+    """HF rotate-half rows -> Meta interleaved pairs: reshape (n_head, 2, head_dim/2, ...), swap axes 1, 2."""
+    shape = weight.shape
+    return weight.reshape(n_head, 2, shape[0] // n_head // 2, *shape[1:]).swapaxes(1, 2).reshape(shape)
+
+
+def _choose_type(out_type: str, shape: tuple[int, ...]):
+    """Per-tensor GGML type: 1-D stays F32; rows not a multiple of the block size fall back to F16."""
+    import gguf
+
+    q = gguf.GGMLQuantizationType
+    if len(shape) < 2 or out_type == "F32":
+        return q.F32
+    target = q[out_type]
+    block, _ = gguf.GGML_QUANT_SIZES[target]
+    if shape[-1] % block:
+        log.info("row length %d is not a multiple of %d: keeping F16", shape[-1], block)
+        return q.F16
+    return target
+
+
+def _nbytes(shape: tuple[int, ...], qtype) -> int:
+    import gguf
+
+    block, size = gguf.GGML_QUANT_SIZES[qtype]
+    n = 1
+    for d in shape:
+        n *= d
+    return n // block * size
+
+
+def plan_tensors(model_dir: Path, params: ModelParams, out_type: str) -> list[TensorPlan]:
+    """Map every checkpoint tensor to its GGUF name and type; raise before any data is read."""
+    import gguf
+
+    tmap = gguf.get_tensor_name_map(_arch_enum(params.info.gguf_arch), params.num_layers)
+    refs = list_tensors(model_dir)
+    names = {r.name for r in refs}
+    plans: list[TensorPlan] = []
+    for ref in refs:
+        if ref.name.endswith(IGNORED_SUFFIXES):
+            continue
+        if ref.name == "lm_head.weight" and params.tied:
+            continue  # tied: llama.cpp reuses token_embd when output.weight is absent
+        if ref.dtype not in ("F32", "F16", "BF16"):
+            raise FtwizError(f"tensor {ref.name} is stored as {ref.dtype}, not a 16/32-bit float",
+                             where=Location(file=ref.file, field=ref.name),
+                             fix="export the 16-bit merged model (ftwiz merge), not a 4/8-bit quantized one")
+        gguf_name = tmap.get_name(ref.name, try_suffixes=(".weight", ".bias"))
+        if gguf_name is None:
+            raise FtwizError(f"tensor {ref.name} has no GGUF counterpart for {params.hf_arch}",
+                             where=Location(file=ref.file, field=ref.name),
+                             fix="this checkpoint has extra weights ftwiz cannot place; report the model id")
+        heads = 0
+        if params.info.permute_qk and ref.name.endswith(("q_proj.weight", "q_proj.bias")):
+            heads = params.num_heads
+        elif params.info.permute_qk and ref.name.endswith(("k_proj.weight", "k_proj.bias")):
+            heads = params.num_kv_heads
+        qtype = _choose_type(out_type, ref.shape)
+        plans.append(TensorPlan(ref, gguf_name, ref.shape, qtype, _nbytes(ref.shape, qtype), heads))
+    if not params.tied and "lm_head.weight" not in names:
+        raise FtwizError("config.json says embeddings are not tied, but lm_head.weight is missing",
+                         where=Location(file=model_dir / "config.json", field="tie_word_embeddings"),
+                         fix="set tie_word_embeddings to true if the model shares them, or restore lm_head")
+    if params.rope_scaling.get("rope_type") == "llama3":
+        shape = (params.head_dim // 2,)
+        plans.append(TensorPlan(None, "rope_freqs.weight", shape, gguf.GGMLQuantizationType.F32, 4 * shape[0]))
+    return plans
+
+
+def write_hparams(writer, params: ModelParams, name: str, out_type: str) -> None:
+    """The ``{arch}.*`` keys llama.cpp requires, plus rope scaling when the model uses it."""
+    import gguf
+
+    writer.add_name(name)
+    writer.add_context_length(params.context_length)
+    writer.add_embedding_length(params.hidden_size)
+    writer.add_block_count(params.num_layers)
+    writer.add_feed_forward_length(params.intermediate_size)
+    writer.add_head_count(params.num_heads)
+    writer.add_head_count_kv(params.num_kv_heads)
+    writer.add_layer_norm_rms_eps(params.rms_eps)
+    writer.add_rope_freq_base(params.rope_theta)
+    writer.add_rope_dimension_count(params.rotary_dim or params.head_dim)
+    if params.info.gguf_arch == "phi3" and params.sliding_window:
+        writer.add_sliding_window(int(params.sliding_window))
+    if params.head_dim * params.num_heads != params.hidden_size or params.info.gguf_arch == "qwen3":
+        writer.add_key_length(params.head_dim)
+        writer.add_value_length(params.head_dim)
+    writer.add_vocab_size(params.vocab_size)
+    writer.add_file_type(FILE_TYPES[out_type])
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    scaling = params.rope_scaling
+    rope_type = scaling.get("rope_type", "default")
+    if rope_type == "linear":
+        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        writer.add_rope_scaling_factor(float(scaling["factor"]))
+    elif rope_type == "yarn":
+        writer.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+        writer.add_rope_scaling_factor(float(scaling["factor"]))
+        if "original_max_position_embeddings" in scaling:
+            writer.add_rope_scaling_orig_ctx_len(int(scaling["original_max_position_embeddings"]))
+
+
+def check_disk_space(out_file: Path, needed: int) -> None:
+    free = shutil.disk_usage(out_file.parent).free
+    if free < needed * 1.05:
+        raise FtwizError(f"not enough disk space: the GGUF needs {needed / 2**20:.0f} MiB, "
+                         f"{free / 2**20:.0f} MiB free", where=Location(file=out_file.parent),
+                         fix="free some space or choose another --out location")
+
+
+def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str = "F16", *, overwrite: bool = False,
+                    progress: Progress | None = None) -> Path:
+    """Write ``model_dir`` (HF safetensors) as a GGUF of type F32/F16/BF16/Q8_0; return the final path."""
+    import gguf
+    from ftwiz.core.export.vocab import write_vocab
+
+    model_dir, out_file = Path(model_dir), Path(out_file)
+    out_type = out_type.upper()
+    if out_type not in OUT_TYPES:
+        raise FtwizError(f"output type '{out_type}' is not written directly",
+                         fix=f"use one of {', '.join(OUT_TYPES)}, or quantize_gguf for K-quants")
+    cfg = read_config(model_dir)
+    params = model_params(model_dir, cfg)
+    if params.quantization:
+        raise FtwizError("this model is stored quantized (config.json has quantization_config)",
+                         where=Location(file=model_dir / "config.json", field="quantization_config"),
+                         fix="export the 16-bit base or the merged model (ftwiz merge), not a 4/8-bit checkpoint")
+    plans = plan_tensors(model_dir, params, out_type)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    check_disk_space(out_file, sum(p.nbytes for p in plans))
+    with atomic_path(out_file, overwrite=overwrite) as tmp:
+        writer = gguf.GGUFWriter(tmp, params.info.gguf_arch)
+        try:
+            write_hparams(writer, params, model_dir.name, out_type)
+            write_vocab(writer, model_dir, params.vocab_size)
+            for plan in plans:
+                writer.add_tensor_info(plan.name, plan.shape if plan.qtype in (gguf.GGMLQuantizationType.F32,
+                                       gguf.GGMLQuantizationType.F16) else _byte_shape(plan), _np_dtype(plan.qtype),
+                                       plan.nbytes, raw_dtype=plan.qtype)
+            writer.write_header_to_file()
+            writer.write_kv_data_to_file()
+            writer.write_ti_data_to_file()
+        finally:
+            writer.close()
+        # the data section is ours: aligned blocks in header order, so unchanged bytes can be copied
+        write_data(tmp, writer.data_alignment, plans, params, progress)
+    return out_file
+
+
+def _byte_shape(plan: TensorPlan) -> tuple[int, ...]:
+    import gguf
+
+    return tuple(gguf.quant_shape_to_byte_shape(plan.shape, plan.qtype))
+
+
+def _np_dtype(qtype):
+    import gguf
+    import numpy as np
+
+    q = gguf.GGMLQuantizationType
+    return {q.F32: np.float32, q.F16: np.float16}.get(qtype, np.uint8)

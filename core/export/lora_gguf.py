@@ -1,0 +1,80 @@
+"""A LoRA adapter as a GGUF LoRA adapter (Ollama's ``ADAPTER``, llama.cpp's ``--lora``), no merge needed.
+
+Layout facts from llama.cpp's adapter loader: ``general.type = adapter``, ``adapter.type = lora``,
+``adapter.lora.alpha``; for each adapted base tensor ``<gguf name>.lora_a`` with ggml shape [in, r]
+(numpy (r, in), peft's lora_A) and ``<gguf name>.lora_b`` with ggml shape [r, out] (numpy (out, r),
+peft's lora_B). llama.cpp applies ``alpha / r * B @ A``. For llama-architecture bases the rows of lora_B
+of q/k are permuted like the base's q/k rows (lora_A's columns are inputs and stay as they are).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ftwiz.core.atomic import atomic_path
+from ftwiz.core.errors import FtwizError, Location
+
+
+def convert_adapter_to_gguf(adapter_dir: str | Path, out_file: str | Path, *, base_dir: str | Path | None = None,
+                            overwrite: bool = False) -> Path:
+    """Write the adapter in ``adapter_dir`` as an F32 GGUF LoRA adapter at ``out_file``."""
+    import gguf
+    import numpy as np
+    import torch
+    from ftwiz.core.export.adapter import load_adapter
+    from ftwiz.core.export.arch import model_params
+    from ftwiz.core.export.convert import _arch_enum, permute_rotate_half
+    from ftwiz.core.export.merge import resolve_adapter_and_base
+
+    adapter_dir, base = resolve_adapter_and_base(adapter_dir, base_dir)
+    adapter = load_adapter(adapter_dir)
+    params = model_params(base)
+    cfg = adapter.config
+    where = Location(file=adapter_dir / "adapter_config.json")
+    if adapter.use_dora:
+        raise FtwizError("DoRA adapters cannot be used as GGUF adapters (llama.cpp applies plain LoRA)",
+                         where=where, fix="merge instead: ftwiz export RUN (merges, then converts)")
+    if adapter.replaced:
+        raise FtwizError(f"the adapter retrains whole modules ({', '.join(sorted(adapter.replaced))}), which a "
+                         "GGUF LoRA adapter cannot carry", where=where, fix="merge instead: ftwiz export RUN")
+    scales = {round(m.scale, 9) for m in adapter.modules.values()}
+    ranks = {m.rank for m in adapter.modules.values()}
+    if len(scales) != 1 or len(ranks) != 1:
+        raise FtwizError("rank_pattern/alpha_pattern give modules different scales; a GGUF adapter has one alpha",
+                         where=where, fix="merge instead: ftwiz export RUN")
+    rank = ranks.pop()
+    # llama.cpp scales by alpha / r; rsLoRA's alpha / sqrt(r) is expressed through an adjusted alpha.
+    alpha = float(cfg.get("lora_alpha", rank)) * (math.sqrt(rank) if cfg.get("use_rslora") else 1.0)
+    tmap = gguf.get_tensor_name_map(_arch_enum(params.info.gguf_arch), params.num_layers)
+    out_file = Path(out_file)
+    with atomic_path(out_file, overwrite=overwrite) as tmp:
+        writer = gguf.GGUFWriter(tmp, params.info.gguf_arch)
+        try:
+            writer.add_type("adapter")
+            writer.add_string("adapter.type", "lora")
+            writer.add_float32("adapter.lora.alpha", alpha)
+            writer.add_name(f"{base.name}-lora")
+            for module, lora in sorted(adapter.modules.items()):
+                if lora.embedding:
+                    raise FtwizError(f"LoRA on the embedding ({module}) is not supported in GGUF adapters",
+                                     where=where, fix="merge instead: ftwiz export RUN")
+                name = tmap.get_name(f"{module}.weight", try_suffixes=(".weight",))
+                if name is None:
+                    raise FtwizError(f"adapted module {module} has no GGUF counterpart", where=where,
+                                     fix="merge instead: ftwiz export RUN")
+                b = lora.b.to(torch.float32)
+                if params.info.permute_qk and module.endswith("q_proj"):
+                    b = permute_rotate_half(b, params.num_heads)
+                elif params.info.permute_qk and module.endswith("k_proj"):
+                    b = permute_rotate_half(b, params.num_kv_heads)
+                base_name = name.removesuffix(".weight")
+                writer.add_tensor(f"{base_name}.weight.lora_a",
+                                  np.ascontiguousarray(lora.a.to(torch.float32).numpy()))
+                writer.add_tensor(f"{base_name}.weight.lora_b", np.ascontiguousarray(b.numpy()))
+            writer.write_header_to_file()
+            writer.write_kv_data_to_file()
+            writer.write_tensors_to_file()
+        finally:
+            writer.close()
+    return out_file

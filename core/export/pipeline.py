@@ -1,0 +1,133 @@
+"""Run or model in, verified GGUF files out: merge (when needed), convert, quantize, verify.
+
+The one entry point the CLI verb, the wizard and the demo call. Given a run directory it finds
+everything from the run alone: a LoRA/QLoRA run's adapter is merged into ``run.merged`` (reused when it
+is newer than the adapter), a full fine-tune's ``run.model`` is used directly, and GGUF files land in
+``run.export/<run-name>-<quant>.gguf``. K-quants are made from an F16 intermediate that is deleted
+afterwards unless F16 was asked for too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from ftwiz.core.atomic import write_text_atomic
+from ftwiz.core.errors import FtwizError
+from ftwiz.core.export.convert import OUT_TYPES, convert_to_gguf
+from ftwiz.core.export.quantize import K_QUANTS, quantize_gguf
+from ftwiz.core.export.verify import VerifyReport
+from pydantic import BaseModel, Field
+
+ALL_QUANTS = (*OUT_TYPES, *K_QUANTS)
+
+
+class ExportResult(BaseModel):
+    model_dir: str
+    gguf_paths: list[str] = Field(default_factory=list)
+    reports: list[VerifyReport] = Field(default_factory=list)
+    merged: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.reports)
+
+
+def _newest_mtime(folder: Path) -> float:
+    return max((p.stat().st_mtime for p in folder.iterdir() if p.is_file()), default=0.0)
+
+
+def _emit(events, done: float, total: float, message: str) -> None:
+    if events is not None:
+        from ftwiz.core.events import Progress
+
+        events.emit(Progress(stage="export", done=done, total=total, message=message))
+
+
+def _reporter(events, start: float, share: float, total: float, label: str):
+    """A converter progress callback that advances this step's share of the overall export."""
+    return lambda done, count, message: _emit(events, start + share * done / count, total, f"{label}: {message}")
+
+
+def resolve_source(model_or_run: str | Path, *, overwrite: bool = False, events=None) -> tuple[Path, str, Path | None,
+                                                                                                bool]:
+    """(HF model dir to convert, output name stem, default output folder or None, merged now?)."""
+    from ftwiz.core.models import resolve_model
+    from ftwiz.core.rundir import RunDir
+
+    try:
+        run = RunDir.resolve(model_or_run)
+    except FtwizError:
+        model_dir = resolve_model(str(model_or_run))
+        return model_dir, model_dir.name, None, False
+    if run.model.is_dir() and (run.model / "config.json").is_file():
+        return run.model, run.name, run.export, False
+    fresh = (run.merged / "config.json").is_file() and run.adapter.is_dir() and (
+        _newest_mtime(run.merged) >= _newest_mtime(run.adapter))
+    if fresh and not overwrite:
+        return run.merged, run.name, run.export, False
+    from ftwiz.core.export.merge import merge_adapter
+
+    merge_adapter(run.root, run.merged, overwrite=True,
+                  progress=lambda d, t, m: _emit(events, d, t, f"merging {m}"))
+    return run.merged, run.name, run.export, True
+
+
+def _targets(quants: list[str], stem: str, out: Path | None, default_dir: Path | None) -> dict[str, Path]:
+    if out is not None and out.suffix == ".gguf":
+        if len(quants) != 1:
+            raise FtwizError(f"--out names one file but {len(quants)} quantizations were asked for",
+                             fix="give a folder as --out, or one --quant")
+        return {quants[0]: out}
+    folder = out if out is not None else default_dir if default_dir is not None else Path.cwd()
+    return {q: folder / f"{stem}-{q}.gguf" for q in quants}
+
+
+def export_model(model_or_run: str | Path, quants: list[str], *, out: str | Path | None = None, verify: bool = False,
+                 overwrite: bool = False, events=None) -> ExportResult:
+    """Export a run or HF model to each of ``quants`` (F32/F16/BF16/Q8_0/Q4_0/Q4_K_M/Q5_K_M/Q6_K)."""
+    from ftwiz.core.atomic import refuse_overwrite
+    from ftwiz.core.export.verify import verify_gguf
+
+    quants = [q.upper() for q in (quants or ["Q8_0"])]
+    quants = sorted(dict.fromkeys(quants), key=lambda q: q not in OUT_TYPES)  # F16 before K-quants reuse it
+    unknown = [q for q in quants if q not in ALL_QUANTS]
+    if unknown:
+        raise FtwizError(f"unknown quantization '{unknown[0]}'", fix=f"choose from {', '.join(ALL_QUANTS)}")
+    model_dir, stem, default_dir, merged = resolve_source(model_or_run, overwrite=overwrite, events=events)
+    targets = _targets(quants, stem, Path(out) if out else None, default_dir)
+    for path in targets.values():
+        refuse_overwrite(path, overwrite)
+    result = ExportResult(model_dir=str(model_dir), merged=merged)
+    steps = len(quants) * (2 if verify else 1)
+    step = 0
+    intermediate: Path | None = None
+    try:
+        for quant, path in targets.items():
+            _emit(events, step, steps, f"writing {path.name}")
+            if quant in OUT_TYPES:
+                convert_to_gguf(model_dir, path, quant, overwrite=overwrite,
+                                progress=_reporter(events, step, 1.0, steps, quant))
+            else:
+                source = targets.get("F16") if "F16" in targets and targets["F16"].is_file() else None
+                if source is None:
+                    if intermediate is None:
+                        intermediate = path.with_name(f".{stem}-F16.intermediate.gguf")
+                        convert_to_gguf(model_dir, intermediate, "F16", overwrite=True,
+                                        progress=_reporter(events, step, 0.5, steps, f"F16 for {quant}"))
+                    source = intermediate
+                quantize_gguf(source, path, quant, overwrite=overwrite)
+            result.gguf_paths.append(str(path))
+            step += 1
+            if verify:
+                _emit(events, step, steps, f"verifying {path.name}")
+                report = verify_gguf(path, model_dir)
+                write_text_atomic(path.with_name(path.name + ".verify.json"), report.model_dump_json(indent=2))
+                result.reports.append(report)
+                step += 1
+    finally:
+        if intermediate is not None:
+            with contextlib.suppress(FileNotFoundError):
+                intermediate.unlink()
+    _emit(events, steps, steps, "export complete")
+    return result

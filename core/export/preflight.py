@@ -1,0 +1,105 @@
+"""Can this model be exported to GGUF? Answered before training, from config and tokenizer files only.
+
+Nobody should train for hours and then learn that the architecture, the tokenizer or the disk cannot
+take the export. The planner and ``ftwiz train`` call :func:`check_exportable` on the base model;
+``ftwiz export --check`` prints it. It reads only small JSON files and shard headers, so it is instant.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ftwiz.core.errors import FtwizError
+from pydantic import BaseModel, Field
+
+# Bits per weight of each GGUF type (block overhead included; K-quant mixes as llama.cpp reports them).
+BITS_PER_WEIGHT = {"F32": 32.0, "F16": 16.0, "BF16": 16.0, "Q8_0": 8.5, "Q6_K": 6.56, "Q5_K_M": 5.69,
+                   "Q4_K_M": 4.89, "Q4_0": 4.55}
+
+
+class ExportCheck(BaseModel):
+    """What the preflight found; ``ok`` is False when any problem blocks the export."""
+
+    model_dir: str
+    ok: bool
+    architecture: str | None = None
+    gguf_architecture: str | None = None
+    tokenizer: str | None = None
+    parameters: int | None = None
+    bytes_needed: dict[str, int] = Field(default_factory=dict)  # merge, F16, <quant>, total
+    disk_free: int | None = None
+    problems: list[str] = Field(default_factory=list)
+    fixes: list[str] = Field(default_factory=list)  # fixes[i] answers problems[i] ("" when none)
+
+
+def _count_parameters(model_dir: Path) -> int:
+    from ftwiz.core.export.tensors import list_tensors
+
+    total = 0
+    for ref in list_tensors(model_dir):
+        n = 1
+        for d in ref.shape:
+            n *= d
+        total += n
+    return total
+
+
+def check_exportable(model_dir: str | Path, *, quants: list[str] | None = None, out_dir: str | Path | None = None,
+                     needs_merge: bool = True) -> ExportCheck:
+    """Architecture, tokenizer and disk space for merge + F16 + each quant, without raising."""
+    from ftwiz.core.export.arch import model_params
+    from ftwiz.core.export.vocab import _load_json, detect_pre_tokenizer, tokenizer_kind
+    from ftwiz.core.models import resolve_model
+
+    quants = [q.upper() for q in (quants or ["Q4_K_M"])]
+    check = ExportCheck(model_dir=str(model_dir), ok=True)
+
+    def problem(error: FtwizError) -> None:
+        check.ok = False
+        check.problems.append(f"{error.where}: {error.what}" if error.where else error.what)
+        check.fixes.append(error.fix or "")  # kept index-aligned with problems
+
+    try:
+        path = resolve_model(str(model_dir))
+    except FtwizError as exc:
+        problem(exc)
+        return check
+    check.model_dir = str(path)
+    try:
+        params = model_params(path)
+        check.architecture, check.gguf_architecture = params.hf_arch, params.info.gguf_arch
+    except FtwizError as exc:
+        problem(exc)
+    try:
+        kind = tokenizer_kind(path)
+        if kind == "bpe":
+            check.tokenizer = f"byte-level BPE (pre-tokenizer {detect_pre_tokenizer(_load_json(path / 'tokenizer.json'))})"
+        else:
+            check.tokenizer = "SentencePiece"
+    except FtwizError as exc:
+        problem(exc)
+    for quant in quants:
+        if quant not in BITS_PER_WEIGHT:
+            problem(FtwizError(f"unknown quantization '{quant}'", fix=f"choose from {', '.join(BITS_PER_WEIGHT)}"))
+    try:
+        check.parameters = _count_parameters(path)
+    except FtwizError as exc:
+        problem(exc)
+        return check
+    n = check.parameters
+    needed = {"merge": 2 * n if needs_merge else 0, "F16": 2 * n}
+    for quant in quants:
+        if quant in BITS_PER_WEIGHT and quant != "F16":
+            needed[quant] = int(n * BITS_PER_WEIGHT[quant] / 8)
+    needed["total"] = sum(needed.values())
+    check.bytes_needed = needed
+    target = Path(out_dir) if out_dir else Path.cwd()
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    check.disk_free = shutil.disk_usage(target).free
+    if check.disk_free < needed["total"]:
+        problem(FtwizError(f"export needs {needed['total'] / 2**30:.1f} GiB on disk, "
+                           f"{check.disk_free / 2**30:.1f} GiB free at {target}",
+                           fix="free disk space or export to another drive (--out)"))
+    return check

@@ -1,0 +1,91 @@
+"""K-quants (and Q4_0) through llama.cpp's own quantizer, as shipped inside llama-cpp-python.
+
+The ``gguf`` package quantizes F16/BF16/Q8_0 in numpy, but not the K-quants users want for laptops
+(Q4_K_M, Q5_K_M, Q6_K). ``llama_cpp.llama_model_quantize`` is the same C function as llama.cpp's
+``llama-quantize`` tool, already compiled in the wheel, so nothing has to be cloned or built. Tensors whose
+rows are not a multiple of 256 cannot be K-quantized; llama.cpp then picks a fallback type for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+from pathlib import Path
+
+from ftwiz.core.atomic import atomic_path
+from ftwiz.core.errors import FtwizError, Location
+
+log_ = logging.getLogger(__name__)
+
+# quant name -> llama.cpp's LLAMA_FTYPE constant name in llama_cpp
+K_QUANTS: dict[str, str] = {
+    "Q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0",
+    "Q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
+    "Q5_K_M": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
+    "Q6_K": "LLAMA_FTYPE_MOSTLY_Q6_K",
+}
+
+
+def quantize_gguf(src: str | Path, dst: str | Path, quant: str, *, overwrite: bool = False,
+                  threads: int | None = None) -> Path:
+    """Quantize an F32/F16/BF16 GGUF ``src`` to ``dst`` with ``quant`` (Q4_0, Q4_K_M, Q5_K_M, Q6_K)."""
+    src, dst = Path(src), Path(dst)
+    quant = quant.upper()
+    if quant not in K_QUANTS:
+        raise FtwizError(f"quantization '{quant}' is not offered by quantize_gguf",
+                         fix=f"choose one of {', '.join(K_QUANTS)} (F16/BF16/Q8_0 are written by the converter)")
+    if not src.is_file():
+        raise FtwizError("source GGUF not found", where=Location(file=src), fix="export an F16 GGUF first")
+    try:
+        import llama_cpp
+    except ImportError:
+        raise FtwizError("llama-cpp-python is not installed, so K-quants cannot be made",
+                         fix="pip install llama-cpp-python (or export Q8_0/F16, which need only gguf)") from None
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, K_QUANTS[quant])
+    params.nthread = threads or max(1, (os.cpu_count() or 1))
+    with atomic_path(dst, overwrite=overwrite) as tmp, _captured_stderr() as log:
+        status = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params))
+        if status != 0:
+            tail = " | ".join(log.read().strip().splitlines()[-3:])
+            raise FtwizError(f"llama.cpp could not quantize to {quant} (status {status}): {tail}",
+                             where=Location(file=src),
+                             fix="check that the source is an F16/BF16/F32 GGUF written by ftwiz export")
+    fallback = [line for line in log.text.splitlines() if "required fallback quantization" in line]
+    if fallback:  # rows not a multiple of 256: worth knowing, not an error
+        log_.info("%s", fallback[-1].split("WARNING:")[-1].strip())
+    return dst
+
+
+class _Log:
+    def __init__(self, file) -> None:
+        self.file = file
+        self.text = ""
+
+    def read(self) -> str:
+        self.file.flush()
+        self.file.seek(0)
+        self.text = self.file.read().decode("utf-8", "replace")
+        return self.text
+
+
+@contextlib.contextmanager
+def _captured_stderr():
+    """llama.cpp's quantizer prints a line per tensor to the C-level stderr; keep it out of the user's
+    terminal (and the wizard's) and hand it back for error messages."""
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as file:
+        log = _Log(file)
+        os.dup2(file.fileno(), 2)
+        try:
+            yield log
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.read()

@@ -1,0 +1,232 @@
+"""Prove a GGUF computes what the Hugging Face model computes: the export's acceptance test.
+
+A file that loads is not a file that works: a missing Q/K permutation, a wrong pre-tokenizer or a lost
+chat template all load fine and then answer gibberish. So after export, the GGUF is loaded with
+llama-cpp-python and compared with transformers on sample prompts:
+
+- tokenization: token ids identical (raw prompts and chat-rendered ones);
+- logits: F32/F16/BF16 max |diff| relative to the logit range <= 1e-3 (2e-2 for BF16's 8-bit mantissa);
+  Q8_0 cosine similarity >= 0.99; K-quants' cosine is reported, not judged;
+- chat template: the GGUF's embedded template renders a conversation exactly like the HF tokenizer;
+- eos: the model's end-of-turn tokens are end-of-generation tokens for llama.cpp, and generation stops on one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+DEFAULT_PROMPTS = (
+    "The quick brown fox jumps over the lazy dog.",
+    "Hello world! What's 1234 + 5678? It's 6912.",
+    "  Indented line\nwith a newline, tabs\tand unicode: café, naïve, 東京.",
+)
+SAMPLE_CHAT = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "Name three colours."},
+    {"role": "assistant", "content": "Red, green and blue."},
+    {"role": "user", "content": "And two more?"},
+]
+# Relative-to-range tolerance on logits per GGUF type (see module docstring).
+RELATIVE_TOLERANCE = {"F32": 1e-3, "F16": 1e-3, "BF16": 2e-2}
+MIN_COSINE = {"Q8_0": 0.99}
+
+
+class Check(BaseModel):
+    """One verification check; ``passed`` None means measured and reported but not judged."""
+
+    name: str
+    passed: bool | None
+    detail: str = ""
+    value: float | None = None
+
+
+class VerifyReport(BaseModel):
+    gguf_path: str
+    hf_model_dir: str
+    quant: str
+    checks: list[Check] = Field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed is not False for c in self.checks)
+
+    def check(self, name: str) -> Check:
+        return next(c for c in self.checks if c.name == name)
+
+    @property
+    def tokenization(self) -> Check:
+        return self.check("tokenization")
+
+    @property
+    def logits(self) -> Check:
+        return self.check("logits")
+
+    @property
+    def chat_template(self) -> Check:
+        return self.check("chat_template")
+
+    @property
+    def eos(self) -> Check:
+        return self.check("eos")
+
+
+def gguf_quant(path: Path) -> str:
+    """The dominant weight type of a GGUF (what general.file_type names), e.g. F16 or Q4_K_M."""
+    import gguf
+
+    reader = gguf.GGUFReader(path)
+    field = reader.fields.get("general.file_type")
+    if field is not None:
+        ftype = int(field.parts[field.data[0]][0])
+        with contextlib.suppress(ValueError):
+            name = gguf.LlamaFileType(ftype).name
+            return {"ALL_F32": "F32"}.get(name, name.replace("MOSTLY_", ""))
+    return "unknown"
+
+
+def _load_llama(gguf_path: Path, n_ctx: int):
+    import llama_cpp
+
+    return llama_cpp.Llama(model_path=str(gguf_path), n_ctx=n_ctx, logits_all=True, verbose=False,
+                           n_threads=max(1, min(4, os.cpu_count() or 1)), seed=0, n_batch=n_ctx,
+                           type_k=0, type_v=0)  # F32 KV cache: the default F16 cache alone costs ~1e-3
+
+
+def _hf_ids(tokenizer, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=True)["input_ids"])
+
+
+def _gguf_ids(llm, text: str) -> list[int]:
+    return list(llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+
+
+def _compare_logits(hf_logits, gguf_logits, quant: str) -> Check:
+    import numpy as np
+
+    diff = float(np.max(np.abs(hf_logits - gguf_logits)))
+    span = float(np.max(hf_logits) - np.min(hf_logits)) or 1.0
+    rel = diff / span
+    a = hf_logits.astype(np.float64)
+    b = gguf_logits.astype(np.float64)
+    cos = np.sum(a * b, axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-30)
+    min_cos = float(np.min(cos))
+    detail = f"max|diff| {diff:.3g} = {rel:.2e} of range {span:.3g}; min cosine {min_cos:.5f}"
+    if quant in RELATIVE_TOLERANCE:
+        ok = rel <= RELATIVE_TOLERANCE[quant]
+        return Check(name="logits", passed=ok, value=rel,
+                     detail=detail + f" (limit {RELATIVE_TOLERANCE[quant]:.0e} of range)")
+    if quant in MIN_COSINE:
+        return Check(name="logits", passed=min_cos >= MIN_COSINE[quant], value=min_cos,
+                     detail=detail + f" (limit cosine >= {MIN_COSINE[quant]})")
+    return Check(name="logits", passed=None, value=min_cos, detail=detail + " (reported for this quantization)")
+
+
+def _chat_check(llm, tokenizer) -> tuple[Check, str | None]:
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not getattr(tokenizer, "chat_template", None):
+        return Check(name="chat_template", passed=None, detail="the HF tokenizer has no chat template"), None
+    if not template:
+        return Check(name="chat_template", passed=False,
+                     detail="the GGUF has no tokenizer.chat_template: chat apps will use a wrong format"), None
+    expected = tokenizer.apply_chat_template(SAMPLE_CHAT, tokenize=False, add_generation_prompt=True)
+    formatter = Jinja2ChatFormatter(template=template, eos_token=tokenizer.eos_token or "",
+                                    bos_token=tokenizer.bos_token or "", add_generation_prompt=True)
+    rendered = formatter(messages=SAMPLE_CHAT).prompt
+    if rendered != expected:
+        return Check(name="chat_template", passed=False,
+                     detail=f"renders differently: GGUF {rendered[:80]!r}... vs HF {expected[:80]!r}..."), expected
+    return Check(name="chat_template", passed=True, detail=f"renders a 4-turn chat identically ({len(rendered)} "
+                 "chars)"), expected
+
+
+def _end_ids(hf_model_dir: Path, tokenizer) -> list[int]:
+    import json
+
+    ids: list[int] = []
+    gen = hf_model_dir / "generation_config.json"
+    if gen.is_file():
+        value = json.loads(gen.read_text(encoding="utf-8")).get("eos_token_id")
+        ids = value if isinstance(value, list) else [value] if value is not None else []
+    if not ids and tokenizer.eos_token_id is not None:
+        ids = [tokenizer.eos_token_id]
+    return [int(i) for i in ids]
+
+
+def _eos_check(llm, hf_model_dir: Path, tokenizer, prompt_ids: list[int]) -> Check:
+    import llama_cpp
+
+    end_ids = _end_ids(hf_model_dir, tokenizer)
+    if not end_ids:
+        return Check(name="eos", passed=False, detail="the HF model names no eos token")
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
+    not_eog = [i for i in end_ids if not llama_cpp.llama_vocab_is_eog(vocab, i)]
+    if not_eog:
+        names = [tokenizer.convert_ids_to_tokens(i) for i in not_eog]
+        return Check(name="eos", passed=False, detail=f"{names} do not end generation in llama.cpp: answers "
+                     "would run on forever")
+    stop_id = end_ids[0]
+    llm.reset()
+    # token ids, not text: the HF ids already carry BOS, and llama.cpp would add a second one to text
+    out = llm.create_completion(prompt_ids, max_tokens=8, temperature=0.0, logit_bias={stop_id: 100.0})
+    choice = out["choices"][0]
+    if choice["finish_reason"] != "stop" or out["usage"]["completion_tokens"] > 1:
+        return Check(name="eos", passed=False, detail=f"generation did not stop on {tokenizer.convert_ids_to_tokens(stop_id)}"
+                     f" (finish_reason {choice['finish_reason']})")
+    names = ", ".join(tokenizer.convert_ids_to_tokens(i) for i in end_ids)
+    return Check(name="eos", passed=True, detail=f"{names} end generation; a forced end token stopped it")
+
+
+def verify_gguf(gguf_path: str | Path, hf_model_dir: str | Path, *, prompts: list[str] | None = None) -> VerifyReport:
+    """Compare ``gguf_path`` (llama-cpp-python) against ``hf_model_dir`` (transformers) on CPU."""
+    import numpy as np
+    import torch
+    import transformers
+
+    gguf_path, hf_model_dir = Path(gguf_path), Path(hf_model_dir)
+    quant = gguf_quant(gguf_path)
+    report = VerifyReport(gguf_path=str(gguf_path), hf_model_dir=str(hf_model_dir), quant=quant)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(hf_model_dir)
+    model = transformers.AutoModelForCausalLM.from_pretrained(hf_model_dir, dtype=torch.float32)
+    model.eval()
+    texts = list(prompts or DEFAULT_PROMPTS)
+    llm = _load_llama(gguf_path, n_ctx=256)
+    try:
+        chat_check, chat_text = _chat_check(llm, tokenizer)
+        if chat_text:
+            texts.append(chat_text)
+        mismatches = []
+        pairs = []
+        for text in texts:
+            hf, gg = _hf_ids(tokenizer, text), _gguf_ids(llm, text)
+            pairs.append(hf)
+            if hf != gg:
+                first = next((i for i, (x, y) in enumerate(zip(hf, gg, strict=False)) if x != y), min(len(hf), len(gg)))
+                mismatches.append(f"{text[:30]!r}: first difference at token {first} (HF {hf[first:first + 3]}, "
+                                  f"GGUF {gg[first:first + 3]})")
+        report.checks.append(Check(name="tokenization", passed=not mismatches,
+                                   detail="; ".join(mismatches) or f"{len(texts)} texts, identical token ids",
+                                   value=float(len(mismatches))))
+        hf_all, gg_all = [], []
+        for ids in pairs:
+            ids = ids[:256]
+            with torch.no_grad():
+                hf_all.append(model(torch.tensor([ids])).logits[0].float().numpy())
+            llm.reset()
+            llm.eval(ids)
+            gg_all.append(np.array(llm.scores[: len(ids)], dtype=np.float32))
+        report.checks.append(_compare_logits(np.concatenate(hf_all), np.concatenate(gg_all), quant))
+        report.checks.append(chat_check)
+        report.checks.append(_eos_check(llm, hf_model_dir, tokenizer, pairs[0][:128]))  # a plain prompt: one BOS
+    finally:
+        llm.close()  # free the C model now, not at interpreter exit (where llama.cpp may already be unloaded)
+        del model
+    if any(math.isnan(c.value) for c in report.checks if c.value is not None):
+        report.checks.append(Check(name="finite", passed=False, detail="NaN in a measured value"))
+    return report

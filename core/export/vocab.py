@@ -1,0 +1,276 @@
+"""Tokenizer to GGUF metadata: byte-level BPE from tokenizer.json, SentencePiece from tokenizer.model.
+
+The BPE pre-tokenizer name (``tokenizer.ggml.pre``) is derived from the split regex the tokenizer
+actually uses, not from a hash of sample encodings: fine-tunes often add tokens, which changes every
+hash and makes llama.cpp's converter reject the model ("BPE pre-tokenizer was not recognized").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftwiz.core.errors import FtwizError, Location
+
+log = logging.getLogger(__name__)
+
+# Token types as llama.cpp stores them (gguf.TokenType values).
+NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
+
+# Split regexes of known model families (facts about the published tokenizers). Compared after
+# removing whitespace, so formatting differences in tokenizer.json do not matter.
+_GPT2 = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+_LLAMA3 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+           r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+_QWEN2 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+          r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+KNOWN_SPLITS: dict[str, str] = {_GPT2: "gpt-2", _LLAMA3: "llama-bpe", _QWEN2: "qwen2"}
+
+# Names llama.cpp recognises as end of generation when they are control tokens (eot candidates).
+END_OF_TURN = ("<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|end_of_turn|>", "<|endoftext|>")
+
+
+@dataclass
+class VocabData:
+    """Everything the GGUF ``tokenizer.*`` keys need."""
+
+    model: str  # "gpt2" (byte-level BPE) or "llama" (SentencePiece)
+    pre: str | None
+    tokens: list[str] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    types: list[int] = field(default_factory=list)
+    merges: list[str] = field(default_factory=list)
+    add_space_prefix: bool | None = None
+
+
+def _squash(regex: str) -> str:
+    return re.sub(r"\s", "", regex)
+
+
+def _split_regexes(pre_tokenizer: dict[str, Any] | None) -> list[str]:
+    if not pre_tokenizer:
+        return []
+    items = pre_tokenizer.get("pretokenizers") if pre_tokenizer.get("type") == "Sequence" else [pre_tokenizer]
+    regexes = []
+    for item in items or []:
+        if item.get("type") == "Split" and isinstance(item.get("pattern"), dict):
+            pattern = item["pattern"].get("Regex") or item["pattern"].get("String")
+            if pattern:
+                regexes.append(pattern)
+        elif item.get("type") == "ByteLevel" and item.get("use_regex", True):
+            regexes.append(_GPT2)
+    return regexes
+
+
+def detect_pre_tokenizer(tokenizer_json: dict[str, Any]) -> str:
+    """llama.cpp's pre-tokenizer name for a byte-level BPE tokenizer, from its split regex.
+
+    Exact matches first; otherwise the distinguishing features (Llama-3 groups digits by 1-3, Qwen2 splits
+    every digit, GPT-2 has case-sensitive contractions with optional leading spaces); ``default`` last.
+    """
+    regexes = [_squash(r) for r in _split_regexes(tokenizer_json.get("pre_tokenizer"))]
+    known = {_squash(k): v for k, v in KNOWN_SPLITS.items()}
+    for regex in regexes:
+        if regex in known:
+            return known[regex]
+    for regex in regexes:
+        if "(?i:'s|'t" in regex and r"\p{N}{1,3}" in regex:
+            return "llama-bpe"
+        if "(?i:'s|'t" in regex and r"\p{N}|" in regex:
+            return "qwen2"
+        if regex.startswith("'s|'t|'re") and r"?\p{L}+" in regex:
+            return "gpt-2"
+    log.warning("unrecognised BPE split regex; writing tokenizer.ggml.pre=default")
+    return "default"
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise FtwizError(f"not valid JSON: {exc.msg}", where=Location(file=path, line=exc.lineno),
+                         fix="restore the tokenizer files from the original model") from None
+
+
+def is_byte_level_bpe(tokenizer_json: dict[str, Any]) -> bool:
+    model = tokenizer_json.get("model") or {}
+    decoder = tokenizer_json.get("decoder") or {}
+    return model.get("type") == "BPE" and not model.get("byte_fallback", False) and decoder.get("type") == "ByteLevel"
+
+
+def tokenizer_kind(model_dir: Path) -> str:
+    """'bpe', 'spm' or raise: which tokenizer this folder has, without loading it."""
+    model_dir = Path(model_dir)
+    tj = model_dir / "tokenizer.json"
+    if tj.is_file() and is_byte_level_bpe(_load_json(tj)):
+        return "bpe"
+    if (model_dir / "tokenizer.model").is_file():
+        return "spm"
+    raise FtwizError(
+        "no supported tokenizer found (need a byte-level BPE tokenizer.json or a SentencePiece tokenizer.model)",
+        where=Location(file=model_dir),
+        fix="copy the tokenizer files of the base model into this folder (AutoTokenizer.save_pretrained)",
+    )
+
+
+def _bpe_vocab(model_dir: Path, n_vocab: int) -> VocabData:
+    tj = _load_json(model_dir / "tokenizer.json")
+    vocab: dict[str, int] = dict(tj["model"]["vocab"])
+    special: set[int] = set()
+    added_normal: set[int] = set()
+    for item in tj.get("added_tokens") or []:
+        vocab[item["content"]] = item["id"]
+        (special if item.get("special") else added_normal).add(item["id"])
+    by_id = {i: t for t, i in vocab.items()}
+    if max(by_id) >= n_vocab:
+        raise FtwizError(f"tokenizer has token id {max(by_id)} but config.json says vocab_size={n_vocab}",
+                         where=Location(file=model_dir / "config.json", field="vocab_size"),
+                         fix="resize the model's embeddings to the tokenizer (model.resize_token_embeddings)")
+    data = VocabData(model="gpt2", pre=detect_pre_tokenizer(tj))
+    for i in range(n_vocab):
+        if i not in by_id:  # embedding rows beyond the tokenizer (padding for speed)
+            data.tokens.append(f"[PAD{i}]")
+            data.types.append(UNUSED)
+        else:
+            data.tokens.append(by_id[i])
+            data.types.append(CONTROL if i in special else USER_DEFINED if i in added_normal else NORMAL)
+    return data
+
+
+def _spm_vocab(model_dir: Path, n_vocab: int) -> VocabData:
+    import gguf
+
+    try:
+        spm = gguf.vocab.SentencePieceVocab(model_dir)
+    except ValueError as exc:
+        raise FtwizError(f"SentencePiece tokenizer is inconsistent: {exc}", where=Location(file=model_dir),
+                         fix="restore tokenizer.model and added_tokens.json from the base model") from None
+    data = VocabData(model="llama", pre="default")
+    for text, score, toktype in spm.all_tokens():
+        data.tokens.append(text.decode("utf-8"))
+        data.scores.append(float(score))
+        data.types.append(int(toktype))
+    # tokens added in tokenizer.json only (transformers keeps added specials there)
+    tj_path = model_dir / "tokenizer.json"
+    if tj_path.is_file():
+        for item in _load_json(tj_path).get("added_tokens") or []:
+            i = item["id"]
+            if i < len(data.tokens):
+                if item.get("special") and data.types[i] == NORMAL:
+                    data.types[i] = CONTROL
+                continue
+            while len(data.tokens) < i:
+                data.tokens.append(f"[PAD{len(data.tokens)}]")
+                data.scores.append(-1000.0)
+                data.types.append(UNUSED)
+            data.tokens.append(item["content"])
+            data.scores.append(-1000.0)
+            data.types.append(CONTROL if item.get("special") else USER_DEFINED)
+    if len(data.tokens) > n_vocab:
+        raise FtwizError(f"tokenizer has {len(data.tokens)} tokens but config.json says vocab_size={n_vocab}",
+                         where=Location(file=model_dir / "config.json", field="vocab_size"),
+                         fix="resize the model's embeddings to the tokenizer (model.resize_token_embeddings)")
+    while len(data.tokens) < n_vocab:
+        data.tokens.append(f"[PAD{len(data.tokens)}]")
+        data.scores.append(-1000.0)
+        data.types.append(UNUSED)
+    data.add_space_prefix = _spm_adds_dummy_prefix(spm.sentencepiece_tokenizer)
+    if tj_path.is_file():
+        pre = _load_json(tj_path).get("pre_tokenizer") or {}
+        if pre.get("type") == "Metaspace" and pre.get("prepend_scheme") == "first" and data.add_space_prefix:
+            log.warning("tokenizer.json uses Metaspace prepend_scheme=first (legacy=False): llama.cpp adds a space "
+                        "after every special token, so text right after one may tokenize differently")
+    return data
+
+
+def _spm_adds_dummy_prefix(processor) -> bool:
+    """SentencePiece's normalizer option that puts '▁' before the first word (llama.cpp must mirror it)."""
+    try:
+        from sentencepiece import sentencepiece_model_pb2
+
+        proto = sentencepiece_model_pb2.ModelProto()
+        proto.ParseFromString(processor.serialized_model_proto())
+        return bool(proto.normalizer_spec.add_dummy_prefix)
+    except Exception:  # protobuf missing: the SentencePiece default
+        return True
+
+
+def _hf_adds_bos(model_dir: Path) -> bool:
+    """Whether the HF tokenizer prepends BOS: its post-processor decides, then tokenizer_config, then the
+    SentencePiece tradition (yes). llama.cpp must do the same or every prompt is shifted by one token."""
+    tj_path, cfg_path = model_dir / "tokenizer.json", model_dir / "tokenizer_config.json"
+    if tj_path.is_file():
+        post = _load_json(tj_path).get("post_processor") or {}
+        for proc in post.get("processors", [post]):
+            if proc.get("type") == "TemplateProcessing":
+                single = proc.get("single") or []
+                return bool(single) and "SpecialToken" in single[0]
+    if cfg_path.is_file() and "add_bos_token" in (cfg := _load_json(cfg_path)):
+        return bool(cfg["add_bos_token"])
+    return True
+
+
+def load_vocab(model_dir: Path, n_vocab: int) -> VocabData:
+    """Tokens, scores and types padded to the model's embedding rows (``n_vocab``)."""
+    model_dir = Path(model_dir)
+    return _bpe_vocab(model_dir, n_vocab) if tokenizer_kind(model_dir) == "bpe" else _spm_vocab(model_dir, n_vocab)
+
+
+def end_of_turn_id(model_dir: Path, data: VocabData) -> int | None:
+    """The token the chat template ends an assistant turn with (for tokenizer.ggml.eot_token_id)."""
+    gen = Path(model_dir) / "generation_config.json"
+    eos_ids: list[int] = []
+    if gen.is_file():
+        value = _load_json(gen).get("eos_token_id")
+        eos_ids = value if isinstance(value, list) else [value] if value is not None else []
+    index = {t: i for i, t in enumerate(data.tokens)}
+    for name in END_OF_TURN:
+        if name in index and (not eos_ids or index[name] in eos_ids):
+            return index[name]
+    return None
+
+
+def write_vocab(writer, model_dir: Path, n_vocab: int) -> VocabData:
+    """Write every tokenizer key: tokens, types, scores, merges, special ids, add_bos, chat template."""
+    import gguf
+
+    data = load_vocab(model_dir, n_vocab)
+    writer.add_tokenizer_model(data.model)
+    if data.pre:
+        writer.add_tokenizer_pre(data.pre)
+    writer.add_token_list(data.tokens)
+    writer.add_token_types(data.types)
+    if data.scores:
+        writer.add_token_scores(data.scores)
+    if data.add_space_prefix is not None:
+        writer.add_add_space_prefix(data.add_space_prefix)
+    gguf_log = logging.getLogger("gguf.vocab")
+    level = gguf_log.level
+    gguf_log.setLevel(logging.ERROR)  # it warns about Llama-3's pair template, which GGUF has no use for
+    try:
+        special = gguf.SpecialVocab(model_dir, load_merges=data.model == "gpt2", n_vocab=n_vocab)
+    finally:
+        gguf_log.setLevel(level)
+    if data.model == "gpt2" and not special.merges:
+        raise FtwizError("byte-level BPE tokenizer.json has no merges", where=Location(file=model_dir / "tokenizer.json",
+                         field="model.merges"), fix="restore tokenizer.json from the base model")
+    data.merges = list(special.merges)
+    if "bos" not in special.special_token_ids and data.model == "gpt2":
+        # llama.cpp's default BOS id is 11 for BPE: always write one (eos doubles as bos when absent)
+        eos = special.special_token_ids.get("eos")
+        if eos is not None:
+            special.special_token_ids["bos"] = eos
+            special.add_special_token.setdefault("bos", False)
+    if data.model == "llama":
+        special.add_special_token.setdefault("bos", _hf_adds_bos(model_dir))
+    special.add_to_gguf(writer, quiet=True)
+    if special.chat_template is None:
+        log.warning("%s has no chat template; the GGUF will fall back to llama.cpp's default", model_dir)
+    eot = end_of_turn_id(model_dir, data)
+    if eot is not None:
+        writer.add_eot_token_id(eot)
+    return data

@@ -1,0 +1,178 @@
+"""Streamed merge against peft's own merge_and_unload: the merged weights must be the same numbers.
+
+A user notices a merge that silently drops the fine-tune (4-bit merge, wrong scale, DoRA ignored) only
+after deploying; comparing every tensor with peft's reference merge catches all of these.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from ftwiz.core.errors import FtwizError
+
+LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def make_adapter(base: Path, out: Path, *, targets=LINEAR, dora: bool = False, r: int = 4, alpha: int = 8,
+                 rslora: bool = False, seed: int = 0, modules_to_save=None):
+    """A peft adapter with non-zero lora_B (peft initialises B to zero, which would merge to nothing)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    config = LoraConfig(r=r, lora_alpha=alpha, target_modules=list(targets), use_dora=dora, use_rslora=rslora,
+                        task_type="CAUSAL_LM", modules_to_save=modules_to_save)
+    peft_model = get_peft_model(model, config)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name or "lora_embedding_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.2)
+            elif "lora_magnitude_vector" in name:
+                param.mul_(1 + 0.2 * torch.rand(param.shape, generator=generator))
+            elif "modules_to_save" in name:
+                param.add_(torch.randn(param.shape, generator=generator) * 0.05)
+    peft_model.save_pretrained(out)
+    return peft_model
+
+
+def _assert_same_as_peft(peft_model, merged: Path, atol: float = 1e-5) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    reference = peft_model.merge_and_unload().state_dict()
+    ours: dict = {}
+    for file in merged.glob("*.safetensors"):
+        ours.update(load_file(str(file)))
+    assert ours, "no weights written"
+    for name, tensor in ours.items():
+        ref = reference[name].to(tensor.dtype)
+        assert tensor.shape == ref.shape, name
+        assert torch.allclose(tensor.float(), ref.float(), atol=atol, rtol=1e-5), (
+            f"{name}: max diff {(tensor.float() - ref.float()).abs().max():.3g}")
+
+
+def test_lora_merge_matches_peft_including_embedding(tiny_llama: Path, tmp_path: Path) -> None:
+    from ftwiz.core.export.merge import merge_adapter
+
+    peft_model = make_adapter(tiny_llama, tmp_path / "adapter", targets=(*LINEAR, "embed_tokens"))
+    seen: list[int] = []
+    out = merge_adapter(tmp_path / "adapter", tmp_path / "merged", progress=lambda d, t, m: seen.append(d))
+    _assert_same_as_peft(peft_model, out)
+    assert seen and seen[-1] == len(seen)
+    for name in ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"):
+        assert (out / name).is_file(), name
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(out).chat_template == AutoTokenizer.from_pretrained(tiny_llama).chat_template
+
+
+def test_dora_and_rslora_merge_match_peft(tiny_qwen2: Path, tmp_path: Path) -> None:
+    from ftwiz.core.export.merge import merge_adapter
+
+    peft_model = make_adapter(tiny_qwen2, tmp_path / "adapter", dora=True, rslora=True, r=8, alpha=4)
+    out = merge_adapter(tmp_path / "adapter", tmp_path / "merged")
+    _assert_same_as_peft(peft_model, out)
+
+
+def test_modules_to_save_replace_base_tensors(tiny_qwen3: Path, tmp_path: Path) -> None:
+    from ftwiz.core.export.merge import merge_adapter
+
+    peft_model = make_adapter(tiny_qwen3, tmp_path / "adapter", targets=("q_proj", "v_proj"),
+                              modules_to_save=["lm_head"])
+    out = merge_adapter(tmp_path / "adapter", tmp_path / "merged")
+    _assert_same_as_peft(peft_model, out)
+
+
+def test_bf16_base_stays_bf16_and_merges_in_fp32(tiny_llama: Path, tmp_path: Path) -> None:
+    import torch
+    from ftwiz.core.export.merge import merge_adapter
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    base = tmp_path / "bf16"
+    AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.bfloat16).save_pretrained(base)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        if (tiny_llama / name).is_file():
+            shutil.copy(tiny_llama / name, base / name)
+    peft_model = make_adapter(tiny_llama, tmp_path / "adapter")
+    out = merge_adapter(tmp_path / "adapter", tmp_path / "merged", base_dir=base)
+    merged = load_file(str(out / "model.safetensors"))
+    assert merged["model.layers.0.self_attn.q_proj.weight"].dtype == torch.bfloat16
+    lora_q = peft_model.base_model.model.model.layers[0].self_attn.q_proj
+    delta = (lora_q.lora_B["default"].weight @ lora_q.lora_A["default"].weight) * lora_q.scaling["default"]
+    base_q = load_file(str(base / "model.safetensors"))["model.layers.0.self_attn.q_proj.weight"]
+    expected = (base_q.float() + delta.detach()).to(torch.bfloat16)
+    assert torch.equal(merged["model.layers.0.self_attn.q_proj.weight"], expected)
+
+
+def test_merge_from_run_directory_uses_run_card_base(tiny_qwen2: Path, tmp_path: Path, ftwiz_env) -> None:
+    from ftwiz.core.export.merge import merge_adapter
+    from ftwiz.core.rundir import RunDir
+
+    run = RunDir(ftwiz_env["runs"] / "merge-run")
+    run.root.mkdir(parents=True, exist_ok=True)
+    run.recipe.write_text("model_name_or_path: x\n")
+    run.run_card.write_text(json.dumps({"base_model": str(tiny_qwen2), "method": "lora"}))
+    peft_model = make_adapter(tiny_qwen2, run.adapter)
+    cfg = json.loads((run.adapter / "adapter_config.json").read_text())
+    cfg["base_model_name_or_path"] = "/nonexistent/elsewhere"  # the run card must win
+    (run.adapter / "adapter_config.json").write_text(json.dumps(cfg))
+    out = merge_adapter("merge-run", run.merged)
+    _assert_same_as_peft(peft_model, out)
+
+
+def test_merging_into_4bit_base_is_refused(tiny_qwen2: Path, tmp_path: Path) -> None:
+    from ftwiz.core.export.merge import merge_adapter
+
+    make_adapter(tiny_qwen2, tmp_path / "adapter")
+    base = tmp_path / "base4"
+    shutil.copytree(tiny_qwen2, base)
+    cfg = json.loads((base / "config.json").read_text())
+    cfg["quantization_config"] = {"quant_method": "bitsandbytes", "load_in_4bit": True}
+    (base / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(FtwizError) as info:
+        merge_adapter(tmp_path / "adapter", tmp_path / "merged", base_dir=base)
+    assert "quantized" in info.value.what and "16-bit" in info.value.fix
+    assert not (tmp_path / "merged").exists()
+
+
+def test_adapter_for_another_model_is_refused(tiny_qwen2: Path, tiny_qwen3: Path, tmp_path: Path) -> None:
+    from ftwiz.core.export.merge import merge_adapter
+
+    make_adapter(tiny_qwen3, tmp_path / "adapter")  # qwen3's q_proj is 128 x 64, qwen2's 64 x 64
+    with pytest.raises(FtwizError, match="shape|does not have"):
+        merge_adapter(tmp_path / "adapter", tmp_path / "merged", base_dir=tiny_qwen2)
+    assert not (tmp_path / "merged").exists()
+
+
+def test_existing_output_folder_needs_overwrite(tiny_qwen2: Path, tmp_path: Path) -> None:
+    from ftwiz.core.export.merge import merge_adapter
+
+    make_adapter(tiny_qwen2, tmp_path / "adapter")
+    (tmp_path / "merged").mkdir()
+    (tmp_path / "merged" / "keep.txt").write_text("mine")
+    with pytest.raises(FtwizError, match="already exists"):
+        merge_adapter(tmp_path / "adapter", tmp_path / "merged")
+    assert (tmp_path / "merged" / "keep.txt").read_text() == "mine"
+
+
+def test_lora_on_tied_head_unties_and_keeps_behaviour(tiny_qwen2: Path, tmp_path: Path) -> None:
+    """LoRA on lm_head of a tied model changes only the head in training; merging it into the shared matrix
+    would change the input embeddings too. The merge unties instead: same logits as the trained model."""
+    import torch
+    from ftwiz.core.export.merge import merge_adapter
+    from transformers import AutoModelForCausalLM
+
+    peft_model = make_adapter(tiny_qwen2, tmp_path / "adapter", targets=("q_proj", "lm_head"))
+    out = merge_adapter(tmp_path / "adapter", tmp_path / "merged")
+    assert json.loads((out / "config.json").read_text())["tie_word_embeddings"] is False
+    ids = torch.tensor([[3, 50, 77, 120, 9]])
+    with torch.no_grad():
+        expected = peft_model(input_ids=ids).logits
+        got = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)(input_ids=ids).logits
+    assert torch.allclose(got, expected, atol=1e-4)

@@ -1,0 +1,70 @@
+"""``export_model``: a run directory in, GGUF files where later stages look for them, progress on the bus."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from ftwiz.core.errors import FtwizError
+
+
+def _run(root: Path, base: Path, *, full: bool = False):
+    import torch
+    from ftwiz.core.rundir import RunDir
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    run = RunDir(root)
+    root.mkdir(parents=True, exist_ok=True)
+    run.recipe.write_text(f"model_name_or_path: {base}\n")
+    run.run_card.write_text(json.dumps({"base_model": str(base), "method": "full" if full else "lora"}))
+    if full:
+        shutil.copytree(base, run.model)
+        return run
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                  task_type="CAUSAL_LM"))
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.1)
+    peft_model.save_pretrained(run.adapter)
+    return run
+
+
+def test_lora_run_is_merged_once_and_exported_into_the_run(tiny_qwen2: Path, ftwiz_env) -> None:
+    from ftwiz.core.events import EventBus, Progress
+    from ftwiz.core.export.pipeline import export_model
+
+    run = _run(ftwiz_env["runs"] / "pipe-lora", tiny_qwen2)
+    bus = EventBus()
+    seen: list[Progress] = []
+    bus.subscribe(lambda e: seen.append(e) if isinstance(e, Progress) else None)
+    result = export_model("pipe-lora", ["Q8_0", "F16"], events=bus)
+    assert result.merged and Path(result.model_dir) == run.merged
+    assert [Path(p).name for p in result.gguf_paths] == ["pipe-lora-Q8_0.gguf", "pipe-lora-F16.gguf"]
+    assert all(Path(p).parent == run.export for p in result.gguf_paths)
+    assert seen and all(e.stage == "export" for e in seen)
+    assert seen[-1].done == seen[-1].total
+    assert any("merging" in e.message for e in seen)
+    again = export_model("pipe-lora", ["BF16"])
+    assert not again.merged  # the merged model is newer than the adapter: reused, not redone
+
+
+def test_full_fine_tune_exports_its_model_directly(tiny_qwen2: Path, ftwiz_env) -> None:
+    from ftwiz.core.export.pipeline import export_model
+
+    run = _run(ftwiz_env["runs"] / "pipe-full", tiny_qwen2, full=True)
+    result = export_model(run.root, ["F16"])
+    assert Path(result.model_dir) == run.model and not run.merged.exists()
+    assert (run.export / "pipe-full-F16.gguf").is_file()
+
+
+def test_one_out_file_for_several_quants_is_refused(tiny_qwen2: Path, tmp_path: Path) -> None:
+    from ftwiz.core.export.pipeline import export_model
+
+    with pytest.raises(FtwizError, match="one file"):
+        export_model(tiny_qwen2, ["F16", "Q8_0"], out=tmp_path / "x.gguf")
+    assert not list(tmp_path.iterdir())
