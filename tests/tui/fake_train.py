@@ -1,0 +1,109 @@
+"""A stand-in for ``ftwiz train RECIPE --events -`` that the wizard tests drive as a real child process.
+
+It speaks the real event contract (``ftwiz.core.events`` models, one JSON line each on stdout), keeps a
+real run directory (recipe.yaml, status.json, checkpoints/) and handles SIGINT the way the trainer does:
+save a checkpoint, emit ``finished(status="cancelled")``, exit 130. Steps are slowed by ``--sleep`` so a
+test can press keys while it runs. Usage:
+
+    python tests/tui/fake_train.py RECIPE.yaml [--resume RUN] [--steps N] [--sleep S] [--crash-at N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+from ftwiz.core.events import CheckpointSaved, Eval, Failed, Finished, Started, Step
+from ftwiz.core.paths import runs_dir
+from ftwiz.core.rundir import RunDir
+
+stop = False
+
+
+def _on_sigint(_signum: int, _frame: object) -> None:
+    global stop
+    stop = True
+
+
+FIXED_TIME: float | None = None
+
+
+def emit(event: object) -> None:
+    if FIXED_TIME is not None:  # snapshot tests: identical screens run after run
+        event.time = FIXED_TIME  # type: ignore[attr-defined]
+    sys.stdout.write(event.model_dump_json() + "\n")  # type: ignore[attr-defined]
+    sys.stdout.flush()
+
+
+def write_status(run: RunDir, state: str, step: int) -> None:
+    run.status.write_text(json.dumps({"state": state, "step": step}), encoding="utf-8")
+
+
+def save_checkpoint(run: RunDir, step: int) -> Path:
+    path = run.checkpoints / f"checkpoint-{step}"
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "trainer_state.json").write_text(json.dumps({"global_step": step}), encoding="utf-8")
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("recipe")
+    parser.add_argument("--resume")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--sleep", type=float, default=0.05)
+    parser.add_argument("--crash-at", type=int, default=None)
+    parser.add_argument("--fail-at", type=int, default=None)
+    parser.add_argument("--linger", type=float, default=0.0, help="seconds between 'cancelled' and exiting")
+    parser.add_argument("--fixed-time", type=float, default=None, help="stamp every event with this time")
+    args = parser.parse_args()
+    global FIXED_TIME
+    FIXED_TIME = args.fixed_time
+    signal.signal(signal.SIGINT, _on_sigint)
+
+    run = RunDir.resolve(args.resume) if args.resume else RunDir(runs_dir() / "fake-run")
+    if not args.resume:
+        if run.root.exists():
+            shutil.rmtree(run.root)
+        run.root.mkdir(parents=True)
+        shutil.copyfile(args.recipe, run.recipe)
+    first = (run.checkpoint_steps() or [0])[-1] + 1 if args.resume else 1
+    write_status(run, "running", first - 1)
+    emit(Started(run_dir=str(run.root), method="lora", total_steps=args.steps, resumed_from_step=first - 1,
+                 micro_batch=8, grad_accum=1))
+    for step in range(first, args.steps + 1):
+        if args.crash_at == step:
+            print("Traceback (most recent call last):\nRuntimeError: simulated crash", file=sys.stderr, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)  # what the OOM killer does
+        if args.fail_at == step:
+            write_status(run, "failed", step)
+            emit(Failed(reason="out of memory even at micro-batch 1", fix="use a shorter cutoff_len", step=step))
+            return 2
+        time.sleep(args.sleep)
+        loss = 3.0 * math.exp(-step / 8) + 0.5
+        emit(Step(step=step, total_steps=args.steps, epoch=step / args.steps, loss=loss, lr=3e-3,
+                  tokens_per_s=1000.0, eta_s=(args.steps - step) * args.sleep, rss_bytes=500 * 1024**2))
+        if step % 5 == 0:
+            emit(Eval(step=step, loss=loss + 0.1, perplexity=math.exp(loss + 0.1)))
+        if stop:
+            emit(CheckpointSaved(step=step, path=str(save_checkpoint(run, step))))
+            write_status(run, "cancelled", step)
+            emit(Finished(status="cancelled", output_path=str(run.root)))
+            time.sleep(args.linger)  # the real trainer still flushes files after reporting
+            return 130
+    adapter = run.adapter
+    adapter.mkdir(parents=True, exist_ok=True)
+    write_status(run, "completed", args.steps)
+    emit(Finished(status="completed", output_path=str(adapter), summary={"final_loss": loss}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

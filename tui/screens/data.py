@@ -1,0 +1,133 @@
+"""Step 3, data: which dataset, and is it usable? Reads it the way training will and shows the verdict.
+
+``check_dataset`` parses every record (formats, roles, placeholders, empty answers), which takes a
+moment on large files: it runs in a thread worker. Continue is allowed once at least one record is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ftwiz.tui.screens.base import WizardScreen
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.widget import Widget
+from textual.widgets import Button, Input, Label, LoadingIndicator, Static
+from textual.worker import Worker, WorkerState
+
+
+def absolute_entries(text: str) -> list[str]:
+    """Comma-separated dataset entries; paths made absolute so a recipe written elsewhere still finds them."""
+    entries = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        path = Path(part).expanduser()
+        entries.append(str(path.resolve()) if path.exists() else part)
+    return entries
+
+
+def render_checks(reports: list[tuple[str, Any]]) -> Group:
+    """Per source: records read, kept, rejected by reason; then the first kept conversation."""
+    table = Table(expand=True)
+    for column in ("source", "format", "read", "kept", "rejected"):
+        table.add_column(column, no_wrap=column != "source")
+    sample: dict[str, Any] | None = None
+    for name, report in reports:
+        formats = ", ".join(sorted({fmt for fmt, _how in report.formats.values()})) or "-"
+        rejected = ", ".join(f"{reason} {count}" for reason, count in report.rejected.items()) or "0"
+        table.add_row(name, formats, str(report.read), str(report.kept), rejected)
+        if sample is None and report.samples:
+            sample = report.samples[0]
+    parts: list[Any] = [table]
+    if sample:
+        text = Text("First conversation:\n", style="bold")
+        for message in sample.get("messages", []):
+            content = str(message.get("content", "")).replace("\n", " ")
+            text.append(f"{message.get('role', '?'):>9}: ", style="cyan")
+            text.append((content[:200] + "…" if len(content) > 200 else content) + "\n")
+        parts.append(text)
+    placeholders = sorted({p for _name, r in reports for p in r.unfilled_placeholders})
+    if placeholders:
+        parts.append(Text(f"unfilled placeholders: {', '.join(placeholders)}", style="yellow"))
+    return Group(*parts)
+
+
+class DataScreen(WizardScreen):
+    STEP = "data"
+    NEXT = "plan"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.usable = False
+
+    def compose_body(self) -> Iterable[Widget]:
+        yield Label("Dataset: 'demo', a file or a folder (several: comma-separated):")
+        yield Input(id="dataset", placeholder="demo")
+        yield Button("Check", id="check")
+        yield LoadingIndicator(id="checking")
+        yield Static("", id="checks")
+
+    def on_mount(self) -> None:
+        recipe = self.wizard.load_recipe()
+        self.query_one("#dataset", Input).value = ", ".join(recipe.dataset)
+        self.query_one("#next").focus()
+        self.run_check()
+
+    @on(Input.Submitted, "#dataset")
+    def _submitted(self) -> None:
+        self.run_check()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "check":
+            event.stop()
+            self.run_check()
+
+    def run_check(self) -> None:
+        self.usable = False
+        self.show_error(None)
+        self.query_one("#checking").display = True
+        entries = absolute_entries(self.query_one("#dataset", Input).value) or ["demo"]
+        self.check(entries)
+
+    @work(thread=True, exclusive=True, group="data", exit_on_error=False)
+    def check(self, entries: list[str]) -> tuple[list[str], list[tuple[str, Any]]]:
+        from ftwiz.core.data.pipeline import check_dataset
+
+        recipe = self.wizard.load_recipe()
+        reports = []
+        for entry in entries:
+            reports.append((entry, check_dataset(entry, formatting=recipe.formatting, columns=recipe.columns,
+                                                 dataset_dir=recipe.dataset_dir)))
+        return entries, reports
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "data" or event.state not in (WorkerState.SUCCESS, WorkerState.ERROR):
+            return
+        self.query_one("#checking").display = False
+        if event.state == WorkerState.ERROR:
+            self.query_one("#checks", Static).update("")
+            self.show_error(event.worker.error or "the dataset could not be read")
+            return
+        entries, reports = event.worker.result
+        self.query_one("#checks", Static).update(render_checks(reports))
+        self.usable = any(report.usable for _name, report in reports)
+        if not self.usable:
+            self.show_error("no usable record in this dataset: see the rejection reasons above")
+            return
+        recipe = self.wizard.state.recipe
+        if recipe is not None and entries != recipe.dataset:
+            self.wizard.state.recipe = recipe.model_copy(update={"dataset": entries})
+        self.wizard.state.check = reports
+
+    def can_continue(self) -> bool:
+        if any(w.group == "data" and w.is_running for w in self.workers):
+            self.notify("still reading the dataset...")
+            return False
+        if not self.usable:
+            self.show_error("check the dataset first (Enter in the field); Continue needs one usable record")
+        return self.usable

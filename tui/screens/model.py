@@ -1,0 +1,112 @@
+"""Step 2, model: pick a shipped recipe (use case x model size) and, if wanted, another base model.
+
+The model is resolved only locally (``demo``, a folder, or a hub id already in the HF cache): the wizard
+never downloads behind the user's back. Resolving ``demo`` builds the tiny model once, so it runs in a
+thread worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from ftwiz.tui.screens.base import WizardScreen
+from rich.text import Text
+from textual import on, work
+from textual.widget import Widget
+from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+from textual.worker import Worker, WorkerState
+
+
+def shipped_recipes() -> list[Path]:
+    """Every recipe YAML shipped in ``ftwiz.recipes``, the demo first."""
+    from importlib.resources import files
+
+    root = Path(str(files("ftwiz.recipes")))
+    found = sorted(root.glob("*.yaml"), key=lambda p: (p.stem != "demo", p.stem))
+    return found
+
+
+def recipe_header(path: Path) -> str:
+    """The recipe's first comment line: what it is for, in the author's words."""
+    try:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("#"):
+                return line.lstrip("# ").strip()
+    except OSError:
+        pass
+    return ""
+
+
+class ModelScreen(WizardScreen):
+    STEP = "model"
+    NEXT = "data"
+
+    def compose_body(self) -> Iterable[Widget]:
+        yield Label("Recipe (what to fine-tune for, on which model size):")
+        options = []
+        for path in shipped_recipes():
+            options.append(Option(Text.assemble((path.stem, "bold"), f"  {recipe_header(path)}"), id=str(path)))
+        yield OptionList(*options, id="recipes")
+        yield Label("Base model: 'demo', a local folder, or a hub id already downloaded:")
+        yield Input(id="model", placeholder="demo")
+        yield Static("", id="resolved")
+
+    def on_mount(self) -> None:
+        recipes = self.query_one("#recipes", OptionList)
+        current = str(self.wizard.state.recipe_path)
+        for index in range(recipes.option_count):
+            if recipes.get_option_at_index(index).id == current:
+                recipes.highlighted = index
+        self._load(self.wizard.state.recipe_path)
+        self.query_one("#next").focus()
+
+    def _load(self, path: Path) -> None:
+        from ftwiz.core.errors import FtwizError
+
+        self.wizard.state.recipe_path = Path(path)
+        self.wizard.state.recipe = None
+        try:
+            recipe = self.wizard.load_recipe()
+        except FtwizError as exc:
+            self.show_error(exc)
+            return
+        self.show_error(None)
+        self.query_one("#model", Input).value = recipe.model_name_or_path
+        self.query_one("#resolved", Static).update("")
+
+    @on(OptionList.OptionSelected, "#recipes")
+    def _recipe_chosen(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id:
+            self._load(Path(event.option.id))
+
+    def can_continue(self) -> bool:
+        if self.wizard.state.recipe is None:
+            return False
+        name = self.query_one("#model", Input).value.strip() or "demo"
+        self.resolve(name)
+        return False  # the worker moves on once the model is found locally
+
+    @work(thread=True, exclusive=True, group="model", exit_on_error=False)
+    def resolve(self, name: str) -> tuple[str, Path]:
+        from ftwiz.core.models import resolve_model
+
+        return name, resolve_model(name)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "model":
+            return
+        if event.state == WorkerState.RUNNING:
+            self.query_one("#resolved", Static).update("looking for the model on this machine...")
+        elif event.state == WorkerState.SUCCESS:
+            name, path = event.worker.result
+            recipe = self.wizard.state.recipe
+            if recipe is not None and name != recipe.model_name_or_path:
+                self.wizard.state.recipe = recipe.model_copy(update={"model_name_or_path": name})
+            self.query_one("#resolved", Static).update(Text(f"found: {path}", style="green"))
+            self.show_error(None)
+            self.wizard.goto(self.NEXT or "data")
+        elif event.state == WorkerState.ERROR:
+            self.query_one("#resolved", Static).update("")
+            self.show_error(event.worker.error or "model not found")
