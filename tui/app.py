@@ -39,11 +39,13 @@ def default_train_command(recipe_path: Path, resume: str | None = None) -> list[
 
 
 def default_export_command(run: str, quant: str) -> list[str]:
-    """The export child (:mod:`ftwiz.tui.worker_export`): ``ftwiz export``'s core entry point with events.
+    """The export child: ``ftwiz export RUN --quant Q --verify --overwrite --events -``.
 
     Overwrites an earlier export of the same run and type: in the wizard, Export means "make it now".
     """
-    return [sys.executable, "-m", "ftwiz.tui.worker_export", run, "--quant", quant, "--verify", "--overwrite"]
+    from ftwiz.tui.worker import ftwiz_command
+
+    return ftwiz_command("export", run, "--quant", quant, "--verify", "--overwrite", "--events", "-")
 
 
 def live_hardware() -> HardwareReport:

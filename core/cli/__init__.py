@@ -30,6 +30,9 @@ VERBS: dict[str, tuple[str, str]] = {
     "eval": ("ftwiz.core.cli.eval", "held-out metrics and base-vs-tuned comparison"),
     "demo": ("ftwiz.core.cli.demo", "the whole pipeline on the embedded tiny model, offline, on CPU"),
     "recipe": ("ftwiz.core.cli.recipe", "validate a recipe or write a commented new one"),
+    "completion": ("ftwiz.core.scale.completion", "print or install shell completion (bash, zsh, fish)"),
+    "service": ("ftwiz.core.deploy.service", "keep a GGUF served as a systemd user service"),
+    "vllm": ("ftwiz.core.scale.vllm", "serve a run with vLLM: a sized command, or a merged folder (--export)"),
 }
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130

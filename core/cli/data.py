@@ -85,7 +85,6 @@ def _check(args: argparse.Namespace) -> int:
 
 def _prepared(args: argparse.Namespace):
     import transformers
-
     from ftwiz.core.data import prepare_for_training
     from ftwiz.core.models import resolve_model
 

@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", help="base model for --adapter-only with an adapter folder")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--events", metavar="FILE", help="write progress events as JSON lines to FILE ('-' = stdout)")
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -81,6 +82,44 @@ def _adapter_only(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_events(args: argparse.Namespace) -> int:
+    """Export for a parent process (the wizard): events only on stdout, outcome as finished / failed."""
+    import sys
+
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.events import EventBus, Failed, Finished, JsonlSink
+    from ftwiz.core.export.pipeline import export_model
+
+    events_out = sys.stdout if args.events == "-" else None
+    sink = JsonlSink(events_out or args.events)
+    real_stdout = sys.stdout
+    if events_out:
+        sys.stdout = sys.stderr  # stray prints must not corrupt the event stream
+    bus = EventBus([sink])
+    try:
+        result = export_model(args.source, args.quant or ["Q8_0"], out=args.out, verify=args.verify,
+                              overwrite=args.overwrite, events=bus)
+    except KeyboardInterrupt:
+        bus.emit(Finished(status="cancelled"))
+        return 130
+    except FtwizError as exc:
+        where = f"{exc.where}: " if exc.where else ""
+        bus.emit(Failed(reason=f"{where}{exc.what}", fix=exc.fix))
+        return 2
+    finally:
+        sys.stdout = real_stdout
+    checks = [{"name": c.name, "passed": c.passed, "detail": c.detail} for r in result.reports for c in r.checks]
+    if not result.passed:
+        failed = "; ".join(f"{c['name']}: {c['detail']}" for c in checks if c["passed"] is False)
+        bus.emit(Failed(reason=f"verification failed: the GGUF does not behave like the model ({failed})",
+                        fix="try a less aggressive quantization (Q8_0 or F16) and export again"))
+        return 1
+    bus.emit(Finished(output_path=result.gguf_paths[0] if result.gguf_paths else None,
+                      summary={"gguf_paths": result.gguf_paths, "merged": result.merged, "checks": checks}))
+    sink.close()
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from ftwiz.core.cli.console import console, human_bytes, print_json
     from ftwiz.core.events import EventBus, Progress
@@ -90,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
         return _check(args)
     if args.adapter_only:
         return _adapter_only(args)
+    if args.events:
+        return _with_events(args)
     bus = EventBus()
     with console.status("exporting...") as status:
         def show(event) -> None:

@@ -20,6 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", metavar="FILE", help="also write events as JSON lines to FILE ('-' = stdout)")
     parser.add_argument("--vram-gb", type=float, help="plan for this much GPU memory instead of the detected one")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (overrides the recipe)")
+    parser.add_argument("--gpus", type=int, metavar="N",
+                        help="train on N GPUs under accelerate (DDP, or FSDP when it does not fit one GPU)")
+    parser.add_argument("--strategy", choices=["ddp", "fsdp", "deepspeed"], help="with --gpus: force a strategy")
+    parser.add_argument("--cpu-procs", action="store_true", help="with --gpus: N CPU processes over gloo (testing)")
 
 
 def _install_signal_handlers(cancel) -> None:
@@ -44,6 +48,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.recipe is None and not args.resume:
         raise FtwizError("give a recipe to train, or --resume RUN", fix="e.g. ftwiz train recipes/demo.yaml")
+    if args.gpus is not None and args.gpus < 1:
+        raise FtwizError(f"--gpus {args.gpus} must be at least 1", fix="e.g. --gpus 2")
+    if args.gpus and args.gpus > 1:
+        from ftwiz.core.scale.launch import distributed_train
+
+        return distributed_train(args.recipe, args.gpus, cpu=args.cpu_procs, prefer=args.strategy,
+                                 run_name=args.run_name, resume=args.resume, vram_gb=args.vram_gb)
     if args.resume:
         recipe = load_recipe(RunDir.resolve(args.resume).recipe)
         if args.recipe is not None and load_recipe(args.recipe) != recipe.model_copy(
@@ -53,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         recipe = load_recipe(args.recipe)
     if args.max_steps is not None:
+        if args.resume and args.max_steps != recipe.max_steps:
+            raise FtwizError(f"--max-steps cannot change when resuming run '{args.resume}' (it started with "
+                             f"max_steps {recipe.max_steps}): the learning-rate schedule depends on it",
+                             fix="resume without --max-steps, or start a new run with the new length")
         if args.max_steps < 1:
             raise FtwizError(f"--max-steps {args.max_steps} must be at least 1", fix="e.g. --max-steps 100")
         recipe = recipe.model_copy(update={"max_steps": args.max_steps})

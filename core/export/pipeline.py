@@ -83,6 +83,14 @@ def _targets(quants: list[str], stem: str, out: Path | None, default_dir: Path |
     return {q: folder / f"{stem}-{q}.gguf" for q in quants}
 
 
+def _remember(path: Path, quant: str, run_export_dir: Path | None) -> None:
+    """Add the GGUF to ``ftwiz models``' registry; a registry problem never fails a finished export."""
+    from ftwiz.core.deploy.registry import record_export
+
+    with contextlib.suppress(OSError, FtwizError, ValueError):
+        record_export(path, quant=quant, source_run=run_export_dir.parent.name if run_export_dir else None)
+
+
 def export_model(model_or_run: str | Path, quants: list[str], *, out: str | Path | None = None, verify: bool = False,
                  overwrite: bool = False, events=None) -> ExportResult:
     """Export a run or HF model to each of ``quants`` (F32/F16/BF16/Q8_0/Q4_0/Q4_K_M/Q5_K_M/Q6_K)."""
@@ -118,6 +126,7 @@ def export_model(model_or_run: str | Path, quants: list[str], *, out: str | Path
                     source = intermediate
                 quantize_gguf(source, path, quant, overwrite=overwrite)
             result.gguf_paths.append(str(path))
+            _remember(path, quant, default_dir)
             step += 1
             if verify:
                 _emit(events, step, steps, f"verifying {path.name}")

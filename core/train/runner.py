@@ -92,6 +92,9 @@ def open_run(recipe: Recipe, *, run_name: str | None, resume: str | None) -> tup
         run = RunDir.resolve(resume)
         stored = load_recipe(run.recipe)
         return run, stored, True
+    if not (run_name or recipe.run_name) and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise FtwizError("several processes were launched without a run name, so each would pick its own",
+                         fix="pass --run-name NAME (ftwiz train --gpus N does this for you)")
     name = run_name or recipe.run_name or default_run_name(recipe)
     run = RunDir(runs_dir() / name)
     if run.recipe.exists():
@@ -265,7 +268,9 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
             hardware = detect(probe_backends=False)
         plan = plan_recipe(recipe, hardware, vram_gb=vram_gb,
                            dataset_lengths=prepared.stats.get("train", {}).get("lengths"))
-        if not plan.fits:
+        sharded = int(os.environ.get("WORLD_SIZE", "1")) > 1 and (
+            os.environ.get("ACCELERATE_USE_FSDP") == "true" or os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true")
+        if not plan.fits and not sharded:  # sharded plans were sized per GPU by the launcher
             raise FtwizError("this job does not fit in memory: " + "; ".join(plan.warnings),
                              fix=OOM_SUGGESTIONS)
     main = is_main_process()
@@ -369,5 +374,6 @@ def _total_steps(trainer, train_ds) -> int:
         return args.max_steps
     import math
 
-    per_epoch = math.ceil(math.ceil(len(train_ds) / args.per_device_train_batch_size) / args.gradient_accumulation_steps)
+    batches = len(trainer.get_train_dataloader())  # per process: DDP splits the data across ranks
+    per_epoch = math.ceil(batches / args.gradient_accumulation_steps)
     return max(1, int(math.ceil(per_epoch * args.num_train_epochs)))

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from ftwiz.core.cli import main as cli_main
 from ftwiz.core.data import check_dataset
 from ftwiz.core.errors import FtwizError
