@@ -55,6 +55,23 @@ def demo_base_model_dir() -> Path:
     return cache_dir() / "models" / f"demo-base-{_build_key()}"
 
 
+def demo_tokenizer():
+    """The demo model's tokenizer without building the model: for previews before anything is trained.
+
+    The tokenizer is a pure function of the shipped corpus and the demo spec, so building it alone gives
+    exactly the tokenizer the built model will carry (seconds, not the model's pre-training).
+    """
+    from ftwiz.core.tiny.model import DEFAULT_FAMILY
+    from ftwiz.core.tiny.tokenizer import build_tokenizer
+
+    built = demo_base_model_dir()
+    if (built / "tokenizer.json").exists():
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(built)
+    return build_tokenizer(DEMO_SPEC.chat_family or DEFAULT_FAMILY[DEMO_SPEC.arch], vocab_size=DEMO_SPEC.vocab_size)
+
+
 def ensure_demo_base_model(progress: Callable[[str], None] | None = None) -> Path:
     """Return the demo base model's directory, building and caching it first if needed."""
     from ftwiz.core.atomic import atomic_dir

@@ -160,3 +160,18 @@ async def test_editing_the_plan_recomputes_it_and_training_gets_the_edit(make_ap
         await pilot.pause(0.6)
         assert "cutoff_len" in str(app.screen.query_one("#error").render())
         assert app.state.recipe.cutoff_len == 64
+
+
+async def test_data_step_shows_the_learned_tokens_and_the_length_histogram(make_app) -> None:
+    from ftwiz.tui.screens.data import DataScreen
+
+    app = make_app(offer_resume=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.goto("data")
+        await wait_until(pilot, lambda: isinstance(app.screen, DataScreen) and app.screen.query("#preview"),
+                         what="data")
+        await wait_until(pilot, lambda: "What the model learns" in screen_text(app) or "no preview" in screen_text(app),
+                         timeout=120, what="preview")
+        preview = screen_text(app)
+        assert "Ahoy!" in preview and "matey" in preview  # the demo answer, learned
+        assert "Token lengths" in preview and "#" in preview and "steps per epoch" in preview

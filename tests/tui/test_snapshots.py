@@ -39,8 +39,12 @@ def _app(make_app: Callable[..., object], **kwargs: object) -> object:
 
 
 async def _settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+    # A finished worker may start the next (the data check starts the preview): settle until none runs.
+    for _ in range(20):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        if not any(worker.is_running for worker in pilot.app.workers):
+            break
 
 
 def _goto(name: str, prepare: Callable[[object], None] | None = None):

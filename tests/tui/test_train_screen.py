@@ -10,6 +10,7 @@ import signal
 import statistics
 from pathlib import Path
 
+import pytest
 from ftwiz.core.paths import runs_dir
 
 from .conftest import fake_train_command
@@ -192,10 +193,12 @@ async def test_quitting_mid_run_asks_and_keeps_the_checkpoint(make_app) -> None:
     assert any((runs_dir() / "fake-run" / "checkpoints").iterdir())
 
 
-async def test_startup_offers_to_resume_an_unfinished_run(make_app) -> None:
+async def test_startup_offers_to_resume_an_unfinished_run(make_app, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from ftwiz.tui.app import demo_recipe_path
     from ftwiz.tui.screens.train import TrainScreen
 
+    monkeypatch.setenv("FTWIZ_RUNS_DIR", str(tmp_path / "runs"))  # only this test's unfinished run exists
     run = runs_dir() / "fake-run"
     shutil.rmtree(run, ignore_errors=True)  # leftovers of other tests in this session
     (run / "checkpoints" / "checkpoint-7").mkdir(parents=True, exist_ok=True)

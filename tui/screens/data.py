@@ -71,6 +71,7 @@ class DataScreen(WizardScreen):
         yield Button("Check", id="check")
         yield LoadingIndicator(id="checking")
         yield Static("", id="checks")
+        yield Static("", id="preview")
 
     def on_mount(self) -> None:
         recipe = self.wizard.load_recipe()
@@ -106,6 +107,9 @@ class DataScreen(WizardScreen):
         return entries, reports
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "preview" and event.state in (WorkerState.SUCCESS, WorkerState.ERROR):
+            self.on_preview_done(event)
+            return
         if event.worker.group != "data" or event.state not in (WorkerState.SUCCESS, WorkerState.ERROR):
             return
         self.query_one("#checking").display = False
@@ -123,6 +127,36 @@ class DataScreen(WizardScreen):
         if recipe is not None and entries != recipe.dataset:
             self.wizard.state.recipe = recipe.model_copy(update={"dataset": entries})
         self.wizard.state.check = reports
+        self.query_one("#preview", Static).update(Text("preparing a preview with the model's tokenizer...",
+                                                        style="dim"))
+        self.preview(self.wizard.state.recipe or self.wizard.load_recipe())
+
+    @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
+    def preview(self, recipe) -> Group:
+        """What will be learned: a masked sample and the length histogram, as ``ftwiz data preview`` shows."""
+        from ftwiz.core.data import prepare_for_training
+        from ftwiz.core.data.preview import length_lines, masked_sample
+        from ftwiz.core.models import resolve_model
+        from ftwiz.core.train.model_setup import load_tokenizer
+
+        if recipe.model_name_or_path == "demo":  # its tokenizer alone, without building the model
+            from ftwiz.core.tiny.demo import demo_tokenizer
+
+            tokenizer = demo_tokenizer()
+        else:
+            tokenizer = load_tokenizer(resolve_model(recipe.model_name_or_path, revision=recipe.revision), recipe)
+        prepared = prepare_for_training(recipe, tokenizer)
+        text, learned, total = masked_sample(tokenizer, prepared)
+        header = Text(f"What the model learns ({learned} of {total} tokens, green; context dimmed):", style="bold")
+        lines = length_lines(prepared, recipe.cutoff_len, recipe.effective_batch_size, width=30)
+        return Group(header, text, Text(""), Text("\n".join(lines)))
+
+    def on_preview_done(self, event: Worker.StateChanged) -> None:
+        preview = self.query_one("#preview", Static)
+        if event.state == WorkerState.SUCCESS:
+            preview.update(event.worker.result)
+        elif event.state == WorkerState.ERROR:
+            preview.update(Text(f"no preview: {event.worker.error}", style="yellow"))
 
     def can_continue(self) -> bool:
         if any(w.group == "data" and w.is_running for w in self.workers):
