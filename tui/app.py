@@ -90,6 +90,7 @@ class WizardState:
     resume: str | None = None
     gguf_path: str | None = None
     chat_model: str | None = None
+    base_chat_model: str | None = None  # set once the base model is exported for side-by-side answers
 
 
 class FtwizApp(App[int]):

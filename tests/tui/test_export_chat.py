@@ -137,3 +137,47 @@ async def test_chat_without_a_model_says_to_export_first(make_app) -> None:
         await pilot.press(*"hi", "enter")
         await pilot.pause()
         assert "export a GGUF first" in str(app.screen.query_one("#error").render())
+
+
+class BaseBackend(ScriptedBackend):
+    label = "base"
+
+    def stream(self, messages: list[dict[str, str]], **_kwargs: object) -> Iterator[str]:
+        self.seen.append(list(messages))
+        yield from ["I", " do", " not", " know."]
+
+
+async def test_chat_compares_base_and_fine_tuned_side_by_side(make_app, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ftwiz.core.deploy import chat
+    from ftwiz.tui.screens.chat import ChatScreen
+
+    tuned, base = ScriptedBackend(), BaseBackend()
+    real = chat.ChatSession
+    monkeypatch.setattr(chat, "ChatSession",
+                        lambda model, **kw: real(base if model == "/models/base-Q8_0.gguf" else tuned, **kw))
+    app = make_app(offer_resume=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.state.gguf_path = "/models/tuned-Q8_0.gguf"
+        app.state.base_chat_model = "/models/base-Q8_0.gguf"  # as prepared by the first Ctrl+B
+        app.goto("chat")
+        await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen), what="chat")
+        await pilot.press("ctrl+b")
+        assert app.screen.compare
+        await pilot.press(*"hello", "enter")
+        await wait_until(pilot, lambda: app.screen.replies, what="a reply")
+        assert app.screen.base_replies == ["I do not know."] and app.screen.replies == ["Hello from the tuned model."]
+        text = "\n".join(str(line.text) for line in app.screen.query_one("#transcript").lines)
+        assert "base model" in text and "fine-tuned" in text and "I do not know." in text
+
+
+def test_base_model_of_a_run_gguf_is_found_from_its_run_card(tmp_path: Path) -> None:
+    import json
+
+    from ftwiz.tui.screens.chat import base_gguf_for
+
+    run = tmp_path / "run"
+    (run / "export").mkdir(parents=True)
+    (run / "recipe.yaml").write_text("model_name_or_path: demo\ndataset: [demo]\n")
+    (run / "run_card.json").write_text(json.dumps({"base_model": "/models/base"}))
+    base, target = base_gguf_for(str(run / "export" / "run-Q8_0.gguf"))
+    assert base == Path("/models/base") and target == run / "export" / "base-Q8_0.gguf"

@@ -7,25 +7,81 @@ chunks reach the log through ``call_from_thread``; the UI keeps answering keys w
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from ftwiz.tui.screens.base import WizardScreen
+from rich.table import Table
 from rich.text import Text
 from textual import on, work
+from textual.binding import Binding
 from textual.widget import Widget
 from textual.widgets import Input, RichLog, Static
 from textual.worker import Worker, WorkerState
 
 
+def base_gguf_for(tuned_gguf: str) -> tuple[Path, Path]:
+    """(base model folder, where its Q8_0 GGUF goes) for a GGUF exported from an ftwiz run."""
+    import json
+
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.rundir import RunDir
+
+    run = RunDir.resolve(Path(tuned_gguf).resolve().parent.parent)
+    base = json.loads(run.run_card.read_text(encoding="utf-8")).get("base_model")
+    if not base:
+        raise FtwizError(f"run '{run.name}' does not record its base model", where=str(run.run_card))
+    return Path(base), run.export / "base-Q8_0.gguf"
+
+
+def side_by_side(prompt: str, base: str, tuned: str) -> Table:
+    table = Table(title=prompt, title_justify="left", expand=True, show_lines=False)
+    table.add_column("base model", ratio=1)
+    table.add_column("fine-tuned", ratio=1, style="green")
+    table.add_row(base, tuned)
+    return table
+
+
 class ChatScreen(WizardScreen):
     STEP = "chat"
     NEXT = None
+    BINDINGS = [Binding("ctrl+b", "toggle_compare", "Compare with base")]
 
     def __init__(self) -> None:
         super().__init__()
         self.session: Any = None
+        self.base_session: Any = None
+        self.compare = False
         self.reply_parts: list[str] = []
         self.replies: list[str] = []
+        self.base_replies: list[str] = []
+
+    def action_toggle_compare(self) -> None:
+        """Base and fine-tuned answers side by side: the base is exported once (Q8_0) next to the run."""
+        self.compare = not self.compare
+        log = self.query_one("#transcript", RichLog)
+        if not self.compare:
+            log.write(Text("comparison off: only the fine-tuned model answers", style="dim"))
+            return
+        if self.wizard.state.base_chat_model:
+            log.write(Text("comparison on: the base model answers each message too", style="dim"))
+            return
+        model = self.wizard.state.chat_model or self.wizard.state.gguf_path
+        if not model:
+            self.compare = False
+            self.show_error("no model to compare: export a GGUF first")
+            return
+        log.write(Text("preparing the base model for comparison (exported once to Q8_0)...", style="dim"))
+        self.prepare_base(model)
+
+    @work(thread=True, exclusive=True, group="base", exit_on_error=False)
+    def prepare_base(self, tuned: str) -> str:
+        from ftwiz.core.export.convert import convert_to_gguf
+
+        base_dir, target = base_gguf_for(tuned)
+        if not target.exists():
+            convert_to_gguf(base_dir, target, "Q8_0")
+        return str(target)
 
     def compose_body(self) -> Iterable[Widget]:
         model = self.wizard.state.chat_model or self.wizard.state.gguf_path
@@ -62,23 +118,41 @@ class ChatScreen(WizardScreen):
 
     @work(thread=True, exclusive=True, group="chat", exit_on_error=False)
     def reply(self, model: str, text: str) -> str:
-        if self.session is None:
-            from ftwiz.core.deploy.chat import ChatSession
+        from ftwiz.core.deploy.chat import ChatSession
 
+        if self.session is None:
             self.session = ChatSession(model, system=self.wizard.load_recipe().system)
         for chunk in self.session.stream_reply(text):
             self.app.call_from_thread(self._chunk, str(chunk))
-        return "".join(self.reply_parts)
+        tuned = "".join(self.reply_parts)
+        base_model = self.wizard.state.base_chat_model
+        if self.compare and base_model:
+            if self.base_session is None:
+                self.base_session = ChatSession(base_model, system=self.wizard.load_recipe().system)
+            base = self.base_session.reply(text)
+            self.base_replies.append(base)
+            self.app.call_from_thread(self.query_one("#transcript", RichLog).write, side_by_side(text, base, tuned))
+        return tuned
 
     def _chunk(self, chunk: str) -> None:
         self.reply_parts.append(chunk)
         self.query_one("#typing", Static).update(Text.assemble(("model: ", "bold green"), "".join(self.reply_parts)))
 
     def on_unmount(self) -> None:
-        if self.session is not None:
-            self.session.close()
+        for session in (self.session, self.base_session):
+            if session is not None:
+                session.close()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "base" and event.state in (WorkerState.SUCCESS, WorkerState.ERROR):
+            log = self.query_one("#transcript", RichLog)
+            if event.state == WorkerState.ERROR:
+                self.compare = False
+                self.show_error(f"cannot prepare the base model: {event.worker.error}")
+            else:
+                self.wizard.state.base_chat_model = event.worker.result
+                log.write(Text("comparison on: the base model answers each message too", style="dim"))
+            return
         if event.worker.group != "chat" or event.state not in (WorkerState.SUCCESS, WorkerState.ERROR):
             return
         self.query_one("#typing", Static).update("")
@@ -87,4 +161,5 @@ class ChatScreen(WizardScreen):
             return
         reply = event.worker.result
         self.replies.append(reply)
-        self.query_one("#transcript", RichLog).write(Text.assemble(("model: ", "bold green"), reply))
+        if not (self.compare and self.wizard.state.base_chat_model):  # else the side-by-side table shows it
+            self.query_one("#transcript", RichLog).write(Text.assemble(("model: ", "bold green"), reply))
