@@ -175,3 +175,21 @@ async def test_data_step_shows_the_learned_tokens_and_the_length_histogram(make_
         preview = screen_text(app)
         assert "Ahoy!" in preview and "matey" in preview  # the demo answer, learned
         assert "Token lengths" in preview and "#" in preview and "steps per epoch" in preview
+
+
+async def test_model_step_lists_models_with_sizes_and_whether_each_fits(make_app, monkeypatch) -> None:
+    from ftwiz.tui.screens.model import ModelScreen
+
+    monkeypatch.setattr("ftwiz.core.planner.catalog.cached_model_ids", lambda: [])
+    app = make_app(offer_resume=False)  # the recorded RTX 4060 (8 GB)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        app.goto("model")
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelScreen)
+                         and "Models for this machine" in screen_text(app), timeout=60, what="model list")
+        text = screen_text(app)
+        lines = {line.split("│")[1].strip(): line for line in text.splitlines() if line.count("│") >= 4}
+        assert "yes, lora" in lines["demo"]
+        assert "yes" in lines["Qwen/Qwen2.5-1.5B-Instruct"] and "not downloaded" in lines["Qwen/Qwen2.5-1.5B-Instruct"]
+        assert "no (" in lines["meta-llama/Llama-3.1-8B-Instruct"]  # 8B at 1024 tokens needs more than 8 GB
+        assert "8.03B" in lines["meta-llama/Llama-3.1-8B-Instruct"]

@@ -27,6 +27,8 @@ def fixed_home(monkeypatch: pytest.MonkeyPatch, ftwiz_env: dict[str, Path]) -> P
     shutil.rmtree(SNAP_HOME / "runs", ignore_errors=True)
     monkeypatch.setenv("FTWIZ_RUNS_DIR", str(SNAP_HOME / "runs"))
     monkeypatch.setenv("TZ", "UTC")
+    # The model list must not depend on what this machine's Hugging Face cache happens to hold.
+    monkeypatch.setattr("ftwiz.core.planner.catalog.cached_model_ids", lambda: [])
     time.tzset()
     yield SNAP_HOME
     monkeypatch.undo()

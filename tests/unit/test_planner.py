@@ -219,3 +219,12 @@ def test_cli_plans_a_hub_id_found_in_the_local_cache(shared_dir: Path, tmp_path:
     assert json.loads(capsys.readouterr().out)["model"]["parameters"] == pytest.approx(8.03e9, rel=0.005)
     assert cli_main(["plan", "nobody/not-cached", "--vram-gb", "24"]) == 2
     assert "not in the local Hugging Face cache" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("repo", "billions"), [("Qwen/Qwen3-0.6B", 0.596), ("Qwen/Qwen2.5-1.5B-Instruct", 1.54),
+                                                ("Qwen/Qwen2.5-7B-Instruct", 7.62),
+                                                ("meta-llama/Llama-3.1-8B-Instruct", 8.03)])
+def test_curated_models_have_their_published_sizes(repo: str, billions: float) -> None:
+    from ftwiz.core.planner.catalog import CURATED
+
+    assert spec_from_config(CURATED[repo]).total_params / 1e9 == pytest.approx(billions, rel=0.01)

@@ -52,6 +52,7 @@ class ModelScreen(WizardScreen):
         yield Label("Base model: 'demo', a local folder, or a hub id already downloaded:")
         yield Input(id="model", placeholder="demo")
         yield Static("", id="resolved")
+        yield Static(Text("checking which models fit this machine...", style="dim"), id="choices")
 
     def on_mount(self) -> None:
         recipes = self.query_one("#recipes", OptionList)
@@ -61,6 +62,28 @@ class ModelScreen(WizardScreen):
                 recipes.highlighted = index
         self._load(self.wizard.state.recipe_path)
         self.query_one("#next").focus()
+        self.list_choices()
+
+    @work(thread=True, exclusive=True, group="choices", exit_on_error=False)
+    def list_choices(self):
+        from ftwiz.core.planner.catalog import model_choices
+        from ftwiz.core.tiny.demo import demo_base_model_dir
+
+        return model_choices(self.wizard.state.hardware, demo_dir=demo_base_model_dir())
+
+    def _show_choices(self, choices) -> None:
+        from rich.table import Table
+
+        table = Table(title="Models for this machine (type a name into the field above)", title_justify="left",
+                      expand=True)
+        for column in ("model", "where", "size", "fits (1024 tokens)"):
+            table.add_column(column, no_wrap=column != "model")
+        for choice in choices:
+            size = f"{choice.parameters / 1e9:.2f}B" if choice.parameters >= 1e8 else f"{choice.parameters / 1e6:.1f}M"
+            verdict = (Text(f"yes, {choice.method}", style="green") if choice.fits
+                       else Text(f"no ({choice.peak_bytes / 2**30:.1f} GiB)", style="red"))
+            table.add_row(choice.name, choice.where, size, verdict)
+        self.query_one("#choices", Static).update(table)
 
     def _load(self, path: Path) -> None:
         from ftwiz.core.errors import FtwizError
@@ -95,6 +118,13 @@ class ModelScreen(WizardScreen):
         return name, resolve_model(name)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "choices":
+            if event.state == WorkerState.SUCCESS:
+                self._show_choices(event.worker.result)
+            elif event.state == WorkerState.ERROR:
+                self.query_one("#choices", Static).update(Text(f"model list unavailable: {event.worker.error}",
+                                                               style="yellow"))
+            return
         if event.worker.group != "model":
             return
         if event.state == WorkerState.RUNNING:

@@ -1,0 +1,96 @@
+"""Which models could this machine fine-tune? The demo, the local Hugging Face cache, and a curated list.
+
+The curated entries carry the shape fields of their published config.json (facts, not weights), so the
+planner can say "fits with QLoRA" before anything is downloaded. Models in the cache are read from
+their own config.json. Nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ftwiz.core.errors import FtwizError
+from ftwiz.core.hardware.report import HardwareReport
+from ftwiz.core.planner.spec import ModelSpec, load_model_spec, spec_from_config
+
+_QWEN25_15B = {"model_type": "qwen2", "hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
+               "num_attention_heads": 12, "num_key_value_heads": 2, "vocab_size": 151936, "tie_word_embeddings": True}
+CURATED: dict[str, dict] = {
+    "Qwen/Qwen3-0.6B": {"model_type": "qwen3", "hidden_size": 1024, "intermediate_size": 3072,
+                        "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8,
+                        "head_dim": 128, "vocab_size": 151936, "tie_word_embeddings": True},
+    "Qwen/Qwen2.5-1.5B-Instruct": _QWEN25_15B,
+    "Qwen/Qwen2.5-Coder-1.5B-Instruct": _QWEN25_15B,
+    "Qwen/Qwen2.5-7B-Instruct": {"model_type": "qwen2", "hidden_size": 3584, "intermediate_size": 18944,
+                                 "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
+                                 "vocab_size": 152064, "tie_word_embeddings": False},
+    "meta-llama/Llama-3.1-8B-Instruct": {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336,
+                                         "num_hidden_layers": 32, "num_attention_heads": 32,
+                                         "num_key_value_heads": 8, "vocab_size": 128256,
+                                         "tie_word_embeddings": False},
+}
+
+
+DEMO_VOCAB = 732  # the demo tokenizer's size (its BPE merges stop below the spec's 1024 on the shipped corpus)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    name: str  # what goes into the recipe's model_name_or_path
+    where: str  # "built in", "HF cache", "not downloaded"
+    parameters: int
+    fits: bool
+    method: str
+    peak_bytes: int
+
+
+def cached_model_ids() -> list[str]:
+    """Causal-LM repos in the local Hugging Face cache (those with a config.json snapshot)."""
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        info = scan_cache_dir()
+    except Exception:  # no cache yet, or an unreadable one: nothing cached to offer
+        return []
+    ids = []
+    for repo in info.repos:
+        if repo.repo_type == "model" and any(
+                f.file_name == "config.json" for rev in repo.revisions for f in rev.files):
+            ids.append(repo.repo_id)
+    return sorted(ids)
+
+
+def _choice(name: str, where: str, spec: ModelSpec, hardware: HardwareReport | None, cutoff_len: int) -> ModelChoice:
+    from ftwiz.core.planner.recommend import plan_recipe
+    from ftwiz.core.recipe import parse_recipe
+
+    plan = plan_recipe(parse_recipe({"model_name_or_path": name, "dataset": ["demo"], "cutoff_len": cutoff_len}),
+                       hardware, spec=spec, seq_len=cutoff_len)
+    return ModelChoice(name, where, spec.total_params, plan.fits, plan.method, plan.estimate.peak_bytes)
+
+
+def model_choices(hardware: HardwareReport | None, *, cutoff_len: int = 1024,
+                  demo_dir: Path | None = None) -> list[ModelChoice]:
+    """The demo first, then cached models, then curated ones not yet downloaded; each planned for this machine."""
+    choices: list[ModelChoice] = []
+    if demo_dir is not None and (demo_dir / "config.json").exists():
+        choices.append(_choice("demo", "built in", load_model_spec(demo_dir), hardware, min(cutoff_len, 256)))
+    else:
+        from ftwiz.core.tiny.demo import DEMO_SPEC
+
+        demo = {"model_type": DEMO_SPEC.arch, "hidden_size": DEMO_SPEC.hidden_size,
+                "intermediate_size": DEMO_SPEC.intermediate_size or 2 * DEMO_SPEC.hidden_size,
+                "num_hidden_layers": DEMO_SPEC.num_layers, "num_attention_heads": DEMO_SPEC.num_heads,
+                "num_key_value_heads": DEMO_SPEC.num_kv_heads, "vocab_size": DEMO_VOCAB, "tie_word_embeddings": True}
+        choices.append(_choice("demo", "built in", spec_from_config(demo), hardware, min(cutoff_len, 256)))
+    cached = cached_model_ids()
+    for repo_id in cached:
+        try:
+            choices.append(_choice(repo_id, "HF cache", load_model_spec(repo_id), hardware, cutoff_len))
+        except FtwizError:
+            continue  # not a causal LM config we can read: not offered
+    for repo_id, config in CURATED.items():
+        if repo_id not in cached:
+            choices.append(_choice(repo_id, "not downloaded", spec_from_config(config), hardware, cutoff_len))
+    return choices
