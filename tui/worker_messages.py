@@ -53,6 +53,16 @@ class ChildOutput(Message):
     def drain(self) -> list[ChildItem]:
         return self.queue.drain()
 
+    def dispatch_to(self, screen) -> None:
+        """Hand each item to the screen's ``child_event`` / ``child_line`` / ``child_exited``, in order."""
+        for item in self.drain():
+            if isinstance(item, ChildEvent):
+                screen.child_event(item)
+            elif isinstance(item, ChildLine):
+                screen.child_line(item)
+            else:
+                screen.child_exited(item)
+
 
 class OutputQueue:
     """Thread-safe queue with at most one ChildOutput message in flight to ``target``."""

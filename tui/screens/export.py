@@ -77,13 +77,7 @@ class ExportScreen(WizardScreen):
         self.job = start_child(self, self.wizard.export_command(run, quant))
 
     def on_child_output(self, message: ChildOutput) -> None:
-        for item in message.drain():
-            if isinstance(item, ChildEvent):
-                self.child_event(item)
-            elif isinstance(item, ChildLine):
-                self.child_line(item)
-            else:
-                self.child_exited(item)
+        message.dispatch_to(self)
 
     def child_event(self, message: ChildEvent) -> None:
         event: Any = message.event

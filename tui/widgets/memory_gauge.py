@@ -5,22 +5,13 @@ Used by the plan screen (estimate vs usable VRAM or RAM) and the train screen (l
 
 from __future__ import annotations
 
+from ftwiz.core.cli.console import human_bytes
 from rich.text import Text
 from textual.widgets import Static
 
+__all__ = ["human_bytes", "gauge_text"]  # human_bytes re-exported: screens format sizes the way the CLI does
+
 WARN_AT = 0.85
-
-
-def human_bytes(n: float | None) -> str:
-    """1536 -> '1.5 KiB'; the same units the CLI prints."""
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 def gauge_text(label: str, used: float | None, total: float | None, width: int = 24) -> Text:
