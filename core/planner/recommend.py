@@ -96,11 +96,11 @@ def _optimizer(recipe: Recipe, method: str, device: str) -> tuple[str, str]:
     if recipe.optim:
         return recipe.optim, f"optimizer {recipe.optim} as set in the recipe"
     if device != "cuda":
-        return "adamw_torch", "adamw_torch: paged and 8-bit optimizers need CUDA"
+        return "adamw_torch_fused", "fused AdamW: paged and 8-bit optimizers need CUDA; the fused kernel is the fastest"
     if method in ("qlora", "full"):
         return "paged_adamw_8bit", ("paged 8-bit AdamW: a quarter of AdamW's state memory, and pages to RAM "
                                     "instead of crashing on a memory spike")
-    return "adamw_torch", "adamw_torch: LoRA's optimizer state is small, so plain AdamW costs little"
+    return "adamw_torch_fused", "fused AdamW: LoRA's optimizer state is small, so full-precision AdamW costs little"
 
 
 def _assumed_flops(budget: Budget) -> float:

@@ -128,7 +128,7 @@ def test_too_long_length_suggests_a_shorter_one() -> None:
 
 def test_cpu_plans_fp32_and_a_plain_optimizer() -> None:
     plan = plan_recipe(recipe(), machine("no_gpu"), spec=spec_from_config(QWEN25_05B), seq_len=256)
-    assert (plan.device, plan.dtype, plan.optimizer, plan.method) == ("cpu", "fp32", "adamw_torch", "lora")
+    assert (plan.device, plan.dtype, plan.optimizer, plan.method) == ("cpu", "fp32", "adamw_torch_fused", "lora")
 
 
 def test_pre_ampere_card_trains_in_fp16() -> None:
