@@ -40,6 +40,7 @@ def tokenize_split(tokenizer, template: str, convs: list[Conversation], recipe) 
             spans.append(text_spans)
         out = tokenize_with_labels(tokenizer, texts, spans)
         out["length"] = [len(ids) for ids in out["input_ids"]]
+        out["learned"] = [sum(1 for t in labels if t != -100) for labels in out["labels"]]
         return out
 
     num_proc = min(4, os.cpu_count() or 1) if len(ds) >= PARALLEL_FROM else None
@@ -69,9 +70,13 @@ def tokenize_split(tokenizer, template: str, convs: list[Conversation], recipe) 
                                       raw=convs[i].to_json()))
             ds = ds.select(np.nonzero(~over)[0].tolist())
             stats["dropped"] = int(over.sum())
-    nothing_learned = [i for i, labels in enumerate(ds["labels"]) if all(t == -100 for t in labels)]
+    if stats.get("truncated"):  # truncation may have cut every learned token of a sample
+        nothing_learned = [i for i, labels in enumerate(ds["labels"]) if all(t == -100 for t in labels)]
+    else:  # counted inside the map: no pass over every label in Python here
+        nothing_learned = np.nonzero(np.asarray(ds["learned"], dtype=np.int64) == 0)[0].tolist()
     if nothing_learned:
-        ds = ds.select([i for i in range(len(ds)) if i not in set(nothing_learned)])
+        dropped = set(nothing_learned)
+        ds = ds.select([i for i in range(len(ds)) if i not in dropped])
         stats["no_learned_tokens"] = len(nothing_learned)
     if recipe.packing:
         ds = pack(ds, recipe.cutoff_len)
