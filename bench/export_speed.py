@@ -18,16 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def report_peak() -> None:
-    """Print this process's peak RSS (kB, from /proc) as the last stdout line, for the parent to read."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            print(f"PEAK_KB {line.split()[1]}", flush=True)
-
-
-def peak_from(stdout: str) -> int:
-    return int(next(line for line in reversed(stdout.splitlines()) if line.startswith("PEAK_KB")).split()[1]) * 1024
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peak_rss import peak_from, report_peak  # noqa: E402
 
 
 def child(model: str, out: str, out_type: str) -> None:
