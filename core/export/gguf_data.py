@@ -1,19 +1,19 @@
-"""The data section of a GGUF, written in parallel straight into the page cache.
+"""The data section of a GGUF, converted on worker threads in pieces of a few MiB.
 
 ``gguf.GGUFWriter`` writes the header (keys, tensor infos); the data section that follows is a run of
 tensors in header order, each starting at a multiple of the alignment. Because every tensor's offset is
 known from the plan, the file is reserved at full size up front (``posix_fallocate``, so a full disk is
-a clean error rather than a crash while writing through a mapping) and each tensor is then written
-independently:
+a clean error at the start rather than after minutes of work) and filled out of order:
 
 - bytes that do not change (an F16 model exported as F16, except the llama q/k rows) are copied file to
   file inside the kernel with ``copy_file_range``;
-- converted tensors are read through a read-only mapping of their range in the safetensors file and
-  written into a mapping of their range in the GGUF: no read() or write() copies, and nothing but the
-  conversion itself touches the data;
-- several tensors are converted at once on worker threads (numpy releases the GIL).
+- everything else is cut into pieces of whole rows (whole heads for the permuted llama q/k), so a large
+  embedding keeps every core busy and memory stays at a few pieces. Each piece is read through a
+  read-only mapping of its range in the safetensors file, converted into a per-thread buffer and written
+  with ``pwrite``. (Writing through a mapping of the GGUF was measured 2.5x slower: every first write to
+  a page of a new file is a page fault that allocates the block.)
 
-Mappings are opened per tensor and closed right after, so resident memory stays at a few tensors.
+numpy releases the GIL while converting, so the pieces run side by side on the worker threads.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ import contextlib
 import errno
 import mmap
 import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,18 @@ from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.export.tensors import NUMPY_DTYPES
 
 Progress = Callable[[int, int, str], None]
+PIECE_BYTES = 1 << 22  # source bytes per piece (one mapping each): a few per thread, many per tensor
+BLOCK_BYTES = 1 << 18  # source bytes converted and written at once: fits in the CPU's L2 cache
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Rows ``first:stop`` of one planned tensor, written at ``dst_offset`` of the GGUF."""
+
+    plan: Any  # convert.TensorPlan
+    first: int
+    stop: int
+    dst_offset: int
 
 
 def passthrough(plan: Any) -> bool:
@@ -42,15 +56,29 @@ def passthrough(plan: Any) -> bool:
     return plan.ref is not None and not plan.permute_heads and plan.ref.dtype == same
 
 
+def split(plan: Any, offset: int, piece_bytes: int | None = None) -> list[Piece]:
+    """Cut one tensor into pieces of whole rows; a copied, synthesised or 1-D tensor is one piece."""
+    piece_bytes = piece_bytes or PIECE_BYTES
+    rows = plan.shape[0] if len(plan.shape) > 1 else 1
+    if plan.ref is None or passthrough(plan) or rows == 1:
+        return [Piece(plan, 0, rows, offset)]
+    src_row, dst_row = plan.ref.nbytes // rows, plan.nbytes // rows
+    step = max(1, piece_bytes // max(1, src_row))
+    if plan.permute_heads:  # the q/k permutation works per head: keep heads whole
+        head_rows = rows // plan.permute_heads
+        step = max(head_rows, step // head_rows * head_rows)
+    return [Piece(plan, first, min(rows, first + step), offset + first * dst_row) for first in range(0, rows, step)]
+
+
 @contextlib.contextmanager
-def mapped(fd: int, offset: int, length: int, *, write: bool = False) -> Iterator[memoryview]:
-    """A memoryview of ``length`` bytes at ``offset`` of ``fd``; unmapped on exit."""
+def mapped(fd: int, offset: int, length: int) -> Iterator[memoryview]:
+    """A read-only memoryview of ``length`` bytes at ``offset`` of ``fd``; unmapped on exit."""
     if length == 0:
-        yield memoryview(bytearray(0))
+        yield memoryview(b"")
         return
     start = offset - offset % mmap.ALLOCATIONGRANULARITY
-    access = mmap.ACCESS_WRITE if write else mmap.ACCESS_READ
-    region = mmap.mmap(fd, length + offset - start, offset=start, access=access)
+    flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)  # fault the range in at once: fewer traps
+    region = mmap.mmap(fd, length + offset - start, flags=flags, prot=mmap.PROT_READ, offset=start)
     view = memoryview(region)[offset - start: offset - start + length]
     try:
         yield view
@@ -77,8 +105,16 @@ def copy_range(src_fd: int, dst_fd: int, src_offset: int, dst_offset: int, nbyte
             if not chunk:
                 raise FtwizError("a tensor is truncated in its safetensors file",
                                  fix="the model files are incomplete; fetch or save them again") from None
-            os.pwrite(dst_fd, chunk, dst_offset + copied)
+            write_all(dst_fd, chunk, dst_offset + copied)
             copied += len(chunk)
+
+
+def write_all(fd: int, data: Any, offset: int) -> None:
+    """``pwrite`` until every byte is written (one call may write less, e.g. above 2 GiB)."""
+    view = memoryview(data).cast("B")
+    done = 0
+    while done < len(view):
+        done += os.pwrite(fd, view[done:], offset + done)
 
 
 def _reserve(fd: int, size: int, path: Path) -> None:
@@ -91,52 +127,63 @@ def _reserve(fd: int, size: int, path: Path) -> None:
         os.ftruncate(fd, size)  # file systems without fallocate (some network mounts)
 
 
-def _convert_one(plan: Any, src_fd: int | None, dst_fd: int, dst_offset: int, params: Any) -> None:
-    import numpy as np
-    from ftwiz.core.export.dtypes import bf16_bits_to_f16, to_gguf_array
+class _Converter:
+    """Converts pieces on worker threads; each thread keeps one output buffer for bfloat16 -> float16."""
 
-    if plan.ref is not None and passthrough(plan):
-        copy_range(src_fd, dst_fd, plan.ref.start, dst_offset, plan.nbytes)
-        return
-    with mapped(dst_fd, dst_offset, plan.nbytes, write=True) as out_view:
-        out = np.frombuffer(out_view, dtype=np.uint8)
-        if plan.ref is None:
-            data = to_gguf_array(plan, None, params)
-            out[:] = np.ascontiguousarray(data).view(np.uint8).reshape(-1)
-            del data, out
+    def __init__(self, params: Any, src_fds: dict[Path, int], dst_fd: int) -> None:
+        self.params, self.src_fds, self.dst_fd = params, src_fds, dst_fd
+        self.local = threading.local()
+
+    def _buffer(self, size: int):
+        import numpy as np
+
+        buf = getattr(self.local, "buf", None)
+        if buf is None or buf.size < size:
+            buf = self.local.buf = np.empty(size, dtype=np.uint16)
+        return buf
+
+    def __call__(self, piece: Piece) -> None:
+        import numpy as np
+        from ftwiz.core.export.arch import llama3_rope_factors
+        from ftwiz.core.export.convert import permute_rotate_half
+        from ftwiz.core.export.dtypes import to_gguf_array
+
+        plan = piece.plan
+        if plan.ref is None:  # synthesised: llama3 rope frequency factors
+            write_all(self.dst_fd, np.asarray(llama3_rope_factors(self.params), dtype=np.float32), piece.dst_offset)
             return
-        with mapped(src_fd, plan.ref.start, plan.ref.nbytes) as in_view:
-            source = np.frombuffer(in_view, dtype=NUMPY_DTYPES[plan.ref.dtype]).reshape(plan.ref.shape)
-            if _is_bf16_to_f16(plan):  # the common case for today's models: convert straight into the file
-                bf16_bits_to_f16(_permuted(plan, source), out=out.view(np.uint16))
-            else:
-                data = to_gguf_array(plan, source, params)
-                out[:] = np.ascontiguousarray(data).view(np.uint8).reshape(-1)
-                del data
-            del source
-        del out
-
-
-def _is_bf16_to_f16(plan: Any) -> bool:
-    import gguf
-
-    return plan.ref.dtype == "BF16" and plan.qtype == gguf.GGMLQuantizationType.F16
-
-
-def _permuted(plan: Any, array):
-    from ftwiz.core.export.convert import permute_rotate_half
-
-    return permute_rotate_half(array, plan.permute_heads) if plan.permute_heads else array
+        src_fd = self.src_fds[plan.ref.file]
+        if passthrough(plan):
+            copy_range(src_fd, self.dst_fd, plan.ref.start, piece.dst_offset, plan.nbytes)
+            return
+        rows = plan.shape[0] if len(plan.shape) > 1 else 1
+        src_row = plan.ref.nbytes // rows
+        shape = (piece.stop - piece.first, *plan.shape[1:]) if len(plan.shape) > 1 else plan.shape
+        with mapped(src_fd, plan.ref.start + piece.first * src_row, (piece.stop - piece.first) * src_row) as view:
+            array = np.frombuffer(view, dtype=NUMPY_DTYPES[plan.ref.dtype]).reshape(shape)
+            if plan.permute_heads:
+                array = permute_rotate_half(array, plan.permute_heads * (piece.stop - piece.first) // rows)
+            # convert and write a block of rows at a time: the block is still in the CPU cache when pwrite
+            # copies it into the page cache (the machine's memory bandwidth is the limit here)
+            block = max(1, BLOCK_BYTES // max(1, src_row)) if len(plan.shape) > 1 else 1
+            dst_row = plan.nbytes // rows
+            buffer = self._buffer(min(array.size, block * array[0].size) if len(plan.shape) > 1 else array.size)
+            for first in range(0, array.shape[0] if len(plan.shape) > 1 else 1, block):
+                part = array[first: first + block] if len(plan.shape) > 1 else array
+                data = to_gguf_array(part, plan.ref.dtype, plan.qtype, out=buffer)
+                write_all(self.dst_fd, np.ascontiguousarray(data), piece.dst_offset + first * dst_row)
+                del part, data
+            del array
 
 
 def write_data(path: Path, alignment: int, plans: list[Any], params: Any, progress: Progress | None,
                threads: int | None = None) -> None:
     """Fill the data section of ``path`` (whose header is already written) with every planned tensor."""
     header_end = path.stat().st_size
-    offsets: list[int] = []
+    pieces: list[Piece] = []
     position = header_end + (-header_end % alignment)
     for plan in plans:
-        offsets.append(position)
+        pieces.extend(split(plan, position))
         position += plan.nbytes + (-plan.nbytes % alignment)
     src_fds: dict[Path, int] = {}
     dst_fd = os.open(path, os.O_RDWR)
@@ -145,17 +192,32 @@ def write_data(path: Path, alignment: int, plans: list[Any], params: Any, progre
         for plan in plans:
             if plan.ref is not None and plan.ref.file not in src_fds:
                 src_fds[plan.ref.file] = os.open(plan.ref.file, os.O_RDONLY)
-        workers = threads or max(1, min(4, os.cpu_count() or 1))
+        convert = _Converter(params, src_fds, dst_fd)
+        remaining = {id(plan): 0 for plan in plans}
+        for piece in pieces:
+            remaining[id(piece.plan)] += 1
+        workers = threads or max(1, min(8, os.cpu_count() or 1))
+        done = 0
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {
-                pool.submit(_convert_one, plan, src_fds.get(plan.ref.file) if plan.ref else None, dst_fd,
-                            offset, params): plan
-                for plan, offset in zip(plans, offsets, strict=True)
-            }
-            for done, future in enumerate(as_completed(futures), start=1):
-                future.result()
-                if progress:
-                    progress(done, len(plans), futures[future].name)
+            futures = {pool.submit(convert, piece): piece.plan for piece in pieces}
+            try:
+                for future in as_completed(futures):
+                    future.result()
+                    plan = futures[future]
+                    remaining[id(plan)] -= 1
+                    if remaining[id(plan)] == 0:
+                        done += 1
+                        if progress:
+                            progress(done, len(plans), plan.name)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise FtwizError("the disk filled up while writing the GGUF", where=Location(file=path.parent),
+                             fix="free some space or choose another --out") from None
+        raise
     finally:
         os.close(dst_fd)
         for fd in src_fds.values():

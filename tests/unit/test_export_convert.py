@@ -231,18 +231,47 @@ def test_progress_reports_every_tensor(tiny_qwen2: Path, tmp_path: Path) -> None
     assert seen[-1][0] == seen[-1][1] == len(_tensors(_reader(tmp_path / "p.gguf")))
 
 
-def test_bf16_to_f16_bits_match_numpy_rounding_for_every_pattern() -> None:
+@pytest.mark.parametrize("use_ggml", [True, False], ids=["ggml-kernels", "numpy-table"])
+def test_bf16_to_f16_bits_match_torch_for_every_pattern(use_ggml: bool) -> None:
     """All 65536 bfloat16 values, including zeros, subnormals, overflow, inf and NaN, convert exactly as
-    widening to float32 and rounding to float16 would."""
-    from ftwiz.core.export.dtypes import bf16_bits_to_f16, bf16_bits_to_f32
+    torch's own bfloat16 -> float16 cast (an independent implementation) does, on both paths."""
+    import torch
+    from ftwiz.core.export.dtypes import bf16_bits_to_f16
 
     bits = np.arange(65536, dtype=np.uint16).reshape(256, 256)
-    with np.errstate(over="ignore"):
-        expected = bf16_bits_to_f32(bits).astype(np.float16)
-    got = bf16_bits_to_f16(bits, chunk=1000)
+    expected = torch.from_numpy(bits.copy()).view(torch.bfloat16).to(torch.float16).numpy()
+    got = bf16_bits_to_f16(bits, chunk=1000, use_ggml=use_ggml)
     nan = np.isnan(expected)
+    assert got.shape == bits.shape
     assert np.array_equal(np.isnan(got), nan)
     assert np.array_equal(got.view(np.uint16)[~nan], expected.view(np.uint16)[~nan])
+
+
+@pytest.mark.parametrize("use_ggml", [True, False], ids=["ggml-kernels", "numpy"])
+def test_f32_to_f16_rounds_like_numpy(use_ggml: bool) -> None:
+    """Ties to even, overflow to inf, subnormals and signed zeros: the fast kernel agrees with numpy."""
+    from ftwiz.core.export.dtypes import f32_to_f16
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate([
+        rng.standard_normal(200_003).astype(np.float32) * 0.02,
+        np.array([0.0, -0.0, 65504.0, 65520.0, 1e6, -1e6, 6.1e-5, 5.96e-8, 2.98e-8, 1e-10, np.inf, -np.inf],
+                 dtype=np.float32),
+        (np.arange(1, 4096, dtype=np.float32) + 0.5) * 2.0**-10,  # exact ties at float16 spacing
+    ]).reshape(-1, 1)
+    with np.errstate(over="ignore"):
+        expected = values.astype(np.float16)
+    got = f32_to_f16(values, use_ggml=use_ggml)
+    assert got.shape == values.shape
+    assert np.array_equal(got.view(np.uint16), expected.view(np.uint16))
+
+
+def test_ggml_kernels_are_found_in_the_installed_llama_cpp() -> None:
+    """The bootstrap installs a llama-cpp-python whose ggml-cpu exports the casts; without them F16
+    export silently falls back to the 2x slower numpy path, so CI should notice."""
+    from ftwiz.core.export.ggml_kernels import kernels
+
+    assert kernels() is not None
 
 
 def test_bf16_model_exports_like_its_float32_values(tiny_llama: Path, tmp_path: Path) -> None:
@@ -271,3 +300,46 @@ def test_bf16_model_exports_like_its_float32_values(tiny_llama: Path, tmp_path: 
                                       source.contiguous().view(torch.int16).numpy().reshape(-1).view(np.uint16))
             else:
                 assert np.array_equal(data.reshape(source.shape), source.to(want).numpy()), (out_type, name)
+
+
+@pytest.mark.parametrize("out_type", ["F16", "Q8_0", "F32"])
+def test_pieces_and_blocks_give_the_same_file_as_whole_tensors(tiny_llama: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch, out_type: str) -> None:
+    """Tensors cut into pieces of a few rows (whole heads for the permuted q/k) and converted a row at a time
+    on 3 threads produce the same bytes as one piece per tensor on one thread."""
+    import torch
+    from ftwiz.core.export import convert, gguf_data
+    from transformers import AutoModelForCausalLM
+
+    model = tmp_path / "bf16"
+    AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.bfloat16).save_pretrained(model)
+    for f in tiny_llama.iterdir():
+        if f.name.startswith(("tokenizer", "chat_template", "special_tokens", "generation")):
+            (model / f.name).write_bytes(f.read_bytes())
+    whole = tmp_path / "whole.gguf"
+    monkeypatch.setattr(gguf_data, "PIECE_BYTES", 1 << 40)
+    monkeypatch.setattr(gguf_data, "BLOCK_BYTES", 1 << 40)
+    monkeypatch.setattr(convert, "write_data", lambda *a, **k: gguf_data.write_data(*a, **k, threads=1))
+    convert.convert_to_gguf(model, whole, out_type)
+    plans = convert.plan_tensors(model, convert.model_params(model), out_type)
+    assert max(len(gguf_data.split(p, 0, piece_bytes=1000)) for p in plans) > 10  # really cut up
+    # the reference itself has q rows in llama.cpp's order (checked against the HF weights, 4 heads)
+    from ftwiz.core.export.dtypes import to_gguf_array
+    from ftwiz.core.export.tensors import NUMPY_DTYPES, read_header
+
+    q_plan = next(p for p in plans if p.name == "blk.0.attn_q.weight")
+    ref = next(r for r in read_header(model / "model.safetensors")[0] if r.name == q_plan.ref.name)
+    with open(ref.file, "rb") as handle:
+        handle.seek(ref.start)
+        bits = np.frombuffer(handle.read(ref.nbytes), dtype=NUMPY_DTYPES[ref.dtype]).reshape(ref.shape)
+    expected = np.ascontiguousarray(to_gguf_array(convert.permute_rotate_half(bits, 4), "BF16", q_plan.qtype))
+    got = np.asarray(_tensors(_reader(whole))["blk.0.attn_q.weight"].data)
+    assert got.tobytes() == expected.tobytes()
+
+    for piece_bytes in (1000, 5000):  # one head per q/k piece; two heads per piece
+        cut = tmp_path / f"cut-{piece_bytes}.gguf"
+        monkeypatch.setattr(gguf_data, "PIECE_BYTES", piece_bytes)
+        monkeypatch.setattr(gguf_data, "BLOCK_BYTES", 1)
+        monkeypatch.setattr(convert, "write_data", lambda *a, **k: gguf_data.write_data(*a, **k, threads=3))
+        convert.convert_to_gguf(model, cut, out_type)
+        assert cut.read_bytes() == whole.read_bytes(), piece_bytes
