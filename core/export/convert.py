@@ -10,7 +10,8 @@ that is renamed only when the file is complete.
 Layout facts (DESIGN.md section 4): llama-architecture GGUFs want Q/K rows in Meta's interleaved-pairs rope
 order, so HF's rotate-half rows are permuted back; Qwen2/Qwen3/Phi-3 use the NeoX order and are copied as
 is. 1-D tensors (norms, biases) stay F32. Tied embeddings have no ``output.weight``. Llama 3.1+ rope scaling
-is written as ``rope_freqs.weight``.
+is written as ``rope_freqs.weight``, Phi-3's LongRoPE as ``rope_factors_long/short.weight``. Gemma's norms compute x * (1 + w), so they are stored as 1 + w; its
+sliding-window layout and attention scale are fixed in llama.cpp and checked in :mod:`arch`.
 
 Speed: the GGUF header comes from ``gguf.GGUFWriter``; the data section is written by
 :mod:`ftwiz.core.export.gguf_data` (kernel copies for unchanged bytes, parallel conversion into the page
@@ -30,8 +31,11 @@ from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.export.arch import (
     IGNORED_SUFFIXES,
     ModelParams,
+    longrope_attention_factor,
     model_params,
     read_config,
+    rope_factor_tensors,
+    text_tensor_name,
 )
 from ftwiz.core.export.gguf_data import write_data
 from ftwiz.core.export.tensors import TensorRef, list_tensors
@@ -54,6 +58,8 @@ class TensorPlan:
     qtype: object  # gguf.GGMLQuantizationType
     nbytes: int
     permute_heads: int = 0  # >0: undo rotate-half with this many heads (llama q/k)
+    add_one: bool = False  # Gemma norms: stored as 1 + w (written as F32)
+    values: tuple[float, ...] = ()  # synthesised tensors (ref None): their F32 values
 
 
 def _arch_enum(name: str):
@@ -102,37 +108,38 @@ def plan_tensors(model_dir: Path, params: ModelParams, out_type: str) -> list[Te
     import gguf
 
     tmap = gguf.get_tensor_name_map(_arch_enum(params.info.gguf_arch), params.num_layers)
-    refs = list_tensors(model_dir)
-    names = {r.name for r in refs}
+    refs = [(ref, name) for ref in list_tensors(model_dir) if (name := text_tensor_name(ref.name)) is not None]
+    names = {name for _, name in refs}
     plans: list[TensorPlan] = []
-    for ref in refs:
-        if ref.name.endswith(IGNORED_SUFFIXES):
+    for ref, hf_name in refs:
+        if hf_name.endswith(IGNORED_SUFFIXES):
             continue
-        if ref.name == "lm_head.weight" and params.tied:
+        if hf_name == "lm_head.weight" and params.tied:
             continue  # tied: llama.cpp reuses token_embd when output.weight is absent
         if ref.dtype not in ("F32", "F16", "BF16"):
             raise FtwizError(f"tensor {ref.name} is stored as {ref.dtype}, not a 16/32-bit float",
                              where=Location(file=ref.file, field=ref.name),
                              fix="export the 16-bit merged model (ftwiz merge), not a 4/8-bit quantized one")
-        gguf_name = tmap.get_name(ref.name, try_suffixes=(".weight", ".bias"))
+        gguf_name = tmap.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if gguf_name is None:
             raise FtwizError(f"tensor {ref.name} has no GGUF counterpart for {params.hf_arch}",
                              where=Location(file=ref.file, field=ref.name),
                              fix="this checkpoint has extra weights ftwiz cannot place; report the model id")
         heads = 0
-        if params.info.permute_qk and ref.name.endswith(("q_proj.weight", "q_proj.bias")):
+        if params.info.permute_qk and hf_name.endswith(("q_proj.weight", "q_proj.bias")):
             heads = params.num_heads
-        elif params.info.permute_qk and ref.name.endswith(("k_proj.weight", "k_proj.bias")):
+        elif params.info.permute_qk and hf_name.endswith(("k_proj.weight", "k_proj.bias")):
             heads = params.num_kv_heads
         qtype = _choose_type(out_type, ref.shape)
-        plans.append(TensorPlan(ref, gguf_name, ref.shape, qtype, _nbytes(ref.shape, qtype), heads))
+        add_one = params.info.norm_plus_one and hf_name.endswith("norm.weight")
+        plans.append(TensorPlan(ref, gguf_name, ref.shape, qtype, _nbytes(ref.shape, qtype), heads, add_one))
     if not params.tied and "lm_head.weight" not in names:
         raise FtwizError("config.json says embeddings are not tied, but lm_head.weight is missing",
                          where=Location(file=model_dir / "config.json", field="tie_word_embeddings"),
                          fix="set tie_word_embeddings to true if the model shares them, or restore lm_head")
-    if params.rope_scaling.get("rope_type") == "llama3":
-        shape = (params.head_dim // 2,)
-        plans.append(TensorPlan(None, "rope_freqs.weight", shape, gguf.GGMLQuantizationType.F32, 4 * shape[0]))
+    for name, values in rope_factor_tensors(params).items():
+        plans.append(TensorPlan(None, name, (len(values),), gguf.GGMLQuantizationType.F32, 4 * len(values),
+                                values=tuple(values)))
     return plans
 
 
@@ -150,9 +157,16 @@ def write_hparams(writer, params: ModelParams, name: str, out_type: str) -> None
     writer.add_layer_norm_rms_eps(params.rms_eps)
     writer.add_rope_freq_base(params.rope_theta)
     writer.add_rope_dimension_count(params.rotary_dim or params.head_dim)
-    if params.info.gguf_arch == "phi3" and params.sliding_window:
+    if params.info.gguf_arch in ("phi3", "gemma2", "gemma3") and params.sliding_window:
         writer.add_sliding_window(int(params.sliding_window))
-    if params.head_dim * params.num_heads != params.hidden_size or params.info.gguf_arch == "qwen3":
+    if params.attn_softcap:
+        writer.add_attn_logit_softcapping(float(params.attn_softcap))
+    if params.final_softcap:
+        writer.add_final_logit_softcapping(float(params.final_softcap))
+    if params.rope_theta_swa:
+        writer.add_rope_freq_base_swa(params.rope_theta_swa)
+    if params.head_dim * params.num_heads != params.hidden_size or params.info.gguf_arch in ("qwen3", "gemma2",
+                                                                                            "gemma3"):
         writer.add_key_length(params.head_dim)
         writer.add_value_length(params.head_dim)
     writer.add_vocab_size(params.vocab_size)
@@ -163,6 +177,9 @@ def write_hparams(writer, params: ModelParams, name: str, out_type: str) -> None
     if rope_type == "linear":
         writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
         writer.add_rope_scaling_factor(float(scaling["factor"]))
+    elif rope_type == "longrope":  # Phi-3 128k / 3.5 / 4-mini: factors are tensors, plus these two keys
+        writer.add_rope_scaling_attn_factors(longrope_attention_factor(params))
+        writer.add_rope_scaling_orig_ctx_len(params.original_context)
     elif rope_type == "yarn":
         writer.add_rope_scaling_type(gguf.RopeScalingType.YARN)
         writer.add_rope_scaling_factor(float(scaling["factor"]))

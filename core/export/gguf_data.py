@@ -53,7 +53,7 @@ def passthrough(plan: Any) -> bool:
 
     q = gguf.GGMLQuantizationType
     same = {q.F32: "F32", q.F16: "F16", q.BF16: "BF16"}.get(plan.qtype)
-    return plan.ref is not None and not plan.permute_heads and plan.ref.dtype == same
+    return plan.ref is not None and not plan.permute_heads and not plan.add_one and plan.ref.dtype == same
 
 
 def split(plan: Any, offset: int, piece_bytes: int | None = None) -> list[Piece]:
@@ -144,13 +144,12 @@ class _Converter:
 
     def __call__(self, piece: Piece) -> None:
         import numpy as np
-        from ftwiz.core.export.arch import llama3_rope_factors
         from ftwiz.core.export.convert import permute_rotate_half
-        from ftwiz.core.export.dtypes import to_gguf_array
+        from ftwiz.core.export.dtypes import as_f32, to_gguf_array
 
         plan = piece.plan
-        if plan.ref is None:  # synthesised: llama3 rope frequency factors
-            write_all(self.dst_fd, np.asarray(llama3_rope_factors(self.params), dtype=np.float32), piece.dst_offset)
+        if plan.ref is None:  # synthesised from config.json (rope frequency factors)
+            write_all(self.dst_fd, np.asarray(plan.values, dtype=np.float32), piece.dst_offset)
             return
         src_fd = self.src_fds[plan.ref.file]
         if passthrough(plan):
@@ -170,7 +169,10 @@ class _Converter:
             buffer = self._buffer(min(array.size, block * array[0].size) if len(plan.shape) > 1 else array.size)
             for first in range(0, array.shape[0] if len(plan.shape) > 1 else 1, block):
                 part = array[first: first + block] if len(plan.shape) > 1 else array
-                data = to_gguf_array(part, plan.ref.dtype, plan.qtype, out=buffer)
+                src_dtype = plan.ref.dtype
+                if plan.add_one:  # Gemma norm: 1 + w, in float32 (1-D tensors are always written as F32)
+                    part, src_dtype = as_f32(part, src_dtype) + np.float32(1.0), "F32"
+                data = to_gguf_array(part, src_dtype, plan.qtype, out=buffer)
                 write_all(self.dst_fd, np.ascontiguousarray(data), piece.dst_offset + first * dst_row)
                 del part, data
             del array

@@ -23,7 +23,7 @@ def convert_adapter_to_gguf(adapter_dir: str | Path, out_file: str | Path, *, ba
     import numpy as np
     import torch
     from ftwiz.core.export.adapter import load_adapter
-    from ftwiz.core.export.arch import model_params
+    from ftwiz.core.export.arch import model_params, text_tensor_name
     from ftwiz.core.export.convert import _arch_enum, permute_rotate_half
     from ftwiz.core.export.merge import resolve_adapter_and_base
 
@@ -59,7 +59,8 @@ def convert_adapter_to_gguf(adapter_dir: str | Path, out_file: str | Path, *, ba
                 if lora.embedding:
                     raise FtwizError(f"LoRA on the embedding ({module}) is not supported in GGUF adapters",
                                      where=where, fix="merge instead: ftwiz export RUN")
-                name = tmap.get_name(f"{module}.weight", try_suffixes=(".weight",))
+                text_name = text_tensor_name(f"{module}.weight")
+                name = tmap.get_name(text_name, try_suffixes=(".weight",)) if text_name else None
                 if name is None:
                     raise FtwizError(f"adapted module {module} has no GGUF counterpart", where=where,
                                      fix="merge instead: ftwiz export RUN")

@@ -28,7 +28,11 @@ _LLAMA3 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?
            r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 _QWEN2 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
           r"|\s*[\r\n]+|\s+(?!\S)|\s+")
-KNOWN_SPLITS: dict[str, str] = {_GPT2: "gpt-2", _LLAMA3: "llama-bpe", _QWEN2: "qwen2"}
+# OpenAI's o200k split (Phi-4-mini and others reuse it): cased word pieces with trailing contractions
+_GPT4O = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+          r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+          r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+KNOWN_SPLITS: dict[str, str] = {_GPT2: "gpt-2", _LLAMA3: "llama-bpe", _QWEN2: "qwen2", _GPT4O: "gpt-4o"}
 
 # Names llama.cpp recognises as end of generation when they are control tokens (eot candidates).
 END_OF_TURN = ("<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|end_of_turn|>", "<|endoftext|>")
@@ -69,8 +73,9 @@ def _split_regexes(pre_tokenizer: dict[str, Any] | None) -> list[str]:
 def detect_pre_tokenizer(tokenizer_json: dict[str, Any]) -> str:
     """llama.cpp's pre-tokenizer name for a byte-level BPE tokenizer, from its split regex.
 
-    Exact matches first; otherwise the distinguishing features (Llama-3 groups digits by 1-3, Qwen2 splits
-    every digit, GPT-2 has case-sensitive contractions with optional leading spaces); ``default`` last.
+    Exact matches first; otherwise the distinguishing features (o200k splits on letter case, Llama-3 groups
+    digits by 1-3, Qwen2 splits every digit, GPT-2 has case-sensitive contractions with optional leading
+    spaces); ``default`` last.
     """
     regexes = [_squash(r) for r in _split_regexes(tokenizer_json.get("pre_tokenizer"))]
     known = {_squash(k): v for k, v in KNOWN_SPLITS.items()}
@@ -78,6 +83,8 @@ def detect_pre_tokenizer(tokenizer_json: dict[str, Any]) -> str:
         if regex in known:
             return known[regex]
     for regex in regexes:
+        if r"[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]" in regex:
+            return "gpt-4o"
         if "(?i:'s|'t" in regex and r"\p{N}{1,3}" in regex:
             return "llama-bpe"
         if "(?i:'s|'t" in regex and r"\p{N}|" in regex:
