@@ -134,6 +134,35 @@ def _llama2_style_tokenizer_json(out: Path) -> None:
     (out / "tokenizer_config.json").write_text(json.dumps(cfg), encoding="utf-8")
 
 
+def _save_random_body(out: Path, config, *, std: float = 0.05, vector_std: float | None = None) -> Path:
+    """A randomly initialised model for ``config`` saved into ``out`` (replacing weights already there):
+    matrices from N(0, std); with ``vector_std`` the 1-D weights too (Gemma's norms sit around 0)."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() >= 2:
+                param.normal_(0, std)
+            elif vector_std is not None:
+                param.normal_(0, vector_std)
+    for stale in out.glob("model*.safetensors"):
+        stale.unlink()
+    model.save_pretrained(out)
+    return out
+
+
+def _phi3_config(vocab_size: int, **overrides):
+    import transformers
+
+    return transformers.Phi3Config(**{
+        "vocab_size": vocab_size, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512, "rms_norm_eps": 1e-6,
+        "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0, "tie_word_embeddings": False, **overrides})
+
+
 def test_sentencepiece_llama_parity(tmp_path: Path) -> None:
     import gguf
     from ftwiz.core.export.verify import verify_gguf
@@ -173,26 +202,12 @@ def test_k_quant_is_reported_on_256_wide_model(tmp_path: Path) -> None:
 def test_phi3_fused_projections_parity(tmp_path: Path) -> None:
     """Phi-3 stores q/k/v and gate/up fused; llama.cpp's phi3 graph takes them as they are. Phi-3 ships a
     SentencePiece tokenizer, so the SentencePiece Llama's tokenizer is reused with a Phi3 body."""
-    import torch
     import transformers
     from ftwiz.core.export.verify import verify_gguf
 
     # not named "phi3": llama.cpp then expects Phi-3's <|end|> token in the vocabulary (a name-based rule)
     out = _sentencepiece_llama(tmp_path / "tiny-p3")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(out)
-    config = transformers.Phi3Config(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-6,
-        bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False)
-    torch.manual_seed(0)
-    model = transformers.Phi3ForCausalLM(config)
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() >= 2:
-                param.normal_(0, 0.05)
-    for stale in out.glob("model*.safetensors"):
-        stale.unlink()
-    model.save_pretrained(out)
+    _save_random_body(out, _phi3_config(len(transformers.AutoTokenizer.from_pretrained(out))))
     report = verify_gguf(_export(out, tmp_path, "F16"), out)
     assert report.passed, [f"{c.name}: {c.detail}" for c in report.checks if c.passed is False]
 
@@ -237,7 +252,6 @@ def test_quantizing_a_broken_file_is_a_user_error(tmp_path: Path) -> None:
 def _gemma(tmp_path: Path, name: str, config_cls: str, **extra) -> Path:
     """A tiny Gemma 2/3 body on the SentencePiece tokenizer (Gemma ships SentencePiece). Norm weights get
     random values around 0 (Gemma stores w for x * (1 + w)), so a missing +1 cannot hide."""
-    import torch
     import transformers
 
     out = _sentencepiece_llama(tmp_path / name)
@@ -246,15 +260,7 @@ def _gemma(tmp_path: Path, name: str, config_cls: str, **extra) -> Path:
         vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_attention_heads=4,
         num_key_value_heads=2, head_dim=32, query_pre_attn_scalar=32, max_position_embeddings=512,
         rms_norm_eps=1e-6, bos_token_id=1, eos_token_id=2, pad_token_id=0, sliding_window=64, **extra)
-    torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_config(config)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.normal_(0, 0.05 if param.dim() >= 2 else 0.2)
-    for stale in out.glob("model*.safetensors"):
-        stale.unlink()
-    model.save_pretrained(out)
-    return out
+    return _save_random_body(out, config, vector_std=0.2)
 
 
 @pytest.mark.parametrize("kind", ["gemma2", "gemma3"])
@@ -321,7 +327,6 @@ def test_gemma3_image_text_checkpoint_exports_its_language_model(tmp_path: Path)
     """Gemma 3 4B and larger ship as Gemma3ForConditionalGeneration (config under text_config, weights
     under language_model.*, plus a vision tower): the GGUF holds the language model, which matches."""
     import gguf
-    import torch
     import transformers
     from ftwiz.core.export.verify import verify_gguf
 
@@ -334,14 +339,7 @@ def test_gemma3_image_text_checkpoint_exports_its_language_model(tmp_path: Path)
                   patch_size=14)
     config = transformers.Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4,
                                        boi_token_index=n, eoi_token_index=n + 1, image_token_index=n + 2)
-    torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_config(config)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.normal_(0, 0.05 if param.dim() >= 2 else 0.2)
-    for stale in out.glob("model*.safetensors"):
-        stale.unlink()
-    model.save_pretrained(out)
+    _save_random_body(out, config, vector_std=0.2)
     path = _export(out, tmp_path, "F16")
     reader = gguf.GGUFReader(path)
     assert bytes(reader.fields["general.architecture"].parts[-1]).decode() == "gemma3"
@@ -367,21 +365,10 @@ def test_phi3_longrope_parity(partial: float, tmp_path: Path) -> None:
     rng = torch.Generator().manual_seed(1)
     short = (1.0 + 2.0 * torch.rand(half, generator=rng)).tolist()
     long = (4.0 + 8.0 * torch.rand(half, generator=rng)).tolist()
-    config = transformers.Phi3Config(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, rms_norm_eps=1e-6,
-        original_max_position_embeddings=256, partial_rotary_factor=partial, bos_token_id=1, eos_token_id=2,
-        pad_token_id=0, tie_word_embeddings=False,
-        rope_scaling={"rope_type": "longrope", "long_factor": long, "short_factor": short})
-    torch.manual_seed(0)
-    model = transformers.Phi3ForCausalLM(config)
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() >= 2:
-                param.normal_(0, 0.05)
-    for stale in out.glob("model*.safetensors"):
-        stale.unlink()
-    model.save_pretrained(out)
+    _save_random_body(out, _phi3_config(
+        len(tokenizer), max_position_embeddings=1024, original_max_position_embeddings=256,
+        partial_rotary_factor=partial, rope_scaling={"rope_type": "longrope", "long_factor": long,
+                                                     "short_factor": short}))
     path = _export(out, tmp_path, "F16")
     reader = gguf.GGUFReader(path)
     tensors = {t.name: t for t in reader.tensors}
@@ -411,7 +398,6 @@ def test_phi4_mini_style_bpe_with_o200k_split_parity(tmp_path: Path) -> None:
     import shutil
 
     import gguf
-    import torch
     import transformers
     from ftwiz.core.export.verify import verify_gguf
     from ftwiz.core.export.vocab import _GPT4O
@@ -429,18 +415,8 @@ def test_phi4_mini_style_bpe_with_o200k_split_parity(tmp_path: Path) -> None:
     (out / "tokenizer.json").write_text(json.dumps(tj))
     tokenizer = transformers.AutoTokenizer.from_pretrained(out)
     assert "What's" in "".join(tokenizer.tokenize("What's")).replace("\u0120", " ")  # one piece, o200k style
-    config = transformers.Phi3Config(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-6,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False)
-    torch.manual_seed(0)
-    model = transformers.Phi3ForCausalLM(config)
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() >= 2:
-                param.normal_(0, 0.05)
-    model.save_pretrained(out)
+    _save_random_body(out, _phi3_config(len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
     path = _export(out, tmp_path, "F16")
     field = gguf.GGUFReader(path).fields["tokenizer.ggml.pre"]
     assert bytes(field.parts[field.data[0]]).decode() == "gpt-4o"
