@@ -91,4 +91,19 @@ def to_gguf_array(array, src_dtype: str, qtype: Any, out=None):
         return f32_to_f16(array, out=buffer)
     if qtype == q.BF16 and src_dtype == "BF16":
         return array
-    return gguf.quants.quantize(as_f32(array, src_dtype), qtype)
+    return quantize(as_f32(array, src_dtype), qtype)
+
+
+def quantize(rows, qtype: Any, *, use_ggml: bool = True):
+    """float32 rows -> GGML blocks (Q8_0 here): ggml's C quantizer when available, else gguf's numpy one."""
+    import gguf
+    from ftwiz.core.export import ggml_kernels
+
+    k = ggml_kernels.kernels() if use_ggml and rows.ndim >= 2 and qtype == gguf.GGMLQuantizationType.Q8_0 else None
+    if k is not None:
+        block, size = gguf.GGML_QUANT_SIZES[qtype]
+        flat = np.ascontiguousarray(rows, dtype=np.float32)
+        data = ggml_kernels.quantize_rows(flat, int(qtype), flat.size // block * size, k)
+        if data is not None:
+            return data.reshape(*rows.shape[:-1], rows.shape[-1] // block * size)
+    return gguf.quants.quantize(rows, qtype)

@@ -156,20 +156,20 @@ class _Converter:
             copy_range(src_fd, self.dst_fd, plan.ref.start, piece.dst_offset, plan.nbytes)
             return
         rows = plan.shape[0] if len(plan.shape) > 1 else 1
-        src_row = plan.ref.nbytes // rows
-        shape = (piece.stop - piece.first, *plan.shape[1:]) if len(plan.shape) > 1 else plan.shape
-        with mapped(src_fd, plan.ref.start + piece.first * src_row, (piece.stop - piece.first) * src_row) as view:
+        src_row, dst_row = plan.ref.nbytes // rows, plan.nbytes // rows
+        count = piece.stop - piece.first
+        shape = (count, *plan.shape[1:]) if len(plan.shape) > 1 else plan.shape
+        with mapped(src_fd, plan.ref.start + piece.first * src_row, count * src_row) as view:
             array = np.frombuffer(view, dtype=NUMPY_DTYPES[plan.ref.dtype]).reshape(shape)
             if plan.permute_heads:
-                array = permute_rotate_half(array, plan.permute_heads * (piece.stop - piece.first) // rows)
-            # convert and write a block of rows at a time: the block is still in the CPU cache when pwrite
-            # copies it into the page cache (the machine's memory bandwidth is the limit here)
-            block = max(1, BLOCK_BYTES // max(1, src_row)) if len(plan.shape) > 1 else 1
-            dst_row = plan.nbytes // rows
-            buffer = self._buffer(min(array.size, block * array[0].size) if len(plan.shape) > 1 else array.size)
-            for first in range(0, array.shape[0] if len(plan.shape) > 1 else 1, block):
-                part = array[first: first + block] if len(plan.shape) > 1 else array
-                src_dtype = plan.ref.dtype
+                array = permute_rotate_half(array, plan.permute_heads * count // rows)
+            # as (rows, row elements): every conversion works on whole rows (quantization blocks never
+            # cross a row), so a block of rows is converted and written while it is still in the CPU cache
+            array = array.reshape(count, -1)
+            block = max(1, BLOCK_BYTES // max(1, src_row))
+            buffer = self._buffer(min(count, block) * array.shape[1])
+            for first in range(0, count, block):
+                part, src_dtype = array[first: first + block], plan.ref.dtype
                 if plan.add_one:  # Gemma norm: 1 + w, in float32 (1-D tensors are always written as F32)
                     part, src_dtype = as_f32(part, src_dtype) + np.float32(1.0), "F32"
                 data = to_gguf_array(part, src_dtype, plan.qtype, out=buffer)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gguf
 import numpy as np
 import pytest
 from ftwiz.core.errors import FtwizError
@@ -269,12 +270,30 @@ def test_f32_to_f16_rounds_like_numpy(use_ggml: bool) -> None:
     assert np.array_equal(got.view(np.uint16), expected.view(np.uint16))
 
 
+def test_q8_0_from_ggml_is_bit_identical_to_gguf_numpy() -> None:
+    """The fast Q8_0 path (ggml's C quantizer) writes exactly the bytes gguf's numpy reference writes,
+    including all-zero blocks, exact .5 ties after scaling and large outliers."""
+    from ftwiz.core.export.dtypes import quantize
+
+    rng = np.random.default_rng(3)
+    rows = (rng.standard_normal((64, 256)) * 0.02).astype(np.float32)
+    rows[0, :32] = 0.0
+    rows[1, :32] = np.arange(32, dtype=np.float32) - 15.5  # many exact .5 ties once scaled by 1 ...
+    rows[1, 0] = 127.0  # ... because the block's scale is then exactly 1
+    rows[2, 5] = 300.0
+    fast = quantize(rows, gguf.GGMLQuantizationType.Q8_0)
+    slow = quantize(rows, gguf.GGMLQuantizationType.Q8_0, use_ggml=False)
+    assert fast.shape == slow.shape == (64, 256 // 32 * 34)
+    assert fast.tobytes() == slow.tobytes()
+
+
 def test_ggml_kernels_are_found_in_the_installed_llama_cpp() -> None:
     """The bootstrap installs a llama-cpp-python whose ggml-cpu exports the casts; without them F16
     export silently falls back to the 2x slower numpy path, so CI should notice."""
     from ftwiz.core.export.ggml_kernels import kernels
 
-    assert kernels() is not None
+    found = kernels()
+    assert found is not None and found.quantize_chunk is not None
 
 
 def test_bf16_model_exports_like_its_float32_values(tiny_llama: Path, tmp_path: Path) -> None:
