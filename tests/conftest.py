@@ -89,3 +89,25 @@ def demo_base_model(session_dirs: dict[str, Path]) -> Path:
     from ftwiz.core.tiny import ensure_demo_base_model
 
     return ensure_demo_base_model()
+
+
+@pytest.fixture()
+def fake_ollama():
+    """An in-process Ollama REST server (tests/fake_ollama.py), shut down after the test."""
+    from fake_ollama import FakeOllama
+
+    fake = FakeOllama()
+    fake.thread.start()
+    try:
+        yield fake
+    finally:
+        fake.server.shutdown()
+        fake.server.server_close()
+
+
+@pytest.fixture(scope="session")
+def phi3_vocab_gguf(shared_dir: Path) -> Path:
+    """llama.cpp's vocab-only Phi-3 GGUF: real metadata (chat template, token types), no weights."""
+    path = shared_dir / "tokenizers" / "llamacpp-vocab-tests" / "ggml-vocab-phi-3.gguf"
+    assert path.is_file()
+    return path
