@@ -1,4 +1,4 @@
-"""Tiny Llama / Qwen2 / Qwen3 models built locally, for tests and the embedded demo.
+"""Tiny Llama / Qwen2 / Qwen3 / Gemma 2 / Gemma 3 models built locally, for tests and the embedded demo.
 
 Sizes are chosen to exercise real code paths, not to be useful: grouped-query attention (fewer KV heads
 than heads), tied embeddings (Qwen2), and a head_dim that differs from hidden/heads (Qwen3). Weights are
@@ -14,8 +14,10 @@ from typing import Literal
 
 from ftwiz.core.tiny.tokenizer import FAMILIES, ChatFamily, build_tokenizer
 
-Arch = Literal["llama", "qwen2", "qwen3"]
-DEFAULT_FAMILY: dict[str, ChatFamily] = {"llama": "llama3", "qwen2": "chatml", "qwen3": "chatml"}
+Arch = Literal["llama", "qwen2", "qwen3", "gemma2", "gemma3"]
+DEFAULT_FAMILY: dict[str, ChatFamily] = {"llama": "llama3", "qwen2": "chatml", "qwen3": "chatml", "gemma2": "gemma",
+                                         "gemma3": "gemma"}
+TIED_BY_DEFAULT = ("qwen2", "gemma2", "gemma3")
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ def _config(spec: TinySpec, tokenizer):
     import transformers
 
     family = FAMILIES[spec.chat_family or DEFAULT_FAMILY[spec.arch]]
-    tied = spec.tie_word_embeddings if spec.tie_word_embeddings is not None else spec.arch == "qwen2"
+    tied = spec.tie_word_embeddings if spec.tie_word_embeddings is not None else spec.arch in TIED_BY_DEFAULT
     eos_ids = [tokenizer.convert_tokens_to_ids(t) for t in family.end_of_turn]
     common = dict(
         vocab_size=len(tokenizer),
@@ -66,7 +68,13 @@ def _config(spec: TinySpec, tokenizer):
     if spec.arch == "qwen3":
         return transformers.Qwen3Config(**common, rope_theta=1000000.0,
                                         head_dim=spec.head_dim or 2 * spec.hidden_size // spec.num_heads)
-    raise ValueError(f"unknown tiny architecture {spec.arch!r}; choose llama, qwen2 or qwen3")
+    if spec.arch in ("gemma2", "gemma3"):  # local/global layers; attention scaled by 1/sqrt(head_dim)
+        head_dim = spec.head_dim or 2 * spec.hidden_size // spec.num_heads
+        gemma = dict(common, head_dim=head_dim, query_pre_attn_scalar=head_dim, sliding_window=512)
+        if spec.arch == "gemma2":
+            return transformers.Gemma2Config(**gemma, attn_logit_softcapping=50.0, final_logit_softcapping=30.0)
+        return transformers.Gemma3TextConfig(**gemma)
+    raise ValueError(f"unknown tiny architecture {spec.arch!r}; choose llama, qwen2, qwen3, gemma2 or gemma3")
 
 
 def build_tiny_model(out_dir: str | Path, spec: TinySpec | None = None, **overrides) -> Path:
@@ -84,7 +92,7 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec | None = None, **overri
     torch.manual_seed(spec.seed)
     model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     if spec.init_std != 0.02:
-        _reinit(model, spec.init_std, spec.seed)
+        _reinit(model, spec.init_std, spec.seed, norm_center=0.0 if spec.arch.startswith("gemma") else 1.0)
     end_ids = [tokenizer.convert_tokens_to_ids(t) for t in FAMILIES[family].end_of_turn]
     model.generation_config = transformers.GenerationConfig(
         bos_token_id=tokenizer.bos_token_id, eos_token_id=end_ids, pad_token_id=tokenizer.pad_token_id,
@@ -97,8 +105,9 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec | None = None, **overri
     return out
 
 
-def _reinit(model, std: float, seed: int) -> None:
-    """Re-draw every linear/embedding weight from N(0, std): large weights expose layout bugs."""
+def _reinit(model, std: float, seed: int, norm_center: float = 1.0) -> None:
+    """Re-draw every linear/embedding weight from N(0, std): large weights expose layout bugs. Norm weights
+    scatter around ``norm_center``: 1 for x * w norms, 0 for Gemma's x * (1 + w)."""
     import torch
 
     generator = torch.Generator().manual_seed(seed)
@@ -107,4 +116,4 @@ def _reinit(model, std: float, seed: int) -> None:
             if param.dim() >= 2:
                 param.copy_(torch.randn(param.shape, generator=generator) * std)
             elif "norm" in name:
-                param.copy_(1.0 + 0.1 * torch.randn(param.shape, generator=generator))
+                param.copy_(norm_center + 0.1 * torch.randn(param.shape, generator=generator))

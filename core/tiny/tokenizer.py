@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-ChatFamily = Literal["chatml", "llama3"]
+ChatFamily = Literal["chatml", "llama3", "gemma"]
 
 # Split patterns of the real models (facts, not code): Qwen2 splits digits one by one, Llama-3 by 1-3.
 QWEN2_SPLIT = (
@@ -40,6 +40,16 @@ LLAMA3_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' -}}{%- endif -%}"
 )
 
+# Gemma's turn layout (a fact of the published template): no system role, "model" for the assistant.
+GEMMA_TEMPLATE = (
+    "{{- bos_token -}}"
+    "{%- for message in messages -%}"
+    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
+    "{{- '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' -}}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<start_of_turn>model\\n' -}}{%- endif -%}"
+)
+
 
 @dataclass(frozen=True)
 class FamilySpec:
@@ -63,6 +73,11 @@ FAMILIES: dict[str, FamilySpec] = {
                   "<|eot_id|>"),
         bos="<|begin_of_text|>", eos="<|eot_id|>", pad="<|end_of_text|>", split=LLAMA3_SPLIT,
         template=LLAMA3_TEMPLATE, end_of_turn=("<|eot_id|>", "<|end_of_text|>"),
+    ),
+    "gemma": FamilySpec(
+        specials=("<pad>", "<eos>", "<bos>", "<start_of_turn>", "<end_of_turn>"),
+        bos="<bos>", eos="<eos>", pad="<pad>", split=LLAMA3_SPLIT, template=GEMMA_TEMPLATE,
+        end_of_turn=("<end_of_turn>", "<eos>"),
     ),
 }
 

@@ -68,3 +68,22 @@ def test_one_out_file_for_several_quants_is_refused(tiny_qwen2: Path, tmp_path: 
     with pytest.raises(FtwizError, match="one file"):
         export_model(tiny_qwen2, ["F16", "Q8_0"], out=tmp_path / "x.gguf")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("arch", ["gemma2", "gemma3"])
+def test_gemma_lora_run_to_verified_gguf_and_modelfile(arch: str, ftwiz_env, tmp_path: Path) -> None:
+    """The whole export path for a Gemma fine-tune: LoRA run -> merged 16-bit model -> Q8_0 GGUF that
+    verifies against transformers -> a Modelfile whose TEMPLATE is Gemma's and stops on <end_of_turn>."""
+    from ftwiz.core.deploy.modelfile import modelfile_spec
+    from ftwiz.core.export.pipeline import export_model
+    from ftwiz.core.tiny import build_tiny_model
+
+    base = build_tiny_model(tmp_path / arch, arch=arch, num_layers=7 if arch == "gemma3" else 2, init_std=0.05)
+    _run(ftwiz_env["runs"] / f"pipe-{arch}", base)
+    result = export_model(f"pipe-{arch}", ["Q8_0"], verify=True)
+    report = result.reports[0]
+    assert report.passed, [f"{c.name}: {c.detail}" for c in report.checks if c.passed is False]
+    assert report.logits.value >= 0.99  # Q8_0 cosine
+    spec = modelfile_spec(result.gguf_paths[0])
+    assert spec.template.family == "gemma"
+    assert "<end_of_turn>" in spec.stops
