@@ -77,7 +77,7 @@ FAMILIES: dict[str, FamilySpec] = {
     "gemma": FamilySpec(
         specials=("<pad>", "<eos>", "<bos>", "<start_of_turn>", "<end_of_turn>"),
         bos="<bos>", eos="<eos>", pad="<pad>", split=LLAMA3_SPLIT, template=GEMMA_TEMPLATE,
-        end_of_turn=("<end_of_turn>", "<eos>"),
+        end_of_turn=("<eos>", "<end_of_turn>"),  # config eos = the tokenizer's; generation stops on both
     ),
 }
 
