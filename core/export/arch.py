@@ -43,6 +43,9 @@ ARCHITECTURES: dict[str, ArchInfo] = {
 }
 # Image-text checkpoints whose language model is exported alone (the vision tower needs llama.cpp's mmproj)
 MULTIMODAL_TEXT: dict[str, str] = {"Gemma3ForConditionalGeneration": "Gemma3ForCausalLM"}
+# ... and the transformers class of their text_config: checkpoints saved by transformers 4.x store only the
+# keys that differ from its defaults (google/gemma-3-4b-it has no vocab_size, head_dim or rope_theta there)
+TEXT_CONFIG_CLASSES: dict[str, str] = {"Gemma3ForConditionalGeneration": "Gemma3TextConfig"}
 # Where such checkpoints keep the language model (transformers' two layouts), and what to leave out
 _TEXT_PREFIXES = (("language_model.model.", "model."), ("model.language_model.", "model."),
                   ("language_model.lm_head.", "lm_head."))
@@ -129,12 +132,34 @@ def _rope(cfg: dict[str, Any]) -> tuple[float, dict[str, Any], float | None]:
     return float(theta), dict(scaling), float(swa_theta) if swa_theta else None
 
 
+def _complete_text_config(hf_arch: str, text: dict[str, Any]) -> dict[str, Any]:
+    """The text config with transformers' defaults filled in (only for image-text checkpoints)."""
+    try:
+        import transformers
+
+        return getattr(transformers, TEXT_CONFIG_CLASSES[hf_arch])(**text).to_dict()
+    except Exception as exc:  # an unknown key or an older transformers: parse what is there
+        log.warning("could not complete text_config with transformers' defaults (%s)", exc)
+        return text
+
+
 def _check_gemma(model_dir: Path, cfg: dict[str, Any], info: ArchInfo, head_dim: int, hidden: int, heads: int,
                  layers: int) -> None:
-    """Refuse Gemma variants llama.cpp would run differently: it hard-codes the attention scale and the
-    local/global layer pattern, so a checkpoint that changes either would export without error and then
-    answer differently from the fine-tuned model."""
+    """Refuse Gemma variants llama.cpp would run differently: it hard-codes the attention scale, the
+    local/global layer pattern and the soft-capping (Gemma 2 always caps, Gemma 3 never does), so a checkpoint
+    that changes any of them would export without error and then answer differently from the fine-tune."""
     config = Path(model_dir) / "config.json"
+    caps = ("attn_logit_softcapping", "final_logit_softcapping")
+    for key in caps:
+        if info.gguf_arch == "gemma2" and key in cfg and cfg[key] is None:
+            raise FtwizError(f"{key} is turned off (null), but llama.cpp's Gemma 2 always soft-caps",
+                             where=Location(file=config, field=key),
+                             fix="train and export with the base model's soft-capping (50.0 / 30.0), or use a "
+                                 "runtime that honours the setting (vLLM, transformers)")
+        if info.gguf_arch == "gemma3" and cfg.get(key) is not None:
+            raise FtwizError(f"{key} is set, but llama.cpp's Gemma 3 applies no soft-capping",
+                             where=Location(file=config, field=key),
+                             fix="keep the base model's null value, or use a runtime that honours it")
     scalar = cfg.get("query_pre_attn_scalar")
     big = layers == _GEMMA_HIDDEN_OVER_HEADS_LAYERS[info.gguf_arch]
     expected = hidden // heads if big else head_dim
@@ -160,8 +185,8 @@ def model_params(model_dir: Path, cfg: dict[str, Any] | None = None) -> ModelPar
     hf_arch = archs[0] if archs else ""
     if hf_arch in MULTIMODAL_TEXT and isinstance(cfg.get("text_config"), dict):
         log.warning("%s: exporting the language model only; images need a separate vision projector", hf_arch)
-        tied = cfg.get("tie_word_embeddings", cfg["text_config"].get("tie_word_embeddings"))
-        cfg = {**cfg["text_config"], "tie_word_embeddings": tied}
+        text = _complete_text_config(hf_arch, cfg["text_config"])
+        cfg = {**text, "tie_word_embeddings": cfg.get("tie_word_embeddings", text.get("tie_word_embeddings"))}
         hf_arch = MULTIMODAL_TEXT[hf_arch]
     if hf_arch not in ARCHITECTURES:
         raise FtwizError(
@@ -178,6 +203,10 @@ def model_params(model_dir: Path, cfg: dict[str, Any] | None = None) -> ModelPar
                          where=Location(file=Path(model_dir) / "config.json", field="rope_scaling"),
                          fix=f"supported: {', '.join(SUPPORTED_ROPE_TYPES)}")
     scaling["rope_type"] = rope_type
+    for key in ("hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size", "vocab_size"):
+        if cfg.get(key) is None:
+            raise FtwizError(f"config.json has no {key}", where=Location(file=Path(model_dir) / "config.json", field=key),
+                             fix="restore config.json from the base model (AutoConfig.from_pretrained(...).save_pretrained)")
     hidden = int(cfg["hidden_size"])
     heads = int(cfg["num_attention_heads"])
     head_dim = cfg.get("head_dim") or hidden // heads

@@ -23,6 +23,7 @@ import errno
 import mmap
 import os
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ def split(plan: Any, offset: int, piece_bytes: int | None = None) -> list[Piece]
     """Cut one tensor into pieces of whole rows; a copied, synthesised or 1-D tensor is one piece."""
     piece_bytes = piece_bytes or PIECE_BYTES
     rows = plan.shape[0] if len(plan.shape) > 1 else 1
-    if plan.ref is None or passthrough(plan) or rows == 1:
+    if plan.ref is None or passthrough(plan) or rows <= 1 or plan.nbytes == 0:
         return [Piece(plan, 0, rows, offset)]
     src_row, dst_row = plan.ref.nbytes // rows, plan.nbytes // rows
     step = max(1, piece_bytes // max(1, src_row))
@@ -111,7 +112,10 @@ def copy_range(src_fd: int, dst_fd: int, src_offset: int, dst_offset: int, nbyte
 
 def write_all(fd: int, data: Any, offset: int) -> None:
     """``pwrite`` until every byte is written (one call may write less, e.g. above 2 GiB)."""
-    view = memoryview(data).cast("B")
+    view = memoryview(data)
+    if view.nbytes == 0:
+        return
+    view = view.cast("B")
     done = 0
     while done < len(view):
         done += os.pwrite(fd, view[done:], offset + done)
@@ -144,10 +148,10 @@ class _Converter:
 
     def __call__(self, piece: Piece) -> None:
         import numpy as np
-        from ftwiz.core.export.convert import permute_rotate_half
-        from ftwiz.core.export.dtypes import as_f32, to_gguf_array
 
         plan = piece.plan
+        if plan.nbytes == 0:  # an empty tensor: its header entry is all there is
+            return
         if plan.ref is None:  # synthesised from config.json (rope frequency factors)
             write_all(self.dst_fd, np.asarray(plan.values, dtype=np.float32), piece.dst_offset)
             return
@@ -156,11 +160,21 @@ class _Converter:
             copy_range(src_fd, self.dst_fd, plan.ref.start, piece.dst_offset, plan.nbytes)
             return
         rows = plan.shape[0] if len(plan.shape) > 1 else 1
-        src_row, dst_row = plan.ref.nbytes // rows, plan.nbytes // rows
-        count = piece.stop - piece.first
+        src_row, count = plan.ref.nbytes // rows, piece.stop - piece.first
         shape = (count, *plan.shape[1:]) if len(plan.shape) > 1 else plan.shape
         with mapped(src_fd, plan.ref.start + piece.first * src_row, count * src_row) as view:
-            array = np.frombuffer(view, dtype=NUMPY_DTYPES[plan.ref.dtype]).reshape(shape)
+            self._convert_rows(plan, piece, np.frombuffer(view, dtype=NUMPY_DTYPES[plan.ref.dtype]).reshape(shape))
+
+    def _convert_rows(self, plan: Any, piece: Piece, array) -> None:
+        """Convert and write ``array`` (the piece's rows, a view of the mapped source)."""
+        import numpy as np
+        from ftwiz.core.export.convert import permute_rotate_half
+        from ftwiz.core.export.dtypes import as_f32, to_gguf_array
+
+        rows = plan.shape[0] if len(plan.shape) > 1 else 1
+        count, src_row, dst_row = piece.stop - piece.first, plan.ref.nbytes // rows, plan.nbytes // rows
+        part = data = None
+        try:
             if plan.permute_heads:
                 array = permute_rotate_half(array, plan.permute_heads * count // rows)
             # as (rows, row elements): every conversion works on whole rows (quantization blocks never
@@ -174,8 +188,13 @@ class _Converter:
                     part, src_dtype = as_f32(part, src_dtype) + np.float32(1.0), "F32"
                 data = to_gguf_array(part, src_dtype, plan.qtype, out=buffer)
                 write_all(self.dst_fd, np.ascontiguousarray(data), piece.dst_offset + first * dst_row)
-                del part, data
-            del array
+        except BaseException as exc:
+            # the traceback keeps this frame and the finished ones below it: drop their views of the mapped
+            # source, so the mapping (and its file descriptor) is closed now rather than at garbage collection
+            array = part = data = None
+            if exc.__traceback__ is not None:
+                traceback.clear_frames(exc.__traceback__.tb_next)
+            raise
 
 
 def write_data(path: Path, alignment: int, plans: list[Any], params: Any, progress: Progress | None,

@@ -89,6 +89,10 @@ def read_header(file: Path) -> tuple[list[TensorRef], dict[str, str]]:
         for name, info in header.items()
     ]
     refs.sort(key=lambda r: r.start)
+    if refs and refs[-1].end > file.stat().st_size:
+        raise FtwizError(f"file is truncated: tensor {refs[-1].name} ends at byte {refs[-1].end}, the file has "
+                         f"{file.stat().st_size}", where=Location(file=file),
+                         fix="the download or save was interrupted; fetch the file again")
     return refs, metadata
 
 
