@@ -109,8 +109,11 @@ class LlamaCppBackend:
 
     def __init__(self, gguf: Path, *, n_ctx: int | None = None, n_threads: int | None = None,
                  seed: int | None = None) -> None:
+        from ftwiz.core import llama_logs
         from ftwiz.core.deploy.gguf_info import read_gguf_info
         from llama_cpp import Llama
+
+        llama_logs.install()  # llama.cpp's warnings would otherwise draw over the wizard's chat screen
 
         info = read_gguf_info(gguf)
         formatter, stop_texts = chat_formatter(info)

@@ -263,6 +263,9 @@ def load_gguf(path: Path, *, n_ctx: int = 2048) -> GGUFEngine:
     except ImportError:
         raise FtwizError("llama-cpp-python is not installed, so GGUF files cannot be evaluated",
                          fix="pip install llama-cpp-python") from None
+    from ftwiz.core import llama_logs
+
+    llama_logs.install()
     threads = cpu_threads()
     try:
         llm = Llama(model_path=str(path), n_ctx=n_ctx, logits_all=True, n_gpu_layers=0, seed=0, verbose=False,

@@ -94,6 +94,9 @@ def gguf_quant(path: Path) -> str:
 
 def _load_llama(gguf_path: Path, n_ctx: int):
     import llama_cpp
+    from ftwiz.core import llama_logs
+
+    llama_logs.install()
 
     return llama_cpp.Llama(model_path=str(gguf_path), n_ctx=n_ctx, logits_all=True, verbose=False,
                            n_threads=max(1, min(4, os.cpu_count() or 1)), seed=0, n_batch=n_ctx,
