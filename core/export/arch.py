@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ftwiz.core.errors import FtwizError, Location
+from ftwiz.core.model_config import language_config
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,9 @@ ARCHITECTURES: dict[str, ArchInfo] = {
     "Gemma2ForCausalLM": ArchInfo("gemma2", permute_qk=False, default_tied=True, norm_plus_one=True, swa_pattern=2),
     "Gemma3ForCausalLM": ArchInfo("gemma3", permute_qk=False, default_tied=True, norm_plus_one=True, swa_pattern=6),
 }
-# Image-text checkpoints whose language model is exported alone (the vision tower needs llama.cpp's mmproj)
+# Image-text checkpoints whose language model is exported alone (the vision tower needs llama.cpp's mmproj);
+# their text_config is read through ftwiz.core.model_config, which fills in transformers' defaults
 MULTIMODAL_TEXT: dict[str, str] = {"Gemma3ForConditionalGeneration": "Gemma3ForCausalLM"}
-# ... and the transformers class of their text_config: checkpoints saved by transformers 4.x store only the
-# keys that differ from its defaults (google/gemma-3-4b-it has no vocab_size, head_dim or rope_theta there)
-TEXT_CONFIG_CLASSES: dict[str, str] = {"Gemma3ForConditionalGeneration": "Gemma3TextConfig"}
 # Where such checkpoints keep the language model (transformers' two layouts), and what to leave out
 _TEXT_PREFIXES = (("language_model.model.", "model."), ("model.language_model.", "model."),
                   ("language_model.lm_head.", "lm_head."))
@@ -132,17 +131,6 @@ def _rope(cfg: dict[str, Any]) -> tuple[float, dict[str, Any], float | None]:
     return float(theta), dict(scaling), float(swa_theta) if swa_theta else None
 
 
-def _complete_text_config(hf_arch: str, text: dict[str, Any]) -> dict[str, Any]:
-    """The text config with transformers' defaults filled in (only for image-text checkpoints)."""
-    try:
-        import transformers
-
-        return getattr(transformers, TEXT_CONFIG_CLASSES[hf_arch])(**text).to_dict()
-    except Exception as exc:  # an unknown key or an older transformers: parse what is there
-        log.warning("could not complete text_config with transformers' defaults (%s)", exc)
-        return text
-
-
 def _check_gemma(model_dir: Path, cfg: dict[str, Any], info: ArchInfo, head_dim: int, hidden: int, heads: int,
                  layers: int) -> None:
     """Refuse Gemma variants llama.cpp would run differently: it hard-codes the attention scale, the
@@ -185,8 +173,7 @@ def model_params(model_dir: Path, cfg: dict[str, Any] | None = None) -> ModelPar
     hf_arch = archs[0] if archs else ""
     if hf_arch in MULTIMODAL_TEXT and isinstance(cfg.get("text_config"), dict):
         log.warning("%s: exporting the language model only; images need a separate vision projector", hf_arch)
-        text = _complete_text_config(hf_arch, cfg["text_config"])
-        cfg = {**text, "tie_word_embeddings": cfg.get("tie_word_embeddings", text.get("tie_word_embeddings"))}
+        cfg = language_config(cfg)
         hf_arch = MULTIMODAL_TEXT[hf_arch]
     if hf_arch not in ARCHITECTURES:
         raise FtwizError(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ftwiz.core.errors import FtwizError, Location
+from ftwiz.core.model_config import language_config
 from pydantic import BaseModel, Field
 
 GATED_MLP = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text", "phi3", "mixtral"}
@@ -88,7 +89,7 @@ class ModelSpec(BaseModel):
 
 
 def spec_from_config(config: dict[str, Any], source: str = "config.json") -> ModelSpec:
-    cfg = config.get("text_config", config) if config.get("model_type") in ("gemma3",) else config
+    cfg = language_config(config)  # image-text models: the language model's settings, defaults filled in
     model_type = str(config.get("model_type", "unknown"))
     warnings = []
     try:
@@ -107,12 +108,18 @@ def spec_from_config(config: dict[str, Any], source: str = "config.json") -> Mod
     return ModelSpec(
         model_type=model_type, hidden_size=hidden, intermediate_size=intermediate, num_layers=layers,
         num_heads=heads, num_kv_heads=int(cfg.get("num_key_value_heads") or heads), head_dim=head_dim,
-        vocab_size=int(cfg.get("vocab_size", 32000)),
+        vocab_size=int(cfg.get("vocab_size") or _missing("vocab_size", source)),
         tied_embeddings=bool(cfg.get("tie_word_embeddings", model_type.startswith("gemma"))),
         gated_mlp=gated, qkv_bias=bool(cfg.get("attention_bias", model_type in QKV_BIAS)),
         max_position_embeddings=cfg.get("max_position_embeddings"), warnings=warnings,
         rms_norm=gated, norms_per_block=1 if model_type == "phi" else 2,
     )
+
+
+def _missing(field: str, source: str) -> int:
+    """A field the estimate cannot do without: guessing it (a 32k vocabulary, say) would misjudge the fit."""
+    raise FtwizError(f"config lacks {field}", where=Location(file=source, field=field),
+                     fix="give the model's full config.json (AutoConfig.from_pretrained(...).save_pretrained)")
 
 
 def load_model_spec(path_or_config: str | Path, *, allow_download: bool = False) -> ModelSpec:

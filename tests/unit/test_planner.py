@@ -228,3 +228,21 @@ def test_curated_models_have_their_published_sizes(repo: str, billions: float) -
     from ftwiz.core.planner.catalog import CURATED
 
     assert spec_from_config(CURATED[repo]).total_params / 1e9 == pytest.approx(billions, rel=0.01)
+
+
+def test_gemma3_image_text_config_saved_as_a_diff_is_planned_with_its_real_vocabulary() -> None:
+    """google/gemma-3-4b-it's config.json keeps only the text keys that differ from the defaults. Reading it
+    raw planned a 32k vocabulary: logits memory 8x too small, a "fits" that would run out of memory."""
+    sparse = {"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3",
+              "text_config": {"hidden_size": 2560, "intermediate_size": 10240, "model_type": "gemma3_text",
+                              "num_attention_heads": 8, "num_hidden_layers": 34, "num_key_value_heads": 4,
+                              "rope_scaling": {"factor": 8.0, "rope_type": "linear"}, "sliding_window": 1024}}
+    spec = spec_from_config(sparse)
+    assert (spec.vocab_size, spec.head_dim, spec.tied_embeddings) == (262208, 256, True)
+    assert spec.total_params / 1e9 == pytest.approx(3.88, abs=0.01)  # the published text-model size
+
+
+def test_config_without_vocab_size_is_refused_not_guessed() -> None:
+    with pytest.raises(FtwizError, match="vocab_size"):
+        spec_from_config({"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                          "intermediate_size": 128})

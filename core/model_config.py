@@ -1,0 +1,39 @@
+"""The language model's settings from a config.json, as the planner and the GGUF converter both need them.
+
+Why one place: image-text checkpoints (Gemma 3 4B and larger) nest the language model's settings under
+``text_config``, and checkpoints saved by transformers 4.x store that sub-config as a diff against its
+defaults: google/gemma-3-4b-it has no vocab_size, head_dim or rope_theta there. Reading it raw makes a
+planner guess a 32k vocabulary (so logits memory 8x too small: an out-of-memory it said would fit) and a
+converter guess hidden/heads for head_dim. transformers' own config class fills the defaults in.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# outer model_type -> the model_type of its text_config, for sub-configs that do not name theirs
+TEXT_MODEL_TYPES = {"gemma3": "gemma3_text"}
+
+
+def language_config(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` itself, or for an image-text model its ``text_config`` completed with transformers' defaults
+    (``tie_word_embeddings`` taken from the outer config, where those models keep it)."""
+    text = config.get("text_config")
+    if not isinstance(text, dict):
+        return config
+    model_type = text.get("model_type") or TEXT_MODEL_TYPES.get(str(config.get("model_type")))
+    completed = dict(text)
+    if model_type:
+        try:
+            from transformers import AutoConfig
+
+            settings = {k: v for k, v in text.items() if k != "model_type"}
+            completed = AutoConfig.for_model(model_type, **settings).to_dict()
+        except Exception as exc:  # an unknown model type or an older transformers: use what is there
+            log.warning("could not fill %s defaults into text_config (%s); using the keys present", model_type, exc)
+    if "tie_word_embeddings" in config:
+        completed["tie_word_embeddings"] = config["tie_word_embeddings"]
+    return completed
