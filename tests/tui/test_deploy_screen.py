@@ -26,6 +26,12 @@ def _error(app) -> str:
     return str(app.screen.query_one("#error").render())
 
 
+async def _press(app, pilot, button: str) -> None:
+    """Press a button as a click would; the error line above it can push it below a 30-row terminal."""
+    app.screen.query_one(button).press()
+    await pilot.pause()
+
+
 async def test_register_shows_the_template_stops_and_smoke_answer(make_app, fake_ollama, phi3_vocab_gguf: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OLLAMA_HOST", fake_ollama.url)
@@ -34,7 +40,7 @@ async def test_register_shows_the_template_stops_and_smoke_answer(make_app, fake
         await _open_deploy(app, pilot, phi3_vocab_gguf)
         name = app.screen.query_one("#ollama-name")
         name.value = "my-bot"
-        await pilot.click("#register")
+        await _press(app, pilot, "#register")
         await wait_until(pilot, lambda: "registered in Ollama as my-bot" in screen_text(app), what="registration")
         text = screen_text(app)
         assert "phi3 template" in text and "<|end|>" in text  # the stop token a user needs
@@ -52,11 +58,11 @@ async def test_register_needs_a_name_and_ollama_errors_are_shown(make_app, fake_
     async with app.run_test(size=(100, 30)) as pilot:
         await _open_deploy(app, pilot, phi3_vocab_gguf)
         app.screen.query_one("#ollama-name").value = ""
-        await pilot.click("#register")
+        await _press(app, pilot, "#register")
         await pilot.pause()
         assert "give the model a name for Ollama" in _error(app)
         app.screen.query_one("#ollama-name").value = "my-bot"
-        await pilot.click("#register")
+        await _press(app, pilot, "#register")
         await wait_until(pilot, lambda: "model family not supported" in _error(app), what="Ollama's error")
         assert "registered" not in screen_text(app)
     assert "my-bot" not in fake_ollama.models
@@ -66,7 +72,7 @@ async def test_deploy_without_an_export_says_what_to_do(make_app) -> None:
     app = make_app(offer_resume=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await _open_deploy(app, pilot, None)
-        await pilot.click("#serve")
+        await _press(app, pilot, "#serve")
         await pilot.pause()
         assert "export a GGUF first" in _error(app)
 
@@ -82,7 +88,7 @@ async def test_serve_answers_on_localhost_and_stops_when_the_wizard_closes(make_
     app = make_app(offer_resume=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await _open_deploy(app, pilot, tiny_gguf)
-        await pilot.click("#serve")
+        await _press(app, pilot, "#serve")
         await wait_until(pilot, lambda: app.screen.server is not None, timeout=120, what="the llama.cpp server")
         server = app.screen.server
         assert server.base_url.startswith("http://127.0.0.1:")
