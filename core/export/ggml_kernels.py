@@ -9,7 +9,7 @@ even, overflow to inf). The library is opened with ctypes without importing llam
 loader), and ctypes releases the GIL during the call, so worker threads convert side by side.
 
 ``ggml_quantize_chunk`` (in ggml-base, beside it) quantizes Q8_0 in C, bit-identical to the numpy code
-in the ``gguf`` package and about 10x faster.
+in the ``gguf`` package (the bench model's Q8_0 export: 4.0 s -> 1.5 s).
 
 Builds without these symbols (older llama.cpp, or a per-CPU-variant backend build) leave
 :func:`kernels` returning None and the callers keep their numpy paths.
