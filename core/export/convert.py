@@ -230,7 +230,7 @@ def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str =
         finally:
             writer.close()
         # the data section is ours: aligned blocks in header order, so unchanged bytes can be copied
-        write_data(tmp, writer.data_alignment, plans, params, progress)
+        write_data(tmp, writer.data_alignment, plans, progress)
     return out_file
 
 

@@ -134,8 +134,8 @@ def _reserve(fd: int, size: int, path: Path) -> None:
 class _Converter:
     """Converts pieces on worker threads; each thread keeps one output buffer for bfloat16 -> float16."""
 
-    def __init__(self, params: Any, src_fds: dict[Path, int], dst_fd: int) -> None:
-        self.params, self.src_fds, self.dst_fd = params, src_fds, dst_fd
+    def __init__(self, src_fds: dict[Path, int], dst_fd: int) -> None:
+        self.src_fds, self.dst_fd = src_fds, dst_fd
         self.local = threading.local()
 
     def _buffer(self, size: int):
@@ -197,7 +197,7 @@ class _Converter:
             raise
 
 
-def write_data(path: Path, alignment: int, plans: list[Any], params: Any, progress: Progress | None,
+def write_data(path: Path, alignment: int, plans: list[Any], progress: Progress | None = None,
                threads: int | None = None) -> None:
     """Fill the data section of ``path`` (whose header is already written) with every planned tensor."""
     header_end = path.stat().st_size
@@ -213,7 +213,7 @@ def write_data(path: Path, alignment: int, plans: list[Any], params: Any, progre
         for plan in plans:
             if plan.ref is not None and plan.ref.file not in src_fds:
                 src_fds[plan.ref.file] = os.open(plan.ref.file, os.O_RDONLY)
-        convert = _Converter(params, src_fds, dst_fd)
+        convert = _Converter(src_fds, dst_fd)
         remaining = {id(plan): 0 for plan in plans}
         for piece in pieces:
             remaining[id(piece.plan)] += 1

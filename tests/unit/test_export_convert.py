@@ -443,5 +443,5 @@ def test_empty_tensors_are_written_as_empty(tmp_path: Path) -> None:
         ref = read_header(tmp_path / "e.safetensors")[0][0]
         out = tmp_path / "out.bin"
         out.write_bytes(b"\0" * 7)
-        gguf_data.write_data(out, 32, [TensorPlan(ref, "x", shape, q.F16, _nbytes(shape, q.F16))], None, None)
+        gguf_data.write_data(out, 32, [TensorPlan(ref, "x", shape, q.F16, _nbytes(shape, q.F16))])
         assert out.stat().st_size == 32  # the header padded to the alignment, no data
