@@ -1,0 +1,126 @@
+"""The chat families ftwiz knows, the turn layout they share, and the Ollama Go TEMPLATE written from it.
+
+Why: a turn layout (:class:`TurnParts`) is the one description both the well-known families and the
+derived fallback produce, so one emitter turns either into a TEMPLATE; keeping the family knowledge
+(markers, layouts, end-of-turn strings) together makes adding a family a change in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+FAMILIES = ("chatml", "llama3", "mistral", "gemma", "phi3")
+
+
+def detect_family(chat_template: str) -> str | None:
+    """The template family from its turn markers, or None when ftwiz does not know it."""
+    if "<|im_start|>" in chat_template:
+        return "chatml"
+    if "<|start_header_id|>" in chat_template:
+        return "llama3"
+    if "<start_of_turn>" in chat_template:
+        return "gemma"
+    if "<|user|>" in chat_template and "<|assistant|>" in chat_template:
+        return "phi3"
+    if "[INST]" in chat_template:
+        return "mistral"
+    return None
+
+
+@dataclass(frozen=True)
+class TurnParts:
+    """The text around each message's content; enough to write a Go template for the chat.
+
+    ``user_pre_after_system`` covers templates that fold the system prompt into the first user turn
+    (Gemma, Mistral): the user prefix is then already written by the system block.
+    """
+
+    sys_pre: str
+    sys_post: str
+    user_pre: str
+    user_post: str
+    asst_pre: str
+    asst_post: str
+    gen: str
+    user_pre_after_system: str | None = None
+    head: str = ""                      # emitted once at the very start (BOS text when the runtime does not add it)
+    default_system: str | None = None   # the system prompt the Jinja template inserts when none is given
+
+
+KNOWN_PARTS: dict[str, TurnParts] = {
+    "chatml": TurnParts(
+        sys_pre="<|im_start|>system\n", sys_post="<|im_end|>\n",
+        user_pre="<|im_start|>user\n", user_post="<|im_end|>\n",
+        asst_pre="<|im_start|>assistant\n", asst_post="<|im_end|>\n", gen="<|im_start|>assistant\n"),
+    "llama3": TurnParts(
+        sys_pre="<|start_header_id|>system<|end_header_id|>\n\n", sys_post="<|eot_id|>",
+        user_pre="<|start_header_id|>user<|end_header_id|>\n\n", user_post="<|eot_id|>",
+        asst_pre="<|start_header_id|>assistant<|end_header_id|>\n\n", asst_post="<|eot_id|>",
+        gen="<|start_header_id|>assistant<|end_header_id|>\n\n"),
+    "mistral": TurnParts(
+        sys_pre="[INST] ", sys_post="\n\n", user_pre="[INST] ", user_post=" [/INST]",
+        asst_pre="", asst_post="</s>", gen="", user_pre_after_system=""),
+    "gemma": TurnParts(
+        sys_pre="<start_of_turn>user\n", sys_post="\n\n",
+        user_pre="<start_of_turn>user\n", user_post="<end_of_turn>\n",
+        asst_pre="<start_of_turn>model\n", asst_post="<end_of_turn>\n", gen="<start_of_turn>model\n",
+        user_pre_after_system=""),
+    "phi3": TurnParts(
+        sys_pre="<|system|>\n", sys_post="<|end|>\n", user_pre="<|user|>\n", user_post="<|end|>\n",
+        asst_pre="<|assistant|>\n", asst_post="<|end|>\n", gen="<|assistant|>\n"),
+}
+
+# End-of-turn markers each family may emit; the Modelfile keeps those that are control tokens in the GGUF.
+FAMILY_STOPS: dict[str, tuple[str, ...]] = {
+    "chatml": ("<|im_end|>", "<|im_start|>", "<|endoftext|>"),
+    "llama3": ("<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>", "<|end_of_text|>"),
+    "mistral": ("</s>", "[INST]", "[/INST]"),
+    "gemma": ("<end_of_turn>", "<start_of_turn>", "<eos>"),
+    "phi3": ("<|end|>", "<|user|>", "<|assistant|>", "<|endoftext|>"),
+}
+
+
+def _lit(text: str) -> str:
+    """Literal text for a Go template; quoted in an action when it would clash with the delimiters."""
+    if "{{" in text or "}}" in text:
+        return "{{ " + json.dumps(text, ensure_ascii=False) + " }}"
+    return text
+
+
+def go_template(parts: TurnParts, *, with_system: bool = True) -> str:
+    """Assemble an Ollama TEMPLATE from a turn layout.
+
+    Every line ends with an action and every line after the first starts with ``{{-``, so the only
+    whitespace Go trims is the layout's own newlines, never the model's (``<|im_end|>\\n`` keeps its
+    newline). The last assistant message is left open, as Ollama does, so a client can prefill it.
+    """
+    track_prev = parts.user_pre_after_system is not None and parts.user_pre_after_system != parts.user_pre
+    lines: list[str] = []
+    if with_system:
+        block = _lit(parts.sys_pre) + "{{ .System }}" + _lit(parts.sys_post)
+        line = "{{ if .System }}" + block
+        if parts.default_system is not None:
+            line += "{{ else }}" + _lit(parts.sys_pre + parts.default_system + parts.sys_post)
+        lines.append(line + "{{ end }}")
+    if track_prev:
+        lines.append('{{ $prev := "" }}')
+    lines.append("{{ range $i, $_ := .Messages }}")
+    lines.append("{{ $last := eq (len (slice $.Messages $i)) 1 }}")
+    if track_prev:
+        user_pre = ('{{ if eq $prev "system" }}' + _lit(parts.user_pre_after_system or "") + "{{ else }}"
+                    + _lit(parts.user_pre) + "{{ end }}")
+    else:
+        user_pre = _lit(parts.user_pre)
+    lines.append('{{ if eq .Role "user" }}' + user_pre + "{{ .Content }}" + _lit(parts.user_post)
+                 + "{{ if $last }}" + _lit(parts.gen) + "{{ end }}")
+    lines.append('{{ else if eq .Role "assistant" }}' + _lit(parts.asst_pre) + "{{ .Content }}"
+                 + "{{ if not $last }}" + _lit(parts.asst_post) + "{{ end }}")
+    lines.append("{{ end }}")
+    if track_prev:
+        lines.append("{{ $prev = .Role }}")
+    lines.append("{{ end }}")
+    text = "\n".join(lines[:1] + ["{{-" + line[2:] for line in lines[1:]])
+    if parts.head:
+        return _lit(parts.head) + text
+    return "{{-" + text[2:]
