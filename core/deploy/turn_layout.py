@@ -52,6 +52,11 @@ def _cut(text: str, *marks: str) -> list[str] | None:
     return pieces
 
 
+def _system_then_user(renderer: Renderer) -> list[str] | None:
+    """A system + user conversation rendered and cut at both sentinels: [before, between, after]."""
+    return _cut(renderer.expected([{"role": "system", "content": _S}, {"role": "user", "content": _U1}]), _S, _U1)
+
+
 def head_and_default(renderer: Renderer, parts: TurnParts, system_ok: bool) -> TurnParts | None:
     """Fill in the BOS head and any built-in default system prompt by rendering the Jinja template."""
     one = _cut(renderer.expected([{"role": "user", "content": _U1}]), _U1)
@@ -60,8 +65,7 @@ def head_and_default(renderer: Renderer, parts: TurnParts, system_ok: bool) -> T
     before_user = one[0]
     head = ""
     if system_ok:
-        with_sys = _cut(renderer.expected([{"role": "system", "content": _S}, {"role": "user", "content": _U1}]),
-                        _S, _U1)
+        with_sys = _system_then_user(renderer)
         if with_sys is None:
             return None
         if with_sys[0].endswith(parts.sys_pre):
@@ -93,8 +97,7 @@ def derive_parts(renderer: Renderer, system_ok: bool) -> TurnParts | None:
                       asst_pre=x1[len(user_post):], asst_post=x2[:len(x2) - len(user_pre)],
                       gen=x3[len(user_post):])
     if system_ok:
-        with_sys = _cut(renderer.expected([{"role": "system", "content": _S}, {"role": "user", "content": _U1}]),
-                        _S, _U1)
+        with_sys = _system_then_user(renderer)
         if with_sys is None:
             return None
         bos = renderer.bos_token or ""
