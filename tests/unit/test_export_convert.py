@@ -16,7 +16,6 @@ from ftwiz.core.errors import FtwizError
 
 
 def _reader(path: Path):
-    import gguf
 
     return gguf.GGUFReader(path)
 
@@ -51,7 +50,6 @@ def llama_f32(tiny_llama: Path, tmp_path_factory) -> Path:
 
 
 def test_qwen2_keys_types_and_tied_output(qwen2_f16: Path, tiny_qwen2: Path) -> None:
-    import gguf
 
     reader = _reader(qwen2_f16)
     config = json.loads((tiny_qwen2 / "config.json").read_text())
@@ -129,7 +127,6 @@ def test_permutation_pairs_rotate_half_halves() -> None:
 
 
 def test_qwen3_head_dim_and_q_norm(tiny_qwen3: Path, tmp_path: Path) -> None:
-    import gguf
     from ftwiz.core.export.convert import convert_to_gguf
 
     reader = _reader(convert_to_gguf(tiny_qwen3, tmp_path / "q3.gguf", "BF16"))
@@ -143,7 +140,6 @@ def test_qwen3_head_dim_and_q_norm(tiny_qwen3: Path, tmp_path: Path) -> None:
 
 
 def test_q8_0_quantizes_matrices_and_keeps_norms(tiny_llama: Path, tmp_path: Path) -> None:
-    import gguf
     from ftwiz.core.export.convert import convert_to_gguf
     from safetensors.numpy import load_file
 
@@ -233,215 +229,3 @@ def test_progress_reports_every_tensor(tiny_qwen2: Path, tmp_path: Path) -> None
     seen: list[tuple[int, int]] = []
     convert_to_gguf(tiny_qwen2, tmp_path / "p.gguf", "F16", progress=lambda d, t, m: seen.append((d, t)))
     assert seen[-1][0] == seen[-1][1] == len(_tensors(_reader(tmp_path / "p.gguf")))
-
-
-@pytest.mark.parametrize("use_ggml", [True, False], ids=["ggml-kernels", "numpy-table"])
-def test_bf16_to_f16_bits_match_torch_for_every_pattern(use_ggml: bool) -> None:
-    """All 65536 bfloat16 values, including zeros, subnormals, overflow, inf and NaN, convert exactly as
-    torch's own bfloat16 -> float16 cast (an independent implementation) does, on both paths."""
-    import torch
-    from ftwiz.core.export.dtypes import bf16_bits_to_f16
-
-    bits = np.arange(65536, dtype=np.uint16).reshape(256, 256)
-    expected = torch.from_numpy(bits.copy()).view(torch.bfloat16).to(torch.float16).numpy()
-    got = bf16_bits_to_f16(bits, chunk=1000, use_ggml=use_ggml)
-    nan = np.isnan(expected)
-    assert got.shape == bits.shape
-    assert np.array_equal(np.isnan(got), nan)
-    assert np.array_equal(got.view(np.uint16)[~nan], expected.view(np.uint16)[~nan])
-
-
-@pytest.mark.parametrize("use_ggml", [True, False], ids=["ggml-kernels", "numpy"])
-def test_f32_to_f16_rounds_like_numpy(use_ggml: bool) -> None:
-    """Ties to even, overflow to inf, subnormals and signed zeros: the fast kernel agrees with numpy."""
-    from ftwiz.core.export.dtypes import f32_to_f16
-
-    rng = np.random.default_rng(0)
-    values = np.concatenate([
-        rng.standard_normal(200_003).astype(np.float32) * 0.02,
-        np.array([0.0, -0.0, 65504.0, 65520.0, 1e6, -1e6, 6.1e-5, 5.96e-8, 2.98e-8, 1e-10, np.inf, -np.inf],
-                 dtype=np.float32),
-        (np.arange(1, 4096, dtype=np.float32) + 0.5) * 2.0**-10,  # exact ties at float16 spacing
-    ]).reshape(-1, 1)
-    with np.errstate(over="ignore"):
-        expected = values.astype(np.float16)
-    got = f32_to_f16(values, use_ggml=use_ggml)
-    assert got.shape == values.shape
-    assert np.array_equal(got.view(np.uint16), expected.view(np.uint16))
-
-
-def test_q8_0_from_ggml_is_bit_identical_to_gguf_numpy() -> None:
-    """The fast Q8_0 path (ggml's C quantizer) writes exactly the bytes gguf's numpy reference writes,
-    including all-zero blocks, exact .5 ties after scaling and large outliers."""
-    from ftwiz.core.export.dtypes import quantize
-
-    rng = np.random.default_rng(3)
-    rows = (rng.standard_normal((64, 256)) * 0.02).astype(np.float32)
-    rows[0, :32] = 0.0
-    rows[1, :32] = np.arange(32, dtype=np.float32) - 15.5  # many exact .5 ties once scaled by 1 ...
-    rows[1, 0] = 127.0  # ... because the block's scale is then exactly 1
-    rows[2, 5] = 300.0
-    fast = quantize(rows, gguf.GGMLQuantizationType.Q8_0)
-    slow = quantize(rows, gguf.GGMLQuantizationType.Q8_0, use_ggml=False)
-    assert fast.shape == slow.shape == (64, 256 // 32 * 34)
-    assert fast.tobytes() == slow.tobytes()
-
-
-def test_ggml_kernels_are_found_in_the_installed_llama_cpp() -> None:
-    """The bootstrap installs a llama-cpp-python whose ggml-cpu exports the casts; without them F16
-    export silently falls back to the 2x slower numpy path, so CI should notice."""
-    from ftwiz.core.export.ggml_kernels import kernels
-
-    found = kernels()
-    assert found is not None and found.quantize_chunk is not None
-
-
-def test_bf16_model_exports_like_its_float32_values(tiny_llama: Path, tmp_path: Path) -> None:
-    import gguf
-    import torch
-    from ftwiz.core.export.convert import convert_to_gguf, permute_rotate_half
-    from safetensors.torch import load_file
-    from transformers import AutoModelForCausalLM
-
-    model = tmp_path / "bf16"
-    AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.bfloat16).save_pretrained(model)
-    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json"):
-        if (tiny_llama / name).is_file():
-            (model / name).write_bytes((tiny_llama / name).read_bytes())
-    hf = load_file(str(model / "model.safetensors"))
-    for out_type, want in (("F16", torch.float16), ("F32", torch.float32), ("BF16", None)):
-        reader = _reader(convert_to_gguf(model, tmp_path / f"m-{out_type}.gguf", out_type))
-        tensors = _tensors(reader)
-        down = hf["model.layers.0.mlp.down_proj.weight"]
-        q = permute_rotate_half(hf["model.layers.0.self_attn.q_proj.weight"], 4)
-        for name, source in (("blk.0.ffn_down.weight", down), ("blk.0.attn_q.weight", q)):
-            data = np.asarray(tensors[name].data)
-            if want is None:
-                assert tensors[name].tensor_type == gguf.GGMLQuantizationType.BF16
-                assert np.array_equal(data.reshape(-1).view(np.uint16),
-                                      source.contiguous().view(torch.int16).numpy().reshape(-1).view(np.uint16))
-            else:
-                assert np.array_equal(data.reshape(source.shape), source.to(want).numpy()), (out_type, name)
-
-
-@pytest.mark.parametrize("out_type", ["F16", "Q8_0", "F32"])
-def test_pieces_and_blocks_give_the_same_file_as_whole_tensors(tiny_llama: Path, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch, out_type: str) -> None:
-    """Tensors cut into pieces of a few rows (whole heads for the permuted q/k) and converted a row at a time
-    on 3 threads produce the same bytes as one piece per tensor on one thread."""
-    import torch
-    from ftwiz.core.export import convert, gguf_data
-    from transformers import AutoModelForCausalLM
-
-    model = tmp_path / "bf16"
-    AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.bfloat16).save_pretrained(model)
-    for f in tiny_llama.iterdir():
-        if f.name.startswith(("tokenizer", "chat_template", "special_tokens", "generation")):
-            (model / f.name).write_bytes(f.read_bytes())
-    whole = tmp_path / "whole.gguf"
-    monkeypatch.setattr(gguf_data, "PIECE_BYTES", 1 << 40)
-    monkeypatch.setattr(gguf_data, "BLOCK_BYTES", 1 << 40)
-    monkeypatch.setattr(convert, "write_data", lambda *a, **k: gguf_data.write_data(*a, **k, threads=1))
-    convert.convert_to_gguf(model, whole, out_type)
-    plans = convert.plan_tensors(model, convert.model_params(model), out_type)
-    assert max(len(gguf_data.split(p, 0, piece_bytes=1000)) for p in plans) > 10  # really cut up
-    # the reference itself has q rows in llama.cpp's order (checked against the HF weights, 4 heads)
-    from ftwiz.core.export.dtypes import to_gguf_array
-    from ftwiz.core.export.tensors import NUMPY_DTYPES, read_header
-
-    q_plan = next(p for p in plans if p.name == "blk.0.attn_q.weight")
-    ref = next(r for r in read_header(model / "model.safetensors")[0] if r.name == q_plan.ref.name)
-    with open(ref.file, "rb") as handle:
-        handle.seek(ref.start)
-        bits = np.frombuffer(handle.read(ref.nbytes), dtype=NUMPY_DTYPES[ref.dtype]).reshape(ref.shape)
-    expected = np.ascontiguousarray(to_gguf_array(convert.permute_rotate_half(bits, 4), "BF16", q_plan.qtype))
-    got = np.asarray(_tensors(_reader(whole))["blk.0.attn_q.weight"].data)
-    assert got.tobytes() == expected.tobytes()
-
-    for piece_bytes in (1000, 5000):  # one head per q/k piece; two heads per piece
-        cut = tmp_path / f"cut-{piece_bytes}.gguf"
-        monkeypatch.setattr(gguf_data, "PIECE_BYTES", piece_bytes)
-        monkeypatch.setattr(gguf_data, "BLOCK_BYTES", 1)
-        monkeypatch.setattr(convert, "write_data", lambda *a, **k: gguf_data.write_data(*a, **k, threads=3))
-        convert.convert_to_gguf(model, cut, out_type)
-        assert cut.read_bytes() == whole.read_bytes(), piece_bytes
-
-
-def test_gemma3_image_text_config_saved_as_a_diff_is_completed(tmp_path: Path) -> None:
-    """google/gemma-3-4b-it's config.json (transformers 4.50) keeps only the text keys that differ from the
-    defaults: no vocab_size, head_dim or rope_theta. ftwiz fills them from transformers' Gemma3TextConfig
-    rather than guessing hidden/heads (320, not 256) or a rope base of 10000 (not 1e6)."""
-    from ftwiz.core.export.arch import model_params
-
-    (tmp_path / "config.json").write_text(json.dumps({
-        "architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3", "torch_dtype": "bfloat16",
-        "text_config": {"hidden_size": 2560, "intermediate_size": 10240, "model_type": "gemma3_text",
-                        "num_attention_heads": 8, "num_hidden_layers": 34, "num_key_value_heads": 4,
-                        "rope_scaling": {"factor": 8.0, "rope_type": "linear"}, "sliding_window": 1024}}))
-    params = model_params(tmp_path)
-    assert (params.info.gguf_arch, params.vocab_size, params.head_dim) == ("gemma3", 262208, 256)
-    assert (params.rope_theta, params.rope_theta_swa, params.context_length) == (1e6, 10000.0, 131072)
-    assert params.rope_scaling["rope_type"] == "linear" and params.rope_scaling["factor"] == 8.0
-    assert params.tied and params.sliding_window == 1024
-
-
-@pytest.mark.parametrize(("arch", "settings", "field"), [
-    ("Gemma2ForCausalLM", {"attn_logit_softcapping": None}, "attn_logit_softcapping"),
-    ("Gemma2ForCausalLM", {"final_logit_softcapping": None}, "final_logit_softcapping"),
-    ("Gemma3ForCausalLM", {"attn_logit_softcapping": 50.0}, "attn_logit_softcapping"),
-])
-def test_gemma_soft_capping_llama_cpp_cannot_honour_is_refused(tmp_path: Path, arch: str, settings: dict,
-                                                               field: str) -> None:
-    """llama.cpp always soft-caps Gemma 2 and never Gemma 3; a fine-tune that changed that would export
-    fine and answer differently (the logits move by 2-6% of their range), so it is refused up front."""
-    from ftwiz.core.export.arch import model_params
-
-    (tmp_path / "config.json").write_text(json.dumps({
-        "architectures": [arch], "hidden_size": 64, "num_attention_heads": 4, "head_dim": 16,
-        "num_hidden_layers": 2, "intermediate_size": 128, "vocab_size": 400, **settings}))
-    with pytest.raises(FtwizError, match="soft-cap") as err:
-        model_params(tmp_path)
-    assert err.value.where.field == field
-
-
-def test_missing_required_config_key_names_it(tmp_path: Path) -> None:
-    from ftwiz.core.export.arch import model_params
-
-    (tmp_path / "config.json").write_text(json.dumps({
-        "architectures": ["LlamaForCausalLM"], "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2,
-        "intermediate_size": 128}))
-    with pytest.raises(FtwizError, match="no vocab_size") as err:
-        model_params(tmp_path)
-    assert err.value.where.field == "vocab_size"
-
-
-def test_truncated_safetensors_is_a_clear_error_and_leaves_nothing(tiny_llama: Path, tmp_path: Path) -> None:
-    import shutil
-
-    from ftwiz.core.export.convert import convert_to_gguf
-
-    model = tmp_path / "cut"
-    shutil.copytree(tiny_llama, model)
-    weights = model / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:-5000])
-    with pytest.raises(FtwizError, match="truncated") as err:
-        convert_to_gguf(model, tmp_path / "m.gguf", "F16")
-    assert "fetch the file again" in err.value.fix
-    assert not list(tmp_path.glob("*m.gguf*"))
-
-
-def test_empty_tensors_are_written_as_empty(tmp_path: Path) -> None:
-    """A checkpoint may carry 0-sized tensors; they get a header entry and no data, not a crash."""
-    from ftwiz.core.export import gguf_data
-    from ftwiz.core.export.convert import TensorPlan, _nbytes
-    from ftwiz.core.export.tensors import read_header
-    from safetensors.numpy import save_file
-
-    q = gguf.GGMLQuantizationType
-    for shape in ((0, 64), (64, 0), (0,)):
-        save_file({"w": np.zeros(shape, dtype=np.float32)}, str(tmp_path / "e.safetensors"))
-        ref = read_header(tmp_path / "e.safetensors")[0][0]
-        out = tmp_path / "out.bin"
-        out.write_bytes(b"\0" * 7)
-        gguf_data.write_data(out, 32, [TensorPlan(ref, "x", shape, q.F16, _nbytes(shape, q.F16))])
-        assert out.stat().st_size == 32  # the header padded to the alignment, no data
