@@ -38,8 +38,17 @@ def content_key(conv: Conversation) -> str:
 
 
 def prompt_key(conv: Conversation) -> str:
-    prompt = [m for m in conv.messages if m["role"] != "assistant"]
+    """What the model is asked: every non-assistant turn, plus the tools it was offered (when any)."""
+    prompt: object = [m for m in conv.messages if m["role"] != "assistant"]
+    if conv.tools:
+        prompt = {"messages": prompt, "tools": conv.tools}
     return hashlib.sha256(json.dumps(prompt, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _message_text(message: dict) -> str:
+    """A turn's text for similarity; a tool-call turn (content "") is compared by its calls."""
+    calls = message.get("tool_calls")
+    return message["content"] + (" " + json.dumps(calls, ensure_ascii=False) if calls else "")
 
 
 def exact_dedup(convs: list[Conversation]) -> tuple[list[Conversation], list[Conversation]]:
@@ -66,7 +75,7 @@ def near_dedup(convs: list[Conversation], threshold: float, num_perm: int = 64) 
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
     kept, dropped = [], []
     for i, conv in enumerate(convs):
-        text = " ".join(m["content"] for m in conv.messages) + " " + (conv.chosen or "")
+        text = " ".join(_message_text(m) for m in conv.messages) + " " + (conv.chosen or "")
         mh = MinHash(num_perm=num_perm, seed=1)
         mh.update_batch([s.encode() for s in _shingles(text)])
         if lsh.query(mh):

@@ -1,25 +1,41 @@
 """Record formats: detect which one a file uses (and say why), and normalise records to messages.
 
-Supported: Alpaca (instruction/input/output, optional system and history), ShareGPT
-(conversations of from/value), OpenAI messages (role/content, tool calls), preference pairs for DPO
-(prompt/chosen/rejected, or ShareGPT-style conversations + chosen/rejected) and plain text. Column
-names can be mapped, using our names or LLaMA-Factory's (prompt/query/response/history/system/...).
+Supported: Alpaca (instruction/input/output, optional system, history and tools), ShareGPT
+(conversations of from/value, optional system and tools; function_call/observation turns as in
+LLaMA-Factory's glaive data), OpenAI messages (role/content, tool_calls, tool results, tools), preference
+pairs for DPO (prompt/chosen/rejected, or ShareGPT-style conversations + chosen/rejected) and plain text.
+Column names can be mapped, using our names or LLaMA-Factory's (prompt/query/response/history/system/
+tools/images...). Records with images, videos or audio are refused by name (text-only training).
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 from ftwiz.core.data.records import Conversation, RawRecord, RecordProblem
+from ftwiz.core.data.tool_calls import parse_tool_calls, parse_tools
 
 FORMATS = ("alpaca", "sharegpt", "openai", "dpo", "text")
 # LLaMA-Factory's column names -> ours, so a dataset_info.json "columns" block works unchanged.
 LF_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output", "messages": "conversations"}
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "system": "system", "function_call": "assistant", "observation": "tool", "tool": "tool"}
-OPENAI_ROLES = {"system", "user", "assistant", "tool", "developer"}
+# OpenAI's deprecated "function" role is a tool result; "developer" is o1's name for system.
+OPENAI_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
+                "tool": "tool", "function": "tool"}
+# LLaMA-Factory's multimodal columns: ftwiz trains text-only models, so such records are refused by name.
+MEDIA_COLUMNS = {"images": "image", "videos": "video", "audios": "audio"}
+MEDIA_PARTS = {"image", "image_url", "input_image", "video", "video_url", "audio", "input_audio", "audio_url"}
+_SHAPE_WHY = {
+    "dpo": "records have 'chosen' and 'rejected' (a preference dataset)",
+    "openai": "records have a 'messages' list of role/content",
+    "sharegpt": "records have a 'conversations' list of from/value",
+    "alpaca": "records have 'instruction' and 'output'",
+    "text": "records have only a 'text' field (continued pre-training)",
+}
 
 
 def apply_columns(data: Any, columns: Mapping[str, str] | None) -> Any:
@@ -34,29 +50,40 @@ def apply_columns(data: Any, columns: Mapping[str, str] | None) -> Any:
     return renamed
 
 
+def _shape(keys: set[str]) -> str | None:
+    if "chosen" in keys and "rejected" in keys:
+        return "dpo"
+    if "messages" in keys:
+        return "openai"
+    if "conversations" in keys:
+        return "sharegpt"
+    if "instruction" in keys and "output" in keys:
+        return "alpaca"
+    if "text" in keys:
+        return "text"
+    return None
+
+
 def detect_format(samples: list[Any]) -> tuple[str, str]:
-    """Return (format, reason) from the keys of the first records."""
+    """Return (format, reason) from the keys of the first records; the most common shape wins.
+
+    One odd record (a typo'd key, a stray object) does not decide the format for the whole file: it is
+    rejected later with its own line. Raises RecordProblem("unknown_format") naming the keys seen.
+    """
     dicts = [s for s in samples if isinstance(s, dict)]
     if not dicts:
         return "text", "no record is a JSON object; treating lines as plain text"
-    keys = set(dicts[0])
-    for other in dicts[1:5]:
-        keys &= set(other)
-    if "chosen" in keys and "rejected" in keys:
-        return "dpo", "records have 'chosen' and 'rejected' (a preference dataset)"
-    if "messages" in keys:
-        return "openai", "records have a 'messages' list of role/content"
-    if "conversations" in keys:
-        return "sharegpt", "records have a 'conversations' list of from/value"
-    if "instruction" in keys and "output" in keys:
-        return "alpaca", "records have 'instruction' and 'output'"
-    if "text" in keys:
-        return "text", "records have only a 'text' field (continued pre-training)"
-    raise RecordProblem(
-        "unknown_format",
-        f"cannot tell the format from the keys {sorted(keys)}",
-        field=None,
-    )
+    votes = Counter(_shape(set(d)) for d in dicts)
+    votes.pop(None, None)
+    if not votes:
+        seen = Counter(key for d in dicts for key in d)
+        raise RecordProblem("unknown_format", f"cannot tell the format from the keys {sorted(seen)}", field=None)
+    order = list(_SHAPE_WHY)
+    fmt = max(votes, key=lambda f: (votes[f], -order.index(f)))
+    why = _SHAPE_WHY[fmt]
+    if votes[fmt] < len(dicts):
+        why += f" ({votes[fmt]} of the first {len(dicts)} records)"
+    return fmt, why
 
 
 def _text(value: Any, field: str, *, required: bool = True) -> str:
@@ -70,15 +97,44 @@ def _text(value: Any, field: str, *, required: bool = True) -> str:
     return value
 
 
-def _alpaca(data: dict) -> Conversation:
-    messages: list[dict[str, str]] = []
+def _refuse_media(data: dict) -> None:
+    """Images/videos/audio (LLaMA-Factory's multimodal columns) cannot be trained into a text model."""
+    for key, kind in MEDIA_COLUMNS.items():
+        value = data.get(key)
+        if value not in (None, "", [], {}):
+            raise RecordProblem(f"{kind}s_not_supported",
+                                f"'{key}' holds {kind} data, but ftwiz fine-tunes text-only models: {kind} records "
+                                f"cannot be trained; remove the '{key}' column (and the <{kind}> markers) or "
+                                f"leave these records out", key)
+
+
+def _with_system(messages: list[dict[str, Any]], data: dict) -> list[dict[str, Any]]:
+    """Put a record-level ``system`` first, unless the turns start with their own system turn.
+
+    As in LLaMA-Factory, a system turn inside the conversation overrides the system column. An empty
+    system (column or turn) means "none", so the template's default applies, not an empty system block.
+    """
+    if messages and messages[0]["role"] == "system":
+        return messages if messages[0]["content"].strip() else messages[1:]
     system = _text(data.get("system"), "system", required=False)
-    if system:
-        messages.append({"role": "system", "content": system})
-    history = data.get("history") or []
+    return [{"role": "system", "content": system}, *messages] if system else messages
+
+
+def _history(value: Any) -> list:
+    if isinstance(value, str) and value.strip().startswith("["):  # a CSV cell holding JSON
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise RecordProblem("bad_history", f"'history' is not valid JSON: {exc.msg}", "history") from None
+    history = value or []
     if not isinstance(history, list):
         raise RecordProblem("bad_history", "'history' must be a list of [user, assistant] pairs", "history")
-    for turn, pair in enumerate(history):
+    return history
+
+
+def _alpaca(data: dict) -> Conversation:
+    messages: list[dict[str, Any]] = []
+    for turn, pair in enumerate(_history(data.get("history"))):
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
             raise RecordProblem("bad_history", f"history[{turn}] must be a [user, assistant] pair", f"history[{turn}]")
         messages.append({"role": "user", "content": _text(pair[0], f"history[{turn}][0]")})
@@ -90,38 +146,75 @@ def _alpaca(data: dict) -> Conversation:
     if isinstance(output, str) and not output.strip():
         raise RecordProblem("empty_assistant_turn", "'output' (the answer to learn) is empty", "output")
     messages.append({"role": "assistant", "content": _text(output, "output")})
-    return Conversation(messages)
+    return Conversation(_with_system(messages, data), tools=parse_tools(data.get("tools")))
 
 
-def _sharegpt_turns(turns: Any, field: str) -> list[dict[str, str]]:
+def _content(content: Any, field: str) -> str:
+    """Message content as text: a string, null (-> ""), or OpenAI content parts (text parts joined)."""
+    if isinstance(content, list):
+        texts = []
+        for i, part in enumerate(content):
+            kind = part.get("type", "text") if isinstance(part, dict) else None
+            if kind in MEDIA_PARTS:
+                media = next(m for m in MEDIA_COLUMNS.values() if m in kind)
+                raise RecordProblem(f"{media}s_not_supported", f"{field}[{i}] is a '{kind}' part, but ftwiz "
+                                    "fine-tunes text-only models: leave these records out or keep only their text "
+                                    "parts", f"{field}[{i}]")
+            if kind != "text" or not isinstance(part.get("text"), str):
+                raise RecordProblem("non_string_content", f"{field}[{i}] must be a text part "
+                                    '({"type": "text", "text": ...})', f"{field}[{i}]")
+            texts.append(part["text"])
+        return "".join(texts)
+    return _text(content, field, required=False)
+
+
+def _message(role: str, source: dict, content: Any, field: str, content_key: str = "content") -> dict[str, Any]:
+    """One normalised message; keeps tool calls (assistant) and tool_call_id/name (tool results)."""
+    message: dict[str, Any] = {"role": role, "content": _content(content, f"{field}.{content_key}")}
+    if role == "assistant":
+        calls = source.get("tool_calls") or source.get("function_call")  # function_call: OpenAI's older shape
+        if calls:
+            key = "tool_calls" if source.get("tool_calls") else "function_call"
+            message["tool_calls"] = parse_tool_calls(calls, f"{field}.{key}")
+    elif role == "tool":
+        for key in ("tool_call_id", "name"):
+            value = source.get(key)
+            if value is not None and not isinstance(value, str):
+                raise RecordProblem("non_string_content", f"{field}.{key} must be text", f"{field}.{key}")
+            if value:
+                message[key] = value
+    return message
+
+
+def _sharegpt_turns(turns: Any, field: str) -> list[dict[str, Any]]:
     if not isinstance(turns, list) or not turns:
         raise RecordProblem("missing_field" if turns is None else "empty_field",
                             f"'{field}' must be a non-empty list of turns", field)
     messages = []
     for i, turn in enumerate(turns):
+        where = f"{field}[{i}]"
         if not isinstance(turn, dict):
-            raise RecordProblem("not_an_object", f"{field}[{i}] must be an object with from/value", f"{field}[{i}]")
+            raise RecordProblem("not_an_object", f"{where} must be an object with from/value", where)
         role_name = turn.get("from", turn.get("role"))
         if role_name not in SHAREGPT_ROLES:
-            raise RecordProblem("unknown_role", f"{field}[{i}].from is {role_name!r}; expected one of "
-                                f"{sorted(SHAREGPT_ROLES)}", f"{field}[{i}].from")
-        content = turn.get("value", turn.get("content"))
-        messages.append({"role": SHAREGPT_ROLES[role_name], "content": _text(content, f"{field}[{i}].value",
-                                                                             required=False)})
+            raise RecordProblem("unknown_role", f"{where}.from is {role_name!r}; expected one of "
+                                f"{sorted(SHAREGPT_ROLES)}", f"{where}.from")
+        value = turn.get("value", turn.get("content"))
+        if role_name == "function_call":  # glaive: the value is the call as JSON, learned as the assistant's turn
+            messages.append({"role": "assistant", "content": "",
+                             "tool_calls": parse_tool_calls(value, f"{where}.value")})
+            continue
+        messages.append(_message(SHAREGPT_ROLES[role_name], turn, value, where,
+                                 "value" if "value" in turn else "content"))
     return messages
 
 
-def _openai_content(content: Any, field: str, message: dict) -> str:
-    if isinstance(content, list):  # content parts: keep the text ones
-        texts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type", "text") == "text"]
-        content = "".join(texts)
-    if content is None and message.get("tool_calls"):
-        return json.dumps(message["tool_calls"], ensure_ascii=False)
-    return _text(content, field, required=False)
+def _sharegpt(data: dict) -> Conversation:
+    messages = _sharegpt_turns(data.get("conversations"), "conversations")
+    return Conversation(_with_system(messages, data), tools=parse_tools(data.get("tools")))
 
 
-def _openai(data: dict) -> Conversation:
-    raw = data.get("messages")
+def _openai_messages(raw: Any) -> list[dict[str, Any]]:
     if not isinstance(raw, list) or not raw:
         raise RecordProblem("missing_field" if raw is None else "empty_field",
                             "'messages' must be a non-empty list", "messages")
@@ -131,17 +224,22 @@ def _openai(data: dict) -> Conversation:
             raise RecordProblem("not_an_object", f"messages[{i}] must be an object", f"messages[{i}]")
         role = message.get("role")
         if role not in OPENAI_ROLES:
-            raise RecordProblem("unknown_role", f"messages[{i}].role is {role!r}", f"messages[{i}].role")
-        content = _openai_content(message.get("content"), f"messages[{i}].content", message)
-        messages.append({"role": "system" if role == "developer" else role, "content": content})
-    return Conversation(messages)
+            raise RecordProblem("unknown_role", f"messages[{i}].role is {role!r}; expected one of "
+                                f"{sorted(OPENAI_ROLES)}", f"messages[{i}].role")
+        messages.append(_message(OPENAI_ROLES[role], message, message.get("content"), f"messages[{i}]"))
+    return messages
+
+
+def _openai(data: dict) -> Conversation:
+    return Conversation(_with_system(_openai_messages(data.get("messages")), data),
+                        tools=parse_tools(data.get("tools")))
 
 
 def _dpo(data: dict) -> Conversation:
     if "conversations" in data:
         prompt = _sharegpt_turns(data["conversations"], "conversations")
     elif isinstance(data.get("messages"), list):
-        prompt = _openai({"messages": data["messages"]}).messages
+        prompt = _openai_messages(data["messages"])
     else:
         prompt = [{"role": "user", "content": _text(data.get("prompt", data.get("instruction")), "prompt")}]
 
@@ -153,10 +251,12 @@ def _dpo(data: dict) -> Conversation:
             value = value[-1].get("content", value[-1].get("value"))
         return _text(value, key)
 
-    return Conversation(prompt, chosen=answer("chosen"), rejected=answer("rejected"))
+    return Conversation(_with_system(prompt, data), chosen=answer("chosen"), rejected=answer("rejected"),
+                        tools=parse_tools(data.get("tools")))
 
 
 def normalise(record: RawRecord, fmt: str) -> Conversation:
+    """One raw record -> Conversation; RecordProblem (reason, message, field) for a bad record."""
     data = record.data
     if fmt == "text":
         if isinstance(data, str):
@@ -166,10 +266,11 @@ def normalise(record: RawRecord, fmt: str) -> Conversation:
         return Conversation([{"role": "text", "content": _text(data.get("text"), "text")}])
     if not isinstance(data, dict):
         raise RecordProblem("not_an_object", f"record must be a JSON object, got {type(data).__name__}")
+    _refuse_media(data)
     if fmt == "alpaca":
         return _alpaca(data)
     if fmt == "sharegpt":
-        return Conversation(_sharegpt_turns(data.get("conversations"), "conversations"))
+        return _sharegpt(data)
     if fmt == "openai":
         return _openai(data)
     if fmt == "dpo":

@@ -7,6 +7,7 @@ FtwizError naming the file.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import glob
 import json
@@ -73,9 +74,38 @@ def read_file(path: Path, rejects: list[Reject]) -> Iterator[RawRecord]:
         yield from _read_parquet(path)
 
 
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+# csv's default cell limit is 128 KiB: a long answer would stop the whole file; 1 GiB fits any real cell.
+_CSV_FIELD_LIMIT = 1 << 30
+
+
+def encoding_error(path: Path) -> FtwizError:
+    """The file-level "not UTF-8" error, naming the byte offset and line of the first bad byte."""
+    data = path.read_bytes()
+    if data[:2] in _UTF16_BOMS:
+        return FtwizError("the file is UTF-16, not UTF-8", where=Location(file=path, line=1),
+                          fix="re-save the file as UTF-8 (in Excel: 'CSV UTF-8'; in Notepad: encoding UTF-8)")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return FtwizError(f"not valid UTF-8 at byte {exc.start}", where=Location(file=path, line=line),
+                          fix="re-save the file as UTF-8")
+    return FtwizError("not valid UTF-8", where=Location(file=path), fix="re-save the file as UTF-8")
+
+
 def _read_jsonl(path: Path, rejects: list[Reject]) -> Iterator[RawRecord]:
+    """One record per line; a line that is not UTF-8 or not JSON becomes a reject for that line only.
+
+    Lines split on "\n" only (a JSON string cannot hold a raw newline), so "\r\n" files and U+2028
+    inside strings read as written; a UTF-8 BOM on the first line is skipped.
+    """
     with open(path, "rb") as fh:
         for number, raw_line in enumerate(fh, start=1):
+            if number == 1:
+                if raw_line[:2] in _UTF16_BOMS:
+                    raise encoding_error(path)
+                raw_line = raw_line.removeprefix(codecs.BOM_UTF8)
             if not raw_line.strip():
                 continue
             index = number - 1
@@ -85,8 +115,8 @@ def _read_jsonl(path: Path, rejects: list[Reject]) -> Iterator[RawRecord]:
                 rejects.append(Reject(str(path), number, index, "invalid_utf8",
                                       f"not valid UTF-8 (byte {exc.start})", raw=raw_line.decode("utf-8", "replace")))
                 continue
-            try:
-                data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+            try:  # without the line end, an error at the end of the line says its real column
+                data = json.loads(text.rstrip("\r\n"), object_pairs_hook=_no_duplicate_keys)
             except DuplicateKeyError as exc:
                 rejects.append(Reject(str(path), number, index, "duplicate_key", str(exc), raw=text.strip()))
                 continue
@@ -99,10 +129,9 @@ def _read_jsonl(path: Path, rejects: list[Reject]) -> Iterator[RawRecord]:
 
 def _read_json(path: Path, rejects: list[Reject]) -> Iterator[RawRecord]:
     try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FtwizError(f"not valid UTF-8 at byte {exc.start}", where=Location(file=path),
-                         fix="re-save the file as UTF-8") from None
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise encoding_error(path) from None
     try:
         data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except DuplicateKeyError as exc:
@@ -123,24 +152,46 @@ def _read_json(path: Path, rejects: list[Reject]) -> Iterator[RawRecord]:
 
 
 def _read_csv(path: Path, rejects: list[Reject]) -> Iterator[RawRecord]:
+    """CSV/TSV through the csv module over the file object, so every byte of a cell is kept.
+
+    ``newline=""`` lets csv see quoted line breaks ("1. red\n2. yellow") and ``\r\n`` itself; ``""``
+    inside a quoted cell is a quote; a UTF-8 BOM is dropped. A record's line is the line it *starts* on.
+    ``strict`` turns a broken quote into an error naming its line instead of silently merging cells
+    (an unclosed quote would otherwise swallow the rest of the file into one cell).
+    """
     delimiter = "\t" if path.suffix == ".tsv" else ","
+    csv.field_size_limit(_CSV_FIELD_LIMIT)
+    end = 0  # the last line of the last complete row: a broken record starts after it
     try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise FtwizError(f"not valid UTF-8 at byte {exc.start}", where=Location(file=path),
-                         fix="re-save the file as UTF-8") from None
-    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
-    if not reader.fieldnames:
-        raise FtwizError("the CSV file has no header row", where=Location(file=path, line=1),
-                         fix="add a header naming the columns")
-    for index, row in enumerate(reader):
-        line = reader.line_num
-        if None in row:  # more cells than header columns
-            rejects.append(Reject(str(path), line, index, "bad_csv_row",
-                                  f"{len(reader.fieldnames) + len(row[None])} cells for {len(reader.fieldnames)} columns",
-                                  raw=row.get(None)))
-            continue
-        yield RawRecord(dict(row), str(path), line, index)
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh, delimiter=delimiter, strict=True)
+            header = next(reader, None)
+            if not header or not any(cell.strip() for cell in header):
+                raise FtwizError("the CSV file has no header row", where=Location(file=path, line=1),
+                                 fix="add a header naming the columns")
+            repeated = sorted({name for name in header if header.count(name) > 1})
+            if repeated:
+                raise FtwizError(f"column {repeated[0]!r} appears twice in the header", where=Location(file=path, line=1),
+                                 fix="give every column its own name")
+            end, index = reader.line_num, 0
+            for row in reader:
+                line, end = end + 1, reader.line_num
+                if not row:  # a blank line
+                    continue
+                if len(row) > len(header):
+                    rejects.append(Reject(str(path), line, index, "bad_csv_row",
+                                          f"{len(row)} cells for {len(header)} columns", raw=row))
+                else:  # missing trailing cells read as missing fields, as DictReader does
+                    cells = row + [None] * (len(header) - len(row))
+                    yield RawRecord(dict(zip(header, cells, strict=True)), str(path), line, index)
+                index += 1
+    except UnicodeDecodeError:
+        raise encoding_error(path) from None
+    except csv.Error as exc:
+        raise FtwizError(f"cannot read the {'TSV' if delimiter == chr(9) else 'CSV'} file: {exc}",
+                         where=Location(file=path, line=end + 1),
+                         fix='quote cells that hold the delimiter, quotes or line breaks ("...") and double '
+                             'the quotes inside them ("")') from None
 
 
 def _read_parquet(path: Path) -> Iterator[RawRecord]:

@@ -47,16 +47,34 @@ class RecordProblem(Exception):
 
 @dataclass
 class Conversation:
-    """The normalised form every format becomes: OpenAI-style messages (+ DPO pair when present)."""
+    """The normalised form every format becomes: OpenAI-style messages (+ DPO pair, + tools when present).
 
-    messages: list[dict[str, str]]
+    ``messages``: dicts with ``role`` (system/user/assistant/tool, or ``text`` for pre-training) and
+    ``content`` (always a str; "" only on an assistant turn that carries ``tool_calls``). They may also carry
+    ``tool_calls`` (assistant: ``[{"type": "function", "function": {"name": str, "arguments": dict}}]``, plus
+    ``"id"`` when the data has one), ``tool_call_id`` and ``name`` (tool results).
+    ``tools``: the record's tool definitions as OpenAI tool dicts (what ``apply_chat_template(tools=...)``
+    takes), or None.
+    """
+
+    messages: list[dict[str, Any]]
     chosen: str | None = None
     rejected: str | None = None
     source: RawRecord | None = field(default=None, repr=False)
+    tools: list[dict[str, Any]] | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """``{"messages": [...]}`` plus ``chosen``/``rejected`` and ``tools`` only when present."""
         data: dict[str, Any] = {"messages": self.messages}
         if self.chosen is not None:
             data["chosen"] = self.chosen
             data["rejected"] = self.rejected
+        if self.tools:
+            data["tools"] = self.tools
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], source: RawRecord | None = None) -> Conversation:
+        """The inverse of :meth:`to_json` (prepared splits, rejects and tokenizer rows read back)."""
+        return cls(list(data["messages"]), chosen=data.get("chosen"), rejected=data.get("rejected"),
+                   source=source, tools=data.get("tools") or None)

@@ -18,6 +18,10 @@ from ftwiz.core.data.records import Conversation, RawRecord, RecordProblem, Reje
 from ftwiz.core.data.validate import check_conversation, fill_placeholders
 from ftwiz.core.errors import FtwizError, Location
 
+DETECT_FROM = 20  # readable records whose keys decide the format
+DETECT_FIX = ("name the format with --format (alpaca, sharegpt, openai, dpo, text) and map your columns with "
+              "--column OURS=THEIRS, e.g. --column instruction=question (in a recipe: formatting: and columns:)")
+
 
 @dataclass
 class SourceSpec:
@@ -76,8 +80,9 @@ def _apply_tags(data: Any, tags: dict[str, str] | None) -> Any:
     for key in ("conversations", "messages"):
         if isinstance(data.get(key), list):
             data = dict(data)
-            data["conversations"] = [
-                {"from": names.get(t.get(role_key), t.get(role_key)), "value": t.get(content_key)}
+            data["conversations"] = [  # other keys (tool_calls, tool_call_id, name) travel with the turn
+                {**{k: v for k, v in t.items() if k not in (role_key, content_key)},
+                 "from": names.get(t.get(role_key), t.get(role_key)), "value": t.get(content_key)}
                 if isinstance(t, dict) else t for t in data.pop(key)]
     return data
 
@@ -87,17 +92,22 @@ def load_sources(specs: list[SourceSpec], *, variables: dict[str, str] | None = 
     for spec in specs:
         for path in expand_paths(spec.path):
             result.files.append(path)
+            unreadable = len(result.rejects)
             records: list[RawRecord] = list(read_file(path, result.rejects))
             prepared = [RawRecord(_apply_tags(apply_columns(r.data, spec.columns), spec.tags), r.file, r.line, r.index)
                         for r in records]
-            result.read += len(records)
+            # lines that could not be read (broken JSON, bad UTF-8, extra CSV cells) were read too:
+            # read = kept + rejected must add up for the user
+            result.read += len(records) + len(result.rejects) - unreadable
             fmt, why = spec.formatting, "set explicitly"
+            if not prepared:
+                result.formats[str(path)] = ("unknown", "no record could be read")
+                continue
             if fmt == "auto":
                 try:
-                    fmt, why = detect_format([r.data for r in prepared[:20]])
+                    fmt, why = detect_format([r.data for r in prepared[:DETECT_FROM]])
                 except RecordProblem as problem:
-                    raise FtwizError(problem.message, where=Location(file=path),
-                                     fix="pass --format (alpaca, sharegpt, openai, dpo, text) and --columns") from None
+                    raise FtwizError(problem.message, where=Location(file=path), fix=DETECT_FIX) from None
             result.formats[str(path)] = (fmt, why)
             for record in prepared:
                 try:

@@ -1,4 +1,8 @@
-"""Conversation-level checks after normalisation: role order, empty turns, something to learn."""
+"""Conversation-level checks after normalisation: role order, empty turns, something to learn.
+
+An assistant turn counts as something to learn when it has text or ``tool_calls`` (a tool call with
+content "" is a real answer); a ``tool`` result must follow the assistant turn that called the tool.
+"""
 
 from __future__ import annotations
 
@@ -28,9 +32,13 @@ def check_conversation(conv: Conversation, fmt: str) -> None:
     for i, role in enumerate(body, start=offset):
         if role == previous and role in ("user", "assistant"):
             raise RecordProblem("roles_out_of_order", f"two {role} turns in a row at position {i}", f"messages[{i}]")
-        if role == "assistant" and not messages[i]["content"].strip():
+        if role == "assistant" and not messages[i]["content"].strip() and not messages[i].get("tool_calls"):
             raise RecordProblem("empty_assistant_turn", f"assistant turn {i} is empty: nothing to learn",
                                 f"messages[{i}].content")
+        if role == "tool" and not (previous == "tool" or (previous == "assistant" and messages[i - 1].get("tool_calls"))):
+            # a result nobody asked for: the model would learn to answer from a tool it never called
+            raise RecordProblem("roles_out_of_order", f"tool result at position {i} does not follow an assistant "
+                                "turn with tool_calls", f"messages[{i}]")
         if role == "user" and not messages[i]["content"].strip():
             raise RecordProblem("empty_field", f"user turn {i} is empty", f"messages[{i}].content")
         previous = role

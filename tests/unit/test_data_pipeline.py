@@ -95,7 +95,10 @@ def test_sharegpt_and_openai_tool_calls_normalise(tmp_path: Path) -> None:
         {"role": "assistant", "content": None, "tool_calls": [{"type": "function", "function": {"name": "add"}}]},
         {"role": "tool", "content": "5"}, {"role": "assistant", "content": "5"}]}) + "\n", encoding="utf-8")
     sample = check_dataset(str(tools)).samples[0]["messages"]
-    assert '"add"' in sample[1]["content"] and sample[3]["content"] == "5"
+    # the call stays a call (what chat templates render with tools=), not JSON pasted into the text
+    assert sample[1] == {"role": "assistant", "content": "",
+                         "tool_calls": [{"type": "function", "function": {"name": "add", "arguments": {}}}]}
+    assert sample[3]["content"] == "5"
 
 
 def test_dataset_info_json_is_read_unchanged(tmp_path: Path) -> None:
