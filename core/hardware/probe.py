@@ -1,5 +1,8 @@
 """The one seam between ftwiz and GPU vendor APIs (NVML, torch.cuda, torch.backends.mps).
 
+Two readings go through it: the doctor's machine facts (:class:`RawProbe`) and a probe's GPU memory after a
+few training steps (:class:`GpuMemoryReading`).
+
 Everything the doctor needs from the GPU stack is read here into a :class:`RawProbe` of plain facts.
 :func:`probe_machine` reads a real machine; tests load recorded probes of real machines from JSON
 (:meth:`RawProbe.from_json`) and feed them to the same interpretation code. The product never fakes a
@@ -148,3 +151,72 @@ def probe_machine() -> RawProbe:
 
         raw.unified_memory_bytes = int(psutil.virtual_memory().total)
     return raw
+
+
+class GpuMemoryReading(BaseModel):
+    """One process's GPU memory as torch's allocator and NVML report it (bytes), read once after a probe.
+
+    NVML's per-process figure is what ``nvidia-smi`` shows for the process: the CUDA context, loaded
+    kernels, library workspaces and everything torch's caching allocator holds. Tests load recorded
+    readings (:meth:`from_json`); the product only ever reads a real device (:func:`read_gpu_memory`).
+    """
+
+    device_name: str
+    uuid: str | None = None
+    driver_version: str | None = None
+    total_bytes: int
+    torch_max_allocated_bytes: int
+    torch_max_reserved_bytes: int
+    torch_reserved_bytes: int = Field(description="Reserved at the moment NVML was read")
+    nvml_process_used_bytes: int | None = None
+    nvml_device_used_bytes: int | None = None
+    nvml_error: str | None = None
+    machine_label: str | None = Field(None, description="Recorded fixtures only: which machine this was")
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> GpuMemoryReading:
+        return cls.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def _nvml_text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def read_gpu_memory(index: int = 0) -> GpuMemoryReading:
+    """Read torch's peak counters and NVML's view of this process on CUDA device ``index``.
+
+    The NVML device is found by UUID (NVML ignores CUDA_VISIBLE_DEVICES); NVML failures are recorded,
+    not raised, because the allocator's numbers still stand without them.
+    """
+    import torch
+
+    props = torch.cuda.get_device_properties(index)
+    uuid = f"GPU-{props.uuid}" if getattr(props, "uuid", None) else None
+    reading = GpuMemoryReading(
+        device_name=props.name, uuid=uuid, total_bytes=int(props.total_memory),
+        torch_max_allocated_bytes=int(torch.cuda.max_memory_allocated(index)),
+        torch_max_reserved_bytes=int(torch.cuda.max_memory_reserved(index)),
+        torch_reserved_bytes=int(torch.cuda.memory_reserved(index)))
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception as exc:  # ROCm, or no NVML library: allocator numbers only
+        reading.nvml_error = str(exc)
+        return reading
+    try:
+        reading.driver_version = _nvml_text(pynvml.nvmlSystemGetDriverVersion())
+        handle = (pynvml.nvmlDeviceGetHandleByUUID(uuid.encode()) if uuid
+                  else pynvml.nvmlDeviceGetHandleByIndex(index))
+        reading.nvml_device_used_bytes = int(pynvml.nvmlDeviceGetMemoryInfo(handle).used)
+        pid = os.getpid()
+        for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
+            if proc.pid == pid and proc.usedGpuMemory is not None:
+                reading.nvml_process_used_bytes = int(proc.usedGpuMemory)
+        if reading.nvml_process_used_bytes is None:
+            reading.nvml_error = "NVML lists no memory for this process (a container without PID namespace access?)"
+    except Exception as exc:  # restricted NVML (some clouds/containers): keep what was read
+        reading.nvml_error = str(exc)
+    finally:
+        pynvml.nvmlShutdown()
+    return reading

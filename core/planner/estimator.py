@@ -5,7 +5,11 @@ Parts (see :func:`estimate_memory`):
 - ``weights``: the base weights by storage type: 2 bytes (bf16/fp16) or 4 (fp32) per parameter; under
   QLoRA the block linears are NF4 (0.5 byte) plus quantization constants -- one fp32 absmax per 64
   weights (0.0625 B/param), or with double quantization an 8-bit absmax per 64 plus one fp32 per 256
-  blocks (~0.0158 B/param) -- while embeddings, lm_head and norms stay 16-bit.
+  blocks (~0.0158 B/param) -- while embeddings, lm_head and norms stay 16-bit. peft's
+  ``prepare_model_for_kbit_training`` (what ftwiz and TRL call; ``kbit_upcast``) casts every non-quantized
+  parameter to fp32 (peft/utils/other.py: "cast all non INT8 parameters to fp32"): embeddings, lm_head and
+  norms then cost 4 B/param, the residual stream they feed is fp32 (4 B per checkpointed hidden value), and
+  autocast's 16-bit copy of lm_head is saved for backward (``autocast_copies``, 2 B/param).
 - ``trainable_weights``/``gradients``/``optimizer_states``: LoRA adapters live in fp32 (peft upcasts
   them): 4 B weight + 4 B grad + AdamW's two fp32 moments (8 B), or 2 B with 8-bit AdamW. Full
   fine-tuning keeps grads and (torch AdamW) moments in the weights' dtype. Paged optimizers keep their
@@ -16,8 +20,15 @@ Parts (see :func:`estimate_memory`):
   gated, 2 x 2i otherwise), LoRA inputs (2 x in per target) and, for full fine-tuning, the inputs every
   linear needs for its weight gradient. Eager attention adds heads x seq x 4 bytes per token (scores and
   softmax). With gradient checkpointing only each layer's input (2h) is kept, plus one layer recomputed.
-- ``logits``: tokens x vocabulary x (2 B bf16 logits + 4 B fp32 upcast + 4 B gradient) -- large for
-  150k-token vocabularies; chunked cross-entropy keeps one chunk of the fp32 copies at a time.
+- ``logits``: tokens x vocabulary x the loss chain's peak bytes per element -- large for 150k-token
+  vocabularies (``loss_chain``, read from the loss code of each stack):
+  ``transformers`` (>= 4.48, ``loss_utils.ForCausalLMLoss`` shifts the labels, not the logits): forward holds
+  the 16-bit logits, their fp32 upcast and the fp32 log-softmax output (2+4+4 B); backward holds the
+  log-softmax output, its incoming gradient and the input gradient (4+4+4 B): 12 B.
+  ``transformers-shift-copy`` (4.46-4.47, and remote-code models that slice ``logits[..., :-1, :]``):
+  the ``.contiguous()`` shifted copy adds 4 B in forward: 2+4+4+4 = 14 B.
+  ``simple`` (torchtune, litgpt): logits + one fp32 copy + its gradient (2+4+4 B).
+  Chunked cross-entropy keeps one chunk of the fp32 copies at a time.
 - ``temporary_buffers``: the largest transient: a dequantized weight (QLoRA) and the MLP gradient buffer.
 - torch.compile fuses the loss like chunked cross-entropy (the ``chunked_ce`` knob).
 - ``fragmentation``: the caching allocator's reserved-but-unused memory, ~15% of the transient
@@ -61,6 +72,9 @@ class TrainSetup:
     load_staging_bytes: int = 0
     # torchtune's optimizer-in-backward steps each parameter as its gradient arrives: one gradient at a time.
     optimizer_in_backward: bool = False
+    # peft's prepare_model_for_kbit_training upcasts non-quantized parameters to fp32 (QLoRA on GPU only).
+    kbit_upcast: bool = True
+    loss_chain: str = "transformers"  # transformers | transformers-shift-copy | simple (see the docstring)
 
     extra: dict = field(default_factory=dict)
 
@@ -97,6 +111,15 @@ def _activation_bytes_per_token_layer(spec: ModelSpec, s: TrainSetup) -> float:
     return norms + attention + mlp + extra
 
 
+def loss_chain_bytes(chain: str, wbytes: int) -> int:
+    """Peak bytes per logit element of the loss (see the module docstring); ``wbytes`` is the logits' dtype."""
+    upcast = 0 if wbytes == 4 else 4  # .float() of fp32 logits returns the same tensor
+    if chain == "simple":
+        return wbytes + 4 + 4
+    forward = wbytes + upcast + 4 + (4 if chain == "transformers-shift-copy" else 0)
+    return max(forward, 4 + 4 + 4)
+
+
 def estimate_memory(spec: ModelSpec, s: TrainSetup) -> dict[str, int]:
     """Every part in bytes; ``sum(parts.values())`` is the peak a user must have free."""
     on_cpu = s.device == "cpu"
@@ -106,8 +129,11 @@ def estimate_memory(spec: ModelSpec, s: TrainSetup) -> dict[str, int]:
 
     if s.method == "qlora":
         dense = spec.embedding_params + spec.lm_head_params + spec.norm_params
+        upcast = s.kbit_upcast and not on_cpu
         parts["weights"] = spec.block_linear_params * (0.5 + NF4_CONSTANTS.get(s.quant, NF4_CONSTANTS["nf4"])) \
-            + dense * wbytes
+            + dense * (4 if upcast else wbytes)
+        if upcast and wbytes == 2:  # autocast's 16-bit copy of the fp32 lm_head, saved for backward
+            parts["autocast_copies"] = (spec.lm_head_params or spec.embedding_params) * 2
     else:
         parts["weights"] = spec.total_params * wbytes
 
@@ -128,12 +154,14 @@ def estimate_memory(spec: ModelSpec, s: TrainSetup) -> dict[str, int]:
     parts["optimizer_states_paged"] = states if paged and not on_cpu else 0
 
     per_layer = _activation_bytes_per_token_layer(spec, s)
-    hidden_bytes = spec.hidden_size * wbytes
+    # Under peft's k-bit preparation the embedding output is fp32, and so is the residual stream it starts.
+    residual_fp32 = s.method == "qlora" and s.kbit_upcast and not on_cpu
+    hidden_bytes = spec.hidden_size * (4 if residual_fp32 else wbytes)
     if s.grad_ckpt:
         parts["activations"] = tokens * (spec.num_layers * hidden_bytes + per_layer)
     else:
         parts["activations"] = tokens * spec.num_layers * per_layer
-    logit_bytes = (wbytes + 4 + 4) if not s.chunked_ce else (wbytes + 1)
+    logit_bytes = (wbytes + 1) if s.chunked_ce else loss_chain_bytes(s.loss_chain, wbytes)
     parts["logits"] = tokens * spec.vocab_size * logit_bytes
 
     largest = max(a * b for a, b in spec.linear_shapes().values())
@@ -141,7 +169,8 @@ def estimate_memory(spec: ModelSpec, s: TrainSetup) -> dict[str, int]:
     if s.method == "qlora":
         temp += largest * wbytes * 2
     parts["temporary_buffers"] = temp
-    transient = sum(v for k, v in parts.items() if k not in ("cuda_context", "optimizer_states_paged", "weights"))
+    transient = sum(v for k, v in parts.items()
+                    if k not in ("cuda_context", "optimizer_states_paged", "weights", "autocast_copies"))
     parts["fragmentation"] = 0 if on_cpu else transient * FRAGMENTATION_TRANSIENT
     if s.load_staging_bytes:
         parts["load_staging"] = s.load_staging_bytes + (0 if on_cpu else CUDA_CONTEXT_BYTES)

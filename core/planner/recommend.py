@@ -204,7 +204,7 @@ def plan_recipe(recipe: Recipe, hardware: HardwareReport | None = None, *, vram_
                        f"the effective batch at {setup.micro_batch * grad_accum} (target {recipe.effective_batch_size})")
     epoch_tokens = sum(min(n, max_len) for n in dataset_lengths) if dataset_lengths else None
     seconds = seconds_per_epoch(spec, setup, epoch_tokens, budget) if epoch_tokens else None
-    return Plan(
+    plan = Plan(
         method=setup.method, device=budget.device, micro_batch=setup.micro_batch, grad_accum=grad_accum,
         gradient_checkpointing=setup.grad_ckpt, max_seq_len=max_len,
         lora_rank=None if setup.method == "full" else setup.lora_rank,
@@ -214,6 +214,14 @@ def plan_recipe(recipe: Recipe, hardware: HardwareReport | None = None, *, vram_
         estimate=MemoryEstimate(peak_bytes=peak_bytes(parts), parts=parts, budget_bytes=budget.usable_bytes),
         reasons=reasons, warnings=warnings, est_seconds_per_epoch=seconds,
     )
+    if vram_gb is not None:
+        return plan  # planned for another card: this machine's measurements do not apply
+    from ftwiz.core.planner.measured import apply_measurements, model_key
+
+    return apply_measurements(plan, model=model_key(recipe.model_name_or_path, recipe.revision), hardware=hardware,
+                              fixed_batch=recipe.per_device_train_batch_size is not None,
+                              fixed_ckpt=recipe.gradient_checkpointing is not None,
+                              effective_batch=recipe.effective_batch_size, epoch_tokens=epoch_tokens)
 
 
 def _method_reason(method: str, spec: ModelSpec, fixed: set[str], budget: Budget) -> str:
