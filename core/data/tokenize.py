@@ -6,10 +6,44 @@ import os
 from typing import Any
 
 from ftwiz.core.data.records import Conversation, Reject
+from ftwiz.core.data.render import TemplateRefused
 from ftwiz.core.data.template import render_with_spans, tokenize_with_labels, verify_masks
+from ftwiz.core.errors import FtwizError
 
 PARALLEL_FROM = 20_000  # below this, worker start-up costs more than it saves
 VERIFY_SAMPLE = 32  # records per split whose masks are decoded and checked
+
+
+def template_kwargs_of(recipe) -> dict[str, Any]:
+    """The template variables a recipe sets (``enable_thinking``; None keeps the template's default)."""
+    enable_thinking = getattr(recipe, "enable_thinking", None)
+    return {} if enable_thinking is None else {"enable_thinking": enable_thinking}
+
+
+def render_record(tokenizer, template: str, conv: dict[str, Any], recipe) -> tuple[str, list[tuple[int, int]]]:
+    """One record (``Conversation.to_json()``) -> rendered text and learned spans, as training renders it.
+
+    Raises TemplateRefused when the model's template cannot render it."""
+    return render_with_spans(tokenizer, template, _sft_messages(conv), train_on_prompt=recipe.train_on_prompt,
+                             mask_history=recipe.mask_history, tools=conv.get("tools"),
+                             template_kwargs=template_kwargs_of(recipe))
+
+
+def template_rejects(tokenizer, template: str, convs: list[Conversation], recipe) -> list[tuple[int, Reject]]:
+    """(index, reject) for each record the template cannot render (what ``data check --model`` reports)."""
+    rejects = []
+    for i, conv in enumerate(convs):
+        try:
+            render_record(tokenizer, template, conv.to_json(), recipe)
+        except TemplateRefused as refused:
+            rejects.append((i, _reject(conv, i, refused.reason, refused.message)))
+    return rejects
+
+
+def _reject(conv: Conversation, i: int, reason: str, message: str) -> Reject:
+    src = conv.source
+    return Reject(src.file if src else "?", src.line if src else None, src.index if src else i, reason, message,
+                  raw=conv.to_json())
 
 
 def _sft_messages(conv: dict[str, Any]) -> list[dict[str, str]]:
@@ -31,31 +65,48 @@ def tokenize_split(tokenizer, template: str, convs: list[Conversation], recipe) 
     ds = Dataset.from_list([{"messages_json": _json(r["conversation"]), "record": r["record"]} for r in rows])
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
-        texts, spans = [], []
+        texts, spans, errors = [], [], []
         for raw in batch["messages_json"]:
-            text, text_spans = render_with_spans(tokenizer, template, _sft_messages(_load(raw)),
-                                                 train_on_prompt=recipe.train_on_prompt,
-                                                 mask_history=recipe.mask_history)
+            try:
+                text, text_spans = render_record(tokenizer, template, _load(raw), recipe)
+                errors.append("")
+            except TemplateRefused as refused:  # rejected below with its file and line, never a traceback
+                text, text_spans = "", []
+                errors.append(f"{refused.reason}\t{refused.message}")
             texts.append(text)
             spans.append(text_spans)
         out = tokenize_with_labels(tokenizer, texts, spans)
         out["length"] = [len(ids) for ids in out["input_ids"]]
         out["learned"] = [sum(1 for t in labels if t != -100) for labels in out["labels"]]
+        out["error"] = errors
         return out
 
     num_proc = min(4, os.cpu_count() or 1) if len(ds) >= PARALLEL_FROM else None
     ds = ds.map(encode, batched=True, batch_size=512, num_proc=num_proc, desc=None)
+    rejects: list[Reject] = []
+    refused = [(i, e) for i, e in enumerate(ds["error"]) if e]
+    if refused:
+        for i, error in refused:
+            reason, _tab, message = error.partition("\t")
+            rejects.append(_reject(convs[i], i, reason, message))
+        if len(refused) == len(ds):
+            first = rejects[0]
+            raise FtwizError(f"the chat template cannot render any record: {first.file}, line {first.line}: "
+                             f"{first.message}", fix="pick a model or `template:` that supports these records")
+        bad = {i for i, _e in refused}
+        ds = ds.select([i for i in range(len(ds)) if i not in bad])
     lengths = np.asarray(ds["length"], dtype=np.int64)
     sample = ds.select(range(min(VERIFY_SAMPLE, len(ds))))
     verify_masks(tokenizer, [dict(r) for r in sample], [_sft_messages(_load(r["messages_json"])) for r in sample],
-                 mask_history=recipe.mask_history, train_on_prompt=recipe.train_on_prompt)
+                 mask_history=recipe.mask_history, train_on_prompt=recipe.train_on_prompt, template=template,
+                 template_kwargs=template_kwargs_of(recipe), where=[_where(convs[r["record"]], r["record"])
+                                                                    for r in sample])
 
     over = lengths > recipe.cutoff_len
     stats: dict[str, Any] = {"samples": int(len(ds)), "over_cutoff": int(over.sum()), "truncated": 0, "dropped": 0,
                              "length_p50": _pct(lengths, 50), "length_p90": _pct(lengths, 90),
                              "length_p99": _pct(lengths, 99), "length_max": int(lengths.max(initial=0)),
                              "lengths": lengths.tolist()}
-    rejects: list[Reject] = []
     if over.any():
         if recipe.overlength == "truncate":
             cutoff = recipe.cutoff_len
@@ -63,11 +114,10 @@ def tokenize_split(tokenizer, template: str, convs: list[Conversation], recipe) 
                         batched=True)
             stats["truncated"] = int(over.sum())
         else:
+            records = ds["record"]
             for i in np.nonzero(over)[0].tolist():
-                src = convs[i].source
-                rejects.append(Reject(src.file if src else "?", src.line if src else None, src.index if src else i,
-                                      "over_max_length", f"{int(lengths[i])} tokens > cutoff_len {recipe.cutoff_len}",
-                                      raw=convs[i].to_json()))
+                rejects.append(_reject(convs[records[i]], records[i], "over_max_length",
+                                       f"{int(lengths[i])} tokens > cutoff_len {recipe.cutoff_len}"))
             ds = ds.select(np.nonzero(~over)[0].tolist())
             stats["dropped"] = int(over.sum())
     if stats.get("truncated"):  # truncation may have cut every learned token of a sample
@@ -87,8 +137,13 @@ def tokenize_split(tokenizer, template: str, convs: list[Conversation], recipe) 
 
 
 def pack(ds, cutoff: int):
-    """Greedy packing into sequences of at most ``cutoff`` tokens. ``position_ids`` restart at each sample,
-    which attention implementations that support it (FlashAttention-2 varlen) use to keep samples apart.
+    """Greedy packing into rows of at most ``cutoff`` tokens, in record order.
+
+    ``position_ids`` restart at 0 at each sample: they are the sample boundaries. Training flattens a
+    micro-batch of rows without an attention mask (``ftwiz.core.train.packing.PackedCollator``), so
+    transformers' attention builds a block-diagonal mask from them (FlashAttention-2 uses them as varlen
+    boundaries) and no sample attends to another. Each sample's first label is -100: no sample learns to
+    predict the start of the next. ``attention_mask`` stays all ones, for readers that expect the column.
     """
     from datasets import Dataset
 
@@ -101,12 +156,16 @@ def pack(ds, cutoff: int):
             current = {k: [] for k in packed}
         current["input_ids"] += row["input_ids"]
         current["attention_mask"] += row["attention_mask"]
-        current["labels"] += row["labels"]
+        current["labels"] += [-100] + list(row["labels"][1:])
         current["position_ids"] += list(range(len(row["input_ids"])))
     if current["input_ids"]:
         for k in packed:
             packed[k].append(current[k])
     return Dataset.from_dict(packed)
+
+
+def _where(conv: Conversation, i: int) -> str:
+    return conv.source.where() if conv.source else f"record {i}"
 
 
 def _pct(values, q: int) -> int:

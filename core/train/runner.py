@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ftwiz.core.atomic import atomic_dir, write_text_atomic
+from ftwiz.core.chat_templates.record import adopt_template, write_template_files
 from ftwiz.core.errors import CancelledByUser, FtwizError
 from ftwiz.core.events import BackOff, EventBus, Failed, Finished, Message, Started, Step
 from ftwiz.core.planner.plan import Plan
@@ -52,10 +53,26 @@ class _Recorder:
 
     def __call__(self, event) -> None:
         if event.type == "step":
+            # a resumed run repeats the steps after its checkpoint: the new ones replace the old
+            while self.steps and self.steps[-1].step >= event.step:
+                self.steps.pop()
             self.steps.append(event)
             self.peak = max(self.peak, event.mem_peak_bytes or 0, event.rss_bytes or 0)
         elif event.type == "eval":
             self.evals.append(event.loss)
+
+    def preload(self, events_path: Path) -> None:
+        """A resumed run's summary covers the whole run: the steps and evals before the resume, from
+        events.jsonl (a torn last line from a kill is skipped)."""
+        from ftwiz.core.events import read_events
+
+        if not events_path.is_file():
+            return
+        try:
+            for event in read_events(events_path):
+                self(event)
+        except (ValueError, OSError):
+            return
 
 
 def is_main_process() -> bool:
@@ -147,7 +164,11 @@ def _training_arguments(recipe: Recipe, plan: Plan, run: RunDir, has_validation:
     )
 
 
-def _collator(tokenizer, plan: Plan):
+def _collator(tokenizer, plan: Plan, packing: bool = False):
+    if packing:  # padding-free rows, samples kept apart by their position_ids (see train/packing.py)
+        from ftwiz.core.train.packing import PackedCollator
+
+        return PackedCollator(tokenizer.pad_token_id)
     from transformers import DataCollatorForSeq2Seq
 
     return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100,
@@ -210,6 +231,8 @@ def train(recipe: Recipe, *, events: EventBus | None = None, run_name: str | Non
     if sink:
         bus.subscribe(sink)
     recorder = _Recorder()
+    if resuming:
+        recorder.preload(run.events)
     bus.subscribe(recorder)
     step = 0
     try:
@@ -251,7 +274,8 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
     write_status(run, "running", message="preparing data")
     model_dir = resolve_model(recipe.model_name_or_path, revision=recipe.revision)
     tokenizer = load_tokenizer(model_dir, recipe)
-    prepared = prepare_for_training(recipe, tokenizer, events=bus)
+    template = adopt_template(tokenizer, recipe, warn=lambda text: bus.emit(Message(level="warning", text=text)))
+    prepared = prepare_for_training(recipe, tokenizer, events=bus, refuse_placeholders=True)
     current = fingerprint(recipe, model_dir, prepared.dataset_hash, prepared.template_hash)
     if resuming:
         card = run.read_json(run.run_card) if run.run_card.exists() else {}
@@ -287,6 +311,7 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
         "dataset_hash": prepared.dataset_hash, "template_hash": prepared.template_hash,
         "fingerprint": current, "versions": stack_versions(), "data_stats": {
             k: v for k, v in prepared.stats.items() if k not in ("train", "validation")},
+        **template.card_fields(),  # the chat template training rendered with: export, chat and eval read it
     }
     if main:
         write_text_atomic(run.run_card, json.dumps(card, indent=2))
@@ -295,6 +320,10 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
 
     transformers.set_seed(recipe.seed)
     model = build_model(model_dir, recipe, plan)
+    if recipe.packing:
+        from ftwiz.core.train.packing import check_isolation
+
+        check_isolation(model, dtype="fp32" if plan.device == "cpu" else plan.dtype)
     trainable, total = trainable_parameters(model)
     train_ds = _model_columns(prepared.train)
     eval_ds = _model_columns(prepared.validation) if prepared.validation is not None and len(prepared.validation) else None
@@ -306,7 +335,7 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
         args = _training_arguments(recipe, plan, run, eval_ds is not None)
         trainer = transformers.Trainer(
             model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-            data_collator=_collator(tokenizer, plan), processing_class=tokenizer)
+            data_collator=_collator(tokenizer, plan, recipe.packing), processing_class=tokenizer)
         callback = EventCallback(bus, device=plan.device, micro_batch=plan.micro_batch, cancel=cancel,
                                  on_checkpoint=lambda step: write_status(run, "running", step=step))
         trainer.add_callback(callback)
@@ -352,6 +381,7 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
         with atomic_dir(output, overwrite=True) as tmp:
             trainer.model.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
+            write_template_files(tmp, template.template)
     summary = _summary(recorder, started, trainable, total, prepared.stats)
     write_status(run, "completed", step=trainer.state.global_step, output=str(output))
     bus.emit(Finished(status="completed", output_path=str(output), summary=summary))
