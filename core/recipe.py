@@ -41,7 +41,11 @@ class Recipe(BaseModel):
     dataset_dir: str | None = Field(None, description="Folder holding dataset_info.json (LLaMA-Factory)")
     formatting: DataFormat = Field("auto", description="Record format; auto-detected when 'auto'")
     columns: dict[str, str] | None = Field(None, description="Map of our field names to your column names")
-    template: str | None = Field(None, description="Named chat template when the tokenizer has none")
+    template: str | None = Field(None, description="Chat template: unset = the model's own; a LLaMA-Factory "
+                                 "name (alpaca, chatml, qwen, qwen3, llama3, mistral, gemma, phi...), Jinja "
+                                 "text, or a .jinja file path")
+    enable_thinking: bool | None = Field(None, description="Thinking templates (qwen3): true/false; null = "
+                                         "the template's default")
     system: str | None = Field(None, description="Default system prompt for records without one")
     cutoff_len: int = Field(1024, ge=16, le=1_048_576, description="Max tokens per training sample")
     overlength: Literal["drop", "truncate"] = Field("drop", description="What to do with longer samples")
@@ -95,6 +99,17 @@ class Recipe(BaseModel):
     def _one_or_many(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("template")
+    @classmethod
+    def _known_template(cls, value: str | None) -> str | None:
+        from ftwiz.core.chat_templates import TEMPLATE_NAMES
+        from ftwiz.core.chat_templates.record import template_kind
+
+        if value is not None and template_kind(value) == "named" and value not in TEMPLATE_NAMES:
+            raise ValueError(f"unknown chat template '{value}'; supported: {', '.join(TEMPLATE_NAMES)} "
+                             "(or Jinja text, or a .jinja file path)")
         return value
 
     @model_validator(mode="after")

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
         recipe = load_recipe(args.file)
         console.print(
             f"[green]ok[/green] {args.file}: {recipe.finetuning_type} on {recipe.model_name_or_path}, "
-            f"data {', '.join(recipe.dataset)}"
+            f"data {', '.join(recipe.dataset)}, chat template {_template_words(recipe.template)}"
         )
         return 0
     text = recipe_template()
@@ -36,3 +36,13 @@ def run(args: argparse.Namespace) -> int:
         tmp.write_text(text, encoding="utf-8")
     console.print(f"wrote {args.file}; edit it, then `ftwiz recipe validate {args.file}`")
     return 0
+
+
+def _template_words(value: str | None) -> str:
+    """How validate names the chat template (unknown names never get here: the recipe refuses them)."""
+    from ftwiz.core.chat_templates.record import template_kind
+
+    if value is None:
+        return "of the model"
+    kind = template_kind(value)
+    return {"named": f"'{value}'", "file": f"from {value}", "inline": "given as Jinja text"}[kind]

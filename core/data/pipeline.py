@@ -137,7 +137,7 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
         parts["train"] = mix_in(parts["train"], general.conversations, recipe.mix_ratio, recipe.seed)
         stats["mixed_in"] = len(parts["train"]) - len([c for c in parts["train"] if c in convs])
     say(Progress(stage="data", done=2, total=4, message="cleaned and split"))
-    template = chat_template_of(tokenizer, recipe.template)
+    template = chat_template_of(tokenizer, recipe.template, enable_thinking=getattr(recipe, "enable_thinking", None))
     tokenized = {}
     for name in ("train", "validation"):
         if parts[name]:

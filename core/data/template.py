@@ -10,41 +10,21 @@ by decoding the learned tokens back and finding every assistant text in them.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
+from ftwiz.core.chat_templates import NAMED_TEMPLATES as NAMED_TEMPLATES
+from ftwiz.core.chat_templates import resolve_template
+from ftwiz.core.chat_templates import template_hash as template_hash
 from ftwiz.core.errors import FtwizError
-from ftwiz.core.tiny.tokenizer import CHATML_TEMPLATE, LLAMA3_TEMPLATE
 
-ALPACA_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "{%- if message['role'] == 'system' -%}{{- message['content'] + '\\n\\n' -}}"
-    "{%- elif message['role'] == 'user' -%}{{- '### Instruction:\\n' + message['content'] + '\\n\\n' -}}"
-    "{%- elif message['role'] == 'assistant' -%}{{- '### Response:\\n' + message['content'] + eos_token + '\\n\\n' -}}"
-    "{%- endif -%}{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '### Response:\\n' -}}{%- endif -%}"
-)
-NAMED_TEMPLATES = {"chatml": CHATML_TEMPLATE, "qwen": CHATML_TEMPLATE, "llama3": LLAMA3_TEMPLATE,
-                   "alpaca": ALPACA_TEMPLATE}
+ALPACA_TEMPLATE = NAMED_TEMPLATES["alpaca"]  # LLaMA-Factory's alpaca (kept importable under its old name)
 
 
-def chat_template_of(tokenizer, name: str | None = None) -> str:
-    """The template to use: an explicit named one, else the tokenizer's own, else an error saying what to do."""
-    if name:
-        if name not in NAMED_TEMPLATES:
-            raise FtwizError(f"unknown template '{name}'", fix=f"choose one of {', '.join(sorted(NAMED_TEMPLATES))}")
-        return NAMED_TEMPLATES[name]
-    template = getattr(tokenizer, "chat_template", None)
-    if isinstance(template, dict):
-        template = template.get("default") or next(iter(template.values()))
-    if not template:
-        raise FtwizError("this tokenizer has no chat template",
-                         fix="set `template:` in the recipe (chatml, llama3 or alpaca), or pass --template")
-    return template
-
-
-def template_hash(template: str) -> str:
-    return hashlib.sha256(template.encode("utf-8")).hexdigest()[:16]
+def chat_template_of(tokenizer, name: str | None = None, *, enable_thinking: bool | None = None) -> str:
+    """The template to render with: ``name`` (a named template, Jinja text or a .jinja path), else the
+    tokenizer's own, with ``enable_thinking`` as its default; FtwizError naming the supported names when
+    there is none. The run's template of record is resolved the same way (``chat_templates.record``)."""
+    return resolve_template(tokenizer, name, enable_thinking=enable_thinking).template
 
 
 def _template_variables(tokenizer) -> dict:

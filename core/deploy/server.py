@@ -86,8 +86,12 @@ class ServerHandle:
 
 
 def server_command(gguf: Path, *, host: str, port: int, api_key: str | None, n_ctx: int,
-                   model_alias: str, n_threads: int | None = None) -> list[str]:
-    """The ``python -m llama_cpp.server`` command line (options are its pydantic settings)."""
+                   model_alias: str, n_threads: int | None = None, enable_thinking: bool | None = None) -> list[str]:
+    """The ``python -m llama_cpp.server`` command line (options are its pydantic settings).
+
+    ``enable_thinking`` (a hybrid-thinking template's flag, as the run trained with) goes to the template
+    through the server's ``chat_template_kwargs`` setting, like llama.cpp's own server option.
+    """
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", host, "--port", str(port),
            "--n_ctx", str(n_ctx), "--model_alias", model_alias,
            # the Jinja template embedded in the GGUF, never a built-in format llama-cpp-python guesses
@@ -96,6 +100,8 @@ def server_command(gguf: Path, *, host: str, port: int, api_key: str | None, n_c
         cmd += ["--api_key", api_key]
     if n_threads:
         cmd += ["--n_threads", str(n_threads)]
+    if enable_thinking is not None:
+        cmd += ["--chat_template_kwargs", json.dumps({"enable_thinking": enable_thinking})]
     return cmd
 
 
@@ -110,8 +116,11 @@ def _get_models(handle: ServerHandle, timeout: float = 2.0) -> dict[str, object]
 
 def start_server(gguf_path: str | Path, *, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None,
                  n_ctx: int = DEFAULT_N_CTX, model_alias: str | None = None, n_threads: int | None = None,
-                 startup_timeout: float = 120.0) -> ServerHandle:
-    """Start the server and return once ``/v1/models`` lists the model; FtwizError with the log otherwise."""
+                 startup_timeout: float = 120.0, enable_thinking: bool | None = None) -> ServerHandle:
+    """Start the server and return once ``/v1/models`` lists the model; FtwizError with the log otherwise.
+
+    ``enable_thinking`` defaults to what the GGUF's run trained with (None: the template's own default).
+    """
     gguf = Path(gguf_path).expanduser().resolve()
     if not gguf.is_file():
         raise FtwizError(f"GGUF file not found: {gguf}", where=str(gguf),
@@ -125,8 +134,9 @@ def start_server(gguf_path: str | Path, *, host: str = "127.0.0.1", port: int = 
     alias = model_alias or gguf.stem
     log_dir = Path(tempfile.mkdtemp(prefix="ftwiz-serve-"))
     log_path = log_dir / "server.log"
+    thinking = enable_thinking if enable_thinking is not None else _run_thinking(gguf)
     cmd = server_command(gguf, host=host, port=chosen_port, api_key=api_key, n_ctx=n_ctx, model_alias=alias,
-                         n_threads=n_threads)
+                         n_threads=n_threads, enable_thinking=thinking)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with log_path.open("wb") as log:
         process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
@@ -163,7 +173,18 @@ def llama_server_command(handle_or_gguf: ServerHandle | str | Path, *, host: str
         parts += ["--alias", _shell(alias)]
     if api_key:
         parts += ["--api-key", _shell(api_key)]
+    thinking = _run_thinking(gguf)
+    if thinking is not None:  # the GGUF's template defaults to it already; said explicitly for the reader
+        parts += ["--chat-template-kwargs", _shell(json.dumps({"enable_thinking": thinking}))]
     return " ".join(parts)
+
+
+def _run_thinking(gguf: Path) -> bool | None:
+    """The ``enable_thinking`` the run of this GGUF trained with (None: not set, or not a run's GGUF)."""
+    from ftwiz.core.chat_templates import record_of_model_dir
+
+    record = record_of_model_dir(gguf.parent)
+    return record.enable_thinking if record is not None else None
 
 
 def _shell(text: str) -> str:

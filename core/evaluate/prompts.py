@@ -1,8 +1,9 @@
 """Render chat messages to the exact text a model was trained on, for HF tokenizers and GGUF files alike.
 
-A run's own tokenizer (and the recipe's ``template:``) is the source of truth; a GGUF evaluated on its
-own carries the template in its ``tokenizer.chat_template`` key and is rendered with Jinja the way
-transformers renders it (sandboxed, ``trim_blocks``/``lstrip_blocks``), so both engines see one prompt text.
+A run's template of record (the run card's ``chat_template``, what training rendered with) is the source
+of truth; a GGUF evaluated on its own carries the template in its ``tokenizer.chat_template`` key. Both
+are rendered by ``chat_templates.render_chat`` (transformers' own compiled Jinja), so every engine sees
+the prompt text training saw.
 """
 
 from __future__ import annotations
@@ -10,48 +11,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ftwiz.core.data.template import chat_template_of, template_hash
+from ftwiz.core.chat_templates import render_chat, resolve_template, special_tokens_of, template_hash
 from ftwiz.core.errors import FtwizError, Location
 
 
 @dataclass(frozen=True)
 class Renderer:
-    """A chat template plus the special tokens it refers to."""
+    """A chat template plus the special tokens it refers to, rendered by the one renderer training uses."""
 
     template: str
     bos_token: str | None = None
     eos_token: str | None = None
-    tokenizer: Any = None  # when set, transformers renders (exactly what training did)
+    tokenizer: Any = None  # when set, its special-token map is what the template reads (as in training)
+    enable_thinking: bool | None = None  # the run's setting; None = the template's default
 
     @property
     def hash(self) -> str:
         return template_hash(self.template)
 
     def render(self, messages: list[dict[str, str]], *, generation_prompt: bool) -> str:
-        if self.tokenizer is not None:
-            return self.tokenizer.apply_chat_template(messages, chat_template=self.template, tokenize=False,
-                                                      add_generation_prompt=generation_prompt)
-        from jinja2.ext import loopcontrols
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
-
-        def raise_exception(message: str) -> None:
-            raise FtwizError(f"the chat template refused the messages: {message}",
-                             fix="check the roles in the data (system/user/assistant, alternating)")
-
-        env.globals["raise_exception"] = raise_exception
-        return env.from_string(self.template).render(
-            messages=messages, add_generation_prompt=generation_prompt,
-            bos_token=self.bos_token or "", eos_token=self.eos_token or "",
-        )
+        tokens = special_tokens_of(self.tokenizer) if self.tokenizer is not None else None
+        return render_chat(self.template, messages, add_generation_prompt=generation_prompt, special_tokens=tokens,
+                           bos_token=None if tokens else self.bos_token, eos_token=None if tokens else self.eos_token,
+                           enable_thinking=self.enable_thinking)
 
 
-def renderer_for_tokenizer(tokenizer: Any, template_name: str | None = None) -> Renderer:
-    """The template training used: the recipe's named template, else the tokenizer's own."""
-    return Renderer(template=chat_template_of(tokenizer, template_name),
-                    bos_token=getattr(tokenizer, "bos_token", None), eos_token=getattr(tokenizer, "eos_token", None),
-                    tokenizer=tokenizer)
+def renderer_for_tokenizer(tokenizer: Any, template_name: str | None = None, *, template: str | None = None,
+                           enable_thinking: bool | None = None) -> Renderer:
+    """The template training used: ``template`` (the run's template of record) when given, else the
+    recipe's ``template:`` value resolved as training resolves it, else the tokenizer's own."""
+    text = template or resolve_template(tokenizer, template_name, enable_thinking=enable_thinking).template
+    return Renderer(template=text, bos_token=getattr(tokenizer, "bos_token", None),
+                    eos_token=getattr(tokenizer, "eos_token", None), tokenizer=tokenizer,
+                    enable_thinking=enable_thinking)
 
 
 def renderer_for_gguf(llm: Any, path: str) -> Renderer:

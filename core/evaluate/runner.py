@@ -128,7 +128,8 @@ def _load_contenders(target: Target, gguf: Path | None, *, n_ctx: int) -> tuple[
         warnings.append("the adapter was trained on a 4-bit base and is evaluated on the 16/32-bit base, as "
                         "merge and export use it; expect small differences from training-time numbers")
     tokenizer = load_tokenizer(target.tokenizer_dir) if target.tokenizer_dir else None
-    renderer = renderer_for_tokenizer(tokenizer, target.template_name) if tokenizer is not None else None
+    template = {"template": target.chat_template, "enable_thinking": target.enable_thinking}
+    renderer = renderer_for_tokenizer(tokenizer, target.template_name, **template) if tokenizer is not None else None
     contenders: list[Contender] = []
     tuned, base = target.tuned, target.base
 
@@ -158,7 +159,7 @@ def _load_contenders(target: Target, gguf: Path | None, *, n_ctx: int) -> tuple[
             contenders.append(Contender("base", base, shared_base, renderer))
         else:
             base_tok = load_tokenizer(base.path)
-            base_renderer = renderer_for_tokenizer(base_tok, target.template_name)
+            base_renderer = renderer_for_tokenizer(base_tok, target.template_name, **template)
             engine = hf_engine(load_hf_model(base.path), base_tok, base.path, base.path)
             contenders.append(Contender("base", base, engine, base_renderer))
     contenders.append(Contender("tuned", tuned, tuned_engine, renderer))

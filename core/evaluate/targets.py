@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ftwiz.core.chat_templates import TemplateOfRecord
 from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.models import resolve_model
 from ftwiz.core.rundir import RunDir
@@ -39,6 +40,8 @@ class Target:
     run: RunDir | None
     tokenizer_dir: Path | None  # the HF tokenizer the tuned model was trained with
     template_name: str | None = None
+    chat_template: str | None = None  # the run's template of record (run card), when the run recorded one
+    enable_thinking: bool | None = None
     system: str | None = None
     cutoff_len: int = 1024
     method: str | None = None  # the run's finetuning method (lora, qlora, full), when known
@@ -95,8 +98,11 @@ def _run_models(run: RunDir) -> tuple[ModelSpec, Path, dict]:
         raise FtwizError(f"run '{run.name}' has no trained model yet (no adapter/, model/ or merged/)",
                          where=Location(file=run.root),
                          fix=f"finish training first (`ftwiz train {run.recipe}`), or check the run's events.jsonl")
+    record = TemplateOfRecord.from_card(card)
     info = {"template_name": recipe.template, "system": recipe.system, "cutoff_len": recipe.cutoff_len,
-            "method": str(card.get("method") or recipe.finetuning_type)}
+            "method": str(card.get("method") or recipe.finetuning_type),
+            "chat_template": record.template if record else None,
+            "enable_thinking": record.enable_thinking if record else getattr(recipe, "enable_thinking", None)}
     return tuned, base_path, info
 
 

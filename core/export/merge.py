@@ -157,7 +157,18 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, *, base_dir: str
             index = {"metadata": {"total_size": total_size}, "weight_map": weight_map}
             (tmp / INDEX_NAME).write_text(json.dumps(index, indent=2), encoding="utf-8")
         _copy_side_files(base, adapter_dir, tmp, untie)
+        _write_training_template(adapter_dir, tmp)
     return out_dir
+
+
+def _write_training_template(adapter_dir: Path, out: Path) -> None:
+    """The merged tokenizer carries the chat template training rendered with (the run card's record),
+    even when the adapter folder was saved without it or the base carries another one."""
+    from ftwiz.core.chat_templates import record_of_model_dir, write_template_files
+
+    record = record_of_model_dir(adapter_dir)
+    if record is not None:
+        write_template_files(out, record.template)
 
 
 def _merged_tensor(ref: TensorRef, handle, adapter: Adapter, targets: dict[str, str], fan_in_fan_out: bool):

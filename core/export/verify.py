@@ -8,7 +8,10 @@ llama-cpp-python and compared with transformers on sample prompts:
 - logits: F32/F16/BF16 max |diff| relative to the logit range <= 1e-3 (2e-2 for BF16's 8-bit mantissa;
   2e-3 for GELU models such as Gemma, whose GELU llama.cpp's CPU backend reads from a float16 table, so
   even an F32 file differs by ~3e-4); Q8_0 cosine similarity >= 0.99; K-quants' cosine is reported;
-- chat template: the GGUF's embedded template renders a conversation exactly like the HF tokenizer;
+- chat template: the GGUF's embedded template is the run's training template (its template of record)
+  and renders a conversation exactly like training did; for thinking templates, a conversation with
+  earlier ``<think>`` turns renders the same when served (no kwargs) as in training (the run's
+  ``enable_thinking``);
 - eos: the model's end-of-turn tokens are end-of-generation tokens for llama.cpp, and generation stops on one.
 """
 
@@ -32,6 +35,13 @@ SAMPLE_CHAT = [
     {"role": "assistant", "content": "Red, green and blue."},
     {"role": "user", "content": "And two more?"},
 ]
+# Earlier turns with thoughts: thinking templates drop or keep them, and serving must do as training did.
+THINKING_CHAT = [
+    {"role": "user", "content": "What is 2 + 3?"},
+    {"role": "assistant", "content": "<think>\nTwo plus three is five.\n</think>\n\n5"},
+    {"role": "user", "content": "And times 4?"},
+]
+THINKING_ANSWER = {"role": "assistant", "content": "<think>\nFive times four.\n</think>\n\n20"}
 # Relative-to-range tolerance on logits per GGUF type (see module docstring).
 RELATIVE_TOLERANCE = {"F32": 1e-3, "F16": 1e-3, "BF16": 2e-2}
 GELU_TOLERANCE = 2e-3  # F32/F16 for architectures whose MLP uses GELU (ggml evaluates it from an F16 table)
@@ -138,24 +148,77 @@ def _compare_logits(hf_logits, gguf_logits, quant: str, architecture: str | None
     return Check(name="logits", passed=None, value=min_cos, detail=detail + " (reported for this quantization)")
 
 
-def _chat_check(llm, tokenizer) -> tuple[Check, str | None]:
+def _gguf_render(template: str, tokenizer, messages: list[dict[str, str]], **kwargs) -> str:
+    """What llama-cpp-python's chat handler sends for ``messages`` (the GGUF's template, no kwargs)."""
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+    formatter = Jinja2ChatFormatter(template=template, eos_token=tokenizer.eos_token or "",
+                                    bos_token=tokenizer.bos_token or "", add_generation_prompt=True)
+    return formatter(messages=messages, **kwargs).prompt
+
+
+def _chat_check(llm, tokenizer, training=None) -> tuple[Check, str | None]:
+    """The GGUF's template is the training template (``training``: the run's TemplateOfRecord, else the
+    HF tokenizer's own) and renders a conversation identically."""
+    from ftwiz.core.chat_templates import own_template, render_chat, special_tokens_of, template_hash
+
     template = llm.metadata.get("tokenizer.chat_template")
-    if not getattr(tokenizer, "chat_template", None):
+    reference = training.template if training is not None else own_template(tokenizer)
+    if not reference:
         return Check(name="chat_template", passed=None, detail="the HF tokenizer has no chat template"), None
     if not template:
         return Check(name="chat_template", passed=False,
                      detail="the GGUF has no tokenizer.chat_template: chat apps will use a wrong format"), None
-    expected = tokenizer.apply_chat_template(SAMPLE_CHAT, tokenize=False, add_generation_prompt=True)
-    formatter = Jinja2ChatFormatter(template=template, eos_token=tokenizer.eos_token or "",
-                                    bos_token=tokenizer.bos_token or "", add_generation_prompt=True)
-    rendered = formatter(messages=SAMPLE_CHAT).prompt
+    if training is not None and template != training.template:
+        what = f"'{training.name}'" if training.name else f"the {training.source} template"
+        return Check(name="chat_template", passed=False,
+                     detail=f"the GGUF carries a different chat template (hash {template_hash(template)}) than "
+                            f"training used ({what}, hash {training.hash}): chat, Ollama and llama.cpp would "
+                            "prompt the model in a format it was not trained on; export the run again"), None
+    chat = SAMPLE_CHAT
+    try:
+        expected = render_chat(reference, chat, add_generation_prompt=True, special_tokens=special_tokens_of(tokenizer))
+    except Exception:  # noqa: BLE001 - a template without a system role (Gemma) raises for the system turn
+        chat = SAMPLE_CHAT[1:]
+        expected = render_chat(reference, chat, add_generation_prompt=True, special_tokens=special_tokens_of(tokenizer))
+    rendered = _gguf_render(template, tokenizer, chat)
     if rendered != expected:
         return Check(name="chat_template", passed=False,
-                     detail=f"renders differently: GGUF {rendered[:80]!r}... vs HF {expected[:80]!r}..."), expected
-    return Check(name="chat_template", passed=True, detail=f"renders a 4-turn chat identically ({len(rendered)} "
-                 "chars)"), expected
+                     detail=f"renders differently: GGUF {rendered[:80]!r}... vs training {expected[:80]!r}..."), expected
+    source = f" ('{training.name}', as trained)" if training is not None and training.name else \
+        " (the training template)" if training is not None else ""
+    return Check(name="chat_template", passed=True, detail=f"renders a {len(chat)}-turn chat identically{source} "
+                 f"({len(rendered)} chars)"), expected
+
+
+def _thinking_check(llm, tokenizer, training) -> Check | None:
+    """A conversation with earlier ``<think>`` turns renders the same at serving time (the GGUF's template
+    as llama.cpp front ends call it, without kwargs) as in training (the run's ``enable_thinking``)."""
+    from ftwiz.core.chat_templates import own_template, render_chat, special_tokens_of
+
+    reference = training.template if training is not None else own_template(tokenizer)
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not reference or not template or ("<think>" not in reference and "enable_thinking" not in reference):
+        return None
+    thinking = training.enable_thinking if training is not None else None
+    mismatches = []
+    for generation in (True, False):
+        chat = THINKING_CHAT if generation else THINKING_CHAT + [THINKING_ANSWER]
+        trained = render_chat(reference, chat, add_generation_prompt=generation,
+                              special_tokens=special_tokens_of(tokenizer), enable_thinking=thinking)
+        served = _gguf_render(template, tokenizer, chat) if generation else render_chat(
+            template, chat, add_generation_prompt=False, special_tokens=special_tokens_of(tokenizer))
+        if served != trained:
+            cut = next((i for i, (a, b) in enumerate(zip(trained, served, strict=False)) if a != b),
+                       min(len(trained), len(served)))
+            mismatches.append(f"at char {cut}: training {trained[max(0, cut - 20):cut + 30]!r} vs serving "
+                              f"{served[max(0, cut - 20):cut + 30]!r}")
+    setting = {None: "the template's default", True: "enable_thinking true", False: "enable_thinking false"}[thinking]
+    if mismatches:
+        return Check(name="thinking", passed=False, detail="earlier <think> turns render differently when served: "
+                     + "; ".join(mismatches) + " (export the run again so the GGUF carries its template)")
+    return Check(name="thinking", passed=True, detail=f"a chat with earlier <think> turns renders as in training "
+                 f"({setting})")
 
 
 def _end_ids(hf_model_dir: Path, tokenizer) -> list[int]:
@@ -195,13 +258,20 @@ def _eos_check(llm, hf_model_dir: Path, tokenizer, prompt_ids: list[int]) -> Che
     return Check(name="eos", passed=True, detail=f"{names} end generation; a forced end token stopped it")
 
 
-def verify_gguf(gguf_path: str | Path, hf_model_dir: str | Path, *, prompts: list[str] | None = None) -> VerifyReport:
-    """Compare ``gguf_path`` (llama-cpp-python) against ``hf_model_dir`` (transformers) on CPU."""
+def verify_gguf(gguf_path: str | Path, hf_model_dir: str | Path, *, prompts: list[str] | None = None,
+                training=None) -> VerifyReport:
+    """Compare ``gguf_path`` (llama-cpp-python) against ``hf_model_dir`` (transformers) on CPU.
+
+    ``training`` is the run's chat template of record (``chat_templates.TemplateOfRecord``); by default
+    it is read from the run ``hf_model_dir`` belongs to, and the GGUF's template must be exactly it.
+    """
     import numpy as np
     import torch
     import transformers
+    from ftwiz.core.chat_templates import record_of_model_dir
 
     gguf_path, hf_model_dir = Path(gguf_path), Path(hf_model_dir)
+    training = training if training is not None else record_of_model_dir(hf_model_dir)
     quant = gguf_quant(gguf_path)
     report = VerifyReport(gguf_path=str(gguf_path), hf_model_dir=str(hf_model_dir), quant=quant)
     tokenizer = transformers.AutoTokenizer.from_pretrained(hf_model_dir)
@@ -210,7 +280,7 @@ def verify_gguf(gguf_path: str | Path, hf_model_dir: str | Path, *, prompts: lis
     texts = list(prompts or DEFAULT_PROMPTS)
     llm = _load_llama(gguf_path, n_ctx=256)
     try:
-        chat_check, chat_text = _chat_check(llm, tokenizer)
+        chat_check, chat_text = _chat_check(llm, tokenizer, training)
         if chat_text:
             texts.append(chat_text)
         mismatches = []
@@ -236,6 +306,9 @@ def verify_gguf(gguf_path: str | Path, hf_model_dir: str | Path, *, prompts: lis
         architecture = llm.metadata.get("general.architecture")
         report.checks.append(_compare_logits(np.concatenate(hf_all), np.concatenate(gg_all), quant, architecture))
         report.checks.append(chat_check)
+        thinking = _thinking_check(llm, tokenizer, training)
+        if thinking is not None:
+            report.checks.append(thinking)
         report.checks.append(_eos_check(llm, hf_model_dir, tokenizer, pairs[0][:128]))  # a plain prompt: one BOS
     finally:
         llm.close()  # free the C model now, not at interpreter exit (where llama.cpp may already be unloaded)

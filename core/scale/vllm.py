@@ -182,6 +182,15 @@ or raise `--gpu-memory-utilization` on a GPU nothing else uses. To listen on the
 """
 
 
+def _carry_training_template(source: ServeSource, model_dir: Path) -> None:
+    """vLLM applies the folder's chat template: make it the run's training template (its template of record)."""
+    from ftwiz.core.chat_templates import record_of_model_dir, write_template_files
+
+    record = record_of_model_dir(source.adapter_dir or source.model_dir)
+    if record is not None:
+        write_template_files(model_dir, record.template)
+
+
 def export_for_vllm(run_or_model: str | Path, out_dir: str | Path, *, overwrite: bool = False) -> Path:
     """A folder vLLM serves as is: the run merged into 16-bit weights, plus vllm-serve.sh and README.md."""
     from ftwiz.core.atomic import atomic_dir
@@ -195,6 +204,7 @@ def export_for_vllm(run_or_model: str | Path, out_dir: str | Path, *, overwrite:
             merge_adapter(source.adapter_dir, model_dir, base_dir=source.model_dir)
         else:
             shutil.copytree(source.model_dir, model_dir)
+        _carry_training_template(source, model_dir)
         for item in model_dir.iterdir():
             os.replace(item, tmp / item.name)
         model_dir.rmdir()
