@@ -1,6 +1,6 @@
 """``ftwiz register GGUF|RUN [--name NAME]``: register with Ollama, then prove it answers and stops.
 
-Given a run, the newest GGUF in its export/ is used, and the recipe supplies the name
+Given a run, its newest fine-tuned GGUF in export/ is used (never the base copy made for comparisons), and the recipe supplies the name
 (``ollama_name``), the SYSTEM prompt and ``num_ctx`` (its ``cutoff_len``). ``--modelfile PATH`` only
 writes the checked Modelfile, for ``ollama create NAME -f PATH`` on another machine.
 """
@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+EPILOG = """examples:
+  ftwiz register my-run                              name, system prompt and context from the recipe
+  ftwiz register my-run --name my-bot --force
+  ftwiz register my-run --modelfile Modelfile        only write the Modelfile (no Ollama needed)
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,8 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def _defaults(args: argparse.Namespace) -> tuple[Path, str, str | None, int | None]:
-    """(gguf, name, system, num_ctx) from the arguments, filled in from the run's recipe when given a run."""
+def _defaults(args: argparse.Namespace) -> tuple[Path, str, str | None, int | None, bool | None]:
+    """(gguf, name, system, num_ctx, enable_thinking) from the arguments, filled in from the run's recipe
+    when given a run."""
     from ftwiz.core.deploy.chat import resolve_chat_model
     from ftwiz.core.errors import FtwizError
     from ftwiz.core.paths import safe_name
@@ -37,27 +44,32 @@ def _defaults(args: argparse.Namespace) -> tuple[Path, str, str | None, int | No
                          fix="give the .gguf path written by `ftwiz export`, or the run name")
     gguf = Path(ref.target)
     name, system, num_ctx = args.name, args.system, args.num_ctx
-    run_root = gguf.parent.parent
-    if gguf.parent.name == "export" and (run_root / "recipe.yaml").is_file():
+    thinking: bool | None = None
+    from ftwiz.core.rundir import RunDir, export_role
+
+    run = RunDir.of_file(gguf)
+    if run is not None and export_role(gguf) == "fine-tuned":  # a base copy is not the run's model
         from ftwiz.core.recipe import load_recipe
 
-        recipe = load_recipe(run_root / "recipe.yaml")
+        recipe = load_recipe(run.recipe)
         name = name or recipe.ollama_name
         system = system if system is not None else recipe.system
         num_ctx = num_ctx or recipe.cutoff_len
+        thinking = getattr(recipe, "enable_thinking", None)  # hybrid-thinking templates: as trained
     name = name or safe_name(gguf.stem).lower()
-    return gguf, name, system, num_ctx
+    return gguf, name, system, num_ctx, thinking
 
 
 def run(args: argparse.Namespace) -> int:
     from ftwiz.core.atomic import write_text_atomic
     from ftwiz.core.cli.console import console, print_json
 
-    gguf, name, system, num_ctx = _defaults(args)
+    gguf, name, system, num_ctx, thinking = _defaults(args)
     if args.modelfile:
         from ftwiz.core.deploy.modelfile import build_modelfile
 
-        text = build_modelfile(gguf, system=system, num_ctx=num_ctx, adapter=args.adapter, license=args.license)
+        text = build_modelfile(gguf, system=system, num_ctx=num_ctx, adapter=args.adapter, license=args.license,
+                               enable_thinking=thinking)
         write_text_atomic(args.modelfile, text, overwrite=args.force)
         console.print(f"wrote {args.modelfile}\n  next: [bold]ollama create {name} -f {args.modelfile}[/bold]")
         return 0
@@ -71,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = register(gguf, name, system=system, num_ctx=num_ctx, host=args.host,
                       smoke_test=not args.no_smoke_test, adapter=args.adapter, license=args.license,
-                      overwrite=args.force, on_status=status)
+                      overwrite=args.force, on_status=status, enable_thinking=thinking)
     record_ollama(gguf, result.name, result.host)
     if args.json:
         print_json({"name": result.name, "host": result.host, "digest": result.digest, "family": result.family,

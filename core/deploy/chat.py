@@ -46,6 +46,14 @@ class ModelRef:
     source: str        # what the user typed (a run name shows up here)
     run_dir: str | None = None  # the run the GGUF came from, when MODEL named a run
 
+    def run_enable_thinking(self) -> bool | None:
+        """The recipe's ``enable_thinking`` (None: not set, or MODEL is not a run): chat renders as trained."""
+        if not self.run_dir:
+            return None
+        from ftwiz.core.recipe import load_recipe
+
+        return getattr(load_recipe(Path(self.run_dir) / "recipe.yaml"), "enable_thinking", None)
+
     def run_system_prompt(self) -> str | None:
         """The recipe's system prompt: training used it for records without one, so chat should too."""
         if not self.run_dir:
@@ -56,7 +64,7 @@ class ModelRef:
 
 
 def resolve_chat_model(model: str | Path) -> ModelRef:
-    """A GGUF path, a run (its newest export/*.gguf) or an Ollama model name."""
+    """A GGUF path, a run (its newest fine-tuned export, see RunDir.latest_gguf) or an Ollama model name."""
     text = str(model)
     path = Path(text).expanduser()
     if path.is_file():
@@ -66,11 +74,10 @@ def resolve_chat_model(model: str | Path) -> ModelRef:
         return ModelRef("gguf", str(path.resolve()), text)
     run_root = path if (path / "recipe.yaml").is_file() else runs_dir() / text
     if (run_root / "recipe.yaml").is_file():
-        ggufs = sorted((run_root / "export").glob("*.gguf"), key=lambda p: p.stat().st_mtime)
-        if not ggufs:
-            raise FtwizError(f"run '{run_root.name}' has no exported GGUF yet", where=str(run_root / "export"),
-                             fix=f"run `ftwiz export {run_root.name}` first")
-        return ModelRef("gguf", str(ggufs[-1].resolve()), text, run_dir=str(run_root.resolve()))
+        from ftwiz.core.rundir import RunDir
+
+        run = RunDir(run_root.resolve())  # its own fine-tuned export, never the base copy made for comparing
+        return ModelRef("gguf", str(run.require_gguf()), text, run_dir=str(run.root))
     if path.suffix.lower() == ".gguf" or "/" in text and (text.startswith((".", "/", "~")) or path.parent.exists()):
         raise FtwizError(f"GGUF file not found: {path}", where=str(path),
                          fix="check the path; `ftwiz models list` shows what ftwiz exported")
@@ -86,18 +93,15 @@ def chat_formatter(info: GGUFInfo) -> tuple[Any, list[str]]:
     Stops on every end-of-turn control token of the template (as the Modelfile does), not only EOS:
     a ChatML model that ends a turn with ``<|endoftext|>`` instead of ``<|im_end|>`` still stops.
     """
-    from ftwiz.core.deploy.templates import ollama_template
+    from ftwiz.core.deploy.stops import template_end_strings
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     if not info.chat_template:
         raise FtwizError("the GGUF has no embedded chat template, so its turns cannot be formatted as in training",
                          where=str(info.path), fix="export again from a tokenizer with a chat_template")
-    try:  # the same end-of-turn analysis as the Modelfile; EOS alone when the template is exotic
-        candidates = ollama_template(info.chat_template, bos_token=info.bos_token, eos_token=info.eos_token,
-                                     runtime_adds_bos=info.add_bos).stop_candidates
-    except FtwizError:
-        candidates = (info.eos_token,) if info.eos_token else ()
-    stops = [t for t in candidates if t and info.is_control(t)]
+    # the template's end-of-turn markers and every end token the GGUF names (eos, eot), as in the Modelfile
+    candidates = template_end_strings(info.chat_template, bos_token=info.bos_token, eos_token=info.eos_token)
+    stops = [t for t in dict.fromkeys([*candidates, *info.end_tokens]) if t and info.is_control(t)]
     formatter = Jinja2ChatFormatter(template=info.chat_template, eos_token=info.eos_token or "",
                                     bos_token=info.bos_token or "",
                                     stop_token_ids=[info.tokens.index(t) for t in stops] or None)
@@ -108,7 +112,7 @@ class LlamaCppBackend:
     """A GGUF loaded in-process with llama-cpp-python, chatting through its embedded Jinja template."""
 
     def __init__(self, gguf: Path, *, n_ctx: int | None = None, n_threads: int | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, enable_thinking: bool | None = None) -> None:
         from ftwiz.core import llama_logs
         from ftwiz.core.deploy.gguf_info import read_gguf_info
         from llama_cpp import Llama
@@ -118,8 +122,15 @@ class LlamaCppBackend:
         info = read_gguf_info(gguf)
         formatter, stop_texts = chat_formatter(info)
         ctx = n_ctx or min(info.context_length or 2048, 4096)
+        handler = formatter.to_chat_handler()
+        if enable_thinking is not None:  # a hybrid-thinking template's flag, as the run trained with
+            base_handler = handler
+
+            def handler(*args: Any, **kw: Any) -> Any:
+                return base_handler(*args, **{**kw, "enable_thinking": enable_thinking})
+
         kwargs: dict[str, Any] = {"model_path": str(info.path), "n_ctx": ctx, "verbose": False,
-                                  "chat_handler": formatter.to_chat_handler()}
+                                  "chat_handler": handler}
         if n_threads:
             kwargs["n_threads"] = n_threads
         if seed is not None:
@@ -194,7 +205,8 @@ def open_backend(model: str | Path, *, host: str | None = None, n_ctx: int | Non
                  n_threads: int | None = None, seed: int | None = None) -> Backend:
     ref = resolve_chat_model(model)
     if ref.kind == "gguf":
-        return LlamaCppBackend(Path(ref.target), n_ctx=n_ctx, n_threads=n_threads, seed=seed)
+        return LlamaCppBackend(Path(ref.target), n_ctx=n_ctx, n_threads=n_threads, seed=seed,
+                               enable_thinking=ref.run_enable_thinking())
     return OllamaBackend(ref.target, host=host)
 
 

@@ -46,6 +46,12 @@ class TurnParts:
     user_pre_after_system: str | None = None
     head: str = ""                      # emitted once at the very start (BOS text when the runtime does not add it)
     default_system: str | None = None   # the system prompt the Jinja template inserts when none is given
+    # True when the system text goes inside the *last* user turn, right after its user_pre (Mistral v3)
+    system_last_user: bool = False
+    # Hybrid thinking (Qwen3): what the template adds after ``gen`` when thinking is off, e.g.
+    # "<think>\n\n</think>\n\n". Set, the TEMPLATE shows .Thinking so Ollama grants the thinking capability
+    # (and defaults ``think`` to true), and writes this text when a request sends ``think: false``.
+    no_think_gen: str = ""
 
 
 KNOWN_PARTS: dict[str, TurnParts] = {
@@ -94,15 +100,21 @@ def go_template(parts: TurnParts, *, with_system: bool = True) -> str:
     Every line ends with an action and every line after the first starts with ``{{-``, so the only
     whitespace Go trims is the layout's own newlines, never the model's (``<|im_end|>\\n`` keeps its
     newline). The last assistant message is left open, as Ollama does, so a client can prefill it.
+    ``$lastUser`` (the index of the last user message) places a last-turn system prompt and decides which
+    answers keep their reasoning (only those after the last user message, as Qwen3's template does).
     """
     track_prev = parts.user_pre_after_system is not None and parts.user_pre_after_system != parts.user_pre
+    last_user_system = with_system and parts.system_last_user
     lines: list[str] = []
-    if with_system:
+    if with_system and not parts.system_last_user:
         block = _lit(parts.sys_pre) + "{{ .System }}" + _lit(parts.sys_post)
         line = "{{ if .System }}" + block
         if parts.default_system is not None:
             line += "{{ else }}" + _lit(parts.sys_pre + parts.default_system + parts.sys_post)
         lines.append(line + "{{ end }}")
+    if last_user_system or parts.no_think_gen:
+        lines.append("{{ $lastUser := -1 }}")
+        lines.append('{{ range $j, $m := .Messages }}{{ if eq $m.Role "user" }}{{ $lastUser = $j }}{{ end }}{{ end }}')
     if track_prev:
         lines.append('{{ $prev := "" }}')
     lines.append("{{ range $i, $_ := .Messages }}")
@@ -112,9 +124,19 @@ def go_template(parts: TurnParts, *, with_system: bool = True) -> str:
                     + _lit(parts.user_pre) + "{{ end }}")
     else:
         user_pre = _lit(parts.user_pre)
+    if last_user_system:
+        user_pre += ("{{ if and $.System (eq $i $lastUser) }}" + _lit(parts.sys_pre) + "{{ $.System }}"
+                     + _lit(parts.sys_post) + "{{ end }}")
+    gen = _lit(parts.gen)
+    asst_pre = _lit(parts.asst_pre)
+    if parts.no_think_gen:
+        gen += "{{ if not $.Think }}" + _lit(parts.no_think_gen) + "{{ end }}"
+        cut = parts.no_think_gen.index("\n") + 1 if "\n" in parts.no_think_gen else len(parts.no_think_gen) // 2
+        asst_pre += ("{{ if and .Thinking (gt $i $lastUser) }}" + _lit(parts.no_think_gen[:cut]) + "{{ .Thinking }}"
+                     + _lit(parts.no_think_gen[cut:]) + "{{ end }}")
     lines.append('{{ if eq .Role "user" }}' + user_pre + "{{ .Content }}" + _lit(parts.user_post)
-                 + "{{ if $last }}" + _lit(parts.gen) + "{{ end }}")
-    lines.append('{{ else if eq .Role "assistant" }}' + _lit(parts.asst_pre) + "{{ .Content }}"
+                 + "{{ if $last }}" + gen + "{{ end }}")
+    lines.append('{{ else if eq .Role "assistant" }}' + asst_pre + "{{ .Content }}"
                  + "{{ if not $last }}" + _lit(parts.asst_post) + "{{ end }}")
     lines.append("{{ end }}")
     if track_prev:

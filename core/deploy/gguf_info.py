@@ -36,6 +36,8 @@ class GGUFInfo:
     context_length: int | None
     file_type: str | None
     size: int
+    # tokens the GGUF names as ends of generation: eos, then eot/eom (tokenizer.ggml.eot_token_id, ...)
+    end_tokens: tuple[str, ...] = ()
 
     def is_control(self, text: str) -> bool:
         """True when ``text`` is a single control token of the vocabulary (what a stop token must be)."""
@@ -49,6 +51,9 @@ class GGUFInfo:
             object.__setattr__(self, "_token_index", cached)
         return cached
 
+
+# GGUF keys naming end-of-generation tokens (llama.cpp's LLM_KV_TOKENIZER_*_ID).
+_END_KEYS = ("tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id")
 
 _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _STRING, _ARRAY = 8, 9
@@ -148,4 +153,5 @@ def read_gguf_info(path: str | Path) -> GGUFInfo:
         context_length=int(ctx) if ctx is not None else None,
         file_type=_FILE_TYPES.get(int(ftype), str(ftype)) if ftype is not None else None,
         size=file.stat().st_size,
+        end_tokens=tuple(dict.fromkeys(t for key in _END_KEYS if (t := token(key)) is not None)),
     )

@@ -16,8 +16,11 @@ Parsing lives in :mod:`ftwiz.core.deploy.gotemplate_parse`; this module executes
 
 from __future__ import annotations
 
+import json as _json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from datetime import date as _date
+from datetime import timedelta as _timedelta
 from typing import Any
 
 from ftwiz.core.deploy.gotemplate_parse import GoTemplateError, Node, Pipe, parse, split_actions
@@ -95,6 +98,10 @@ _FUNCS: dict[str, Callable[..., Any]] = {
     "print": lambda *xs: "".join(_fmt(x) for x in xs),
     "println": lambda *xs: " ".join(_fmt(x) for x in xs) + "\n",
     "printf": _printf,
+    # Ollama's own functions (template/template.go): dates in Go's "2006-01-02" layout, whatever argument
+    "json": lambda v: _json.dumps(v, separators=(",", ":"), ensure_ascii=False),
+    "currentDate": lambda *_args: _date.today().isoformat(),
+    "yesterdayDate": lambda *_args: (_date.today() - _timedelta(days=1)).isoformat(),
 }
 
 
@@ -252,13 +259,25 @@ def check_go_template(template: str) -> None:
     parse(split_actions(template))
 
 
-def ollama_values(messages: Sequence[Mapping[str, str]], *, system: str | None = None) -> dict[str, Any]:
+def ollama_values(messages: Sequence[Mapping[str, str]], *, system: str | None = None, think: bool | None = None,
+                  thinking_capable: bool = False) -> dict[str, Any]:
     """The values Ollama's chat endpoint hands a template, built the way Ollama builds them.
 
-    Ollama prepends the Modelfile SYSTEM when the request has no system message, then *collates*:
-    consecutive messages of the same role are joined with a blank line, and ``.System`` is all system
-    messages joined the same way. ``.Messages`` keeps the system messages too.
+    Ollama prepends the Modelfile SYSTEM when the request has no system message, then *collates*
+    (template.go ``collate``): consecutive messages of the same role are joined with a blank line, and
+    ``.System`` is all system messages joined the same way. ``.Messages`` keeps the system messages too;
+    each message carries ``.Thinking`` (a message's ``thinking`` field: Ollama's parser puts a thinking
+    model's reasoning there instead of in ``.Content``).
+
+    ``think`` is the request's ``think`` flag (None: not sent). A model whose TEMPLATE shows
+    ``.Thinking`` inside ``range .Messages`` has Ollama's thinking capability, and Ollama then turns an
+    unset flag into ``think: true`` (server/routes.go); ``.IsThinkSet`` tells whether the flag is set.
+    A model without the capability rejects ``think: true``, so that is a :class:`GoTemplateError` here.
     """
+    if thinking_capable and think is None:
+        think = True
+    if think and not thinking_capable:
+        raise GoTemplateError("Ollama refuses think=true for a model whose TEMPLATE has no thinking capability")
     msgs = [dict(m) for m in messages]
     if system and (not msgs or msgs[0].get("role") != "system"):
         msgs.insert(0, {"role": "system", "content": system})
@@ -268,10 +287,10 @@ def ollama_values(messages: Sequence[Mapping[str, str]], *, system: str | None =
         role, content = msg.get("role", ""), msg.get("content", "")
         if role == "system":
             systems.append(content)
-        if collated and collated[-1]["Role"] == role:
+        if collated and collated[-1]["Role"] == role and role != "tool":
             collated[-1]["Content"] += "\n\n" + content
         else:
-            collated.append({"Role": role, "Content": content, "Images": None, "ToolCalls": None,
-                             "Thinking": ""})
-    return {"System": "\n\n".join(systems), "Messages": collated, "Prompt": "", "Response": "",
-            "Tools": None, "Suffix": "", "Think": False}
+            collated.append({"Role": role, "Content": content, "Thinking": msg.get("thinking", ""), "Images": None,
+                             "ToolCalls": None, "ToolName": "", "ToolCallID": ""})
+    return {"System": "\n\n".join(systems), "Messages": collated, "Tools": None, "Response": "",
+            "Think": bool(think), "ThinkLevel": "", "IsThinkSet": think is not None}

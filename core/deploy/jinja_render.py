@@ -14,7 +14,7 @@ from typing import Any
 
 from ftwiz.core.errors import FtwizError
 
-Messages = Sequence[Mapping[str, str]]
+Messages = Sequence[Mapping[str, str]]  # role/content (an assistant turn may add 'thinking')
 
 
 class TemplateRaised(Exception):
@@ -65,9 +65,19 @@ def _compile(chat_template: str) -> Any:
 
 
 def render_jinja(chat_template: str, messages: Messages, *, bos_token: str | None = None,
-                 eos_token: str | None = None, add_generation_prompt: bool = True) -> str:
-    """The prompt text the model was trained on, rendered from its Jinja chat template."""
+                 eos_token: str | None = None, add_generation_prompt: bool = True,
+                 enable_thinking: bool | None = None, now: datetime | None = None) -> str:
+    """The prompt text the model was trained on, rendered from its Jinja chat template.
+
+    ``enable_thinking`` is passed to the template only when set (None: the template's own default, as
+    when transformers is called without it); ``now`` pins what ``strftime_now`` returns.
+    """
+    extra: dict[str, Any] = {}
+    if enable_thinking is not None:
+        extra["enable_thinking"] = enable_thinking
+    if now is not None:
+        extra["strftime_now"] = now.strftime
     return _compile(chat_template).render(
         messages=[dict(m) for m in messages], add_generation_prompt=add_generation_prompt,
-        bos_token=bos_token or "", eos_token=eos_token or "", tools=None, documents=None,
+        bos_token=bos_token or "", eos_token=eos_token or "", tools=None, documents=None, **extra,
     )

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftwiz.core.deploy.gguf_info import GGUFInfo, read_gguf_info
-from ftwiz.core.deploy.templates import OllamaTemplate, ollama_template
+from ftwiz.core.deploy.probes import Renderer
+from ftwiz.core.deploy.templates import OllamaTemplate, ollama_prompt, ollama_template, probe_conversations
+from ftwiz.core.deploy.token_check import TokenReport, compare_tokens, gguf_tokenizer
 from ftwiz.core.errors import FtwizError
 
 
@@ -27,6 +29,7 @@ class ModelfileSpec:
     adapter: Path | None = None
     license: str | None = None
     info: GGUFInfo | None = field(default=None, repr=False)
+    notes: tuple[str, ...] = ()    # facts the user should know (written as comments into the Modelfile)
 
     @property
     def parameters(self) -> dict[str, object]:
@@ -37,7 +40,9 @@ class ModelfileSpec:
 
     def render(self) -> str:
         lines = [f"# Written by ftwiz for {self.gguf.name}: template family '{self.template.family}',",
-                 "# checked against the model's own chat template on 1-3 turn conversations.",
+                 "# checked against the model's own chat template on 1-3 turn conversations, as text and as"
+                 " llama.cpp tokens (BOS included).",
+                 *[f"# note: {note}" for note in self.notes],
                  f"FROM {_path(self.gguf)}"]
         if self.adapter:
             lines.append(f"ADAPTER {_path(self.adapter)}")
@@ -74,9 +79,11 @@ def stop_tokens(template: OllamaTemplate, info: GGUFInfo) -> list[str]:
     A stop string that is not a control token would be split into ordinary pieces by the tokenizer and
     could leak into answers, so only control tokens qualify; at least one must end the assistant turn.
     """
-    stops = [s for s in template.stop_candidates if info.is_control(s)]
+    # the template's end-of-turn strings, then every end-of-generation token the GGUF names (eos, eot:
+    # generation_config.json's eos_token_id list as the export recorded it)
+    stops = [s for s in dict.fromkeys([*template.stop_candidates, *info.end_tokens]) if info.is_control(s)]
     ends_turn = [s for s in stops if s in template.parts.asst_post or s in template.parts.user_pre
-                 or s == info.eos_token]
+                 or s in info.end_tokens]
     if not ends_turn:
         raise FtwizError(
             f"none of the end-of-turn tokens {list(template.stop_candidates)} is a control token in the GGUF"
@@ -88,15 +95,35 @@ def stop_tokens(template: OllamaTemplate, info: GGUFInfo) -> list[str]:
     return stops
 
 
+def check_tokens(info: GGUFInfo, template: OllamaTemplate, *, enable_thinking: bool | None = None) -> TokenReport:
+    """Ollama's prompts for the probe conversations, as llama.cpp tokens of this GGUF, against training's.
+
+    FtwizError on a double or missing BOS or any other token difference (see :mod:`token_check`).
+    """
+    renderer = Renderer(info.chat_template or "", info.bos_token, info.eos_token, False,
+                        enable_thinking=True if template.parts.no_think_gen else enable_thinking)
+    conversations = [c for c in probe_conversations() if template.system_supported or c[0]["role"] != "system"]
+    pairs = [(c, renderer.full(c), ollama_prompt(template.template, c)) for c in conversations]
+    tokenize, bos_id = gguf_tokenizer(info.path)
+    return compare_tokens(tokenize, bos_id, pairs)
+
+
 def modelfile_spec(gguf_path: str | Path, *, system: str | None = None, num_ctx: int | None = None,
-                   adapter: str | Path | None = None, license: str | None = None) -> ModelfileSpec:
-    """Read the GGUF, build and check its TEMPLATE, pick stop tokens; errors say what to fix."""
+                   adapter: str | Path | None = None, license: str | None = None,
+                   enable_thinking: bool | None = None) -> ModelfileSpec:
+    """Read the GGUF, build and check its TEMPLATE (text and tokens), pick stop tokens; errors say what to fix.
+
+    ``enable_thinking`` is the recipe's flag for hybrid-thinking templates (None: the template's default).
+    """
     info = read_gguf_info(gguf_path)
     template = ollama_template(info.chat_template, bos_token=info.bos_token, eos_token=info.eos_token,
-                               runtime_adds_bos=info.add_bos)
+                               runtime_adds_bos=info.add_bos, enable_thinking=enable_thinking)
     if system and not template.system_supported:
-        raise FtwizError("this model's chat template has no faithful place for a system prompt",
-                         where="system", fix="register without a system prompt (drop --system / the recipe's system)")
+        raise FtwizError("this model's chat template has no faithful place for a system prompt in an Ollama "
+                         "TEMPLATE (it has no system role, or puts it where a TEMPLATE cannot), so Ollama would "
+                         "prompt the model differently from training", where="system",
+                         fix="register without a system prompt (drop --system / the recipe's system), or serve the "
+                             "GGUF with `ftwiz serve`: llama.cpp applies its own chat template, system prompt included")
     if num_ctx is not None and num_ctx <= 0:
         raise FtwizError(f"num_ctx must be positive, got {num_ctx}", where="num_ctx",
                          fix="use the training cutoff_len, e.g. 2048")
@@ -106,11 +133,18 @@ def modelfile_spec(gguf_path: str | Path, *, system: str | None = None, num_ctx:
         if not adapter_path.exists():
             raise FtwizError(f"adapter not found: {adapter_path}", where="adapter",
                              fix="give the GGUF LoRA adapter file or the adapter directory")
+    report = check_tokens(info, template, enable_thinking=enable_thinking)
+    notes = [n for n in (report.note(),) if n]
+    if template.parts.no_think_gen:
+        notes.append("thinking is on by default, as in training; a request with think=false renders the "
+                     "template's thinking-off prompt")
     return ModelfileSpec(gguf=info.path, template=template, stops=stop_tokens(template, info), system=system,
-                         num_ctx=num_ctx, adapter=adapter_path, license=license, info=info)
+                         num_ctx=num_ctx, adapter=adapter_path, license=license, info=info, notes=tuple(notes))
 
 
 def build_modelfile(gguf_path: str | Path, *, system: str | None = None, num_ctx: int | None = None,
-                    adapter: str | Path | None = None, license: str | None = None) -> str:
+                    adapter: str | Path | None = None, license: str | None = None,
+                    enable_thinking: bool | None = None) -> str:
     """The Modelfile text for ``ollama create -f``: FROM, ADAPTER, TEMPLATE, stop/num_ctx, SYSTEM, LICENSE."""
-    return modelfile_spec(gguf_path, system=system, num_ctx=num_ctx, adapter=adapter, license=license).render()
+    return modelfile_spec(gguf_path, system=system, num_ctx=num_ctx, adapter=adapter, license=license,
+                          enable_thinking=enable_thinking).render()

@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from ftwiz.core.deploy.chat_families import (
     FAMILIES,
@@ -50,8 +51,9 @@ from ftwiz.core.deploy.probes import (
     ollama_prompt,
     probe_conversations,
     split_probes,
+    thinking_probes,
 )
-from ftwiz.core.deploy.turn_layout import derive_parts, head_and_default
+from ftwiz.core.deploy.turn_layout import derive_parts, head_and_default, last_user_system
 from ftwiz.core.errors import FtwizError
 
 # What callers import from here; the pieces live in the modules above.
@@ -101,26 +103,74 @@ def _stops_for(family: str | None, parts: TurnParts, eos_token: str | None) -> t
     return tuple(dict.fromkeys(t for t in found if t))
 
 
+def _date_dependence(renderer: Renderer) -> str | None:
+    """The reason a template cannot be written for Ollama when its output depends on today's date, else None.
+
+    Ollama's templates only know ``currentDate`` (always YYYY-MM-DD, template/template.go), while a Jinja
+    template formats ``strftime_now`` as it likes (Llama 3.2: "26 Jul 2024"); so ftwiz renders the probes
+    on two different days and refuses when the text differs.
+    """
+    conv = probe_conversations()[1]
+    days = (datetime(2024, 7, 26, 9, 30), datetime(2025, 1, 3, 17, 5))
+    try:
+        first, second = (replace(renderer, now=day).expected(conv) for day in days)
+    except TemplateRaised:
+        first, second = (replace(renderer, now=day).expected(conv[1:]) for day in days)
+    if first == second:
+        return None
+    formats = sorted(set(re.findall(r"strftime_now\(\s*['\"]([^'\"]*)['\"]", renderer.chat_template)))
+    return (f"the chat template writes today's date (strftime_now({', '.join(formats) or '...'})) into every "
+            "prompt, and Ollama's templates can only write it as YYYY-MM-DD (currentDate), so the prompt would "
+            "differ from what training rendered")
+
+
+def _thinking_gen(renderer: Renderer) -> tuple[str, bool] | None:
+    """For a hybrid-thinking template (Qwen3): what it adds to the generation prompt when thinking is off,
+    and whether thinking is on when ``enable_thinking`` is not passed; None for other templates."""
+    if "enable_thinking" not in renderer.chat_template:
+        return None
+    one = [{"role": "user", "content": "ftwizUSERx"}]
+    on = replace(renderer, enable_thinking=True).expected(one)
+    off = replace(renderer, enable_thinking=False).expected(one)
+    if on == off or not off.startswith(on):
+        return None
+    return off[len(on):], replace(renderer, enable_thinking=None).expected(one) == on
+
+
 def ollama_template(chat_template: str | None, *, bos_token: str | None = None, eos_token: str | None = None,
-                    runtime_adds_bos: bool = False) -> OllamaTemplate:
+                    runtime_adds_bos: bool = False, enable_thinking: bool | None = None) -> OllamaTemplate:
     """The Ollama TEMPLATE for a model's Jinja chat template, proven equal on probe conversations.
 
     ``runtime_adds_bos`` is the GGUF's ``tokenizer.ggml.add_bos_token``: when llama.cpp adds BOS as a
-    token, the TEMPLATE must not write it again as text.
+    token, the TEMPLATE must not write it again as text. ``enable_thinking`` is the recipe's flag for
+    hybrid-thinking templates (Qwen3), None meaning the template's own default: thinking on gives a
+    TEMPLATE with Ollama's thinking capability (Ollama then defaults a request's ``think`` to true, and
+    ``think: false`` renders exactly what ``enable_thinking=False`` renders); thinking off gives one that
+    always renders the thinking-off prompt.
     """
     if not chat_template:
         raise FtwizError("the model has no chat template, so ftwiz cannot write a faithful Ollama TEMPLATE",
                          where="tokenizer.chat_template",
                          fix="add a chat_template to the tokenizer_config.json of the model you export "
                              "(the one it was fine-tuned with), then export again")
-    renderer = Renderer(chat_template, bos_token, eos_token, runtime_adds_bos)
+    renderer = Renderer(chat_template, bos_token, eos_token, runtime_adds_bos, enable_thinking=enable_thinking)
     try:
         plain, system_probes, system_ok = split_probes(renderer)
         for conv in plain:
             renderer.expected(conv)
+        no_think = _thinking_gen(renderer)
     except TemplateRaised as exc:
         raise FtwizError(f"the model's chat template refuses a plain user/assistant conversation: {exc}",
                          where="tokenizer.chat_template", fix="fix the chat template and export again") from None
+    dated = _date_dependence(renderer)
+    if dated:
+        raise _unfaithful(dated)
+    # thinking on (the recipe's flag or the template's default): Ollama's think flag picks the prompt
+    toggle = ""
+    if no_think is not None and (enable_thinking or (enable_thinking is None and no_think[1])):
+        toggle = no_think[0]
+    if toggle:
+        renderer = replace(renderer, enable_thinking=True)
     family = detect_family(chat_template)
     candidates: list[tuple[str, Callable[[], TurnParts | None]]] = []
     if family:
@@ -129,6 +179,11 @@ def ollama_template(chat_template: str | None, *, bos_token: str | None = None, 
             known = replace(known, asst_post=eos_token)
         candidates.append((family, lambda: head_and_default(renderer, known, system_ok)))
     candidates.append(("derived", lambda: derive_parts(renderer, system_ok)))
+    if system_ok:
+        candidates.append(("derived", lambda: _last_user_layout(renderer)))
+    probes = plain + system_probes
+    if toggle:
+        probes += [c for c in thinking_probes() if system_ok or c[0]["role"] != "system"]
     mismatches: list[Mismatch] = []
     plain_only: OllamaTemplate | None = None
     for name, make in candidates:
@@ -138,12 +193,16 @@ def ollama_template(chat_template: str | None, *, bos_token: str | None = None, 
             parts = None
         if parts is None:
             continue
+        parts = replace(parts, no_think_gen=toggle)
         template = go_template(parts, with_system=system_ok)
         check_go_template(template)
         found = OllamaTemplate(family=name if name != "derived" else (family or "derived"), template=template,
                                stop_candidates=_stops_for(family, parts, eos_token), parts=parts,
                                system_supported=system_ok, derived=name == "derived")
-        mismatches = compare(template, renderer, plain + system_probes)
+        mismatches = compare(template, renderer, probes)
+        if toggle and not mismatches:  # the same TEMPLATE with a request's think=false
+            off = replace(renderer, enable_thinking=False)
+            mismatches = compare(template, off, plain + system_probes, think=False)
         if not mismatches:
             return found
         if system_ok and plain_only is None and not compare(template, renderer, plain):
@@ -152,10 +211,19 @@ def ollama_template(chat_template: str | None, *, bos_token: str | None = None, 
         # faithful without a system prompt only (no candidate placed it right): usable, but SYSTEM is refused
         return plain_only
     detail = mismatches[0].describe() if mismatches else "its turns could not be cut around sentinel messages"
-    raise FtwizError(
+    raise _unfaithful(detail)
+
+
+def _last_user_layout(renderer: Renderer) -> TurnParts | None:
+    plain = derive_parts(renderer, False)
+    return last_user_system(renderer, plain) if plain is not None else None
+
+
+def _unfaithful(reason: str) -> FtwizError:
+    return FtwizError(
         f"ftwiz cannot write an Ollama TEMPLATE that renders exactly what this model's chat template renders"
-        f" ({detail}); registering with a guessed template would give wrong or endless answers",
+        f" ({reason}); registering with a guessed template would give wrong or endless answers",
         where="tokenizer.chat_template",
-        fix="use `ftwiz serve` or `ftwiz chat` with the GGUF (they use the embedded template), or write a "
-            "Modelfile TEMPLATE by hand and run `ollama create -f Modelfile`",
+        fix="use `ftwiz serve` or `ftwiz chat` with the GGUF (llama.cpp applies the GGUF's own Jinja template), "
+            "or write a Modelfile TEMPLATE by hand and run `ollama create -f Modelfile`",
     )

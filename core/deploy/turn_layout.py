@@ -104,8 +104,35 @@ def derive_parts(renderer: Renderer, system_ok: bool) -> TurnParts | None:
         lead = with_sys[0]
         sys_pre = lead[len(bos):] if bos and lead.startswith(bos) else lead
         between = with_sys[1]
+        shared = _common_suffix(user_pre, between)
+        if shared and not between.endswith(user_pre):
+            # a turn's end and a default system text can share a tail (alpaca's "\n\n"): the user turn's
+            # own opening is the part that also follows a system block
+            user_pre = shared
+            parts = replace(parts, user_pre=shared, asst_post=x2[:len(x2) - len(shared)])
         if user_pre and between.endswith(user_pre):
             parts = replace(parts, sys_pre=sys_pre, sys_post=between[:len(between) - len(user_pre)])
         else:
             parts = replace(parts, sys_pre=sys_pre, sys_post=between, user_pre_after_system="")
     return head_and_default(renderer, parts, system_ok)
+
+
+def last_user_system(renderer: Renderer, plain: TurnParts) -> TurnParts | None:
+    """The layout of a template that writes the system text inside the *last* user turn (Mistral v3).
+
+    ``plain`` is the layout without system messages. The system prompt is found by rendering a 2-turn
+    conversation with and without it: it must sit right after the last turn's ``user_pre``, with nothing
+    else changed; None when the template places it anywhere else.
+    """
+    turns = [{"role": "user", "content": _U1}, {"role": "assistant", "content": _A1},
+             {"role": "user", "content": _U2}]
+    with_sys = _cut(renderer.expected([{"role": "system", "content": _S}, *turns]), _U1, _A1, _S, _U2)
+    without = _cut(renderer.expected(turns), _U1, _A1, _U2)
+    if with_sys is None or without is None:
+        return None
+    p0, p1, p2, p3, p4 = with_sys
+    q0, q1, q2, q3 = without
+    if (p0, p1, p4) != (q0, q1, q3) or not p2.startswith(q2) or not q2.endswith(plain.user_pre):
+        return None
+    return replace(plain, sys_pre=p2[len(q2):], sys_post=p3, user_pre_after_system=None, system_last_user=True,
+                   default_system=None)

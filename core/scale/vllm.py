@@ -141,7 +141,10 @@ def vllm_command(model_dir_or_run: str | Path, *, gpu_memory_gb: float | None = 
         context = min(context, int(free_for_kv // per_token))
     cmd = ["vllm", "serve", str(source.model_dir), "--served-model-name", source.name,
            "--host", "127.0.0.1", "--port", str(port), "--max-model-len", str(context),
-           "--gpu-memory-utilization", f"{utilization:.2f}", "--dtype", _dtype(config)]
+           "--gpu-memory-utilization", f"{utilization:.2f}", "--dtype", _dtype(config),
+           # the folder's generation_config.json: vLLM adds every eos_token_id in it to each request's stop
+           # tokens (SamplingParams.update_from_generation_config), so a list stops on end-of-turn markers too
+           "--generation-config", str(source.model_dir)]
     if source.adapter_dir is not None:
         cmd += ["--enable-lora", "--lora-modules", f"{source.name}-lora={source.adapter_dir}",
                 "--max-lora-rank", str(_lora_rank(source.adapter_dir))]
@@ -151,6 +154,9 @@ def vllm_command(model_dir_or_run: str | Path, *, gpu_memory_gb: float | None = 
 def _serve_script(name: str, command: list[str]) -> str:
     # The folder moves with the user (another disk, another machine): the script finds the model beside it.
     args = [shlex.quote(a) for a in command[3:]]
+    if "--generation-config" in command:  # the generation config beside the script, too
+        args[command.index("--generation-config") - 2] = '"$here"'
+
     return "\n".join([
         "#!/usr/bin/env bash",
         f"# Serve {name} with vLLM's OpenAI-compatible server (written by ftwiz). Needs: pip install vllm",
@@ -208,14 +214,67 @@ def export_for_vllm(run_or_model: str | Path, out_dir: str | Path, *, overwrite:
         for item in model_dir.iterdir():
             os.replace(item, tmp / item.name)
         model_dir.rmdir()
+        stops = write_stop_tokens(tmp)
         command = vllm_command(tmp)
         command[2] = str(out.resolve())
+        command[command.index("--generation-config") + 1] = str(out.resolve())
         command[command.index("--served-model-name") + 1] = source.name
         script = tmp / "vllm-serve.sh"
         script.write_text(_serve_script(source.name, command), encoding="utf-8")
         script.chmod(0o755)
-        (tmp / "README.md").write_text(_readme(source.name, command), encoding="utf-8")
+        (tmp / "README.md").write_text(_readme(source.name, command) + _stops_note(stops), encoding="utf-8")
     return out
+
+
+def _tokenizer_dir(model_dir: Path, adapter_dir: Path | None) -> Path:
+    """Where the chat template the model was trained with lives: the adapter's tokenizer, else the model's."""
+    if adapter_dir is not None and any((adapter_dir / f).is_file() for f in ("tokenizer_config.json", "tokenizer.json")):
+        return adapter_dir
+    return model_dir
+
+
+def stop_token_ids(model_dir: Path, adapter_dir: Path | None = None) -> dict[int, str]:
+    """Every token that must end an answer: generation_config.json's eos_token_id (int or list), the
+    tokenizer's EOS and the chat template's end-of-turn markers (see ftwiz.core.deploy.stops), id -> text."""
+    from ftwiz.core.deploy.stops import model_stop_ids
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(_tokenizer_dir(model_dir, adapter_dir))
+    return {i: str(tokenizer.convert_ids_to_tokens(i)) for i in model_stop_ids(model_dir, tokenizer)}
+
+
+def write_stop_tokens(model_dir: Path) -> dict[int, str]:
+    """Write every stop id into the folder's generation_config.json ``eos_token_id`` (a list), keeping its
+    other fields; returns them. vLLM stops on each (and transformers' generate() does too)."""
+    from ftwiz.core.atomic import write_text_atomic
+
+    stops = stop_token_ids(model_dir)
+    path = model_dir / "generation_config.json"
+    config: dict = {}
+    if path.is_file():
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise FtwizError(f"{path} is not valid JSON: {exc}", where=Location(file=path),
+                             fix="restore generation_config.json from the base model") from None
+    config["eos_token_id"] = list(stops) if len(stops) != 1 else next(iter(stops))
+    write_text_atomic(path, json.dumps(config, indent=2) + "\n", overwrite=True)
+    return stops
+
+
+def _stops_note(stops: dict[int, str]) -> str:
+    names = ", ".join(f"`{text}` ({i})" for i, text in stops.items())
+    return (f"\nAnswers end on {names}: `generation_config.json` lists them as `eos_token_id`, and vLLM stops on "
+            "every one (`--generation-config` points at this folder).\n")
+
+
+def missing_stops(model_dir_or_run: str | Path, adapter_dir: str | Path | None = None) -> dict[int, str]:
+    """Stop tokens the folder vLLM would load does not declare (empty when it declares them all)."""
+    from ftwiz.core.deploy.stops import generation_config_eos
+
+    source = _resolve(model_dir_or_run, adapter_dir)
+    declared = set(generation_config_eos(source.model_dir))
+    return {i: t for i, t in stop_token_ids(source.model_dir, source.adapter_dir).items() if i not in declared}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -237,4 +296,9 @@ def run(args: argparse.Namespace) -> int:
         source = out
     print(shlex.join(vllm_command(source, gpu_memory_gb=args.gpu_memory_gb, adapter_dir=args.adapter,
                                   port=args.port)))
+    missing = missing_stops(source, args.adapter)
+    if missing:
+        print(f"note: the model folder's generation_config.json does not declare {list(missing.values())} as end "
+              f"tokens, so vLLM would not stop there: export with --export OUT (ftwiz writes them), or send "
+              f'"stop_token_ids": {list(missing)} with each request')
     return 0

@@ -1,0 +1,115 @@
+"""A Modelfile written for a real tokenizer's GGUF: llama.cpp tokenizes what Ollama sends with exactly one BOS,
+every end-of-turn token is a stop, and thinking follows the recipe.
+
+The GGUFs are vocabulary-only files written by ftwiz's own exporter (core/export/vocab.py) from the real
+tokenizers in ../shared/tokenizers (skipped with a reason when absent); llama.cpp (llama-cpp-python,
+vocab_only) tokenizes both the training rendering and Ollama's rendering of the same conversations.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from ftwiz.core.deploy.modelfile import modelfile_spec
+from ftwiz.core.deploy.probes import is_thinking_capable
+from ftwiz.core.deploy.templates import ollama_prompt
+from ftwiz.core.deploy.token_check import compare_tokens, gguf_tokenizer
+from ftwiz.core.errors import FtwizError
+from real_tokenizers import real_tokenizer, require_shared
+
+
+@pytest.fixture(scope="module")
+def tokenizers_dir() -> Path:
+    return require_shared()
+
+
+def _vocab_gguf(model_dir: Path, out: Path, n_vocab: int) -> Path:
+    """A GGUF with the exporter's tokenizer metadata and Llama hyper-parameters, no tensors."""
+    import gguf
+    from ftwiz.core.export.vocab import write_vocab
+
+    writer = gguf.GGUFWriter(str(out), "llama")
+    writer.add_context_length(4096)
+    writer.add_embedding_length(64)
+    writer.add_block_count(1)
+    writer.add_feed_forward_length(128)
+    writer.add_head_count(4)
+    writer.add_head_count_kv(4)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_rope_freq_base(10000.0)
+    write_vocab(writer, model_dir, n_vocab)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out
+
+
+@pytest.fixture(scope="module")
+def mistral_ggufs(tokenizers_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[bool, Path]:
+    """Mistral-7B-Instruct-v0.3's tokenizer and chat template, exported with add_bos_token true and false."""
+    src = tokenizers_dir / "Mistral-7B-Instruct-v0.3"
+    out: dict[bool, Path] = {}
+    for add_bos in (True, False):
+        folder = tmp_path_factory.mktemp("mistral-v03")
+        shutil.copy(src / "tokenizer.model", folder / "tokenizer.model")
+        (folder / "tokenizer_config.json").write_text(json.dumps({
+            "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "add_bos_token": add_bos,
+            "chat_template": (src / "chat_template.jinja").read_text(encoding="utf-8")}), encoding="utf-8")
+        (folder / "config.json").write_text(json.dumps({"bos_token_id": 1, "eos_token_id": 2}), encoding="utf-8")
+        out[add_bos] = _vocab_gguf(folder, folder / "vocab.gguf", 32768)
+    return out
+
+
+@pytest.mark.parametrize("add_bos", [True, False], ids=["gguf-adds-bos", "template-writes-bos"])
+def test_mistral_v03_modelfile_one_bos_system_before_last_user(mistral_ggufs: dict[bool, Path], add_bos: bool) -> None:
+    from ftwiz.core.deploy.gguf_info import read_gguf_info
+
+    mistral_gguf = mistral_ggufs[add_bos]
+    assert read_gguf_info(mistral_gguf).add_bos is add_bos
+    spec = modelfile_spec(mistral_gguf, system="Be brief.")
+    # BOS from exactly one place: the runtime's token when the GGUF asks for it, else the TEMPLATE's text
+    assert spec.template.template.startswith("<s>") is (not add_bos)
+    tokenize, bos = gguf_tokenizer(mistral_gguf)
+    chat = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."},
+            {"role": "user", "content": "Bye"}]
+    served = ollama_prompt(spec.template.template, chat, system=spec.system)
+    ids = tokenize(served, True)  # what Ollama's runner feeds llama.cpp: runtime specials + the prompt
+    assert ids[0] == bos and ids[1] != bos
+    assert served.endswith("[INST]Be brief.\n\nBye[/INST]")  # where v0.3's template puts the system text
+    assert "</s>" in spec.stops and 'SYSTEM """Be brief."""' in spec.render()
+
+
+def test_a_template_that_writes_bos_on_top_of_the_runtime_is_caught(mistral_ggufs: dict[bool, Path]) -> None:
+    tokenize, bos = gguf_tokenizer(mistral_ggufs[True])
+    chat = [{"role": "user", "content": "Hi"}]
+    with pytest.raises(FtwizError, match="2 BOS tokens"):
+        compare_tokens(tokenize, bos, [(chat, "<s>[INST]Hi[/INST]", "<s>[INST]Hi[/INST]")])
+
+
+@pytest.fixture(scope="module")
+def qwen3_gguf(tokenizers_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Qwen3's template on the Qwen2 vocabulary (identical files), as a byte-level BPE GGUF."""
+    folder = tmp_path_factory.mktemp("qwen3")
+    tok = real_tokenizer("Qwen3-0.6B")
+    tok.save_pretrained(folder)
+    # a base whose generation config ends on <|endoftext|> only, fine-tuned on the ChatML template
+    (folder / "generation_config.json").write_text(json.dumps({"eos_token_id": tok.convert_tokens_to_ids(
+        "<|endoftext|>")}), encoding="utf-8")
+    return _vocab_gguf(folder, folder / "vocab.gguf", len(tok))
+
+
+@pytest.mark.parametrize("enable_thinking", [None, False])
+def test_qwen3_modelfile_stops_on_im_end_and_follows_the_recipe_thinking(qwen3_gguf: Path,
+                                                                        enable_thinking: bool | None) -> None:
+    spec = modelfile_spec(qwen3_gguf, enable_thinking=enable_thinking)
+    assert "<|im_end|>" in spec.stops and "<|endoftext|>" in spec.stops
+    text = spec.render()
+    assert 'PARAMETER stop "<|im_end|>"' in text
+    capable = is_thinking_capable(spec.template.template)
+    assert capable is (enable_thinking is None)  # Qwen3's default is thinking on
+    prompt = ollama_prompt(spec.template.template, [{"role": "user", "content": "Hi"}])
+    assert prompt.endswith("<think>\n\n</think>\n\n") is (enable_thinking is False)
