@@ -11,9 +11,11 @@ import codecs
 import csv
 import glob
 import json
+import re
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from ftwiz.core.data.records import RawRecord, Reject
 from ftwiz.core.errors import FtwizError, Location
@@ -147,8 +149,50 @@ def _read_json(path: Path, rejects: list[Reject]) -> Iterator[RawRecord]:
     if not isinstance(data, list):
         raise FtwizError("a .json dataset must hold a list of records", where=Location(file=path),
                          fix="wrap the records in [ ... ]")
-    for index, item in enumerate(data):
+    for index, item in enumerate(data):  # line None: json_record_lines() finds it when a record is rejected
         yield RawRecord(item, str(path), None, index)
+
+
+def json_record_lines(path: Path) -> list[int]:
+    """The line each record of a .json file starts on (for naming rejects; costs a second parse)."""
+    _, lines = _json_with_lines(path.read_bytes().decode("utf-8-sig"))
+    return lines
+
+
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _json_with_lines(text: str) -> tuple[Any, list[int]]:
+    """Parse a JSON document; for a top-level array also return the line each element starts on.
+
+    Same result and errors as ``json.loads`` (duplicate keys refused), element by element with
+    ``raw_decode``: about twice as slow, so it runs only when a record of a .json file is rejected.
+    """
+    decoder = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys)
+    pos = _JSON_SPACE.match(text).end()
+    if not text.startswith("[", pos):
+        value, end = decoder.raw_decode(text, pos)
+        lines = [text.count("\n", 0, pos) + 1]
+    else:
+        value, lines, line, counted = [], [], 1, 0
+        pos = _JSON_SPACE.match(text, pos + 1).end()
+        end = pos + 1 if text.startswith("]", pos) else None
+        while end is None:
+            line, counted = line + text.count("\n", counted, pos), pos
+            item, pos = decoder.raw_decode(text, pos)
+            value.append(item)
+            lines.append(line)
+            pos = _JSON_SPACE.match(text, pos).end()
+            if text.startswith(",", pos):
+                pos = _JSON_SPACE.match(text, pos + 1).end()
+            elif text.startswith("]", pos):
+                end = pos + 1
+            else:
+                raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
+    end = _JSON_SPACE.match(text, end).end()
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return value, lines
 
 
 def _read_csv(path: Path, rejects: list[Reject]) -> Iterator[RawRecord]:

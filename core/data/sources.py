@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ftwiz.core.data.formats import apply_columns, detect_format, normalise
-from ftwiz.core.data.loaders import expand_paths, read_file
+from ftwiz.core.data.loaders import expand_paths, json_record_lines, read_file
 from ftwiz.core.data.records import Conversation, RawRecord, RecordProblem, Reject
 from ftwiz.core.data.validate import check_conversation, fill_placeholders
 from ftwiz.core.errors import FtwizError, Location
@@ -109,11 +109,15 @@ def load_sources(specs: list[SourceSpec], *, variables: dict[str, str] | None = 
                 except RecordProblem as problem:
                     raise FtwizError(problem.message, where=Location(file=path), fix=DETECT_FIX) from None
             result.formats[str(path)] = (fmt, why)
+            lines: list[int] | None = None
             for record in prepared:
                 try:
                     conv = normalise(record, fmt)
                     check_conversation(conv, fmt)
                 except RecordProblem as problem:
+                    if record.line is None and path.suffix == ".json":  # name the line, as for JSONL and CSV
+                        lines = json_record_lines(path) if lines is None else lines
+                        record.line = lines[record.index] if record.index < len(lines) else None
                     result.rejects.append(Reject(record.file, record.line, record.index, problem.reason,
                                                  problem.message, problem.field, record.data))
                     continue

@@ -88,6 +88,14 @@ def test_json_and_jsonl_with_bom_and_crlf_read_as_written(tmp_path: Path) -> Non
         assert [c["messages"][1]["content"] for c in report.samples] == [record["output"]] * len(lines)
 
 
+def test_rejected_record_of_a_json_array_is_named_by_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "pretty.json"
+    records = [{"instruction": "a", "output": "b"}, {"instruction": "c", "output": ""}, {"instruction": "e", "output": "f"}]
+    path.write_text(json.dumps(records, indent=2), encoding="utf-8")  # each record spans 4 lines
+    report = check_dataset(str(path))
+    assert report.kept == 2 and [(r.line, r.index, r.field) for r in report.rejects] == [(6, 1, "output")]
+
+
 def test_json_not_utf8_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "latin1.json"
     path.write_bytes('[{"instruction": "a", "output": "b"},\n {"instruction": "Café", "output": "c"}]'.encode("latin-1"))
