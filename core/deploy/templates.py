@@ -16,9 +16,20 @@ How a template is found:
    *derived* by rendering the Jinja template with sentinel messages and cutting the text around them;
 3. if neither reproduces the Jinja output, registration stops with an error that says why.
 
+Beyond the turn layout: the BOS text is left out when the runtime adds BOS (the GGUF's
+``add_bos_token``) and never invented; a system prompt the template writes into the *last* user turn
+(Mistral v3) is placed there with ``$lastUser``; a hybrid-thinking template (Qwen3) follows the recipe's
+``enable_thinking`` (on: a TEMPLATE with Ollama's thinking capability whose ``think: false`` renders the
+thinking-off prompt; off: one that always renders it); a template that writes today's date is refused
+(Ollama can only write YYYY-MM-DD). :mod:`~ftwiz.core.deploy.modelfile` then compares llama.cpp tokens.
+
 Known limits, on purpose: whitespace trimming of message contents inside a Jinja template (Llama-3's
 ``| trim``) cannot be expressed in Ollama's template language, so probes use contents without
-surrounding whitespace; tools and images are not covered.
+surrounding whitespace; tools and images are not covered (the TEMPLATE has no ``.Tools``, so Ollama
+refuses tool requests for the model instead of formatting them wrongly); a system message in the middle
+of a conversation is not probed; with thinking off, a client that sends earlier answers back with inline
+``<think>`` blocks gets them rendered as sent (a Go template cannot cut text; the model, trained with
+thinking off, does not write them).
 
 Where the pieces live: :mod:`~ftwiz.core.deploy.jinja_render` (the Jinja side, as transformers renders it),
 :mod:`~ftwiz.core.deploy.chat_families` (known families, :class:`TurnParts`, the Go TEMPLATE emitter),

@@ -135,3 +135,14 @@ def test_a_template_that_writes_todays_date_is_refused_with_the_reason() -> None
     with pytest.raises(FtwizError, match=r"today's date .*%d %b %Y") as info:
         ollama_template(dated, eos_token="<|im_end|>")
     assert "ftwiz serve" in info.value.fix
+
+
+def test_qwen3_template_whose_default_is_thinking_off(tokenizers_dir: Path) -> None:
+    """A GGUF whose template defaults enable_thinking to false (how a run with enable_thinking: false ships
+    it): with no flag passed, the TEMPLATE renders the thinking-off prompt and does not ask Ollama for thinking."""
+    tok = _load(tokenizers_dir, "Qwen3-0.6B")
+    tok.chat_template = ("{%- if enable_thinking is not defined -%}{%- set enable_thinking = false -%}{%- endif -%}"
+                         + tok.chat_template)
+    result = _check(tok)
+    assert not is_thinking_capable(result.template)
+    assert ollama_prompt(result.template, [{"role": "user", "content": "Hi"}]).endswith("<think>\n\n</think>\n\n")

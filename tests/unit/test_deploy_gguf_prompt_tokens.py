@@ -113,3 +113,22 @@ def test_qwen3_modelfile_stops_on_im_end_and_follows_the_recipe_thinking(qwen3_g
     assert capable is (enable_thinking is None)  # Qwen3's default is thinking on
     prompt = ollama_prompt(spec.template.template, [{"role": "user", "content": "Hi"}])
     assert prompt.endswith("<think>\n\n</think>\n\n") is (enable_thinking is False)
+
+
+def test_qwen3_gguf_ends_generation_on_every_stop_in_llama_cpp(qwen3_gguf: Path) -> None:
+    """`ftwiz chat` and `ftwiz serve` run llama.cpp: its end-of-generation set and the chat handler's stop ids
+    must cover <|im_end|> although the base's generation config only named <|endoftext|>."""
+    import llama_cpp
+    from ftwiz.core.deploy.chat import chat_formatter
+    from ftwiz.core.deploy.gguf_info import read_gguf_info
+    from ftwiz.core.deploy.server import server_command
+
+    info = read_gguf_info(qwen3_gguf)
+    _formatter, stops = chat_formatter(info)
+    assert "<|im_end|>" in stops and "<|endoftext|>" in stops
+    llm = llama_cpp.Llama(model_path=str(qwen3_gguf), vocab_only=True, verbose=False)
+    im_end = info.tokens.index("<|im_end|>")
+    assert llama_cpp.llama_vocab_is_eog(llm._model.vocab, im_end)
+    cmd = server_command(qwen3_gguf, host="127.0.0.1", port=1, api_key=None, n_ctx=512, model_alias="m",
+                         enable_thinking=False)
+    assert json.loads(cmd[cmd.index("--chat_template_kwargs") + 1]) == {"enable_thinking": False}

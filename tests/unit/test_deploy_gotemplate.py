@@ -65,3 +65,17 @@ def test_ollama_values_prepend_modelfile_system_and_collate() -> None:
     # a system message in the request wins over the Modelfile SYSTEM
     values = ollama_values([{"role": "system", "content": "mine"}, {"role": "user", "content": "a"}], system="S")
     assert values["System"] == "mine"
+
+
+def test_ollama_values_think_flag_as_ollama_sets_it() -> None:
+    msgs = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b", "thinking": "t"}]
+    capable = ollama_values(msgs, thinking_capable=True)  # no think in the request: Ollama turns it on
+    assert (capable["Think"], capable["IsThinkSet"]) == (True, True)
+    assert capable["Messages"][1]["Thinking"] == "t"
+    plain = ollama_values(msgs)
+    assert (plain["Think"], plain["IsThinkSet"]) == (False, False)
+    assert ollama_values(msgs, think=False, thinking_capable=True)["Think"] is False
+    with pytest.raises(GoTemplateError, match="think"):  # Ollama answers 400 for such a model
+        ollama_values(msgs, think=True)
+    tpl = '{{ $n := -1 }}{{ range $i, $m := .Messages }}{{ if eq $m.Role "user" }}{{ $n = $i }}{{ end }}{{ end }}{{ $n }}'
+    assert render_go_template(tpl, plain) == "0"  # assignment inside range reaches the outer variable (Go 1.11+)
