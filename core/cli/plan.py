@@ -25,8 +25,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seq-len", type=int, help="plan for this max length instead of the data's lengths")
     parser.add_argument("--dataset", help="measure sample lengths from this dataset (default: the recipe's)")
     parser.add_argument("--method", choices=["full", "lora", "qlora"], help="fix the method")
-    parser.add_argument("--batch", type=int, help="fix the micro-batch")
-    parser.add_argument("--rank", type=int, help="fix the LoRA rank")
+    parser.add_argument("--batch-size", "--batch", dest="batch", type=int, help="fix the micro-batch")
+    parser.add_argument("--lora-rank", "--rank", dest="rank", type=int, help="fix the LoRA rank")
+    parser.add_argument("--lora-targets", metavar="NAMES",
+                        help="fix the LoRA targets: 'all', or module names such as q_proj,v_proj")
+    parser.add_argument("--grad-ckpt", action=argparse.BooleanOptionalAction, default=None,
+                        help="fix gradient checkpointing on (--grad-ckpt) or off (--no-grad-ckpt)")
+    parser.add_argument("--probe", action="store_true",
+                        help="measure: run a few real training steps with the plan on this machine (a child "
+                             "process), compare with the estimate, and search the micro-batch that fits")
+    parser.add_argument("--probe-steps", type=int, default=3, help="optimizer steps per probe attempt (default 3)")
+    parser.add_argument("--probe-budget-gb", type=float,
+                        help="with --probe: the memory the measurement must fit in (default: the plan's budget)")
     parser.add_argument("--online", action="store_true",
                         help="for a hub id not in the local cache, download its config.json (only that file)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
@@ -43,10 +53,12 @@ def _recipe(args: argparse.Namespace):
     else:
         data = {"model_name_or_path": args.target, "dataset": [args.dataset] if args.dataset else ["demo"]}
     for flag, key, value in (("--method", "finetuning_type", args.method),
-                             ("--batch", "per_device_train_batch_size", args.batch),
-                             ("--rank", "lora_rank", args.rank)):
+                             ("--batch-size", "per_device_train_batch_size", args.batch),
+                             ("--lora-rank", "lora_rank", args.rank),
+                             ("--grad-ckpt", "gradient_checkpointing", args.grad_ckpt),
+                             ("--lora-targets", "lora_target", args.lora_targets)):
         if value is not None:
-            if isinstance(value, int) and value < 1:
+            if isinstance(value, int) and not isinstance(value, bool) and value < 1:
                 raise FtwizError(f"{flag} {value} must be at least 1", fix=f"e.g. {flag} 1")
             data[key] = value
     if args.dataset:
@@ -94,12 +106,18 @@ def _export_problems(recipe) -> list[str]:
     return check_exportable(model_dir, quants=list(recipe.export_quant)).problems
 
 
+def _params(count: int) -> str:
+    """8.03B, 494M, 1.2M: a tiny model is not "0.00B"."""
+    return f"{count / 1e9:.2f}B" if count >= 1e9 else f"{count / 1e6:.0f}M" if count >= 1e7 else f"{count / 1e6:.1f}M"
+
+
 def render(plan, spec) -> None:
     from ftwiz.core.cli.console import console, human_bytes
+    from ftwiz.core.planner.catalog import duration
     from rich.table import Table
 
     verdict = "[green]fits[/green]" if plan.fits else "[red]does NOT fit[/red]"
-    console.print(f"[bold]{spec.model_type}[/bold], {spec.total_params / 1e9:.2f}B parameters "
+    console.print(f"[bold]{spec.model_type}[/bold], {_params(spec.total_params)} parameters "
                   f"({spec.num_layers} layers, hidden {spec.hidden_size}, vocabulary {spec.vocab_size}): {verdict}")
     setup = Table(title="Recommended setup", title_justify="left", show_header=False)
     setup.add_column("what")
@@ -111,7 +129,7 @@ def render(plan, spec) -> None:
     if plan.lora_rank:
         rows.append(("LoRA", f"rank {plan.lora_rank}, alpha {plan.lora_alpha}, on {', '.join(plan.lora_targets)}"))
     if plan.est_seconds_per_epoch is not None:
-        rows.append(("time per epoch", f"~{plan.est_seconds_per_epoch / 60:.1f} min (an estimate)"))
+        rows.append(("time per epoch", f"{duration(plan.est_seconds_per_epoch)} (an estimate)"))
     for row in rows:
         setup.add_row(*row)
     console.print(setup)
@@ -132,26 +150,70 @@ def render(plan, spec) -> None:
         console.print(f"  [yellow]! {warning}[/yellow]")
 
 
+def _spec(model: str, online: bool):
+    """The model's shape; a hub id not downloaded yet points at --online, which fetches only config.json."""
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.planner import load_model_spec
+
+    try:
+        return load_model_spec(model, allow_download=online)
+    except FtwizError as exc:
+        if online or model.count("/") != 1 or "not in the local Hugging Face cache" not in exc.what:
+            raise
+        raise FtwizError(exc.what, where=exc.where,
+                         fix=f"plan it without the weights: `ftwiz plan {model} --online` downloads only its "
+                             f"config.json; to train it, download it once with `hf download {model}`") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from ftwiz.core.cli import EXIT_CHECK_FAILED, EXIT_OK
     from ftwiz.core.cli.console import print_json
-    from ftwiz.core.planner import load_model_spec, plan_recipe
+    from ftwiz.core.planner import plan_recipe
 
     recipe, measure = _recipe(args)
-    spec = load_model_spec(recipe.model_name_or_path, allow_download=args.online)
+    spec = _spec(recipe.model_name_or_path, args.online)
     hardware = None
     if args.vram_gb is None:
         from ftwiz.core.hardware.detect import detect
 
         hardware = detect(probe_backends=False)
     lengths = dataset_lengths(recipe) if measure and args.seq_len is None and _has_weights(recipe) else None
+    _check_targets(recipe, spec)
+    if args.probe:
+        from ftwiz.core.cli.plan_probe import check_preconditions
+
+        check_preconditions(args, recipe)
     plan = plan_recipe(recipe, hardware, vram_gb=args.vram_gb, dataset_lengths=lengths, seq_len=args.seq_len,
                        spec=spec)
+    report = None
+    if args.probe:
+        from ftwiz.core.cli.plan_probe import run_probe
+
+        report = run_probe(args, recipe, plan, spec, hardware, lengths)
+        plan = report.plan
     export_problems = _export_problems(recipe)
     plan.warnings.extend(f"export preflight: {problem}" for problem in export_problems)
     if args.json:
+        from ftwiz.core.cli.plan_probe import probe_json
+
         print_json({"model": {"type": spec.model_type, "parameters": spec.total_params, "parts": spec.parts()},
-                    **plan.model_dump(mode="json")})
+                    **plan.model_dump(mode="json"), **({"probe": probe_json(report)} if report else {})})
     else:
         render(plan, spec)
+        if report:
+            from ftwiz.core.cli.plan_probe import render_probe
+
+            render_probe(report)
     return EXIT_OK if plan.fits else EXIT_CHECK_FAILED
+
+
+def _check_targets(recipe, spec) -> None:
+    """Unknown LoRA target names would silently train (and estimate) fewer layers: refuse them."""
+    from ftwiz.core.errors import FtwizError
+
+    names = set(spec.linear_shapes())
+    unknown = [t for t in recipe.lora_target if t not in names | {"all", "all-linear"}]
+    if unknown:
+        raise FtwizError(f"LoRA target {', '.join(unknown)} is not a linear layer of this {spec.model_type} model",
+                         where="--lora-targets / lora_target",
+                         fix=f"use all, or some of: {', '.join(sorted(names))}")
