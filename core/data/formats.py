@@ -97,6 +97,14 @@ def _text(value: Any, field: str, *, required: bool = True) -> str:
     return value
 
 
+def _require(data: dict, *keys: str) -> None:
+    """A missing main column is usually a differently named one: say which keys the record has."""
+    for key in keys:
+        if key not in data:
+            raise RecordProblem("missing_field", f"'{key}' is missing (the record has {sorted(data)}); if your "
+                                f"column has another name, map it with --column {key}=YOUR_COLUMN", key)
+
+
 def _refuse_media(data: dict) -> None:
     """Images/videos/audio (LLaMA-Factory's multimodal columns) cannot be trained into a text model."""
     for key, kind in MEDIA_COLUMNS.items():
@@ -267,6 +275,8 @@ def normalise(record: RawRecord, fmt: str) -> Conversation:
     if not isinstance(data, dict):
         raise RecordProblem("not_an_object", f"record must be a JSON object, got {type(data).__name__}")
     _refuse_media(data)
+    _require(data, *{"alpaca": ("instruction", "output"), "sharegpt": ("conversations",),
+                     "openai": ("messages",)}.get(fmt, ()))
     if fmt == "alpaca":
         return _alpaca(data)
     if fmt == "sharegpt":

@@ -146,6 +146,8 @@ def test_one_odd_record_does_not_decide_the_format(tmp_path: Path) -> None:
     assert (report.rejects[0].line, report.rejects[0].reason, report.rejects[0].field) == (2, "missing_field",
                                                                                             "instruction")
     assert report.read == report.kept + len(report.rejects) == 3
+    assert "['answer', 'question']" in report.rejects[0].message
+    assert "--column instruction=" in report.rejects[0].message and "--column" in _data_flags()
 
 
 def test_unknown_format_fix_names_flags_that_exist(tmp_path: Path) -> None:
