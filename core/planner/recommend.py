@@ -183,7 +183,9 @@ def plan_recipe(recipe: Recipe, hardware: HardwareReport | None = None, *, vram_
     if chosen is None:
         method = _candidates(recipe, fixed, budget)[-1]
         optimizer, _ = _optimizer(recipe, method, budget.device)
-        setup = TrainSetup(method=method, seq_len=max_len, micro_batch=1, grad_ckpt=True, lora_rank=recipe.lora_rank,
+        # The smallest setting, except what the user fixed: "will exactly this fit?" gets exactly this estimate.
+        setup = TrainSetup(method=method, seq_len=max_len, micro_batch=recipe.per_device_train_batch_size or 1,
+                           grad_ckpt=recipe.gradient_checkpointing is not False, lora_rank=recipe.lora_rank,
                            lora_targets=tuple(recipe.lora_target), dtype=dtype, optimizer=optimizer,
                            device=budget.device)
         parts = estimate_memory(spec, setup)
@@ -225,7 +227,8 @@ def plan_recipe(recipe: Recipe, hardware: HardwareReport | None = None, *, vram_
 
 
 def _method_reason(method: str, spec: ModelSpec, fixed: set[str], budget: Budget) -> str:
-    size = f"{spec.total_params / 1e9:.2f}B-parameter"
+    count = spec.total_params  # a tiny model is "0.9M", not "0.00B"
+    size = (f"{count / 1e9:.2f}B" if count >= 1e9 else f"{count / 1e6:.1f}M") + "-parameter"
     if "finetuning_type" in fixed or "quantization_bit" in fixed:
         return f"method {method}: as set in the recipe"
     if method == "lora":
@@ -236,7 +239,10 @@ def _method_reason(method: str, spec: ModelSpec, fixed: set[str], budget: Budget
 
 def _batch_reason(setup: TrainSetup, recipe: Recipe, fits: bool) -> str:
     if not fits:
-        return "micro-batch 1 with gradient checkpointing: the smallest setting, and it still does not fit"
+        if recipe.per_device_train_batch_size is None and recipe.gradient_checkpointing is None:
+            return "micro-batch 1 with gradient checkpointing: the smallest setting, and it still does not fit"
+        return (f"micro-batch {setup.micro_batch} with gradient checkpointing {'on' if setup.grad_ckpt else 'off'}, "
+                "as set: it does not fit")
     ckpt = ("gradient checkpointing on: it recomputes activations (about 33% slower) to save memory"
             if setup.grad_ckpt else "gradient checkpointing off: there is room for activations, so training is faster")
     if recipe.per_device_train_batch_size is not None:
@@ -246,7 +252,8 @@ def _batch_reason(setup: TrainSetup, recipe: Recipe, fits: bool) -> str:
 
 def _what_would_fit(spec: ModelSpec, setup: TrainSetup, budget: Budget, recipe: Recipe, fixed: set[str]) -> str:
     need = peak_bytes(estimate_memory(spec, setup))
-    hints = [f"does not fit: needs about {need / GIB:.1f} GiB at micro-batch 1 with checkpointing, "
+    hints = [f"does not fit: needs about {need / GIB:.1f} GiB at micro-batch {setup.micro_batch} with checkpointing "
+             f"{'on' if setup.grad_ckpt else 'off'}, "
              f"{budget.usable_bytes / GIB:.1f} GiB usable"]
     length = setup.seq_len
     while length > 128:

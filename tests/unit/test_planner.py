@@ -268,3 +268,26 @@ def test_config_without_vocab_size_is_refused_not_guessed() -> None:
     with pytest.raises(FtwizError, match="vocab_size"):
         spec_from_config({"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
                           "intermediate_size": 128})
+
+
+def test_cli_answers_will_exactly_this_fit(shared_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every knob fixed from the command line is planned as given, and the estimate is printed either way."""
+    config = shared_dir / "reference" / "model_configs" / "llama-3.1-8b.json"
+    args = ["plan", str(config), "--vram-gb", "24", "--seq-len", "1024", "--method", "lora", "--batch-size", "2",
+            "--no-grad-ckpt", "--lora-rank", "8", "--lora-targets", "q_proj,v_proj", "--json"]
+    code = cli_main(args)
+    out = json.loads(capsys.readouterr().out)
+    assert (out["method"], out["micro_batch"], out["gradient_checkpointing"], out["lora_rank"]) == ("lora", 2, False, 8)
+    assert out["lora_targets"] == ["q_proj", "v_proj"]
+    assert code == (0 if out["fits"] else 1) and out["estimate"]["peak_bytes"] > 16 * GIB  # bf16 weights alone
+    with_ckpt = args[:args.index("--no-grad-ckpt")] + ["--grad-ckpt"] + args[args.index("--no-grad-ckpt") + 1:]
+    cli_main(with_ckpt)
+    checkpointed = json.loads(capsys.readouterr().out)
+    assert checkpointed["gradient_checkpointing"] and checkpointed["estimate"]["peak_bytes"] < out["estimate"]["peak_bytes"]
+
+
+def test_cli_refuses_lora_targets_the_model_does_not_have(shared_dir: Path, capsys) -> None:
+    config = shared_dir / "reference" / "model_configs" / "llama-3.1-8b.json"
+    assert cli_main(["plan", str(config), "--vram-gb", "24", "--lora-targets", "q_proj,c_attn"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "c_attn" in err and "gate_proj" in err  # names the unknown one and lists what exists
