@@ -140,16 +140,22 @@ def _history(value: Any) -> list:
     return history
 
 
-def _alpaca(data: dict) -> Conversation:
+def _alpaca_prompt(data: dict, instruction_key: str = "instruction") -> list[dict[str, Any]]:
+    """History pairs, then the user turn: instruction, and input (when any) after a blank line."""
     messages: list[dict[str, Any]] = []
     for turn, pair in enumerate(_history(data.get("history"))):
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
             raise RecordProblem("bad_history", f"history[{turn}] must be a [user, assistant] pair", f"history[{turn}]")
         messages.append({"role": "user", "content": _text(pair[0], f"history[{turn}][0]")})
         messages.append({"role": "assistant", "content": _text(pair[1], f"history[{turn}][1]")})
-    instruction = _text(data.get("instruction"), "instruction")
+    instruction = _text(data.get(instruction_key), instruction_key)
     extra = _text(data.get("input"), "input", required=False)
     messages.append({"role": "user", "content": f"{instruction}\n\n{extra}" if extra else instruction})
+    return messages
+
+
+def _alpaca(data: dict) -> Conversation:
+    messages = _alpaca_prompt(data)
     output = data.get("output")
     if isinstance(output, str) and not output.strip():
         raise RecordProblem("empty_assistant_turn", "'output' (the answer to learn) is empty", "output")
@@ -248,8 +254,8 @@ def _dpo(data: dict) -> Conversation:
         prompt = _sharegpt_turns(data["conversations"], "conversations")
     elif isinstance(data.get("messages"), list):
         prompt = _openai_messages(data["messages"])
-    else:
-        prompt = [{"role": "user", "content": _text(data.get("prompt", data.get("instruction")), "prompt")}]
+    else:  # Alpaca-style pairs (LLaMA-Factory's ranking datasets): input and history are part of the prompt
+        prompt = _alpaca_prompt(data, "prompt" if "prompt" in data else "instruction")
 
     def answer(key: str) -> str:
         value = data.get(key)

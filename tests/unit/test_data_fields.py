@@ -75,6 +75,15 @@ def test_alpaca_system_history_and_tools_are_kept(tmp_path: Path) -> None:
     assert sample["tools"] == [WEATHER_TOOL]
 
 
+def test_preference_pair_keeps_input_history_and_system(tmp_path: Path) -> None:
+    record = {"system": BIKE_SYSTEM, "history": [["Hi", "Hello!"]], "instruction": "Translate:", "input": "velo",
+              "chosen": "bike", "rejected": "car"}
+    sample = check_dataset(str(_jsonl(tmp_path / "pairs.jsonl", [record]))).samples[0]
+    assert [(m["role"], m["content"]) for m in sample["messages"]] == [
+        ("system", BIKE_SYSTEM), ("user", "Hi"), ("assistant", "Hello!"), ("user", "Translate:\n\nvelo")]
+    assert (sample["chosen"], sample["rejected"]) == ("bike", "car")
+
+
 # --- OpenAI tool calls -------------------------------------------------------------------------------------
 
 
