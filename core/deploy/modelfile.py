@@ -7,13 +7,14 @@ cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ftwiz.core.deploy.gguf_info import GGUFInfo, read_gguf_info
+from ftwiz.core.deploy.gguf_info import CONTROL_TOKEN_TYPE, GGUFInfo, read_gguf_info
 from ftwiz.core.deploy.probes import Renderer
 from ftwiz.core.deploy.templates import OllamaTemplate, ollama_prompt, ollama_template, probe_conversations
-from ftwiz.core.deploy.token_check import TokenReport, compare_tokens, gguf_tokenizer
+from ftwiz.core.deploy.token_check import GGUFVocab, TokenReport, compare_tokens
 from ftwiz.core.errors import FtwizError
 
 
@@ -73,15 +74,16 @@ def _triple(text: str, what: str) -> str:
     return text
 
 
-def stop_tokens(template: OllamaTemplate, info: GGUFInfo) -> list[str]:
-    """The template's end-of-turn strings that are control tokens in the GGUF vocabulary.
+def stop_tokens(template: OllamaTemplate, info: GGUFInfo, end_of_generation: Sequence[str] = ()) -> list[str]:
+    """The template's end-of-turn strings that are control tokens in the GGUF vocabulary, then every token
+    the GGUF ends generation on: the ids it names (eos, eot: generation_config.json's eos_token_id as the
+    export recorded it) and ``end_of_generation`` (llama.cpp's own end-of-generation set).
 
     A stop string that is not a control token would be split into ordinary pieces by the tokenizer and
     could leak into answers, so only control tokens qualify; at least one must end the assistant turn.
     """
-    # the template's end-of-turn strings, then every end-of-generation token the GGUF names (eos, eot:
-    # generation_config.json's eos_token_id list as the export recorded it)
-    stops = [s for s in dict.fromkeys([*template.stop_candidates, *info.end_tokens]) if info.is_control(s)]
+    candidates = [*template.stop_candidates, *info.end_tokens, *end_of_generation]
+    stops = [s for s in dict.fromkeys(candidates) if info.is_control(s)]
     ends_turn = [s for s in stops if s in template.parts.asst_post or s in template.parts.user_pre
                  or s in info.end_tokens]
     if not ends_turn:
@@ -95,7 +97,8 @@ def stop_tokens(template: OllamaTemplate, info: GGUFInfo) -> list[str]:
     return stops
 
 
-def check_tokens(info: GGUFInfo, template: OllamaTemplate, *, enable_thinking: bool | None = None) -> TokenReport:
+def check_tokens(info: GGUFInfo, template: OllamaTemplate, *, enable_thinking: bool | None = None,
+                 vocab: GGUFVocab | None = None) -> TokenReport:
     """Ollama's prompts for the probe conversations, as llama.cpp tokens of this GGUF, against training's.
 
     FtwizError on a double or missing BOS or any other token difference (see :mod:`token_check`).
@@ -104,8 +107,8 @@ def check_tokens(info: GGUFInfo, template: OllamaTemplate, *, enable_thinking: b
                         enable_thinking=True if template.parts.no_think_gen else enable_thinking)
     conversations = [c for c in probe_conversations() if template.system_supported or c[0]["role"] != "system"]
     pairs = [(c, renderer.full(c), ollama_prompt(template.template, c)) for c in conversations]
-    tokenize, bos_id = gguf_tokenizer(info.path)
-    return compare_tokens(tokenize, bos_id, pairs)
+    vocab = vocab or GGUFVocab(info.path)
+    return compare_tokens(vocab.tokenize, vocab.bos_id, pairs)
 
 
 def modelfile_spec(gguf_path: str | Path, *, system: str | None = None, num_ctx: int | None = None,
@@ -133,12 +136,15 @@ def modelfile_spec(gguf_path: str | Path, *, system: str | None = None, num_ctx:
         if not adapter_path.exists():
             raise FtwizError(f"adapter not found: {adapter_path}", where="adapter",
                              fix="give the GGUF LoRA adapter file or the adapter directory")
-    report = check_tokens(info, template, enable_thinking=enable_thinking)
+    vocab = GGUFVocab(info.path)
+    report = check_tokens(info, template, enable_thinking=enable_thinking, vocab=vocab)
+    controls = [i for i, kind in enumerate(info.token_types) if kind == CONTROL_TOKEN_TYPE]
+    eog = [info.tokens[i] for i in vocab.end_of_generation(controls)]
     notes = [n for n in (report.note(),) if n]
     if template.parts.no_think_gen:
         notes.append("thinking is on by default, as in training; a request with think=false renders the "
                      "template's thinking-off prompt")
-    return ModelfileSpec(gguf=info.path, template=template, stops=stop_tokens(template, info), system=system,
+    return ModelfileSpec(gguf=info.path, template=template, stops=stop_tokens(template, info, eog), system=system,
                          num_ctx=num_ctx, adapter=adapter_path, license=license, info=info, notes=tuple(notes))
 
 

@@ -75,16 +75,30 @@ def compare_tokens(tokenize: Tokenize, bos_id: int | None, pairs: Sequence[tuple
     return TokenReport(len(pairs), bos_id, train_bos, serve_bos, extra)
 
 
+class GGUFVocab:
+    """llama.cpp's view of a GGUF's vocabulary (loaded without weights): tokenization and end-of-generation."""
+
+    def __init__(self, gguf: Path) -> None:
+        import llama_cpp
+        from ftwiz.core import llama_logs
+
+        llama_logs.install()  # llama.cpp's log lines go to a logger, not over the user's terminal
+        self._llama_cpp = llama_cpp
+        self.llm = llama_cpp.Llama(model_path=str(gguf), vocab_only=True, verbose=False)
+        bos = self.llm.token_bos()
+        self.bos_id: int | None = bos if bos >= 0 else None
+
+    def tokenize(self, text: str, add_special: bool) -> list[int]:
+        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=add_special, special=True))
+
+    def end_of_generation(self, token_ids: Sequence[int]) -> list[int]:
+        """Those of ``token_ids`` llama.cpp ends generation on (eos, eot, eom and the end-of-turn tokens it
+        recognises by name)."""
+        vocab = self._llama_cpp.llama_model_get_vocab(self.llm.model)
+        return [i for i in token_ids if self._llama_cpp.llama_vocab_is_eog(vocab, i)]
+
+
 def gguf_tokenizer(gguf: Path) -> tuple[Tokenize, int | None]:
     """llama.cpp's tokenizer for a GGUF (vocabulary only, no weights) and its BOS id (None when it has none)."""
-    import llama_cpp
-    from ftwiz.core import llama_logs
-
-    llama_logs.install()  # llama.cpp's log lines go to a logger, not over the user's terminal
-    llm = llama_cpp.Llama(model_path=str(gguf), vocab_only=True, verbose=False)
-
-    def tokenize(text: str, add_special: bool) -> list[int]:
-        return list(llm.tokenize(text.encode("utf-8"), add_bos=add_special, special=True))
-
-    bos = llm.token_bos()
-    return tokenize, (bos if bos >= 0 else None)
+    vocab = GGUFVocab(gguf)
+    return vocab.tokenize, vocab.bos_id

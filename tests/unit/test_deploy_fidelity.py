@@ -146,3 +146,13 @@ def test_qwen3_template_whose_default_is_thinking_off(tokenizers_dir: Path) -> N
     result = _check(tok)
     assert not is_thinking_capable(result.template)
     assert ollama_prompt(result.template, [{"role": "user", "content": "Hi"}]).endswith("<think>\n\n</think>\n\n")
+
+
+def test_no_bos_is_invented_for_a_vocabulary_without_one(tokenizers_dir: Path) -> None:
+    """Mistral v0.3's template writes ``{{ bos_token }}``; on a tokenizer without a BOS there is nothing to
+    write, and the TEMPLATE must not make one up (it renders exactly what training rendered: no BOS)."""
+    template = (tokenizers_dir / "Mistral-7B-Instruct-v0.3" / "chat_template.jinja").read_text(encoding="utf-8")
+    for runtime_adds_bos in (True, False):
+        result = ollama_template(template, bos_token=None, eos_token="</s>", runtime_adds_bos=runtime_adds_bos)
+        assert "<s>" not in result.template
+        assert ollama_prompt(result.template, [{"role": "user", "content": "Hi"}]) == "[INST]Hi[/INST]"
