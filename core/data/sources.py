@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftwiz.core.data.formats import apply_columns, detect_format, normalise
+from ftwiz.core.data.formats import FORMATS, apply_columns, detect_format, normalise
 from ftwiz.core.data.loaders import expand_paths, json_record_lines, read_file
 from ftwiz.core.data.records import Conversation, RawRecord, RecordProblem, Reject
 from ftwiz.core.data.validate import check_conversation, fill_placeholders
@@ -62,6 +62,9 @@ def specs_from_dataset_info(names: list[str], dataset_dir: str | None, formattin
             raise FtwizError(f"dataset '{name}' has no file_name", where=Location(file=info_path, field=name),
                              fix="hub and script datasets are not supported offline; point file_name at a local file")
         fmt = entry.get("formatting", "alpaca")
+        if fmt not in FORMATS:
+            raise FtwizError(f"dataset '{name}' has formatting {fmt!r}", where=Location(file=info_path, field=f"{name}.formatting"),
+                             fix=f"use one of {', '.join(FORMATS)}")
         if entry.get("ranking"):
             fmt = "dpo"
         specs.append(SourceSpec(str(Path(dataset_dir or ".") / entry["file_name"]), fmt,

@@ -168,6 +168,17 @@ def test_dataset_info_tags_map_custom_roles_and_keep_tool_turns(tmp_path: Path) 
     assert report.samples[0]["tools"] == [WEATHER_TOOL]
 
 
+def test_dataset_info_with_an_unknown_formatting_is_a_clear_error(tmp_path: Path) -> None:
+    from ftwiz.core.errors import FtwizError
+
+    _jsonl(tmp_path / "d.jsonl", [_sharegpt("Hi", "Hello")])
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"d": {"file_name": "d.jsonl", "formatting": "sharegpt4v"}}),
+                                                encoding="utf-8")
+    with pytest.raises(FtwizError, match="sharegpt4v") as info:
+        check_dataset("d", dataset_dir=str(tmp_path))
+    assert info.value.where.field == "d.formatting" and "sharegpt" in info.value.fix
+
+
 # --- images -----------------------------------------------------------------------------------------------
 
 
