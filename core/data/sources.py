@@ -67,8 +67,11 @@ def specs_from_dataset_info(names: list[str], dataset_dir: str | None, formattin
                              fix=f"use one of {', '.join(FORMATS)}")
         if entry.get("ranking"):
             fmt = "dpo"
-        specs.append(SourceSpec(str(Path(dataset_dir or ".") / entry["file_name"]), fmt,
-                                entry.get("columns"), entry.get("tags")))
+        columns = entry.get("columns")
+        if fmt == "alpaca" and isinstance(columns, dict) and set(columns) == {"prompt"}:
+            # LLaMA-Factory's pre-training entries (c4_demo): only a prompt column, trained as plain text
+            fmt, columns = "text", {"text": columns["prompt"]}
+        specs.append(SourceSpec(str(Path(dataset_dir or ".") / entry["file_name"]), fmt, columns, entry.get("tags")))
     return specs
 
 

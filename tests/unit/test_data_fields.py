@@ -168,6 +168,14 @@ def test_dataset_info_tags_map_custom_roles_and_keep_tool_turns(tmp_path: Path) 
     assert report.samples[0]["tools"] == [WEATHER_TOOL]
 
 
+def test_dataset_info_pretraining_entry_with_only_a_prompt_column_is_text(tmp_path: Path) -> None:
+    _jsonl(tmp_path / "c4_demo.jsonl", [{"text": "A document.\nTwo lines."}, {"text": "Another one."}])
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"c4_demo": {
+        "file_name": "c4_demo.jsonl", "columns": {"prompt": "text"}}}), encoding="utf-8")  # as LLaMA-Factory ships it
+    report = check_dataset("c4_demo", dataset_dir=str(tmp_path))
+    assert report.kept == 2 and report.samples[0]["messages"] == [{"role": "text", "content": "A document.\nTwo lines."}]
+
+
 def test_dataset_info_with_an_unknown_formatting_is_a_clear_error(tmp_path: Path) -> None:
     from ftwiz.core.errors import FtwizError
 
