@@ -104,6 +104,27 @@ def test_json_not_utf8_names_the_line(tmp_path: Path) -> None:
     assert info.value.where.line == 2
 
 
+def test_parquet_tool_records_carry_no_null_keys_from_arrows_struct_union(tmp_path: Path) -> None:
+    """Arrow gives every message every key (tool_calls=None on user turns...): none may reach the template."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    call = {"id": "call_1", "type": "function", "function": {"name": "add", "arguments": '{"a": 2, "b": 3}'}}
+    rows = [{"messages": [{"role": "user", "content": "Add 2 and 3"},
+                          {"role": "assistant", "content": None, "tool_calls": [call]},
+                          {"role": "tool", "content": "5", "tool_call_id": "call_1"},
+                          {"role": "assistant", "content": "5"}]}]
+    path = tmp_path / "tools.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    messages = check_dataset(str(path)).samples[0]["messages"]
+    assert messages == [
+        {"role": "user", "content": "Add 2 and 3"},
+        {"role": "assistant", "content": "",
+         "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "add", "arguments": {"a": 2, "b": 3}}}]},
+        {"role": "tool", "content": "5", "tool_call_id": "call_1"},
+        {"role": "assistant", "content": "5"}]
+
+
 # --- data check on a file with one broken line (issue 17, item 8) -----------------------------------------
 
 
