@@ -82,7 +82,7 @@ def detect_format(samples: list[Any]) -> tuple[str, str]:
     fmt = max(votes, key=lambda f: (votes[f], -order.index(f)))
     why = _SHAPE_WHY[fmt]
     if votes[fmt] < len(dicts):
-        why += f" ({votes[fmt]} of the first {len(dicts)} records)"
+        why += f": {votes[fmt]} of the first {len(dicts)} records"
     return fmt, why
 
 
