@@ -93,7 +93,7 @@ def systemd_unit(gguf: str | Path, name: str, *, host: str = "127.0.0.1", port: 
                  api_key_file: str | Path | None = None, python: str = sys.executable,
                  n_ctx: int = DEFAULT_N_CTX) -> str:
     """The text of a user unit that serves ``gguf`` on host:port with an OpenAI-compatible API."""
-    from ftwiz.core.deploy.server import server_command
+    from ftwiz.core.deploy.server import _run_thinking, server_command
 
     path = _check_gguf(gguf)
     if not 1 <= port <= 65535:
@@ -103,7 +103,8 @@ def systemd_unit(gguf: str | Path, name: str, *, host: str = "127.0.0.1", port: 
         raise FtwizError(f"serving on {host} would let anyone on the network use the model without a key",
                          where="host", fix="keep host 127.0.0.1, or give an API key file (API_KEY=...)")
     alias = safe_name(name)
-    command = server_command(path, host=host, port=port, api_key=None, n_ctx=n_ctx, model_alias=alias)
+    command = server_command(path, host=host, port=port, api_key=None, n_ctx=n_ctx, model_alias=alias,
+                             enable_thinking=_run_thinking(path))  # as the run trained (None: the default)
     command[0] = python
     lines = [
         "# Written by ftwiz (ftwiz.core.deploy.service). Logs: journalctl --user -u " + unit_name(name),
@@ -242,12 +243,7 @@ def _gguf_of(model: str) -> Path:
         return path
     from ftwiz.core.rundir import RunDir
 
-    run = RunDir.resolve(model)
-    found = sorted(run.export.glob("*.gguf"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise FtwizError(f"run '{run.name}' has no GGUF yet", where=Location(file=run.export),
-                         fix=f"export it first: ftwiz export {run.name} --quant Q4_K_M")
-    return found[-1]
+    return RunDir.resolve(model).require_gguf()  # the run's own newest export, never its base copy
 
 
 def run(args: argparse.Namespace) -> int:

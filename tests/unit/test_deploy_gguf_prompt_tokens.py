@@ -132,3 +132,16 @@ def test_qwen3_gguf_ends_generation_on_every_stop_in_llama_cpp(qwen3_gguf: Path)
     cmd = server_command(qwen3_gguf, host="127.0.0.1", port=1, api_key=None, n_ctx=512, model_alias="m",
                          enable_thinking=False)
     assert json.loads(cmd[cmd.index("--chat_template_kwargs") + 1]) == {"enable_thinking": False}
+
+
+def test_tinyllama_runtime_bos_the_training_prompt_lacks_is_said_in_the_modelfile(tokenizers_dir: Path,
+                                                                                  tmp_path: Path) -> None:
+    """TinyLlama's zephyr template writes no BOS while its tokenizer (and so the GGUF) adds one: Ollama cannot
+    leave it out, so the Modelfile says so instead of hiding it; everything after it matches training."""
+    folder = tmp_path / "tinyllama"
+    shutil.copytree(tokenizers_dir / "TinyLlama-1.1B-Chat-v1.0", folder)
+    gguf = _vocab_gguf(folder, tmp_path / "vocab.gguf", 32000)
+    spec = modelfile_spec(gguf)
+    assert not spec.template.template.startswith("<s>") and "</s>" in spec.stops
+    assert any("one extra BOS" in note for note in spec.notes)
+    assert "# note: the GGUF asks the runtime to add BOS" in spec.render()
