@@ -52,6 +52,12 @@ class Step(_Event):
     mem_peak_bytes: int | None = None
     mem_device_used_bytes: int | None = None
     rss_bytes: int | None = None
+    # Preference stages (dpo/orpo/kto), from TRL's logs: mean implicit rewards of the chosen and rejected
+    # answers, their margin, and the share of pairs whose chosen answer wins (preference accuracy).
+    rewards_chosen: float | None = None
+    rewards_rejected: float | None = None
+    rewards_margins: float | None = None
+    rewards_accuracy: float | None = None
 
 
 class Eval(_Event):
@@ -59,6 +65,8 @@ class Eval(_Event):
     step: int
     loss: float
     perplexity: float
+    rewards_margins: float | None = Field(None, description="Preference stages: mean reward margin on held-out pairs")
+    rewards_accuracy: float | None = Field(None, description="Preference stages: share of held-out pairs won")
 
 
 class CheckpointSaved(_Event):

@@ -23,6 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 Method = Literal["full", "lora", "qlora"]
 DataFormat = Literal["auto", "alpaca", "sharegpt", "openai", "dpo", "text"]
+Stage = Literal["sft", "pt", "dpo", "orpo", "kto"]
+# TRL DPOConfig.loss_type values that need nothing but pairs (LLaMA-Factory's pref_loss names where they exist)
+PrefLoss = Literal["sigmoid", "hinge", "ipo", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
+                   "aot_pair", "apo_zero", "apo_down", "discopop", "sigmoid_norm"]
+ReportTo = Literal["none", "tensorboard", "mlflow", "wandb"]
 QuantType = Literal["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"]
 
 
@@ -47,6 +52,10 @@ class Recipe(BaseModel):
     enable_thinking: bool | None = Field(None, description="Thinking templates (qwen3): true/false; null = "
                                          "the template's default")
     system: str | None = Field(None, description="Default system prompt for records without one")
+    variables: dict[str, str] = Field(default_factory=dict, description="Values for {{name}} placeholders in "
+                                      "the data, e.g. {name: Aria, author: Sam} for identity datasets")
+    allow_placeholders: bool = Field(False, description="Train even when {{name}} placeholders are left "
+                                     "unfilled (they are then learned literally)")
     cutoff_len: int = Field(1024, ge=16, le=1_048_576, description="Max tokens per training sample")
     overlength: Literal["drop", "truncate"] = Field("drop", description="What to do with longer samples")
     train_on_prompt: bool = Field(False, description="Also learn the prompt tokens (default: answers only)")
@@ -68,6 +77,18 @@ class Recipe(BaseModel):
     lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
     lora_target: list[str] = Field(default_factory=lambda: ["all"], description="Module names, or 'all'")
     use_dora: bool = Field(False, description="Weight-decomposed LoRA (slower, sometimes better)")
+    adapter_name_or_path: str | None = Field(None, description="Start from this LoRA adapter: a folder, or a run "
+                                             "name whose adapter to continue (e.g. an SFT run before DPO)")
+
+    # --- stage (LLaMA-Factory's names) ---------------------------------------------------------
+    stage: Stage = Field("sft", description="sft (answers), pt (raw text, packed), or preference alignment: "
+                         "dpo, orpo (chosen/rejected pairs), kto (good/bad answers)")
+    pref_beta: float = Field(0.1, gt=0.0, description="dpo/orpo/kto: beta, how far from the reference "
+                             "the model may move (dpo/kto) or the odds-ratio weight (orpo)")
+    pref_loss: PrefLoss = Field("sigmoid", description="dpo loss: sigmoid (DPO), hinge, ipo, robust, ...")
+    pref_ftx: float = Field(0.0, ge=0.0, description="dpo: weight of an added SFT loss on the chosen answers")
+    kto_chosen_weight: float = Field(1.0, gt=0.0, description="kto: weight of the desirable answers' loss")
+    kto_rejected_weight: float = Field(1.0, gt=0.0, description="kto: weight of the undesirable answers' loss")
 
     # --- training ----------------------------------------------------------------------------
     per_device_train_batch_size: int | None = Field(None, ge=1, description="Micro-batch; None = planner")
@@ -89,16 +110,27 @@ class Recipe(BaseModel):
     logging_steps: int = Field(1, ge=1)
     seed: int = 42
     run_name: str | None = Field(None, description="Run directory name under runs/")
+    report_to: list[ReportTo] = Field(default_factory=lambda: ["none"], description="Also log to: tensorboard, "
+                                      "mlflow (both into the run folder), wandb; needs `pip install ftwiz[tracking]`")
 
     # --- export ------------------------------------------------------------------------------
     export_quant: list[QuantType] = Field(default_factory=lambda: ["Q4_K_M"])
     ollama_name: str | None = Field(None, description="Register the result in Ollama under this name")
 
-    @field_validator("dataset", "lora_target", mode="before")
+    @field_validator("dataset", "lora_target", "report_to", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("variables", mode="before")
+    @classmethod
+    def _variables_as_text(cls, value: object) -> object:
+        """YAML reads `year: 2024` as a number; a placeholder is filled with text either way."""
+        if isinstance(value, dict):
+            return {str(k): v if isinstance(v, str) or v is None or isinstance(v, (dict, list)) else str(v)
+                    for k, v in value.items()}
         return value
 
     @field_validator("template")

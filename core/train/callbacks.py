@@ -115,20 +115,39 @@ class EventCallback(TrainerCallback):
             loss=float(logs["loss"]), lr=float(logs.get("learning_rate", 0.0)),
             grad_norm=_finite(logs.get("grad_norm")), tokens_per_s=tokens / elapsed if tokens else None,
             tokens_seen=int(state.num_input_tokens_seen),
-            samples_per_s=samples / elapsed, eta_s=eta, **memory_snapshot(self.device)))
+            samples_per_s=samples / elapsed, eta_s=eta, **preference_figures(logs), **memory_snapshot(self.device)))
         self._last_time, self._last_tokens, self._last_step = now, state.num_input_tokens_seen, state.global_step
         self._stop_if_cancelled(control)  # a cancel seen while logging still saves this very step
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        loss = (metrics or {}).get("eval_loss")
+        metrics = metrics or {}
+        loss = metrics.get("eval_loss")
         if loss is not None:
-            self.bus.emit(Eval(step=state.global_step, loss=float(loss), perplexity=_perplexity(loss)))
+            figures = preference_figures(metrics, prefix="eval_")
+            self.bus.emit(Eval(step=state.global_step, loss=float(loss), perplexity=_perplexity(loss),
+                               rewards_margins=figures.get("rewards_margins"),
+                               rewards_accuracy=figures.get("rewards_accuracy")))
 
     def on_save(self, args, state, control, **kwargs):
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         self.bus.emit(CheckpointSaved(step=state.global_step, path=str(path)))
         if self.on_checkpoint:
             self.on_checkpoint(state.global_step)
+
+
+# TRL's log keys (DPOTrainer, KTOTrainer, ORPOTrainer) -> Step fields
+PREFERENCE_LOGS = {"rewards/chosen": "rewards_chosen", "rewards/rejected": "rewards_rejected",
+                   "rewards/margins": "rewards_margins", "rewards/accuracies": "rewards_accuracy"}
+
+
+def preference_figures(logs: dict, prefix: str = "") -> dict[str, float]:
+    """The preference stages' live figures found in a Trainer log (empty for SFT)."""
+    found = {}
+    for key, name in PREFERENCE_LOGS.items():
+        value = _finite(logs.get(prefix + key))
+        if value is not None:
+            found[name] = value
+    return found
 
 
 def _finite(value) -> float | None:

@@ -78,6 +78,8 @@ def apply_lora(model, recipe: Recipe, plan: Plan):
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=plan.gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False})
+    if recipe.adapter_name_or_path:
+        return load_adapter(model, recipe)
     targets: str | list[str] = plan.lora_targets or list(recipe.lora_target)
     if targets in (["all"], ["all-linear"]):
         targets = "all-linear"
@@ -90,6 +92,39 @@ def apply_lora(model, recipe: Recipe, plan: Plan):
         raise FtwizError(f"LoRA targets {targets} do not match this model: {exc}", where="recipe: lora_target",
                          fix="use lora_target: all, or module names such as q_proj,v_proj") from None
     return model
+
+
+def resolve_adapter(name_or_path: str) -> Path:
+    """An adapter folder from ``adapter_name_or_path``: a folder holding adapter_config.json, a run folder, or
+    a run name (its ``adapter/``). Raises FtwizError naming the recipe key when none is found."""
+    from ftwiz.core.rundir import RunDir
+
+    path = Path(name_or_path).expanduser()
+    for candidate in (path, path / "adapter"):
+        if (candidate / "adapter_config.json").is_file():
+            return candidate
+    try:
+        run = RunDir.resolve(name_or_path)
+    except FtwizError:
+        run = None
+    if run is not None and (run.adapter / "adapter_config.json").is_file():
+        return run.adapter
+    raise FtwizError(f"no LoRA adapter at '{name_or_path}' (no adapter_config.json there, and no completed run "
+                     "of that name with an adapter)", where="recipe: adapter_name_or_path",
+                     fix="give a run name (`ftwiz train --from RUN`) or a folder holding adapter_config.json")
+
+
+def load_adapter(model, recipe: Recipe):
+    """Continue training the adapter of an earlier run (the usual SFT -> DPO sequence)."""
+    from peft import PeftModel
+
+    path = resolve_adapter(recipe.adapter_name_or_path or "")
+    try:
+        return PeftModel.from_pretrained(model, str(path), is_trainable=True)
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise FtwizError(f"the adapter at {path} does not fit this base model ({exc})",
+                         where="recipe: adapter_name_or_path",
+                         fix="use the same model_name_or_path the adapter was trained on") from None
 
 
 def build_model(model_dir: Path, recipe: Recipe, plan: Plan):

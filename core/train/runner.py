@@ -30,6 +30,7 @@ from ftwiz.core.recipe import Recipe, dump_recipe, load_recipe
 from ftwiz.core.rundir import RunDir
 from ftwiz.core.train.callbacks import CancelFlag, EventCallback
 from ftwiz.core.train.fingerprint import check_resumable, fingerprint
+from ftwiz.core.train.stages import check_stage_data, is_preference, preference_trainer, stage_config
 
 OOM_SUGGESTIONS = ("lower cutoff_len (shorter samples), use finetuning_type: qlora, enable "
                    "gradient_checkpointing, or pick a smaller model; `ftwiz plan RECIPE` shows what fits")
@@ -126,10 +127,15 @@ def open_run(recipe: Recipe, *, run_name: str | None, resume: str | None) -> tup
 def _training_arguments(recipe: Recipe, plan: Plan, run: RunDir, has_validation: bool):
     from transformers import TrainingArguments
 
+    return TrainingArguments(**_training_kwargs(recipe, plan, run, has_validation))
+
+
+def _training_kwargs(recipe: Recipe, plan: Plan, run: RunDir, has_validation: bool) -> dict[str, Any]:
+    """TrainingArguments' values for this run (TRL's stage configs extend TrainingArguments and take them too)."""
     eval_strategy = ("steps" if recipe.eval_steps else "epoch") if has_validation else "no"
     save_strategy = "steps" if recipe.save_steps else "epoch"
     on_cpu = plan.device == "cpu"
-    return TrainingArguments(
+    return dict(
         output_dir=str(run.checkpoints),
         per_device_train_batch_size=plan.micro_batch,
         per_device_eval_batch_size=plan.micro_batch,
@@ -275,7 +281,10 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
     model_dir = resolve_model(recipe.model_name_or_path, revision=recipe.revision)
     tokenizer = load_tokenizer(model_dir, recipe)
     template = adopt_template(tokenizer, recipe, warn=lambda text: bus.emit(Message(level="warning", text=text)))
-    prepared = prepare_for_training(recipe, tokenizer, events=bus, refuse_placeholders=True)
+    packing = recipe.packing or recipe.stage == "pt"  # continued pre-training packs raw text
+    prepared = prepare_for_training(recipe.model_copy(update={"packing": packing}), tokenizer, events=bus,
+                                    refuse_placeholders=True)
+    check_stage_data(recipe.stage, prepared.splits.get("train", []))
     current = fingerprint(recipe, model_dir, prepared.dataset_hash, prepared.template_hash)
     if resuming:
         card = run.read_json(run.run_card) if run.run_card.exists() else {}
@@ -320,22 +329,31 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
 
     transformers.set_seed(recipe.seed)
     model = build_model(model_dir, recipe, plan)
-    if recipe.packing:
+    if packing:
         from ftwiz.core.train.packing import check_isolation
 
         check_isolation(model, dtype="fp32" if plan.device == "cpu" else plan.dtype)
     trainable, total = trainable_parameters(model)
     train_ds = _model_columns(prepared.train)
     eval_ds = _model_columns(prepared.validation) if prepared.validation is not None and len(prepared.validation) else None
+    if is_preference(recipe.stage):  # TRL renders and tokenizes the pairs itself, with the run's template
+        from ftwiz.core.data.preference import preference_dataset
+
+        train_ds = preference_dataset(prepared.splits["train"], recipe.stage)
+        eval_ds = preference_dataset(prepared.splits.get("validation", []), recipe.stage)
     checkpoint = _last_checkpoint(run) if resuming else None
     if resuming and checkpoint is None and run.checkpoint_steps():
         bus.emit(Message(level="warning", text="the newest checkpoint is incomplete; starting from the last good one"))
 
     while True:
-        args = _training_arguments(recipe, plan, run, eval_ds is not None)
-        trainer = transformers.Trainer(
-            model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-            data_collator=_collator(tokenizer, plan, recipe.packing), processing_class=tokenizer)
+        if is_preference(recipe.stage):
+            args = stage_config(recipe, _training_kwargs(recipe, plan, run, eval_ds is not None), plan.max_seq_len)
+            trainer = preference_trainer(recipe, model, tokenizer, args, train_ds, eval_ds)
+        else:
+            args = _training_arguments(recipe, plan, run, eval_ds is not None)
+            trainer = transformers.Trainer(
+                model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                data_collator=_collator(tokenizer, plan, packing), processing_class=tokenizer)
         callback = EventCallback(bus, device=plan.device, micro_batch=plan.micro_batch, cancel=cancel,
                                  on_checkpoint=lambda step: write_status(run, "running", step=step))
         trainer.add_callback(callback)

@@ -1,0 +1,60 @@
+"""Preference data for the alignment stages, in the conversational shapes TRL's trainers render themselves.
+
+The data pipeline (``prepare_for_training``) reads, cleans, deduplicates and splits the records as for SFT;
+its ``splits`` keep each record as ``{"messages": [...], "chosen": str, "rejected": str}`` whatever shape
+it came in (``prompt/chosen/rejected``, Alpaca, ShareGPT, OpenAI messages, LLaMA-Factory ``ranking``).
+From those:
+- ``dpo`` / ``orpo``: ``{"prompt": messages, "chosen": [assistant], "rejected": [assistant]}``;
+- ``kto``: one ``{"prompt": messages, "completion": [assistant], "label": bool}`` per answer: the chosen
+  answer desirable, the rejected one undesirable (TRL's ``unpair_preference_dataset`` does the same).
+TRL then renders prompt and prompt+answer through the tokenizer's chat template (the run's template is
+set on the tokenizer first), so what is learned is exactly what the template produces.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ftwiz.core.errors import FtwizError
+
+PAIRWISE = ("dpo", "orpo")
+
+
+def _answer(text: str) -> list[dict[str, str]]:
+    return [{"role": "assistant", "content": text}]
+
+
+def preference_rows(records: list[dict[str, Any]], stage: str) -> list[dict[str, Any]]:
+    """TRL rows for ``stage`` from the pipeline's split records (see the module docstring).
+
+    Raises:
+        FtwizError: when a record has no chosen/rejected answers (the data is not preference data), naming
+        the ``stage`` key and the record.
+    """
+    rows: list[dict[str, Any]] = []
+    for index, record in enumerate(records):
+        chosen, rejected = record.get("chosen"), record.get("rejected")
+        if chosen is None or rejected is None:
+            raise FtwizError(
+                f"stage {stage} trains on preference pairs, but record {index} of the training data has no "
+                "chosen/rejected answers", where="recipe: stage",
+                fix="use data with prompt/chosen/rejected (or LLaMA-Factory `ranking: true`), e.g. the "
+                    "preferences.jsonl that `ftwiz eval RUN --review` writes; or set stage: sft")
+        prompt = list(record["messages"])
+        if stage in PAIRWISE:
+            rows.append({"prompt": prompt, "chosen": _answer(chosen), "rejected": _answer(rejected)})
+        elif stage == "kto":
+            rows.append({"prompt": prompt, "completion": _answer(chosen), "label": True})
+            rows.append({"prompt": prompt, "completion": _answer(rejected), "label": False})
+        else:
+            raise ValueError(f"not a preference stage: {stage!r}")
+    return rows
+
+
+def preference_dataset(records: list[dict[str, Any]], stage: str):
+    """:func:`preference_rows` as a ``datasets.Dataset`` (None when there are no records)."""
+    if not records:
+        return None
+    from datasets import Dataset
+
+    return Dataset.from_list(preference_rows(records, stage))

@@ -1,0 +1,113 @@
+"""Training stages on tiny models, on CPU: dpo, orpo and kto move the preference figures the right way, pt
+learns raw text; all with the run directory, events and adapter that SFT has."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ftwiz.core.errors import FtwizError
+from ftwiz.core.events import EventBus, read_events
+from ftwiz.core.recipe import parse_recipe
+from ftwiz.core.rundir import RunDir
+from ftwiz.core.train.runner import train
+
+DEMO_DATA = Path(__file__).resolve().parents[2] / "recipes" / "demo" / "demo.jsonl"
+
+
+def pairs_file(tmp_path: Path, shape: str = "prompt") -> Path:
+    """Preference pairs from the demo data: the pirate answer is chosen over a plain one."""
+    rows = []
+    for line in DEMO_DATA.read_text().splitlines()[:40]:
+        messages = json.loads(line)["messages"]
+        question, answer = messages[-2]["content"], messages[-1]["content"]
+        plain = "I do not know much about that, sorry."
+        if shape == "prompt":
+            rows.append({"prompt": question, "chosen": answer, "rejected": plain})
+        elif shape == "sharegpt":
+            rows.append({"conversations": [{"from": "human", "value": question}],
+                         "chosen": {"from": "gpt", "value": answer}, "rejected": {"from": "gpt", "value": plain}})
+    path = tmp_path / f"pairs-{shape}.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def stage_recipe(model: Path, data: Path, **fields):
+    base = {"model_name_or_path": str(model), "dataset": [str(data)], "finetuning_type": "lora",
+            "cutoff_len": 128, "learning_rate": 2e-2, "max_steps": 6, "per_device_train_batch_size": 4,
+            "gradient_accumulation_steps": 1, "lora_rank": 8, "save_steps": 3, "eval_steps": 100,
+            "warmup_ratio": 0.0, "lr_scheduler_type": "constant", "near_dedup_threshold": None,
+            "val_size": 0.1, "test_size": 0.0, "lora_dropout": 0.0}
+    return parse_recipe(base | fields)
+
+
+def _steps(seen):
+    return [e for e in seen if e.type == "step"]
+
+
+@pytest.mark.parametrize("shape", ["prompt", "sharegpt"])
+def test_dpo_widens_the_reward_margin(tiny_qwen2: Path, tmp_path: Path, shape: str) -> None:
+    seen = []
+    result = train(stage_recipe(tiny_qwen2, pairs_file(tmp_path, shape), stage="dpo", run_name=f"dpo-{shape}"),
+                   events=EventBus([seen.append]))
+    assert result.status == "completed"
+    steps = _steps(seen)
+    assert steps[0].rewards_margins is not None and steps[0].rewards_accuracy is not None
+    assert steps[-1].rewards_margins > steps[0].rewards_margins + 0.05, [s.rewards_margins for s in steps]
+    assert steps[-1].rewards_chosen > steps[-1].rewards_rejected
+    assert steps[-1].loss < steps[0].loss
+    run = RunDir(result.run_dir)
+    assert (run.adapter / "adapter_model.safetensors").is_file()
+    assert not (run.adapter / "ref").exists()  # only the trained adapter is saved
+    logged = [e for e in read_events(run.events) if e.type == "step"]
+    assert logged[-1].rewards_margins == pytest.approx(steps[-1].rewards_margins)
+
+
+def test_preference_stage_refuses_data_without_pairs(tiny_qwen2: Path) -> None:
+    with pytest.raises(FtwizError, match="no chosen/rejected") as caught:
+        train(stage_recipe(tiny_qwen2, DEMO_DATA, stage="dpo", run_name="dpo-sft-data", max_samples=8))
+    assert caught.value.where == "recipe: stage"
+
+
+def test_orpo_learns_the_chosen_answers_without_a_reference(tiny_qwen2: Path, tmp_path: Path) -> None:
+    seen = []
+    result = train(stage_recipe(tiny_qwen2, pairs_file(tmp_path), stage="orpo", run_name="orpo"),
+                   events=EventBus([seen.append]))
+    assert result.status == "completed"
+    steps = _steps(seen)
+    assert steps[-1].loss < steps[0].loss * 0.97, [s.loss for s in steps]  # the SFT part: chosen answers learned
+    assert steps[-1].rewards_margins > steps[0].rewards_margins, [s.rewards_margins for s in steps]
+    assert steps[-1].rewards_accuracy == 1.0
+
+
+def test_kto_raises_desirable_and_lowers_undesirable_rewards(tiny_qwen2: Path, tmp_path: Path) -> None:
+    seen = []
+    result = train(stage_recipe(tiny_qwen2, pairs_file(tmp_path), stage="kto", run_name="kto"),
+                   events=EventBus([seen.append]))
+    assert result.status == "completed"
+    steps = _steps(seen)
+    assert steps[0].loss == pytest.approx(0.5, abs=1e-3)  # policy == reference at the start
+    assert steps[-1].loss < steps[0].loss
+    assert steps[-1].rewards_chosen > 0 > steps[-1].rewards_rejected
+    assert steps[-1].rewards_margins > steps[0].rewards_margins + 0.05
+
+
+def test_pt_packs_raw_text_and_learns_it(tiny_qwen2: Path, tmp_path: Path) -> None:
+    text = tmp_path / "corpus.jsonl"
+    answers = [json.loads(line)["messages"][-1]["content"] for line in DEMO_DATA.read_text().splitlines()[:48]]
+    text.write_text("\n".join(json.dumps({"text": a}) for a in answers) + "\n")
+    seen = []
+    result = train(stage_recipe(tiny_qwen2, text, stage="pt", run_name="pt", per_device_train_batch_size=2),
+                   events=EventBus([seen.append]))
+    assert result.status == "completed"
+    steps = _steps(seen)
+    assert steps[-1].loss < steps[0].loss * 0.9, [s.loss for s in steps]
+    stats = json.loads((result.run_dir / "data" / "stats.json").read_text())
+    assert stats["train"]["packed_sequences"] < stats["train"]["samples"]  # several texts per sequence
+
+
+def test_pt_refuses_conversations(tiny_qwen2: Path) -> None:
+    with pytest.raises(FtwizError, match="raw text") as caught:
+        train(stage_recipe(tiny_qwen2, DEMO_DATA, stage="pt", run_name="pt-chat", max_samples=8))
+    assert caught.value.where == "recipe: stage"
