@@ -76,7 +76,15 @@ def run_demo(*, events: EventBus | None = None, say=print, run_name: str | None 
     lap("doctor")
 
     say("[2/7] model: the embedded tiny chat model (built offline on first use, then cached)")
-    base_dir = ensure_demo_base_model(progress=lambda text: say(f"      {text}"))
+
+    def built(step) -> None:  # a progress bar with an estimate: the first build takes 30 s to minutes
+        if events is not None:
+            from ftwiz.core.events import Progress
+
+            left = f" (about {step.eta_s:.0f} s left)" if step.eta_s else ""
+            events.emit(Progress(stage="base model", done=step.done, total=step.total, message=step.message + left))
+
+    base_dir = ensure_demo_base_model(progress=lambda text: say(f"      {text}"), on_progress=built)
     lap("base model")
 
     recipe = load_recipe(demo_recipe_path())

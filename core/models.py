@@ -41,7 +41,8 @@ def _from_hf_cache(repo_id: str, revision: str | None, allow_download: bool) -> 
         if not allow_download:
             raise FtwizError(
                 f"{repo_id} is not in the local Hugging Face cache",
-                fix=f"download it once with `huggingface-cli download {repo_id}` (online), or pass a local folder",
+                fix=f"download it once with `hf download {repo_id}` (online; `hf` comes with huggingface-hub), "
+                    "or pass a local folder",
             ) from None
     except Exception as exc:  # a malformed id or cache entry
         raise FtwizError(f"cannot look up {repo_id} in the Hugging Face cache: {exc}",

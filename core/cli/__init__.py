@@ -54,11 +54,21 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="show ftwiz and stack versions and exit")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    sub.add_parser("wizard", help="open the terminal wizard (the same as `ftwiz` with no verb)")
+    from ftwiz.core.cli import wizard
+
+    wizard_parser = sub.add_parser("wizard", help="open the terminal wizard (the same as `ftwiz` with no verb)",
+                                   description=wizard.DESCRIPTION, epilog=wizard.EPILOG,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    wizard.add_arguments(wizard_parser)
     for name, (module_name, help_text) in VERBS.items():
-        verb_parser = sub.add_parser(name, help=help_text, description=help_text)
-        if name == verb:
-            importlib.import_module(module_name).add_arguments(verb_parser)
+        if name != verb:
+            sub.add_parser(name, help=help_text, description=help_text)
+            continue
+        module = importlib.import_module(module_name)
+        # EPILOG: each verb's examples, shown under its options by `ftwiz VERB --help`
+        verb_parser = sub.add_parser(name, help=help_text, description=help_text, epilog=getattr(module, "EPILOG", None),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(verb_parser)
     return parser
 
 

@@ -10,6 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+EPILOG = """examples:
+  ftwiz chat my-run                                  the run's newest fine-tuned GGUF
+  ftwiz chat my-run --once "Hello"                   one answer, then exit
+  ftwiz chat my-run --compare runs/my-run/base/base-Q8_0.gguf   side by side with the base model
+  ftwiz chat my-model                                an Ollama model by name
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="a .gguf file, an ftwiz run, or an Ollama model name")

@@ -58,6 +58,20 @@ def _print_summary(report, console) -> None:
         console.print(f"{name}: {path}", highlight=False)
 
 
+def _refuse_unfinished(target: str) -> None:
+    """A cancelled or failed run: say how to resume it or why it failed, before loading anything."""
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.rundir import RunDir
+
+    if Path(target).is_file():
+        return
+    try:
+        run = RunDir.resolve(target)
+    except FtwizError:
+        return  # a model folder or id: evaluate() resolves and reports it
+    run.require_trained("evaluate")
+
+
 def run(args: argparse.Namespace) -> int:
     from ftwiz.core.cli.console import console, err_console, print_json
     from ftwiz.core.evaluate.runner import evaluate
@@ -72,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             err_console.print(f"[dim]{event.text}[/dim]")
 
     bus.subscribe(show)
+    _refuse_unfinished(args.target)
     report = evaluate(args.target, base=args.base, split=args.split, max_samples=args.max_samples,
                       max_new_tokens=args.max_new_tokens, forgetting_text=args.forgetting, events=bus,
                       gguf=args.gguf, data=args.data, out_dir=args.out, forgetting=not args.no_forgetting)

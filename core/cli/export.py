@@ -9,6 +9,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+EPILOG = """examples:
+  ftwiz export my-run                                Q8_0 GGUF in runs/my-run/export/
+  ftwiz export my-run --quant Q4_K_M --verify        smaller file, checked against the model
+  ftwiz export my-run --check                        only say whether it can be exported
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="a run directory or name, a model folder, a hub id in the cache, or 'demo'")
@@ -30,17 +36,11 @@ def _check(args: argparse.Namespace) -> int:
 
     source = args.source
     needs_merge = False
-    try:
-        from ftwiz.core.rundir import RunDir
-
-        run = RunDir.resolve(source)
-        import json
-
-        card = json.loads(run.run_card.read_text(encoding="utf-8")) if run.run_card.is_file() else {}
-        source = str(run.model) if run.model.is_dir() else card.get("base_model", source)
+    run = _run_of(source)
+    if run is not None:
+        base = run.base_model_dir()
+        source = str(run.model) if run.model.is_dir() else str(base) if base else run.card().base_model or source
         needs_merge = not run.model.is_dir()
-    except Exception:  # not a run: a model folder or id
-        pass
     check = check_exportable(source, quants=args.quant, out_dir=args.out, needs_merge=needs_merge)
     if args.json:
         print_json(check.model_dump())
@@ -61,6 +61,24 @@ def _check(args: argparse.Namespace) -> int:
             console.print(f"  [green]fix:[/green] {fix}", highlight=False)
     console.print("[green]exportable[/green]" if check.ok else "[red]not exportable[/red]")
     return 0 if check.ok else 1
+
+
+def _run_of(source: str):
+    """The run ``source`` names, or None when it is a model folder or id."""
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.rundir import RunDir
+
+    try:
+        return RunDir.resolve(source)
+    except FtwizError:
+        return None
+
+
+def _refuse_unfinished(source: str) -> None:
+    """A cancelled or failed run has no model to export: say how to finish it, not a merge error."""
+    run = _run_of(source)
+    if run is not None:
+        run.require_trained("export")
 
 
 def _adapter_only(args: argparse.Namespace) -> int:
@@ -97,6 +115,7 @@ def _with_events(args: argparse.Namespace) -> int:
         sys.stdout = sys.stderr  # stray prints must not corrupt the event stream
     bus = EventBus([sink])
     try:
+        _refuse_unfinished(args.source)
         result = export_model(args.source, args.quant or ["Q8_0"], out=args.out, verify=args.verify,
                               overwrite=args.overwrite, events=bus)
     except KeyboardInterrupt:
@@ -131,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
         return _adapter_only(args)
     if args.events:
         return _with_events(args)
+    _refuse_unfinished(args.source)
     bus = EventBus()
     with console.status("exporting...") as status:
         def show(event) -> None:

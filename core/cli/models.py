@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import argparse
 
+EPILOG = """actions:
+  list   every GGUF under runs/*/export (and base copies, marked "(base)") plus those ftwiz registered
+  show   one model: path, size, quantization, run, Ollama names
+  rm     forget a model (--delete-file also deletes it, --ollama also removes it from Ollama)
+
+examples:
+  ftwiz models list
+  ftwiz models show my-run          # a run name means its newest fine-tuned GGUF
+  ftwiz models rm my-run-Q8_0.gguf --delete-file
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["list", "show", "rm"])
+    parser.add_argument("action", choices=["list", "show", "rm"], help="list, show or rm (see below)")
     parser.add_argument("model", nargs="?", help="show/rm: path, file name, run name or Ollama name")
     parser.add_argument("--delete-file", action="store_true", help="rm: also delete the GGUF file")
     parser.add_argument("--ollama", action="store_true", help="rm: also remove it from Ollama")
@@ -32,10 +43,12 @@ def run(args: argparse.Namespace) -> int:
             return 0
         from rich.table import Table
 
-        table = Table("model", "size", "quant", "run", "registered", "path")
+        table = Table("model", "size", "quant", "run", "registered")
+        # The path folds onto more lines rather than being cut with an ellipsis: it is what users copy.
+        table.add_column("path", overflow="fold", ratio=1)
         for e in entries:
             table.add_row(e.name + ("" if e.exists else " [red](missing)[/red]"), human_bytes(e.size), e.quant or "-",
-                          e.source_run or "-", _where(e), e.path)
+                          e.run_label, _where(e), e.path)
         console.print(table)
         return 0
     if not args.model:
@@ -47,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             print_json(entry.to_json())
             return 0
         rows = [("path", entry.path), ("exists", "yes" if entry.exists else "no (file missing)"),
-                ("size", human_bytes(entry.size)), ("quant", entry.quant or "-"), ("run", entry.source_run or "-"),
+                ("size", human_bytes(entry.size)), ("quant", entry.quant or "-"), ("run", entry.run_label),
                 ("added", entry.added_at or "-"), ("registry", str(registry_path()) if entry.in_registry else "-")]
         rows += [("ollama", f"{r.name} at {r.host} ({r.registered_at})") for r in entry.ollama]
         for key, value in rows:

@@ -22,7 +22,10 @@ def run(args: argparse.Namespace) -> int:
     from ftwiz.core.recipe import load_recipe, recipe_template
 
     if args.action == "validate":
+        from ftwiz.core.recipe_inputs import check_dataset_paths
+
         recipe = load_recipe(args.file)
+        check_dataset_paths(recipe, recipe_file=str(args.file))  # a schema-valid recipe can still point nowhere
         console.print(
             f"[green]ok[/green] {args.file}: {recipe.finetuning_type} on {recipe.model_name_or_path}, "
             f"data {', '.join(recipe.dataset)}, chat template {_template_words(recipe.template)}"

@@ -1,12 +1,17 @@
 """``ftwiz serve GGUF|RUN``: an OpenAI-compatible llama.cpp server on 127.0.0.1 until Ctrl-C.
 
-Prints the base URL, the served model name, ready-to-paste curl / openai / LangChain snippets and
-the equivalent ``llama-server`` command for users who have llama.cpp itself.
+Prints the base URL, the served model name, ready-to-paste curl / openai / LangChain snippets and, when
+llama.cpp's own ``llama-server`` is installed, the equivalent command for it.
 """
 
 from __future__ import annotations
 
 import argparse
+
+EPILOG = """examples:
+  ftwiz serve my-run                                 the run's newest fine-tuned GGUF on 127.0.0.1
+  ftwiz serve my-run --port 8080 --api-key secret
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +54,12 @@ def run(args: argparse.Namespace) -> int:
         text = snippets(handle)
         console.print(f"[green]ready[/green]  base URL [bold]{handle.base_url}[/bold]   model "
                       f"[bold]{handle.model_alias}[/bold]", highlight=False)
-        for title in ("curl", "openai", "langchain", "llama-server"):
+        import shutil
+
+        titles = ["curl", "openai", "langchain"]
+        if shutil.which("llama-server"):  # offer llama.cpp's own server only where it is installed
+            titles.append("llama-server")
+        for title in titles:
             console.rule(title, style="dim")
             console.print(text[title], highlight=False, markup=False, soft_wrap=True)
         console.print("Ctrl-C to stop.", style="dim")

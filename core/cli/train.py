@@ -12,6 +12,13 @@ import signal
 import sys
 from pathlib import Path
 
+EPILOG = """examples:
+  ftwiz train my-recipe.yaml                         train; Ctrl-C saves a checkpoint
+  ftwiz train --resume my-run                        continue a cancelled run
+  ftwiz train identity.yaml --var name=Aria --var author=Sam   fill {{name}}/{{author}} in the data
+  ftwiz train my-recipe.yaml --max-steps 20          a quick trial run
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", nargs="?", type=Path, help="recipe YAML (see `ftwiz recipe new`)")
@@ -24,18 +31,62 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train on N GPUs under accelerate (DDP, or FSDP when it does not fit one GPU)")
     parser.add_argument("--strategy", choices=["ddp", "fsdp", "deepspeed"], help="with --gpus: force a strategy")
     parser.add_argument("--cpu-procs", action="store_true", help="with --gpus: N CPU processes over gloo (testing)")
+    parser.add_argument("--from", dest="from_run", metavar="RUN",
+                        help="start from RUN's adapter (e.g. an SFT run before stage: dpo); sets adapter_name_or_path")
+    parser.add_argument("--var", action="append", metavar="NAME=VALUE",
+                        help="fill {{NAME}} placeholders in the data (repeatable; adds to the recipe's variables:)")
+    parser.add_argument("--allow-placeholders", action="store_true",
+                        help="train even if {{NAME}} placeholders stay unfilled (they are learned literally)")
 
 
-def _install_signal_handlers(cancel) -> None:
+def _install_signal_handlers(cancel, *, terminal: bool = True) -> None:
     def handler(signum, _frame):
         if cancel:
             raise KeyboardInterrupt  # the second Ctrl-C: stop now, the last checkpoint stays
         cancel.set(signal.Signals(signum).name)
-        print(f"\n{signal.Signals(signum).name}: saving a checkpoint at the end of this step, then stopping "
-              "(press Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+        # Under a parent (the wizard sends SIGINT when the user presses c), "press Ctrl-C" is not what
+        # that user did nor can do; the parent says what happens in its own words.
+        hint = " (press Ctrl-C again to stop at once)" if terminal else ""
+        print(f"\n{'stopping' if not terminal else signal.Signals(signum).name}: saving a checkpoint at the end "
+              f"of this step, then stopping{hint}", file=sys.stderr, flush=True)
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+def _with_variables(recipe, args: argparse.Namespace):
+    """The recipe with ``--var NAME=VALUE`` added to its ``variables:`` and ``--allow-placeholders`` applied."""
+    from ftwiz.core.errors import FtwizError
+
+    values = dict(recipe.variables)
+    for item in args.var or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise FtwizError(f"--var expects NAME=VALUE, got '{item}'", where="--var", fix="e.g. --var name=Aria")
+        values[name.strip().strip("{}")] = value
+    update: dict = {"variables": values}
+    if args.allow_placeholders:
+        update["allow_placeholders"] = True
+    return recipe.model_copy(update=update)
+
+
+def _check_inputs(recipe, args: argparse.Namespace, bus) -> None:
+    """Dataset paths and placeholders; a problem is a ``failed`` event too, for a parent reading events."""
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.events import Failed, Message
+    from ftwiz.core.recipe_inputs import check_dataset_paths, demo_model_note, refuse_unfilled_placeholders
+
+    note = demo_model_note(recipe)
+    if note:  # the terminal's progress and the wizard's log both show messages
+        bus.emit(Message(level="warning", text=note))
+    try:
+        check_dataset_paths(recipe, recipe_file=str(args.recipe))
+        refuse_unfilled_placeholders(recipe, recipe_file=str(args.recipe))
+    except FtwizError as exc:
+        if args.events:
+            where = f"{exc.where}: " if exc.where else ""
+            bus.emit(Failed(reason=f"{where}{exc.what}", fix=exc.fix))
+        raise
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,7 +113,17 @@ def run(args: argparse.Namespace) -> int:
             raise FtwizError(f"{args.recipe} differs from the recipe run '{args.resume}' was started with",
                              fix="resume without a recipe (ftwiz train --resume RUN), or train it as a new run")
     else:
-        recipe = load_recipe(args.recipe)
+        recipe = _with_variables(load_recipe(args.recipe), args)
+    if getattr(args, "from_run", None):
+        if args.resume:
+            raise FtwizError("--from starts a new run from another run's adapter; it cannot change a run being resumed",
+                             fix="resume without --from")
+        from ftwiz.core.train.model_setup import resolve_adapter
+
+        recipe = recipe.model_copy(update={"adapter_name_or_path": str(resolve_adapter(args.from_run))})
+    if (args.var or args.allow_placeholders) and args.resume:
+        raise FtwizError("--var and --allow-placeholders cannot change the data of a run being resumed",
+                         fix="resume without them, or start a new run with the new values")
     if args.max_steps is not None:
         if args.resume and args.max_steps != recipe.max_steps:
             raise FtwizError(f"--max-steps cannot change when resuming run '{args.resume}' (it started with "
@@ -86,11 +147,13 @@ def run(args: argparse.Namespace) -> int:
         progress = TrainProgress()
         bus.subscribe(progress)
     cancel = CancelFlag()
-    _install_signal_handlers(cancel)
+    _install_signal_handlers(cancel, terminal=not to_stdout)
 
     from ftwiz.core.train.runner import train
 
     try:
+        if not args.resume:  # before a run folder exists: a typo is one clear error, not a failed run
+            _check_inputs(recipe, args, bus)
         result = train(recipe, events=bus, run_name=args.run_name, resume=args.resume, vram_gb=args.vram_gb,
                        cancel=cancel)
     except KeyboardInterrupt:

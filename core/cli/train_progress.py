@@ -7,9 +7,16 @@ down by its own progress bar.
 from __future__ import annotations
 
 from ftwiz.core.cli.console import human_bytes
+from ftwiz.core.rate import RateWindow
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 class TrainProgress:
@@ -18,14 +25,17 @@ class TrainProgress:
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[stats]}"), console=self.console, refresh_per_second=4, transient=False)
         self.task = None
         self.eval_loss: float | None = None
+        # tokens/s and ETA from one smoothed window (not rich's own estimate): they agree and do not jump
+        self.rate = RateWindow()
 
     def __call__(self, event) -> None:
         kind = event.type
         if kind == "started":
+            self.rate.reset()
             if self.task is None:
                 self.progress.start()
                 self.task = self.progress.add_task("training", total=event.total_steps, stats="",
@@ -34,17 +44,29 @@ class TrainProgress:
                                f" ({event.method} on {event.device}, micro-batch {event.micro_batch} x "
                                f"accumulation {event.grad_accum}) -> {event.run_dir}")
         elif kind == "step" and self.task is not None:
+            self.rate.add(event)
             memory = event.mem_peak_bytes or event.rss_bytes
             stats = [f"loss {event.loss:.3f}"]
             if self.eval_loss is not None:
                 stats.append(f"eval {self.eval_loss:.3f}")
-            if event.tokens_per_s:
-                stats.append(f"{event.tokens_per_s:,.0f} tok/s")
+            if event.rewards_margins is not None:  # preference stages: is the chosen answer winning?
+                stats.append(f"margin {event.rewards_margins:+.3f}")
+                if event.rewards_accuracy is not None:
+                    stats.append(f"acc {event.rewards_accuracy:.0%}")
+            if self.rate.tokens_per_s:
+                stats.append(f"{self.rate.tokens_per_s:,.0f} tok/s")
             stats.append(f"mem {human_bytes(memory)}")
+            eta = self.rate.eta_s(event.step, event.total_steps)
+            stats.append(f"ETA {_clock(eta)}" if eta is not None else "ETA measuring...")
             self.progress.update(self.task, completed=event.step, total=event.total_steps, stats="  ".join(stats))
         elif kind == "eval":
             self.eval_loss = event.loss
-            self.console.print(f"eval at step {event.step}: loss {event.loss:.4f}, perplexity {event.perplexity:.2f}")
+            if event.rewards_margins is not None:  # a preference loss has no perplexity worth showing
+                accuracy = f", accuracy {event.rewards_accuracy:.0%}" if event.rewards_accuracy is not None else ""
+                self.console.print(f"eval at step {event.step}: loss {event.loss:.4f}, reward margin "
+                                   f"{event.rewards_margins:+.4f}{accuracy}")
+            else:
+                self.console.print(f"eval at step {event.step}: loss {event.loss:.4f}, perplexity {event.perplexity:.2f}")
         elif kind == "checkpoint":
             self.console.print(f"checkpoint saved: {event.path}", style="dim")
         elif kind == "backoff":
@@ -55,8 +77,7 @@ class TrainProgress:
             style = "yellow" if event.level == "warning" else None
             self.console.print(event.text, style=style)
         elif kind == "failed":
-            self.stop()
-            self.console.print(f"[bold red]training failed:[/bold red] {event.reason}")
+            self.stop()  # the error itself is printed once, with its fix, by the CLI's error handler
 
     def stop(self) -> None:
         if self.task is not None:

@@ -109,14 +109,25 @@ def _clean(loaded: LoadResult, recipe, stats: dict[str, Any]) -> list[Conversati
 
 
 def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
-                         variables: dict[str, str] | None = None) -> PreparedData:
-    """Everything between the user's files and tokenized train/validation datasets with loss masks."""
+                         variables: dict[str, str] | None = None, refuse_placeholders: bool = False) -> PreparedData:
+    """Everything between the user's files and tokenized train/validation datasets with loss masks.
+
+    ``variables`` fill ``{{name}}`` placeholders (default: the recipe's ``variables:``). With
+    ``refuse_placeholders`` (training) unfilled ones are an FtwizError unless the recipe sets
+    ``allow_placeholders``; otherwise (previews, plans) they are a warning.
+    """
     from ftwiz.core.data.template import chat_template_of, template_hash
 
     say = events.emit if events else (lambda _e: None)
     specs = specs_from_dataset_info(recipe.dataset, recipe.dataset_dir, recipe.formatting, recipe.columns)
-    loaded = load_sources(specs, variables=variables if variables is not None else {})
+    if variables is None:
+        variables = dict(getattr(recipe, "variables", None) or {})
+    loaded = load_sources(specs, variables=variables)
     say(Progress(stage="data", done=1, total=4, message=f"read {loaded.read} records"))
+    if loaded.unfilled_placeholders and refuse_placeholders and not getattr(recipe, "allow_placeholders", False):
+        from ftwiz.core.recipe_inputs import placeholder_error
+
+        raise placeholder_error(sorted(loaded.unfilled_placeholders))
     if loaded.unfilled_placeholders:
         say(Message(level="warning", text="unfilled placeholders: " + ", ".join(
             "{{" + name + "}}" for name in sorted(loaded.unfilled_placeholders))))

@@ -1,7 +1,7 @@
 """What ftwiz exported and where it is registered: ``ftwiz models list|show|rm``.
 
-Two sources, merged: the GGUFs found under ``runs/*/export/`` (so a run copied from another machine
-shows up with no bookkeeping) and a small JSON registry in the data dir (``models.json``) that
+Two sources, merged: the GGUFs found under ``runs/*/export/`` and ``runs/*/base/`` (so a run copied from
+another machine shows up with no bookkeeping; base-model copies made for comparisons are labelled ``base``) and a small JSON registry in the data dir (``models.json``) that
 ``ftwiz export`` and ``ftwiz register`` append to, which also remembers files exported elsewhere and the
 Ollama names they were registered under.
 """
@@ -16,7 +16,8 @@ from typing import Any
 
 from ftwiz.core.atomic import write_text_atomic
 from ftwiz.core.errors import FtwizError
-from ftwiz.core.paths import data_dir, runs_dir
+from ftwiz.core.paths import data_dir
+from ftwiz.core.rundir import RunDir, export_role, gguf_quant, list_runs
 
 REGISTRY_VERSION = 1
 
@@ -42,6 +43,14 @@ class ModelEntry:
     ollama: list[OllamaRegistration] = field(default_factory=list)
     exists: bool = True
     in_registry: bool = False
+    role: str = "fine-tuned"  # fine-tuned | base (a copy of the run's base model) | adapter (LoRA GGUF)
+
+    @property
+    def run_label(self) -> str:
+        """The run column: the run's name, marked when the file is its base model and not its fine-tune."""
+        if not self.source_run:
+            return "-"
+        return self.source_run if self.role == "fine-tuned" else f"{self.source_run} ({self.role})"
 
     @property
     def name(self) -> str:
@@ -82,7 +91,8 @@ def _entry(raw: dict[str, Any]) -> ModelEntry:
             for r in raw.get("ollama", []) if isinstance(r, dict)]
     path = Path(raw["path"])
     return ModelEntry(path=str(path), size=raw.get("size"), quant=raw.get("quant"), source_run=raw.get("source_run"),
-                      added_at=raw.get("added_at"), ollama=regs, exists=path.is_file(), in_registry=True)
+                      added_at=raw.get("added_at"), ollama=regs, exists=path.is_file(), in_registry=True,
+                      role=_role(path))
 
 
 def _upsert(path: Path, **updates: Any) -> dict[str, Any]:
@@ -102,20 +112,18 @@ def _upsert(path: Path, **updates: Any) -> dict[str, Any]:
 
 
 def _source_run(path: Path) -> str | None:
-    """The run a GGUF belongs to, when it sits in ``<run>/export/`` next to a recipe.yaml."""
-    parent = path.resolve().parent
-    if parent.name == "export" and (parent.parent / "recipe.yaml").is_file():
-        return parent.parent.name
-    return None
+    """The run a GGUF belongs to, when it sits in ``<run>/export/`` or ``<run>/base/`` next to a recipe.yaml."""
+    run = RunDir.of_file(path)
+    return run.name if run is not None else None
+
+
+def _role(path: Path) -> str:
+    """fine-tuned, or base / adapter for the run's other GGUFs (see RunDir.exports)."""
+    return export_role(path) if RunDir.of_file(path) is not None else "fine-tuned"
 
 
 def _quant(path: Path) -> str | None:
-    try:
-        from ftwiz.core.deploy.gguf_info import read_gguf_info
-
-        return read_gguf_info(path).file_type
-    except (FtwizError, ImportError, ValueError, OSError):
-        return None
+    return gguf_quant(path)
 
 
 def record_export(gguf_path: str | Path, *, quant: str | None = None, source_run: str | None = None) -> ModelEntry:
@@ -144,19 +152,18 @@ def record_ollama(gguf_path: str | Path, name: str, host: str) -> ModelEntry:
 
 
 def list_models() -> list[ModelEntry]:
-    """Registry entries plus GGUFs under runs/*/export/, one entry per file, sorted by path."""
+    """Registry entries plus every run's GGUFs (RunDir.exports), one entry per file, sorted by path."""
     by_path: dict[str, ModelEntry] = {}
     for raw in _load():
         entry = _entry(raw)
         by_path[str(Path(entry.path).resolve())] = entry
-    root = runs_dir()
-    if root.is_dir():
-        for gguf in sorted(root.glob("*/export/*.gguf")):
-            key = str(gguf.resolve())
+    for run in list_runs():
+        for export in run.exports():
+            key = str(export.path)
             if key in by_path:
                 continue
-            by_path[key] = ModelEntry(path=key, size=gguf.stat().st_size, quant=_quant(gguf),
-                                      source_run=_source_run(gguf))
+            by_path[key] = ModelEntry(path=key, size=export.path.stat().st_size, quant=export.quant,
+                                      source_run=run.name, role=export.role)
     for entry in by_path.values():
         if entry.exists and entry.size is None:
             entry.size = Path(entry.path).stat().st_size
@@ -172,7 +179,12 @@ def find_model(query: str) -> ModelEntry:
         for entry in entries:
             if entry.path == key:
                 return entry
-    matches = [e for e in entries if query in (e.name, Path(e.path).stem, e.source_run)
+    run = next((r for r in list_runs() if r.name == query), None)
+    newest = run.latest_gguf() if run is not None else None
+    if newest is not None:  # a run name means the run's own newest fine-tuned export, never its base copy
+        return next(e for e in entries if e.path == str(newest))
+    matches = [e for e in entries if query in (e.name, Path(e.path).stem)
+               or (e.role == "fine-tuned" and query == e.source_run)
                or any(r.name == query or r.name.split(":")[0] == query for r in e.ollama)]
     if len(matches) == 1:
         return matches[0]

@@ -80,4 +80,19 @@ def check_ollama(timeout: float = 2.0) -> BackendStatus:
         return BackendStatus(name="ollama", ok=True, version=version, detail=f"running at {url}")
     except (httpx.HTTPError, ValueError) as exc:
         where = "installed but not running" if on_path else "not installed"
-        return BackendStatus(name="ollama", ok=False, detail=f"{where} ({url}: {type(exc).__name__})")
+        return BackendStatus(name="ollama", ok=False, detail=f"{where} ({_in_words(exc, url, timeout)})")
+
+
+def _in_words(exc: Exception, url: str, timeout: float) -> str:
+    """What an HTTP failure means for a user, instead of the exception's class name (ConnectError...)."""
+    import httpx
+
+    if isinstance(exc, httpx.ConnectError):
+        return f"nothing answers at {url}"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer from {url} within {timeout:.0f} s"
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"{url} answered HTTP {exc.response.status_code}; is it Ollama?"
+    if isinstance(exc, ValueError):
+        return f"{url} did not answer like Ollama"
+    return f"{url}: {exc}"

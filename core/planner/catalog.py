@@ -33,6 +33,9 @@ CURATED: dict[str, dict] = {
 
 
 DEMO_VOCAB = 732  # the demo tokenizer's size (its BPE merges stop below the spec's 1024 on the shipped corpus)
+# The workload the time column is for when the user's data is not measured yet: 1,000 samples of 256 tokens.
+REFERENCE_SAMPLES, REFERENCE_TOKENS = 1000, 256
+SLOW_ON_CPU_PARAMS = 1e9  # the doctor's line too: on a CPU, 1B+ models are for a machine with a GPU
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,34 @@ class ModelChoice:
     fits: bool
     method: str
     peak_bytes: int
+    device: str = ""                        # cpu, cuda, mps: where it would train
+    seconds_per_epoch: float | None = None  # for the reference workload (or the user's data when given)
+
+    @property
+    def slow(self) -> bool:
+        """Fits in memory but would train on the CPU at 1B+ parameters: what the doctor advises against."""
+        return self.fits and self.device == "cpu" and self.parameters >= SLOW_ON_CPU_PARAMS
+
+    def verdict(self) -> str:
+        """One judgement, the same as the doctor's: fits / fits but slow on CPU (GPU advised) / does not fit."""
+        if not self.fits:
+            return f"no ({self.peak_bytes / 2**30:.1f} GiB)"
+        if self.slow:
+            return f"slow on CPU, {self.method} ({duration(self.seconds_per_epoch)}/epoch): a GPU is advised"
+        return f"yes, {self.method} ({duration(self.seconds_per_epoch)}/epoch)"
+
+
+def duration(seconds: float | None) -> str:
+    """~40 s, ~12 min, ~3.5 h, ~2 days: rough, as the estimate is."""
+    if seconds is None:
+        return "?"
+    if seconds < 90:
+        return f"~{max(seconds, 1):.0f} s"
+    if seconds < 90 * 60:
+        return f"~{seconds / 60:.0f} min"
+    if seconds < 36 * 3600:
+        return f"~{seconds / 3600:.1f} h"
+    return f"~{seconds / 86400:.0f} days"
 
 
 def cached_model_ids() -> list[str]:
@@ -61,13 +92,16 @@ def cached_model_ids() -> list[str]:
     return sorted(ids)
 
 
-def _choice(name: str, where: str, spec: ModelSpec, hardware: HardwareReport | None, cutoff_len: int) -> ModelChoice:
+def _choice(name: str, where: str, spec: ModelSpec, hardware: HardwareReport | None, cutoff_len: int,
+            lengths: list[int] | None = None) -> ModelChoice:
     from ftwiz.core.planner.recommend import plan_recipe
     from ftwiz.core.recipe import parse_recipe
 
+    lengths = lengths or [min(REFERENCE_TOKENS, cutoff_len)] * REFERENCE_SAMPLES
     plan = plan_recipe(parse_recipe({"model_name_or_path": name, "dataset": ["demo"], "cutoff_len": cutoff_len}),
-                       hardware, spec=spec, seq_len=cutoff_len)
-    return ModelChoice(name, where, spec.total_params, plan.fits, plan.method, plan.estimate.peak_bytes)
+                       hardware, spec=spec, seq_len=cutoff_len, dataset_lengths=lengths)
+    return ModelChoice(name, where, spec.total_params, plan.fits, plan.method, plan.estimate.peak_bytes,
+                       device=plan.device, seconds_per_epoch=plan.est_seconds_per_epoch)
 
 
 def model_choices(hardware: HardwareReport | None, *, cutoff_len: int = 1024,

@@ -156,4 +156,4 @@ def _download_config(repo_id: str) -> Path:
         return Path(hf_hub_download(repo_id, "config.json"))
     except Exception as exc:  # offline, gated, or no such repo: all user-fixable
         raise FtwizError(f"cannot download config.json of {repo_id}: {exc}",
-                         fix="check the id and your connection (gated models need `huggingface-cli login`)") from None
+                         fix="check the id and your connection (gated models need `hf auth login` first)") from None

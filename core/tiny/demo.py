@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ftwiz.core.paths import cache_dir
@@ -26,6 +28,30 @@ PRETRAIN_STEPS = 300
 PRETRAIN_BLOCK = 128
 PRETRAIN_BATCH = 8
 BUILD_VERSION = 1  # bump when the pre-training recipe changes
+
+
+@dataclass(frozen=True)
+class BuildProgress:
+    """Where the demo model's one-time build is: ``done`` of ``total`` pre-training steps.
+
+    ``eta_s`` is the time left at the rate measured so far (None until a few steps have run: the first
+    steps include start-up costs and would predict nonsense).
+    """
+
+    stage: str          # "preparing", "pre-training", "saving", "done"
+    done: int
+    total: int
+    eta_s: float | None
+    message: str
+
+
+ProgressCallback = Callable[[BuildProgress], None]
+
+
+def demo_base_model_ready() -> bool:
+    """Whether the demo base model is already built (then ``ensure_demo_base_model`` returns at once)."""
+    final = demo_base_model_dir()
+    return (final / "config.json").exists() and (final / "model.safetensors").exists()
 
 
 def _pretraining_texts(tokenizer) -> list[str]:
@@ -72,22 +98,53 @@ def demo_tokenizer():
     return build_tokenizer(DEMO_SPEC.chat_family or DEFAULT_FAMILY[DEMO_SPEC.arch], vocab_size=DEMO_SPEC.vocab_size)
 
 
-def ensure_demo_base_model(progress: Callable[[str], None] | None = None) -> Path:
-    """Return the demo base model's directory, building and caching it first if needed."""
+def ensure_demo_base_model(progress: Callable[[str], None] | None = None,
+                           on_progress: ProgressCallback | None = None) -> Path:
+    """Return the demo base model's directory, building and caching it first if needed.
+
+    ``progress`` gets a line of text per stage; ``on_progress`` a :class:`BuildProgress` per pre-training
+    step (for a progress bar with an estimate: half a minute on an idle 2-core machine, minutes on a busy one).
+    """
     from ftwiz.core.atomic import atomic_dir
 
     final = demo_base_model_dir()
-    if (final / "config.json").exists() and (final / "model.safetensors").exists():
+    if demo_base_model_ready():
         return final
     say = progress or (lambda _msg: None)
+    report = on_progress or (lambda _p: None)
     say("building the demo base model (once; cached afterwards)")
+    report(BuildProgress("preparing", 0, PRETRAIN_STEPS, None, "building the demo model's tokenizer and weights"))
     with atomic_dir(final, overwrite=True) as tmp:
         build_tiny_model(tmp, DEMO_SPEC)
-        _pretrain(tmp, say)
+        _pretrain(tmp, say, report)
+    report(BuildProgress("done", PRETRAIN_STEPS, PRETRAIN_STEPS, 0.0, "the demo model is ready"))
     return final
 
 
-def _pretrain(model_dir: Path, say: Callable[[str], None]) -> None:
+def _progress_callback(report: ProgressCallback):
+    """A transformers callback turning trainer steps into BuildProgress with a measured time left."""
+    import transformers
+
+    class _Reporter(transformers.TrainerCallback):
+        def __init__(self) -> None:
+            self.marks: list[tuple[float, int]] = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            now, step = time.perf_counter(), state.global_step
+            self.marks.append((now, step))
+            eta = None
+            if len(self.marks) > 5:  # rate over the last 50 steps: follows a machine that gets busier
+                then, before = self.marks[max(1, len(self.marks) - 50)]
+                if step > before:
+                    eta = (now - then) / (step - before) * (state.max_steps - step)
+            report(BuildProgress("pre-training", step, state.max_steps, eta,
+                                 f"pre-training the demo model: step {step}/{state.max_steps}"))
+            return control
+
+    return _Reporter()
+
+
+def _pretrain(model_dir: Path, say: Callable[[str], None], report: ProgressCallback | None = None) -> None:
     import torch
     import transformers
     from datasets import Dataset
@@ -121,8 +178,12 @@ def _pretrain(model_dir: Path, say: Callable[[str], None]) -> None:
     say(f"pre-training the demo base model: {PRETRAIN_STEPS} steps on {len(blocks)} blocks of text")
     trainer = transformers.Trainer(model=model, args=args, train_dataset=dataset)
     trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # our caller reports progress
+    if report is not None:
+        trainer.add_callback(_progress_callback(report))
     result = trainer.train()
     say(f"pre-training done: loss {result.training_loss:.2f}")
+    if report is not None:
+        report(BuildProgress("saving", PRETRAIN_STEPS, PRETRAIN_STEPS, 0.0, "saving the demo model"))
     model.save_pretrained(model_dir, safe_serialization=True)
     import shutil
 

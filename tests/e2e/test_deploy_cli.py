@@ -120,7 +120,9 @@ def test_serve_cli_runs_until_ctrl_c(tiny_gguf: Path) -> None:
         assert f"http://127.0.0.1:{port}/v1" in ready
         _wait_for(lines, "Ctrl-C to stop", 10, seen)
         output = "".join(seen)
-        assert "from openai import OpenAI" in output and "llama-server -m" in output
+        assert "from openai import OpenAI" in output
+        # llama.cpp's own server is offered only where it is installed (a snippet that cannot run is noise)
+        assert ("llama-server -m" in output) == bool(shutil.which("llama-server"))
         models = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=10).read())
         assert models["data"][0]["id"] == tiny_gguf.stem
         proc.send_signal(signal.SIGINT)

@@ -1,0 +1,101 @@
+"""Checks on what a recipe points at, done before a run folder is made: dataset paths and placeholders.
+
+``ftwiz train`` runs them first, so a typo in a dataset path is one clear error and no ``failed`` run
+folder; ``ftwiz recipe validate`` checks the paths too; the wizard's data step asks for the placeholder
+values. Training itself refuses unfilled placeholders as well (``prepare_for_training``), so a script
+calling core directly is held to the same rule.
+"""
+
+from __future__ import annotations
+
+from ftwiz.core.errors import FtwizError, Location
+
+
+def check_dataset_paths(recipe, *, recipe_file: str | None = None) -> list[str]:
+    """Every dataset the recipe names exists (files, folders, globs, dataset_info names); returns the files.
+
+    Raises FtwizError naming the missing dataset and the recipe field, with a fix.
+    """
+    from ftwiz.core.data.loaders import expand_paths
+    from ftwiz.core.data.sources import specs_from_dataset_info
+
+    files: list[str] = []
+    specs = specs_from_dataset_info(list(recipe.dataset), recipe.dataset_dir, recipe.formatting, recipe.columns)
+    for index, spec in enumerate(specs):
+        try:
+            files += [str(p) for p in expand_paths(spec.path)]
+        except FtwizError as exc:
+            raise FtwizError(exc.what, where=Location(file=recipe_file, field=f"dataset[{index}]"),
+                             fix=exc.fix) from None
+    return files
+
+
+def unfilled_placeholders(recipe, variables: dict[str, str] | None = None) -> list[str]:
+    """``{{name}}`` placeholders in the recipe's data that ``variables`` (default: the recipe's) leave unfilled."""
+    from ftwiz.core.data.sources import load_sources, specs_from_dataset_info
+
+    specs = specs_from_dataset_info(list(recipe.dataset), recipe.dataset_dir, recipe.formatting, recipe.columns)
+    loaded = load_sources(specs, variables=dict(recipe.variables if variables is None else variables))
+    return sorted(loaded.unfilled_placeholders)
+
+
+def placeholder_error(names: list[str], *, recipe_file: str | None = None) -> FtwizError:
+    """The refusal to train with ``{{name}}`` left in the data, and the three ways out."""
+    shown = ", ".join("{{" + n + "}}" for n in names)
+    example = " ".join(f"--var {n}=VALUE" for n in names)
+    return FtwizError(
+        f"the data still has unfilled placeholders {shown}; the model would learn them literally",
+        where=Location(file=recipe_file, field="variables"),
+        fix=f"give their values: `ftwiz train RECIPE {example}`, or in the recipe under `variables:`, "
+            "or train anyway with --allow-placeholders")
+
+
+def refuse_unfilled_placeholders(recipe, *, recipe_file: str | None = None) -> None:
+    """Raise :func:`placeholder_error` unless every placeholder is filled or the recipe allows them."""
+    if recipe.allow_placeholders:
+        return
+    names = unfilled_placeholders(recipe)
+    if names:
+        raise placeholder_error(names, recipe_file=recipe_file)
+
+
+def tokenizer_for(recipe):
+    """The tokenizer training will use; the demo's is built alone (seconds), without building the model."""
+    if recipe.model_name_or_path == "demo":
+        from ftwiz.core.tiny.demo import demo_tokenizer
+
+        return demo_tokenizer()
+    from ftwiz.core.models import resolve_model
+    from ftwiz.core.train.model_setup import load_tokenizer
+
+    return load_tokenizer(resolve_model(recipe.model_name_or_path, revision=recipe.revision), recipe)
+
+
+def lengths_key(recipe) -> tuple:
+    """What the training split's token lengths depend on: a cached measurement is reused only if these match."""
+    return (tuple(recipe.dataset), recipe.dataset_dir, recipe.model_name_or_path, recipe.revision, recipe.template,
+            recipe.cutoff_len, recipe.overlength, tuple(sorted(recipe.variables.items())), recipe.system,
+            recipe.val_size, recipe.test_size, recipe.seed, recipe.max_samples)
+
+
+def training_lengths(recipe, tokenizer=None) -> list[int]:
+    """Token lengths of the training split exactly as ``train`` measures them for its plan."""
+    from ftwiz.core.data import prepare_for_training
+
+    prepared = prepare_for_training(recipe, tokenizer or tokenizer_for(recipe))
+    return list(prepared.stats.get("train", {}).get("lengths") or [])
+
+
+REAL_MODEL_HINT = "Qwen/Qwen2.5-0.5B-Instruct"
+
+
+def demo_model_note(recipe) -> str | None:
+    """What to tell a user who trains the built-in demo model on their own data: it is too small to learn it.
+
+    None for the demo recipe itself (the demo data is made for the tiny model) and for any real model.
+    """
+    if recipe.model_name_or_path != "demo" or list(recipe.dataset) == ["demo"]:
+        return None
+    return ("note: the built-in demo model is tiny (about 1M parameters) and learned only a little English; "
+            "trained on your data its answers will barely change. For a real result pick a real model, e.g. "
+            f"`{REAL_MODEL_HINT}` (download it once with `hf download {REAL_MODEL_HINT}`).")
