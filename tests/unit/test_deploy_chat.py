@@ -25,6 +25,10 @@ def test_model_argument_resolution(tmp_path: Path, phi3_gguf: Path, monkeypatch:
     run = tmp_path / "runs" / "r1"
     (run / "export").mkdir(parents=True)
     (run / "recipe.yaml").write_text("model_name_or_path: demo\ndataset: [demo]\nsystem: Be brief.\n")
+    with pytest.raises(FtwizError, match="has no trained model yet"):  # nothing to chat with before training
+        resolve_chat_model("r1")
+    (run / "adapter").mkdir()
+    (run / "adapter" / "adapter_config.json").write_text("{}")
     with pytest.raises(FtwizError, match="has no exported GGUF") as info:
         resolve_chat_model("r1")
     assert "ftwiz export r1" in (info.value.fix or "")
