@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ftwiz.tui.screens.base import WizardScreen
+from ftwiz.tui.screens.plan_measure import MeasureMixin
 from ftwiz.tui.widgets.memory_gauge import MemoryGauge, human_bytes
 from rich.console import Group
 from rich.table import Table
@@ -42,6 +43,11 @@ def render_plan(plan: Any) -> Group:
         knobs.add_row("LoRA rank", str(plan.lora_rank))
     knobs.add_row("optimizer", f"{plan.optimizer}, {plan.dtype}, checkpointing "
                   f"{'on' if plan.gradient_checkpointing else 'off'}")
+    measured = getattr(plan, "measured", None)
+    if measured is not None:  # a probe of this setting on this machine (Measure, or `ftwiz plan --probe`)
+        speed = f", {measured.tokens_per_s:.0f} tokens/s" if measured.tokens_per_s else ""
+        knobs.add_row("measured", f"{human_bytes(measured.peak_bytes)} peak (estimated "
+                      f"{human_bytes(measured.estimate_bytes or peak_of(plan))}){speed}")
     parts = Table(title="memory by part", title_justify="left", expand=True)
     parts.add_column("part")
     parts.add_column("bytes", justify="right")
@@ -59,7 +65,7 @@ def render_plan(plan: Any) -> Group:
     return Group(knobs, parts, words)
 
 
-class PlanScreen(WizardScreen):
+class PlanScreen(MeasureMixin, WizardScreen):
     STEP = "plan"
     NEXT = "train"
     NEXT_LABEL = "Train"
@@ -84,6 +90,18 @@ class PlanScreen(WizardScreen):
         yield MemoryGauge("memory", id="gauge")
         yield LoadingIndicator(id="planning")
         yield Static("", id="plan")
+        yield Static("", id="measured")
+
+    def compose_actions(self) -> Iterable[Widget]:
+        yield self.measure_button()
+        yield from super().compose_actions()
+
+    def on_button_pressed(self, event) -> None:
+        if event.button.id == "measure":
+            event.stop()
+            self.start_measure()
+            return
+        super().on_button_pressed(event)
 
     def on_mount(self) -> None:
         self.query_one("#next").focus()
@@ -129,16 +147,39 @@ class PlanScreen(WizardScreen):
     def make_plan(self) -> Any:
         from ftwiz.core.planner import plan_recipe
 
-        return plan_recipe(self.wizard.load_recipe(), hardware=self.wizard.state.hardware)
+        recipe = self.wizard.load_recipe()
+        return plan_recipe(recipe, hardware=self.wizard.state.hardware, dataset_lengths=self.lengths(recipe))
+
+    def lengths(self, recipe) -> list[int] | None:
+        """The training split's token lengths: the data step's measurement, or measured now as `train` would
+        (so the wizard and `ftwiz train` plan the same job alike)."""
+        from ftwiz.core.errors import FtwizError
+        from ftwiz.core.recipe_inputs import lengths_key, training_lengths
+
+        cached = self.wizard.state.dataset_lengths
+        key = lengths_key(recipe)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        try:
+            lengths = training_lengths(recipe)
+        except FtwizError:
+            return None  # the data step reports data problems; the plan then uses cutoff_len
+        self.wizard.state.dataset_lengths = (key, lengths)
+        return lengths
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if self.measured(event):
+            return
         if event.worker.group != "plan" or event.state not in (WorkerState.SUCCESS, WorkerState.ERROR):
             return
         self.query_one("#planning").display = False
         if event.state == WorkerState.ERROR:
             self.show_error(event.worker.error or "planning failed")
             return
-        self.plan = self.wizard.state.plan = event.worker.result
+        self.show_plan(event.worker.result)
+
+    def show_plan(self, plan: Any) -> None:
+        self.plan = self.wizard.state.plan = plan
         estimate = getattr(self.plan, "estimate", None) or getattr(self.plan, "memory", None)
         self.query_one("#gauge", MemoryGauge).update_usage(peak_of(self.plan),
                                                            getattr(estimate, "budget_bytes", None))
