@@ -130,7 +130,9 @@ def go_template(parts: TurnParts, *, with_system: bool = True) -> str:
     gen = _lit(parts.gen)
     asst_pre = _lit(parts.asst_pre)
     if parts.no_think_gen:
-        gen += "{{ if not $.Think }}" + _lit(parts.no_think_gen) + "{{ end }}"
+        # only an explicit think=false turns thinking off: Ollama >= 0.12 sets an unset flag to true for a
+        # thinking model, older versions leave it unset (IsThinkSet false), both mean the template's default
+        gen += "{{ if and $.IsThinkSet (not $.Think) }}" + _lit(parts.no_think_gen) + "{{ end }}"
         cut = parts.no_think_gen.index("\n") + 1 if "\n" in parts.no_think_gen else len(parts.no_think_gen) // 2
         asst_pre += ("{{ if and .Thinking (gt $i $lastUser) }}" + _lit(parts.no_think_gen[:cut]) + "{{ .Thinking }}"
                      + _lit(parts.no_think_gen[cut:]) + "{{ end }}")

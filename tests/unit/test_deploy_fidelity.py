@@ -156,3 +156,16 @@ def test_no_bos_is_invented_for_a_vocabulary_without_one(tokenizers_dir: Path) -
         result = ollama_template(template, bos_token=None, eos_token="</s>", runtime_adds_bos=runtime_adds_bos)
         assert "<s>" not in result.template
         assert ollama_prompt(result.template, [{"role": "user", "content": "Hi"}]) == "[INST]Hi[/INST]"
+
+
+def test_qwen3_thinking_default_holds_on_an_ollama_that_leaves_think_unset(tokenizers_dir: Path) -> None:
+    """Ollama before 0.12 passes an unset think flag as Think=false, IsThinkSet=false: still thinking on."""
+    from ftwiz.core.deploy.gotemplate import ollama_values, render_go_template
+
+    tok = _load(tokenizers_dir, "Qwen3-0.6B")
+    result = ollama_template(tok.chat_template, eos_token=tok.eos_token)
+    chat = [{"role": "user", "content": "Hi"}]
+    values = ollama_values(chat)  # as an older Ollama builds them: think not set
+    assert (values["Think"], values["IsThinkSet"]) == (False, False)
+    trained = tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    assert render_go_template(result.template, values) == trained
