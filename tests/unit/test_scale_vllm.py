@@ -53,6 +53,11 @@ def test_merged_folder_loads_and_computes_the_fine_tune(lora_run: Path, tiny_qwe
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
     assert (got - before).abs().max() > 1e-3  # the fine-tune is in there, not just the base
 
+    from transformers import GenerationConfig
+
+    eos = GenerationConfig.from_pretrained(out).eos_token_id  # vLLM stops on each (--generation-config OUT)
+    assert tokenizer.convert_tokens_to_ids("<|im_end|>") in (eos if isinstance(eos, list) else [eos])
+
     script = out / "vllm-serve.sh"
     assert script.stat().st_mode & stat.S_IXUSR
     body = script.read_text(encoding="utf-8")
