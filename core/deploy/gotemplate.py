@@ -105,8 +105,16 @@ _FUNCS: dict[str, Callable[..., Any]] = {
 }
 
 
+class GoMap(dict):
+    """A Go ``map[string]any`` executed with ``missingkey=zero`` (Ollama's top-level values): a missing key
+    reads as nil ("<no value>", false), where a missing field of a struct (a plain dict here) is an error."""
+
+
 def _get(value: Any, names: list[str]) -> Any:
     for name in names:
+        if isinstance(value, GoMap) and name not in value:
+            value = None
+            continue
         if isinstance(value, Mapping):
             if name not in value:
                 raise GoTemplateError(f"can't evaluate field {name}")
@@ -292,5 +300,5 @@ def ollama_values(messages: Sequence[Mapping[str, str]], *, system: str | None =
         else:
             collated.append({"Role": role, "Content": content, "Thinking": msg.get("thinking", ""), "Images": None,
                              "ToolCalls": None, "ToolName": "", "ToolCallID": ""})
-    return {"System": "\n\n".join(systems), "Messages": collated, "Tools": None, "Response": "",
-            "Think": bool(think), "ThinkLevel": "", "IsThinkSet": think is not None}
+    return GoMap(System="\n\n".join(systems), Messages=collated, Tools=None, Response="", Think=bool(think),
+                 ThinkLevel="", IsThinkSet=think is not None)

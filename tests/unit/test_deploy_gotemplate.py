@@ -79,3 +79,10 @@ def test_ollama_values_think_flag_as_ollama_sets_it() -> None:
         ollama_values(msgs, think=True)
     tpl = '{{ $n := -1 }}{{ range $i, $m := .Messages }}{{ if eq $m.Role "user" }}{{ $n = $i }}{{ end }}{{ end }}{{ $n }}'
     assert render_go_template(tpl, plain) == "0"  # assignment inside range reaches the outer variable (Go 1.11+)
+
+
+def test_missing_top_level_value_is_nil_but_a_missing_message_field_is_an_error() -> None:
+    values = ollama_values([{"role": "user", "content": "a"}])
+    assert render_go_template("{{ if .Prompt }}p{{ else }}none{{ end }}|{{ .Prompt }}", values) == "none|<no value>"
+    with pytest.raises(GoTemplateError, match="Nope"):
+        render_go_template("{{ range .Messages }}{{ .Nope }}{{ end }}", values)
