@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ftwiz.core.errors import FtwizError, Location
+from ftwiz.core.export.vocab_spm_json import is_spm_bpe_json, prepend_scheme, spm_vocab_from_json
 
 log = logging.getLogger(__name__)
 
@@ -109,23 +110,32 @@ def is_byte_level_bpe(tokenizer_json: dict[str, Any]) -> bool:
     return model.get("type") == "BPE" and not model.get("byte_fallback", False) and decoder.get("type") == "ByteLevel"
 
 
-def tokenizer_kind(model_dir: Path) -> str:
-    """'bpe', 'spm' or raise: which tokenizer this folder has, without loading it."""
+def read_tokenizer_json(model_dir: Path) -> dict[str, Any] | None:
+    """The parsed tokenizer.json, or None when the folder has none (parsed once per export)."""
+    path = Path(model_dir) / "tokenizer.json"
+    return _load_json(path) if path.is_file() else None
+
+
+def tokenizer_kind(model_dir: Path, tokenizer_json: dict[str, Any] | None = None) -> str:
+    """'bpe' (byte-level BPE tokenizer.json), 'spm' (SentencePiece tokenizer.model) or 'spm-json' (a
+    SentencePiece BPE model in tokenizer.json alone, as transformers 5 saves Llama 2/Mistral/Phi-3), or raise."""
     model_dir = Path(model_dir)
-    tj = model_dir / "tokenizer.json"
-    if tj.is_file() and is_byte_level_bpe(_load_json(tj)):
+    tj = tokenizer_json if tokenizer_json is not None else read_tokenizer_json(model_dir)
+    if tj is not None and is_byte_level_bpe(tj):
         return "bpe"
     if (model_dir / "tokenizer.model").is_file():
         return "spm"
+    if tj is not None and is_spm_bpe_json(tj):
+        return "spm-json"
     raise FtwizError(
-        "no supported tokenizer found (need a byte-level BPE tokenizer.json or a SentencePiece tokenizer.model)",
+        "no supported tokenizer found (need a byte-level BPE tokenizer.json, a SentencePiece tokenizer.model, "
+        "or a tokenizer.json with a byte-fallback BPE model)",
         where=Location(file=model_dir),
         fix="copy the tokenizer files of the base model into this folder (AutoTokenizer.save_pretrained)",
     )
 
 
-def _bpe_vocab(model_dir: Path, n_vocab: int) -> VocabData:
-    tj = _load_json(model_dir / "tokenizer.json")
+def _bpe_vocab(model_dir: Path, n_vocab: int, tj: dict[str, Any]) -> VocabData:
     vocab: dict[str, int] = dict(tj["model"]["vocab"])
     special: set[int] = set()
     added_normal: set[int] = set()
@@ -148,7 +158,7 @@ def _bpe_vocab(model_dir: Path, n_vocab: int) -> VocabData:
     return data
 
 
-def _spm_vocab(model_dir: Path, n_vocab: int) -> VocabData:
+def _spm_vocab(model_dir: Path, n_vocab: int, tj: dict[str, Any] | None) -> VocabData:
     import gguf
 
     try:
@@ -162,9 +172,8 @@ def _spm_vocab(model_dir: Path, n_vocab: int) -> VocabData:
         data.scores.append(float(score))
         data.types.append(int(toktype))
     # tokens added in tokenizer.json only (transformers keeps added specials there)
-    tj_path = model_dir / "tokenizer.json"
-    if tj_path.is_file():
-        for item in _load_json(tj_path).get("added_tokens") or []:
+    if tj is not None:
+        for item in tj.get("added_tokens") or []:
             i = item["id"]
             if i < len(data.tokens):
                 if item.get("special") and data.types[i] == NORMAL:
@@ -185,25 +194,27 @@ def _spm_vocab(model_dir: Path, n_vocab: int) -> VocabData:
         data.tokens.append(f"[PAD{len(data.tokens)}]")
         data.scores.append(-1000.0)
         data.types.append(UNUSED)
-    data.add_space_prefix = _spm_adds_dummy_prefix(spm.sentencepiece_tokenizer)
-    if tj_path.is_file():
-        pre = _load_json(tj_path).get("pre_tokenizer") or {}
-        if pre.get("type") == "Metaspace" and pre.get("prepend_scheme") == "first" and data.add_space_prefix:
-            log.warning("tokenizer.json uses Metaspace prepend_scheme=first (legacy=False): llama.cpp adds a space "
-                        "after every special token, so text right after one may tokenize differently")
+    proto = _spm_proto(spm.sentencepiece_tokenizer)
+    for i, piece in enumerate(proto.pieces if proto is not None else []):
+        if piece.type == _SPM_USER_DEFINED and data.types[i] == NORMAL:
+            data.types[i] = USER_DEFINED  # matched whole in text, as SentencePiece (and llama.cpp's converter) do
+    _set_space_prefix(tj, data, default=bool(proto.normalizer_spec.add_dummy_prefix) if proto is not None else True)
     return data
 
 
-def _spm_adds_dummy_prefix(processor) -> bool:
-    """SentencePiece's normalizer option that puts '▁' before the first word (llama.cpp must mirror it)."""
+_SPM_USER_DEFINED = 4  # sentencepiece ModelProto.SentencePiece.Type.USER_DEFINED
+
+
+def _spm_proto(processor):
+    """The SentencePiece model's protobuf (piece types, normalizer options), or None without protobuf."""
     try:
         from sentencepiece import sentencepiece_model_pb2
 
         proto = sentencepiece_model_pb2.ModelProto()
         proto.ParseFromString(processor.serialized_model_proto())
-        return bool(proto.normalizer_spec.add_dummy_prefix)
-    except Exception:  # protobuf missing: the SentencePiece default
-        return True
+        return proto
+    except Exception:  # protobuf missing: SentencePiece's defaults
+        return None
 
 
 def _hf_adds_bos(model_dir: Path) -> bool:
@@ -221,10 +232,51 @@ def _hf_adds_bos(model_dir: Path) -> bool:
     return True
 
 
-def load_vocab(model_dir: Path, n_vocab: int) -> VocabData:
-    """Tokens, scores and types padded to the model's embedding rows (``n_vocab``)."""
+def _spm_json_vocab(model_dir: Path, n_vocab: int, tj: dict[str, Any]) -> VocabData:
+    cfg_path = model_dir / "tokenizer_config.json"
+    unk = _load_json(cfg_path).get("unk_token") if cfg_path.is_file() else None
+    tokens, scores, types = spm_vocab_from_json(tj, n_vocab, model_dir,
+                                                unk_token=unk if isinstance(unk, str) else None)
+    data = VocabData(model="llama", pre="default", tokens=tokens, scores=scores, types=types)
+    _set_space_prefix(tj, data, default=True)
+    return data
+
+
+def _set_space_prefix(tj: dict[str, Any] | None, data: VocabData, default: bool) -> None:
+    """llama.cpp's add_space_prefix from where transformers puts '▁' (vocab_spm_json.prepend_scheme).
+
+    llama.cpp puts it in front of every text segment or none. transformers' "first" puts it only at the
+    very start, so none is written: text after a special token (every chat turn of a template that opens
+    with one) then tokenizes exactly as in training, and only a prompt opening with plain text differs in
+    its first token.
+    """
+    scheme = prepend_scheme(tj)
+    data.add_space_prefix = default if scheme is None else scheme == "always"
+    if scheme == "first":
+        log.warning("transformers puts '\u2581' only at the start of a text (prepend_scheme=first); llama.cpp can "
+                    "only add it to every text segment or none, so none: chat turns after a special token "
+                    "tokenize as in training, a prompt that opens with plain text differs in its first token")
+
+
+def load_vocab(model_dir: Path, n_vocab: int, tokenizer_json: dict[str, Any] | None = None) -> VocabData:
+    """Tokens, scores and types padded to the model's embedding rows (``n_vocab``); pass the parsed
+    tokenizer.json when the caller has it (it is read once per export)."""
     model_dir = Path(model_dir)
-    return _bpe_vocab(model_dir, n_vocab) if tokenizer_kind(model_dir) == "bpe" else _spm_vocab(model_dir, n_vocab)
+    tj = tokenizer_json if tokenizer_json is not None else read_tokenizer_json(model_dir)
+    kind = tokenizer_kind(model_dir, tj)
+    if kind == "bpe":
+        return _bpe_vocab(model_dir, n_vocab, tj)
+    return _spm_json_vocab(model_dir, n_vocab, tj) if kind == "spm-json" else _spm_vocab(model_dir, n_vocab, tj)
+
+
+def bpe_merges(tokenizer_json: dict[str, Any]) -> list[str]:
+    """``model.merges`` as GGUF's "left right" strings. transformers >= 4.45 stores [left, right] lists so
+    that pieces may hold spaces; GGUF (like gguf-py) writes such a space as U+0120."""
+    merges = (tokenizer_json.get("model") or {}).get("merges") or []
+    if not merges or isinstance(merges[0], str):
+        return list(merges)
+    shifted = chr(ord(" ") + 256)
+    return [f"{left.replace(' ', shifted)} {right.replace(' ', shifted)}" for left, right in merges]
 
 
 def end_of_turn_id(model_dir: Path, data: VocabData) -> int | None:
@@ -245,7 +297,8 @@ def write_vocab(writer, model_dir: Path, n_vocab: int) -> VocabData:
     """Write every tokenizer key: tokens, types, scores, merges, special ids, add_bos, chat template."""
     import gguf
 
-    data = load_vocab(model_dir, n_vocab)
+    tj = read_tokenizer_json(model_dir)
+    data = load_vocab(model_dir, n_vocab, tj)
     writer.add_tokenizer_model(data.model)
     if data.pre:
         writer.add_tokenizer_pre(data.pre)
@@ -259,13 +312,15 @@ def write_vocab(writer, model_dir: Path, n_vocab: int) -> VocabData:
     level = gguf_log.level
     gguf_log.setLevel(logging.ERROR)  # it warns about Llama-3's pair template, which GGUF has no use for
     try:
-        special = gguf.SpecialVocab(model_dir, load_merges=data.model == "gpt2", n_vocab=n_vocab)
+        special = gguf.SpecialVocab(model_dir, load_merges=False, n_vocab=n_vocab)
     finally:
         gguf_log.setLevel(level)
-    if data.model == "gpt2" and not special.merges:
-        raise FtwizError("byte-level BPE tokenizer.json has no merges", where=Location(file=model_dir / "tokenizer.json",
-                         field="model.merges"), fix="restore tokenizer.json from the base model")
-    data.merges = list(special.merges)
+    if data.model == "gpt2":  # merges from the tokenizer.json parsed above, not a second parse by gguf-py
+        special.merges = data.merges = bpe_merges(tj or {})
+        if not data.merges:
+            raise FtwizError("byte-level BPE tokenizer.json has no merges",
+                             where=Location(file=model_dir / "tokenizer.json", field="model.merges"),
+                             fix="restore tokenizer.json from the base model")
     if "bos" not in special.special_token_ids and data.model == "gpt2":
         # llama.cpp's default BOS id is 11 for BPE: always write one (eos doubles as bos when absent)
         eos = special.special_token_ids.get("eos")
