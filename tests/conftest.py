@@ -54,7 +54,9 @@ def ftwiz_env(session_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) ->
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    assert SHARED_DIR.is_dir(), f"expected the shared material beside the checkout at {SHARED_DIR}"
+    """The shared material beside the checkout (real tokenizers, datasets); tests needing it skip without it."""
+    if not SHARED_DIR.is_dir():
+        pytest.skip(f"the shared material (real tokenizers, datasets) is not beside the checkout at {SHARED_DIR}")
     return SHARED_DIR
 
 

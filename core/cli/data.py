@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--column", action="append", metavar="OURS=THEIRS", help="map a column (repeatable)")
     parser.add_argument("--var", action="append", metavar="NAME=VALUE", help="fill {{NAME}} placeholders")
     parser.add_argument("--dataset-dir", help="folder holding a LLaMA-Factory dataset_info.json")
-    parser.add_argument("--model", default="demo", help="model whose tokenizer and chat template to use")
+    parser.add_argument("--model", help="model whose tokenizer and chat template to use (default: demo); "
+                        "with check, every record is also rendered with its chat template")
     parser.add_argument("--template", help="named template when the tokenizer has none (chatml, llama3, alpaca)")
     parser.add_argument("--cutoff-len", type=int, default=1024)
     parser.add_argument("--batch-size", type=int, default=16, help="effective batch, for steps per epoch")
@@ -40,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _recipe(args: argparse.Namespace):
     from ftwiz.core.recipe import parse_recipe
 
-    data = {"model_name_or_path": args.model, "dataset": [args.path], "formatting": args.format,
+    data = {"model_name_or_path": args.model or "demo", "dataset": [args.path], "formatting": args.format,
             "columns": _pairs(args.column, "--column"), "cutoff_len": args.cutoff_len, "template": args.template,
             "dataset_dir": args.dataset_dir}
     return parse_recipe({k: v for k, v in data.items() if v is not None})
@@ -50,8 +51,11 @@ def _check(args: argparse.Namespace) -> int:
     from ftwiz.core.cli.console import console, print_json
     from ftwiz.core.data import check_dataset, write_rejects
 
+    recipe = _recipe(args) if args.model else None
+    tokenizer = _tokenizer(recipe) if recipe is not None else None
     report = check_dataset(args.path, formatting=args.format, columns=_pairs(args.column, "--column"),
-                           variables=_pairs(args.var, "--var") or {}, dataset_dir=args.dataset_dir)
+                           variables=_pairs(args.var, "--var") or {}, dataset_dir=args.dataset_dir,
+                           tokenizer=tokenizer, recipe=recipe)
     rejects_path = None
     if report.rejects:
         default = Path(report.files[0]).with_suffix(".rejects.jsonl") if report.files else Path("rejects.jsonl")
@@ -83,19 +87,53 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if report.usable else 1
 
 
-def _prepared(args: argparse.Namespace):
+def _tokenizer(recipe):
     import transformers
-    from ftwiz.core.data import prepare_for_training
     from ftwiz.core.models import resolve_model
 
+    return transformers.AutoTokenizer.from_pretrained(resolve_model(recipe.model_name_or_path))
+
+
+def _preview(args: argparse.Namespace, recipe, tokenizer, prepared) -> None:
+    """The training record at --index (the next one the template renders), masked as training masks it."""
+    from ftwiz.core.cli.console import console, print_json
+    from ftwiz.core.data.preview import render_preview, sample_view
+    from ftwiz.core.data.render import TemplateRefused
+    from ftwiz.core.data.template import chat_template_of
+    from ftwiz.core.errors import FtwizError
+
+    template = chat_template_of(tokenizer, recipe.template, enable_thinking=getattr(recipe, "enable_thinking", None))
+    records, origins = prepared.splits["train"], prepared.origins.get("train", [])
+    if not 0 <= args.index < len(records):
+        raise FtwizError(f"--index {args.index} is outside the {len(records)} training records",
+                         fix=f"give --index between 0 and {len(records) - 1}")
+    for i in range(args.index, len(records)):
+        try:
+            view = sample_view(tokenizer, template, records[i], recipe,
+                               record=origins[i] if i < len(origins) else f"training record {i}")
+            break
+        except TemplateRefused:
+            continue  # rejected with its line in the counts below; show the next record
+    else:
+        raise FtwizError("the chat template renders none of the training records from --index on",
+                         fix="run `ftwiz data check PATH --model MODEL` to see each refusal with its line")
+    if args.json:
+        print_json(view.to_json(tokenizer))
+    else:
+        render_preview(console, tokenizer, view)
+
+
+def _prepared(args: argparse.Namespace):
+    from ftwiz.core.data import prepare_for_training
+
     recipe = _recipe(args)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(resolve_model(recipe.model_name_or_path))
+    tokenizer = _tokenizer(recipe)
     return recipe, tokenizer, prepare_for_training(recipe, tokenizer, variables=_pairs(args.var, "--var") or {})
 
 
 def run(args: argparse.Namespace) -> int:
     from ftwiz.core.cli.console import console, print_json
-    from ftwiz.core.data.preview import render_preview, render_stats
+    from ftwiz.core.data.preview import render_stats, tokenizer_label
 
     if args.action == "check":
         return _check(args)
@@ -105,14 +143,17 @@ def run(args: argparse.Namespace) -> int:
         prepared.save_splits(out)
         console.print(f"wrote train/validation/test splits, rejects and stats to {out}")
     elif args.action == "preview":
-        render_preview(console, tokenizer, prepared, args.index)
-        render_stats(console, prepared, recipe.cutoff_len, args.batch_size)
+        _preview(args, recipe, tokenizer, prepared)
+        if not args.json:
+            render_stats(console, prepared, recipe.cutoff_len, args.batch_size)
     elif args.json:
         stats = {k: v for k, v in prepared.stats.items()}
         for split in ("train", "validation"):
             if isinstance(stats.get(split), dict):
                 stats[split] = {k: v for k, v in stats[split].items() if k != "lengths"}
-        print_json(stats)
+        print_json(stats | {"tokenizer": tokenizer_label(tokenizer)})
     else:
+        console.print(f"lengths measured with the tokenizer of {recipe.model_name_or_path}: "
+                      f"{tokenizer_label(tokenizer)}", highlight=False)
         render_stats(console, prepared, recipe.cutoff_len, args.batch_size)
     return 0

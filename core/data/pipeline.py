@@ -48,6 +48,7 @@ class PreparedData:
     stats: dict[str, Any]
     rejects: list[Reject] = field(default_factory=list)
     rejects_path: Path | None = None
+    origins: dict[str, list[str]] = field(default_factory=dict)  # split -> "FILE, line N" of each record
 
     def save_splits(self, directory: str | Path) -> Path:
         """Write train/validation/test JSONL, rejects and stats into ``directory`` (atomically, each)."""
@@ -79,9 +80,23 @@ def files_hash(files: list[Path], options: dict[str, Any]) -> str:
 
 
 def check_dataset(path: str, *, formatting: str = "auto", columns: dict[str, str] | None = None,
-                  variables: dict[str, str] | None = None, dataset_dir: str | None = None) -> CheckReport:
+                  variables: dict[str, str] | None = None, dataset_dir: str | None = None,
+                  tokenizer: Any = None, recipe: Any = None) -> CheckReport:
+    """Read and validate every record. With ``tokenizer`` and ``recipe`` (``data check --model``) every kept
+    record is also rendered with the model's chat template, and the records it refuses are rejected with
+    the template's own message, as ``prepare``/``preview`` reject them."""
     specs = specs_from_dataset_info([path], dataset_dir, formatting, columns)
     loaded = load_sources(specs, variables=variables if variables is not None else {})
+    if tokenizer is not None and recipe is not None:
+        from ftwiz.core.data.template import chat_template_of
+        from ftwiz.core.data.tokenize import template_rejects
+
+        template = chat_template_of(tokenizer, recipe.template, enable_thinking=getattr(recipe, "enable_thinking",
+                                                                                        None))
+        refused = template_rejects(tokenizer, template, loaded.conversations, recipe)
+        bad = {i for i, _reject in refused}
+        loaded.conversations = [c for i, c in enumerate(loaded.conversations) if i not in bad]
+        loaded.rejects.extend(reject for _i, reject in refused)
     return CheckReport(
         files=[str(f) for f in loaded.files], formats=loaded.formats, read=loaded.read,
         kept=len(loaded.conversations), rejected=dict(Counter(r.reason for r in loaded.rejects)),
@@ -156,6 +171,8 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
             stats[name] = split_stats
             for reject in split_stats.pop("reject_objects", []):
                 loaded.rejects.append(reject)
+                if reject.reason != "over_max_length":  # refused by the chat template: counted as check counts it
+                    stats["rejected"][reject.reason] = stats["rejected"].get(reject.reason, 0) + 1
     if "train" not in tokenized or len(tokenized["train"]) == 0:
         raise FtwizError(f"every training record is longer than cutoff_len={recipe.cutoff_len} tokens",
                          fix="raise cutoff_len or set `overlength: truncate`")
@@ -168,6 +185,8 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
     return PreparedData(
         train=tokenized["train"], validation=tokenized.get("validation"),
         splits={name: [c.to_json() for c in convs_] for name, convs_ in parts.items()},
+        origins={name: [c.source.where() if c.source else f"record {i}" for i, c in enumerate(convs_)]
+                 for name, convs_ in parts.items()},
         dataset_hash=files_hash(loaded.files, options), template_hash=template_hash(template),
         stats=stats, rejects=loaded.rejects,
     )

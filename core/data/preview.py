@@ -1,28 +1,125 @@
-"""What the user sees before training: a sample with learned tokens highlighted, and length statistics."""
+"""What the user sees before training: a sample with learned tokens highlighted, and length statistics.
+
+A sample is shown as its rendered text, styled by character: decoding token by token would split the bytes
+of one character between tokens (Chinese, emoji: shown as U+FFFD), so styles come from each token's
+character offsets (fast tokenizers) or from groups of tokens that decode cleanly (others).
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 
+LEARNED, CONTEXT = "bold green", "dim"
+
+
+@dataclass
+class SampleView:
+    """One record as training renders and masks it. ``labels`` are -100 where nothing is learned."""
+
+    text: str
+    input_ids: list[int]
+    labels: list[int]
+    record: str  # "FILE, line N" (or "record N") of the record shown
+
+    @property
+    def learned(self) -> int:
+        return sum(1 for lab in self.labels if lab != -100)
+
+    def to_json(self, tokenizer) -> dict[str, Any]:
+        """What ``data preview --json`` prints: the text, its tokens as strings, and their labels."""
+        return {"record": self.record, "tokenizer": tokenizer_label(tokenizer), "text": self.text,
+                "input_ids": self.input_ids, "tokens": tokenizer.convert_ids_to_tokens(self.input_ids),
+                "labels": self.labels, "learned_tokens": self.learned, "total_tokens": len(self.labels)}
+
+
+def tokenizer_label(tokenizer) -> str:
+    """Which tokenizer measured the lengths: its name or folder, class and vocabulary size."""
+    name = str(getattr(tokenizer, "name_or_path", "") or "")
+    shown = Path(name).name if name and Path(name).exists() else name
+    return f"{shown or 'unnamed'} ({type(tokenizer).__name__}, {len(tokenizer):,} tokens)"
+
+
+def sample_view(tokenizer, template: str, conversation: dict[str, Any], recipe, *, record: str) -> SampleView:
+    """Render, tokenize and mask one record (``Conversation.to_json()``) exactly as training does.
+
+    ``recipe.system`` and whitespace normalisation are applied as ``prepare_for_training`` applies them.
+    Raises TemplateRefused when the model's template cannot render it.
+    """
+    from ftwiz.core.data.clean import normalise_whitespace
+    from ftwiz.core.data.records import Conversation
+    from ftwiz.core.data.template import tokenize_with_labels
+    from ftwiz.core.data.tokenize import render_record
+
+    conv = normalise_whitespace(Conversation.from_json({**conversation, "messages": [
+        dict(m) for m in conversation["messages"]]}))
+    system = getattr(recipe, "system", None)
+    if system and conv.messages and conv.messages[0]["role"] not in ("system", "text"):
+        conv.messages.insert(0, {"role": "system", "content": system})
+    text, spans = render_record(tokenizer, template, conv.to_json(), recipe)
+    row = tokenize_with_labels(tokenizer, [text], [spans])
+    return SampleView(text, list(row["input_ids"][0]), list(row["labels"][0]), record)
+
+
+def styled_sample(tokenizer, view: SampleView) -> Text:
+    """The rendered text, learned characters bold green and context dimmed, every character intact."""
+    offsets = None
+    if getattr(tokenizer, "is_fast", False):
+        encoding = tokenizer.backend_tokenizer.encode(view.text, add_special_tokens=False)
+        if encoding.ids == view.input_ids:
+            offsets = encoding.offsets
+    if offsets is None:
+        return styled_tokens(tokenizer, view.input_ids, view.labels)
+    learned = [False] * len(view.text)
+    for (start, end), label in zip(offsets, view.labels, strict=True):
+        if label != -100:
+            learned[start:end] = [True] * (end - start)
+    text = Text()
+    run_start = 0
+    for i in range(1, len(view.text) + 1):
+        if i == len(view.text) or learned[i] != learned[run_start]:
+            text.append(view.text[run_start:i], style=LEARNED if learned[run_start] else CONTEXT)
+            run_start = i
+    return text
+
+
+def styled_tokens(tokenizer, input_ids: list[int], labels: list[int]) -> Text:
+    """Token ids shown by decoding groups of tokens that form whole characters (no U+FFFD halves)."""
+    text = Text()
+    group: list[int] = []
+    learned = False
+    for i, (token_id, label) in enumerate(zip(input_ids, labels, strict=True)):
+        group.append(token_id)
+        learned = learned or label != -100
+        if i < len(input_ids) - 1 and len(group) < 8 and _split(tokenizer, group):
+            continue  # this token ends inside a character: decode it with the next one
+        text.append(tokenizer.decode(group, skip_special_tokens=False), style=LEARNED if learned else CONTEXT)
+        group, learned = [], False
+    return text
+
+
+def _split(tokenizer, ids: list[int]) -> bool:
+    """Whether these tokens end inside a character (their decoding ends in the replacement character)."""
+    return tokenizer.decode(ids, skip_special_tokens=False).endswith("\ufffd")
+
 
 def masked_sample(tokenizer, prepared, index: int = 0) -> tuple[Text, int, int]:
-    """One training sample as the model sees it: learned tokens bold green, context dimmed."""
+    """One prepared training row (packed rows included) as the model sees it: learned tokens bold green."""
     row = prepared.train[min(index, len(prepared.train) - 1)]
-    text = Text()
-    for token_id, label in zip(row["input_ids"], row["labels"], strict=True):
-        piece = tokenizer.decode([token_id], skip_special_tokens=False)
-        text.append(piece, style="bold green" if label != -100 else "dim")
     learned = sum(1 for lab in row["labels"] if lab != -100)
-    return text, learned, len(row["labels"])
+    return styled_tokens(tokenizer, row["input_ids"], row["labels"]), learned, len(row["labels"])
 
 
-def render_preview(console, tokenizer, prepared, index: int = 0) -> None:
-    text, learned, total = masked_sample(tokenizer, prepared, index)
-    console.print("[bold]Sample[/bold] (learned tokens in [bold green]green[/bold green], context dimmed):")
-    console.print(text)
-    console.print(f"{learned} of {total} tokens are learned")
+def render_preview(console, tokenizer, view: SampleView) -> None:
+    console.print(f"[bold]Sample[/bold] from {view.record} (learned tokens in [bold green]green[/bold green], "
+                  "context dimmed):", highlight=False)
+    console.print(styled_sample(tokenizer, view))
+    console.print(f"{view.learned} of {len(view.labels)} tokens are learned (tokenizer {tokenizer_label(tokenizer)})",
+                  highlight=False)
 
 
 def histogram(lengths: list[int], bins: int = 10, width: int = 40) -> list[str]:
