@@ -199,6 +199,7 @@ def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str =
                     progress: Progress | None = None) -> Path:
     """Write ``model_dir`` (HF safetensors) as a GGUF of type F32/F16/BF16/Q8_0; return the final path."""
     import gguf
+    from ftwiz.core.export.gguf_kv import BulkGGUFWriter
     from ftwiz.core.export.vocab import write_vocab
 
     model_dir, out_file = Path(model_dir), Path(out_file)
@@ -216,7 +217,7 @@ def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str =
     out_file.parent.mkdir(parents=True, exist_ok=True)
     check_disk_space(out_file, sum(p.nbytes for p in plans))
     with atomic_path(out_file, overwrite=overwrite) as tmp:
-        writer = gguf.GGUFWriter(tmp, params.info.gguf_arch)
+        writer = BulkGGUFWriter(tmp, params.info.gguf_arch)  # gguf-py's writer, vocab arrays packed in bulk
         try:
             write_hparams(writer, params, model_dir.name, out_type)
             write_vocab(writer, model_dir, params.vocab_size)
