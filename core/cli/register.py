@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
                                enable_thinking=thinking)
         write_text_atomic(args.modelfile, text, overwrite=args.force)
         console.print(f"wrote {args.modelfile}\n  next: [bold]ollama create {name} -f {args.modelfile}[/bold]")
+        _print_notes(console, text)
         return 0
 
     from ftwiz.core.deploy.ollama_register import register
@@ -96,4 +97,12 @@ def run(args: argparse.Namespace) -> int:
     if result.smoke:
         console.print(f"  smoke test: answered and stopped by itself: {result.smoke.answer[:120]!r}", highlight=False)
     console.print(f"  chat: [bold]ollama run {result.name}[/bold]  or  [bold]ftwiz chat {result.name}[/bold]")
+    _print_notes(console, result.modelfile)
     return 0
+
+
+def _print_notes(console, modelfile: str) -> None:
+    """The Modelfile's ``# note:`` lines (facts about BOS or thinking the user should know), on the terminal too."""
+    for line in modelfile.splitlines():
+        if line.startswith("# note: "):
+            console.print(f"  note: {line[len('# note: '):]}", style="yellow", highlight=False, markup=False)
