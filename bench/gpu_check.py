@@ -83,6 +83,11 @@ def install(wheels: Path | None, dry_run: bool) -> list[str]:
         cmd[4:4] = ["--find-links", str(wheels)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
+        # A dependency of a dependency may be missing too: pip names it; say it the same way.
+        absent = sorted(set(re.findall(r"No matching distribution found for ([^\s]+)", done.stderr)))
+        if absent:
+            raise SystemExit(f"missing wheels in {wheels}: {', '.join(absent)}\n  fix: on a machine with internet, "
+                             f"`pip download -d WHEELS {' '.join(absent)}` (same Python version and platform)")
         tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
         raise SystemExit("pip could not install ftwiz from the wheels folder:\n  " + "\n  ".join(tail))
     return []
@@ -220,16 +225,20 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("gpu_check.json"), help="the one file the figures go to")
     parser.add_argument("--work", type=Path, default=Path("gpu_check_work"), help="models, runs, recordings")
     parser.add_argument("--dry-run", action="store_true", help="validate the inputs; run nothing, need no GPU")
+    parser.add_argument("--installed", action="store_true", help=argparse.SUPPRESS)  # set by the re-exec below
     args = parser.parse_args()
-    started = time.monotonic()
+    started = float(os.environ.setdefault("GPU_CHECK_STARTED", str(time.time())))  # kept across the re-exec
     if args.wheels is not None and not args.wheels.is_dir():
         raise SystemExit(f"--wheels {args.wheels}: no such folder")
-    missing = install(args.wheels, args.dry_run)
+    missing = [] if args.installed else install(args.wheels, args.dry_run)
     if missing:
         where = f"in {args.wheels}" if args.wheels else "(no --wheels folder given)"
         raise SystemExit(f"missing requirements, not installed and no wheel {where}: {', '.join(missing)}\n"
                          f"  fix: on a machine with internet, `pip download -d WHEELS {' '.join(missing)}` "
                          "(same Python version and platform), then copy WHEELS here")
+    if not args.installed and not args.dry_run:
+        # An editable install is only importable in a fresh interpreter (its path hook loads at start-up).
+        os.execv(sys.executable, [sys.executable, __file__, *sys.argv[1:], "--installed"])
     models = configs()
     if args.dry_run:
         print(f"requirements: all installed or in the wheels folder; configs: {', '.join(models)}")
@@ -250,7 +259,7 @@ def main() -> int:
     report: dict = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "runs": [], "checks": {}}
 
     def left() -> float:
-        return TIME_LIMIT_S - (time.monotonic() - started)
+        return TIME_LIMIT_S - (time.time() - started)
 
     dirs = {name: build_model(name, config, args.work / "models") for name, config in models.items()}
     report["checks"]["nvml_seam"] = nvml_seam(args.work, env)
@@ -264,11 +273,12 @@ def main() -> int:
                 row["train"] = train(dirs[name], method, seq_len, args.work, env, left(), name=f"{name}-{method}")
         report["runs"].append(row)
         _print_row(row)
+        args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")  # a kill still leaves the figures
     if left() > 60:
         report["checks"]["oom_backoff"] = oom_backoff(dirs["qwen2.5-0.5b"], args.work, env, left())
     else:
         report["checks"]["oom_backoff"] = {"skipped": "time limit"}
-    report["seconds"] = round(time.monotonic() - started, 1)
+    report["seconds"] = round(time.time() - started, 1)
     args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
     print(json.dumps(report["checks"], indent=1, default=str)[:2000])
     print(f"figures written to {args.out} in {report['seconds']} s")
