@@ -129,13 +129,23 @@ class DataScreen(WizardScreen):
         self.wizard.state.check = reports
         self.query_one("#preview", Static).update(Text("preparing a preview with the model's tokenizer...",
                                                         style="dim"))
-        self.preview(self.wizard.state.recipe or self.wizard.load_recipe())
+        first = next((report.samples[0] for _name, report in reports if report.samples), None)
+        self.preview(self.wizard.state.recipe or self.wizard.load_recipe(), first)
 
     @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
-    def preview(self, recipe) -> Group:
-        """What will be learned: a masked sample and the length histogram, as ``ftwiz data preview`` shows."""
+    def preview(self, recipe, first: dict[str, Any] | None = None) -> Group:
+        """What will be learned: the first conversation (the one shown above) masked as training masks it,
+        and the length histogram, as ``ftwiz data preview`` shows them."""
         from ftwiz.core.data import prepare_for_training
-        from ftwiz.core.data.preview import length_lines, masked_sample
+        from ftwiz.core.data.preview import (
+            length_lines,
+            masked_sample,
+            sample_view,
+            styled_sample,
+            tokenizer_label,
+        )
+        from ftwiz.core.data.render import TemplateRefused
+        from ftwiz.core.data.template import chat_template_of
         from ftwiz.core.models import resolve_model
         from ftwiz.core.train.model_setup import load_tokenizer
 
@@ -146,8 +156,20 @@ class DataScreen(WizardScreen):
         else:
             tokenizer = load_tokenizer(resolve_model(recipe.model_name_or_path, revision=recipe.revision), recipe)
         prepared = prepare_for_training(recipe, tokenizer)
-        text, learned, total = masked_sample(tokenizer, prepared)
-        header = Text(f"What the model learns ({learned} of {total} tokens, green; context dimmed):", style="bold")
+        template = chat_template_of(tokenizer, recipe.template, enable_thinking=getattr(recipe, "enable_thinking",
+                                                                                        None))
+        try:
+            view = sample_view(tokenizer, template, first, recipe, record="first conversation") if first else None
+        except TemplateRefused:
+            view = None  # the model's template refuses that record: show the first prepared sample instead
+        if view is not None:
+            text, learned, total = styled_sample(tokenizer, view), view.learned, len(view.labels)
+            which = "the first conversation"
+        else:
+            text, learned, total = masked_sample(tokenizer, prepared)
+            which = "a training sample"
+        header = Text(f"What the model learns from {which} ({learned} of {total} tokens, green; context dimmed; "
+                      f"tokenizer {tokenizer_label(tokenizer)}):", style="bold")
         lines = length_lines(prepared, recipe.cutoff_len, recipe.effective_batch_size, width=30)
         return Group(header, text, Text(""), Text("\n".join(lines)))
 
