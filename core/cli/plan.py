@@ -16,6 +16,8 @@ PART_LABELS = {
     "logits": "logits and loss",
     "temporary_buffers": "temporary buffers",
     "fragmentation": "allocator fragmentation margin",
+    "autocast_copies": "lm_head's 16-bit copy (autocast)",
+    "load_staging": "loading a checkpoint shard (peak while loading)",
 }
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from ftwiz.core.errors import FtwizError
 from ftwiz.core.hardware.report import HardwareReport
-from ftwiz.core.planner.estimator import TrainSetup, estimate_memory, lora_params, peak_bytes
+from ftwiz.core.planner.estimator import TrainSetup, estimate_memory, lora_params, peak_bytes, stage_note
 from ftwiz.core.planner.plan import MemoryEstimate, Plan
 from ftwiz.core.planner.spec import ModelSpec, load_model_spec
 from ftwiz.core.recipe import Recipe
@@ -170,7 +170,7 @@ def plan_recipe(recipe: Recipe, hardware: HardwareReport | None = None, *, vram_
         optimizer, _ = _optimizer(recipe, method, budget.device)
         base = TrainSetup(method=method, seq_len=max_len, lora_rank=recipe.lora_rank,
                           lora_targets=tuple(recipe.lora_target), dtype=dtype, optimizer=optimizer,
-                          device=budget.device)
+                          device=budget.device, stage=recipe.stage)
         chosen = _search(spec, recipe, fixed, method, base, budget)
         if chosen:
             if tried:
@@ -187,7 +187,7 @@ def plan_recipe(recipe: Recipe, hardware: HardwareReport | None = None, *, vram_
         setup = TrainSetup(method=method, seq_len=max_len, micro_batch=recipe.per_device_train_batch_size or 1,
                            grad_ckpt=recipe.gradient_checkpointing is not False, lora_rank=recipe.lora_rank,
                            lora_targets=tuple(recipe.lora_target), dtype=dtype, optimizer=optimizer,
-                           device=budget.device)
+                           device=budget.device, stage=recipe.stage)
         parts = estimate_memory(spec, setup)
         warnings.append(_what_would_fit(spec, setup, budget, recipe, fixed))
     else:
@@ -195,6 +195,8 @@ def plan_recipe(recipe: Recipe, hardware: HardwareReport | None = None, *, vram_
     optimizer, optimizer_reason = _optimizer(recipe, setup.method, budget.device)
     reasons.append(_method_reason(setup.method, spec, fixed, budget))
     reasons.append(_batch_reason(setup, recipe, fits))
+    if stage_note(recipe.stage, setup.method):
+        reasons.append(stage_note(recipe.stage, setup.method))
     reasons.append(optimizer_reason)
     if setup.method != "full":
         trainable = lora_params(spec, setup.lora_rank, setup.lora_targets)
@@ -233,8 +235,10 @@ def _method_reason(method: str, spec: ModelSpec, fixed: set[str], budget: Budget
         return f"method {method}: as set in the recipe"
     if method == "lora":
         return f"method LoRA: the {size} model fits in 16-bit, so no quantization error is needed"
+    dense = (spec.embedding_params + spec.lm_head_params + spec.norm_params) * 4 / GIB
     return (f"method QLoRA: the {size} model's weights are stored in 4-bit NF4 (about a quarter of 16-bit) "
-            "so it fits; the adapter still trains in full precision")
+            f"so it fits; the adapter still trains in full precision, and the embeddings and output layer stay "
+            f"in fp32 ({dense:.1f} GiB: peft's k-bit preparation upcasts them)")
 
 
 def _batch_reason(setup: TrainSetup, recipe: Recipe, fits: bool) -> str:
