@@ -49,6 +49,8 @@ from ftwiz.core.planner.spec import ModelSpec
 MiB = 1024**2
 CUDA_CONTEXT_BYTES = 450 * MiB
 FRAGMENTATION_TRANSIENT = 0.15
+PAIRWISE_STAGES = ("dpo", "orpo")  # chosen + rejected in one forward: two sequences per example
+REFERENCE_STAGES = ("dpo", "kto")  # a frozen reference model (a weight copy only under full fine-tuning)
 NF4_CONSTANTS = {"nf4": 4 / 64, "nf4-dq": 1 / 64 + 4 / (64 * 256)}
 
 
@@ -75,6 +77,11 @@ class TrainSetup:
     # peft's prepare_model_for_kbit_training upcasts non-quantized parameters to fp32 (QLoRA on GPU only).
     kbit_upcast: bool = True
     loss_chain: str = "transformers"  # transformers | transformers-shift-copy | simple (see the docstring)
+    # Training stage (recipe ``stage``): dpo/orpo run chosen and rejected answers in one forward pass (twice the
+    # tokens per example); dpo/kto with full fine-tuning keep a frozen reference copy of the weights (LoRA's
+    # reference is the adapter-disabled base: no copy). Reference and KL passes run without gradients, before
+    # the policy's forward, so their transient logits never coexist with the saved activations.
+    stage: str = "sft"  # sft | pt | dpo | orpo | kto
 
     extra: dict = field(default_factory=dict)
 
@@ -120,11 +127,27 @@ def loss_chain_bytes(chain: str, wbytes: int) -> int:
     return max(forward, 4 + 4 + 4)
 
 
+def stage_note(stage: str, method: str) -> str | None:
+    """What the training stage adds to memory, in words (None for sft/pt)."""
+    if stage not in PAIRWISE_STAGES + REFERENCE_STAGES:
+        return None
+    parts = []
+    if stage in PAIRWISE_STAGES:
+        parts.append("each example is two sequences (chosen and rejected answers) in one pass")
+    if stage in REFERENCE_STAGES:
+        parts.append("the reference model is a second frozen copy of the weights" if method == "full" else
+                     "the reference is the base with the adapter switched off (no extra weights; one more "
+                     "forward pass without gradients per step)")
+    if stage == "orpo":
+        parts.append("no reference model")
+    return f"stage {stage}: " + "; ".join(parts)
+
+
 def estimate_memory(spec: ModelSpec, s: TrainSetup) -> dict[str, int]:
     """Every part in bytes; ``sum(parts.values())`` is the peak a user must have free."""
     on_cpu = s.device == "cpu"
     wbytes = 4 if (s.dtype == "fp32" or on_cpu) else 2
-    tokens = s.seq_len * s.micro_batch
+    tokens = s.seq_len * s.micro_batch * (2 if s.stage in PAIRWISE_STAGES else 1)
     parts: dict[str, float] = {"cuda_context": 0 if on_cpu else CUDA_CONTEXT_BYTES}
 
     if s.method == "qlora":
@@ -169,8 +192,11 @@ def estimate_memory(spec: ModelSpec, s: TrainSetup) -> dict[str, int]:
     if s.method == "qlora":
         temp += largest * wbytes * 2
     parts["temporary_buffers"] = temp
+    if s.stage in REFERENCE_STAGES and s.method == "full":
+        parts["reference_weights"] = spec.total_params * wbytes
     transient = sum(v for k, v in parts.items()
-                    if k not in ("cuda_context", "optimizer_states_paged", "weights", "autocast_copies"))
+                    if k not in ("cuda_context", "optimizer_states_paged", "weights", "autocast_copies",
+                                 "reference_weights"))
     parts["fragmentation"] = 0 if on_cpu else transient * FRAGMENTATION_TRANSIENT
     if s.load_staging_bytes:
         parts["load_staging"] = s.load_staging_bytes + (0 if on_cpu else CUDA_CONTEXT_BYTES)

@@ -225,7 +225,7 @@ def plan_recipe(recipe: Recipe, hardware: HardwareReport | None = None, *, vram_
     return apply_measurements(plan, model=model_key(recipe.model_name_or_path, recipe.revision), hardware=hardware,
                               fixed_batch=recipe.per_device_train_batch_size is not None,
                               fixed_ckpt=recipe.gradient_checkpointing is not None,
-                              effective_batch=recipe.effective_batch_size, epoch_tokens=epoch_tokens)
+                              effective_batch=recipe.effective_batch_size, epoch_tokens=epoch_tokens, spec=spec)
 
 
 def _method_reason(method: str, spec: ModelSpec, fixed: set[str], budget: Budget) -> str:
