@@ -16,11 +16,26 @@ from pathlib import Path
 from ftwiz.core.atomic import write_text_atomic
 from ftwiz.core.hardware.probe import GpuMemoryReading
 from ftwiz.core.paths import cache_dir
-from ftwiz.core.planner.plan import Measurement, Plan
+from ftwiz.core.planner.estimator import TrainSetup, estimate_memory, peak_bytes
+from ftwiz.core.planner.plan import Measurement, MemoryEstimate, Plan
 
 GIB = 1024**3
 MiB = 1024**2
 STORE_NAME = "measurements.json"
+
+
+def setup_of(plan: Plan, *, micro_batch: int, grad_ckpt: bool, seq_len: int) -> TrainSetup:
+    """The estimator's view of ``plan`` at another micro-batch, checkpointing or length."""
+    return TrainSetup(method=plan.method, seq_len=seq_len, micro_batch=micro_batch, grad_ckpt=grad_ckpt,
+                      lora_rank=plan.lora_rank or 16, lora_targets=tuple(plan.lora_targets) or ("all",),
+                      dtype=plan.dtype, optimizer=plan.optimizer, device=plan.device)
+
+
+def reestimated(plan: Plan, spec) -> MemoryEstimate:
+    """The estimate for the plan's current setting (after a measurement changed it), same budget."""
+    parts = estimate_memory(spec, setup_of(plan, micro_batch=plan.micro_batch, grad_ckpt=plan.gradient_checkpointing,
+                                           seq_len=plan.max_seq_len))
+    return MemoryEstimate(peak_bytes=peak_bytes(parts), parts=parts, budget_bytes=plan.estimate.budget_bytes)
 
 
 def device_peak(reading: GpuMemoryReading) -> tuple[int, dict[str, int]]:
@@ -98,7 +113,7 @@ def matching(measurements: list[Measurement], *, model: str, method: str, seq_le
 
 def apply_measurements(plan: Plan, *, model: str, hardware, fixed_batch: bool, fixed_ckpt: bool,
                        effective_batch: int, epoch_tokens: int | None,
-                       measurements: list[Measurement] | None = None) -> Plan:
+                       measurements: list[Measurement] | None = None, spec=None) -> Plan:
     """The plan with this machine's measurements applied: a measured micro-batch, and measured time.
 
     Among measured setups of this job that fit the budget, the largest micro-batch wins (checkpointing
@@ -134,4 +149,7 @@ def apply_measurements(plan: Plan, *, model: str, hardware, fixed_batch: bool, f
                f"micro-batch {best.micro_batch}, checkpointing {'on' if best.grad_ckpt else 'off'}"
                + (f", {best.tokens_per_s:.0f} tokens/s" if best.tokens_per_s else "")]
     update["reasons"] = reasons
-    return plan.model_copy(update=update)
+    measured = plan.model_copy(update=update)
+    if spec is not None:
+        measured.estimate = reestimated(measured, spec)
+    return measured

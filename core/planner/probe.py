@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftwiz.core.errors import FtwizError
-from ftwiz.core.planner.estimator import TrainSetup, estimate_memory, peak_bytes
-from ftwiz.core.planner.measured import machine_identity, save_measurements
+from ftwiz.core.planner.estimator import estimate_memory, peak_bytes
+from ftwiz.core.planner.measured import machine_identity, reestimated, save_measurements, setup_of
 from ftwiz.core.planner.plan import Measurement, Plan
 from ftwiz.core.planner.spec import ModelSpec
 
@@ -47,12 +47,6 @@ class ProbeReport:
     @property
     def chosen(self) -> Measurement | None:
         return self.plan.measured
-
-
-def setup_of(plan: Plan, *, micro_batch: int, grad_ckpt: bool, seq_len: int) -> TrainSetup:
-    return TrainSetup(method=plan.method, seq_len=seq_len, micro_batch=micro_batch, grad_ckpt=grad_ckpt,
-                      lora_rank=plan.lora_rank or 16, lora_targets=tuple(plan.lora_targets) or ("all",),
-                      dtype=plan.dtype, optimizer=plan.optimizer, device=plan.device)
 
 
 def measure_once(request: dict, timeout: float = CHILD_TIMEOUT_S) -> dict:
@@ -158,7 +152,7 @@ def probe_plan(plan: Plan, *, recipe, spec: ModelSpec, model_dir: Path, model_ke
                 break  # the last fitting attempt stays the choice
             micro, best = micro * 2, trial
     save_measurements(report.attempts)
-    report.plan = _measured_plan(plan, best, recipe, epoch_tokens)
+    report.plan = _measured_plan(plan, best, recipe, epoch_tokens, spec)
     if best.fits and (length != plan.max_seq_len):
         report.notes.append(f"max length lowered to {length} tokens to fit (cutoff_len: {length})")
     if not best.fits:
@@ -167,7 +161,7 @@ def probe_plan(plan: Plan, *, recipe, spec: ModelSpec, model_dir: Path, model_ke
     return report
 
 
-def _measured_plan(plan: Plan, best: Measurement, recipe, epoch_tokens: int | None) -> Plan:
+def _measured_plan(plan: Plan, best: Measurement, recipe, epoch_tokens: int | None, spec: ModelSpec) -> Plan:
     grad_accum = recipe.gradient_accumulation_steps or max(1, math.ceil(recipe.effective_batch_size / best.micro_batch))
     update = {"measured": best, "micro_batch": best.micro_batch, "gradient_checkpointing": best.grad_ckpt,
               "max_seq_len": best.seq_len, "grad_accum": grad_accum, "fits": best.fits}
@@ -177,4 +171,6 @@ def _measured_plan(plan: Plan, best: Measurement, recipe, epoch_tokens: int | No
               f"(estimate {(best.estimate_bytes or 0) / GIB:.2f} GiB)")
     if best.tokens_per_s:
         reason += f", {best.tokens_per_s:.0f} tokens/s"
-    return plan.model_copy(update={**update, "reasons": [*plan.reasons, reason]})
+    measured = plan.model_copy(update={**update, "reasons": [*plan.reasons, reason]})
+    measured.estimate = reestimated(measured, spec)
+    return measured
