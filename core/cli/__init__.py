@@ -18,6 +18,7 @@ from collections.abc import Sequence
 # verb -> (module, one-line help). The wizard itself is started by the launcher in ftwiz.tui.
 VERBS: dict[str, tuple[str, str]] = {
     "doctor": ("ftwiz.core.cli.doctor", "detect GPU, drivers, memory, disk and backends; say what to fix"),
+    "pull": ("ftwiz.core.cli.pull", "download a base model (Hugging Face Hub, a mirror, ModelScope), checked first"),
     "plan": ("ftwiz.core.cli.plan", "estimate memory and recommend method, batch and length for a model"),
     "data": ("ftwiz.core.cli.data", "check, prepare, preview or summarise a dataset"),
     "train": ("ftwiz.core.cli.train", "fine-tune from a recipe (QLoRA, LoRA or full) with live progress"),
