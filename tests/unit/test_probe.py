@@ -105,7 +105,7 @@ def test_room_left_raises_the_micro_batch_but_not_past_a_failure() -> None:
     assert report.plan.micro_batch == 4 and report.plan.grad_accum == 8
     assert report.plan.measured.tokens_per_s == 4000.0
     # the estimate shown beside the measurement is for the measured setting, not the one planned before
-    assert report.plan.estimate.peak_bytes == report.plan.measured.estimate_bytes > plan.estimate.peak_bytes
+    assert report.plan.estimate.peak_bytes == report.plan.measured.estimate_bytes > report.attempts[0].estimate_bytes
 
 
 def test_out_of_memory_at_the_start_searches_down_and_never_retries_the_failed_batch() -> None:
