@@ -17,6 +17,7 @@ runs from the end of the generation prompt's header to the end of the content pl
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,19 +139,29 @@ def render_conversation(tokenizer, template: str, messages: list[dict[str, Any]]
 
 
 def _require_tools_rendered(text: str, messages: list[dict[str, Any]], tools: list[dict] | None) -> None:
-    """A template without tool support silently drops calls, results or definitions: refuse the record."""
-    missing: list[str] = []
+    """A template without tool support silently drops calls, results or definitions: refuse the record.
+
+    Each call's function name, each tool result and each defined tool's name must occur in the text more
+    often than the prompt texts alone account for (a user may write "add"; an answer may repeat "5").
+    """
+    prompts = [m.get("content") or "" for m in messages if m["role"] != "assistant"]
+
+    def shown(piece: str, extra: int) -> bool:  # as written, or JSON-escaped inside a template's tojson
+        needed = sum(p.count(piece) for p in prompts) + extra
+        return text.count(piece) >= needed or text.count(json.dumps(piece, ensure_ascii=False)[1:-1]) >= needed
+
+    calls: dict[str, int] = {}
     for message in messages:
         for call in message.get("tool_calls") or ():
             name = (call.get("function") or call).get("name", "")
-            if name and name not in text:
-                missing.append(f"the call to '{name}'")
-        if message["role"] == "tool" and message.get("content", "").strip() and message["content"].strip() not in text:
-            missing.append("a tool result")
-    for tool in tools or ():
-        name = (tool.get("function") or tool).get("name", "")
-        if name and name not in text:
-            missing.append(f"the definition of tool '{name}'")
+            calls[name] = calls.get(name, 0) + 1
+    defined = {(tool.get("function") or tool).get("name", "") for tool in tools or ()}
+    missing = [f"the call to '{name}'" for name, n in calls.items() if name and not shown(name, n)]
+    missing += [f"the definition of tool '{name}'" for name in sorted(defined)
+                if name and not shown(name, calls.get(name, 0) + 1)]
+    if any(m["role"] == "tool" and (m.get("content") or "").strip() and not shown(m["content"].strip(), 0)
+           for m in messages):
+        missing.append("a tool result")
     if missing:
         raise TemplateRefused(
             "tools_not_supported",
