@@ -57,7 +57,7 @@ def template_variables(tokenizer, template_kwargs: dict[str, Any] | None = None)
     """``{**tokenizer.special_tokens_map, **template_kwargs}``, as apply_chat_template builds them."""
     variables = getattr(tokenizer, "_ftwiz_template_variables", None)
     if variables is None:
-        variables = {k: v for k, v in dict(tokenizer.special_tokens_map).items() if v is not None}
+        variables = dict(tokenizer.special_tokens_map)
         tokenizer._ftwiz_template_variables = variables
     return {**variables, **template_kwargs} if template_kwargs else variables
 
