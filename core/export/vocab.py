@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ftwiz.core.errors import FtwizError, Location
+from ftwiz.core.export.vocab_json import bpe_merges, parsed_once
 from ftwiz.core.export.vocab_spm_json import is_spm_bpe_json, prepend_scheme, spm_vocab_from_json
 
 log = logging.getLogger(__name__)
@@ -142,20 +143,24 @@ def _bpe_vocab(model_dir: Path, n_vocab: int, tj: dict[str, Any]) -> VocabData:
     for item in tj.get("added_tokens") or []:
         vocab[item["content"]] = item["id"]
         (special if item.get("special") else added_normal).add(item["id"])
-    by_id = {i: t for t, i in vocab.items()}
-    if max(by_id) >= n_vocab:
-        raise FtwizError(f"tokenizer has token id {max(by_id)} but config.json says vocab_size={n_vocab}",
+    top = max(vocab.values())
+    if top >= n_vocab:
+        raise FtwizError(f"tokenizer has token id {top} but config.json says vocab_size={n_vocab}",
                          where=Location(file=model_dir / "config.json", field="vocab_size"),
                          fix="resize the model's embeddings to the tokenizer (model.resize_token_embeddings)")
-    data = VocabData(model="gpt2", pre=detect_pre_tokenizer(tj))
-    for i in range(n_vocab):
-        if i not in by_id:  # embedding rows beyond the tokenizer (padding for speed)
-            data.tokens.append(f"[PAD{i}]")
-            data.types.append(UNUSED)
-        else:
-            data.tokens.append(by_id[i])
-            data.types.append(CONTROL if i in special else USER_DEFINED if i in added_normal else NORMAL)
-    return data
+    # whole-list assignments, not a loop of appends: a Qwen vocabulary has 151,936 rows
+    tokens: list[str | None] = [None] * n_vocab
+    for text, i in vocab.items():
+        tokens[i] = text
+    types = [NORMAL] * n_vocab
+    for i in added_normal:
+        types[i] = USER_DEFINED
+    for i in special:
+        types[i] = CONTROL
+    if len(vocab) < n_vocab:  # embedding rows beyond the tokenizer (padding for speed)
+        for i in (i for i, t in enumerate(tokens) if t is None):
+            tokens[i], types[i] = f"[PAD{i}]", UNUSED
+    return VocabData(model="gpt2", pre=detect_pre_tokenizer(tj), tokens=tokens, types=types)
 
 
 def _spm_vocab(model_dir: Path, n_vocab: int, tj: dict[str, Any] | None) -> VocabData:
@@ -217,12 +222,14 @@ def _spm_proto(processor):
         return None
 
 
-def _hf_adds_bos(model_dir: Path) -> bool:
+def _hf_adds_bos(model_dir: Path, tj: dict[str, Any] | None = None) -> bool:
     """Whether the HF tokenizer prepends BOS: its post-processor decides, then tokenizer_config, then the
     SentencePiece tradition (yes). llama.cpp must do the same or every prompt is shifted by one token."""
     tj_path, cfg_path = model_dir / "tokenizer.json", model_dir / "tokenizer_config.json"
-    if tj_path.is_file():
-        post = _load_json(tj_path).get("post_processor") or {}
+    if tj is None and tj_path.is_file():
+        tj = _load_json(tj_path)
+    if tj is not None:
+        post = tj.get("post_processor") or {}
         for proc in post.get("processors", [post]):
             if proc.get("type") == "TemplateProcessing":
                 single = proc.get("single") or []
@@ -269,16 +276,6 @@ def load_vocab(model_dir: Path, n_vocab: int, tokenizer_json: dict[str, Any] | N
     return _spm_json_vocab(model_dir, n_vocab, tj) if kind == "spm-json" else _spm_vocab(model_dir, n_vocab, tj)
 
 
-def bpe_merges(tokenizer_json: dict[str, Any]) -> list[str]:
-    """``model.merges`` as GGUF's "left right" strings. transformers >= 4.45 stores [left, right] lists so
-    that pieces may hold spaces; GGUF (like gguf-py) writes such a space as U+0120."""
-    merges = (tokenizer_json.get("model") or {}).get("merges") or []
-    if not merges or isinstance(merges[0], str):
-        return list(merges)
-    shifted = chr(ord(" ") + 256)
-    return [f"{left.replace(' ', shifted)} {right.replace(' ', shifted)}" for left, right in merges]
-
-
 def end_of_turn_id(model_dir: Path, data: VocabData) -> int | None:
     """The token the chat template ends an assistant turn with (for tokenizer.ggml.eot_token_id)."""
     gen = Path(model_dir) / "generation_config.json"
@@ -286,7 +283,7 @@ def end_of_turn_id(model_dir: Path, data: VocabData) -> int | None:
     if gen.is_file():
         value = _load_json(gen).get("eos_token_id")
         eos_ids = value if isinstance(value, list) else [value] if value is not None else []
-    index = {t: i for i, t in enumerate(data.tokens)}
+    index = {name: data.tokens.index(name) for name in END_OF_TURN if name in data.tokens}  # C-level scans
     for name in END_OF_TURN:
         if name in index and (not eos_ids or index[name] in eos_ids):
             return index[name]
@@ -312,7 +309,8 @@ def write_vocab(writer, model_dir: Path, n_vocab: int) -> VocabData:
     level = gguf_log.level
     gguf_log.setLevel(logging.ERROR)  # it warns about Llama-3's pair template, which GGUF has no use for
     try:
-        special = gguf.SpecialVocab(model_dir, load_merges=False, n_vocab=n_vocab)
+        with parsed_once(model_dir / "tokenizer.json", tj):
+            special = gguf.SpecialVocab(model_dir, load_merges=False, n_vocab=n_vocab)
     finally:
         gguf_log.setLevel(level)
     if data.model == "gpt2":  # merges from the tokenizer.json parsed above, not a second parse by gguf-py
@@ -328,7 +326,7 @@ def write_vocab(writer, model_dir: Path, n_vocab: int) -> VocabData:
             special.special_token_ids["bos"] = eos
             special.add_special_token.setdefault("bos", False)
     if data.model == "llama":
-        special.add_special_token.setdefault("bos", _hf_adds_bos(model_dir))
+        special.add_special_token.setdefault("bos", _hf_adds_bos(model_dir, tj))
     special.add_to_gguf(writer, quiet=True)
     if special.chat_template is None:
         log.warning("%s has no chat template; the GGUF will fall back to llama.cpp's default", model_dir)

@@ -94,5 +94,11 @@ def test_real_vocabulary_metadata_is_identical_and_fast(tmp_path: Path) -> None:
         writer.close()
         files[cls.__name__] = (tmp_path / f"{cls.__name__}.gguf").read_bytes()
     assert files["BulkGGUFWriter"] == files["GGUFWriter"]
+    # the tokenizer.json parsed once gives what gguf-py's SpecialVocab finds reading the folder itself
+    reference = gguf.SpecialVocab(model, load_merges=True, n_vocab=151936)
+    fields = gguf.GGUFReader(tmp_path / "BulkGGUFWriter.gguf").fields
+    assert fields["tokenizer.ggml.merges"].contents() == reference.merges
+    assert fields["tokenizer.ggml.eos_token_id"].contents() == reference.special_token_ids["eos"]
+    assert fields["tokenizer.chat_template"].contents() == reference.chat_template
     assert len(files["GGUFWriter"]) > 4_000_000  # tokens + merges really were written
     assert seconds["BulkGGUFWriter"] * 5 < seconds["GGUFWriter"], seconds
