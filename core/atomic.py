@@ -3,22 +3,127 @@
 Everything ftwiz produces (GGUF files, merged shards, reports, recipes) is written to a temporary
 name in the same directory and renamed into place when complete: a rename within one file system is
 atomic, so readers see either the old file or the whole new one.
+
+Temporary names are ``.NAME.<8 random chars>.partial``. The writing process holds an exclusive
+``flock`` on each one; the kernel drops it when the process dies, SIGKILL included. So a partial nobody
+holds is a leftover of a killed job: the next write into the same folder removes it (:func:`sweep_partials`),
+and ``ftwiz clean`` lists and removes them anywhere (:func:`find_partials`). A write that fills the disk
+becomes a :class:`~ftwiz.core.diskspace.DiskFullError` naming the file system, with the partial removed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from ftwiz.core.errors import FtwizError
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so leftovers are never judged abandoned (kept, not removed)
+    fcntl = None  # type: ignore[assignment]
+
+# tempfile's random part is 8 characters of [a-z0-9_]; the F16 intermediate of older versions had no lock.
+PARTIAL_RE = re.compile(r"^\..+\.[a-z0-9_]{8}\.partial$")
+LEGACY_RE = re.compile(r"^\..+-F16\.intermediate\.gguf$")
+
+# What this process finished and what it threw away, for the Ctrl-C message (see core/interrupted.py).
+COMPLETED: list[Path] = []
+DISCARDED: list[Path] = []
+
+
+@dataclass
+class Leftover:
+    """A partial output of an interrupted job: path, bytes on disk, and whether a live process writes it."""
+
+    path: Path
+    size: int
+    in_use: bool
+
+
+def _hold(fd: int) -> int:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def in_use(path: Path) -> bool:
+    """True when a live process holds ``path``'s lock (or when that cannot be known)."""
+    if fcntl is None:
+        return True
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing drops our probe lock too
+    return False
+
+
+def tree_size(path: Path) -> int:
+    """Bytes on disk under ``path`` (a file or a folder), ignoring files that vanish meanwhile."""
+    if not path.is_dir() or path.is_symlink():
+        with contextlib.suppress(OSError):
+            return path.lstat().st_size
+        return 0
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+def _is_partial_name(name: str) -> bool:
+    return bool(PARTIAL_RE.match(name) or LEGACY_RE.match(name))
+
+
+def remove_leftover(path: Path) -> None:
+    """Delete a file or a whole folder, whichever ``path`` is."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def find_partials(root: str | Path, *, recursive: bool = True) -> list[Leftover]:
+    """Every ``.NAME.<random>.partial`` under ``root`` (files and folders), sorted by path."""
+    root = Path(root)
+    if not root.is_dir():
+        return [Leftover(root, tree_size(root), in_use(root))] if _is_partial_name(root.name) else []
+    found: list[Leftover] = []
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            if _is_partial_name(name):
+                path = Path(folder) / name
+                found.append(Leftover(path, tree_size(path), in_use(path)))
+        dirs[:] = [d for d in dirs if not _is_partial_name(d)] if recursive else []
+    return sorted(found, key=lambda item: str(item.path))
+
+
+def sweep_partials(folder: str | Path) -> list[Leftover]:
+    """Remove abandoned partials directly in ``folder``; partials of live processes are left alone."""
+    removed = []
+    for item in find_partials(folder, recursive=False):
+        if not item.in_use:
+            remove_leftover(item.path)
+            removed.append(item)
+    return removed
+
 
 def temp_path_for(final: Path) -> Path:
-    """A unique temporary sibling of ``final`` (same directory, so the rename stays atomic)."""
+    """A unique temporary sibling of ``final`` (same directory, so the rename stays atomic), unlocked."""
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent)
     os.close(fd)
@@ -33,36 +138,98 @@ def refuse_overwrite(path: Path, overwrite: bool) -> None:
         )
 
 
-@contextlib.contextmanager
-def atomic_path(final: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path; on success rename it to ``final``, on failure delete it."""
-    final = Path(final)
-    refuse_overwrite(final, overwrite)
-    tmp = temp_path_for(final)
-    try:
-        yield tmp
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-
-
-@contextlib.contextmanager
-def atomic_dir(final: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """Like :func:`atomic_path` for a directory: build it beside the target, then swap it in."""
-    final = Path(final)
-    refuse_overwrite(final, overwrite)
+def _prepare(final: Path, needed: int | None, what: str | None) -> None:
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    sweep_partials(final.parent)
+    if needed:
+        from ftwiz.core.diskspace import require_free
+
+        require_free(final.parent, needed, what or final.name)
+
+
+def _failed(exc: BaseException, final: Path, tmp: Path, needed: int | None) -> None:
+    """Remove ``tmp``; re-raise a full disk as DiskFullError, note an interrupt for the Ctrl-C message."""
+    from ftwiz.core.diskspace import DiskFullError, disk_full_error, is_disk_full
+
+    written = tree_size(tmp)
+    remove_leftover(tmp)
+    if isinstance(exc, KeyboardInterrupt):
+        DISCARDED.append(final)
+    elif isinstance(exc, Exception) and not isinstance(exc, DiskFullError) and is_disk_full(exc):
+        raise disk_full_error(final, needed, written) from exc
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | Path, *, overwrite: bool = False, needed: int | None = None,
+                what: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path; on success rename it to ``final``, on failure delete it.
+
+    ``needed`` (bytes, optional) is checked against free space first and named if the disk fills;
+    ``what`` names the output in that message.
+    """
+    from ftwiz.core.pause import pause_point
+
+    final = Path(final)
+    refuse_overwrite(final, overwrite)
+    _prepare(final, needed, what)
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent)
+    tmp = Path(name)
     try:
+        _hold(fd)
         yield tmp
+        pause_point(f"write:{final.name}")
+        os.replace(tmp, final)
+        COMPLETED.append(final)
+    except BaseException as exc:
+        _failed(exc, final, tmp, needed)
+        raise
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | Path, *, overwrite: bool = False, needed: int | None = None,
+               what: str | None = None) -> Iterator[Path]:
+    """Like :func:`atomic_path` for a directory: build it beside the target, then swap it in."""
+    from ftwiz.core.pause import pause_point
+
+    final = Path(final)
+    refuse_overwrite(final, overwrite)
+    _prepare(final, needed, what)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        _hold(fd)
+        yield tmp
+        pause_point(f"write:{final.name}")
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        COMPLETED.append(final)
+    except BaseException as exc:
+        _failed(exc, final, tmp, needed)
         raise
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def scratch_dir(near: str | Path) -> Iterator[Path]:
+    """A locked temporary folder beside ``near`` for intermediates (the F16 a K-quant is made from).
+
+    Removed on exit; if the process is killed, it is a partial like any other and the next write there
+    sweeps it.
+    """
+    near = Path(near)
+    near.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{near.name}.", suffix=".partial", dir=near.parent))
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        _hold(fd)
+        yield tmp
+    finally:
+        os.close(fd)
+        remove_leftover(tmp)
 
 
 def write_text_atomic(final: str | Path, text: str, *, overwrite: bool = True) -> Path:

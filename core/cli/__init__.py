@@ -30,6 +30,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "models": ("ftwiz.core.cli.models", "list, show or remove models ftwiz exported"),
     "eval": ("ftwiz.core.cli.eval", "held-out metrics and base-vs-tuned comparison"),
     "demo": ("ftwiz.core.cli.demo", "the whole pipeline on the embedded tiny model, offline, on CPU"),
+    "clean": ("ftwiz.core.cli.clean", "list and remove leftovers of interrupted jobs (.partial files), with sizes"),
     "recipe": ("ftwiz.core.cli.recipe", "validate a recipe or write a commented new one"),
     "completion": ("ftwiz.core.scale.completion", "print or install shell completion (bash, zsh, fish)"),
     "service": ("ftwiz.core.deploy.service", "keep a GGUF served as a systemd user service"),
@@ -112,5 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_error(exc)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
+        from ftwiz.core.interrupted import interrupted_message
+
+        print("\n" + interrupted_message(argv), file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -1,0 +1,33 @@
+"""What a Ctrl-C leaves behind, in words: what was kept, what was thrown away, how to continue.
+
+:mod:`ftwiz.core.atomic` records every output this process finished and every unfinished one it removed
+when the interrupt arrived; the CLI prints :func:`interrupted_message` and exits 130. A SIGKILL gives the
+same guarantees on disk (the next run sweeps the leftovers) but no message.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _names(paths: Sequence[Path]) -> str:
+    unique = list(dict.fromkeys(str(p) for p in paths))
+    return ", ".join(unique[-5:]) + (f" (and {len(unique) - 5} more)" if len(unique) > 5 else "")
+
+
+def interrupted_message(argv: Sequence[str]) -> str:
+    """Several lines for the terminal: removed partials, kept outputs, the command that continues."""
+    from ftwiz.core.atomic import COMPLETED, DISCARDED
+
+    lines = ["interrupted: nothing half-written was left under a final name"]
+    if DISCARDED:
+        lines.append(f"  removed the unfinished {_names(DISCARDED)}")
+    kept = [p for p in COMPLETED if p.exists()]
+    if kept:
+        lines.append(f"  kept what was finished: {_names(kept)}")
+    command = shlex.join(["ftwiz", *argv])
+    lines.append(f"  to continue, run the same command again: {command}"
+                 + (" (it reuses what was kept)" if kept else ""))
+    return "\n".join(lines)
