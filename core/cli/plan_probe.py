@@ -42,7 +42,7 @@ def run_probe(args: argparse.Namespace, recipe, plan, spec, hardware, lengths: l
     model_dir = resolve_model(recipe.model_name_or_path, revision=recipe.revision)
     if not any(model_dir.glob("*.safetensors")):
         raise FtwizError(f"the probe needs the model's weights, and {model_dir} has no *.safetensors",
-                         fix="download the model (hf download ID), or plan without --probe")
+                         fix="download the model (`ftwiz pull ID`, or add --download), or plan without --probe")
     synthetic = lengths is None
     where = (f"synthetic samples of {plan.max_seq_len} tokens" if synthetic
              else f"the longest samples of your data ({plan.max_seq_len} tokens)")
@@ -77,6 +77,9 @@ def render_probe(report) -> None:
     table.add_column("estimated", justify="right")
     table.add_row("[bold]peak[/bold]", f"[bold]{human_bytes(m.peak_bytes)}[/bold]",
                   human_bytes(m.estimate_bytes) if m.estimate_bytes else "-")
+    if "runtime" in m.parts:  # CPU: the estimate covers the model and training, not the interpreter and libraries
+        table.add_row("  model and training (peak less the runtime)", human_bytes(m.peak_bytes - m.parts["runtime"]),
+                      human_bytes(m.estimate_bytes) if m.estimate_bytes else "-")
     for name, size in m.parts.items():
         table.add_row(f"  {MEASURED_LABELS.get(name, name)}", human_bytes(size), "")
     if m.budget_bytes:
