@@ -27,6 +27,9 @@ def render_measured(report: Any) -> Table:
     table.add_column("measured", justify="right")
     table.add_column("estimated", justify="right")
     table.add_row("peak", human_bytes(m.peak_bytes), human_bytes(m.estimate_bytes) if m.estimate_bytes else "-")
+    if "runtime" in m.parts:  # CPU: the estimate covers the model and training, not Python and its libraries
+        table.add_row("  less the runtime", human_bytes(m.peak_bytes - m.parts["runtime"]),
+                      human_bytes(m.estimate_bytes) if m.estimate_bytes else "-")
     for name, size in m.parts.items():
         table.add_row(f"  {name.replace('_', ' ')}", human_bytes(size), "")
     table.add_row("tokens/s", f"{m.tokens_per_s:.0f}" if m.tokens_per_s else "-", "")
