@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --probe: the memory the measurement must fit in (default: the plan's budget)")
     parser.add_argument("--online", action="store_true",
                         help="for a hub id not in the local cache, download its config.json (only that file)")
+    parser.add_argument("--download", action="store_true",
+                        help="for a hub id not in the local cache, download the whole model first (see `ftwiz pull`)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
@@ -164,7 +166,7 @@ def _spec(model: str, online: bool):
             raise
         raise FtwizError(exc.what, where=exc.where,
                          fix=f"plan it without the weights: `ftwiz plan {model} --online` downloads only its "
-                             f"config.json; to train it, download it once with `hf download {model}`") from None
+                             f"config.json; `--download` (or `ftwiz pull {model}`) fetches the whole model") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -173,6 +175,11 @@ def run(args: argparse.Namespace) -> int:
     from ftwiz.core.planner import plan_recipe
 
     recipe, measure = _recipe(args)
+    if getattr(args, "download", False):
+        from ftwiz.core.cli.pull import ensure_model
+
+        ensure_model(recipe.model_name_or_path, recipe.revision, download=True, vram_gb=args.vram_gb,
+                     to_stderr=args.json)
     spec = _spec(recipe.model_name_or_path, args.online)
     hardware = None
     if args.vram_gb is None:
