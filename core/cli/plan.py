@@ -133,7 +133,8 @@ def render(plan, spec) -> None:
     if plan.lora_rank:
         rows.append(("LoRA", f"rank {plan.lora_rank}, alpha {plan.lora_alpha}, on {', '.join(plan.lora_targets)}"))
     if plan.est_seconds_per_epoch is not None:
-        rows.append(("time per epoch", f"{duration(plan.est_seconds_per_epoch)} (an estimate)"))
+        basis = "from measured tokens/s" if plan.measured and plan.measured.tokens_per_s else "an estimate"
+        rows.append(("time per epoch", f"{duration(plan.est_seconds_per_epoch)} ({basis})"))
     for row in rows:
         setup.add_row(*row)
     console.print(setup)
