@@ -4,6 +4,7 @@ and read back as one text; thinking templates honour enable_thinking the same wa
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,19 @@ def test_real_qwen3_template_with_thinking_off_renders_as_with_the_kwarg() -> No
     expected = render_chat(own, THINKING, add_generation_prompt=True, special_tokens=tokens, enable_thinking=False)
     assert render_chat(baked, THINKING, add_generation_prompt=True, special_tokens=tokens) == expected
     assert expected.endswith("<think>\n\n</think>\n\n") and "add them" not in expected
+
+
+def test_the_vllm_folder_and_a_merged_model_carry_the_runs_training_template(tiny_qwen2: Path, tmp_path: Path) -> None:
+    """A full fine-tune whose folder still says ChatML (saved before the template was recorded) is served
+    by vLLM with the run's template of record."""
+    from ftwiz.core.scale.vllm import export_for_vllm
+    from transformers import AutoTokenizer
+
+    run = tmp_path / "runs" / "ft"
+    shutil.copytree(tiny_qwen2, run / "model")
+    (run / "recipe.yaml").write_text(f"model_name_or_path: {tiny_qwen2}\ndataset: demo\ntemplate: alpaca\n",
+                                     encoding="utf-8")
+    record = TemplateOfRecord(NAMED_TEMPLATES["alpaca"], "named", "alpaca")
+    (run / "run_card.json").write_text(json.dumps(record.card_fields()), encoding="utf-8")
+    out = export_for_vllm(run, tmp_path / "serve")
+    assert AutoTokenizer.from_pretrained(out).chat_template == NAMED_TEMPLATES["alpaca"]
