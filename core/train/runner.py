@@ -29,8 +29,14 @@ from ftwiz.core.planner.plan import Plan
 from ftwiz.core.recipe import Recipe, dump_recipe, load_recipe
 from ftwiz.core.rundir import RunDir
 from ftwiz.core.train.callbacks import CancelFlag, EventCallback
+from ftwiz.core.train.checkpoint_space import (
+    disk_full_in_training,
+    drop_incomplete_checkpoints,
+    require_checkpoint_space,
+)
 from ftwiz.core.train.fingerprint import check_resumable, fingerprint
 from ftwiz.core.train.stages import check_stage_data, is_preference, preference_trainer, stage_config
+from ftwiz.core.train.tracking import check_trackers, tracking_callbacks, trainer_report_to
 
 OOM_SUGGESTIONS = ("lower cutoff_len (shorter samples), use finetuning_type: qlora, enable "
                    "gradient_checkpointing, or pick a smaller model; `ftwiz plan RECIPE` shows what fits")
@@ -96,10 +102,11 @@ def default_run_name(recipe: Recipe) -> str:
 
 
 def _base_revision(model_dir: Path, recipe: Recipe) -> str | None:
-    if recipe.revision:
-        return recipe.revision
-    # Inside the Hugging Face cache a snapshot folder is named by its commit hash.
-    return model_dir.name if model_dir.parent.name == "snapshots" else None
+    # Inside the Hugging Face cache a snapshot folder is named by its commit hash: the exact weights, even
+    # when the recipe named a branch or tag (what `train --resume` checks against, see ftwiz.core.hub.pin).
+    if model_dir.parent.name == "snapshots":
+        return model_dir.name
+    return recipe.revision
 
 
 def open_run(recipe: Recipe, *, run_name: str | None, resume: str | None) -> tuple[RunDir, Recipe, bool]:
@@ -161,7 +168,8 @@ def _training_kwargs(recipe: Recipe, plan: Plan, run: RunDir, has_validation: bo
         logging_first_step=True,
         seed=recipe.seed,
         data_seed=recipe.seed,
-        report_to=[],
+        report_to=trainer_report_to(recipe.report_to),  # TensorBoard/MLflow: our callbacks (train/tracking.py)
+        run_name=run.name,
         remove_unused_columns=False,
         dataloader_num_workers=0,
         include_num_input_tokens_seen="non_padding",
@@ -254,6 +262,11 @@ def train(recipe: Recipe, *, events: EventBus | None = None, run_name: str | Non
         bus.emit(Failed(reason=exc.what, fix=exc.fix, step=recorder.steps[-1].step if recorder.steps else step))
         raise
     except BaseException as exc:  # a crash is a failure with a reason, never a silent exit
+        full = disk_full_in_training(exc, run.root, run.checkpoints, None)  # a half-saved checkpoint goes
+        if full is not None:
+            write_status(run, "failed", message=full.what, fix=full.fix)
+            bus.emit(Failed(reason=full.what, fix=full.fix, step=recorder.steps[-1].step if recorder.steps else step))
+            raise full from exc
         reason = f"{type(exc).__name__}: {exc}"
         write_status(run, "failed", message=reason)
         bus.emit(Failed(reason=reason, fix="see the traceback above; the last checkpoint is kept for --resume",
@@ -277,8 +290,13 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
     from ftwiz.core.versions import stack_versions
 
     started = time.time()
+    check_trackers(recipe.report_to)
     write_status(run, "running", message="preparing data")
-    model_dir = resolve_model(recipe.model_name_or_path, revision=recipe.revision)
+    from ftwiz.core.hub.pin import pinned_commit
+
+    # a resume trains on the commit the run started with, even if a later pull moved the cache's main
+    pinned = pinned_commit(run) if resuming and not recipe.revision else None
+    model_dir = resolve_model(recipe.model_name_or_path, revision=recipe.revision or pinned)
     tokenizer = load_tokenizer(model_dir, recipe)
     template = adopt_template(tokenizer, recipe, warn=lambda text: bus.emit(Message(level="warning", text=text)))
     packing = recipe.packing or recipe.stage == "pt"  # continued pre-training packs raw text
@@ -334,6 +352,8 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
 
         check_isolation(model, dtype="fp32" if plan.device == "cpu" else plan.dtype)
     trainable, total = trainable_parameters(model)
+    if main:
+        require_checkpoint_space(run.root, trainable if plan.method != "full" else total)
     train_ds = _model_columns(prepared.train)
     eval_ds = _model_columns(prepared.validation) if prepared.validation is not None and len(prepared.validation) else None
     if is_preference(recipe.stage):  # TRL renders and tokenizes the pairs itself, with the run's template
@@ -344,6 +364,8 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
     checkpoint = _last_checkpoint(run) if resuming else None
     if resuming and checkpoint is None and run.checkpoint_steps():
         bus.emit(Message(level="warning", text="the newest checkpoint is incomplete; starting from the last good one"))
+    if resuming and main and drop_incomplete_checkpoints(run.checkpoints):  # killed mid-save: space back
+        bus.emit(Message(level="warning", text="removed a checkpoint that was interrupted while saving"))
 
     while True:
         if is_preference(recipe.stage):
@@ -357,6 +379,10 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
         callback = EventCallback(bus, device=plan.device, micro_batch=plan.micro_batch, cancel=cancel,
                                  on_checkpoint=lambda step: write_status(run, "running", step=step))
         trainer.add_callback(callback)
+        if main:
+            for tracker in tracking_callbacks(recipe.report_to, run.root, dump_recipe(recipe),
+                                              plan.model_dump_json(indent=2)):
+                trainer.add_callback(tracker)
         for printer in (transformers.trainer_callback.PrinterCallback, transformers.trainer_callback.ProgressCallback):
             trainer.remove_callback(printer)  # our events are the one report; no stray prints on stdout
         resumed_step = int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
