@@ -41,7 +41,7 @@ def _from_hf_cache(repo_id: str, revision: str | None, allow_download: bool) -> 
         if not allow_download:
             raise FtwizError(
                 f"{repo_id} is not in the local Hugging Face cache",
-                fix=f"download it once with `hf download {repo_id}` (online; `hf` comes with huggingface-hub), "
+                fix=f"download it with `ftwiz pull {repo_id}` (or add --download to train/plan), "
                     "or pass a local folder",
             ) from None
     except Exception as exc:  # a malformed id or cache entry

@@ -98,4 +98,4 @@ def demo_model_note(recipe) -> str | None:
         return None
     return ("note: the built-in demo model is tiny (about 1M parameters) and learned only a little English; "
             "trained on your data its answers will barely change. For a real result pick a real model, e.g. "
-            f"`{REAL_MODEL_HINT}` (download it once with `hf download {REAL_MODEL_HINT}`).")
+            f"`{REAL_MODEL_HINT}` (download it once with `ftwiz pull {REAL_MODEL_HINT}`).")

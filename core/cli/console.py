@@ -14,10 +14,13 @@ err_console = Console(stderr=True)
 
 
 def print_error(exc: FtwizError) -> None:
-    where = f"[bold]{exc.where}[/bold]: " if exc.where else ""
-    err_console.print(f"[bold red]error:[/bold red] {where}{exc.what}", highlight=False, markup=True)
+    from rich.markup import escape
+
+    # escaped: a fix like `pip install 'ftwiz[modelscope]'` must print its brackets, not be read as a style
+    where = f"[bold]{escape(str(exc.where))}[/bold]: " if exc.where else ""
+    err_console.print(f"[bold red]error:[/bold red] {where}{escape(exc.what)}", highlight=False, markup=True)
     if exc.fix:
-        err_console.print(f"  [green]fix:[/green] {exc.fix}", highlight=False)
+        err_console.print(f"  [green]fix:[/green] {escape(exc.fix)}", highlight=False)
 
 
 def print_json(data: Any) -> None:

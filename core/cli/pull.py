@@ -31,11 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vram-gb", type=float, help="judge the fit for this much GPU memory instead of this machine")
 
 
-def show_plan(plan) -> None:
-    from ftwiz.core.cli.console import console
+def show_plan(plan, console=None) -> None:
     from ftwiz.core.hub.progress import human_size
     from rich.table import Table
 
+    console = console or _console(False)
     lines = plan.summary_lines()
     console.print(f"[bold]{lines[0]}[/bold]", highlight=False)
     table = Table("file", "size", show_edge=False, pad_edge=False)
@@ -50,9 +50,14 @@ def show_plan(plan) -> None:
         console.print(f"[{style}]{line}[/{style}]" if style else line, highlight=False)
 
 
-def download_with_progress(plan):
+def _console(to_stderr: bool):
+    from ftwiz.core.cli.console import console, err_console
+
+    return err_console if to_stderr else console
+
+
+def download_with_progress(plan, console=None):
     """run_pull drawn with rich: the whole download and the current file, bytes, speed, time left."""
-    from ftwiz.core.cli.console import console
     from ftwiz.core.hub.pull import run_pull
     from rich.progress import (
         BarColumn,
@@ -65,7 +70,7 @@ def download_with_progress(plan):
 
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(*columns, console=console or _console(False), transient=False) as progress:
         overall = progress.add_task("total", total=plan.selection.total_bytes)
         current = progress.add_task("", total=None)
 
@@ -93,8 +98,11 @@ def _hardware(vram_gb: float | None):
     return detect(probe_backends=False)
 
 
-def ensure_model(name: str, revision: str | None, *, download: bool, vram_gb: float | None = None) -> None:
-    """For ``train``/``plan``: a hub id not in the cache is pulled with ``--download``, else a clear error."""
+def ensure_model(name: str, revision: str | None, *, download: bool, vram_gb: float | None = None,
+                 to_stderr: bool = False) -> None:
+    """For ``train``/``plan``: a hub id not in the cache is pulled with ``--download``, else a clear error.
+
+    ``to_stderr``: stdout is an event stream or JSON, so the plan and progress go to stderr."""
     from ftwiz.core.errors import FtwizError
     from ftwiz.core.hub.pull import cached_snapshot, prepare_pull
 
@@ -108,8 +116,8 @@ def ensure_model(name: str, revision: str | None, *, download: bool, vram_gb: fl
         raise FtwizError(f"{name} is not in the local Hugging Face cache",
                          fix=f"add --download to fetch it now, or run `ftwiz pull {name}` first")
     plan = prepare_pull(name, revision, hardware=_hardware(vram_gb), vram_gb=vram_gb)
-    show_plan(plan)
-    download_with_progress(plan)
+    show_plan(plan, _console(to_stderr))
+    download_with_progress(plan, _console(to_stderr))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
         folder = pull_modelscope(args.model, args.revision)
         console.print(f"[green]downloaded[/green] {args.model} from ModelScope to {folder}\n"
-                      f"use it with: model_name_or_path: {folder}", highlight=False)
+                      f"use it with: model_name_or_path: {folder}", highlight=False, soft_wrap=True)
         return EXIT_OK
     from ftwiz.core.hub.pull import prepare_pull
 
@@ -141,5 +149,5 @@ def run(args: argparse.Namespace) -> int:
     got = f"{human_size(result.downloaded_bytes)} downloaded" if result.downloaded_bytes else "already in the cache"
     console.print(f"[green]{result.repo_id}[/green] at commit {result.commit} ({got})\n"
                   f"  {result.path}\n  use it with: model_name_or_path: {result.repo_id}  "
-                  f"(runs record commit {result.commit[:12]} in their run card)", highlight=False)
+                  f"(runs record commit {result.commit[:12]} in their run card)", highlight=False, soft_wrap=True)
     return EXIT_OK

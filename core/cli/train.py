@@ -17,6 +17,7 @@ EPILOG = """examples:
   ftwiz train --resume my-run                        continue a cancelled run
   ftwiz train identity.yaml --var name=Aria --var author=Sam   fill {{name}}/{{author}} in the data
   ftwiz train my-recipe.yaml --max-steps 20          a quick trial run
+  ftwiz train my-recipe.yaml --download              fetch the recipe's hub model first if it is not cached
 """
 
 
@@ -35,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start from RUN's adapter (e.g. an SFT run before stage: dpo); sets adapter_name_or_path")
     parser.add_argument("--var", action="append", metavar="NAME=VALUE",
                         help="fill {{NAME}} placeholders in the data (repeatable; adds to the recipe's variables:)")
+    parser.add_argument("--download", action="store_true",
+                        help="if the recipe's hub model is not in the cache, download it first (see `ftwiz pull`)")
     parser.add_argument("--allow-placeholders", action="store_true",
                         help="train even if {{NAME}} placeholders stay unfilled (they are learned literally)")
 
@@ -108,12 +111,19 @@ def run(args: argparse.Namespace) -> int:
                                  run_name=args.run_name, resume=args.resume, vram_gb=args.vram_gb)
     if args.resume:
         recipe = load_recipe(RunDir.resolve(args.resume).recipe)
+        from ftwiz.core.hub.pin import check_resume_pin
+
+        check_resume_pin(RunDir.resolve(args.resume), recipe)  # the same weights, or a refusal saying how
         if args.recipe is not None and load_recipe(args.recipe) != recipe.model_copy(
                 update={"run_name": load_recipe(args.recipe).run_name}):
             raise FtwizError(f"{args.recipe} differs from the recipe run '{args.resume}' was started with",
                              fix="resume without a recipe (ftwiz train --resume RUN), or train it as a new run")
     else:
         recipe = _with_variables(load_recipe(args.recipe), args)
+        from ftwiz.core.cli.pull import ensure_model
+
+        ensure_model(recipe.model_name_or_path, recipe.revision, download=getattr(args, "download", False),
+                     vram_gb=args.vram_gb, to_stderr=args.events == "-")
     if getattr(args, "from_run", None):
         if args.resume:
             raise FtwizError("--from starts a new run from another run's adapter; it cannot change a run being resumed",

@@ -62,6 +62,14 @@ class _CountingFile:
         return result
 
 
+def _accepted(fn, **kwargs) -> dict:
+    """The keyword arguments ``fn`` takes: ``tqdm_class`` came to huggingface-hub's download functions late."""
+    import inspect
+
+    params = inspect.signature(fn).parameters
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
 def storage_folder(cache_dir: Path, repo_id: str) -> Path:
     from huggingface_hub.file_download import repo_folder_name
 
@@ -113,7 +121,7 @@ def download_file(repo_id: str, file: HubFile, commit: str, *, cache_dir: Path, 
         on_size(blob.stat().st_size)
         # the blob is there, so this only links snapshots/<commit>/<name> to it (one HEAD request)
         return Path(hf_hub_download(repo_id, file.name, revision=commit, cache_dir=cache_dir, endpoint=endpoint,
-                                    tqdm_class=_Quiet))  # type: ignore[arg-type]
+                                    **_accepted(hf_hub_download, tqdm_class=_Quiet)))
     except (PullCancelled, KeyboardInterrupt):
         raise
     except Exception as exc:
@@ -131,7 +139,7 @@ def _fetch_blob(blob: Path, meta, file: HubFile, on_size, cancelled, headers, ht
     with open(partial, "ab") as fh:
         on_size(have)
         http_get(meta.location, _CountingFile(fh, on_size, cancelled), resume_size=have, headers=headers,
-                 expected_size=expected, displayed_filename=file.name, tqdm_class=_Quiet)
+                 expected_size=expected, displayed_filename=file.name, **_accepted(http_get, tqdm_class=_Quiet))
     # A file stitched from two sessions is checked against the hub's hash before it is trusted.
     if have and file.sha256 and _sha256(partial) != file.sha256:
         partial.unlink()

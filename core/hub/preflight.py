@@ -120,8 +120,9 @@ def _judge_fit(plan: PullPlan, config_path: Path, hardware, vram_gb: float | Non
     plan.fits = result.fits
     peak = f"{result.estimate.peak_bytes / 2**30:.1f} GiB"
     if result.fits:
-        plan.fit_text = (f"fits for training with {result.method} on {result.device} (peak {peak} at 1024 tokens, "
-                         f"{duration(result.est_seconds_per_epoch)} per epoch of 1,000 samples)")
+        per_epoch = (f", {duration(result.est_seconds_per_epoch)} per epoch of 1,000 samples"
+                     if result.est_seconds_per_epoch else "")
+        plan.fit_text = f"fits for training with {result.method} on {result.device} (peak {peak} at 1024 tokens{per_epoch})"
     else:
         plan.fit_text = f"does NOT fit for training here (peak {peak} at 1024 tokens even with QLoRA)"
         plan.warnings.append("this model will not train on this machine; a smaller one or a bigger GPU is needed")

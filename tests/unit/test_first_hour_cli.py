@@ -87,11 +87,11 @@ def test_recipe_validate_and_train_name_a_missing_dataset_once(tmp_path: Path, f
     assert not (ftwiz_env["runs"] / "identity-run").exists()  # no `failed` run folder left behind
 
 
-def test_plan_for_a_model_not_downloaded_points_at_online_and_hf(tmp_path: Path) -> None:
+def test_plan_for_a_model_not_downloaded_points_at_online_and_pull(tmp_path: Path) -> None:
     result = ftwiz("plan", "someone/not-downloaded-7B")
     assert result.returncode == 2
     err = one_line(result.stderr)
-    assert "ftwiz plan someone/not-downloaded-7B --online" in err and "hf download someone/not-downloaded-7B" in err
+    assert "ftwiz plan someone/not-downloaded-7B --online" in err and "ftwiz pull someone/not-downloaded-7B" in err
     assert "huggingface-cli" not in err
 
 
@@ -124,7 +124,7 @@ def test_the_demo_model_on_own_data_says_its_answers_will_barely_change(identity
     from ftwiz.core.recipe_inputs import demo_model_note
 
     note = demo_model_note(parse_recipe({"model_name_or_path": "demo", "dataset": [str(identity)]}))
-    assert note and "barely change" in note and "hf download Qwen/Qwen2.5-0.5B-Instruct" in note
+    assert note and "barely change" in note and "ftwiz pull Qwen/Qwen2.5-0.5B-Instruct" in note
     assert demo_model_note(parse_recipe({"model_name_or_path": "demo", "dataset": ["demo"]})) is None
 
 
