@@ -53,7 +53,7 @@ _MASKS = "the loss-mask check refuses this template's rows (data/mask_check, H1b
 PENDING: dict[tuple[str, str], str] = {
     ("phi3", "own"): f"{_MASKS}: Phi-3's template appends EOS after a conversation without a generation prompt",
     ("phi3", "named"): f"{_SPM_TOKENS}: transformers strips the newline after <|user|> (rstrip), llama.cpp keeps it",
-    ("mistral", "*"): f"{_MASKS}: Mistral v0.3's SentencePiece rows ('</s>' learned apart from the answer)",
+    ("mistral", "own"): f"{_MASKS}: multi-turn rows of Mistral v0.3's own template ('.</s>' learned apart)",
     ("tinyllama", "own"): f"{_SPM_TOKENS}: a leading '▁' after BOS (add_space_prefix)",
 }
 
@@ -68,11 +68,11 @@ def _tokenizer_folder(key: str, out: Path) -> Path:
             shutil.copy(SHARED / MODELS["qwen2"][0] / name, out / name)
         shutil.copy(src / "tokenizer_config.json", out / "tokenizer_config.json")
         return out
-    if key == "mistral":
-        from transformers import LlamaTokenizerFast
+    if key == "mistral":  # the SentencePiece model only: transformers converts it, as users load it
+        from transformers import LlamaTokenizer
 
-        tok = LlamaTokenizerFast(vocab_file=str(src / "tokenizer.model"), bos_token="<s>", eos_token="</s>",
-                                 unk_token="<unk>", legacy=False, add_bos_token=True)
+        shutil.copy(src / "tokenizer.model", out / "tokenizer.model")
+        tok = LlamaTokenizer.from_pretrained(out)
         tok.chat_template = (src / "chat_template.jinja").read_text(encoding="utf-8")
         tok.save_pretrained(out)
         return out
