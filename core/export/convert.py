@@ -21,7 +21,6 @@ cache).
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,14 +186,6 @@ def write_hparams(writer, params: ModelParams, name: str, out_type: str) -> None
             writer.add_rope_scaling_orig_ctx_len(int(scaling["original_max_position_embeddings"]))
 
 
-def check_disk_space(out_file: Path, needed: int) -> None:
-    free = shutil.disk_usage(out_file.parent).free
-    if free < needed * 1.05:
-        raise FtwizError(f"not enough disk space: the GGUF needs {needed / 2**20:.0f} MiB, "
-                         f"{free / 2**20:.0f} MiB free", where=Location(file=out_file.parent),
-                         fix="free some space or choose another --out location")
-
-
 def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str = "F16", *, overwrite: bool = False,
                     progress: Progress | None = None) -> Path:
     """Write ``model_dir`` (HF safetensors) as a GGUF of type F32/F16/BF16/Q8_0; return the final path."""
@@ -215,8 +206,8 @@ def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str =
                          fix="export the 16-bit base or the merged model (ftwiz merge), not a 4/8-bit checkpoint")
     plans = plan_tensors(model_dir, params, out_type)
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    check_disk_space(out_file, sum(p.nbytes for p in plans))
-    with atomic_path(out_file, overwrite=overwrite) as tmp:
+    needed = sum(p.nbytes for p in plans)  # checked by atomic_path after it swept old partials away
+    with atomic_path(out_file, overwrite=overwrite, needed=needed, what=f"the GGUF {out_file.name}") as tmp:
         writer = BulkGGUFWriter(tmp, params.info.gguf_arch)  # gguf-py's writer, vocab arrays packed in bulk
         try:
             write_hparams(writer, params, model_dir.name, out_type)
@@ -231,8 +222,21 @@ def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str =
         finally:
             writer.close()
         # the data section is ours: aligned blocks in header order, so unchanged bytes can be copied
-        write_data(tmp, writer.data_alignment, plans, progress)
+        write_data(tmp, writer.data_alignment, plans, _pausable(progress))
     return out_file
+
+
+def _pausable(progress: Progress | None) -> Progress:
+    """The progress callback, plus the kill tests' pause point once the first tensor is written."""
+    from ftwiz.core.pause import pause_point
+
+    def report(done: int, count: int, message: str) -> None:
+        if done == 1:
+            pause_point("export.tensors")
+        if progress:
+            progress(done, count, message)
+
+    return report
 
 
 def _byte_shape(plan: TensorPlan) -> tuple[int, ...]:

@@ -23,6 +23,7 @@ from ftwiz.core.atomic import atomic_dir
 from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.export.adapter import Adapter, load_adapter, merged_weight
 from ftwiz.core.export.tensors import INDEX_NAME, StreamingSafetensorsWriter, TensorRef, list_tensors
+from ftwiz.core.pause import pause_point
 
 Progress = Callable[[int, int, str], None]
 
@@ -117,7 +118,9 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, *, base_dir: str
                          fix="merge with peft's merge_and_unload instead")
     total = len(refs) + int(untie)
     done = 0
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+    needed = sum(r.end - r.start for r in refs) + sum(  # weights as stored, plus an untied lm_head copy
+        r.end - r.start for r in refs if untie and r.name == "model.embed_tokens.weight")
+    with atomic_dir(out_dir, overwrite=overwrite, needed=needed, what="the merged model") as tmp:
         weight_map: dict[str, str] = {}
         files = sorted({r.file for r in refs}, key=lambda f: f.name)
         total_size = 0
@@ -137,6 +140,8 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, *, base_dir: str
                         del tensor
                         weight_map[ref.name] = file.name
                         done += 1
+                        if done == 1:
+                            pause_point("merge.shard")  # kill tests stop here, a shard half written
                         if progress:
                             progress(done, total, ref.name)
                 if extra:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from ftwiz.core.atomic import write_text_atomic
+from ftwiz.core.atomic import scratch_dir, write_text_atomic
 from ftwiz.core.errors import FtwizError
 from ftwiz.core.export.convert import OUT_TYPES, convert_to_gguf
 from ftwiz.core.export.quantize import K_QUANTS, quantize_gguf
@@ -91,6 +91,26 @@ def _remember(path: Path, quant: str, run_export_dir: Path | None) -> None:
         record_export(path, quant=quant, source_run=run_export_dir.parent.name if run_export_dir else None)
 
 
+def _require_space(model_dir: Path, targets: dict[str, Path]) -> None:
+    """Refuse before writing when the GGUFs (and a K-quant's F16 intermediate) cannot fit."""
+    from ftwiz.core.atomic import sweep_partials
+    from ftwiz.core.diskspace import require_free
+    from ftwiz.core.export.preflight import BITS_PER_WEIGHT, _count_parameters
+
+    n = _count_parameters(model_dir)
+    sizes = [int(n * BITS_PER_WEIGHT[q] / 8) for q in targets]
+    if any(q not in OUT_TYPES for q in targets) and "F16" not in targets:
+        sizes.append(2 * n)  # the F16 a K-quant is made from, deleted afterwards
+    for folder in {p.parent for p in targets.values()}:
+        if folder.is_dir():
+            sweep_partials(folder)  # leftovers of a killed export free their space first
+    folder = next(iter(targets.values())).parent
+    names = ", ".join(p.name for p in targets.values())
+    if len(sizes) > len(targets):
+        names += " and an F16 intermediate"
+    require_free(folder, sum(sizes), f"the export ({names})")
+
+
 def export_model(model_or_run: str | Path, quants: list[str], *, out: str | Path | None = None, verify: bool = False,
                  overwrite: bool = False, events=None) -> ExportResult:
     """Export a run or HF model to each of ``quants`` (F32/F16/BF16/Q8_0/Q4_0/Q4_K_M/Q5_K_M/Q6_K)."""
@@ -106,11 +126,12 @@ def export_model(model_or_run: str | Path, quants: list[str], *, out: str | Path
     targets = _targets(quants, stem, Path(out) if out else None, default_dir)
     for path in targets.values():
         refuse_overwrite(path, overwrite)
+    _require_space(model_dir, targets)
     result = ExportResult(model_dir=str(model_dir), merged=merged)
     steps = len(quants) * (2 if verify else 1)
     step = 0
     intermediate: Path | None = None
-    try:
+    with contextlib.ExitStack() as scratch:
         for quant, path in targets.items():
             _emit(events, step, steps, f"writing {path.name}")
             if quant in OUT_TYPES:
@@ -119,8 +140,9 @@ def export_model(model_or_run: str | Path, quants: list[str], *, out: str | Path
             else:
                 source = targets.get("F16") if "F16" in targets and targets["F16"].is_file() else None
                 if source is None:
-                    if intermediate is None:
-                        intermediate = path.with_name(f".{stem}-F16.intermediate.gguf")
+                    if intermediate is None:  # a locked scratch folder: swept like any partial if killed
+                        folder = scratch.enter_context(scratch_dir(path.with_name(f"{stem}-F16.intermediate")))
+                        intermediate = folder / f"{stem}-F16.gguf"
                         convert_to_gguf(model_dir, intermediate, "F16", overwrite=True,
                                         progress=_reporter(events, step, 0.5, steps, f"F16 for {quant}"))
                     source = intermediate
@@ -134,9 +156,5 @@ def export_model(model_or_run: str | Path, quants: list[str], *, out: str | Path
                 write_text_atomic(path.with_name(path.name + ".verify.json"), report.model_dump_json(indent=2))
                 result.reports.append(report)
                 step += 1
-    finally:
-        if intermediate is not None:
-            with contextlib.suppress(FileNotFoundError):
-                intermediate.unlink()
     _emit(events, steps, steps, "export complete")
     return result

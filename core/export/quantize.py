@@ -46,7 +46,11 @@ def quantize_gguf(src: str | Path, dst: str | Path, quant: str, *, overwrite: bo
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, K_QUANTS[quant])
     params.nthread = threads or max(1, (os.cpu_count() or 1))
-    with atomic_path(dst, overwrite=overwrite) as tmp, _captured_stderr() as log:
+    from ftwiz.core.export.preflight import BITS_PER_WEIGHT
+
+    needed = int(src.stat().st_size * BITS_PER_WEIGHT.get(quant, 8.5) / 16)  # from an F16 source; an F32 one overestimates
+    with atomic_path(dst, overwrite=overwrite, needed=needed, what=f"the GGUF {dst.name}") as tmp, \
+            _captured_stderr() as log:
         status = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params))
         if status != 0:
             tail = " | ".join(log.read().strip().splitlines()[-3:])
