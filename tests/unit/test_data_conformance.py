@@ -110,23 +110,24 @@ def test_corpus_renders_like_apply_chat_template_and_learns_only_the_answers(sha
     assert checked >= 8
 
 
-@pytest.mark.parametrize("family", ["gemma", "qwen2"])
-def test_data_check_with_a_model_refuses_what_prepare_refuses(shared_dir: Path, family: str, tmp_path: Path) -> None:
-    """``data check --model`` and ``prepare`` agree on which records the template refuses, by file and line."""
+@pytest.mark.parametrize("family", ["gemma", "qwen2", "mistral"])
+def test_data_check_with_a_model_agrees_with_prepare_on_every_corpus_file(shared_dir: Path, family: str) -> None:
+    """``data check --model`` and ``prepare`` refuse the same records, by file and line, and keep the rest;
+    a file whose every record is refused is an error naming the first one, never a traceback."""
     from ftwiz.core.data import prepare_for_training
+    from ftwiz.core.errors import FtwizError
 
     tok = load(family)
-    path = CORPUS / "openai_tools.jsonl"
-    mixed = tmp_path / "mixed.jsonl"
-    mixed.write_text(path.read_text(encoding="utf-8")
-                     + '{"messages": [{"role": "user", "content": "Hi there!"}, '
-                       '{"role": "assistant", "content": "Hello! How can I help?"}]}\n', encoding="utf-8")
-    recipe = parse_recipe({"model_name_or_path": "x", "dataset": [str(mixed)], "val_size": 0.0, "test_size": 0.0,
-                           "near_dedup_threshold": None})
-    checked = check_dataset(str(mixed), tokenizer=tok, recipe=recipe)
-    prepared = prepare_for_training(recipe, tok)
-    refused = {(r.file, r.line, r.reason) for r in checked.rejects}
-    assert refused == {(str(mixed), 1, REFUSED[(family, path.name)]), (str(mixed), 2, REFUSED[(family, path.name)])}
-    assert {(r.file, r.line, r.reason) for r in prepared.rejects} == refused
-    assert checked.kept == len(prepared.train) == 1
-    assert prepared.stats["rejected"] == checked.rejected
+    for path in sorted(p for p in CORPUS.iterdir() if not p.name.endswith(".rejects.jsonl")):
+        recipe = parse_recipe({"model_name_or_path": "x", "dataset": [str(path)], "val_size": 0.0, "test_size": 0.0,
+                               "near_dedup_threshold": None, "dedup": False})
+        checked = check_dataset(str(path), tokenizer=tok, recipe=recipe)
+        refused = {(r.line, r.index, r.reason) for r in checked.rejects}
+        if (family, path.name) in REFUSED:
+            assert checked.kept == 0 and {reason for *_where, reason in refused} == {REFUSED[(family, path.name)]}
+            with pytest.raises(FtwizError, match=f"cannot render any record: .*{path.name}"):
+                prepare_for_training(recipe, tok)
+            continue
+        assert not refused, (path.name, checked.rejects)
+        prepared = prepare_for_training(recipe, tok)
+        assert len(prepared.train) == checked.kept and not prepared.rejects, path.name

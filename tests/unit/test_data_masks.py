@@ -138,7 +138,7 @@ def test_a_template_refusal_names_the_record_and_is_no_traceback(shared_dir: Pat
     assert "Conversation roles must alternate" in report.rejects[0].message
     prepared = prepare_for_training(recipe, gemma)
     assert [(r.line, r.message) for r in prepared.rejects] == [(1, report.rejects[0].message)]
-    assert len(prepared.train) == 1
+    assert len(prepared.train) == 1 and prepared.stats["rejected"] == report.rejected  # the counts agree too
     with pytest.raises(TemplateRefused):
         render_with_spans(gemma, gemma.chat_template, json.loads(path.read_text().splitlines()[0])["messages"])
 
