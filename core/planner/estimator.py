@@ -1,7 +1,15 @@
 """Peak training memory as a sum of documented, physical parts (bytes). No per-model fitted constants.
 
+What is predicted: the sum of the parts (:func:`peak_bytes`) is what the device shows for the process
+(``nvidia-smi``), CUDA context included; :func:`torch_counted` is torch's own reserved/allocated view.
+Checked by ``bench/planner_accuracy.py`` against published measurements (each row cites its URL), and on
+a real GPU by ``bench/gpu_check.sh`` (``ftwiz plan --probe`` reads NVML's per-process figure and the
+allocator's peaks through the hardware seam, so each part below can be compared with a measurement).
+
 Parts (see :func:`estimate_memory`):
-- ``cuda_context``: the CUDA context and kernels (~450 MiB on current drivers); not in torch's counters.
+- ``cuda_context``: the CUDA context and kernels (~450 MiB with CUDA's lazy module loading, the default
+  since CUDA 11.7 / torch 1.13); not in torch's counters. The probe measures it per machine
+  (``cuda_context_and_libraries`` = NVML process used - torch reserved).
 - ``weights``: the base weights by storage type: 2 bytes (bf16/fp16) or 4 (fp32) per parameter; under
   QLoRA the block linears are NF4 (0.5 byte) plus quantization constants -- one fp32 absmax per 64
   weights (0.0625 B/param), or with double quantization an 8-bit absmax per 64 plus one fp32 per 256
