@@ -171,7 +171,13 @@ class DataScreen(WizardScreen):
         header = Text(f"What the model learns from {which} ({learned} of {total} tokens, green; context dimmed; "
                       f"tokenizer {tokenizer_label(tokenizer)}):", style="bold")
         lines = length_lines(prepared, recipe.cutoff_len, recipe.effective_batch_size, width=30)
-        return Group(header, text, Text(""), Text("\n".join(lines)))
+        refused = [r for r in prepared.rejects if r.reason in ("template_refused", "tools_not_supported")]
+        parts = [header, text, Text(""), Text("\n".join(lines))]
+        if refused:  # the model's chat template cannot render these: they are left out of training
+            first = refused[0]
+            parts.append(Text(f"{len(refused)} record(s) left out: the model's chat template refuses them "
+                              f"(first: {first.file}, line {first.line}: {first.message})", style="yellow"))
+        return Group(*parts)
 
     def on_preview_done(self, event: Worker.StateChanged) -> None:
         preview = self.query_one("#preview", Static)
