@@ -300,6 +300,10 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
     tokenizer = load_tokenizer(model_dir, recipe)
     template = adopt_template(tokenizer, recipe, warn=lambda text: bus.emit(Message(level="warning", text=text)))
     packing = recipe.packing or recipe.stage == "pt"  # continued pre-training packs raw text
+    if packing and is_preference(recipe.stage):
+        packing = False  # TRL's preference trainers pad each pair; packing would change nothing but the stats
+        bus.emit(Message(level="warning", text=f"packing: true is ignored for stage {recipe.stage} (pairs are "
+                                               "padded, not packed)"))
     prepared = prepare_for_training(recipe.model_copy(update={"packing": packing}), tokenizer, events=bus,
                                     refuse_placeholders=True)
     check_stage_data(recipe.stage, prepared.splits.get("train", []))

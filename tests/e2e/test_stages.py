@@ -11,6 +11,7 @@ from ftwiz.core.errors import FtwizError
 from ftwiz.core.events import EventBus, read_events
 from ftwiz.core.recipe import parse_recipe
 from ftwiz.core.rundir import RunDir
+from ftwiz.core.train.callbacks import TEST_OOM_ENV, CancelFlag
 from ftwiz.core.train.runner import train
 
 DEMO_DATA = Path(__file__).resolve().parents[2] / "recipes" / "demo" / "demo.jsonl"
@@ -46,11 +47,11 @@ def _steps(seen):
     return [e for e in seen if e.type == "step"]
 
 
-@pytest.mark.parametrize("shape", ["prompt", "sharegpt"])
-def test_dpo_widens_the_reward_margin(tiny_qwen2: Path, tmp_path: Path, shape: str) -> None:
+@pytest.mark.parametrize(("shape", "method"), [("prompt", "lora"), ("sharegpt", "qlora")])
+def test_dpo_widens_the_reward_margin(tiny_qwen2: Path, tmp_path: Path, shape: str, method: str) -> None:
     seen = []
-    result = train(stage_recipe(tiny_qwen2, pairs_file(tmp_path, shape), stage="dpo", run_name=f"dpo-{shape}"),
-                   events=EventBus([seen.append]))
+    result = train(stage_recipe(tiny_qwen2, pairs_file(tmp_path, shape), stage="dpo", run_name=f"dpo-{shape}",
+                                finetuning_type=method), events=EventBus([seen.append]))
     assert result.status == "completed"
     steps = _steps(seen)
     assert steps[0].rewards_margins is not None and steps[0].rewards_accuracy is not None
@@ -111,3 +112,40 @@ def test_pt_refuses_conversations(tiny_qwen2: Path) -> None:
     with pytest.raises(FtwizError, match="raw text") as caught:
         train(stage_recipe(tiny_qwen2, DEMO_DATA, stage="pt", run_name="pt-chat", max_samples=8))
     assert caught.value.where == "recipe: stage"
+
+
+def test_dpo_cancel_then_resume_reproduces_the_uninterrupted_curve(tiny_qwen2: Path, tmp_path: Path) -> None:
+    data = pairs_file(tmp_path)
+    straight = train(stage_recipe(tiny_qwen2, data, stage="dpo", run_name="dpo-straight"))
+    cancel = CancelFlag()
+
+    def cancel_at_step_3(event) -> None:
+        if event.type == "step" and event.step == 3:
+            cancel.set("SIGINT")
+
+    first = train(stage_recipe(tiny_qwen2, data, stage="dpo", run_name="dpo-resumed"),
+                  events=EventBus([cancel_at_step_3]), cancel=cancel)
+    assert first.status == "cancelled" and RunDir(first.run_dir).checkpoint_steps()[-1] == 3
+    resumed = train(stage_recipe(tiny_qwen2, data, stage="dpo", run_name="dpo-resumed"))
+    assert resumed.status == "completed"
+
+    def curve(run_dir: Path) -> dict[int, tuple[float, float]]:
+        return {e.step: (e.loss, e.rewards_margins) for e in read_events(run_dir / "events.jsonl") if e.type == "step"}
+
+    expected, got = curve(straight.run_dir), curve(resumed.run_dir)
+    assert sorted(got) == sorted(expected)
+    for step, (loss, margin) in expected.items():
+        assert got[step][0] == pytest.approx(loss, rel=1e-3, abs=1e-5), step
+        assert got[step][1] == pytest.approx(margin, rel=1e-3, abs=1e-5), step
+
+
+def test_dpo_out_of_memory_halves_the_micro_batch(tiny_qwen2: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TEST_OOM_ENV, "2")
+    seen = []
+    result = train(stage_recipe(tiny_qwen2, pairs_file(tmp_path), stage="dpo", run_name="dpo-oom", max_steps=2),
+                   events=EventBus([seen.append]))
+    assert result.status == "completed"
+    assert [(b.old_micro_batch, b.new_micro_batch, b.new_grad_accum) for b in seen if b.type == "backoff"] \
+        == [(4, 2, 2)]
+    assert [e.rewards_margins is not None for e in _steps(seen)] == [True, True]
