@@ -149,13 +149,15 @@ def _prepare(final: Path, needed: int | None, what: str | None) -> None:
 
 def _failed(exc: BaseException, final: Path, tmp: Path, needed: int | None) -> None:
     """Remove ``tmp``; re-raise a full disk as DiskFullError, note an interrupt for the Ctrl-C message."""
-    from ftwiz.core.diskspace import DiskFullError, disk_full_error, is_disk_full
+    from ftwiz.core.diskspace import DiskFullError, disk_full_error, is_disk_full, nearly_full
 
     written = tree_size(tmp)
+    full = isinstance(exc, Exception) and not isinstance(exc, DiskFullError) and (
+        is_disk_full(exc) or nearly_full(final.parent))  # measured before the partial frees its space
     remove_leftover(tmp)
     if isinstance(exc, KeyboardInterrupt):
         DISCARDED.append(final)
-    elif isinstance(exc, Exception) and not isinstance(exc, DiskFullError) and is_disk_full(exc):
+    elif full:
         raise disk_full_error(final, needed, written) from exc
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from ftwiz.core.errors import FtwizError, Location
 
 # Headroom above the estimate: file system metadata, index files, tokenizer copies, other writers.
-MARGIN_FRACTION, MARGIN_BYTES = 0.02, 16 * 2**20
+MARGIN_FRACTION, MARGIN_BYTES = 0.02, 2**20
 DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
@@ -91,6 +91,15 @@ def is_disk_full(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def nearly_full(path: str | Path, below: int = 2**20) -> bool:
+    """Under ``below`` bytes left: how a failed write is recognised when a C library hid the errno
+    (llama.cpp's quantizer reports only "iostream error")."""
+    try:
+        return free_bytes(path) < below
+    except OSError:
+        return False
 
 
 def disk_full_error(path: str | Path, needed: int | None = None, written: int = 0) -> DiskFullError:

@@ -7,6 +7,7 @@ lets the job continue instead (used to fill a disk under a running export). Neve
 when the variable is unset a call costs one dictionary lookup.
 
 Points: ``data.write`` (a JSONL split half written), ``merge.shard`` (a merged shard half written),
+``export.header`` (GGUF header written, data not yet), ``quantize.start`` (before llama.cpp writes),
 ``export.tensors`` (GGUF tensor data half written), ``write:<file name>`` (any atomic write, complete but
 not yet renamed into place).
 """

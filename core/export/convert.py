@@ -38,6 +38,7 @@ from ftwiz.core.export.arch import (
 )
 from ftwiz.core.export.gguf_data import write_data
 from ftwiz.core.export.tensors import TensorRef, list_tensors
+from ftwiz.core.pause import pause_point
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +222,7 @@ def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str =
             writer.write_ti_data_to_file()
         finally:
             writer.close()
+        pause_point("export.header")  # disk-full tests fill the disk here: header written, data not yet
         # the data section is ours: aligned blocks in header order, so unchanged bytes can be copied
         write_data(tmp, writer.data_alignment, plans, _pausable(progress))
     return out_file
@@ -228,7 +230,6 @@ def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str =
 
 def _pausable(progress: Progress | None) -> Progress:
     """The progress callback, plus the kill tests' pause point once the first tensor is written."""
-    from ftwiz.core.pause import pause_point
 
     def report(done: int, count: int, message: str) -> None:
         if done == 1:

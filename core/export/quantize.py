@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ftwiz.core.atomic import atomic_path
 from ftwiz.core.errors import FtwizError, Location
+from ftwiz.core.pause import pause_point
 
 log_ = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ def quantize_gguf(src: str | Path, dst: str | Path, quant: str, *, overwrite: bo
     needed = int(src.stat().st_size * BITS_PER_WEIGHT.get(quant, 8.5) / 16)  # from an F16 source; an F32 one overestimates
     with atomic_path(dst, overwrite=overwrite, needed=needed, what=f"the GGUF {dst.name}") as tmp, \
             _captured_stderr() as log:
+        pause_point("quantize.start")  # disk-full tests fill the disk here, after the free-space check
         status = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params))
         if status != 0:
             tail = " | ".join(log.read().strip().splitlines()[-3:])
