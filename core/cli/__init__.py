@@ -32,9 +32,9 @@ VERBS: dict[str, tuple[str, str]] = {
     "demo": ("ftwiz.core.cli.demo", "the whole pipeline on the embedded tiny model, offline, on CPU"),
     "clean": ("ftwiz.core.cli.clean", "list and remove leftovers of interrupted jobs (.partial files), with sizes"),
     "recipe": ("ftwiz.core.cli.recipe", "validate a recipe or write a commented new one"),
-    "completion": ("ftwiz.core.scale.completion", "print or install shell completion (bash, zsh, fish)"),
-    "service": ("ftwiz.core.deploy.service", "keep a GGUF served as a systemd user service"),
-    "vllm": ("ftwiz.core.scale.vllm", "serve a run with vLLM: a sized command, or a merged folder (--export)"),
+    "completion": ("ftwiz.core.cli.completion", "print or install shell completion (bash, zsh, fish)"),
+    "service": ("ftwiz.core.cli.service", "keep a GGUF served as a systemd user service"),
+    "vllm": ("ftwiz.core.cli.vllm", "serve a run with vLLM: a sized command, or a merged folder (--export)"),
 }
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130

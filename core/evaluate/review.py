@@ -58,10 +58,10 @@ def _ask_choice(ask: Ask, say: Callable[[str], None]) -> str:
 
 def review(report: EvalReport, out_dir: Path, *, ask: Ask = input, console=None, seed: int = 0) -> ReviewResult:
     """Walk through the samples, ask for a vote on each, and write ``review.jsonl`` and ``preferences.jsonl``."""
-    if console is None:
-        from ftwiz.core.cli.console import console as default_console
+    if console is None:  # the terminal, as the CLI prints to it (core never imports the CLI)
+        from rich.console import Console
 
-        console = default_console
+        console = Console()
     say: Callable[[str], None] = lambda text: console.print(text, highlight=False, markup=False)  # noqa: E731
     result = ReviewResult()
     if report.model("base") is None:

@@ -16,7 +16,6 @@ dependency of ftwiz (it pins its own torch): the command is for the machine that
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shlex
@@ -275,30 +274,3 @@ def missing_stops(model_dir_or_run: str | Path, adapter_dir: str | Path | None =
     source = _resolve(model_dir_or_run, adapter_dir)
     declared = set(generation_config_eos(source.model_dir))
     return {i: t for i, t in stop_token_ids(source.model_dir, source.adapter_dir).items() if i not in declared}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``ftwiz vllm MODEL|RUN [--export OUT] [--gpu-memory-gb N] [--adapter DIR] [--port P]``."""
-    parser.add_argument("source", metavar="MODEL|RUN", help="a run, a Hugging Face model folder, or 'demo'")
-    parser.add_argument("--export", type=Path, metavar="OUT",
-                        help="write a merged 16-bit folder with vllm-serve.sh here")
-    parser.add_argument("--gpu-memory-gb", type=float, help="size the context for a GPU with this much memory")
-    parser.add_argument("--adapter", type=Path, help="serve this LoRA adapter on top (--enable-lora)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    parser.add_argument("--overwrite", action="store_true", help="with --export: replace OUT")
-
-
-def run(args: argparse.Namespace) -> int:
-    source = args.source
-    if args.export:
-        out = export_for_vllm(source, args.export, overwrite=args.overwrite)
-        print(f"wrote {out} (serve it with {out / 'vllm-serve.sh'})")
-        source = out
-    print(shlex.join(vllm_command(source, gpu_memory_gb=args.gpu_memory_gb, adapter_dir=args.adapter,
-                                  port=args.port)))
-    missing = missing_stops(source, args.adapter)
-    if missing:
-        print(f"note: the model folder's generation_config.json does not declare {list(missing.values())} as end "
-              f"tokens, so vLLM would not stop there: export with --export OUT (ftwiz writes them), or send "
-              f'"stop_token_ids": {list(missing)} with each request')
-    return 0

@@ -31,7 +31,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 def test_wheel_holds_core_tui_recipes_and_the_entry_point(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    for needed in ("ftwiz/core/cli/__init__.py", "ftwiz/core/scale/completion.py", "ftwiz/core/deploy/service.py",
+    for needed in ("ftwiz/core/cli/__init__.py", "ftwiz/core/cli/completion.py", "ftwiz/core/deploy/service.py",
                    "ftwiz/tui/launcher.py", "ftwiz/tui/launcher_main.py", "ftwiz/recipes/demo.yaml",
                    "ftwiz/recipes/demo/demo.jsonl"):
         assert needed in names, needed
@@ -55,6 +55,6 @@ def test_installed_wheel_runs_from_outside_the_checkout(wheel: Path, tmp_path: P
         assert done.returncode == 0, done.stderr
         assert done.stdout.splitlines()[0] == f"ftwiz {VERSION}"
     # the completion generator works from the installed package too (it walks every verb's parser)
-    done = subprocess.run([sys.executable, "-m", "ftwiz.core.scale.completion", "bash"], cwd=tmp_path, env=env,
+    done = subprocess.run([sys.executable, "-m", "ftwiz.core.cli.completion", "bash"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, check=True)
     assert "complete -o default -F _ftwiz ftwiz" in done.stdout

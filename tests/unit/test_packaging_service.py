@@ -122,15 +122,16 @@ def test_cli_verb_installs_from_a_gguf_without_starting(gguf: Path, config_home:
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     import argparse
 
+    from ftwiz.core.cli import service as service_verb
     from ftwiz.core.deploy import service
 
     monkeypatch.setattr(service, "systemctl_user_works", lambda: False)  # never touch this machine's systemd
 
     parser = argparse.ArgumentParser()
-    service.add_arguments(parser)
-    assert service.run(parser.parse_args(["install", str(gguf), "--port", "8181", "--no-start"])) == 0
+    service_verb.add_arguments(parser)
+    assert service_verb.run(parser.parse_args(["install", str(gguf), "--port", "8181", "--no-start"])) == 0
     unit = config_home / "systemd" / "user" / "ftwiz-tuned-Q8_0.service"
     assert "--port 8181" in unit.read_text(encoding="utf-8")
     assert "systemctl --user enable --now ftwiz-tuned-Q8_0.service" in capsys.readouterr().out
-    assert service.run(parser.parse_args(["uninstall", "tuned-Q8_0"])) == 0
+    assert service_verb.run(parser.parse_args(["uninstall", "tuned-Q8_0"])) == 0
     assert not unit.exists()

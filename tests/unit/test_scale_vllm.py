@@ -105,7 +105,7 @@ def test_context_is_lowered_to_what_the_gpu_holds(tmp_path: Path) -> None:
 def test_cli_verb_prints_the_command(lora_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import argparse
 
-    from ftwiz.core.scale import vllm
+    from ftwiz.core.cli import vllm
 
     parser = argparse.ArgumentParser()
     vllm.add_arguments(parser)

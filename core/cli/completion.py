@@ -1,6 +1,6 @@
 """Shell completion for ``ftwiz`` (bash, zsh, fish), generated from the argparse parsers themselves.
 
-    python -m ftwiz.core.scale.completion bash --install   # or zsh / fish; without --install: print it
+    python -m ftwiz.core.cli.completion bash --install   # or zsh / fish; without --install: print it
 
 Why generated and not hand-written: the verbs and their options live in ``ftwiz.core.cli`` (one module per
 verb); a hand-kept completion file drifts the first time someone adds an option. Walking the real parsers
@@ -138,8 +138,8 @@ def _bash(root: Command) -> str:
     value_opts = sorted({flag for _key, cmd in commands for o in cmd.options if o.takes_value for flag in o.flags}
                         | {flag for o in root.options if o.takes_value for flag in o.flags})
     out = [
-        "# bash completion for ftwiz, generated from its argparse parsers by ftwiz.core.scale.completion.",
-        "# Install: python -m ftwiz.core.scale.completion bash > ~/.local/share/bash-completion/completions/ftwiz",
+        "# bash completion for ftwiz, generated from its argparse parsers by ftwiz.core.cli.completion.",
+        "# Install: python -m ftwiz.core.cli.completion bash > ~/.local/share/bash-completion/completions/ftwiz",
         "_ftwiz() {",
         '    local cur prev verb="" sub="" npos=0 i w skip=0',
         "    COMPREPLY=()",
@@ -250,8 +250,8 @@ def _zsh_function(name: str, command: Command) -> list[str]:
 
 def _zsh(root: Command) -> str:
     out = ["#compdef ftwiz",
-           "# zsh completion for ftwiz, generated from its argparse parsers by ftwiz.core.scale.completion.",
-           "# Install: python -m ftwiz.core.scale.completion zsh > ~/.zfunc/_ftwiz  (with fpath+=(~/.zfunc) before compinit)", ""]
+           "# zsh completion for ftwiz, generated from its argparse parsers by ftwiz.core.cli.completion.",
+           "# Install: python -m ftwiz.core.cli.completion zsh > ~/.zfunc/_ftwiz  (with fpath+=(~/.zfunc) before compinit)", ""]
     out += _zsh_function("_ftwiz", root)
     out += ['_ftwiz "$@"', ""]
     return "\n".join(out)
@@ -281,8 +281,8 @@ def _fish_option(condition: str, option: Option) -> str:
 
 
 def _fish(root: Command) -> str:
-    out = ["# fish completion for ftwiz, generated from its argparse parsers by ftwiz.core.scale.completion.",
-           "# Install: python -m ftwiz.core.scale.completion fish > ~/.config/fish/completions/ftwiz.fish", "",
+    out = ["# fish completion for ftwiz, generated from its argparse parsers by ftwiz.core.cli.completion.",
+           "# Install: python -m ftwiz.core.cli.completion fish > ~/.config/fish/completions/ftwiz.fish", "",
            f"complete -c {PROG} -e", f"complete -c {PROG} -f"]
     for option in root.options:
         out.append(_fish_option("__fish_use_subcommand", option))
@@ -360,8 +360,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ftwiz.core.scale.completion SHELL [--install]``: print or install the script."""
-    parser = argparse.ArgumentParser(prog="python -m ftwiz.core.scale.completion",
+    """``python -m ftwiz.core.cli.completion SHELL [--install]``: print or install the script."""
+    parser = argparse.ArgumentParser(prog="python -m ftwiz.core.cli.completion",
                                      description="print (or install) ftwiz's shell completion")
     add_arguments(parser)
     return run(parser.parse_args(argv))
