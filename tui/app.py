@@ -91,6 +91,8 @@ class WizardState:
     gguf_path: str | None = None
     chat_model: str | None = None
     base_chat_model: str | None = None  # set once the base model is exported for side-by-side answers
+    # (lengths_key(recipe), token lengths of the training split) measured by the data step, for the plan
+    dataset_lengths: tuple[tuple, list[int]] | None = None
 
 
 class FtwizApp(App[int]):
@@ -122,8 +124,13 @@ class FtwizApp(App[int]):
         self.offer_resume = offer_resume
 
     def on_mount(self) -> None:
+        import asyncio
+
+        from ftwiz.tui.quit_fast import DaemonExecutor
         from ftwiz.tui.screens.doctor import DoctorScreen
 
+        # thread workers on daemon threads: quitting never waits for one that is still busy (quit_fast.py)
+        asyncio.get_running_loop().set_default_executor(DaemonExecutor())
         self.push_screen(DoctorScreen())
 
     def load_recipe(self) -> Recipe:
@@ -198,10 +205,11 @@ def make_screen(name: str) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ftwiz", description="The ftwiz wizard (no verb).")
-    parser.add_argument("recipe", nargs="?", help="recipe YAML to start from (default: the offline demo)")
-    parser.add_argument("--machine", help="use a recorded machine JSON instead of probing (demos, screenshots)")
-    parser.add_argument("--no-resume", action="store_true", help="do not offer to resume an unfinished run")
+    from ftwiz.core.cli.wizard import DESCRIPTION, EPILOG, add_arguments
+
+    parser = argparse.ArgumentParser(prog="ftwiz wizard", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)  # one declaration: `ftwiz wizard --help` (the CLI) shows exactly these
     return parser
 
 
@@ -217,5 +225,15 @@ def run_wizard(argv: Sequence[str]) -> int:
         hardware_loader=recorded_hardware(args.machine) if args.machine else None,
         offer_resume=not args.no_resume,
     )
-    result = app.run()
+    return run_app(app)
+
+
+def run_app(app: FtwizApp, **run_kwargs: Any) -> int:
+    """Run the wizard; once it closes, end what its workers started (e.g. the doctor's smoke tests)."""
+    from ftwiz.tui.quit_fast import end_child_processes
+
+    try:
+        result = app.run(**run_kwargs)
+    finally:
+        end_child_processes()  # training/export children were already stopped by their screens
     return int(result or 0)

@@ -55,7 +55,8 @@ async def test_export_shows_progress_and_hands_the_gguf_to_deploy(make_app) -> N
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, DeployScreen), what="deploy")
         assert "fake-run-Q8_0.gguf" in screen_text(app)
-        assert f"ollama run {app.load_recipe().ollama_name}" in screen_text(app)
+        # nothing is registered yet, so no `ollama run NAME` that would answer "model not found"
+        assert "ollama run" not in screen_text(app)
 
 
 async def test_a_failed_verification_is_shown_and_blocks_continue(make_app) -> None:
@@ -177,7 +178,9 @@ def test_base_model_of_a_run_gguf_is_found_from_its_run_card(tmp_path: Path) -> 
 
     run = tmp_path / "run"
     (run / "export").mkdir(parents=True)
+    (tmp_path / "base-model").mkdir()
     (run / "recipe.yaml").write_text("model_name_or_path: demo\ndataset: [demo]\n")
-    (run / "run_card.json").write_text(json.dumps({"base_model": "/models/base"}))
+    (run / "run_card.json").write_text(json.dumps({"base_model": str(tmp_path / "base-model")}))
     base, target = base_gguf_for(str(run / "export" / "run-Q8_0.gguf"))
-    assert base == Path("/models/base") and target == run / "export" / "base-Q8_0.gguf"
+    # the base copy is kept apart from export/, so the run keeps resolving to its own fine-tune
+    assert base == tmp_path / "base-model" and target == run / "base" / "base-Q8_0.gguf"

@@ -21,21 +21,28 @@ from textual.worker import Worker, WorkerState
 
 
 def base_gguf_for(tuned_gguf: str) -> tuple[Path, Path]:
-    """(base model folder, where its Q8_0 GGUF goes) for a GGUF exported from an ftwiz run."""
-    import json
+    """(base model folder, where its Q8_0 GGUF copy is) for a GGUF exported from an ftwiz run.
 
+    The copy goes to the run's ``base/`` folder, apart from ``export/``, so the run itself keeps
+    resolving to its fine-tuned export (``ftwiz chat RUN``, ``serve``, ``register``, ``models list``).
+    """
     from ftwiz.core.errors import FtwizError
     from ftwiz.core.rundir import RunDir
 
-    run = RunDir.resolve(Path(tuned_gguf).resolve().parent.parent)
-    base = json.loads(run.run_card.read_text(encoding="utf-8")).get("base_model")
-    if not base:
-        raise FtwizError(f"run '{run.name}' does not record its base model", where=str(run.run_card))
-    return Path(base), run.export / "base-Q8_0.gguf"
+    run = RunDir.of_file(tuned_gguf)
+    if run is None:
+        raise FtwizError(f"{tuned_gguf} is not in an ftwiz run, so its base model is unknown", where=tuned_gguf,
+                         fix="chat with a run's export to compare it with its base model")
+    base = run.base_model_dir()
+    if base is None:
+        raise FtwizError(f"run '{run.name}' does not record a base model found on this machine",
+                         where=str(run.run_card), fix="download the base model, then try again")
+    return base, run.existing_base_gguf("Q8_0") or run.base_gguf_path("Q8_0")
 
 
 def side_by_side(prompt: str, base: str, tuned: str) -> Table:
-    table = Table(title=prompt, title_justify="left", expand=True, show_lines=False)
+    """Both answers in two columns; the prompt is already in the transcript ("you: ..."), so not again."""
+    table = Table(expand=True, show_lines=False)
     table.add_column("base model", ratio=1)
     table.add_column("fine-tuned", ratio=1, style="green")
     table.add_row(base, tuned)
@@ -80,12 +87,18 @@ class ChatScreen(WizardScreen):
 
         base_dir, target = base_gguf_for(tuned)
         if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
             convert_to_gguf(base_dir, target, "Q8_0")
         return str(target)
 
     def compose_body(self) -> Iterable[Widget]:
         model = self.wizard.state.chat_model or self.wizard.state.gguf_path
         yield Static(Text.assemble(("chatting with: ", "bold"), model or "(no model: export first)"), id="chat-model")
+        from ftwiz.core.recipe_inputs import demo_model_note
+
+        note = demo_model_note(self.wizard.load_recipe())
+        if note:  # answers that did not change are the model's size, not a failed fine-tune
+            yield Static(Text(note, style="yellow"), id="demo-note")
         yield RichLog(id="transcript", wrap=True, markup=False, highlight=False)
         yield Static("", id="typing")
         yield Input(id="prompt", placeholder="Type a message and press Enter")

@@ -15,8 +15,9 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
+from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
-from textual.widgets import Button, Input, Label, LoadingIndicator, Static
+from textual.widgets import Button, Checkbox, Input, Label, LoadingIndicator, Static
 from textual.worker import Worker, WorkerState
 
 
@@ -51,10 +52,15 @@ def render_checks(reports: list[tuple[str, Any]]) -> Group:
             text.append(f"{message.get('role', '?'):>9}: ", style="cyan")
             text.append((content[:200] + "…" if len(content) > 200 else content) + "\n")
         parts.append(text)
-    placeholders = sorted({p for _name, r in reports for p in r.unfilled_placeholders})
+    placeholders = unfilled(reports)
     if placeholders:
-        parts.append(Text(f"unfilled placeholders: {', '.join(placeholders)}", style="yellow"))
+        names = ", ".join("{{" + p + "}}" for p in placeholders)
+        parts.append(Text(f"unfilled placeholders {names}: give their values below", style="yellow"))
     return Group(*parts)
+
+
+def unfilled(reports: list[tuple[str, Any]]) -> list[str]:
+    return sorted({p for _name, r in reports for p in r.unfilled_placeholders})
 
 
 class DataScreen(WizardScreen):
@@ -64,13 +70,17 @@ class DataScreen(WizardScreen):
     def __init__(self) -> None:
         super().__init__()
         self.usable = False
+        self.placeholders: list[str] = []
 
     def compose_body(self) -> Iterable[Widget]:
         yield Label("Dataset: 'demo', a file or a folder (several: comma-separated):")
         yield Input(id="dataset", placeholder="demo")
         yield Button("Check", id="check")
         yield LoadingIndicator(id="checking")
+        yield Static("", id="demo-note", classes="hidden")
         yield Static("", id="checks")
+        # {{name}} placeholders (identity datasets): one field each, filled into the recipe's variables:
+        yield Vertical(id="variables")
         yield Static("", id="preview")
 
     def on_mount(self) -> None:
@@ -99,12 +109,60 @@ class DataScreen(WizardScreen):
     def check(self, entries: list[str]) -> tuple[list[str], list[tuple[str, Any]]]:
         from ftwiz.core.data.pipeline import check_dataset
 
-        recipe = self.wizard.load_recipe()
+        recipe = self.wizard.state.recipe or self.wizard.load_recipe()
         reports = []
         for entry in entries:
             reports.append((entry, check_dataset(entry, formatting=recipe.formatting, columns=recipe.columns,
-                                                 dataset_dir=recipe.dataset_dir)))
+                                                 variables=dict(recipe.variables), dataset_dir=recipe.dataset_dir)))
         return entries, reports
+
+    def _demo_note(self, recipe) -> None:
+        """The tiny demo model on the user's own data: say that its answers will barely change."""
+        from ftwiz.core.recipe_inputs import demo_model_note
+
+        note = demo_model_note(recipe)
+        box = self.query_one("#demo-note", Static)
+        box.update(Text(note or "", style="yellow"))
+        box.set_class(note is None, "hidden")
+
+    def show_variables(self, names: list[str]) -> None:
+        """A field per unfilled placeholder, plus the explicit choice to train with them as written."""
+        recipe = self.wizard.state.recipe or self.wizard.load_recipe()
+        box = self.query_one("#variables", Vertical)
+        shown = [w.id for w in box.query(Input)]
+        wanted = [f"var-{name}" for name in names]
+        if shown == wanted and (bool(names) == bool(box.query(Checkbox))):
+            return
+        box.remove_children()
+        if not names:
+            return
+        box.mount(Label("Fill the placeholders (training refuses to learn them literally):"))
+        for name in names:
+            box.mount(Horizontal(Label("{{" + name + "}} =", classes="var-name"),
+                                 Input(recipe.variables.get(name, ""), id=f"var-{name}",
+                                       placeholder=f"value for {{{{{name}}}}}, then Enter"), classes="row"))
+        box.mount(Checkbox("train with them as written (the model learns the literal {{...}})",
+                           recipe.allow_placeholders, id="allow-placeholders"))
+
+    def _set_recipe(self, **update: Any) -> None:
+        recipe = self.wizard.state.recipe or self.wizard.load_recipe()
+        self.wizard.state.recipe = recipe.model_copy(update=update)
+
+    @on(Input.Submitted, "#variables Input")
+    def _variable_entered(self, event: Input.Submitted) -> None:
+        event.stop()
+        recipe = self.wizard.state.recipe or self.wizard.load_recipe()
+        values = dict(recipe.variables)
+        for field in self.query("#variables Input").results(Input):
+            if field.value.strip():
+                values[str(field.id).removeprefix("var-")] = field.value.strip()
+        self._set_recipe(variables=values)
+        self.run_check()
+
+    @on(Checkbox.Changed, "#allow-placeholders")
+    def _allow_changed(self, event: Checkbox.Changed) -> None:
+        self._set_recipe(allow_placeholders=event.value)
+        self.show_error(None)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "preview" and event.state in (WorkerState.SUCCESS, WorkerState.ERROR):
@@ -119,6 +177,8 @@ class DataScreen(WizardScreen):
             return
         entries, reports = event.worker.result
         self.query_one("#checks", Static).update(render_checks(reports))
+        self.placeholders = unfilled(reports)
+        self.show_variables(self.placeholders)
         self.usable = any(report.usable for _name, report in reports)
         if not self.usable:
             self.show_error("no usable record in this dataset: see the rejection reasons above")
@@ -126,6 +186,7 @@ class DataScreen(WizardScreen):
         recipe = self.wizard.state.recipe
         if recipe is not None and entries != recipe.dataset:
             self.wizard.state.recipe = recipe.model_copy(update={"dataset": entries})
+        self._demo_note(self.wizard.state.recipe or self.wizard.load_recipe())
         self.wizard.state.check = reports
         self.query_one("#preview", Static).update(Text("preparing a preview with the model's tokenizer...",
                                                         style="dim"))
@@ -146,16 +207,13 @@ class DataScreen(WizardScreen):
         )
         from ftwiz.core.data.render import TemplateRefused
         from ftwiz.core.data.template import chat_template_of
-        from ftwiz.core.models import resolve_model
-        from ftwiz.core.train.model_setup import load_tokenizer
+        from ftwiz.core.recipe_inputs import lengths_key, tokenizer_for
 
-        if recipe.model_name_or_path == "demo":  # its tokenizer alone, without building the model
-            from ftwiz.core.tiny.demo import demo_tokenizer
-
-            tokenizer = demo_tokenizer()
-        else:
-            tokenizer = load_tokenizer(resolve_model(recipe.model_name_or_path, revision=recipe.revision), recipe)
+        tokenizer = tokenizer_for(recipe)  # the demo's alone, without building the model
         prepared = prepare_for_training(recipe, tokenizer)
+        # the plan step plans with these lengths, as `ftwiz train` does, instead of measuring again
+        lengths = prepared.stats.get("train", {}).get("lengths") or []
+        self.wizard.state.dataset_lengths = (lengths_key(recipe), list(lengths))
         template = chat_template_of(tokenizer, recipe.template, enable_thinking=getattr(recipe, "enable_thinking",
                                                                                         None))
         try:
@@ -192,4 +250,10 @@ class DataScreen(WizardScreen):
             return False
         if not self.usable:
             self.show_error("check the dataset first (Enter in the field); Continue needs one usable record")
-        return self.usable
+            return False
+        recipe = self.wizard.state.recipe or self.wizard.load_recipe()
+        if self.placeholders and not recipe.allow_placeholders:
+            names = ", ".join("{{" + n + "}}" for n in self.placeholders)
+            self.show_error(f"fill {names} (type a value, Enter), or tick 'train with them as written'")
+            return False
+        return True

@@ -50,7 +50,9 @@ class DeployScreen(WizardScreen):
             yield Button("Register", id="register")
         yield Button("Serve with llama.cpp", id="serve")
         yield Static("", id="deploy-status")
-        yield Static(snippets(self.wizard.state.gguf_path or "MODEL.gguf", recipe.ollama_name), id="snippets")
+        yield Static("", id="serve-status")
+        # `ollama run NAME` is offered only once NAME really is registered (after Register succeeds)
+        yield Static(snippets(self.wizard.state.gguf_path or "MODEL.gguf", None), id="snippets")
 
     def on_mount(self) -> None:
         self.query_one("#next", Button).focus()
@@ -71,18 +73,21 @@ class DeployScreen(WizardScreen):
                 self.query_one("#deploy-status", Static).update(f"registering {name} with Ollama...")
                 self.register(gguf, name)
             else:
-                self.query_one("#deploy-status", Static).update("starting the llama.cpp server...")
+                self.query_one("#serve-status", Static).update("starting the llama.cpp server...")
                 self.serve(gguf)
 
     @work(thread=True, exclusive=True, group="deploy", exit_on_error=False)
     def register(self, gguf: str, name: str) -> Any:
         from ftwiz.core.deploy.ollama_register import register
+        from ftwiz.core.deploy.registry import record_ollama
 
         recipe = self.wizard.load_recipe()
         status = self.query_one("#deploy-status", Static)
         # Registration reports its stages (upload, create, smoke test); show each as it happens.
-        return register(Path(gguf), name, system=recipe.system, num_ctx=recipe.cutoff_len, overwrite=True,
-                        on_status=lambda text: self.app.call_from_thread(status.update, text))
+        result = register(Path(gguf), name, system=recipe.system, num_ctx=recipe.cutoff_len, overwrite=True,
+                          on_status=lambda text: self.app.call_from_thread(status.update, text))
+        record_ollama(gguf, result.name, result.host)  # as `ftwiz register` does: `ftwiz models list` shows it
+        return result
 
     @work(thread=True, exclusive=True, group="deploy", exit_on_error=False)
     def serve(self, gguf: str) -> Any:
@@ -93,7 +98,8 @@ class DeployScreen(WizardScreen):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "deploy" or event.state not in (WorkerState.SUCCESS, WorkerState.ERROR):
             return
-        status = self.query_one("#deploy-status", Static)
+        # Register and Serve report on separate lines: a failed registration must not hide a running server.
+        status = self.query_one("#deploy-status" if event.worker.name == "register" else "#serve-status", Static)
         gguf = self.wizard.state.gguf_path or "MODEL.gguf"
         if event.state == WorkerState.ERROR:
             status.update("")

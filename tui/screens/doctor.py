@@ -44,9 +44,12 @@ def render_report(report: Any) -> Group:
     system.add_row("torch", report.torch_version or "not installed")
     system.add_row("CPU", f"{report.cpu_model} ({report.cpu_cores} threads)")
     system.add_row("RAM", f"{human_bytes(report.ram_available_bytes)} free of {human_bytes(report.ram_total_bytes)}")
+    for where, free in report.disk_free_bytes.items():  # models, checkpoints and GGUFs need room
+        system.add_row("disk", f"{human_bytes(free)} free ({where})")
     for backend in report.backends:
         status = Text("ok", style="green") if backend.ok else Text("unavailable", style="red")
-        system.add_row(backend.name, status + Text(f" {backend.version or ''}"))
+        detail = (backend.version or "") if backend.ok else (backend.detail or "")
+        system.add_row(backend.name, status + Text(f" {detail}"))
     problems = Text()
     for problem in report.problems:
         problems.append(f"{problem.severity}: ", style=SEVERITY_STYLE[problem.severity])

@@ -7,7 +7,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -34,8 +34,7 @@ def help_text() -> Text:
     for key, what in KEYS:
         text.append(f"{key:>8}  ", style="bold cyan")
         text.append(f"{what}\n")
-    text.append(f"\nRuns are kept in {runs_dir()}\n", style="dim")
-    text.append("Esc or F1 closes this help.", style="dim")
+    text.append(f"\nRuns are kept in {runs_dir()}", style="dim")
     return text
 
 
@@ -47,8 +46,11 @@ class HelpScreen(ModalScreen[None]):
     ]
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="help"):
-            yield Static(help_text())
+        with Vertical(id="help"):
+            # outside the scrolling text, so it shows on an 80x24 terminal however long the help grows
+            yield Static(Text("Esc or F1 closes this help (arrows scroll)", style="dim"), id="help-close")
+            with VerticalScroll(id="help-body"):
+                yield Static(help_text())
 
     def action_close(self) -> None:
         self.dismiss(None)

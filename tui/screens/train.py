@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ftwiz.core.rate import RateWindow
 from ftwiz.tui.screens.base import WizardScreen
 from ftwiz.tui.widgets.event_log import EventLog
 from ftwiz.tui.widgets.memory_gauge import MemoryGauge
@@ -38,26 +39,22 @@ def format_eta(seconds: float | None) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def step_line(event: Any) -> Text:
-    """``step 12/40  loss 1.234  lr 2.0e-04  512 tok/s  ETA 0:42`` for the stats line."""
+def step_line(event: Any, rate: Any = None) -> Text:
+    """``step 12/40  loss 1.234  lr 2.0e-04  512 tok/s  ETA 0:42`` for the stats line.
+
+    With ``rate`` (a :class:`ftwiz.core.rate.RateWindow`) tokens/s and ETA come from the same smoothed
+    window, so they agree and do not jump; until it has measured, both say "measuring".
+    """
     text = Text.assemble(("step ", "dim"), (f"{event.step}/{event.total_steps}", "bold"),
                          ("  loss ", "dim"), (f"{event.loss:.4f}", "bold"), ("  lr ", "dim"), f"{event.lr:.1e}")
-    if event.tokens_per_s:
-        text.append(f"  {event.tokens_per_s:,.0f} tok/s")
-    text.append(f"  ETA {format_eta(event.eta_s)}")
+    if rate is None:
+        tokens, eta = event.tokens_per_s, event.eta_s
+    else:
+        tokens, eta = rate.tokens_per_s, rate.eta_s(event.step, event.total_steps)
+    if tokens:
+        text.append(f"  {tokens:,.0f} tok/s")
+    text.append(f"  ETA {format_eta(eta) if eta is not None else 'measuring...'}")
     return text
-
-
-def fresh_run_name(base: str) -> str:
-    """``base``, or ``base-2``, ``base-3``... : a name no run uses yet, so Train always starts a new run
-    (an unfinished run is continued through the explicit Resume offer, never by a name collision)."""
-    from ftwiz.core.paths import runs_dir
-
-    name, number = base, 1
-    while (runs_dir() / name).exists():
-        number += 1
-        name = f"{base}-{number}"
-    return name
 
 
 def write_wizard_recipe(recipe: Any) -> Path:
@@ -65,8 +62,11 @@ def write_wizard_recipe(recipe: Any) -> Path:
     from ftwiz.core.atomic import write_text_atomic
     from ftwiz.core.paths import cache_dir, safe_name
     from ftwiz.core.recipe import dump_recipe
+    from ftwiz.core.rundir import next_free_run_name
 
-    name = fresh_run_name(safe_name(recipe.run_name or Path(recipe.model_name_or_path).name or "run"))
+    # a name no run uses yet, so Train always starts a new run (an unfinished run is continued through
+    # the explicit Resume offer, never by a name collision)
+    name = next_free_run_name(safe_name(recipe.run_name or Path(recipe.model_name_or_path).name or "run"))
     recipe = recipe.model_copy(update={"run_name": name})
     path = cache_dir() / "wizard" / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,6 +91,7 @@ class TrainScreen(WizardScreen):
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
         self.got_final = False
         self._latest_step: Any = None
+        self.rate = RateWindow()  # tokens/s and ETA from one smoothed window
         self.job_cancelling = False
         self.resume_when_exited = False
 
@@ -150,6 +151,9 @@ class TrainScreen(WizardScreen):
         log.write_event(event)
         kind = event.type
         if kind == "started":
+            self.rate.reset()
+            if event.resumed_from_step:
+                self._load_history(event.run_dir, event.resumed_from_step)
             self.run_dir = event.run_dir
             self.wizard.state.run_name = Path(event.run_dir).name
             self.total_steps = event.total_steps
@@ -161,6 +165,7 @@ class TrainScreen(WizardScreen):
             from ftwiz.tui.widgets.loss_chart import LossChart
 
             self.query_one(LossChart).add_step(event.step, event.loss)
+            self.rate.add(event)
             self._latest_step = event
         elif kind == "eval":
             from ftwiz.tui.widgets.loss_chart import LossChart
@@ -187,10 +192,30 @@ class TrainScreen(WizardScreen):
         self.query_one("#steps", ProgressBar).update(total=event.total_steps, progress=event.step)
         if self.status == "running" and not self.job_cancelling:
             # The status line is one line tall (CSS): repaint only, no layout pass, on every refresh.
-            self.query_one("#status-line", Static).update(step_line(event), layout=False)
+            self.query_one("#status-line", Static).update(step_line(event, self.rate), layout=False)
         gpu_used = event.mem_peak_bytes or event.mem_device_used_bytes
         used = gpu_used or event.rss_bytes
         self.query_one("#memory", MemoryGauge).update_usage(used, self._memory_total(on_gpu=bool(gpu_used)))
+
+    def _load_history(self, run_dir: str, resumed_from: int) -> None:
+        """A run resumed in a new wizard session: its steps before the checkpoint, from events.jsonl, so
+        the chart shows the whole run, not only what came after the resume."""
+        from ftwiz.core.events import read_events
+        from ftwiz.tui.widgets.loss_chart import LossChart
+
+        chart = self.query_one(LossChart)
+        if chart.steps:  # resumed in this session: the chart already has them
+            return
+        path = Path(run_dir) / "events.jsonl"
+        try:
+            events = list(read_events(path)) if path.is_file() else []
+        except OSError:
+            return
+        for old in events:
+            if old.type == "step" and old.step <= resumed_from:
+                chart.add_step(old.step, old.loss)
+            elif old.type == "eval" and old.step <= resumed_from:
+                chart.add_eval(old.step, old.loss)
 
     def child_line(self, message: ChildLine) -> None:
         self.stderr_tail.append(message.line)
@@ -252,12 +277,13 @@ class TrainScreen(WizardScreen):
         def answered(yes: bool | None) -> None:
             if yes and self.job is not None and self.job.cancel():
                 self.job_cancelling = True
-                self._set_status("running", "cancelling: saving a checkpoint...")
+                self._set_status("running", "stopping after this step: saving a checkpoint...")
 
         from ftwiz.tui.screens.confirm import ConfirmScreen
 
+        # The user pressed c (or the button) to cancel: Enter confirms it; n or Esc keeps training.
         self.app.push_screen(ConfirmScreen("Stop training? A checkpoint is saved and you can resume later.",
-                                           yes="Stop", no="Keep training"), answered)
+                                           yes="Stop", no="Keep training", default_yes=True), answered)
 
     def action_resume_run(self) -> None:
         if self.status not in ("cancelled", "failed") or not self.run_dir:
@@ -278,6 +304,11 @@ class TrainScreen(WizardScreen):
             self.action_resume_run()
 
     def can_continue(self) -> bool:
+        if self.status != "completed":  # Ctrl+N must never do nothing silently
+            hint = {"failed": "training failed: see the error; r resumes from the last checkpoint",
+                    "cancelled": "training was cancelled: r resumes it; Continue needs a finished run"}
+            self.notify(hint.get(self.status, "training is still running: Continue opens when it completes "
+                                              "(c cancels it)"), severity="warning")
         return self.status == "completed"
 
     def action_back(self) -> None:

@@ -30,6 +30,13 @@ def downsample(xs: list[int], ys: list[float], limit: int = MAX_POINTS) -> tuple
     return out_x, out_y
 
 
+def step_ticks(first: int, last: int, count: int = 5) -> list[int]:
+    """At most ``count`` whole-number step ticks from ``first`` to ``last``, evenly spread."""
+    if last <= first:
+        return [first]
+    return sorted({round(first + (last - first) * i / (count - 1)) for i in range(count)})
+
+
 class LossChart(PlotextPlot):
     """Loss per optimizer step, with eval loss as a second series."""
 
@@ -78,6 +85,8 @@ class LossChart(PlotextPlot):
         plt.xlabel("step")
         if self.steps:
             plt.plot(*downsample(self.steps, self.losses), label="train", marker="braille")
+            ticks = step_ticks(self.steps[0], self.steps[-1])
+            plt.xticks(ticks, [str(t) for t in ticks])  # whole steps: plotext's own ticks are fractional
         if self.eval_steps:
             plt.plot(*downsample(self.eval_steps, self.eval_losses), label="eval", marker="dot")
         self.refresh()
