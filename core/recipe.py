@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import yaml
 from ftwiz.core.errors import FtwizError, Location
+from ftwiz.core.quant_types import QuantName
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Method = Literal["full", "lora", "qlora"]
@@ -28,7 +29,7 @@ Stage = Literal["sft", "pt", "dpo", "orpo", "kto"]
 PrefLoss = Literal["sigmoid", "hinge", "ipo", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
                    "aot_pair", "apo_zero", "apo_down", "discopop", "sigmoid_norm"]
 ReportTo = Literal["none", "tensorboard", "mlflow", "wandb"]
-QuantType = Literal["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"]
+QuantType = QuantName  # the GGUF types of core/quant_types.py
 
 
 class Recipe(BaseModel):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ftwiz.core.quant_types import QUANT_NAMES
+
 EPILOG = """examples:
   ftwiz export my-run                                Q8_0 GGUF in runs/my-run/export/
   ftwiz export my-run --quant Q4_K_M --verify        smaller file, checked against the model
@@ -19,7 +21,7 @@ EPILOG = """examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="a run directory or name, a model folder, a hub id in the cache, or 'demo'")
     parser.add_argument("--quant", action="append", metavar="TYPE",
-                        help="F32, F16, BF16, Q8_0, Q4_0, Q4_K_M, Q5_K_M, Q6_K (repeatable; default Q8_0)")
+                        help=f"{', '.join(QUANT_NAMES)} (repeatable; default Q8_0)")
     parser.add_argument("--out", type=Path, help="output .gguf file (one --quant) or folder")
     parser.add_argument("--verify", action="store_true", help="compare the GGUF with the model; exit 1 on mismatch")
     parser.add_argument("--check", action="store_true", help="only say whether the model can be exported")

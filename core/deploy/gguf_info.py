@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from ftwiz.core.errors import FtwizError
+from ftwiz.core.quant_types import QUANT_TYPES
 
 CONTROL_TOKEN_TYPE = 3  # gguf.TokenType.CONTROL (llama.cpp's LLAMA_TOKEN_TYPE_CONTROL)
 
-# file_type values written in general.file_type (llama.cpp's LLAMA_FTYPE_*); names as users see them.
-_FILE_TYPES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
-               11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
-               17: "Q5_K_M", 18: "Q6_K", 32: "BF16"}
+# file_type values written in general.file_type (llama.cpp's LLAMA_FTYPE_*); names as users see them:
+# the types ftwiz writes (core/quant_types.py), and those other tools write that ftwiz only reads.
+_FILE_TYPES = {**{q.file_type: name for name, q in QUANT_TYPES.items()},
+               3: "Q4_1", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L",
+               14: "Q4_K_S", 16: "Q5_K_S"}
 
 
 @dataclass(frozen=True)

@@ -39,13 +39,13 @@ from ftwiz.core.export.arch import (
 from ftwiz.core.export.gguf_data import write_data
 from ftwiz.core.export.tensors import TensorRef, list_tensors
 from ftwiz.core.pause import pause_point
+from ftwiz.core.quant_types import CONVERTER_TYPES, FILE_TYPES
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
-OUT_TYPES = ("F32", "F16", "BF16", "Q8_0")
+OUT_TYPES = CONVERTER_TYPES  # F32, F16, BF16, Q8_0: written here without llama.cpp
 # general.file_type values (llama.cpp's LLAMA_FTYPE): lets tools print "Q8_0" without scanning tensors.
-FILE_TYPES = {"F32": 0, "F16": 1, "Q8_0": 7, "BF16": 32}
 
 
 @dataclass

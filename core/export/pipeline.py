@@ -15,11 +15,12 @@ from pathlib import Path
 from ftwiz.core.atomic import scratch_dir, write_text_atomic
 from ftwiz.core.errors import FtwizError
 from ftwiz.core.export.convert import OUT_TYPES, convert_to_gguf
-from ftwiz.core.export.quantize import K_QUANTS, quantize_gguf
+from ftwiz.core.export.quantize import quantize_gguf
 from ftwiz.core.export.verify import VerifyReport
+from ftwiz.core.quant_types import QUANT_NAMES, estimated_bytes
 from pydantic import BaseModel, Field
 
-ALL_QUANTS = (*OUT_TYPES, *K_QUANTS)
+ALL_QUANTS = QUANT_NAMES  # the converter's types, then the quantizer's
 
 
 class ExportResult(BaseModel):
@@ -95,10 +96,10 @@ def _require_space(model_dir: Path, targets: dict[str, Path]) -> None:
     """Refuse before writing when the GGUFs (and a K-quant's F16 intermediate) cannot fit."""
     from ftwiz.core.atomic import sweep_partials
     from ftwiz.core.diskspace import require_free
-    from ftwiz.core.export.preflight import BITS_PER_WEIGHT, _count_parameters
+    from ftwiz.core.export.preflight import _count_parameters
 
     n = _count_parameters(model_dir)
-    sizes = [int(n * BITS_PER_WEIGHT[q] / 8) for q in targets]
+    sizes = [estimated_bytes(n, q) for q in targets]
     if any(q not in OUT_TYPES for q in targets) and "F16" not in targets:
         sizes.append(2 * n)  # the F16 a K-quant is made from, deleted afterwards
     for folder in {p.parent for p in targets.values()}:

@@ -11,11 +11,8 @@ import shutil
 from pathlib import Path
 
 from ftwiz.core.errors import FtwizError
+from ftwiz.core.quant_types import BITS_PER_WEIGHT
 from pydantic import BaseModel, Field
-
-# Bits per weight of each GGUF type (block overhead included; K-quant mixes as llama.cpp reports them).
-BITS_PER_WEIGHT = {"F32": 32.0, "F16": 16.0, "BF16": 16.0, "Q8_0": 8.5, "Q6_K": 6.56, "Q5_K_M": 5.69,
-                   "Q4_K_M": 4.89, "Q4_0": 4.55}
 
 
 class ExportCheck(BaseModel):

@@ -17,16 +17,12 @@ from pathlib import Path
 from ftwiz.core.atomic import atomic_path
 from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.pause import pause_point
+from ftwiz.core.quant_types import BITS_PER_WEIGHT, QUANTIZER_TYPES
 
 log_ = logging.getLogger(__name__)
 
-# quant name -> llama.cpp's LLAMA_FTYPE constant name in llama_cpp
-K_QUANTS: dict[str, str] = {
-    "Q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0",
-    "Q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
-    "Q5_K_M": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
-    "Q6_K": "LLAMA_FTYPE_MOSTLY_Q6_K",
-}
+# quant name -> llama.cpp's LLAMA_FTYPE constant name in llama_cpp (the types its quantizer makes)
+K_QUANTS: dict[str, str] = QUANTIZER_TYPES
 
 
 def quantize_gguf(src: str | Path, dst: str | Path, quant: str, *, overwrite: bool = False,
@@ -47,8 +43,6 @@ def quantize_gguf(src: str | Path, dst: str | Path, quant: str, *, overwrite: bo
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, K_QUANTS[quant])
     params.nthread = threads or max(1, (os.cpu_count() or 1))
-    from ftwiz.core.export.preflight import BITS_PER_WEIGHT
-
     needed = int(src.stat().st_size * BITS_PER_WEIGHT.get(quant, 8.5) / 16)  # from an F16 source; an F32 one overestimates
     with atomic_path(dst, overwrite=overwrite, needed=needed, what=f"the GGUF {dst.name}") as tmp, \
             _captured_stderr() as log:

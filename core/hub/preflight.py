@@ -15,6 +15,7 @@ from pathlib import Path
 from ftwiz.core.errors import FtwizError
 from ftwiz.core.hub.listing import INDEX, RepoListing, Selection, select_files
 from ftwiz.core.hub.progress import human_size
+from ftwiz.core.quant_types import estimated_bytes
 
 LATER_QUANT = "Q4_K_M"  # the default export: its size is what "later" means in the disk check
 
@@ -101,7 +102,6 @@ def make_plan(listing: RepoListing, *, cache_dir: Path, runs_dir: Path, hardware
 
 def _judge_fit(plan: PullPlan, config_path: Path, hardware, vram_gb: float | None) -> None:
     """The planner's verdict and the export sizes, from config.json (nothing raises: a pull still works)."""
-    from ftwiz.core.export.preflight import BITS_PER_WEIGHT
     from ftwiz.core.planner.catalog import duration
     from ftwiz.core.planner.recommend import plan_recipe
     from ftwiz.core.planner.spec import spec_from_config
@@ -116,7 +116,7 @@ def _judge_fit(plan: PullPlan, config_path: Path, hardware, vram_gb: float | Non
         return
     n = spec.total_params
     plan.parameters = n
-    plan.later = {"merge": 2 * n, "F16": 2 * n, LATER_QUANT: int(n * BITS_PER_WEIGHT[LATER_QUANT] / 8)}
+    plan.later = {"merge": 2 * n, "F16": 2 * n, LATER_QUANT: estimated_bytes(n, LATER_QUANT)}
     plan.fits = result.fits
     peak = f"{result.estimate.peak_bytes / 2**30:.1f} GiB"
     if result.fits:
