@@ -31,6 +31,16 @@ CURATED: dict[str, dict] = {
                                          "tie_word_embeddings": False},
 }
 
+# Licence of each curated model as its model card states it, and whether the hub gates its files behind an
+# accepted licence (then `ftwiz pull` needs a token: see ftwiz.core.hub.errors).
+CURATED_LICENCES: dict[str, tuple[str, bool]] = {
+    "Qwen/Qwen3-0.6B": ("apache-2.0", False),
+    "Qwen/Qwen2.5-1.5B-Instruct": ("apache-2.0", False),
+    "Qwen/Qwen2.5-Coder-1.5B-Instruct": ("apache-2.0", False),
+    "Qwen/Qwen2.5-7B-Instruct": ("apache-2.0", False),
+    "meta-llama/Llama-3.1-8B-Instruct": ("llama3.1", True),
+}
+BF16_BYTES = 2  # curated checkpoints are published in bfloat16: their size on disk is about 2 bytes a parameter
 
 DEMO_VOCAB = 732  # the demo tokenizer's size (its BPE merges stop below the spec's 1024 on the shipped corpus)
 # The workload the time column is for when the user's data is not measured yet: 1,000 samples of 256 tokens.
@@ -48,6 +58,13 @@ class ModelChoice:
     peak_bytes: int
     device: str = ""                        # cpu, cuda, mps: where it would train
     seconds_per_epoch: float | None = None  # for the reference workload (or the user's data when given)
+    disk_bytes: int | None = None           # in the cache: measured; not downloaded: bf16 estimate
+    licence: str | None = None
+    gated: bool = False                     # the hub wants an accepted licence and a token
+
+    @property
+    def downloaded(self) -> bool:
+        return self.where in ("HF cache", "built in")
 
     @property
     def slow(self) -> bool:
@@ -92,16 +109,28 @@ def cached_model_ids() -> list[str]:
     return sorted(ids)
 
 
+def cached_sizes() -> dict[str, int]:
+    """Bytes on disk of each model repo in the local Hugging Face cache."""
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        return {repo.repo_id: repo.size_on_disk for repo in scan_cache_dir().repos if repo.repo_type == "model"}
+    except Exception:  # no cache yet, or an unreadable one
+        return {}
+
+
 def _choice(name: str, where: str, spec: ModelSpec, hardware: HardwareReport | None, cutoff_len: int,
-            lengths: list[int] | None = None) -> ModelChoice:
+            lengths: list[int] | None = None, disk_bytes: int | None = None) -> ModelChoice:
     from ftwiz.core.planner.recommend import plan_recipe
     from ftwiz.core.recipe import parse_recipe
 
     lengths = lengths or [min(REFERENCE_TOKENS, cutoff_len)] * REFERENCE_SAMPLES
     plan = plan_recipe(parse_recipe({"model_name_or_path": name, "dataset": ["demo"], "cutoff_len": cutoff_len}),
                        hardware, spec=spec, seq_len=cutoff_len, dataset_lengths=lengths)
+    licence, gated = CURATED_LICENCES.get(name, (None, False))
     return ModelChoice(name, where, spec.total_params, plan.fits, plan.method, plan.estimate.peak_bytes,
-                       device=plan.device, seconds_per_epoch=plan.est_seconds_per_epoch)
+                       device=plan.device, seconds_per_epoch=plan.est_seconds_per_epoch,
+                       disk_bytes=disk_bytes, licence=licence, gated=gated)
 
 
 def model_choices(hardware: HardwareReport | None, *, cutoff_len: int = 1024,
@@ -119,12 +148,16 @@ def model_choices(hardware: HardwareReport | None, *, cutoff_len: int = 1024,
                 "num_key_value_heads": DEMO_SPEC.num_kv_heads, "vocab_size": DEMO_VOCAB, "tie_word_embeddings": True}
         choices.append(_choice("demo", "built in", spec_from_config(demo), hardware, min(cutoff_len, 256)))
     cached = cached_model_ids()
+    sizes = cached_sizes() if cached else {}
     for repo_id in cached:
         try:
-            choices.append(_choice(repo_id, "HF cache", load_model_spec(repo_id), hardware, cutoff_len))
+            choices.append(_choice(repo_id, "HF cache", load_model_spec(repo_id), hardware, cutoff_len,
+                                   disk_bytes=sizes.get(repo_id)))
         except FtwizError:
             continue  # not a causal LM config we can read: not offered
     for repo_id, config in CURATED.items():
         if repo_id not in cached:
-            choices.append(_choice(repo_id, "not downloaded", spec_from_config(config), hardware, cutoff_len))
+            spec = spec_from_config(config)
+            choices.append(_choice(repo_id, "not downloaded", spec, hardware, cutoff_len,
+                                   disk_bytes=spec.total_params * BF16_BYTES))
     return choices
