@@ -96,9 +96,10 @@ def duration(seconds: float | None) -> str:
 def cached_model_ids() -> list[str]:
     """Causal-LM repos in the local Hugging Face cache (those with a config.json snapshot)."""
     try:
+        from ftwiz.core.paths import hf_cache_dir
         from huggingface_hub import scan_cache_dir
 
-        info = scan_cache_dir()
+        info = scan_cache_dir(hf_cache_dir())  # HF_HUB_CACHE / HF_HOME as they are now, not at import
     except Exception:  # no cache yet, or an unreadable one: nothing cached to offer
         return []
     ids = []
@@ -112,9 +113,11 @@ def cached_model_ids() -> list[str]:
 def cached_sizes() -> dict[str, int]:
     """Bytes on disk of each model repo in the local Hugging Face cache."""
     try:
+        from ftwiz.core.paths import hf_cache_dir
         from huggingface_hub import scan_cache_dir
 
-        return {repo.repo_id: repo.size_on_disk for repo in scan_cache_dir().repos if repo.repo_type == "model"}
+        return {repo.repo_id: repo.size_on_disk for repo in scan_cache_dir(hf_cache_dir()).repos
+                if repo.repo_type == "model"}
     except Exception:  # no cache yet, or an unreadable one
         return {}
 

@@ -91,3 +91,38 @@ async def test_cancel_keeps_what_arrived_and_continue_resumes(make_app, slow_hub
         await pilot.pause()
     gets = slow_hub.lfs_gets(hashlib.sha256(weights).hexdigest())
     assert gets[0] is None and gets[-1] is not None and gets[-1].startswith("bytes=")
+
+
+async def test_gated_model_says_where_to_accept_the_licence(make_app, hub, tiny_qwen2: Path) -> None:
+    from fake_hub import model_files
+    from ftwiz.tui.screens.model import ModelScreen
+
+    hub.publish("meta-llama/Tiny-Gated", model_files(tiny_qwen2), gated=True)
+    app = make_app(offer_resume=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await _type_model_and_continue(pilot, "meta-llama/Tiny-Gated")
+        await wait_until(pilot, lambda: "gated model" in screen_text(app), timeout=60, what="the gated message")
+        text = " ".join(screen_text(app).split())
+        assert f"accept the licence at {hub.url}/meta-llama/Tiny-Gated" in text and "HF_TOKEN" in text
+        assert isinstance(app.screen, ModelScreen)  # no question asked, nothing downloaded
+        await app.workers.wait_for_complete()
+
+
+async def test_model_list_marks_downloaded_models_with_size_and_licence(make_app, hub, published) -> None:
+    from ftwiz.core.hub.pull import pull
+    from ftwiz.tui.screens.model import ModelScreen
+
+    pull(REPO, vram_gb=8)
+    app = make_app(offer_resume=False)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        app.goto("model")
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelScreen)
+                         and "Models for this machine" in screen_text(app), timeout=60, what="model list")
+        lines = {line.split("│")[1].strip(): line for line in screen_text(app).splitlines() if line.count("│") >= 6}
+        assert "✓ HF cache" in lines[REPO] and "453.9 kB" in lines[REPO]  # measured in the cache
+        assert "not downloaded" in lines["Qwen/Qwen2.5-1.5B-Instruct"] and "~3.1 GB" in lines["Qwen/Qwen2.5-1.5B-Instruct"]
+        assert "apache-2.0" in lines["Qwen/Qwen2.5-1.5B-Instruct"]
+        assert "llama3.1 (gated)" in lines["meta-llama/Llama-3.1-8B-Instruct"]
+        await app.workers.wait_for_complete()
