@@ -80,10 +80,14 @@ def pointer_path(cache_dir: Path, repo_id: str, commit: str, name: str) -> Path:
     return storage_folder(cache_dir, repo_id) / "snapshots" / commit / name
 
 
-def partial_bytes(cache_dir: Path, repo_id: str) -> int:
-    """Bytes of unfinished downloads of ``repo_id`` kept for resuming."""
+def partial_bytes(cache_dir: Path, repo_id: str, etags: set[str] | None = None) -> int:
+    """Bytes of unfinished downloads of ``repo_id`` kept for resuming (of the blobs ``etags`` when given: an
+    LFS file's etag is its sha256, so a partial file of an older version is not counted as progress)."""
     blobs = storage_folder(cache_dir, repo_id) / "blobs"
-    return sum(p.stat().st_size for p in blobs.glob("*.incomplete")) if blobs.is_dir() else 0
+    if not blobs.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in blobs.glob("*.incomplete")
+               if etags is None or p.name.removesuffix(".incomplete") in etags)
 
 
 def _sha256(path: Path) -> str:

@@ -7,7 +7,6 @@ and the shard list comes from the index.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +68,7 @@ def _have(cache_dir: Path, listing: RepoListing, selection: Selection) -> int:
 
     done = sum(f.size or 0 for f in selection.files
                if pointer_path(cache_dir, listing.repo_id, listing.commit, f.name).exists())
-    return done + partial_bytes(cache_dir, listing.repo_id)
+    return done + partial_bytes(cache_dir, listing.repo_id, {f.sha256 for f in selection.files if f.sha256})
 
 
 def make_plan(listing: RepoListing, *, cache_dir: Path, runs_dir: Path, hardware=None, vram_gb: float | None = None,
@@ -102,13 +101,14 @@ def make_plan(listing: RepoListing, *, cache_dir: Path, runs_dir: Path, hardware
 
 def _judge_fit(plan: PullPlan, config_path: Path, hardware, vram_gb: float | None) -> None:
     """The planner's verdict and the export sizes, from config.json (nothing raises: a pull still works)."""
+    from ftwiz.core.model_config import read_config
     from ftwiz.core.planner.catalog import duration
     from ftwiz.core.planner.recommend import plan_recipe
     from ftwiz.core.planner.spec import spec_from_config
     from ftwiz.core.recipe import parse_recipe
 
     try:
-        spec = spec_from_config(json.loads(config_path.read_text(encoding="utf-8")), str(config_path))
+        spec = spec_from_config(read_config(config_path), str(config_path))
         recipe = parse_recipe({"model_name_or_path": plan.listing.repo_id, "dataset": ["demo"], "cutoff_len": 1024})
         result = plan_recipe(recipe, hardware, vram_gb=vram_gb, spec=spec, seq_len=1024)
     except (FtwizError, ValueError, OSError) as exc:

@@ -90,8 +90,9 @@ class PullPanel(Vertical):
             return
         question = "\n".join(plan.summary_lines()) + f"\n\nDownload {human_size(plan.to_download)} now?"
         self._status(f"{self.model}: waiting for your answer", "dim")
-        self.app.push_screen(ConfirmScreen(question, yes="Download", no="Not now", default_yes=True),  # type: ignore[arg-type]
-                             self._answered)
+        # Text, not a markup string: a path or licence name with [brackets] must show as written
+        self.app.push_screen(ConfirmScreen(Text(question), yes="Download", no="Not now",  # type: ignore[arg-type]
+                                           default_yes=True), self._answered)
 
     def _answered(self, yes: bool | None) -> None:
         if not yes or self.plan is None:
