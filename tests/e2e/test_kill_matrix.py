@@ -25,8 +25,17 @@ from ftwiz.core.atomic import find_partials
 from ftwiz.core.cli import main as cli_main
 
 pytestmark = pytest.mark.slow
+pytest_plugins = ["hub_fixtures"]  # the fake hub for `ftwiz pull`
 REPO = Path(__file__).resolve().parents[2]
 DEMO_DATA = REPO / "recipes" / "demo" / "demo.jsonl"
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 demo conversations: enough for three splits, few enough that tokenizing them is instant."""
+    path = tmp_path_factory.mktemp("kill-data") / "chats.jsonl"
+    path.write_text("".join(DEMO_DATA.read_text(encoding="utf-8").splitlines(keepends=True)[:40]), encoding="utf-8")
+    return path
 
 
 def interrupted(args: list[str], point: str, tmp_path: Path, sig: int = signal.SIGKILL) -> subprocess.CompletedProcess:
@@ -155,9 +164,9 @@ def test_killed_merge_leaves_no_merged_folder_and_the_next_merge_sweeps_it(lora_
 
 # --- data prepare ----------------------------------------------------------------------------------------------
 
-def test_killed_data_prepare_leaves_no_half_split(base: Path, tmp_path: Path) -> None:
+def test_killed_data_prepare_leaves_no_half_split(base: Path, small_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "prepared"
-    args = ["data", "prepare", str(DEMO_DATA), "--model", str(base), "--out", str(out)]
+    args = ["data", "prepare", str(small_data), "--model", str(base), "--out", str(out)]
     assert interrupted(args, "data.write", tmp_path).returncode == -signal.SIGKILL
     assert not (out / "train.jsonl").exists()
     [left] = leftovers(out)
@@ -195,13 +204,45 @@ def test_killed_eval_leaves_no_half_report(lora_run: Path, tmp_path: Path) -> No
     heldout = tmp_path / "heldout.jsonl"
     heldout.write_text("".join(DEMO_DATA.read_text(encoding="utf-8").splitlines(keepends=True)[:2]), encoding="utf-8")
     out = tmp_path / "eval"
-    args = ["eval", str(lora_run / "adapter"), "--data", str(heldout), "--max-new-tokens", "4", "--no-forgetting",
-            "--out", str(out)]
+    args = ["eval", str(lora_run / "adapter"), "--data", str(heldout), "--max-samples", "1", "--max-new-tokens", "4",
+            "--no-forgetting", "--out", str(out)]
     assert interrupted(args, "write:report.json", tmp_path).returncode == -signal.SIGKILL
     assert not (out / "report.json").exists() and len(leftovers(out)) == 1
     rerun(*args)
     assert json.loads((out / "report.json").read_text(encoding="utf-8"))["samples"]
     assert leftovers(out) == []
+
+
+# --- pull: killed mid-download (the fake hub serves the weights slowly), the next pull completes -------------
+
+def test_killed_pull_leaves_no_weights_in_the_snapshot_and_the_next_pull_completes(hub, tiny_qwen2: Path) -> None:
+    import hashlib
+
+    from fake_hub import REPO as HUB_REPO
+    from fake_hub import model_files
+
+    commit = hub.publish(HUB_REPO, model_files(tiny_qwen2))
+    weights = (tiny_qwen2 / "model.safetensors").read_bytes()
+    sha = hashlib.sha256(weights).hexdigest()
+    cache = Path(os.environ["HF_HUB_CACHE"]) / f"models--{HUB_REPO.replace('/', '--')}"
+    hub.delay_s = 5.0  # per 64 KiB: the download is still running when the test kills it
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen([sys.executable, "-m", "ftwiz.tui.launcher_main", "pull", HUB_REPO, "--yes"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (hub.lfs_gets(sha) and list(cache.glob("blobs/*.incomplete"))):  # the weights are being written
+        if child.poll() is not None or time.monotonic() > deadline:
+            child.kill()
+            pytest.fail("ftwiz pull never started downloading the weights:\n" + "\n".join(child.communicate()))
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    assert not (cache / "snapshots" / commit / "model.safetensors").exists()  # never a half file in the snapshot
+    hub.delay_s = 0.0
+    rerun("pull", HUB_REPO, "--yes")
+    assert (cache / "snapshots" / commit / "model.safetensors").read_bytes() == weights
+    assert list(cache.glob("blobs/*.incomplete")) == []
 
 
 # --- Ctrl-C: the same guarantees, plus what was kept and how to continue --------------------------------------
@@ -222,10 +263,11 @@ def test_ctrl_c_during_export_of_a_run_keeps_the_merged_model_and_says_how_to_co
 
 
 @pytest.mark.parametrize("job", ["merge", "data"])
-def test_ctrl_c_removes_the_partial_at_once(job: str, lora_run: Path, base: Path, tmp_path: Path) -> None:
+def test_ctrl_c_removes_the_partial_at_once(job: str, lora_run: Path, base: Path, small_data: Path,
+                                            tmp_path: Path) -> None:
     out = tmp_path / "out"
     args, point = {"merge": (["merge", str(lora_run), "--out", str(out)], "merge.shard"),
-                   "data": (["data", "prepare", str(DEMO_DATA), "--model", str(base), "--out", str(out)],
+                   "data": (["data", "prepare", str(small_data), "--model", str(base), "--out", str(out)],
                             "data.write")}[job]
     done = interrupted(args, point, tmp_path, signal.SIGINT)
     assert done.returncode == 130, done.stderr
