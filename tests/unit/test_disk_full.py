@@ -128,6 +128,17 @@ def test_export_refuses_before_writing_when_the_gguf_cannot_fit(model: Path, tmp
         assert not (disk / "out").exists() or not any((disk / "out").iterdir())
 
 
+def test_data_prepare_refuses_on_a_full_disk_and_writes_no_split(model: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    data = Path(__file__).resolve().parents[2] / "recipes" / "demo" / "demo.jsonl"
+    with small_fs(tmp_path / "disk", 2) as disk:
+        fill(disk, leave=256 * 1024)
+        assert cli_main(["data", "prepare", str(data), "--model", str(model), "--out", str(disk / "prep")]) == 2
+        message = said(capsys)
+        assert "the data split train.jsonl needs" in message and f"on {disk}" in message
+        assert find_partials(disk) == [] and not (disk / "prep" / "train.jsonl").exists()
+
+
 def test_disk_full_during_export_removes_the_partial_and_keeps_the_merged_model(
         lora_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     with small_fs(tmp_path / "disk", 16) as disk:
