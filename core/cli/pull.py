@@ -56,7 +56,7 @@ def _console(to_stderr: bool):
     return err_console if to_stderr else console
 
 
-def download_with_progress(plan, console=None):
+def download_with_progress(plan, console=None, cancelled=lambda: False):
     """run_pull drawn with rich: the whole download and the current file, bytes, speed, time left."""
     from ftwiz.core.hub.pull import run_pull
     from rich.progress import (
@@ -78,7 +78,7 @@ def download_with_progress(plan, console=None):
             progress.update(overall, completed=p.done, description=f"total ({p.files_done}/{p.files_total} files)")
             progress.update(current, completed=p.file_done, total=p.file_total or None, description=p.file)
 
-        return run_pull(plan, on_progress=on_progress)
+        return run_pull(plan, on_progress=on_progress, cancelled=cancelled)
 
 
 def _confirm(plan) -> bool:
@@ -99,7 +99,7 @@ def _hardware(vram_gb: float | None):
 
 
 def ensure_model(name: str, revision: str | None, *, download: bool, vram_gb: float | None = None,
-                 to_stderr: bool = False) -> None:
+                 to_stderr: bool = False, cancelled=lambda: False) -> None:
     """For ``train``/``plan``: a hub id not in the cache is pulled with ``--download``, else a clear error.
 
     ``to_stderr``: stdout is an event stream or JSON, so the plan and progress go to stderr."""
@@ -117,7 +117,7 @@ def ensure_model(name: str, revision: str | None, *, download: bool, vram_gb: fl
                          fix=f"add --download to fetch it now, or run `ftwiz pull {name}` first")
     plan = prepare_pull(name, revision, hardware=_hardware(vram_gb), vram_gb=vram_gb)
     show_plan(plan, _console(to_stderr))
-    download_with_progress(plan, _console(to_stderr))
+    download_with_progress(plan, _console(to_stderr), cancelled)
 
 
 def run(args: argparse.Namespace) -> int:

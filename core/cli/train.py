@@ -73,8 +73,9 @@ def _with_variables(recipe, args: argparse.Namespace):
     return recipe.model_copy(update=update)
 
 
-def _check_inputs(recipe, args: argparse.Namespace, bus) -> None:
-    """Dataset paths and placeholders; a problem is a ``failed`` event too, for a parent reading events."""
+def _check_inputs(recipe, args: argparse.Namespace, bus, cancel=None) -> None:
+    """The model (downloaded with --download), dataset paths and placeholders; a problem is a ``failed`` event
+    too, for a parent reading events. Ctrl-C (``cancel``) stops a download, keeping what arrived."""
     from ftwiz.core.errors import FtwizError
     from ftwiz.core.events import Failed, Message
     from ftwiz.core.recipe_inputs import check_dataset_paths, demo_model_note, refuse_unfilled_placeholders
@@ -83,6 +84,10 @@ def _check_inputs(recipe, args: argparse.Namespace, bus) -> None:
     if note:  # the terminal's progress and the wizard's log both show messages
         bus.emit(Message(level="warning", text=note))
     try:
+        from ftwiz.core.cli.pull import ensure_model
+
+        ensure_model(recipe.model_name_or_path, recipe.revision, download=getattr(args, "download", False),
+                     vram_gb=args.vram_gb, to_stderr=True, cancelled=lambda: bool(cancel))
         check_dataset_paths(recipe, recipe_file=str(args.recipe))
         refuse_unfilled_placeholders(recipe, recipe_file=str(args.recipe))
     except FtwizError as exc:
@@ -120,10 +125,6 @@ def run(args: argparse.Namespace) -> int:
                              fix="resume without a recipe (ftwiz train --resume RUN), or train it as a new run")
     else:
         recipe = _with_variables(load_recipe(args.recipe), args)
-        from ftwiz.core.cli.pull import ensure_model
-
-        ensure_model(recipe.model_name_or_path, recipe.revision, download=getattr(args, "download", False),
-                     vram_gb=args.vram_gb, to_stderr=args.events == "-")
     if getattr(args, "from_run", None):
         if args.resume:
             raise FtwizError("--from starts a new run from another run's adapter; it cannot change a run being resumed",
@@ -163,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if not args.resume:  # before a run folder exists: a typo is one clear error, not a failed run
-            _check_inputs(recipe, args, bus)
+            _check_inputs(recipe, args, bus, cancel)
         result = train(recipe, events=bus, run_name=args.run_name, resume=args.resume, vram_gb=args.vram_gb,
                        cancel=cancel)
     except KeyboardInterrupt:

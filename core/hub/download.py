@@ -43,7 +43,8 @@ class _CountingFile:
 
     def write(self, chunk: bytes) -> int:
         if self.cancelled():
-            raise PullCancelled("download cancelled", fix="run the same pull again to resume where it stopped")
+            raise PullCancelled("download cancelled; what arrived is kept",
+                                fix="run the same command again: the download resumes where it stopped")
         written = self.fh.write(chunk)
         self.fh.flush()  # what was received survives a kill: the next pull resumes from it
         self.on_size(self.fh.tell())

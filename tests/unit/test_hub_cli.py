@@ -83,6 +83,35 @@ def test_train_offers_the_download_then_pins_and_resume_refuses_changed_weights(
     assert check_resume_pin(run, load_recipe(run.recipe)) == published
 
 
+def test_ctrl_c_during_the_download_of_train_keeps_what_arrived(hub, published, tmp_path, capsys, monkeypatch,
+                                                               ftwiz_env):
+    import signal
+    import threading
+
+    import huggingface_hub.constants as constants
+    from ftwiz.core.cli import main
+
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 1 << 16)
+    hub.delay_s = 0.25
+    blobs = Path(os.environ["HF_HUB_CACHE"]) / "models--TinyOrg--tiny-chat" / "blobs"
+
+    def press_ctrl_c() -> None:  # once the weights are arriving, as a user would
+        while not any(p.stat().st_size > 0 for p in blobs.glob("*.incomplete")):
+            threading.Event().wait(0.05)
+        signal.raise_signal(signal.SIGINT)
+
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        assert main(["train", str(_recipe(tmp_path)), "--download"]) == 2
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    err = " ".join(capsys.readouterr().err.split())
+    assert "download cancelled; what arrived is kept" in err and "resumes where it stopped" in err
+    assert any(p.stat().st_size > 0 for p in blobs.glob("*.incomplete"))
+    assert not (ftwiz_env["runs"] / "pulled").exists()  # no run was started on half a model
+
+
 def test_plan_download_fetches_the_model_then_plans_it(hub, published, capsys):
     from ftwiz.core.cli import main
 
