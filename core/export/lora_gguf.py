@@ -48,7 +48,8 @@ def convert_adapter_to_gguf(adapter_dir: str | Path, out_file: str | Path, *, ba
     alpha = float(cfg.get("lora_alpha", rank)) * (math.sqrt(rank) if cfg.get("use_rslora") else 1.0)
     tmap = gguf.get_tensor_name_map(_arch_enum(params.info.gguf_arch), params.num_layers)
     out_file = Path(out_file)
-    with atomic_path(out_file, overwrite=overwrite) as tmp:
+    needed = sum(4 * (m.a.numel() + m.b.numel()) for m in adapter.modules.values())  # written as F32
+    with atomic_path(out_file, overwrite=overwrite, needed=needed, what=f"the adapter GGUF {out_file.name}") as tmp:
         writer = gguf.GGUFWriter(tmp, params.info.gguf_arch)
         try:
             writer.add_type("adapter")
