@@ -9,8 +9,12 @@ converter guess hidden/heads for head_dim. transformers' own config class fills 
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 from typing import Any
+
+from ftwiz.core.errors import FtwizError, Location
 
 log = logging.getLogger(__name__)
 
@@ -37,3 +41,32 @@ def language_config(config: dict[str, Any]) -> dict[str, Any]:
     if "tie_word_embeddings" in config:
         completed["tie_word_embeddings"] = config["tie_word_embeddings"]
     return completed
+
+
+def read_config(model_dir: str | Path) -> dict[str, Any]:
+    """The parsed ``config.json`` of a model folder (or of that file itself), exactly as saved.
+
+    Raises FtwizError naming the file: missing (not a Hugging Face model folder), unreadable, or not JSON
+    (with the line). Callers that need the language model's settings pass the result to
+    :func:`language_config`.
+    """
+    path = Path(model_dir)
+    if not path.is_file() and path.name != "config.json":
+        path = path / "config.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FtwizError(f"{path.parent} has no config.json, so it is not a Hugging Face model folder",
+                         where=Location(file=path),
+                         fix="point at the folder that contains config.json and *.safetensors") from None
+    except json.JSONDecodeError as exc:
+        raise FtwizError(f"config.json is not valid JSON: {exc.msg}", where=Location(file=path, line=exc.lineno),
+                         fix="restore the file from the original model download") from None
+    except OSError as exc:
+        raise FtwizError(f"cannot read config.json: {exc.strerror or exc}", where=Location(file=path),
+                         fix="check the file's permissions") from None
+
+
+def read_language_config(model_dir: str | Path) -> dict[str, Any]:
+    """:func:`language_config` of the folder's ``config.json`` (Gemma 3's ``text_config`` completed)."""
+    return language_config(read_config(model_dir))

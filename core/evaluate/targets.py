@@ -7,11 +7,11 @@ held-out split and its base model, and its report lands in the run's ``eval/`` f
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ftwiz.core.adapter_config import adapter_base_model, is_adapter_dir
 from ftwiz.core.chat_templates import TemplateOfRecord
 from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.models import resolve_model
@@ -66,12 +66,7 @@ def _run_above(path: Path) -> RunDir | None:
 
 
 def _adapter_base(adapter_dir: Path) -> Path:
-    try:
-        config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise FtwizError(f"adapter_config.json is not valid JSON ({exc.msg})",
-                         where=Location(file=adapter_dir / "adapter_config.json"), fix="re-save the adapter") from None
-    base = config.get("base_model_name_or_path")
+    base = adapter_base_model(adapter_dir)
     if not base:
         raise FtwizError("the adapter does not say which base model it was trained on",
                          where=Location(file=adapter_dir / "adapter_config.json", field="base_model_name_or_path"),
@@ -88,7 +83,7 @@ def _run_models(run: RunDir) -> tuple[ModelSpec, Path, dict]:
     # The card's absolute path is exact; a run copied to another machine falls back to the recipe's name.
     card_base = Path(card["base_model"]) if card.get("base_model") else None
     base_path = card_base if card_base and card_base.is_dir() else resolve_model(recipe.model_name_or_path)
-    if (run.adapter / "adapter_config.json").is_file():
+    if is_adapter_dir(run.adapter):
         tuned = ModelSpec("adapter", run.adapter, base_path)
     elif (run.model / "config.json").is_file():
         tuned = ModelSpec("hf", run.model)
@@ -122,7 +117,7 @@ def resolve_target(target: str | Path, base: str | Path | None = None) -> Target
         return Target(tuned=ModelSpec("gguf", path.resolve()), base=base_override or ModelSpec("hf", base_path),
                       run=run, tokenizer_dir=tokenizer_dir, **info)
     if path.is_dir() and not (path / "recipe.yaml").is_file():
-        if (path / "adapter_config.json").is_file():
+        if is_adapter_dir(path):
             base_path = base_override.path if base_override else _adapter_base(path)
             tokenizer_dir = path if _has_tokenizer(path) else base_path
             return Target(tuned=ModelSpec("adapter", path.resolve(), base_path),

@@ -7,13 +7,13 @@ model instead of instantiating it through peft.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftwiz.core.adapter_config import ADAPTER_CONFIG, read_adapter_config
 from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.export.tensors import read_header, read_tensor
 
@@ -67,15 +67,8 @@ def _pattern_value(patterns: dict[str, Any], module: str, default: Any) -> Any:
 def load_adapter(adapter_dir: str | Path) -> Adapter:
     """Read a PEFT LoRA/DoRA adapter folder; raise FtwizError for anything merge cannot apply."""
     root = Path(adapter_dir)
-    cfg_path = root / "adapter_config.json"
-    if not cfg_path.is_file():
-        raise FtwizError("no adapter_config.json here, so this is not a LoRA adapter folder",
-                         where=Location(file=root), fix="point at the folder saved by peft (model.save_pretrained)")
-    try:
-        config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise FtwizError(f"not valid JSON: {exc.msg}", where=Location(file=cfg_path, line=exc.lineno),
-                         fix="restore adapter_config.json from the training run") from None
+    cfg_path = root / ADAPTER_CONFIG
+    config = read_adapter_config(root)
     peft_type = str(config.get("peft_type", "LORA")).upper()
     if peft_type != "LORA":
         raise FtwizError(f"adapter type {peft_type} cannot be merged (only LoRA/DoRA)",

@@ -6,7 +6,6 @@ before a single tensor is read (the preflight check and the converter share this
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ftwiz.core.errors import FtwizError, Location
-from ftwiz.core.model_config import language_config
+from ftwiz.core.model_config import language_config, read_config
 
 log = logging.getLogger(__name__)
 
@@ -96,19 +95,6 @@ class ModelParams:
     original_context: int = 0  # LongRoPE: the pre-extension context the short factors belong to
     attn_softcap: float | None = None  # Gemma 2's tanh caps on attention scores and final logits
     final_softcap: float | None = None
-
-
-def read_config(model_dir: Path) -> dict[str, Any]:
-    path = Path(model_dir) / "config.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FtwizError(f"{model_dir} has no config.json, so it is not a Hugging Face model folder",
-                         where=Location(file=path),
-                         fix="point at the folder that contains config.json and *.safetensors") from None
-    except json.JSONDecodeError as exc:
-        raise FtwizError(f"config.json is not valid JSON: {exc.msg}", where=Location(file=path, line=exc.lineno),
-                         fix="restore the file from the original model download") from None
 
 
 def _rope(cfg: dict[str, Any]) -> tuple[float, dict[str, Any], float | None]:

@@ -19,10 +19,12 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from ftwiz.core.adapter_config import adapter_base_model, is_adapter_dir
 from ftwiz.core.atomic import atomic_dir
 from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.export.adapter import Adapter, load_adapter, merged_weight
 from ftwiz.core.export.tensors import INDEX_NAME, StreamingSafetensorsWriter, TensorRef, list_tensors
+from ftwiz.core.model_config import read_config
 from ftwiz.core.pause import pause_point
 
 Progress = Callable[[int, int, str], None]
@@ -40,7 +42,7 @@ def resolve_adapter_and_base(source: str | Path, base_dir: str | Path | None = N
 
     source_path = Path(source)
     base_hint: str | None = str(base_dir) if base_dir else None
-    if (source_path / "adapter_config.json").is_file():
+    if is_adapter_dir(source_path):
         adapter_dir = source_path
         card = source_path.parent / "run_card.json"
     else:
@@ -60,8 +62,7 @@ def resolve_adapter_and_base(source: str | Path, base_dir: str | Path | None = N
     if base_hint is None and card.is_file():
         base_hint = json.loads(card.read_text(encoding="utf-8")).get("base_model")
     if base_hint is None:
-        cfg = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
-        base_hint = cfg.get("base_model_name_or_path")
+        base_hint = adapter_base_model(adapter_dir)
     if not base_hint:
         raise FtwizError("cannot tell which base model this adapter belongs to",
                          where=Location(file=adapter_dir / "adapter_config.json", field="base_model_name_or_path"),
@@ -104,7 +105,7 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, *, base_dir: str
     """Write base + adapter as a 16-bit safetensors model (with tokenizer and chat template) to ``out_dir``."""
     adapter_dir, base = resolve_adapter_and_base(adapter_dir, base_dir)
     out_dir = Path(out_dir)
-    config = json.loads((base / "config.json").read_text(encoding="utf-8"))
+    config = read_config(base)
     _check_base(base, config)
     adapter = load_adapter(adapter_dir)
     refs, _, targets = _plan(base, adapter, config)
@@ -200,7 +201,7 @@ def _copy_side_files(base: Path, adapter_dir: Path, out: Path, untie: bool) -> N
         if (base / name).is_file():
             shutil.copy2(base / name, out / name)
     if untie:
-        cfg = json.loads((out / "config.json").read_text(encoding="utf-8"))
+        cfg = read_config(out)
         cfg["tie_word_embeddings"] = False
         (out / "config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
     tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else base

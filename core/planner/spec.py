@@ -6,12 +6,11 @@ gpt_neox); unknown model types are estimated from the generic fields with a warn
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ftwiz.core.errors import FtwizError, Location
-from ftwiz.core.model_config import language_config
+from ftwiz.core.model_config import language_config, read_config
 from pydantic import BaseModel, Field
 
 GATED_MLP = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text", "phi3", "mixtral"}
@@ -139,14 +138,7 @@ def load_model_spec(path_or_config: str | Path, *, allow_download: bool = False)
                 raise
             path = _download_config(str(path_or_config))
     config_path = path / "config.json" if path.is_dir() else path
-    if not config_path.is_file():
-        raise FtwizError(f"no config.json in {path}", fix="point at a model folder or its config.json")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise FtwizError(f"invalid JSON: {exc.msg}", where=Location(file=config_path, line=exc.lineno),
-                         fix="re-download the model's config.json") from None
-    return spec_from_config(config, str(config_path))
+    return spec_from_config(read_config(config_path), str(config_path))
 
 
 def _download_config(repo_id: str) -> Path:

@@ -10,21 +10,21 @@ decides the name once and passes ``--run-name`` to all of them; a resume passes 
 
 from __future__ import annotations
 
-import json
 import shlex
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from ftwiz.core.errors import FtwizError, Location
+from ftwiz.core.model_config import read_config
 from ftwiz.core.scale.accelerate_config import ScaleInput, Strategy, launch_command, write_accelerate_config
 
 
 def decoder_layer_class(model_dir: Path) -> str | None:
     """The transformer block class FSDP wraps (Qwen2ForCausalLM -> Qwen2DecoderLayer), from config.json."""
     try:
-        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        config = read_config(model_dir)
+    except FtwizError:
         return None
     for arch in config.get("architectures") or []:
         if arch.endswith("ForCausalLM"):

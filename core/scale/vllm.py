@@ -23,7 +23,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ftwiz.core.adapter_config import adapter_rank, is_adapter_dir
 from ftwiz.core.errors import FtwizError, Location
+from ftwiz.core.model_config import language_config, read_config
 
 GIB = 2**30
 # vLLM's default share of the GPU; the rest stays free for the CUDA context, other processes and the desktop.
@@ -60,7 +62,7 @@ def _resolve(model_dir_or_run: str | Path, adapter_dir: str | Path | None) -> Se
     for folder in (run.merged, run.model):
         if (folder / "config.json").is_file():
             return ServeSource(folder.resolve(), Path(adapter_dir).resolve() if adapter_dir else None, run.name)
-    if not (run.adapter / "adapter_config.json").is_file():
+    if not is_adapter_dir(run.adapter):
         raise FtwizError(f"run '{run.name}' has no model or adapter yet", where=Location(file=run.root),
                          fix="wait for training to finish (ftwiz train --resume RUN)")
     base = run.read_json(run.run_card).get("base_model")
@@ -70,16 +72,10 @@ def _resolve(model_dir_or_run: str | Path, adapter_dir: str | Path | None) -> Se
     return ServeSource(Path(base).resolve(), Path(adapter_dir or run.adapter).resolve(), run.name)
 
 
-def _read_config(model_dir: Path) -> dict:
-    try:
-        return json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise FtwizError(f"cannot read {model_dir / 'config.json'}: {exc}", where=Location(file=model_dir / "config.json"),
-                         fix="point at a Hugging Face model folder") from None
-
-
 def _text_config(config: dict) -> dict:
-    return config.get("text_config") or config
+    # Gemma 3's text_config is a diff against transformers' defaults (no head_dim, no max_position_embeddings
+    # in google/gemma-3-4b-it): read raw, the KV cache and the context would be sized from guesses.
+    return language_config(config)
 
 
 def max_context(config: dict) -> int | None:
@@ -111,11 +107,7 @@ def _dtype(config: dict) -> str:
 
 
 def _lora_rank(adapter_dir: Path) -> int:
-    config_path = adapter_dir / "adapter_config.json"
-    if not config_path.is_file():
-        raise FtwizError(f"no adapter_config.json in {adapter_dir}", where=Location(file=config_path),
-                         fix="give the adapter folder ftwiz train wrote (RUN/adapter)")
-    rank = int(json.loads(config_path.read_text(encoding="utf-8")).get("r", 16))
+    rank = adapter_rank(adapter_dir, default=16)
     return next((r for r in VALID_LORA_RANKS if r >= rank), rank)
 
 
@@ -123,7 +115,7 @@ def vllm_command(model_dir_or_run: str | Path, *, gpu_memory_gb: float | None = 
                  adapter_dir: str | Path | None = None, port: int = 8000) -> list[str]:
     """``vllm serve MODEL ...`` on 127.0.0.1, with the context length and GPU share sized to fit."""
     source = _resolve(model_dir_or_run, adapter_dir)
-    config = _read_config(source.model_dir)
+    config = read_config(source.model_dir)
     context = max_context(config) or 4096
     utilization = DEFAULT_UTILIZATION
     if gpu_memory_gb is not None:
