@@ -40,13 +40,14 @@ def test_pull_command_uses_the_endpoint_and_cache_from_the_environment(hub, publ
     assert again.returncode == 0 and "already in the cache" in again.stdout
 
 
-def _recipe(tmp_path: Path) -> Path:
+def _recipe(tmp_path: Path, run_name: str = "pulled") -> Path:
     data = tmp_path / "data.jsonl"
     rows = [{"instruction": f"Say {i}.", "input": "", "output": f"{i} it is."} for i in range(12)]
     data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(f"model_name_or_path: {REPO}\ndataset: [{data}]\nfinetuning_type: lora\ncutoff_len: 64\n"
-                      "per_device_train_batch_size: 2\nnum_train_epochs: 1\nrun_name: pulled\n"
+                      "per_device_train_batch_size: 2\nnum_train_epochs: 1\n"
+                      f"run_name: {run_name}\n"
                       "save_steps: 1\nexport_quant: [Q8_0]\n")
     return recipe
 
@@ -103,13 +104,13 @@ def test_ctrl_c_during_the_download_of_train_keeps_what_arrived(hub, published, 
     threading.Thread(target=press_ctrl_c, daemon=True).start()
     previous = signal.getsignal(signal.SIGINT)
     try:
-        assert main(["train", str(_recipe(tmp_path)), "--download"]) == 2
+        assert main(["train", str(_recipe(tmp_path, "cut-short")), "--download"]) == 2
     finally:
         signal.signal(signal.SIGINT, previous)
     err = " ".join(capsys.readouterr().err.split())
     assert "download cancelled; what arrived is kept" in err and "resumes where it stopped" in err
     assert any(p.stat().st_size > 0 for p in blobs.glob("*.incomplete"))
-    assert not (ftwiz_env["runs"] / "pulled").exists()  # no run was started on half a model
+    assert not (ftwiz_env["runs"] / "cut-short").exists()  # no run was started on half a model
 
 
 def test_plan_download_fetches_the_model_then_plans_it(hub, published, capsys):
