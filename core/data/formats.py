@@ -269,6 +269,20 @@ def _dpo(data: dict) -> Conversation:
                         tools=parse_tools(data.get("tools")))
 
 
+def _kto_label(data: dict) -> bool | None:
+    """KTO's desirable/undesirable mark on the record's last answer: LLaMA-Factory's ``kto_tag`` column (strict),
+    or TRL's boolean ``label`` (a ``label`` that is not true/false belongs to the user's data and is ignored)."""
+    if "kto_tag" in data:
+        value = data["kto_tag"]
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            value = value.strip().lower() == "true"
+        if not isinstance(value, bool):
+            raise RecordProblem("bad_label", f"'kto_tag' must be true or false, got {value!r}", "kto_tag")
+        return value
+    value = data.get("label")
+    return value if isinstance(value, bool) else None
+
+
 def normalise(record: RawRecord, fmt: str) -> Conversation:
     """One raw record -> Conversation; RecordProblem (reason, message, field) for a bad record."""
     data = record.data
@@ -283,12 +297,10 @@ def normalise(record: RawRecord, fmt: str) -> Conversation:
     _refuse_media(data)
     _require(data, *{"alpaca": ("instruction", "output"), "sharegpt": ("conversations",),
                      "openai": ("messages",)}.get(fmt, ()))
-    if fmt == "alpaca":
-        return _alpaca(data)
-    if fmt == "sharegpt":
-        return _sharegpt(data)
-    if fmt == "openai":
-        return _openai(data)
+    if fmt in ("alpaca", "sharegpt", "openai"):
+        conv = {"alpaca": _alpaca, "sharegpt": _sharegpt, "openai": _openai}[fmt](data)
+        conv.label = _kto_label(data)
+        return conv
     if fmt == "dpo":
         return _dpo(data)
     raise ValueError(f"unknown format {fmt!r}")

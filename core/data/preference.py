@@ -6,7 +6,9 @@ it came in (``prompt/chosen/rejected``, Alpaca, ShareGPT, OpenAI messages, LLaMA
 From those:
 - ``dpo`` / ``orpo``: ``{"prompt": messages, "chosen": [assistant], "rejected": [assistant]}``;
 - ``kto``: one ``{"prompt": messages, "completion": [assistant], "label": bool}`` per answer: the chosen
-  answer desirable, the rejected one undesirable (TRL's ``unpair_preference_dataset`` does the same).
+  answer desirable, the rejected one undesirable (TRL's ``unpair_preference_dataset`` does the same); or,
+  for records whose last answer carries ``label`` (TRL) / ``kto_tag`` (LLaMA-Factory), that answer with
+  its label.
 TRL then renders prompt and prompt+answer through the tokenizer's chat template (the run's template is
 set on the tokenizer first), so what is learned is exactly what the template produces.
 """
@@ -34,6 +36,9 @@ def preference_rows(records: list[dict[str, Any]], stage: str) -> list[dict[str,
     rows: list[dict[str, Any]] = []
     for index, record in enumerate(records):
         chosen, rejected = record.get("chosen"), record.get("rejected")
+        if stage == "kto" and chosen is None and record.get("label") is not None:
+            rows.append(_labelled(record, index))
+            continue
         if chosen is None or rejected is None:
             raise FtwizError(
                 f"stage {stage} trains on preference pairs, but record {index} of the training data has no "
@@ -49,6 +54,17 @@ def preference_rows(records: list[dict[str, Any]], stage: str) -> list[dict[str,
         else:
             raise ValueError(f"not a preference stage: {stage!r}")
     return rows
+
+
+def _labelled(record: dict[str, Any], index: int) -> dict[str, Any]:
+    """KTO row from a record whose last assistant answer carries ``label`` (true = desirable)."""
+    messages = list(record["messages"])
+    if len(messages) < 2 or messages[-1]["role"] != "assistant":
+        raise FtwizError(f"stage kto: training record {index} is labelled but does not end with an assistant "
+                         "answer to judge", where="recipe: stage",
+                         fix="end each labelled conversation with the assistant answer the label is about")
+    answer = {k: v for k, v in messages[-1].items() if k in ("role", "content", "tool_calls")}
+    return {"prompt": messages[:-1], "completion": [answer], "label": bool(record["label"])}
 
 
 def preference_dataset(records: list[dict[str, Any]], stage: str):

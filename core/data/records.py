@@ -62,6 +62,7 @@ class Conversation:
     rejected: str | None = None
     source: RawRecord | None = field(default=None, repr=False)
     tools: list[dict[str, Any]] | None = None
+    label: bool | None = None  # KTO: whether the last assistant answer is desirable (``label``/``kto_tag``)
 
     def to_json(self) -> dict[str, Any]:
         """``{"messages": [...]}`` plus ``chosen``/``rejected`` and ``tools`` only when present."""
@@ -71,10 +72,12 @@ class Conversation:
             data["rejected"] = self.rejected
         if self.tools:
             data["tools"] = self.tools
+        if self.label is not None:
+            data["label"] = self.label
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any], source: RawRecord | None = None) -> Conversation:
         """The inverse of :meth:`to_json` (prepared splits, rejects and tokenizer rows read back)."""
         return cls(list(data["messages"]), chosen=data.get("chosen"), rejected=data.get("rejected"),
-                   source=source, tools=data.get("tools") or None)
+                   source=source, tools=data.get("tools") or None, label=data.get("label"))

@@ -101,3 +101,35 @@ def test_plan_for_dpo_says_why_it_needs_more_memory() -> None:
     assert any("two sequences" in r and "adapter switched off" in r for r in dpo.reasons)
     assert not any(r.startswith("stage ") for r in sft.reasons)
     assert dpo.estimate.peak_bytes > sft.estimate.peak_bytes or dpo.micro_batch < sft.micro_batch
+
+
+def test_kto_reads_labelled_answers_in_trl_and_llama_factory_shapes(tiny_qwen2: Path, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    rows = [{"messages": [{"role": "user", "content": "Name a fruit."}, {"role": "assistant", "content": "Apple."}],
+             "label": True},
+            {"conversations": [{"from": "human", "value": "Name a fruit."}, {"from": "gpt", "value": "A rock."}],
+             "kto_tag": "false"}]
+    for row, name in zip(rows, ("openai.jsonl", "sharegpt.jsonl"), strict=True):
+        (tmp_path / name).write_text(json.dumps(row) + "\n")
+    got = []
+    for name in ("openai.jsonl", "sharegpt.jsonl"):
+        prepared = prepare_for_training(recipe(dataset=[str(tmp_path / name)], val_size=0.0, test_size=0.0,
+                                               dedup=False, model_name_or_path=str(tiny_qwen2)),
+                                        AutoTokenizer.from_pretrained(tiny_qwen2))
+        got += preference_rows(prepared.splits["train"], "kto")
+    user = [{"role": "user", "content": "Name a fruit."}]
+    assert got == [{"prompt": user, "completion": [{"role": "assistant", "content": "Apple."}], "label": True},
+                   {"prompt": user, "completion": [{"role": "assistant", "content": "A rock."}], "label": False}]
+    with pytest.raises(FtwizError, match="no chosen/rejected"):  # a labelled answer is not a pair
+        preference_rows(prepared.splits["train"], "dpo")
+
+
+def test_a_label_that_is_not_a_kto_mark_is_left_to_the_user() -> None:
+    from ftwiz.core.data.formats import normalise
+    from ftwiz.core.data.records import RawRecord, RecordProblem
+
+    plain = normalise(RawRecord({"instruction": "Rate it.", "output": "Good.", "label": "positive"}, "f"), "alpaca")
+    assert plain.label is None and "label" not in plain.to_json()
+    with pytest.raises(RecordProblem, match="kto_tag"):
+        normalise(RawRecord({"instruction": "Rate it.", "output": "Good.", "kto_tag": "maybe"}, "f"), "alpaca")
