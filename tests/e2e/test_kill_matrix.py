@@ -177,22 +177,66 @@ def test_killed_data_prepare_leaves_no_half_split(base: Path, small_data: Path, 
     assert leftovers(out) == []
 
 
-# --- train: killed while saving the trained adapter, resumed from its checkpoint -------------------------------
+# --- train: killed inside the Trainer's checkpoint save, then inside the final adapter save --------------------
 
-def test_killed_adapter_save_resumes_from_the_last_checkpoint(tiny_qwen2: Path, tmp_path: Path) -> None:
+def killed_mid_checkpoint(args: list[str], fifo: Path) -> int:
+    """Run ``ftwiz ARGS`` and SIGKILL it while the Trainer writes ``fifo`` (its optimizer.pt).
+
+    A named pipe no one reads stands in for a slow disk: the Trainer has written the adapter weights of
+    the checkpoint, then blocks once the pipe's 64 KiB buffer is full (the AdamW state is larger), before
+    ``trainer_state.json``. The test sees the bytes arrive (FIONREAD) and kills: no timing guess.
+    """
+    import fcntl
+    import struct
+    import termios
+
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader exists, so the writer's open() returns
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen([sys.executable, "-m", "ftwiz.tui.launcher_main", *args], env=env, text=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while struct.unpack("i", fcntl.ioctl(reader, termios.FIONREAD, b"\0" * 4))[0] == 0:
+            if child.poll() is not None or time.monotonic() > deadline:
+                child.kill()
+                pytest.fail(f"training never wrote its checkpoint's optimizer state:\n{child.communicate()[1]}")
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+    finally:
+        os.close(reader)
+    return child.returncode
+
+
+def test_killed_checkpoint_save_and_killed_adapter_save_both_resume(tiny_qwen2: Path, tmp_path: Path,
+                                                                      session_dirs: dict[str, Path]) -> None:
     from ftwiz.core.rundir import RunDir
 
     recipe = {"model_name_or_path": str(tiny_qwen2), "dataset": [str(DEMO_DATA)], "finetuning_type": "lora",
               "max_samples": 16, "cutoff_len": 64, "max_steps": 4, "per_device_train_batch_size": 4,
-              "save_steps": 2, "eval_steps": 100, "val_size": 0.0, "test_size": 0.0, "lora_rank": 4,
+              "save_steps": 2, "eval_steps": 100, "val_size": 0.0, "test_size": 0.0, "lora_rank": 64,
               "near_dedup_threshold": None, "run_name": "kill-train"}
     recipe_file = tmp_path / "r.yaml"
     recipe_file.write_text(yaml.safe_dump(recipe))
-    done = interrupted(["train", str(recipe_file)], "write:adapter", tmp_path)
+    run = RunDir(session_dirs["runs"] / "kill-train")
+    shutil.rmtree(run.root, ignore_errors=True)
+    (run.checkpoints / "checkpoint-2").mkdir(parents=True)
+
+    # 1. killed while the Trainer saves checkpoint-2: weights written, trainer_state.json not
+    assert killed_mid_checkpoint(["train", str(recipe_file)], run.checkpoints / "checkpoint-2" / "optimizer.pt") \
+        == -signal.SIGKILL
+    half = run.checkpoints / "checkpoint-2"
+    assert (half / "adapter_model.safetensors").is_file() and not (half / "trainer_state.json").exists()
+    assert run.state() == "running" and not run.adapter.exists()
+
+    # 2. the resume drops the half checkpoint, trains, and is killed while saving the trained adapter
+    done = interrupted(["train", "--resume", "kill-train"], "write:adapter", tmp_path)
     assert done.returncode == -signal.SIGKILL
-    run = RunDir.named("kill-train")
-    assert not run.adapter.exists() and run.state() == "running"
-    assert [Path(p).name for p in leftovers(run.root)] and run.checkpoint_steps() == [2, 4]
+    assert run.checkpoint_steps() == [2, 4] and (half / "trainer_state.json").is_file()
+    assert not run.adapter.exists() and [Path(p).name.startswith(".adapter.") for p in leftovers(run.root)] == [True]
+
+    # 3. the next resume starts from checkpoint-4 and finishes; nothing is left over
     rerun("train", "--resume", "kill-train")
     assert run.state() == "completed" and (run.adapter / "adapter_model.safetensors").is_file()
     assert leftovers(run.root) == []
