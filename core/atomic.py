@@ -59,8 +59,10 @@ def in_use(path: Path) -> bool:
         return True
     try:
         fd = os.open(path, os.O_RDONLY)
-    except OSError:
+    except FileNotFoundError:
         return False
+    except OSError:  # not ours to judge (another user's file): keep it
+        return True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -93,7 +95,7 @@ def remove_leftover(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # gone already, or not removable: never fail the job over it
             path.unlink()
 
 

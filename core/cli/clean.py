@@ -24,11 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="only list what would be removed")
 
 
-def default_roots() -> list[Path]:
+def default_roots() -> list[tuple[Path, bool]]:
+    """(folder, recursive): ftwiz's own folders whole, the current folder (``export --out`` default) only itself."""
     from ftwiz.core.paths import cache_dir, data_dir, runs_dir
 
-    roots = [runs_dir(), data_dir(), cache_dir(), Path.cwd()]
-    return [r for r in dict.fromkeys(p.resolve() for p in roots) if r.exists()]
+    roots = {p.resolve(): True for p in (runs_dir(), data_dir(), cache_dir())}
+    roots.setdefault(Path.cwd().resolve(), False)
+    return [(root, recursive) for root, recursive in roots.items() if root.exists()]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,17 +38,18 @@ def run(args: argparse.Namespace) -> int:
     from ftwiz.core.cli.console import console, human_bytes
     from ftwiz.core.errors import FtwizError, Location
 
-    roots = args.paths or default_roots()
     for root in args.paths:
         if not root.exists():
             raise FtwizError("no such file or folder", where=Location(file=root), fix="give an existing folder")
+    roots = [(root, True) for root in args.paths] or default_roots()
     seen: dict[Path, object] = {}
-    for root in roots:
-        for item in find_partials(root):
+    for root, recursive in roots:
+        for item in find_partials(root, recursive=recursive):
             seen.setdefault(item.path.resolve(), item)
     leftovers = list(seen.values())
     if not leftovers:
-        console.print(f"no leftovers of interrupted jobs under {', '.join(map(str, roots))}", highlight=False)
+        console.print(f"no leftovers of interrupted jobs under {', '.join(str(r) for r, _ in roots)}",
+                      highlight=False, soft_wrap=True)
         return 0
     freed = 0
     for item in leftovers:

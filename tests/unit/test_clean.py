@@ -92,3 +92,14 @@ def test_a_failed_write_removes_its_partial_and_keeps_the_old_file(tmp_path: Pat
         tmp.write_text("half")
         raise RuntimeError("boom")
     assert final.read_text() == "old" and find_partials(tmp_path) == []
+
+
+def test_clean_without_a_path_looks_in_the_runs_folder(session_dirs: dict[str, Path],
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    export = session_dirs["runs"] / "clean-default" / "export"
+    killed_writer(export / "clean-default-Q8_0.gguf", 5000)
+    assert cli_main(["clean", "--dry-run"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "would remove" in out and ".clean-default-Q8_0.gguf." in out and "4.9 KiB" in out
+    assert cli_main(["clean"]) == 0
+    assert find_partials(export) == []
