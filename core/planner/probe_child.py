@@ -93,7 +93,7 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
     from ftwiz.core.rundir import RunDir
     from ftwiz.core.train.callbacks import CancelFlag, EventCallback
     from ftwiz.core.train.model_setup import build_model, load_tokenizer
-    from ftwiz.core.train.runner import _collator, _model_columns, _training_arguments
+    from ftwiz.core.train.trainer_args import data_collator, model_columns, training_arguments
 
     runtime = psutil.Process().memory_info().rss
     recipe = Recipe.model_validate(request["recipe"])
@@ -105,7 +105,7 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
     tokenizer = load_tokenizer(model_dir, recipe)
     from datasets import Dataset
 
-    dataset = _model_columns(Dataset.from_list(_rows(request, recipe, tokenizer)))
+    dataset = model_columns(Dataset.from_list(_rows(request, recipe, tokenizer)))
     result: dict[str, Any] = {"oom": False, "error": None, "steps": 0, "tokens_per_s": None}
     timing = _Timing(plan.device)
     loaded = runtime
@@ -113,11 +113,11 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
         model = build_model(model_dir, recipe, plan)
         loaded = psutil.Process().memory_info().rss
         with TemporaryDirectory(prefix="ftwiz-probe-") as tmp:
-            args = replace(_training_arguments(recipe, plan, RunDir(Path(tmp)), False), max_steps=request["steps"],
+            args = replace(training_arguments(recipe, plan, RunDir(Path(tmp)), False), max_steps=request["steps"],
                            save_strategy="no", eval_strategy="no", logging_steps=1, warmup_steps=0,
                            gradient_accumulation_steps=1, num_train_epochs=1)
             trainer = transformers.Trainer(model=model, args=args, train_dataset=dataset,
-                                           data_collator=_collator(tokenizer, plan), processing_class=tokenizer)
+                                           data_collator=data_collator(tokenizer, plan), processing_class=tokenizer)
             for printer in (transformers.trainer_callback.PrinterCallback,
                             transformers.trainer_callback.ProgressCallback):
                 trainer.remove_callback(printer)

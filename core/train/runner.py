@@ -36,7 +36,8 @@ from ftwiz.core.train.checkpoint_space import (
 )
 from ftwiz.core.train.fingerprint import check_resumable, fingerprint
 from ftwiz.core.train.stages import check_stage_data, is_preference, preference_trainer, stage_config
-from ftwiz.core.train.tracking import check_trackers, tracking_callbacks, trainer_report_to
+from ftwiz.core.train.tracking import check_trackers, tracking_callbacks
+from ftwiz.core.train.trainer_args import data_collator, model_columns, training_arguments, training_kwargs
 
 OOM_SUGGESTIONS = ("lower cutoff_len (shorter samples), use finetuning_type: qlora, enable "
                    "gradient_checkpointing, or pick a smaller model; `ftwiz plan RECIPE` shows what fits")
@@ -129,69 +130,6 @@ def open_run(recipe: Recipe, *, run_name: str | None, resume: str | None) -> tup
                              fix=f"train under a new name (--run-name {name}-2) or delete {run.root}")
         return run, recipe.model_copy(update={"run_name": name}), True
     return run, recipe.model_copy(update={"run_name": name}), False
-
-
-def _training_arguments(recipe: Recipe, plan: Plan, run: RunDir, has_validation: bool):
-    from transformers import TrainingArguments
-
-    return TrainingArguments(**_training_kwargs(recipe, plan, run, has_validation))
-
-
-def _training_kwargs(recipe: Recipe, plan: Plan, run: RunDir, has_validation: bool) -> dict[str, Any]:
-    """TrainingArguments' values for this run (TRL's stage configs extend TrainingArguments and take them too)."""
-    eval_strategy = ("steps" if recipe.eval_steps else "epoch") if has_validation else "no"
-    save_strategy = "steps" if recipe.save_steps else "epoch"
-    on_cpu = plan.device == "cpu"
-    return dict(
-        output_dir=str(run.checkpoints),
-        per_device_train_batch_size=plan.micro_batch,
-        per_device_eval_batch_size=plan.micro_batch,
-        gradient_accumulation_steps=plan.grad_accum,
-        learning_rate=recipe.learning_rate,
-        num_train_epochs=recipe.num_train_epochs,
-        max_steps=recipe.max_steps,
-        warmup_steps=recipe.warmup_ratio,  # a float below 1 is a ratio of the total steps
-        lr_scheduler_type=recipe.lr_scheduler_type,
-        weight_decay=recipe.weight_decay,
-        max_grad_norm=recipe.max_grad_norm,
-        optim=plan.optimizer,
-        bf16=plan.dtype == "bf16" and not on_cpu,
-        fp16=plan.dtype == "fp16" and not on_cpu,
-        use_cpu=on_cpu,
-        gradient_checkpointing=False,  # enabled on the model itself (peft needs input grads first)
-        eval_strategy=eval_strategy,
-        eval_steps=recipe.eval_steps,
-        save_strategy=save_strategy,
-        save_steps=recipe.save_steps,
-        save_total_limit=recipe.save_total_limit,
-        logging_steps=recipe.logging_steps,
-        logging_first_step=True,
-        seed=recipe.seed,
-        data_seed=recipe.seed,
-        report_to=trainer_report_to(recipe.report_to),  # TensorBoard/MLflow: our callbacks (train/tracking.py)
-        run_name=run.name,
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        include_num_input_tokens_seen="non_padding",
-        disable_tqdm=True,
-        save_only_model=False,
-    )
-
-
-def _collator(tokenizer, plan: Plan, packing: bool = False):
-    if packing:  # padding-free rows, samples kept apart by their position_ids (see train/packing.py)
-        from ftwiz.core.train.packing import PackedCollator
-
-        return PackedCollator(tokenizer.pad_token_id)
-    from transformers import DataCollatorForSeq2Seq
-
-    return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100,
-                                  pad_to_multiple_of=8 if plan.device == "cuda" else None)
-
-
-def _model_columns(dataset):
-    keep = [c for c in ("input_ids", "attention_mask", "labels", "position_ids") if c in dataset.column_names]
-    return dataset.select_columns(keep)
 
 
 def _last_checkpoint(run: RunDir) -> str | None:
@@ -358,8 +296,8 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
     trainable, total = trainable_parameters(model)
     if main:
         require_checkpoint_space(run.root, trainable if plan.method != "full" else total)
-    train_ds = _model_columns(prepared.train)
-    eval_ds = _model_columns(prepared.validation) if prepared.validation is not None and len(prepared.validation) else None
+    train_ds = model_columns(prepared.train)
+    eval_ds = model_columns(prepared.validation) if prepared.validation is not None and len(prepared.validation) else None
     if is_preference(recipe.stage):  # TRL renders and tokenizes the pairs itself, with the run's template
         from ftwiz.core.data.preference import preference_dataset
 
@@ -373,13 +311,13 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
 
     while True:
         if is_preference(recipe.stage):
-            args = stage_config(recipe, _training_kwargs(recipe, plan, run, eval_ds is not None), plan.max_seq_len)
+            args = stage_config(recipe, training_kwargs(recipe, plan, run, eval_ds is not None), plan.max_seq_len)
             trainer = preference_trainer(recipe, model, tokenizer, args, train_ds, eval_ds)
         else:
-            args = _training_arguments(recipe, plan, run, eval_ds is not None)
+            args = training_arguments(recipe, plan, run, eval_ds is not None)
             trainer = transformers.Trainer(
                 model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                data_collator=_collator(tokenizer, plan, packing), processing_class=tokenizer)
+                data_collator=data_collator(tokenizer, plan, packing), processing_class=tokenizer)
         callback = EventCallback(bus, device=plan.device, micro_batch=plan.micro_batch, cancel=cancel,
                                  on_checkpoint=lambda step: write_status(run, "running", step=step))
         trainer.add_callback(callback)
