@@ -81,12 +81,12 @@ def download_with_progress(plan, console=None, cancelled=lambda: False):
         return run_pull(plan, on_progress=on_progress, cancelled=cancelled)
 
 
-def _confirm(plan) -> bool:
+def _confirm(plan, prefix: str = "") -> bool:
     from ftwiz.core.hub.progress import human_size
 
     if not sys.stdin.isatty():
         return True  # a script asked for it by running pull
-    answer = input(f"download {human_size(plan.to_download)}? [Y/n] ").strip().lower()
+    answer = input(f"{prefix}download {human_size(plan.to_download)}? [Y/n] ").strip().lower()
     return answer in ("", "y", "yes")
 
 
@@ -99,8 +99,9 @@ def _hardware(vram_gb: float | None):
 
 
 def ensure_model(name: str, revision: str | None, *, download: bool, vram_gb: float | None = None,
-                 to_stderr: bool = False, cancelled=lambda: False) -> None:
-    """For ``train``/``plan``: a hub id not in the cache is pulled with ``--download``, else a clear error.
+                 to_stderr: bool = False, cancelled=lambda: False, ask: bool = False) -> None:
+    """For ``train``/``plan``: a hub id not in the cache is pulled with ``--download``; in a terminal (``ask``)
+    the user is shown the sizes and asked; otherwise a clear error naming ``--download``.
 
     ``to_stderr``: stdout is an event stream or JSON, so the plan and progress go to stderr."""
     from ftwiz.core.errors import FtwizError
@@ -112,11 +113,14 @@ def ensure_model(name: str, revision: str | None, *, download: bool, vram_gb: fl
 
     if Path(name).expanduser().exists():
         return  # a local folder that happens to have one slash
-    if not download:
-        raise FtwizError(f"{name} is not in the local Hugging Face cache",
+    missing = FtwizError(f"{name} is not in the local Hugging Face cache",
                          fix=f"add --download to fetch it now, or run `ftwiz pull {name}` first")
+    if not download and not (ask and sys.stdin.isatty()):
+        raise missing
     plan = prepare_pull(name, revision, hardware=_hardware(vram_gb), vram_gb=vram_gb)
     show_plan(plan, _console(to_stderr))
+    if not download and not _confirm(plan, prefix=f"{name} is not downloaded yet. "):
+        raise missing
     download_with_progress(plan, _console(to_stderr), cancelled)
 
 

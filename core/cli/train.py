@@ -87,7 +87,7 @@ def _check_inputs(recipe, args: argparse.Namespace, bus, cancel=None) -> None:
         from ftwiz.core.cli.pull import ensure_model
 
         ensure_model(recipe.model_name_or_path, recipe.revision, download=getattr(args, "download", False),
-                     vram_gb=args.vram_gb, to_stderr=True, cancelled=lambda: bool(cancel))
+                     vram_gb=args.vram_gb, to_stderr=True, cancelled=lambda: bool(cancel), ask=not args.events)
         check_dataset_paths(recipe, recipe_file=str(args.recipe))
         refuse_unfilled_placeholders(recipe, recipe_file=str(args.recipe))
     except FtwizError as exc:

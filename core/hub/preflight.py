@@ -78,13 +78,13 @@ def make_plan(listing: RepoListing, *, cache_dir: Path, runs_dir: Path, hardware
     ``fetch(name) -> Path`` downloads one small file (config.json, the index) into the cache.
     """
     index = fetch(INDEX) if listing.get(INDEX) and fetch else None
+    config = fetch("config.json") if listing.get("config.json") and fetch else None
     selection = select_files(listing, index)
     have = _have(cache_dir, listing, selection)
     cache_at, runs_at = _existing(cache_dir), _existing(runs_dir)
     free_cache, free_runs = shutil.disk_usage(cache_at).free, shutil.disk_usage(runs_at).free
     same_disk = cache_at.stat().st_dev == runs_at.stat().st_dev
     plan = PullPlan(listing, selection, cache_dir, have, free_cache, {}, free_runs, same_disk)
-    config = fetch("config.json") if listing.get("config.json") and fetch else None
     if config is not None:
         _judge_fit(plan, config, hardware, vram_gb)
     if plan.to_download > free_cache:

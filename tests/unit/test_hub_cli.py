@@ -113,6 +113,24 @@ def test_ctrl_c_during_the_download_of_train_keeps_what_arrived(hub, published, 
     assert not (ftwiz_env["runs"] / "cut-short").exists()  # no run was started on half a model
 
 
+def test_train_in_a_terminal_shows_the_download_and_asks(hub, published, tmp_path, capsys, monkeypatch):
+    import io
+
+    from ftwiz.core.cli import main
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    assert main(["train", str(_recipe(tmp_path, "asked")), "--max-steps", "1"]) == 2
+    captured = capsys.readouterr()
+    shown = " ".join((captured.out + captured.err).split())
+    assert "6 files, 453.9 kB" in shown and "licence: apache-2.0" in shown
+    assert f"{REPO} is not downloaded yet. download 453.1 kB? [Y/n]" in shown  # config.json is already here
+    assert not [p for m, p, _r in hub.requests if m == "GET" and p.startswith("/cdn/")]  # "n": no weights
+
+
 def test_plan_download_fetches_the_model_then_plans_it(hub, published, capsys):
     from ftwiz.core.cli import main
 
