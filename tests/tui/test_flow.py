@@ -149,17 +149,19 @@ async def test_editing_the_plan_recomputes_it_and_training_gets_the_edit(make_ap
         await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen) and app.screen.plan is not None,
                          timeout=120, what="the first plan")
         first = app.screen.plan
+        # planned from the demo data's measured lengths, as `ftwiz train` plans (not from cutoff_len alone)
+        assert any("the longest of your" in reason for reason in first.reasons), first.reasons
         field = app.screen.query_one("#cutoff_len")
-        field.value = "64"
+        field.value = "32"
         await wait_until(pilot, lambda: app.screen.plan is not None and app.screen.plan is not first,
                          timeout=120, what="the plan to be recomputed")
-        assert app.screen.plan.max_seq_len <= 64 < first.max_seq_len
-        assert app.state.recipe.cutoff_len == 64
+        assert app.screen.plan.max_seq_len <= 32 < first.max_seq_len
+        assert app.state.recipe.cutoff_len == 32
         assert "cutoff_len" in app.state.recipe.model_fields_set
         field.value = "4"  # below the schema's minimum: said, not planned
         await pilot.pause(0.6)
         assert "cutoff_len" in str(app.screen.query_one("#error").render())
-        assert app.state.recipe.cutoff_len == 64
+        assert app.state.recipe.cutoff_len == 32
 
 
 async def test_data_step_shows_the_learned_tokens_and_the_length_histogram(make_app) -> None:
