@@ -149,3 +149,35 @@ def test_dpo_out_of_memory_halves_the_micro_batch(tiny_qwen2: Path, tmp_path: Pa
     assert [(b.old_micro_batch, b.new_micro_batch, b.new_grad_accum) for b in seen if b.type == "backoff"] \
         == [(4, 2, 2)]
     assert [e.rewards_margins is not None for e in _steps(seen)] == [True, True]
+
+
+@pytest.mark.slow
+def test_dpo_sigkill_then_resume_over_the_event_stream(tiny_qwen2: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import yaml
+    from ftwiz.core.events import parse_event
+
+    recipe_file = tmp_path / "dpo.yaml"
+    recipe_file.write_text(yaml.safe_dump(stage_recipe(tiny_qwen2, pairs_file(tmp_path), stage="dpo",
+                                                       run_name="dpo-killed", max_steps=8, save_steps=2)
+                                          .model_dump(mode="json")))
+    cmd = [sys.executable, "-m", "ftwiz.tui.launcher_main", "train", str(recipe_file), "--events", "-"]
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=os.environ.copy())
+    for line in child.stdout:
+        event = parse_event(line)  # stdout carries nothing but events, TRL's logs included
+        if event.type == "checkpoint" and event.step >= 4:
+            child.send_signal(signal.SIGKILL)
+            break
+    child.wait(timeout=60)
+    done = subprocess.run([sys.executable, "-m", "ftwiz.tui.launcher_main", "train", "--resume", "dpo-killed",
+                           "--events", "-"], capture_output=True, text=True, timeout=300, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr
+    events = [parse_event(line) for line in done.stdout.splitlines()]
+    assert [e for e in events if e.type == "started"][0].resumed_from_step >= 4
+    steps = [e for e in events if e.type == "step"]
+    assert steps and all(s.rewards_margins is not None for s in steps)
+    assert events[-1].type == "finished" and events[-1].status == "completed"
