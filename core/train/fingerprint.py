@@ -17,7 +17,7 @@ from ftwiz.core.recipe import Recipe
 
 # Fields that change what is logged, saved or exported, but not what is learned.
 NOT_TRAINING_FIELDS = {"run_name", "export_quant", "ollama_name", "save_total_limit", "logging_steps",
-                       "save_steps", "eval_steps"}
+                       "save_steps", "eval_steps", "report_to"}
 SAMPLE_BYTES = 1 << 20
 
 
