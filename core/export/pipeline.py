@@ -50,9 +50,12 @@ def _reporter(events, start: float, share: float, total: float, label: str):
     return lambda done, count, message: _emit(events, start + share * done / count, total, f"{label}: {message}")
 
 
-def resolve_source(model_or_run: str | Path, *, overwrite: bool = False, events=None) -> tuple[Path, str, Path | None,
-                                                                                                bool]:
-    """(HF model dir to convert, output name stem, default output folder or None, merged now?)."""
+def resolve_source(model_or_run: str | Path, *, overwrite: bool = False, events=None,
+                   before_merge=None) -> tuple[Path, str, Path | None, bool]:
+    """(HF model dir to convert, output name stem, default output folder or None, merged now?).
+
+    ``before_merge(run, base_dir)``, when given, runs before a merge starts (the export's disk check).
+    """
     from ftwiz.core.models import resolve_model
     from ftwiz.core.rundir import RunDir
 
@@ -67,8 +70,10 @@ def resolve_source(model_or_run: str | Path, *, overwrite: bool = False, events=
         _newest_mtime(run.merged) >= _newest_mtime(run.adapter))
     if fresh and not overwrite:
         return run.merged, run.name, run.export, False
-    from ftwiz.core.export.merge import merge_adapter
+    from ftwiz.core.export.merge import merge_adapter, resolve_adapter_and_base
 
+    if before_merge is not None:
+        before_merge(run, resolve_adapter_and_base(run.root)[1])
     merge_adapter(run.root, run.merged, overwrite=True,
                   progress=lambda d, t, m: _emit(events, d, t, f"merging {m}"))
     return run.merged, run.name, run.export, True
@@ -92,23 +97,28 @@ def _remember(path: Path, quant: str, run_export_dir: Path | None) -> None:
         record_export(path, quant=quant, source_run=run_export_dir.parent.name if run_export_dir else None)
 
 
-def _require_space(model_dir: Path, targets: dict[str, Path]) -> None:
-    """Refuse before writing when the GGUFs (and a K-quant's F16 intermediate) cannot fit."""
+def _require_space(model_dir: Path, targets: dict[str, Path], merged: Path | None = None) -> None:
+    """Refuse before writing when the GGUFs (and a K-quant's F16 intermediate, and the merge about to run
+    into ``merged``, when on the same file system) cannot fit."""
+    import os
+
     from ftwiz.core.atomic import sweep_partials
-    from ftwiz.core.diskspace import require_free
+    from ftwiz.core.diskspace import existing_ancestor, require_free
     from ftwiz.core.export.preflight import _count_parameters
 
     n = _count_parameters(model_dir)
     sizes = [estimated_bytes(n, q) for q in targets]
+    names = ", ".join(p.name for p in targets.values())
     if any(q not in OUT_TYPES for q in targets) and "F16" not in targets:
         sizes.append(2 * n)  # the F16 a K-quant is made from, deleted afterwards
-    for folder in {p.parent for p in targets.values()}:
+        names += " and an F16 intermediate"
+    for folder in {p.parent for p in targets.values()} | ({merged.parent} if merged else set()):
         if folder.is_dir():
             sweep_partials(folder)  # leftovers of a killed export free their space first
     folder = next(iter(targets.values())).parent
-    names = ", ".join(p.name for p in targets.values())
-    if len(sizes) > len(targets):
-        names += " and an F16 intermediate"
+    if merged is not None and os.stat(existing_ancestor(merged)).st_dev == os.stat(existing_ancestor(folder)).st_dev:
+        sizes.append(sum(p.stat().st_size for p in model_dir.glob("*.safetensors")))  # merged = base as stored
+        names = f"the merged model, {names}"
     require_free(folder, sum(sizes), f"the export ({names})")
 
 
@@ -123,8 +133,14 @@ def export_model(model_or_run: str | Path, quants: list[str], *, out: str | Path
     unknown = [q for q in quants if q not in ALL_QUANTS]
     if unknown:
         raise FtwizError(f"unknown quantization '{unknown[0]}'", fix=f"choose from {', '.join(ALL_QUANTS)}")
-    model_dir, stem, default_dir, merged = resolve_source(model_or_run, overwrite=overwrite, events=events)
-    targets = _targets(quants, stem, Path(out) if out else None, default_dir)
+    out = Path(out) if out else None
+
+    def before_merge(run, base_dir: Path) -> None:  # merge + GGUFs checked together, before the merge
+        _require_space(base_dir, _targets(quants, run.name, out, run.export), merged=run.merged)
+
+    model_dir, stem, default_dir, merged = resolve_source(model_or_run, overwrite=overwrite, events=events,
+                                                          before_merge=before_merge)
+    targets = _targets(quants, stem, out, default_dir)
     for path in targets.values():
         refuse_overwrite(path, overwrite)
     _require_space(model_dir, targets)

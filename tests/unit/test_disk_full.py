@@ -139,6 +139,20 @@ def test_data_prepare_refuses_on_a_full_disk_and_writes_no_split(model: Path, tm
         assert find_partials(disk) == [] and not (disk / "prep" / "train.jsonl").exists()
 
 
+def test_export_of_a_run_checks_merge_and_gguf_together_before_merging(lora_run: Path, model: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    weights = sum(p.stat().st_size for p in model.glob("*.safetensors"))
+    room = int(weights * 1.25) // 2**20 + 1  # the merged model fits, merged model + F16 GGUF does not
+    with small_fs(tmp_path / "disk", room) as disk:
+        run = Path(shutil.copytree(lora_run, disk / "df-run", ignore=shutil.ignore_patterns("merged", "export")))
+        assert cli_main(["export", str(run), "--quant", "F16"]) == 2
+        message = said(capsys)
+        assert "the export (the merged model, df-run-F16.gguf) needs" in message and "nothing was written" in message
+        assert not (run / "merged").exists() and find_partials(disk) == []  # refused before merging, not after
+
+
 def test_disk_full_during_export_removes_the_partial_and_keeps_the_merged_model(
         lora_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     with small_fs(tmp_path / "disk", 16) as disk:
