@@ -3,7 +3,8 @@
 The mask is computed from character spans on the rendering of the whole conversation (the text the model
 is trained on), not on renders of prefixes, so templates that rewrite earlier turns (Qwen3's ``<think>``
 stripping, Mistral's system placement) are handled: see :mod:`ftwiz.core.data.render`. Tokens whose first
-character falls inside a span are learned; the rest get label -100. :func:`verify_masks` checks a sample
+character falls inside a span are learned (see :func:`tokenize_with_labels` for the boundary rules); the
+rest get label -100. :func:`verify_masks` checks a sample
 of every dataset by decoding each learned run back (:mod:`ftwiz.core.data.mask_check`).
 """
 
@@ -58,7 +59,13 @@ def render_with_spans(tokenizer, template: str, messages: list[dict[str, Any]], 
 
 
 def tokenize_with_labels(tokenizer, texts: list[str], spans: list[list[tuple[int, int]]]) -> dict[str, list]:
-    """Batch-tokenize rendered texts; label -100 everywhere outside the spans."""
+    """Batch-tokenize rendered texts; label -100 everywhere outside the spans.
+
+    A token is learned when its first character is inside a span, with two boundary rules: a token that
+    starts with the whitespace just before a span and runs into it (SentencePiece's "▁Paris" after
+    "[/INST] ") is learned, and a token that runs from inside a span past its end into the next turn
+    (">" of an end-of-turn text merged with the next "<") is not.
+    """
     if getattr(tokenizer, "is_fast", False):  # the Rust tokenizer directly: no per-encoding Python conversion
         encodings = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
         encoded = {"input_ids": [e.ids for e in encodings], "offset_mapping": [e.offsets for e in encodings],
@@ -66,12 +73,17 @@ def tokenize_with_labels(tokenizer, texts: list[str], spans: list[list[tuple[int
     else:
         encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
     labels_batch = []
-    for ids, offsets, text_spans in zip(encoded["input_ids"], encoded["offset_mapping"], spans, strict=True):
+    for text, ids, offsets, text_spans in zip(texts, encoded["input_ids"], encoded["offset_mapping"], spans,
+                                              strict=True):
         labels = [-100] * len(ids)
         starts = [start for start, _end in offsets]
         if starts == sorted(starts):  # the usual case: each span is one slice of tokens, found by bisection
             for s, e in text_spans:
                 first, last = bisect_left(starts, s), bisect_left(starts, e)
+                if first > 0 and offsets[first - 1][1] > s and not text[starts[first - 1]:s].strip():
+                    first -= 1  # one token holds the space before the answer and its first word ("▁Paris")
+                if last > first and offsets[last - 1][1] > e and text[e:offsets[last - 1][1]].strip():
+                    last -= 1  # a token running past the end of the turn into the next one ("><"): not learned
                 labels[first:last] = ids[first:last]
         else:
             for t, start in enumerate(starts):

@@ -185,3 +185,17 @@ def test_chinese_samples_show_whole_characters(shared_dir: Path, capsys: pytest.
     learned = "".join(styled.plain[span.start:span.end] for span in styled.spans if span.style == "bold green")
     assert learned == "北京是中国的首都，有三千多年的历史。<|im_end|>\n"
     assert styled_tokens(tok, view.input_ids, view.labels).plain == view.text  # the slow-tokenizer path too
+
+
+def test_a_sentencepiece_word_with_its_leading_space_is_learned_whole(shared_dir: Path) -> None:
+    """"[/INST] Paris.": SentencePiece's one token "▁Paris" starts on the space before the answer; it is the
+    answer's first word, so it is learned (it was dropped, and the model learned only ".</s>")."""
+    from ftwiz.core.chat_templates import NAMED_TEMPLATES
+
+    tok = load("tinyllama")
+    conversation = [{"role": "user", "content": "What is the capital of France?"},
+                    {"role": "assistant", "content": "Paris."}]
+    text, spans = render_with_spans(tok, NAMED_TEMPLATES["mistral"], conversation)
+    assert text.endswith("[/INST] Paris.</s>")
+    row, runs = _runs(tok, text, spans)
+    assert runs == ["Paris.</s>"] and tok.convert_ids_to_tokens(row["input_ids"])[-3] == "▁Paris"
