@@ -1,6 +1,7 @@
 """Seconds, peak RSS and MB/s of F16 and Q8_0 GGUF export against a plain copy of the safetensors.
 
     .venv/bin/python bench/export_speed.py [--layers 20] [--hidden 1024] [--intermediate 4096]
+    .venv/bin/python bench/export_speed.py --real-vocab   # whole commands vs cp and llama.cpp's converter
 
 The model is a random-init Llama of about 300M parameters stored in bfloat16 (as models ship). A plain
 file copy of the same bytes is the I/O limit; F16 export should reach at least half of it (target
@@ -90,7 +91,16 @@ def main() -> None:
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"],
                         help="how the source model is stored (bfloat16 needs a conversion for F16 output)")
     parser.add_argument("--repeat", type=int, default=3, help="best of N for copy and F16 (noisy machines)")
+    parser.add_argument("--real-vocab", action="store_true",
+                        help="Qwen2.5-0.5B shape with the real Qwen2 tokenizer, whole commands (bench/export_real_vocab.py)")
+    parser.add_argument("--llamacpp-dir", help="with --real-vocab: keep llama.cpp's converter here (fetched once)")
+    parser.add_argument("--no-llamacpp", action="store_true", help="with --real-vocab: skip llama.cpp's converter")
     args = parser.parse_args()
+    if args.real_vocab:
+        from export_real_vocab import main as real_vocab
+
+        real_vocab(args.repeat, args.llamacpp_dir, with_llamacpp=not args.no_llamacpp)
+        return
     with tempfile.TemporaryDirectory(prefix="ftwiz-export-bench-", dir=os.environ.get("FTWIZ_BENCH_DIR")) as tmp:
         work = Path(tmp)
         model = build(work, args.layers, args.hidden, args.intermediate, args.dtype)

@@ -18,3 +18,29 @@ def report_peak() -> None:
 
 def peak_from(stdout: str) -> int:
     return int(next(line for line in reversed(stdout.splitlines()) if line.startswith("PEAK_KB")).split()[1]) * 1024
+
+
+# A tiny launcher between a big bench process and the command it measures: Linux carries the forking
+# process's high-water mark into the child's ru_maxrss across exec, so a 1.4 GB parent would report
+# 1.4 GB for `cp`. The launcher (python -S, a few MB) forks the command and reports its child's peak.
+_LAUNCHER = ("import os, sys\n"
+             "pid = os.fork()\n"
+             "if pid == 0:\n"
+             "    os.execvp(sys.argv[1], sys.argv[1:])\n"
+             "_, status, usage = os.wait4(pid, 0)\n"
+             "sys.stderr.write(f'\\nLAUNCHER_PEAK_KB {usage.ru_maxrss}\\n')\n"
+             "sys.exit(os.waitstatus_to_exitcode(status))\n")
+
+
+def run_whole(cmd: list[str]) -> tuple[float, int, int, str]:
+    """(wall seconds, peak RSS bytes, exit code, output) of one whole command, through the launcher."""
+    import subprocess
+    import sys
+    import time
+
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, *cmd], capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    peak = next((int(line.split()[1]) for line in reversed(proc.stderr.splitlines())
+                 if line.startswith("LAUNCHER_PEAK_KB")), 0)
+    return wall, peak * 1024, proc.returncode, proc.stdout + proc.stderr
