@@ -20,8 +20,21 @@ def _pairs(values: list[str] | None, flag: str) -> dict[str, str] | None:
     return out
 
 
+EPILOG = """actions:
+  check    read every record, report problems by line, save the rejects next to the file
+  prepare  write train/validation/test splits (--out FOLDER)
+  preview  one sample as the model sees it, with the learned (trained-on) tokens marked
+  stats    token length statistics and steps per epoch
+
+examples:
+  ftwiz data check my-data.jsonl
+  ftwiz data preview my-data.jsonl --model Qwen/Qwen2.5-0.5B-Instruct
+  ftwiz data check identity.json --var name=Aria --var author=Sam
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["check", "prepare", "preview", "stats"])
+    parser.add_argument("action", choices=["check", "prepare", "preview", "stats"], help="see actions below")
     parser.add_argument("path", help="file, folder, glob, 'demo', or a name in --dataset-dir/dataset_info.json")
     parser.add_argument("--format", default="auto", choices=["auto", "alpaca", "sharegpt", "openai", "dpo", "text"])
     parser.add_argument("--column", action="append", metavar="OURS=THEIRS", help="map a column (repeatable)")
@@ -34,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="effective batch, for steps per epoch")
     parser.add_argument("--index", type=int, default=0, help="which training sample to preview")
     parser.add_argument("--out", type=Path, help="prepare: folder for the splits (default: PATH.prepared/)")
-    parser.add_argument("--rejects", type=Path, help="check: where rejects go (default: PATH.rejects.jsonl)")
+    parser.add_argument("--rejects", type=Path,
+                        help="check: where rejects go (default: beside the data, data.jsonl -> data.rejects.jsonl)")
     parser.add_argument("--json", action="store_true")
 
 

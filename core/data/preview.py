@@ -153,7 +153,9 @@ def render_stats(console, prepared, cutoff_len: int, batch_size: int) -> None:
     stats = prepared.stats
     for line in length_lines(prepared, cutoff_len, batch_size):
         console.print(line, highlight=False)
-    console.print(f"read {stats.get('read')}, rejected {sum(stats.get('rejected', {}).values())} "
-                  f"{stats.get('rejected', {})}, exact duplicates {stats.get('exact_duplicates', 0)}, "
+    rejected = stats.get("rejected", {})
+    reasons = " (" + ", ".join(f"{reason} {n}" for reason, n in sorted(rejected.items())) + ")" if rejected else ""
+    console.print(f"read {stats.get('read')}, rejected {sum(rejected.values())}{reasons}, "
+                  f"exact duplicates {stats.get('exact_duplicates', 0)}, "
                   f"near duplicates {stats.get('near_duplicates', 0)}, "
                   f"leaked prompts moved to train {stats.get('leakage_moved', 0)}")
