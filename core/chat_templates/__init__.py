@@ -3,7 +3,8 @@
 - ``named``: LLaMA-Factory's template names (``alpaca``, ``chatml``, ``qwen3``, ``llama3``, ...) as Jinja;
 - ``record``: which template a run trains with (model's own, named, file or Jinja text), ``enable_thinking``
   as the template's default, and writing it into tokenizer folders and run cards;
-- ``render``: text rendering identical to transformers' ``apply_chat_template``.
+- ``render``: text rendering identical to transformers' ``apply_chat_template`` (the one renderer: training's
+  masks, eval, verify and the Ollama TEMPLATE checks all render through it).
 
 Masks over rendered text live in ``ftwiz.core.data.template``; Jinja -> Ollama TEMPLATE in
 ``ftwiz.core.deploy.templates``.
@@ -21,10 +22,11 @@ from ftwiz.core.chat_templates.record import (
     with_thinking_default,
     write_template_files,
 )
-from ftwiz.core.chat_templates.render import render_chat, special_tokens_of
+from ftwiz.core.chat_templates.render import Messages, TemplateRaised, render_chat, special_tokens_of
 
 __all__ = [
     "NAMED_SPECS", "NAMED_TEMPLATES", "TEMPLATE_NAMES", "TemplateOfRecord", "build_jinja", "adopt_template",
-    "own_template", "record_of_model_dir", "record_of_run", "render_chat", "resolve_template",
+    "Messages", "TemplateRaised", "own_template", "record_of_model_dir", "record_of_run", "render_chat",
+    "resolve_template",
     "special_tokens_of", "template_hash", "with_thinking_default", "write_template_files",
 ]

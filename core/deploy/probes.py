@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from ftwiz.core.chat_templates.render import Messages, TemplateRaised, render_chat
 from ftwiz.core.deploy.gotemplate import GoTemplateError, ollama_values, render_go_template
-from ftwiz.core.deploy.jinja_render import Messages, TemplateRaised, render_jinja
 
 # Contents without surrounding whitespace (see the templates module docstring), one with an inner newline.
 _SYSTEM = "You answer briefly and kindly."
@@ -79,8 +79,9 @@ class Renderer:
 
     def full(self, messages: Messages) -> str:
         """The whole prompt as training rendered it, BOS text included."""
-        return render_jinja(self.chat_template, messages, bos_token=self.bos_token, eos_token=self.eos_token,
-                            enable_thinking=self.enable_thinking, now=self.now)
+        # unset BOS/EOS render as "" (a GGUF without them), as transformers renders a tokenizer without them
+        return render_chat(self.chat_template, messages, add_generation_prompt=True, bos_token=self.bos_token or "",
+                           eos_token=self.eos_token or "", enable_thinking=self.enable_thinking, now=self.now)
 
     def expected(self, messages: Messages) -> str:
         """What the model must see, as text, minus a leading BOS the runtime adds as a token itself."""

@@ -13,8 +13,8 @@ import json
 import re
 from pathlib import Path
 
+from ftwiz.core.chat_templates.render import TemplateRaised
 from ftwiz.core.deploy.chat_families import FAMILY_STOPS, detect_family
-from ftwiz.core.deploy.jinja_render import TemplateRaised
 from ftwiz.core.deploy.probes import Renderer
 from ftwiz.core.deploy.turn_layout import derive_parts
 from ftwiz.core.errors import FtwizError

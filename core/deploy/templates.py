@@ -31,7 +31,8 @@ of a conversation is not probed; with thinking off, a client that sends earlier 
 ``<think>`` blocks gets them rendered as sent (a Go template cannot cut text; the model, trained with
 thinking off, does not write them).
 
-Where the pieces live: :mod:`~ftwiz.core.deploy.jinja_render` (the Jinja side, as transformers renders it),
+Where the pieces live: :mod:`~ftwiz.core.chat_templates.render` (the Jinja side: transformers' own compiled
+template, the one renderer training, eval and verify use too),
 :mod:`~ftwiz.core.deploy.chat_families` (known families, :class:`TurnParts`, the Go TEMPLATE emitter),
 :mod:`~ftwiz.core.deploy.probes` (probe conversations and the comparison) and
 :mod:`~ftwiz.core.deploy.turn_layout` (the layout cut from sentinel renders). This module ties them
@@ -45,6 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from ftwiz.core.chat_templates.render import Messages, TemplateRaised, render_chat
 from ftwiz.core.deploy.chat_families import (
     FAMILIES,
     FAMILY_STOPS,
@@ -54,7 +56,6 @@ from ftwiz.core.deploy.chat_families import (
     go_template,
 )
 from ftwiz.core.deploy.gotemplate import check_go_template
-from ftwiz.core.deploy.jinja_render import Messages, TemplateRaised, render_jinja
 from ftwiz.core.deploy.probes import (
     Mismatch,
     Renderer,
@@ -82,7 +83,7 @@ __all__ = [
     "ollama_prompt",
     "ollama_template",
     "probe_conversations",
-    "render_jinja",
+    "render_chat",
 ]
 
 # Text shaped like a special token; the layout's markers of that shape become stop candidates too.

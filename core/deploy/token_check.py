@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftwiz.core.deploy.jinja_render import Messages
+from ftwiz.core.chat_templates.render import Messages
 from ftwiz.core.errors import FtwizError
 
 Tokenize = Callable[[str, bool], list[int]]  # (text, add the runtime's special tokens) -> ids

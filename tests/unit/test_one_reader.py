@@ -116,3 +116,33 @@ def test_a_broken_config_json_is_the_same_error_for_plan_export_and_vllm(tmp_pat
             read(model)
         assert "config.json is not valid JSON" in info.value.what, read.__name__
         assert info.value.where.line == 2
+
+
+DATED = ("{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+         "{% endif %}Today is {{ strftime_now('%d %b %Y') }}.{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}"
+         "{{ eos_token }}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+
+def test_eval_and_deploy_render_through_the_one_renderer(tiny_qwen2: Path) -> None:
+    """The prompt eval scores and the one the Ollama TEMPLATE is proven against are both transformers' own."""
+    from datetime import datetime
+
+    from ftwiz.core.chat_templates import TemplateRaised
+    from ftwiz.core.deploy.probes import Renderer as DeployRenderer
+    from ftwiz.core.evaluate.prompts import renderer_for_tokenizer
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_qwen2)
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+                {"role": "user", "content": "again"}]
+    today = tokenizer.apply_chat_template(messages, chat_template=DATED, tokenize=False, add_generation_prompt=True)
+    deploy = DeployRenderer(DATED, bos_token=tokenizer.bos_token, eos_token=tokenizer.eos_token, now=datetime.now())
+    assert deploy.full(messages) == today
+    assert renderer_for_tokenizer(tokenizer, template=DATED).render(messages, generation_prompt=True) == today
+    other_day = DeployRenderer(DATED, tokenizer.bos_token, tokenizer.eos_token, now=datetime(2024, 7, 26)).full(messages)
+    assert other_day == today.replace(datetime.now().strftime("%d %b %Y"), "26 Jul 2024")
+    system = [{"role": "system", "content": "be brief"}, *messages]
+    with pytest.raises(TemplateRaised, match="System role not supported"):
+        deploy.full(system)
+    with pytest.raises(TemplateRaised, match="System role not supported"):
+        renderer_for_tokenizer(tokenizer, template=DATED).render(system, generation_prompt=True)
