@@ -29,41 +29,26 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.paths import runs_dir
-from pydantic import BaseModel, ConfigDict, ValidationError
+
+if TYPE_CHECKING:
+    from ftwiz.core.run_card import RunCard
 
 ExportRole = Literal["fine-tuned", "base", "adapter"]
 # <stem>-<QUANT>.gguf as export writes them; the quantization names llama.cpp users know.
 _QUANT_SUFFIX = re.compile(r"-(F32|F16|BF16|Q[2-8]_[0-9A-Z_]+|IQ[1-4]_[A-Z_0-9]+)\.gguf$", re.IGNORECASE)
 
 
-class RunCard(BaseModel):
-    """``run_card.json``: what a run was trained from, written once by training.
+def __getattr__(name: str) -> Any:
+    """``from ftwiz.core.rundir import RunCard`` keeps working; pydantic loads only when it is asked for."""
+    if name == "RunCard":
+        from ftwiz.core.run_card import RunCard
 
-    Every field has a default so that cards written by older versions still read; unknown keys are kept
-    (``extra="allow"``) so a newer card read by an older reader loses nothing when written back.
-    """
-
-    model_config = ConfigDict(extra="allow")
-
-    run_name: str | None = None
-    created: str | None = None
-    base_model: str | None = None          # absolute path of the base model folder on the training machine
-    base_model_name: str | None = None     # what the recipe named (hub id, folder or 'demo')
-    base_model_revision: str | None = None  # hub commit when known
-    method: str | None = None              # lora | qlora | full
-    dataset_hash: str | None = None
-    template_hash: str | None = None
-    chat_template: str | None = None       # the template of record: what training rendered the data with
-    template_source: str | None = None     # model | named | file | inline (see ftwiz.core.chat_templates)
-    template_name: str | None = None       # the LLaMA-Factory name or file it came from
-    enable_thinking: bool | None = None    # the recipe's setting, the template's default when it reads it
-    fingerprint: dict[str, Any] = {}
-    versions: dict[str, Any] = {}
-    data_stats: dict[str, Any] = {}
+        return RunCard
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -177,6 +162,9 @@ class RunDir:
 
     def card(self) -> RunCard:
         """The typed run card; an empty card for a run that has not written one yet (training not started)."""
+        from ftwiz.core.run_card import RunCard
+        from pydantic import ValidationError
+
         if not self.run_card.is_file():
             return RunCard(run_name=self.name)
         raw = self.read_json(self.run_card)
