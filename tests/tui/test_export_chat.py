@@ -169,6 +169,7 @@ async def test_chat_compares_base_and_fine_tuned_side_by_side(make_app, monkeypa
         assert app.screen.base_replies == ["I do not know."] and app.screen.replies == ["Hello from the tuned model."]
         text = "\n".join(str(line.text) for line in app.screen.query_one("#transcript").lines)
         assert "base model" in text and "fine-tuned" in text and "I do not know." in text
+        assert text.count("hello") == 1  # the question once ("you: hello"), not again above the answers
 
 
 def test_base_model_of_a_run_gguf_is_found_from_its_run_card(tmp_path: Path) -> None:
