@@ -196,13 +196,17 @@ def test_mistral_v03_saved_by_transformers5_tokenizes_like_transformers(mistral_
                         template_file=tokenizers_dir / "Mistral-7B-Instruct-v0.3" / "chat_template.jinja")
 
 
-def _arrays(gguf_path: Path) -> dict[str, list]:
+def _arrays(folder: Path, n_vocab: int) -> dict[str, object]:
+    """The tokenizer keys ftwiz's converter writes for ``folder`` (the values the GGUF writer packs)."""
     import gguf
+    from ftwiz.core.export.vocab import write_vocab
 
-    fields = gguf.GGUFReader(gguf_path).fields
-    return {key: fields[f"tokenizer.ggml.{key}"].contents() for key in ("tokens", "token_type", "scores")} | {
-        key: fields[f"tokenizer.ggml.{key}"].contents() for key in ("model", "add_bos_token", "bos_token_id",
-                                                                     "eos_token_id", "add_space_prefix")}
+    writer = gguf.GGUFWriter(None, "llama")
+    write_vocab(writer, folder, n_vocab)
+    kv = writer.kv_data[0]
+    keys = ("tokens", "token_type", "scores", "model", "add_bos_token", "bos_token_id", "eos_token_id",
+            "add_space_prefix")
+    return {key: kv[f"tokenizer.ggml.{key}"].value for key in keys}
 
 
 def _with_model_only(src: Path, folder: Path, model_file: Path) -> Path:
@@ -217,9 +221,9 @@ def test_tinyllama_arrays_equal_those_from_tokenizer_model(tinyllama_json: Path,
                                                            tokenizers_dir: Path, tmp_path: Path) -> None:
     from_model = _with_model_only(tinyllama_json, tmp_path / "tinyllama-model",
                                   tokenizers_dir / "TinyLlama-1.1B-Chat-v1.0" / "tokenizer.model")
-    ours, theirs = _arrays(_export(tinyllama_json, tmp_path)), _arrays(_export(from_model, tmp_path))
+    ours, theirs = _arrays(tinyllama_json, 32000), _arrays(from_model, 32000)
     assert ours == theirs
-    resaved = _arrays(_export(tinyllama_resaved, tmp_path))  # transformers 5 keeps the merges' order
+    resaved = _arrays(tinyllama_resaved, 32000)  # transformers 5 keeps the merges' order
     assert {k: resaved[k] for k in ("tokens", "token_type", "scores")} == {
         k: theirs[k] for k in ("tokens", "token_type", "scores")}
     assert ours["model"] == "llama" and ours["add_bos_token"] is True and ours["scores"][259] == -1e9  # '▁▁'
@@ -231,7 +235,7 @@ def test_mistral_arrays_equal_those_from_tokenizer_model(mistral_json: Path, tok
     -1e9, last) are joined early by transformers; the GGUF follows the tokenizer.json. Everything else is equal."""
     from_model = _with_model_only(mistral_json, tmp_path / "mistral-model",
                                   tokenizers_dir / "Mistral-7B-Instruct-v0.3" / "tokenizer.model")
-    ours, theirs = _arrays(_export(mistral_json, tmp_path)), _arrays(_export(from_model, tmp_path))
+    ours, theirs = _arrays(mistral_json, 32768), _arrays(from_model, 32768)
     assert ours["tokens"] == theirs["tokens"] and ours["token_type"] == theirs["token_type"]
     differ = [ours["tokens"][i] for i, (a, b) in enumerate(zip(ours["scores"], theirs["scores"], strict=True)) if a != b]
     assert differ and all(set(token) == {"\u2581"} for token in differ), differ[:5]
