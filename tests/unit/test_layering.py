@@ -1,0 +1,165 @@
+"""Layering of ftwiz.core and ftwiz.tui, read from the sources with ``ast`` (imports inside functions count too).
+
+The rules (README.md, Development): ``core`` never imports the wizard (``ftwiz.tui``) or Textual; ``core/cli``
+is the top of core, so no other core module imports it; and a stage never imports a stage above it in
+``LEVELS``. An import inside a function is still a dependency: it only moves the failure to run time.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Lowest first; a module may import its own level and the levels below it.
+LEVELS: list[set[str]] = [
+    {"errors", "atomic", "diskspace", "pause", "paths", "events", "versions", "interrupted", "rate", "llama_logs",
+     "quant_types"},
+    {"model_config", "adapter_config", "chat_templates", "recipe", "tiny", "models", "run_card", "rundir"},
+    {"hardware"},
+    {"planner"},
+    {"hub"},
+    {"data", "recipe_inputs"},
+    {"train"},
+    {"export"},
+    {"deploy"},
+    {"evaluate"},
+    {"scale"},
+    {"demo"},
+    {"cli"},
+]
+# Modules that sit at another stage's level than their folder's, and why.
+PLACED: dict[str, str] = {
+    # runs real training steps in a child process; planner.probe starts it with `python -m`, never imports it
+    "ftwiz.core.planner.probe_child": "train",
+    # the demo's before/after comparison: generates with base and tuned and scores with eval's ROUGE-L
+    "ftwiz.core.train.effect": "evaluate",
+}
+# Known imports of a higher stage, each to be moved down; the test fails when one disappears, so the list
+# only shrinks.
+KNOWN_UPWARD: dict[tuple[str, str], str] = {
+    ("ftwiz.core.train.runner", "ftwiz.core.export.preflight"):
+        "train warns before training when the result could not become a GGUF",
+    ("ftwiz.core.export.pipeline", "ftwiz.core.deploy.registry"):
+        "an export is recorded in the models registry, which lives in deploy",
+    ("ftwiz.core.rundir", "ftwiz.core.deploy.gguf_info"):
+        "a run's exports by quantization come from the GGUF header reader, which lives in deploy",
+    ("ftwiz.core.recipe_inputs", "ftwiz.core.train.model_setup"):
+        "the tokenizer a recipe's data is checked with is the one training loads",
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(["ftwiz", *parts])
+
+
+@functools.cache
+def import_graph() -> dict[str, set[tuple[str, int]]]:
+    """module -> {(imported module or module.name, line)} for every .py under core/ and tui/."""
+    graph: dict[str, set[tuple[str, int]]] = {}
+    for top in ("core", "tui"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            name = _module_name(path)
+            package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+            edges = graph.setdefault(name, set())
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+                if isinstance(node, ast.Import):
+                    edges |= {(alias.name, node.lineno) for alias in node.names}
+                elif isinstance(node, ast.ImportFrom):
+                    base = node.module or ""
+                    if node.level:
+                        base = ".".join(package[: len(package) - node.level + 1] + ([node.module] if node.module else []))
+                    edges |= {(f"{base}.{alias.name}", node.lineno) for alias in node.names}
+    return graph
+
+
+def _target_module(target: str, graph: dict[str, set[tuple[str, int]]]) -> str:
+    """``ftwiz.core.x.y.name`` -> the longest prefix that is a module of ours."""
+    parts = target.split(".")
+    for end in range(len(parts), 1, -1):
+        if ".".join(parts[:end]) in graph:
+            return ".".join(parts[:end])
+    return target
+
+
+def _stage(module: str) -> str | None:
+    if module in PLACED:
+        return PLACED[module]
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[:2] == ["ftwiz", "core"] else None
+
+
+def _level(stage: str) -> int:
+    """The stage's index in LEVELS (-1 when unplaced: test_every_core_module_has_a_level names it)."""
+    return next((i for i, level in enumerate(LEVELS) if stage in level), -1)
+
+
+def _core_modules() -> list[str]:
+    return [m for m in import_graph() if m.startswith("ftwiz.core")]
+
+
+def test_every_core_module_has_a_level() -> None:
+    unplaced = sorted({_stage(m) for m in _core_modules() if _stage(m)} - set().union(*LEVELS))
+    assert not unplaced, f"add {unplaced} to LEVELS here and to the table in README.md"
+
+
+def test_core_never_imports_the_wizard_or_textual() -> None:
+    bad = [f"{m}:{line} imports {t}" for m in _core_modules() for t, line in import_graph()[m]
+           if t.split(".")[0] in ("textual", "textual_plotext") or t.startswith("ftwiz.tui")]
+    assert not bad, bad
+
+
+def test_only_the_cli_imports_the_cli() -> None:
+    bad = [f"{m}:{line} imports {t}" for m in _core_modules() if not m.startswith("ftwiz.core.cli")
+           for t, line in import_graph()[m] if t.startswith("ftwiz.core.cli")]
+    assert not bad, "move what they need below core/cli: " + "; ".join(bad)
+
+
+def _upward_imports() -> dict[tuple[str, str], int]:
+    graph = import_graph()
+    found: dict[tuple[str, str], int] = {}
+    for module in _core_modules():
+        for target, line in graph[module]:
+            if not target.startswith("ftwiz.core."):
+                continue
+            target_module = _target_module(target, graph)
+            src, dst = _stage(module), _stage(target_module)
+            if src and dst and _level(src) >= 0 and _level(dst) > _level(src):
+                found.setdefault((module, target_module), line)
+    return found
+
+
+def test_no_stage_imports_a_higher_one() -> None:
+    new = {f"{m}:{line} imports {t} ({_stage(t)} is above {_stage(m)})"
+           for (m, t), line in _upward_imports().items() if (m, t) not in KNOWN_UPWARD}
+    assert not new, sorted(new)
+
+
+def test_known_upward_imports_are_still_there() -> None:
+    gone = set(KNOWN_UPWARD) - set(_upward_imports())
+    assert not gone, f"fixed: remove {sorted(gone)} from KNOWN_UPWARD"
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("from ftwiz.core.cli.console import console", "ftwiz.core.cli.console.console"),
+    ("from ..cli import console", "ftwiz.core.cli.console"),
+])
+def test_the_graph_sees_absolute_relative_and_lazy_imports(tmp_path: Path, source: str, expected: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_root = tmp_path
+    (fake_root / "core" / "evaluate").mkdir(parents=True)
+    (fake_root / "tui").mkdir()
+    (fake_root / "core" / "evaluate" / "review.py").write_text(f"def review():\n    {source}\n", encoding="utf-8")
+    monkeypatch.setattr(__import__(__name__, fromlist=["ROOT"]), "ROOT", fake_root)
+    import_graph.cache_clear()
+    try:
+        assert (expected, 2) in import_graph()["ftwiz.core.evaluate.review"]
+    finally:
+        import_graph.cache_clear()
