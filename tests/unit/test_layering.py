@@ -163,3 +163,11 @@ def test_the_graph_sees_absolute_relative_and_lazy_imports(tmp_path: Path, sourc
         assert (expected, 2) in import_graph()["ftwiz.core.evaluate.review"]
     finally:
         import_graph.cache_clear()
+
+
+def test_every_package_ships_in_the_wheel() -> None:
+    """A new package folder missing from pyproject's list imports in a checkout but not after `pip install`."""
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    packages = {_module_name(p) for top in ("core", "tui") for p in (ROOT / top).rglob("__init__.py")}
+    assert packages - listed == set()
