@@ -171,3 +171,10 @@ def test_every_package_ships_in_the_wheel() -> None:
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
     packages = {_module_name(p) for top in ("core", "tui") for p in (ROOT / top).rglob("__init__.py")}
     assert packages - listed == set()
+
+
+def test_chat_templates_come_from_chat_templates_not_the_tiny_model_builder() -> None:
+    bad = [f"{m}:{line} imports {t}" for m in import_graph() if not m.startswith("ftwiz.core.tiny")
+           for t, line in import_graph()[m]
+           if t.startswith("ftwiz.core.tiny") and (".tokenizer" in t or t.endswith("_TEMPLATE"))]
+    assert not bad, "import templates from ftwiz.core.chat_templates: " + "; ".join(bad)
