@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +34,10 @@ except ImportError:  # Windows: no flock, so leftovers are never judged abandone
 PARTIAL_RE = re.compile(r"^\..+\.[a-z0-9_]{8}\.partial$")
 LEGACY_RE = re.compile(r"^\..+-F16\.intermediate\.gguf$")
 
-# What this process finished and what it threw away, for the Ctrl-C message (see core/interrupted.py).
-COMPLETED: list[Path] = []
-DISCARDED: list[Path] = []
+# What this process finished and what it threw away, for the Ctrl-C message (see core/interrupted.py);
+# bounded, since the wizard and training write status files for hours.
+COMPLETED: deque[Path] = deque(maxlen=200)
+DISCARDED: deque[Path] = deque(maxlen=200)
 
 
 @dataclass

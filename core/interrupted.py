@@ -24,10 +24,9 @@ def interrupted_message(argv: Sequence[str]) -> str:
     lines = ["interrupted: nothing half-written was left under a final name"]
     if DISCARDED:
         lines.append(f"  removed the unfinished {_names(DISCARDED)}")
-    kept = [p for p in COMPLETED if p.exists()]
+    kept = [p for p in COMPLETED if p.exists()]  # e.g. the merged model an interrupted export reuses
     if kept:
         lines.append(f"  kept what was finished: {_names(kept)}")
     command = shlex.join(["ftwiz", *argv])
-    lines.append(f"  to continue, run the same command again: {command}"
-                 + (" (it reuses what was kept)" if kept else ""))
+    lines.append(f"  to continue, run the same command again: {command}")
     return "\n".join(lines)
