@@ -136,8 +136,14 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[green]downloaded[/green] {args.model} from ModelScope to {folder}\n"
                       f"use it with: model_name_or_path: {folder}", highlight=False, soft_wrap=True)
         return EXIT_OK
-    from ftwiz.core.hub.pull import prepare_pull
+    from ftwiz.core.hub.pull import cached_snapshot, prepare_pull
+    from huggingface_hub import constants
 
+    snapshot = cached_snapshot(args.model, args.revision) if constants.is_offline_mode() else None
+    if snapshot is not None:  # offline, and nothing to fetch: say what is here instead of failing
+        console.print(f"{args.model} is in the cache at commit {snapshot.name} (offline mode: not checked for "
+                      f"updates)\n  {snapshot}", highlight=False, soft_wrap=True)
+        return EXIT_OK
     plan = prepare_pull(args.model, args.revision, hardware=_hardware(args.vram_gb), vram_gb=args.vram_gb)
     show_plan(plan)
     if args.dry_run:

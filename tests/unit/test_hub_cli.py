@@ -131,6 +131,19 @@ def test_train_in_a_terminal_shows_the_download_and_asks(hub, published, tmp_pat
     assert not [p for m, p, _r in hub.requests if m == "GET" and p.startswith("/cdn/")]  # "n": no weights
 
 
+def test_pull_offline_reports_a_cached_model_and_refuses_a_missing_one(hub, published, capsys, monkeypatch):
+    import huggingface_hub.constants as constants
+    from ftwiz.core.cli import main
+
+    assert main(["pull", REPO, "--yes", "--vram-gb", "8"]) == 0
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    capsys.readouterr()
+    assert main(["pull", REPO]) == 0
+    assert f"in the cache at commit {published}" in " ".join(capsys.readouterr().out.split())
+    assert main(["pull", "TinyOrg/other"]) == 2
+    assert "offline mode is on (HF_HUB_OFFLINE)" in " ".join(capsys.readouterr().err.split())
+
+
 def test_plan_download_fetches_the_model_then_plans_it(hub, published, capsys):
     from ftwiz.core.cli import main
 
