@@ -72,7 +72,7 @@ def test_bulk_writer_refuses_what_gguf_py_refuses(tmp_path: Path) -> None:
 
 def test_real_vocabulary_metadata_is_identical_and_fast(tmp_path: Path) -> None:
     """The Qwen2 vocabulary (151k tokens, types and merges) through ftwiz's vocab writer: same bytes as
-    gguf-py's writer, packed at least 5x faster (measured ~30x on 2 cores)."""
+    gguf-py's writer, packed at least 5x faster (measured 6.8 s -> 0.7 s on the shared 2-core machine)."""
     if not SHARED_QWEN.is_dir():
         pytest.skip(f"the real Qwen2 tokenizer is not in {SHARED_QWEN} (a plain clone has no ../shared)")
     import gguf
