@@ -22,7 +22,14 @@ SAMPLE_BYTES = 1 << 20
 
 
 def recipe_fingerprint(recipe: Recipe) -> str:
-    data = {k: v for k, v in recipe.model_dump(mode="json").items() if k not in NOT_TRAINING_FIELDS}
+    """16 hex digits over the training fields that differ from their defaults.
+
+    Fields at their default are left out so that a field added to the recipe later (with a default that
+    keeps the old behaviour) does not change the fingerprint of runs started before it existed: their
+    stored recipe.yaml, loaded today, hashes the same as the same recipe written today.
+    """
+    values = recipe.model_dump(mode="json", exclude_defaults=True)
+    data = {k: v for k, v in values.items() if k not in NOT_TRAINING_FIELDS}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -248,7 +248,10 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
     current = fingerprint(recipe, model_dir, prepared.dataset_hash, prepared.template_hash)
     if resuming:
         card = run.read_json(run.run_card) if run.run_card.exists() else {}
-        check_resumable(card.get("fingerprint", {}), current, run.name)
+        # the recipe part is compared below from the stored recipe.yaml, hashed by today's code: a card
+        # written by an older ftwiz may hold a recipe hash over fields that were different then
+        stored = {k: v for k, v in card.get("fingerprint", {}).items() if k != "recipe"}
+        check_resumable(stored, current, run.name)
         stored_recipe = load_recipe(run.recipe)
         check_resumable({"recipe": fingerprint(stored_recipe, model_dir, "", "")["recipe"]},
                         {"recipe": current["recipe"]}, run.name)
