@@ -111,6 +111,7 @@ def _tokenizer(recipe):
 def _preview(args: argparse.Namespace, recipe, tokenizer, prepared) -> None:
     """The training record at --index (the next one the template renders), masked as training masks it."""
     from ftwiz.core.cli.console import console, print_json
+    from ftwiz.core.data.pair_view import PairView, is_pair, pair_view, render_pair
     from ftwiz.core.data.preview import render_preview, sample_view
     from ftwiz.core.data.render import TemplateRefused
     from ftwiz.core.data.template import chat_template_of
@@ -122,9 +123,11 @@ def _preview(args: argparse.Namespace, recipe, tokenizer, prepared) -> None:
         raise FtwizError(f"--index {args.index} is outside the {len(records)} training records",
                          fix=f"give --index between 0 and {len(records) - 1}")
     for i in range(args.index, len(records)):
+        label = origins[i] if i < len(origins) else f"training record {i}"
         try:
-            view = sample_view(tokenizer, template, records[i], recipe,
-                               record=origins[i] if i < len(origins) else f"training record {i}")
+            # a preference pair shows both answers, each masked as the DPO/ORPO/KTO trainers score it
+            view = (pair_view(tokenizer, template, records[i], recipe, record_label=label) if is_pair(records[i])
+                    else sample_view(tokenizer, template, records[i], recipe, record=label))
             break
         except TemplateRefused:
             continue  # rejected with its line in the counts below; show the next record
@@ -133,6 +136,8 @@ def _preview(args: argparse.Namespace, recipe, tokenizer, prepared) -> None:
                          fix="run `ftwiz data check PATH --model MODEL` to see each refusal with its line")
     if args.json:
         print_json(view.to_json(tokenizer))
+    elif isinstance(view, PairView):
+        render_pair(console, tokenizer, view)
     else:
         render_preview(console, tokenizer, view)
 
