@@ -13,6 +13,12 @@ replaced by a sentinel: the two texts agree up to where the turn's content start
 ends, whatever the template does to the content (strips, reformats, adds tool-call JSON). The learned span
 runs from the end of the generation prompt's header to the end of the content plus the end-of-turn text
 (the template's closing after an assistant message, e.g. ``<|im_end|>\\n``), so the model learns to stop.
+
+A template that closes the whole conversation with more than an inner turn's closing (Phi-3 writes
+``<|end|>\\n<|endoftext|>`` after the last answer when no generation prompt follows) has that whole closing
+learned by the last turn only. Served prompts end with the generation prompt, so generation stops on the
+first end-of-generation token (``<|end|>`` in llama.cpp, Ollama and the vLLM export); a runtime that only
+stops on the GGUF's EOS (``<|endoftext|>``) stops one token later because the model learned to write it.
 """
 
 from __future__ import annotations
