@@ -46,6 +46,13 @@ def _print_summary(report, console) -> None:
             continue
         table.add_row(title, *("-" if v is None else f"{v:.3f}" for v in values))
     console.print(table)
+    if report.preference is not None:
+        from ftwiz.core.evaluate.report import preference_lines
+
+        for line in preference_lines(report.preference):
+            console.print(line.replace("**", ""), highlight=False)
+    for note in report.notes:
+        console.print(f"[dim]note: {note}[/dim]", highlight=False)
     if report.forgetting:
         f = report.forgetting
         console.print(f"forgetting: general-text perplexity {f.base_perplexity:.2f} -> {f.tuned_perplexity:.2f} "

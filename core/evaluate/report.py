@@ -68,6 +68,26 @@ class Forgetting(_Model):
     ratio: float
 
 
+class PreferenceResult(_Model):
+    """Held-out pairs scored by DPO's implicit reward ``beta * (log p_tuned - log p_base)`` of each answer.
+
+    ``accuracy``: share of pairs whose chosen answer gets the higher reward (TRL's rewards/accuracies);
+    ``margin``: mean chosen-minus-rejected reward (rewards/margins), in nats times beta. The
+    ``*_prefers_chosen`` shares compare the raw summed log-probabilities under one model alone.
+    """
+
+    stage: str
+    beta: float
+    pairs: int
+    accuracy: float
+    margin: float
+    rewards_chosen: float
+    rewards_rejected: float
+    tuned_prefers_chosen: float
+    base_prefers_chosen: float
+    margins: list[float] = Field(default_factory=list, description="per pair, in sample order")
+
+
 class EvalReport(_Model):
     target: str
     run_dir: str | None = None
@@ -78,6 +98,9 @@ class EvalReport(_Model):
     models: list[ModelResult]
     samples: list[SampleResult]
     forgetting: Forgetting | None = None
+    stage: str = "sft"
+    preference: PreferenceResult | None = None
+    notes: list[str] = Field(default_factory=list, description="why a figure is left out")
     gguf_agreement: float | None = Field(None, description="share of samples where GGUF and HF answers are equal")
     warnings: list[str] = Field(default_factory=list)
     files: dict[str, str] = Field(default_factory=dict)
@@ -131,6 +154,10 @@ def render_markdown(report: EvalReport, *, max_rows: int = 20) -> str:
     lines.append("")
     lines.append("Models: " + "; ".join(f"**{m.label}** = {m.engine} `{m.path}`" for m in report.models) + ".")
     lines.append("")
+    if report.preference is not None:
+        lines += preference_lines(report.preference) + [""]
+    for note in report.notes:
+        lines += [f"Note: {note}.", ""]
     if report.gguf_agreement is not None:
         lines.append(f"GGUF vs Hugging Face: {report.gguf_agreement:.0%} of answers identical.")
         lines.append("")
@@ -157,6 +184,16 @@ def render_markdown(report: EvalReport, *, max_rows: int = 20) -> str:
     if report.warnings:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in report.warnings]
     return "\n".join(lines) + "\n"
+
+
+def preference_lines(p: PreferenceResult) -> list[str]:
+    """The preference figures in words (report.md and the CLI summary)."""
+    return [f"Preference ({p.stage}, beta {p.beta:g}) on {p.pairs} held-out pairs: accuracy **{p.accuracy:.0%}** "
+            f"(chosen answer rewarded above the rejected one), reward margin **{p.margin:+.4f}** "
+            f"(chosen {p.rewards_chosen:+.4f}, rejected {p.rewards_rejected:+.4f}; reward = beta x (log p tuned "
+            "- log p base) of the answer, the base being the reference model).",
+            f"By log-probability alone the chosen answer is the likelier one for the tuned model in "
+            f"{p.tuned_prefers_chosen:.0%} of pairs, for the base in {p.base_prefers_chosen:.0%}."]
 
 
 def write_report(report: EvalReport, out_dir: Path) -> dict[str, Path]:

@@ -36,6 +36,7 @@ from ftwiz.core.evaluate.report import (
     Forgetting,
     GenerationSettings,
     ModelResult,
+    PreferenceResult,
     SampleResult,
     write_report,
 )
@@ -189,6 +190,33 @@ def _answer_all(contender: Contender, samples: list[EvalSample], *, max_new_toke
     return outputs, loss_sum, loss_tokens
 
 
+def _preference(target: Target, contenders: list[Contender], samples: list[EvalSample], results: list[ModelResult],
+                warnings: list[str], events: EventBus | None) -> tuple[PreferenceResult | None, list[str]]:
+    """Preference accuracy and reward margin for dpo/orpo/kto runs; the perplexities are dropped, with why."""
+    from ftwiz.core.evaluate.preference import PREFERENCE_STAGES, WHY_NO_PERPLEXITY, preference_metrics
+
+    if target.stage not in PREFERENCE_STAGES:
+        return None, []
+    for result in results:
+        result.perplexity = None
+    notes = [WHY_NO_PERPLEXITY.format(stage=target.stage)]
+    tuned = next(c for c in contenders if c.label == "tuned")
+    base = next((c for c in contenders if c.label == "base"), None)
+    if base is None:
+        warnings.append("no base model to serve as the reference, so no preference accuracy or reward margin")
+        return None, notes
+    if not any(s.rejected is not None for s in samples):
+        warnings.append("the evaluated data has no rejected answers, so no preference accuracy or reward margin")
+        return None, notes
+
+    def progress(done: int, total: int) -> None:
+        _emit(events, Progress(stage="eval", done=done, total=total, message=f"preference pair {done}/{total}"))
+
+    result = preference_metrics(tuned.engine, base.engine, tuned.renderer, samples, beta=target.pref_beta,
+                                stage=target.stage, cutoff=target.cutoff_len, progress=progress)
+    return result, notes
+
+
 def _default_out_dir(target: Target) -> Path:
     from ftwiz.core.paths import data_dir, safe_name
 
@@ -251,6 +279,8 @@ def evaluate(target: str | Path, *, base: str | Path | None = None, split: str =
             loss=mean_loss, perplexity=metrics.perplexity(mean_loss) if mean_loss is not None else None,
             loss_tokens=loss_tokens, seconds=round(time.time() - t0, 3)))
 
+    preference, notes = _preference(resolved, contenders, samples, results, warnings, events)
+
     forgetting_result = None
     if forgetting and any(c.label == "base" for c in contenders):
         text, source = general_text(forgetting_text)
@@ -282,7 +312,8 @@ def evaluate(target: str | Path, *, base: str | Path | None = None, split: str =
         samples=[SampleResult(index=s.index, prompt=s.prompt, reference=s.reference,
                               outputs={label: outs[i] for label, outs in answers.items()})
                  for i, s in enumerate(samples)],
-        forgetting=forgetting_result, gguf_agreement=agreement, warnings=warnings)
+        forgetting=forgetting_result, gguf_agreement=agreement, warnings=warnings, stage=resolved.stage,
+        preference=preference, notes=notes)
     if write:
         out = Path(out_dir) if out_dir is not None else _default_out_dir(resolved)
         if resolved.run is not None:
@@ -290,7 +321,8 @@ def evaluate(target: str | Path, *, base: str | Path | None = None, split: str =
             if curves.empty:
                 report.warnings.append("events.jsonl has no step or eval events, so there is no loss plot")
             else:
-                png = plot_loss(curves, out / "loss.png", title=f"{resolved.run.name}: loss")
+                kind = "" if resolved.stage == "sft" else f"{resolved.stage} "
+                png = plot_loss(curves, out / "loss.png", title=f"{resolved.run.name}: {kind}loss")
                 report.files["loss_png"] = str(png)
         write_report(report, out)
     _emit(events, Message(text=f"evaluation finished in {time.time() - started:.1f} s"))

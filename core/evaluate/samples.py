@@ -25,6 +25,7 @@ class EvalSample:
     reference: str
     index: int = 0
     conversation: list[dict[str, str]] = field(default_factory=list)
+    rejected: str | None = None  # preference pairs: the answer not to give (``reference`` is the chosen one)
 
     @property
     def prompt_text(self) -> str:
@@ -47,6 +48,14 @@ def _sample_from(record: object, index: int, path: Path, line: int) -> EvalSampl
                              where=Location(file=path, line=line, field="messages"),
                              fix="re-create the split with `ftwiz data prepare`")
         clean = [{"role": m["role"], "content": m["content"]} for m in messages]
+        if isinstance(record.get("chosen"), str) and isinstance(record.get("rejected"), str):
+            # a preference split (what the data pipeline writes for dpo/orpo/kto): the chosen answer is the
+            # reference, the rejected one is kept for the preference accuracy
+            if not clean:
+                return None
+            return EvalSample(prompt=clean, reference=record["chosen"], index=index,
+                              conversation=[*clean, {"role": "assistant", "content": record["chosen"]}],
+                              rejected=record["rejected"])
         last = max((i for i, m in enumerate(clean) if m["role"] == "assistant"), default=None)
         if last is None or last == 0:
             return None  # plain text or a prompt with no answer: nothing to compare against
@@ -88,7 +97,8 @@ def load_samples(path: Path, *, system: str | None = None, max_samples: int | No
             if system and sample.prompt[0]["role"] != "system":
                 sample = EvalSample(prompt=[{"role": "system", "content": system}, *sample.prompt],
                                     reference=sample.reference, index=sample.index,
-                                    conversation=[{"role": "system", "content": system}, *sample.conversation])
+                                    conversation=[{"role": "system", "content": system}, *sample.conversation],
+                                    rejected=sample.rejected)
             samples.append(sample)
             if max_samples is not None and len(samples) >= max_samples:
                 break

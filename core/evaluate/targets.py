@@ -45,6 +45,8 @@ class Target:
     system: str | None = None
     cutoff_len: int = 1024
     method: str | None = None  # the run's finetuning method (lora, qlora, full), when known
+    stage: str = "sft"  # the run's training stage (sft, pt, dpo, orpo, kto)
+    pref_beta: float = 0.1  # the run's beta: scales the implicit rewards of preference stages
 
 
 def _has_tokenizer(path: Path) -> bool:
@@ -95,7 +97,8 @@ def _run_models(run: RunDir) -> tuple[ModelSpec, Path, dict]:
                          fix=f"finish training first (`ftwiz train {run.recipe}`), or check the run's events.jsonl")
     record = TemplateOfRecord.from_card(card)
     info = {"template_name": recipe.template, "system": recipe.system, "cutoff_len": recipe.cutoff_len,
-            "method": str(card.get("method") or recipe.finetuning_type),
+            "method": str(card.get("method") or recipe.finetuning_type), "stage": recipe.stage,
+            "pref_beta": recipe.pref_beta,
             "chat_template": record.template if record else None,
             "enable_thinking": record.enable_thinking if record else getattr(recipe, "enable_thinking", None)}
     return tuned, base_path, info
