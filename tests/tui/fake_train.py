@@ -62,11 +62,17 @@ def main() -> int:
     parser.add_argument("--crash-at", type=int, default=None)
     parser.add_argument("--fail-at", type=int, default=None)
     parser.add_argument("--linger", type=float, default=0.0, help="seconds between 'cancelled' and exiting")
+    parser.add_argument("--preference", action="store_true", help="steps carry DPO's rewards/* figures")
     parser.add_argument("--fixed-time", type=float, default=None, help="stamp every event with this time")
     args = parser.parse_args()
     global FIXED_TIME
     FIXED_TIME = args.fixed_time
     signal.signal(signal.SIGINT, _on_sigint)
+    import yaml
+
+    # as the real trainer: a preference stage in the recipe makes the steps carry rewards/* figures
+    stage = (yaml.safe_load(Path(args.recipe).read_text(encoding="utf-8")) or {}).get("stage", "sft")
+    args.preference = args.preference or stage in ("dpo", "orpo", "kto")
 
     run = RunDir.resolve(args.resume) if args.resume else RunDir(runs_dir() / "fake-run")
     if not args.resume:
@@ -88,10 +94,14 @@ def main() -> int:
             return 2
         time.sleep(args.sleep)
         loss = 3.0 * math.exp(-step / 8) + 0.5
+        # DPO-shaped figures: the chosen answers' reward rises, the rejected ones' falls
+        prefs = ({"rewards_chosen": 0.01 * step, "rewards_rejected": -0.02 * step, "rewards_margins": 0.03 * step,
+                  "rewards_accuracy": min(1.0, 0.5 + 0.05 * step)} if args.preference else {})
         emit(Step(step=step, total_steps=args.steps, epoch=step / args.steps, loss=loss, lr=3e-3,
-                  tokens_per_s=1000.0, eta_s=(args.steps - step) * args.sleep, rss_bytes=500 * 1024**2))
+                  tokens_per_s=1000.0, eta_s=(args.steps - step) * args.sleep, rss_bytes=500 * 1024**2, **prefs))
         if step % 5 == 0:
-            emit(Eval(step=step, loss=loss + 0.1, perplexity=math.exp(loss + 0.1)))
+            emit(Eval(step=step, loss=loss + 0.1, perplexity=math.exp(loss + 0.1),
+                      rewards_margins=prefs.get("rewards_margins"), rewards_accuracy=prefs.get("rewards_accuracy")))
         if stop:
             emit(CheckpointSaved(step=step, path=str(save_checkpoint(run, step))))
             write_status(run, "cancelled", step)

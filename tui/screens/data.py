@@ -11,13 +11,21 @@ from pathlib import Path
 from typing import Any
 
 from ftwiz.tui.screens.base import WizardScreen
+from ftwiz.tui.screens.data_stage import (
+    PREFERENCE_STAGES,
+    STAGE_CHOICES,
+    chosen_stage,
+    pair_preview,
+    preference_shape,
+    stage_options,
+)
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
-from textual.widgets import Button, Checkbox, Input, Label, LoadingIndicator, Static
+from textual.widgets import Button, Checkbox, Input, Label, LoadingIndicator, Select, Static
 from textual.worker import Worker, WorkerState
 
 
@@ -51,6 +59,11 @@ def render_checks(reports: list[tuple[str, Any]]) -> Group:
             content = str(message.get("content", "")).replace("\n", " ")
             text.append(f"{message.get('role', '?'):>9}: ", style="cyan")
             text.append((content[:200] + "…" if len(content) > 200 else content) + "\n")
+        for answer in ("chosen", "rejected"):  # preference pairs: the two answers to the prompt above
+            if sample.get(answer) is not None:
+                content = str(sample[answer]).replace("\n", " ")
+                text.append(f"{answer:>9}: ", style="green" if answer == "chosen" else "red")
+                text.append((content[:200] + "…" if len(content) > 200 else content) + "\n")
         parts.append(text)
     placeholders = unfilled(reports)
     if placeholders:
@@ -79,6 +92,10 @@ class DataScreen(WizardScreen):
         yield LoadingIndicator(id="checking")
         yield Static("", id="demo-note", classes="hidden")
         yield Static("", id="checks")
+        # preference-shaped data: which alignment stage trains on it (dpo by default)
+        yield Horizontal(Label("Training stage:", classes="var-name"),
+                         Select([], id="stage", allow_blank=True, prompt="stage"), id="stage-row",
+                         classes="row hidden")
         # {{name}} placeholders (identity datasets): one field each, filled into the recipe's variables:
         yield Vertical(id="variables")
         yield Static("", id="preview")
@@ -144,6 +161,25 @@ class DataScreen(WizardScreen):
         box.mount(Checkbox("train with them as written (the model learns the literal {{...}})",
                            recipe.allow_placeholders, id="allow-placeholders"))
 
+    def show_stage(self, shape: str | None) -> None:
+        """Offer dpo/orpo/kto for preference data (the recipe's stage kept when it fits), else hide it."""
+        recipe = self.wizard.state.recipe or self.wizard.load_recipe()
+        stage = chosen_stage(recipe.stage, shape)
+        if stage != recipe.stage:
+            self._set_recipe(stage=stage)
+        options = stage_options(shape)
+        self.query_one("#stage-row").set_class(not options, "hidden")
+        select = self.query_one("#stage", Select)
+        with select.prevent(Select.Changed):
+            select.set_options([(STAGE_CHOICES[name], name) for name in options])
+            if options:
+                select.value = stage
+
+    @on(Select.Changed, "#stage")
+    def _stage_changed(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str) and event.value in PREFERENCE_STAGES:
+            self._set_recipe(stage=event.value)
+
     def _set_recipe(self, **update: Any) -> None:
         recipe = self.wizard.state.recipe or self.wizard.load_recipe()
         self.wizard.state.recipe = recipe.model_copy(update=update)
@@ -187,6 +223,7 @@ class DataScreen(WizardScreen):
         if recipe is not None and entries != recipe.dataset:
             self.wizard.state.recipe = recipe.model_copy(update={"dataset": entries})
         self._demo_note(self.wizard.state.recipe or self.wizard.load_recipe())
+        self.show_stage(preference_shape(reports))  # before the preview, which tokenizes for the stage
         self.wizard.state.check = reports
         self.query_one("#preview", Static).update(Text("preparing a preview with the model's tokenizer...",
                                                         style="dim"))
@@ -216,6 +253,12 @@ class DataScreen(WizardScreen):
         self.wizard.state.dataset_lengths = (lengths_key(recipe), list(lengths))
         template = chat_template_of(tokenizer, recipe.template, enable_thinking=getattr(recipe, "enable_thinking",
                                                                                         None))
+        lines = length_lines(prepared, recipe.cutoff_len, recipe.effective_batch_size, width=30)
+        if first and first.get("chosen") is not None and first.get("rejected") is not None:
+            try:
+                return Group(*pair_preview(tokenizer, template, first, recipe), Text(""), Text("\n".join(lines)))
+            except TemplateRefused:
+                first = None
         try:
             view = sample_view(tokenizer, template, first, recipe, record="first conversation") if first else None
         except TemplateRefused:
@@ -228,7 +271,6 @@ class DataScreen(WizardScreen):
             which = "a training sample"
         header = Text(f"What the model learns from {which} ({learned} of {total} tokens, green; context dimmed; "
                       f"tokenizer {tokenizer_label(tokenizer)}):", style="bold")
-        lines = length_lines(prepared, recipe.cutoff_len, recipe.effective_batch_size, width=30)
         refused = [r for r in prepared.rejects if r.reason in ("template_refused", "tools_not_supported")]
         parts = [header, text, Text(""), Text("\n".join(lines))]
         if refused:  # the model's chat template cannot render these: they are left out of training

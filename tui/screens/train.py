@@ -57,6 +57,21 @@ def step_line(event: Any, rate: Any = None) -> Text:
     return text
 
 
+def preference_line(event: Any) -> Text | None:
+    """``rewards chosen +0.12  rejected -0.34  margin +0.46  accuracy 75%`` for dpo/orpo/kto steps (TRL's
+    rewards/* logs); None for a step that carries none (sft, pt)."""
+    figures = (("rewards chosen ", event.rewards_chosen, "{:+.4f}"), ("rejected ", event.rewards_rejected, "{:+.4f}"),
+               ("margin ", event.rewards_margins, "{:+.4f}"), ("accuracy ", event.rewards_accuracy, "{:.0%}"))
+    if all(value is None for _name, value, _fmt in figures):
+        return None
+    text = Text()
+    for name, value, fmt in figures:
+        if value is not None:
+            text.append(("  " if text else "") + name, style="dim")
+            text.append(fmt.format(value), style="bold")
+    return text
+
+
 def write_wizard_recipe(recipe: Any) -> Path:
     """The recipe as the wizard resolved it, in the cache, for the child to read (written atomically)."""
     from ftwiz.core.atomic import write_text_atomic
@@ -99,6 +114,7 @@ class TrainScreen(WizardScreen):
         from ftwiz.tui.widgets.loss_chart import LossChart  # plotext only when this screen opens
 
         yield Static("", id="status-line")
+        yield Static("", id="pref-line", classes="hidden")  # preference stages: rewards, margin, accuracy
         with Horizontal(id="gauges"):
             yield ProgressBar(total=1, id="steps", show_eta=False)
             yield MemoryGauge("memory", id="memory")
@@ -193,6 +209,11 @@ class TrainScreen(WizardScreen):
         if self.status == "running" and not self.job_cancelling:
             # The status line is one line tall (CSS): repaint only, no layout pass, on every refresh.
             self.query_one("#status-line", Static).update(step_line(event, self.rate), layout=False)
+        figures = preference_line(event)
+        if figures is not None:
+            line = self.query_one("#pref-line", Static)
+            line.update(figures, layout=line.has_class("hidden"))
+            line.remove_class("hidden")
         gpu_used = event.mem_peak_bytes or event.mem_device_used_bytes
         used = gpu_used or event.rss_bytes
         self.query_one("#memory", MemoryGauge).update_usage(used, self._memory_total(on_gpu=bool(gpu_used)))

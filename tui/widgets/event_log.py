@@ -16,6 +16,11 @@ def describe_event(event: Any) -> Text | None:
         resumed = f", resumed from step {event.resumed_from_step}" if event.resumed_from_step else ""
         return Text(f"started {event.method} on {event.device}: {event.total_steps} steps, micro-batch "
                     f"{event.micro_batch} x {event.grad_accum}{resumed}", style="bold")
+    if kind == "eval" and getattr(event, "rewards_margins", None) is not None:
+        # a preference loss (dpo/orpo/kto) is no token cross-entropy: exp(loss) would be no perplexity
+        accuracy = f", accuracy {event.rewards_accuracy:.0%}" if event.rewards_accuracy is not None else ""
+        return Text(f"eval at step {event.step}: loss {event.loss:.4f}, reward margin {event.rewards_margins:+.4f}"
+                    f"{accuracy}", style="cyan")
     if kind == "eval":
         return Text(f"eval at step {event.step}: loss {event.loss:.4f}, perplexity {event.perplexity:.2f}",
                     style="cyan")
