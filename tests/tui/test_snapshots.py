@@ -47,6 +47,13 @@ async def _settle(pilot) -> None:
         await pilot.pause()
         if not any(worker.is_running for worker in pilot.app.workers):
             break
+    # A blinking cursor would make the picture depend on when it is taken: hold every cursor on.
+    from textual.widgets import Input, TextArea
+
+    for widget in pilot.app.screen.query("Input, TextArea"):
+        if isinstance(widget, Input | TextArea):
+            widget.cursor_blink = False
+    await pilot.pause()
 
 
 def _goto(name: str, prepare: Callable[[object], None] | None = None):
