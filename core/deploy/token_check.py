@@ -33,8 +33,10 @@ class TokenReport:
     def note(self) -> str | None:
         if not self.extra_runtime_bos:
             return None
-        return ("the GGUF asks the runtime to add BOS, which the training prompts did not start with; "
-                "Ollama and llama.cpp add it anyway, so every prompt starts with one extra BOS token")
+        # an export of an ftwiz run never gets here (core/export/train_bos.py: add_bos_token follows training)
+        return ("the GGUF asks the runtime to add BOS, which this template's prompts do not start with (a GGUF "
+                "not exported from an ftwiz run); Ollama and llama.cpp add it, so every prompt starts with a BOS "
+                "token the template does not write")
 
 
 def _leading(ids: Sequence[int], bos: int | None) -> int:

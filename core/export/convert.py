@@ -192,6 +192,8 @@ def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str =
     """Write ``model_dir`` (HF safetensors) as a GGUF of type F32/F16/BF16/Q8_0; return the final path."""
     import gguf
     from ftwiz.core.export.gguf_kv import BulkGGUFWriter
+    from ftwiz.core.export.gguf_name import gguf_general_name
+    from ftwiz.core.export.train_bos import runtime_adds_bos
     from ftwiz.core.export.vocab import write_vocab
 
     model_dir, out_file = Path(model_dir), Path(out_file)
@@ -211,8 +213,8 @@ def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str =
     with atomic_path(out_file, overwrite=overwrite, needed=needed, what=f"the GGUF {out_file.name}") as tmp:
         writer = BulkGGUFWriter(tmp, params.info.gguf_arch)  # gguf-py's writer, vocab arrays packed in bulk
         try:
-            write_hparams(writer, params, model_dir.name, out_type)
-            write_vocab(writer, model_dir, params.vocab_size)
+            write_hparams(writer, params, gguf_general_name(model_dir), out_type)
+            write_vocab(writer, model_dir, params.vocab_size, add_bos=runtime_adds_bos(model_dir))
             for plan in plans:
                 writer.add_tensor_info(plan.name, plan.shape if plan.qtype in (gguf.GGMLQuantizationType.F32,
                                        gguf.GGMLQuantizationType.F16) else _byte_shape(plan), _np_dtype(plan.qtype),

@@ -290,8 +290,11 @@ def end_of_turn_id(model_dir: Path, data: VocabData) -> int | None:
     return None
 
 
-def write_vocab(writer, model_dir: Path, n_vocab: int) -> VocabData:
-    """Write every tokenizer key: tokens, types, scores, merges, special ids, add_bos, chat template."""
+def write_vocab(writer, model_dir: Path, n_vocab: int, *, add_bos: bool | None = None) -> VocabData:
+    """Write every tokenizer key: tokens, types, scores, merges, special ids, add_bos, chat template.
+
+    ``add_bos``: the runtime-adds-BOS flag decided by the caller (core/export/train_bos.py: False when the
+    training template writes no BOS); None keeps the tokenizer's own setting."""
     import gguf
 
     tj = read_tokenizer_json(model_dir)
@@ -327,6 +330,8 @@ def write_vocab(writer, model_dir: Path, n_vocab: int) -> VocabData:
             special.add_special_token.setdefault("bos", False)
     if data.model == "llama":
         special.add_special_token.setdefault("bos", _hf_adds_bos(model_dir, tj))
+    if add_bos is not None:
+        special.add_special_token["bos"] = add_bos
     special.add_to_gguf(writer, quiet=True)
     if special.chat_template is None:
         log.warning("%s has no chat template; the GGUF will fall back to llama.cpp's default", model_dir)

@@ -136,12 +136,12 @@ def test_qwen3_gguf_ends_generation_on_every_stop_in_llama_cpp(qwen3_gguf: Path)
 
 def test_tinyllama_runtime_bos_the_training_prompt_lacks_is_said_in_the_modelfile(tokenizers_dir: Path,
                                                                                   tmp_path: Path) -> None:
-    """TinyLlama's zephyr template writes no BOS while its tokenizer (and so the GGUF) adds one: Ollama cannot
-    leave it out, so the Modelfile says so instead of hiding it; everything after it matches training."""
+    """TinyLlama's zephyr template writes no BOS while its tokenizer (and so a GGUF of the stock folder, not of
+    an ftwiz run: see test_export_train_bos.py) adds one: the Modelfile says so instead of hiding it."""
     folder = tmp_path / "tinyllama"
     shutil.copytree(tokenizers_dir / "TinyLlama-1.1B-Chat-v1.0", folder)
     gguf = _vocab_gguf(folder, tmp_path / "vocab.gguf", 32000)
     spec = modelfile_spec(gguf)
     assert not spec.template.template.startswith("<s>") and "</s>" in spec.stops
-    assert any("one extra BOS" in note for note in spec.notes)
+    assert any("a BOS token the template does not write" in note for note in spec.notes)
     assert "# note: the GGUF asks the runtime to add BOS" in spec.render()
