@@ -49,3 +49,15 @@ def _from_hf_cache(repo_id: str, revision: str | None, allow_download: bool) -> 
                          fix="check the model id, or pass a local folder") from None
     return Path(snapshot_download(repo_id, revision=revision,
                                   allow_patterns=["*.json", "*.safetensors", "tokenizer.model", "*.jinja", "*.txt"]))
+
+
+def load_tokenizer(model_dir: Path, recipe):
+    """The tokenizer of ``model_dir`` as training loads it (``recipe.trust_remote_code``; EOS as pad when the
+    model has no pad token), so data checks count the tokens training will see."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=recipe.trust_remote_code)
+    if tokenizer.pad_token is None:
+        # Padding is masked out of the loss; reusing EOS as pad is the usual, harmless choice.
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer

@@ -65,8 +65,7 @@ def tokenizer_for(recipe):
         from ftwiz.core.tiny.demo import demo_tokenizer
 
         return demo_tokenizer()
-    from ftwiz.core.models import resolve_model
-    from ftwiz.core.train.model_setup import load_tokenizer
+    from ftwiz.core.models import load_tokenizer, resolve_model
 
     return load_tokenizer(resolve_model(recipe.model_name_or_path, revision=recipe.revision), recipe)
 

@@ -88,11 +88,12 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
     import torch
     import transformers
     from ftwiz.core.events import EventBus
+    from ftwiz.core.models import load_tokenizer
     from ftwiz.core.planner.plan import Plan
     from ftwiz.core.recipe import Recipe
     from ftwiz.core.rundir import RunDir
     from ftwiz.core.train.callbacks import CancelFlag, EventCallback
-    from ftwiz.core.train.model_setup import build_model, load_tokenizer
+    from ftwiz.core.train.model_setup import build_model
     from ftwiz.core.train.trainer_args import data_collator, model_columns, training_arguments
 
     runtime = psutil.Process().memory_info().rss

@@ -23,16 +23,6 @@ def torch_dtype(name: str):
     return getattr(torch, TORCH_DTYPES[name])
 
 
-def load_tokenizer(model_dir: Path, recipe: Recipe):
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=recipe.trust_remote_code)
-    if tokenizer.pad_token is None:
-        # Padding is masked out of the loss; reusing EOS as pad is the usual, harmless choice.
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
 def _quantization_config(plan: Plan):
     from transformers import BitsAndBytesConfig
 

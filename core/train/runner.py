@@ -222,9 +222,9 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
     import torch
     import transformers
     from ftwiz.core.data import prepare_for_training
-    from ftwiz.core.models import resolve_model
+    from ftwiz.core.models import load_tokenizer, resolve_model
     from ftwiz.core.planner import plan_recipe
-    from ftwiz.core.train.model_setup import build_model, load_tokenizer, trainable_parameters
+    from ftwiz.core.train.model_setup import build_model, trainable_parameters
     from ftwiz.core.versions import stack_versions
 
     started = time.time()

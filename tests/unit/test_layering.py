@@ -48,8 +48,6 @@ KNOWN_UPWARD: dict[tuple[str, str], str] = {
         "an export is recorded in the models registry, which lives in deploy",
     ("ftwiz.core.rundir", "ftwiz.core.deploy.gguf_info"):
         "a run's exports by quantization come from the GGUF header reader, which lives in deploy",
-    ("ftwiz.core.recipe_inputs", "ftwiz.core.train.model_setup"):
-        "the tokenizer a recipe's data is checked with is the one training loads",
 }
 
 
