@@ -87,12 +87,14 @@ class ServerHandle:
 
 def server_command(gguf: Path, *, host: str, port: int, api_key: str | None, n_ctx: int,
                    model_alias: str, n_threads: int | None = None, enable_thinking: bool | None = None) -> list[str]:
-    """The ``python -m llama_cpp.server`` command line (options are its pydantic settings).
+    """The server's command line: ``llama_cpp.server`` through ``ftwiz.core.deploy.llama_server`` (options are
+    its pydantic settings; a request naming no model is answered with ``model_alias``).
 
     ``enable_thinking`` (a hybrid-thinking template's flag, as the run trained with) goes to the template
     through the server's ``chat_template_kwargs`` setting, like llama.cpp's own server option.
     """
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", host, "--port", str(port),
+    cmd = [sys.executable, "-m", "ftwiz.core.deploy.llama_server",  # llama_cpp.server answering with the alias
+           "--model", str(gguf), "--host", host, "--port", str(port),
            "--n_ctx", str(n_ctx), "--model_alias", model_alias,
            # the Jinja template embedded in the GGUF, never a built-in format llama-cpp-python guesses
            "--chat_format", "chat_template.default"]

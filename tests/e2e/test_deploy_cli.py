@@ -61,6 +61,9 @@ def test_server_start_health_chat_stop(tiny_gguf: Path) -> None:
         choice = reply["choices"][0]
         assert choice["message"]["role"] == "assistant" and choice["finish_reason"] in ("stop", "length")
         assert reply["usage"]["completion_tokens"] >= 1
+        unnamed = _post(handle.base_url + "/chat/completions",  # a client that names no model
+                        {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 2}, handle.headers())
+        assert reply["model"] == unnamed["model"] == "tiny"  # the alias /v1/models lists, not the GGUF path
         with pytest.raises(urllib.error.HTTPError) as info:  # the key is enforced
             _post(handle.base_url + "/chat/completions", {"model": "tiny", "messages": []})
         assert info.value.code == 401

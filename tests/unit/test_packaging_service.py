@@ -37,7 +37,7 @@ def _exec_start(unit: str) -> str:
 def test_unit_serves_the_gguf_on_loopback_and_restarts(gguf: Path) -> None:
     unit = systemd_unit(gguf, "tuned", port=8123)
     exec_start = _exec_start(unit)
-    assert exec_start.startswith(f"ExecStart={sys.executable} -m llama_cpp.server ")
+    assert exec_start.startswith(f"ExecStart={sys.executable} -m ftwiz.core.deploy.llama_server ")
     # the path has a space: systemd must see it as one quoted word
     assert f'--model "{gguf.resolve()}"' in exec_start
     assert "--host 127.0.0.1 --port 8123" in exec_start

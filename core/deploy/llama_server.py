@@ -1,0 +1,88 @@
+"""``python -m ftwiz.core.deploy.llama_server ARGS``: llama-cpp-python's OpenAI server, same options, with one fix.
+
+A request that names no ``model`` is answered by the default model (``--model_alias``), but llama-cpp-python
+then reports ``self.model_path`` as the response's ``model``: clients saw the GGUF's file path where
+``/v1/models`` lists the alias. The wrapper fills the request's missing ``model`` with the alias before the
+server sees it, so every answer names the model as ``/v1/models`` does (the run or the file's stem).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+FILLED_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+
+
+class DefaultModel:
+    """ASGI middleware: a JSON POST to a completion endpoint without ``model`` gets ``model: alias``."""
+
+    def __init__(self, app: Any, alias: str) -> None:
+        self.app, self.alias = app, alias
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") != "http" or scope.get("method") != "POST" or scope.get("path") not in FILLED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        body, more = b"", True
+        while more:  # the whole body: requests are small JSON documents
+            message = await receive()
+            if message["type"] != "http.request":  # the client left: let the server see that
+                await self.app(scope, _returning(message), send)
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        body = self.filled(body)
+        headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-length"]
+        scope = {**scope, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if replayed:  # later calls wait for the client's disconnect, as the server expects
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    def filled(self, body: bytes) -> bytes:
+        """``body`` with ``"model": alias`` when it is a JSON object whose ``model`` is missing or empty;
+        anything else unchanged (the server reports its own validation error)."""
+        try:
+            data = json.loads(body or b"null")
+        except ValueError:
+            return body
+        if not isinstance(data, dict) or data.get("model"):
+            return body
+        return json.dumps({**data, "model": self.alias}).encode("utf-8")
+
+
+def _returning(message: dict[str, Any]) -> Any:
+    """A ``receive`` that answers ``message`` every time."""
+    async def receive() -> dict[str, Any]:
+        return message
+
+    return receive
+
+
+def main() -> None:
+    """Run llama-cpp-python's server entry point with the middleware installed on the app it creates."""
+    import llama_cpp.server.__main__ as entry
+
+    create_app = entry.create_app
+
+    def create_app_with_default_model(*args: Any, **kwargs: Any) -> Any:
+        app = create_app(*args, **kwargs)
+        models = kwargs.get("model_settings") or []
+        alias = (models[0].model_alias or models[0].model) if models else None
+        if alias:
+            app.add_middleware(DefaultModel, alias=alias)
+        return app
+
+    entry.create_app = create_app_with_default_model
+    entry.main()
+
+
+if __name__ == "__main__":
+    main()
