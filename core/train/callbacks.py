@@ -47,14 +47,13 @@ def memory_snapshot(device: str) -> dict[str, int | None]:
         snap |= {"mem_allocated_bytes": torch.cuda.memory_allocated(),
                  "mem_reserved_bytes": torch.cuda.memory_reserved(),
                  "mem_peak_bytes": torch.cuda.max_memory_reserved()}
-        try:
-            import pynvml
+        from ftwiz.core.hardware.probe import read_gpu_memory
 
-            pynvml.nvmlInit()
-            handle = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
-            snap["mem_device_used_bytes"] = int(pynvml.nvmlDeviceGetMemoryInfo(handle).used)
-        except Exception:  # NVML missing (ROCm) or restricted: allocator numbers still stand
-            pass
+        # the hardware seam finds the NVML device by UUID (NVML ignores CUDA_VISIBLE_DEVICES) and records
+        # NVML failures (ROCm, restricted containers) instead of raising: allocator numbers still stand
+        device_used = read_gpu_memory(torch.cuda.current_device()).nvml_device_used_bytes
+        if device_used is not None:
+            snap["mem_device_used_bytes"] = device_used
     return snap
 
 
