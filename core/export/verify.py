@@ -113,8 +113,14 @@ def _load_llama(gguf_path: Path, n_ctx: int):
                            type_k=0, type_v=0)  # F32 KV cache: the default F16 cache alone costs ~1e-3
 
 
-def _hf_ids(tokenizer, text: str) -> list[int]:
-    return list(tokenizer(text, add_special_tokens=True)["input_ids"])
+def _hf_ids(tokenizer, text: str, runtime_bos: bool = True) -> list[int]:
+    """transformers' ids of ``text`` with its special tokens; without the BOS it adds when the GGUF asks the
+    runtime for none (a run whose template writes no BOS trained without it: core/export/train_bos.py)."""
+    ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
+    bos = tokenizer.bos_token_id
+    if not runtime_bos and ids and bos is not None and ids[0] == bos and not text.startswith(tokenizer.bos_token):
+        ids = ids[1:]
+    return ids
 
 
 def _gguf_ids(llm, text: str) -> list[int]:
@@ -285,8 +291,9 @@ def verify_gguf(gguf_path: str | Path, hf_model_dir: str | Path, *, prompts: lis
             texts.append(chat_text)
         mismatches = []
         pairs = []
+        runtime_bos = bool(llm.tokenize(b"", add_bos=True, special=True))  # the GGUF's add_bos_token
         for text in texts:
-            hf, gg = _hf_ids(tokenizer, text), _gguf_ids(llm, text)
+            hf, gg = _hf_ids(tokenizer, text, runtime_bos), _gguf_ids(llm, text)
             pairs.append(hf)
             if hf != gg:
                 first = next((i for i, (x, y) in enumerate(zip(hf, gg, strict=False)) if x != y), min(len(hf), len(gg)))
