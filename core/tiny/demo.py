@@ -95,7 +95,12 @@ def demo_tokenizer():
         from transformers import AutoTokenizer
 
         return AutoTokenizer.from_pretrained(built)
-    return build_tokenizer(DEMO_SPEC.chat_family or DEFAULT_FAMILY[DEMO_SPEC.arch], vocab_size=DEMO_SPEC.vocab_size)
+    tokenizer = build_tokenizer(DEMO_SPEC.chat_family or DEFAULT_FAMILY[DEMO_SPEC.arch],
+                                vocab_size=DEMO_SPEC.vocab_size)
+    # Built in memory it has no folder; previews name the tokenizer they measured with, so give it the
+    # name the built model's folder will have.
+    tokenizer.name_or_path = "demo"
+    return tokenizer
 
 
 def ensure_demo_base_model(progress: Callable[[str], None] | None = None,
