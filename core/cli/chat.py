@@ -29,14 +29,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="Ollama URL for Ollama models")
     parser.add_argument("--n-ctx", type=int, help="context length for GGUFs (default: the model's, at most 4096)")
     parser.add_argument("--threads", type=int, help="CPU threads for GGUFs")
+    parser.add_argument("--force", action="store_true", help="chat with a GGUF even if its `export --verify` failed")
 
 
 def _session(model: str, args: argparse.Namespace):
     from ftwiz.core.deploy.chat import ChatSession, resolve_chat_model
+    from ftwiz.core.export.verify_record import require_verified
 
+    ref = resolve_chat_model(model)
+    if ref.kind == "gguf":  # a GGUF proven unlike its model is refused unless --force
+        require_verified(ref.target, force=getattr(args, "force", False), command="chat")
     system = args.system
     if system is None:  # a run chats with the system prompt it was trained with
-        system = resolve_chat_model(model).run_system_prompt()
+        system = ref.run_system_prompt()
     return ChatSession(model, system=system, temperature=args.temperature, max_tokens=args.max_tokens,
                        seed=args.seed, host=args.host, n_ctx=args.n_ctx, n_threads=args.threads)
 

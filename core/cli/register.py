@@ -25,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapter", type=Path, help="a GGUF LoRA adapter to apply on top (ADAPTER)")
     parser.add_argument("--license", help="LICENSE text")
     parser.add_argument("--host", help="Ollama URL (default: $OLLAMA_HOST or http://127.0.0.1:11434)")
-    parser.add_argument("--force", action="store_true", help="replace an existing Ollama model of that name")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing Ollama model (or Modelfile) of that name, and use a GGUF even "
+                             "if its `export --verify` failed")
     parser.add_argument("--no-smoke-test", action="store_true", help="skip the /api/chat check after creating")
     parser.add_argument("--modelfile", type=Path, help="only write the Modelfile here; do not contact Ollama")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -66,11 +68,17 @@ def run(args: argparse.Namespace) -> int:
 
     gguf, name, system, num_ctx, thinking = _defaults(args)
     if args.modelfile:
-        from ftwiz.core.deploy.modelfile import build_modelfile
+        from ftwiz.core.deploy.modelfile import modelfile_spec
 
-        text = build_modelfile(gguf, system=system, num_ctx=num_ctx, adapter=args.adapter, license=args.license,
-                               enable_thinking=thinking)
+        spec = modelfile_spec(gguf, system=system, num_ctx=num_ctx, adapter=args.adapter, license=args.license,
+                              enable_thinking=thinking, force=args.force)
+        text = spec.render()
         write_text_atomic(args.modelfile, text, overwrite=args.force)
+        if args.json:
+            print_json({"modelfile": str(Path(args.modelfile).resolve()), "gguf": str(spec.gguf), "name": name,
+                        "family": spec.template.family, "stops": spec.stops, "notes": list(spec.notes),
+                        "verify_failed": spec.failed_verify or None})
+            return 0
         console.print(f"wrote {args.modelfile}\n  next: [bold]ollama create {name} -f {args.modelfile}[/bold]")
         _print_notes(console, text)
         return 0
@@ -84,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = register(gguf, name, system=system, num_ctx=num_ctx, host=args.host,
                       smoke_test=not args.no_smoke_test, adapter=args.adapter, license=args.license,
-                      overwrite=args.force, on_status=status, enable_thinking=thinking)
+                      overwrite=args.force, on_status=status, enable_thinking=thinking, force_unverified=args.force)
     record_ollama(gguf, result.name, result.host)
     if args.json:
         print_json({"name": result.name, "host": result.host, "digest": result.digest, "family": result.family,

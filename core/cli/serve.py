@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-ctx", type=int, default=2048, help="context length in tokens")
     parser.add_argument("--alias", help="model name clients send (default: the file name without .gguf)")
     parser.add_argument("--threads", type=int, help="CPU threads")
+    parser.add_argument("--force", action="store_true", help="serve a GGUF even if its `export --verify` failed")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
     if ref.kind != "gguf":
         raise FtwizError(f"'{args.model}' is not a GGUF file or an ftwiz run", where="GGUF|RUN",
                          fix="`ftwiz serve` runs GGUFs; for an Ollama model, Ollama already serves it")
+    from ftwiz.core.export.verify_record import require_verified
+
+    require_verified(ref.target, force=args.force, command="serve")
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
         err_console.print(f"[yellow]warning:[/yellow] binding {args.host} without --api-key lets anyone on "
                           "your network use this model")

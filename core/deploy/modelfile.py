@@ -31,6 +31,7 @@ class ModelfileSpec:
     license: str | None = None
     info: GGUFInfo | None = field(default=None, repr=False)
     notes: tuple[str, ...] = ()    # facts the user should know (written as comments into the Modelfile)
+    failed_verify: str = ""        # the `export --verify` checks this GGUF failed (used anyway with --force)
 
     @property
     def parameters(self) -> dict[str, object]:
@@ -40,9 +41,14 @@ class ModelfileSpec:
         return params
 
     def render(self) -> str:
+        if self.failed_verify:  # the GGUF's tokens are not the model's: claim only what was compared
+            checked = ["# TEMPLATE checked against the GGUF's embedded chat template only. WARNING: this GGUF FAILED"
+                       f" `ftwiz export --verify` ({self.failed_verify}) and was used anyway (--force)."]
+        else:
+            checked = ["# checked against the model's own chat template on 1-3 turn conversations, as text and as"
+                       " llama.cpp tokens (BOS included)."]
         lines = [f"# Written by ftwiz for {self.gguf.name}: template family '{self.template.family}',",
-                 "# checked against the model's own chat template on 1-3 turn conversations, as text and as"
-                 " llama.cpp tokens (BOS included).",
+                 *checked,
                  *[f"# note: {note}" for note in self.notes],
                  f"FROM {_path(self.gguf)}"]
         if self.adapter:
@@ -113,11 +119,15 @@ def check_tokens(info: GGUFInfo, template: OllamaTemplate, *, enable_thinking: b
 
 def modelfile_spec(gguf_path: str | Path, *, system: str | None = None, num_ctx: int | None = None,
                    adapter: str | Path | None = None, license: str | None = None,
-                   enable_thinking: bool | None = None) -> ModelfileSpec:
+                   enable_thinking: bool | None = None, force: bool = False) -> ModelfileSpec:
     """Read the GGUF, build and check its TEMPLATE (text and tokens), pick stop tokens; errors say what to fix.
 
     ``enable_thinking`` is the recipe's flag for hybrid-thinking templates (None: the template's default).
+    FtwizError when ``export --verify`` failed on this GGUF, unless ``force`` (then the Modelfile says so).
     """
+    from ftwiz.core.export.verify_record import describe, require_verified
+
+    failed = describe(require_verified(gguf_path, force=force, command="register"))
     info = read_gguf_info(gguf_path)
     template = ollama_template(info.chat_template, bos_token=info.bos_token, eos_token=info.eos_token,
                                runtime_adds_bos=info.add_bos, enable_thinking=enable_thinking)
@@ -145,12 +155,13 @@ def modelfile_spec(gguf_path: str | Path, *, system: str | None = None, num_ctx:
         notes.append("thinking is on by default, as in training; a request with think=false renders the "
                      "template's thinking-off prompt")
     return ModelfileSpec(gguf=info.path, template=template, stops=stop_tokens(template, info, eog), system=system,
-                         num_ctx=num_ctx, adapter=adapter_path, license=license, info=info, notes=tuple(notes))
+                         num_ctx=num_ctx, adapter=adapter_path, license=license, info=info, notes=tuple(notes),
+                         failed_verify=failed)
 
 
 def build_modelfile(gguf_path: str | Path, *, system: str | None = None, num_ctx: int | None = None,
                     adapter: str | Path | None = None, license: str | None = None,
-                    enable_thinking: bool | None = None) -> str:
+                    enable_thinking: bool | None = None, force: bool = False) -> str:
     """The Modelfile text for ``ollama create -f``: FROM, ADAPTER, TEMPLATE, stop/num_ctx, SYSTEM, LICENSE."""
     return modelfile_spec(gguf_path, system=system, num_ctx=num_ctx, adapter=adapter, license=license,
-                          enable_thinking=enable_thinking).render()
+                          enable_thinking=enable_thinking, force=force).render()

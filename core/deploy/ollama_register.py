@@ -158,16 +158,17 @@ def register(gguf_path: str | Path, name: str, *, system: str | None = None, num
              host: str | None = None, smoke_test: bool = True, adapter: str | Path | None = None,
              license: str | None = None, overwrite: bool = False, timeout: float = 600.0,
              smoke_num_predict: int = 256, on_status: Callable[[str], None] | None = None,
-             enable_thinking: bool | None = None) -> RegisterResult:
+             enable_thinking: bool | None = None, force_unverified: bool = False) -> RegisterResult:
     """Register ``gguf_path`` as Ollama model ``name`` and smoke-test it; never leaves a half-registered model.
 
     ``enable_thinking``: the recipe's flag for hybrid-thinking templates (None: the template's default).
+    ``force_unverified``: register even a GGUF whose ``export --verify`` failed (otherwise FtwizError).
     """
     if not _NAME.match(name):
         raise FtwizError(f"'{name}' is not a valid Ollama model name", where="name",
                          fix="use letters, digits, '.', '_' or '-', optionally 'namespace/name:tag' (e.g. my-bot:v1)")
     spec: ModelfileSpec = modelfile_spec(gguf_path, system=system, num_ctx=num_ctx, adapter=adapter, license=license,
-                                         enable_thinking=enable_thinking)
+                                         enable_thinking=enable_thinking, force=force_unverified)
     say = on_status or (lambda _text: None)
     base = ollama_host(host)
     api = _Ollama(base, timeout)

@@ -1,0 +1,63 @@
+"""The record ``ftwiz export --verify`` leaves next to a GGUF, read back before the GGUF is used.
+
+``export --verify`` writes ``<file>.gguf.verify.json`` (a :class:`~ftwiz.core.export.verify.VerifyReport`).
+``register``, ``chat`` and ``serve`` read it so that a GGUF proven wrong (e.g. its tokenization differs
+from the model's) is not silently deployed. A GGUF with no record, or a record older than the file (the
+GGUF was written again without ``--verify``), counts as unverified and is used as before.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ftwiz.core.errors import FtwizError
+from ftwiz.core.export.verify import Check, VerifyReport
+
+
+def record_path(gguf: str | Path) -> Path:
+    """``<gguf>.verify.json``: where ``export --verify`` writes its report."""
+    gguf = Path(gguf)
+    return gguf.with_name(gguf.name + ".verify.json")
+
+
+def read_verify_record(gguf: str | Path) -> VerifyReport | None:
+    """The verify report for this very file, or None when unverified (no record, or one older than the GGUF).
+
+    FtwizError when the record exists but cannot be read (so a damaged record is not taken for a pass).
+    """
+    gguf, path = Path(gguf), record_path(gguf)
+    if not path.is_file():
+        return None
+    if gguf.is_file() and path.stat().st_mtime < gguf.stat().st_mtime:
+        return None  # the GGUF was written again after this check: the record is about an older file
+    try:
+        return VerifyReport.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise FtwizError(f"cannot read the export verification record {path}: {exc}", where=str(path),
+                         fix=f"re-export with verification (`ftwiz export ... --verify`) or delete {path.name}") from exc
+
+
+def failed_checks(gguf: str | Path) -> list[Check]:
+    """The checks ``export --verify`` recorded as failed for this GGUF (empty: passed or never verified)."""
+    report = read_verify_record(gguf)
+    return [] if report is None else [c for c in report.checks if c.passed is False]
+
+
+def describe(checks: list[Check]) -> str:
+    """``tokenization (ids differ at 3), eos`` for messages and Modelfile notes."""
+    return ", ".join(f"{c.name} ({c.detail})" if c.detail else c.name for c in checks)
+
+
+def require_verified(gguf: str | Path, *, force: bool = False, command: str = "register") -> list[Check]:
+    """Refuse a GGUF whose ``export --verify`` failed, unless ``force``; returns the failed checks (when forced).
+
+    FtwizError naming the failed checks, the record and the two fixes (re-export, or ``--force``).
+    """
+    failed = failed_checks(gguf)
+    if failed and not force:
+        raise FtwizError(
+            f"{Path(gguf).name} failed `ftwiz export --verify`: {describe(failed)}, so it does not behave "
+            f"like the model it was exported from", where=str(record_path(gguf)),
+            fix="export again (`ftwiz export RUN --verify`) once the cause is fixed, or pass --force to "
+                f"`ftwiz {command}` to use this GGUF anyway")
+    return failed
