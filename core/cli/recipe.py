@@ -22,10 +22,14 @@ def run(args: argparse.Namespace) -> int:
     from ftwiz.core.recipe import load_recipe, recipe_template
 
     if args.action == "validate":
+        from ftwiz.core.chat_templates.validate import check_template_file, template_warnings
         from ftwiz.core.recipe_inputs import check_dataset_paths
 
         recipe = load_recipe(args.file)
         check_dataset_paths(recipe, recipe_file=str(args.file))  # a schema-valid recipe can still point nowhere
+        check_template_file(recipe, args.file)  # train would fail on a missing template file
+        for text in template_warnings(recipe):  # the warnings train prints, before a run is started
+            console.print(f"warning: {text}", style="yellow", highlight=False, markup=False)
         console.print(
             f"[green]ok[/green] {args.file}: {recipe.finetuning_type} on {recipe.model_name_or_path}, "
             f"data {', '.join(recipe.dataset)}, chat template {_template_words(recipe.template)}"
