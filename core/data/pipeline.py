@@ -189,6 +189,12 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
                 loaded.rejects.append(reject)
                 if reject.reason != "over_max_length":  # refused by the chat template: counted as check counts it
                     stats["rejected"][reject.reason] = stats["rejected"].get(reject.reason, 0) + 1
+    removed = sum(stats[name].get("reasoning_removed", 0) for name in tokenized)
+    if removed:  # told once for the whole dataset: the model learns the answers, not the thoughts
+        stats["reasoning_removed"] = removed
+        say(Message(level="warning", text=f"enable_thinking is false: <think> reasoning was removed from the "
+                    f"answers of {removed} record(s); the model learns the answers only, as it is served (after "
+                    "an empty <think></think> block). Set `enable_thinking: true` to train the reasoning"))
     if "train" not in tokenized or len(tokenized["train"]) == 0:
         raise FtwizError(f"every training record is longer than cutoff_len={recipe.cutoff_len} tokens",
                          fix="raise cutoff_len or set `overlength: truncate`")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ftwiz.core.data.reasoning import training_messages
 from ftwiz.core.data.records import Conversation, Reject
 from ftwiz.core.data.render import TemplateRefused
 from ftwiz.core.data.template import render_with_spans, tokenize_with_labels, verify_masks
@@ -24,9 +25,21 @@ def render_record(tokenizer, template: str, conv: dict[str, Any], recipe) -> tup
     """One record (``Conversation.to_json()``) -> rendered text and learned spans, as training renders it.
 
     Raises TemplateRefused when the model's template cannot render it."""
-    return render_with_spans(tokenizer, template, _sft_messages(conv), train_on_prompt=recipe.train_on_prompt,
-                             mask_history=recipe.mask_history, tools=conv.get("tools"),
-                             template_kwargs=template_kwargs_of(recipe))
+    return _render_record(tokenizer, template, conv, recipe)[:2]
+
+
+def _render_record(tokenizer, template: str, conv: dict[str, Any], recipe) -> tuple[str, list[tuple[int, int]], bool]:
+    """``render_record`` plus whether ``<think>`` reasoning was removed (thinking template, thinking off)."""
+    messages, removed = _training_messages(conv, template, recipe)
+    text, spans = render_with_spans(tokenizer, template, messages, train_on_prompt=recipe.train_on_prompt,
+                                    mask_history=recipe.mask_history, tools=conv.get("tools"),
+                                    template_kwargs=template_kwargs_of(recipe))
+    return text, spans, removed
+
+
+def _training_messages(conv: dict[str, Any], template: str, recipe) -> tuple[list[dict[str, Any]], bool]:
+    """The messages training renders (chosen answer appended, thoughts removed when thinking is off)."""
+    return training_messages(_sft_messages(conv), template, template_kwargs_of(recipe))
 
 
 def template_rejects(tokenizer, template: str, convs: list[Conversation], recipe) -> list[tuple[int, Reject]]:
@@ -65,24 +78,27 @@ def tokenize_split(tokenizer, template: str, convs: list[Conversation], recipe) 
     ds = Dataset.from_list([{"messages_json": _json(r["conversation"]), "record": r["record"]} for r in rows])
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
-        texts, spans, errors = [], [], []
+        texts, spans, errors, removed = [], [], [], []
         for raw in batch["messages_json"]:
             try:
-                text, text_spans = render_record(tokenizer, template, _load(raw), recipe)
+                text, text_spans, thought_removed = _render_record(tokenizer, template, _load(raw), recipe)
                 errors.append("")
             except TemplateRefused as refused:  # rejected below with its file and line, never a traceback
-                text, text_spans = "", []
+                text, text_spans, thought_removed = "", [], False
                 errors.append(f"{refused.reason}\t{refused.message}")
+            removed.append(thought_removed)
             texts.append(text)
             spans.append(text_spans)
         out = tokenize_with_labels(tokenizer, texts, spans)
         out["length"] = [len(ids) for ids in out["input_ids"]]
         out["learned"] = [sum(1 for t in labels if t != -100) for labels in out["labels"]]
         out["error"] = errors
+        out["reasoning_removed"] = removed
         return out
 
     num_proc = min(4, os.cpu_count() or 1) if len(ds) >= PARALLEL_FROM else None
     ds = ds.map(encode, batched=True, batch_size=512, num_proc=num_proc, desc=None)
+    reasoning_removed = int(sum(ds["reasoning_removed"]))
     rejects: list[Reject] = []
     refused = [(i, e) for i, e in enumerate(ds["error"]) if e]
     if refused:
@@ -97,7 +113,8 @@ def tokenize_split(tokenizer, template: str, convs: list[Conversation], recipe) 
         ds = ds.select([i for i in range(len(ds)) if i not in bad])
     lengths = np.asarray(ds["length"], dtype=np.int64)
     sample = ds.select(range(min(VERIFY_SAMPLE, len(ds))))
-    verify_masks(tokenizer, [dict(r) for r in sample], [_sft_messages(_load(r["messages_json"])) for r in sample],
+    verify_masks(tokenizer, [dict(r) for r in sample], [_training_messages(_load(r["messages_json"]), template, recipe)[0]
+                                                for r in sample],
                  mask_history=recipe.mask_history, train_on_prompt=recipe.train_on_prompt, template=template,
                  template_kwargs=template_kwargs_of(recipe), where=[_where(convs[r["record"]], r["record"])
                                                                     for r in sample])
@@ -107,6 +124,8 @@ def tokenize_split(tokenizer, template: str, convs: list[Conversation], recipe) 
                              "length_p50": _pct(lengths, 50), "length_p90": _pct(lengths, 90),
                              "length_p99": _pct(lengths, 99), "length_max": int(lengths.max(initial=0)),
                              "lengths": lengths.tolist()}
+    if reasoning_removed:
+        stats["reasoning_removed"] = reasoning_removed
     if over.any():
         if recipe.overlength == "truncate":
             cutoff = recipe.cutoff_len

@@ -199,32 +199,56 @@ def _chat_check(llm, tokenizer, training=None) -> tuple[Check, str | None]:
 
 def _thinking_check(llm, tokenizer, training) -> Check | None:
     """A conversation with earlier ``<think>`` turns renders the same at serving time (the GGUF's template
-    as llama.cpp front ends call it, without kwargs) as in training (the run's ``enable_thinking``)."""
+    as llama.cpp front ends call it, without kwargs) as in training (the run's ``enable_thinking``), and a
+    thinking answer is trained as a continuation of that served prompt (``answer_mismatch``)."""
     from ftwiz.core.chat_templates import own_template, render_chat, special_tokens_of
+    from ftwiz.core.data.reasoning import training_messages
+    from ftwiz.core.data.template import render_with_spans
 
     reference = training.template if training is not None else own_template(tokenizer)
     template = llm.metadata.get("tokenizer.chat_template")
     if not reference or not template or ("<think>" not in reference and "enable_thinking" not in reference):
         return None
     thinking = training.enable_thinking if training is not None else None
+    kwargs = {} if thinking is None else {"enable_thinking": thinking}
+    served = _gguf_render(template, tokenizer, THINKING_CHAT)
+    prompt = render_chat(reference, THINKING_CHAT, add_generation_prompt=True,
+                         special_tokens=special_tokens_of(tokenizer), enable_thinking=thinking)
     mismatches = []
-    for generation in (True, False):
-        chat = THINKING_CHAT if generation else THINKING_CHAT + [THINKING_ANSWER]
-        trained = render_chat(reference, chat, add_generation_prompt=generation,
-                              special_tokens=special_tokens_of(tokenizer), enable_thinking=thinking)
-        served = _gguf_render(template, tokenizer, chat) if generation else render_chat(
-            template, chat, add_generation_prompt=False, special_tokens=special_tokens_of(tokenizer))
-        if served != trained:
-            cut = next((i for i, (a, b) in enumerate(zip(trained, served, strict=False)) if a != b),
-                       min(len(trained), len(served)))
-            mismatches.append(f"at char {cut}: training {trained[max(0, cut - 20):cut + 30]!r} vs serving "
-                              f"{served[max(0, cut - 20):cut + 30]!r}")
+    if served != prompt:
+        mismatches.append("earlier <think> turns render differently when served: " + _first_difference(prompt, served))
+    # the answer exactly as the data pipeline trains it (thoughts removed when thinking is off)
+    messages, _removed = training_messages(THINKING_CHAT + [THINKING_ANSWER], reference, kwargs)
+    text, spans = render_with_spans(tokenizer, reference, messages, mask_history=True, template_kwargs=kwargs)
+    problem = answer_mismatch(text, spans, served)
+    if problem:
+        mismatches.append(problem)
     setting = {None: "the template's default", True: "enable_thinking true", False: "enable_thinking false"}[thinking]
     if mismatches:
-        return Check(name="thinking", passed=False, detail="earlier <think> turns render differently when served: "
-                     + "; ".join(mismatches) + " (export the run again so the GGUF carries its template)")
+        return Check(name="thinking", passed=False, detail="; ".join(mismatches) + f" ({setting}; export the run "
+                     "again so the GGUF carries its template, and prepare the data again)")
     return Check(name="thinking", passed=True, detail=f"a chat with earlier <think> turns renders as in training "
-                 f"({setting})")
+                 f"and the answer is learned right after the served prompt ({setting})")
+
+
+def answer_mismatch(text: str, spans: list[tuple[int, int]], served: str) -> str | None:
+    """Why the last learned span of a training ``text`` is not what the model writes after the ``served``
+    prompt, or None when the text before it is exactly the served prompt.
+
+    Catches a thinking template trained with a thought under ``enable_thinking: false``: the served prompt
+    ends with an empty ``<think>\n\n</think>\n\n`` block while training learned a thought."""
+    start = spans[-1][0] if spans else len(text)
+    if text[:start] == served:
+        return None
+    return ("the trained answer does not follow the served prompt: " + _first_difference(text[:start], served)
+            + f"; training learns {text[start:start + 40]!r}")
+
+
+def _first_difference(trained: str, served: str) -> str:
+    cut = next((i for i, (a, b) in enumerate(zip(trained, served, strict=False)) if a != b),
+               min(len(trained), len(served)))
+    return (f"at char {cut}: training {trained[max(0, cut - 20):cut + 30]!r} vs serving "
+            f"{served[max(0, cut - 20):cut + 30]!r}")
 
 
 def _end_ids(hf_model_dir: Path, tokenizer) -> list[int]:

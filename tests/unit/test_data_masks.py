@@ -104,8 +104,11 @@ def test_prepare_learns_thinking_answers_and_honours_the_recipes_enable_thinking
         "Apple.<|im_end|>\n", "<think>\nApples grow on trees.\n</think>\n\nIn orchards.<|im_end|>\n"]
     quiet = prepare_for_training(parse_recipe({**base, "enable_thinking": False}), qwen3)
     messages = prepared.splits["train"][0]["messages"]
-    expected = qwen3.apply_chat_template(messages, tokenize=True, enable_thinking=False, return_dict=False)
+    # thinking off: answers are trained without their thoughts, after the served empty think block
+    answers = [dict(m, content=m["content"].split("</think>")[-1].lstrip("\n")) for m in messages]
+    expected = qwen3.apply_chat_template(answers, tokenize=True, enable_thinking=False, return_dict=False)
     assert quiet.train[0]["input_ids"] == expected
+    assert learned_runs(qwen3, expected, quiet.train[0]["labels"]) == ["Apple.<|im_end|>\n", "In orchards.<|im_end|>\n"]
 
 
 def test_gemma_system_text_goes_into_the_first_user_turn(shared_dir: Path) -> None:

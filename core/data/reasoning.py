@@ -1,0 +1,55 @@
+"""Remove ``<think>`` reasoning from assistant answers when a thinking template is used with thinking off.
+
+With ``enable_thinking: false`` a thinking template (Qwen3's own, ``template: qwen3``) serves every answer
+after the empty block ``<think>\\n\\n</think>\\n\\n`` in the generation prompt. Qwen3's own template keeps
+the last turn's thought when rendering a training conversation, so a record whose answer carries
+``<think>…</think>`` would teach the model to write thoughts it is never prompted for (and the learned
+span would begin inside the think block). LLaMA-Factory's ReasoningTemplate removes the thought in that
+case; so does ftwiz: the answer is trained as ``apply_chat_template`` renders it without the thought, and
+the text before it is exactly the served prompt.
+
+The rule is the one Qwen3's template applies to earlier turns (and ``template: qwen3`` to every turn):
+everything up to the last ``</think>`` goes, then leading newlines; a ``reasoning_content`` field goes too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+THINK_CLOSE = "</think>"
+
+
+def drops_reasoning(template: str, template_kwargs: dict[str, Any] | None) -> bool:
+    """True when ``template`` is a thinking template (it writes ``</think>``) and thinking is off."""
+    return bool(template_kwargs) and template_kwargs.get("enable_thinking") is False and THINK_CLOSE in template
+
+
+def without_thought(content: str) -> str:
+    """``"<think>\\nWhy.\\n</think>\\n\\nAnswer"`` -> ``"Answer"``; content without ``</think>`` unchanged."""
+    return content.split(THINK_CLOSE)[-1].lstrip("\n") if THINK_CLOSE in content else content
+
+
+def strip_reasoning(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
+    """(messages with every assistant thought removed, whether any was removed); inputs are not changed."""
+    removed = False
+    out = []
+    for message in messages:
+        content = message.get("content")
+        thought = isinstance(content, str) and THINK_CLOSE in content
+        if message.get("role") != "assistant" or not (thought or message.get("reasoning_content")):
+            out.append(message)
+            continue
+        removed = True
+        message = {k: v for k, v in message.items() if k != "reasoning_content"}
+        if thought:
+            message["content"] = without_thought(content)
+        out.append(message)
+    return out, removed
+
+
+def training_messages(messages: list[dict[str, Any]], template: str,
+                      template_kwargs: dict[str, Any] | None) -> tuple[list[dict[str, Any]], bool]:
+    """The messages training renders: reasoning removed when ``drops_reasoning``; (messages, removed)."""
+    if not drops_reasoning(template, template_kwargs):
+        return messages, False
+    return strip_reasoning(messages)
