@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ftwiz.core.errors import FtwizError
+from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.quant_types import BITS_PER_WEIGHT
 from pydantic import BaseModel, Field
 
@@ -42,6 +42,34 @@ def _count_parameters(model_dir: Path) -> int:
     return total
 
 
+def _vocab_merges_tokenizer(path: Path) -> str:
+    """Describe a GPT-2/Qwen2-style tokenizer given as vocab.json + merges.txt (no tokenizer.json).
+
+    transformers builds the fast tokenizer from these files, and training saves it as tokenizer.json next
+    to the adapter/merged model, which is what the export reads; so the check is that this fast tokenizer
+    is byte-level BPE with a pre-tokenizer the export knows. FtwizError otherwise.
+    """
+    import json
+
+    from ftwiz.core.export.vocab import detect_pre_tokenizer, is_byte_level_bpe
+
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+        tokenizer_json = json.loads(tokenizer.backend_tokenizer.to_str())
+    except Exception as exc:  # noqa: BLE001 - any loader failure means the export could not read it either
+        raise FtwizError(f"vocab.json + merges.txt could not be loaded as a fast tokenizer: {exc}",
+                         where=Location(file=path / "vocab.json"),
+                         fix="save the tokenizer with AutoTokenizer.save_pretrained so tokenizer.json exists") from exc
+    if not is_byte_level_bpe(tokenizer_json):
+        raise FtwizError("vocab.json + merges.txt do not make a byte-level BPE tokenizer",
+                         where=Location(file=path / "vocab.json"),
+                         fix="save the tokenizer with AutoTokenizer.save_pretrained so tokenizer.json exists")
+    return (f"byte-level BPE from vocab.json + merges.txt (pre-tokenizer {detect_pre_tokenizer(tokenizer_json)}; "
+            "training saves it as tokenizer.json, which the export reads)")
+
+
 def check_exportable(model_dir: str | Path, *, quants: list[str] | None = None, out_dir: str | Path | None = None,
                      needs_merge: bool = True) -> ExportCheck:
     """Architecture, tokenizer and disk space for merge + F16 + each quant, without raising."""
@@ -69,11 +97,16 @@ def check_exportable(model_dir: str | Path, *, quants: list[str] | None = None, 
     except FtwizError as exc:
         problem(exc)
     try:
-        kind = tokenizer_kind(path)
-        if kind == "bpe":
-            check.tokenizer = f"byte-level BPE (pre-tokenizer {detect_pre_tokenizer(_load_json(path / 'tokenizer.json'))})"
+        if not (path / "tokenizer.json").is_file() and (path / "vocab.json").is_file() \
+                and (path / "merges.txt").is_file():
+            check.tokenizer = _vocab_merges_tokenizer(path)
         else:
-            check.tokenizer = "SentencePiece"
+            kind = tokenizer_kind(path)
+            if kind == "bpe":
+                pre = detect_pre_tokenizer(_load_json(path / "tokenizer.json"))
+                check.tokenizer = f"byte-level BPE (pre-tokenizer {pre})"
+            else:
+                check.tokenizer = "SentencePiece"
     except FtwizError as exc:
         problem(exc)
     for quant in quants:
