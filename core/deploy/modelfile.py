@@ -15,6 +15,7 @@ from ftwiz.core.deploy.gguf_info import CONTROL_TOKEN_TYPE, GGUFInfo, read_gguf_
 from ftwiz.core.deploy.probes import Renderer
 from ftwiz.core.deploy.templates import OllamaTemplate, ollama_prompt, ollama_template, probe_conversations
 from ftwiz.core.deploy.token_check import GGUFVocab, TokenReport, compare_tokens
+from ftwiz.core.deploy.tool_support import tools_note
 from ftwiz.core.errors import FtwizError
 
 
@@ -154,6 +155,9 @@ def modelfile_spec(gguf_path: str | Path, *, system: str | None = None, num_ctx:
     if template.parts.no_think_gen:
         notes.append("thinking is on by default, as in training; a request with think=false renders the "
                      "template's thinking-off prompt")
+    tools = tools_note(info.chat_template, template.template, bos_token=info.bos_token, eos_token=info.eos_token)
+    if tools:
+        notes.append(tools)
     return ModelfileSpec(gguf=info.path, template=template, stops=stop_tokens(template, info, eog), system=system,
                          num_ctx=num_ctx, adapter=adapter_path, license=license, info=info, notes=tuple(notes),
                          failed_verify=failed)

@@ -145,3 +145,22 @@ def test_tinyllama_runtime_bos_the_training_prompt_lacks_is_said_in_the_modelfil
     assert not spec.template.template.startswith("<s>") and "</s>" in spec.stops
     assert any("a BOS token the template does not write" in note for note in spec.notes)
     assert "# note: the GGUF asks the runtime to add BOS" in spec.render()
+
+
+def test_qwen3_modelfile_says_tool_calls_need_ftwiz_serve(qwen3_gguf: Path, tokenizers_dir: Path,
+                                                          tmp_path: Path) -> None:
+    """Qwen3's template formats tools (as apply_chat_template shows); the Ollama TEMPLATE has no .Tools, so
+    register says tool calls are not supported there and points to `ftwiz serve`. TinyLlama's has no tools."""
+    from ftwiz.core.deploy.tool_support import PROBE_TOOL
+
+    tok = real_tokenizer("Qwen3-0.6B")
+    assert "ftwiz_probe_weather" in tok.apply_chat_template([{"role": "user", "content": "Hi"}], tools=[PROBE_TOOL],
+                                                              tokenize=False, add_generation_prompt=True)
+    spec = modelfile_spec(qwen3_gguf, enable_thinking=False)
+    assert ".Tools" not in spec.template.template
+    assert any("tool calls are not supported" in note and "ftwiz serve" in note for note in spec.notes)
+    assert "# note: tool calls are not supported through this Modelfile" in spec.render()
+    folder = tmp_path / "tinyllama"
+    shutil.copytree(tokenizers_dir / "TinyLlama-1.1B-Chat-v1.0", folder)
+    plain = modelfile_spec(_vocab_gguf(folder, tmp_path / "vocab.gguf", 32000))
+    assert not any("tool" in note for note in plain.notes)
