@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-FAMILIES = ("chatml", "llama3", "mistral", "gemma", "phi3")
+FAMILIES = ("chatml", "llama3", "mistral", "gemma", "phi3", "zephyr")
 
 
 def detect_family(chat_template: str) -> str | None:
@@ -22,7 +22,9 @@ def detect_family(chat_template: str) -> str | None:
     if "<start_of_turn>" in chat_template:
         return "gemma"
     if "<|user|>" in chat_template and "<|assistant|>" in chat_template:
-        return "phi3"
+        # Phi-3 ends turns with <|end|>; Zephyr (TinyLlama-Chat) uses the same role tags but ends them
+        # with the EOS token, so it is a family of its own (its layout is derived, then checked)
+        return "phi3" if "<|end|>" in chat_template else "zephyr"
     if "[INST]" in chat_template:
         return "mistral"
     return None
@@ -84,6 +86,7 @@ FAMILY_STOPS: dict[str, tuple[str, ...]] = {
     "mistral": ("</s>", "[INST]", "[/INST]"),
     "gemma": ("<end_of_turn>", "<start_of_turn>", "<eos>"),
     "phi3": ("<|end|>", "<|user|>", "<|assistant|>", "<|endoftext|>"),
+    "zephyr": ("</s>", "<|user|>", "<|assistant|>"),
 }
 
 

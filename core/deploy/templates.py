@@ -185,7 +185,7 @@ def ollama_template(chat_template: str | None, *, bos_token: str | None = None, 
         renderer = replace(renderer, enable_thinking=True)
     family = detect_family(chat_template)
     candidates: list[tuple[str, Callable[[], TurnParts | None]]] = []
-    if family:
+    if family in KNOWN_PARTS:  # zephyr has no fixed layout (it ends turns with the tokenizer's EOS): derived
         known = KNOWN_PARTS[family]
         if family == "mistral" and eos_token:
             known = replace(known, asst_post=eos_token)

@@ -101,6 +101,9 @@ def test_phi3_and_tinyllama(tokenizers_dir: Path) -> None:
     assert "<|end|>" in phi3.stop_candidates
     tiny = _check(_load(tokenizers_dir, "TinyLlama-1.1B-Chat-v1.0"))
     assert "</s>" in tiny.stop_candidates and not tiny.template.startswith("<s>")
+    # the Modelfile header names the family: TinyLlama's is Zephyr's layout (EOS ends turns), not Phi-3's
+    assert phi3.family == "phi3" and tiny.family == "zephyr"
+    assert "<|end|>" not in tiny.stop_candidates  # Phi-3's end token is not even in TinyLlama's vocabulary
 
 
 @pytest.mark.parametrize("enable_thinking", [None, True])
