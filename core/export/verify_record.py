@@ -44,8 +44,13 @@ def failed_checks(gguf: str | Path) -> list[Check]:
 
 
 def describe(checks: list[Check]) -> str:
-    """``tokenization (ids differ at 3), eos`` for messages and Modelfile notes."""
-    return ", ".join(f"{c.name} ({c.detail})" if c.detail else c.name for c in checks)
+    """``tokenization (ids differ at 3), eos`` for messages and Modelfile notes (each detail cut at 160
+    characters and kept on one line: the full text stays in the record)."""
+    def short(detail: str) -> str:
+        detail = " ".join(detail.split())
+        return detail if len(detail) <= 160 else detail[:159] + "…"
+
+    return ", ".join(f"{c.name} ({short(c.detail)})" if c.detail else c.name for c in checks)
 
 
 def require_verified(gguf: str | Path, *, force: bool = False, command: str = "register") -> list[Check]:
