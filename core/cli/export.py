@@ -173,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
             mark = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "[cyan]info[/cyan]"}[check.passed]
             console.print(f"  {mark} {check.name}: {check.detail}", highlight=False)
     if not result.passed:
-        console.print("[red]verification failed: the GGUF does not behave like the model[/red]")
+        console.print("[red]verification failed: the GGUF does not behave like the model[/red]"
+                      " (recorded: register, chat and serve refuse it unless given --force)")
         return 1
     return 0
