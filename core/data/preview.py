@@ -38,10 +38,14 @@ class SampleView:
 
 
 def tokenizer_label(tokenizer) -> str:
-    """Which tokenizer measured the lengths: its name or folder, class and vocabulary size."""
+    """Which tokenizer measured the lengths: its name or folder and its vocabulary size.
+
+    The Python class is left out on purpose: transformers picks a different class for the same files
+    depending on how they were loaded, and users compare these lines between runs.
+    """
     name = str(getattr(tokenizer, "name_or_path", "") or "")
     shown = Path(name).name if name and Path(name).exists() else name
-    return f"{shown or 'unnamed'} ({type(tokenizer).__name__}, {len(tokenizer):,} tokens)"
+    return f"{shown or 'unnamed'} ({len(tokenizer):,} tokens)"
 
 
 def sample_view(tokenizer, template: str, conversation: dict[str, Any], recipe, *, record: str) -> SampleView:

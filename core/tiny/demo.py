@@ -94,11 +94,12 @@ def demo_tokenizer():
     if (built / "tokenizer.json").exists():
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(built)
-    tokenizer = build_tokenizer(DEMO_SPEC.chat_family or DEFAULT_FAMILY[DEMO_SPEC.arch],
-                                vocab_size=DEMO_SPEC.vocab_size)
-    # Built in memory it has no folder; previews name the tokenizer they measured with, so give it the
-    # name the built model's folder will have.
+        tokenizer = AutoTokenizer.from_pretrained(built)
+    else:
+        tokenizer = build_tokenizer(DEMO_SPEC.chat_family or DEFAULT_FAMILY[DEMO_SPEC.arch],
+                                    vocab_size=DEMO_SPEC.vocab_size)
+    # Previews name the tokenizer they measured with: the same name whether it was loaded from the built
+    # model's folder or built in memory (which has no folder), so users see "demo" either way.
     tokenizer.name_or_path = "demo"
     return tokenizer
 
