@@ -43,6 +43,10 @@ async def test_first_launch_shows_the_demo_build_with_a_bar_and_time_left(make_a
         await wait_until(pilot, seen, timeout=120, what="an estimate of the time left")
         assert bar.total == 40 and 0 < (bar.progress or 0) <= 40
         await wait_until(pilot, lambda: isinstance(app.screen, DataScreen), timeout=120, what="the data step")
+        # let the data step finish composing before the test closes the app (a Header torn down mid-mount
+        # raises inside Textual)
+        await wait_until(pilot, lambda: app.screen.query("HeaderTitle"), timeout=30, what="the data step's header")
+        await pilot.pause()
     assert any("first launch only" in text for text in monkeypatch_seen)
 
 
@@ -150,7 +154,17 @@ async def test_model_table_and_doctor_agree_on_cpu_for_1b_models(make_app, monke
         app.goto("model")
         await wait_until(pilot, lambda: isinstance(app.screen, ModelScreen)
                          and "Models for this machine" in screen_text(app), timeout=60, what="model list")
-        lines = {line.split("│")[1].strip(): line for line in screen_text(app).splitlines() if line.count("│") >= 4}
+        lines: dict[str, str] = {}
+        last = None
+        for line in screen_text(app).splitlines():
+            if line.count("│") < 4:
+                continue
+            name = line.split("│")[1].strip()
+            if name:  # a row's first line
+                last, lines[name] = name, line
+            elif last:  # the verdict wraps onto further lines of the same row
+                lines[last] += " " + line.split("│")[-2].strip()
+        lines = {name: " ".join(row.split()) for name, row in lines.items()}
         qwen = lines["Qwen/Qwen2.5-1.5B-Instruct"]
         assert "slow on CPU" in qwen and "a GPU is advised" in qwen and "/epoch" in qwen
         assert "yes, lora" in lines["demo"] and "/epoch" in lines["demo"]
