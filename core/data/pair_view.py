@@ -8,6 +8,7 @@ learned in each answer) and ``eval`` (each answer's log-probability under the po
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +45,8 @@ class PairView:
                 "rejected": self.rejected.to_json(tokenizer)}
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading token ids ``a`` and ``b`` share (where a prompt ends and two answers part)."""
     n = 0
     for x, y in zip(a, b, strict=False):
         if x != y:
@@ -79,7 +81,7 @@ def pair_ids(tokenizer, template: str, prompt: list[dict], chosen: str, rejected
     chosen_text = render(tokenizer, template, prompt + [{"role": "assistant", "content": chosen}])
     rejected_text = render(tokenizer, template, prompt + [{"role": "assistant", "content": rejected}])
     chosen_ids, rejected_ids = ids(chosen_text), ids(rejected_text)
-    prompt_len = min(_common_prefix(prompt_ids, chosen_ids), _common_prefix(prompt_ids, rejected_ids))
+    prompt_len = min(common_prefix_length(prompt_ids, chosen_ids), common_prefix_length(prompt_ids, rejected_ids))
     return PairIds(prompt_len, chosen_ids, rejected_ids, chosen_text, rejected_text)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ftwiz.core.data.pair_view import common_prefix_length
 from ftwiz.core.evaluate.report import PreferenceResult
 
 PREFERENCE_STAGES = ("dpo", "orpo", "kto")
@@ -24,13 +25,6 @@ WHY_NO_PERPLEXITY = ("perplexity is not reported for a {stage} run: the stage op
                      "so exp(loss) is no perplexity; preference accuracy and reward margin measure it instead")
 
 
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def pair_token_ids(engine: Any, renderer: Any, prompt: list[dict[str, str]], chosen: str, rejected: str,
@@ -40,7 +34,7 @@ def pair_token_ids(engine: Any, renderer: Any, prompt: list[dict[str, str]], cho
     prompt_ids = engine.tokenize(renderer.render(prompt, generation_prompt=True))
     full = [engine.tokenize(renderer.render([*prompt, {"role": "assistant", "content": answer}],
                                             generation_prompt=False))[:cutoff] for answer in (chosen, rejected)]
-    prompt_len = min(_common_prefix(prompt_ids, full[0]), _common_prefix(prompt_ids, full[1]))
+    prompt_len = min(common_prefix_length(prompt_ids, full[0]), common_prefix_length(prompt_ids, full[1]))
     return prompt_len, full[0], full[1]
 
 

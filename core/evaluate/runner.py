@@ -11,11 +11,11 @@ the run's ``eval/`` folder.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftwiz.core.data.pair_view import common_prefix_length
 from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.evaluate import metrics
 from ftwiz.core.evaluate.backends import (
@@ -65,13 +65,6 @@ def _emit(events: EventBus | None, event: Any) -> None:
         events.emit(event)
 
 
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def general_text(source: str | Path | None) -> tuple[str, str]:
@@ -182,7 +175,7 @@ def _answer_all(contender: Contender, samples: list[EvalSample], *, max_new_toke
         outputs.append(engine.detokenize(answer_ids).strip())
         full_ids = engine.tokenize(renderer.render(sample.conversation, generation_prompt=False))
         full_ids = full_ids[: min(cutoff, engine.context_length)]
-        loss, n = engine.nll(full_ids, _common_prefix(prompt_ids, full_ids))
+        loss, n = engine.nll(full_ids, common_prefix_length(prompt_ids, full_ids))
         loss_sum += loss
         loss_tokens += n
         _emit(events, Progress(stage="eval", done=done + i + 1, total=total,
