@@ -32,7 +32,8 @@ def language_config(config: dict[str, Any]) -> dict[str, Any]:
     completed = dict(text)
     if model_type:
         try:
-            from transformers import AutoConfig
+            # the submodule: safe when wizard workers import transformers at the same time (core/models.py)
+            from transformers.models.auto.configuration_auto import AutoConfig
 
             settings = {k: v for k, v in text.items() if k != "model_type"}
             completed = AutoConfig.for_model(model_type, **settings).to_dict()

@@ -54,7 +54,10 @@ def _from_hf_cache(repo_id: str, revision: str | None, allow_download: bool) -> 
 def load_tokenizer(model_dir: Path, recipe):
     """The tokenizer of ``model_dir`` as training loads it (``recipe.trust_remote_code``; EOS as pad when the
     model has no pad token), so data checks count the tokens training will see."""
-    from transformers import AutoTokenizer
+    # The submodule, not `from transformers import AutoTokenizer`: transformers resolves its lazy top-level
+    # names without a lock, and two wizard workers asking at once got "cannot import name 'AutoTokenizer'".
+    # A real submodule import is serialised by Python's import lock.
+    from transformers.models.auto.tokenization_auto import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=recipe.trust_remote_code)
     if tokenizer.pad_token is None:

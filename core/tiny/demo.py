@@ -92,7 +92,8 @@ def demo_tokenizer():
 
     built = demo_base_model_dir()
     if (built / "tokenizer.json").exists():
-        from transformers import AutoTokenizer
+        # the submodule: safe when wizard workers import transformers at the same time (see core/models.py)
+        from transformers.models.auto.tokenization_auto import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(built)
     else:
