@@ -98,9 +98,9 @@ def tokenize_split(tokenizer, template: str, convs: list[Conversation], recipe) 
 
     num_proc = min(4, os.cpu_count() or 1) if len(ds) >= PARALLEL_FROM else None
     ds = ds.map(encode, batched=True, batch_size=512, num_proc=num_proc, desc=None)
-    reasoning_removed = int(sum(ds["reasoning_removed"]))
+    reasoning_removed = int(sum(_column(ds, "reasoning_removed")))
     rejects: list[Reject] = []
-    refused = [(i, e) for i, e in enumerate(ds["error"]) if e]
+    refused = [(i, e) for i, e in enumerate(_column(ds, "error")) if e]
     if refused:
         for i, error in refused:
             reason, _tab, message = error.partition("\t")
@@ -111,7 +111,7 @@ def tokenize_split(tokenizer, template: str, convs: list[Conversation], recipe) 
                              f"{first.message}", fix="pick a model or `template:` that supports these records")
         bad = {i for i, _e in refused}
         ds = ds.select([i for i in range(len(ds)) if i not in bad])
-    lengths = np.asarray(ds["length"], dtype=np.int64)
+    lengths = np.asarray(_column(ds, "length"), dtype=np.int64)
     sample = ds.select(range(min(VERIFY_SAMPLE, len(ds))))
     verify_masks(tokenizer, [dict(r) for r in sample], [_training_messages(_load(r["messages_json"]), template, recipe)[0]
                                                 for r in sample],
@@ -133,16 +133,16 @@ def tokenize_split(tokenizer, template: str, convs: list[Conversation], recipe) 
                         batched=True)
             stats["truncated"] = int(over.sum())
         else:
-            records = ds["record"]
+            records = _column(ds, "record")
             for i in np.nonzero(over)[0].tolist():
                 rejects.append(_reject(convs[records[i]], records[i], "over_max_length",
                                        f"{int(lengths[i])} tokens > cutoff_len {recipe.cutoff_len}"))
             ds = ds.select(np.nonzero(~over)[0].tolist())
             stats["dropped"] = int(over.sum())
     if stats.get("truncated"):  # truncation may have cut every learned token of a sample
-        nothing_learned = [i for i, labels in enumerate(ds["labels"]) if all(t == -100 for t in labels)]
+        nothing_learned = [i for i, labels in enumerate(_column(ds, "labels")) if all(t == -100 for t in labels)]
     else:  # counted inside the map: no pass over every label in Python here
-        nothing_learned = np.nonzero(np.asarray(ds["learned"], dtype=np.int64) == 0)[0].tolist()
+        nothing_learned = np.nonzero(np.asarray(_column(ds, "learned"), dtype=np.int64) == 0)[0].tolist()
     if nothing_learned:
         dropped = set(nothing_learned)
         ds = ds.select([i for i in range(len(ds)) if i not in dropped])
@@ -186,6 +186,12 @@ def pack(ds, cutoff: int):
 def _where(conv: Conversation, i: int) -> str:
     return conv.source.where() if conv.source else f"record {i}"
 
+
+
+def _column(ds, name: str) -> list:
+    """One column as a list. ``ds[name]`` is a lazy column in datasets 4+ whose row-by-row iteration costs
+    ~80 us a row; slicing it reads the Arrow column at once (about 15x faster on 10k rows)."""
+    return ds[name][:]
 
 def _pct(values, q: int) -> int:
     import numpy as np
