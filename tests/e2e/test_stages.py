@@ -47,6 +47,18 @@ def _steps(seen):
     return [e for e in seen if e.type == "step"]
 
 
+def exports_and_chats(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The stage's adapter goes through the same export and chat as an SFT run's."""
+    from ftwiz.core.cli import main as cli_main
+
+    capsys.readouterr()
+    assert cli_main(["export", run_dir.name, "--quant", "F16"]) == 0
+    gguf = next((run_dir / "export").glob("*.gguf"))
+    assert cli_main(["chat", str(gguf), "--once", "Why is the sea salty?", "--max-tokens", "8",
+                     "--temperature", "0"]) == 0
+    assert capsys.readouterr().out.strip()
+
+
 @pytest.mark.parametrize(("shape", "method"), [("prompt", "lora"), ("sharegpt", "qlora")])
 def test_dpo_widens_the_reward_margin(tiny_qwen2: Path, tmp_path: Path, shape: str, method: str) -> None:
     seen = []
@@ -71,7 +83,8 @@ def test_preference_stage_refuses_data_without_pairs(tiny_qwen2: Path) -> None:
     assert caught.value.where == "recipe: stage"
 
 
-def test_orpo_learns_the_chosen_answers_without_a_reference(tiny_qwen2: Path, tmp_path: Path) -> None:
+def test_orpo_learns_the_chosen_answers_without_a_reference(tiny_qwen2: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
     seen = []
     result = train(stage_recipe(tiny_qwen2, pairs_file(tmp_path), stage="orpo", run_name="orpo"),
                    events=EventBus([seen.append]))
@@ -80,9 +93,11 @@ def test_orpo_learns_the_chosen_answers_without_a_reference(tiny_qwen2: Path, tm
     assert steps[-1].loss < steps[0].loss * 0.97, [s.loss for s in steps]  # the SFT part: chosen answers learned
     assert steps[-1].rewards_margins > steps[0].rewards_margins, [s.rewards_margins for s in steps]
     assert steps[-1].rewards_accuracy == 1.0
+    exports_and_chats(result.run_dir, capsys)
 
 
-def test_kto_raises_desirable_and_lowers_undesirable_rewards(tiny_qwen2: Path, tmp_path: Path) -> None:
+def test_kto_raises_desirable_and_lowers_undesirable_rewards(tiny_qwen2: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
     seen = []
     result = train(stage_recipe(tiny_qwen2, pairs_file(tmp_path), stage="kto", run_name="kto"),
                    events=EventBus([seen.append]))
@@ -92,9 +107,10 @@ def test_kto_raises_desirable_and_lowers_undesirable_rewards(tiny_qwen2: Path, t
     assert steps[-1].loss < steps[0].loss
     assert steps[-1].rewards_chosen > 0 > steps[-1].rewards_rejected
     assert steps[-1].rewards_margins > steps[0].rewards_margins + 0.05
+    exports_and_chats(result.run_dir, capsys)
 
 
-def test_pt_packs_raw_text_and_learns_it(tiny_qwen2: Path, tmp_path: Path) -> None:
+def test_pt_packs_raw_text_and_learns_it(tiny_qwen2: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = tmp_path / "corpus.jsonl"
     answers = [json.loads(line)["messages"][-1]["content"] for line in DEMO_DATA.read_text().splitlines()[:48]]
     text.write_text("\n".join(json.dumps({"text": a}) for a in answers) + "\n")
@@ -106,6 +122,7 @@ def test_pt_packs_raw_text_and_learns_it(tiny_qwen2: Path, tmp_path: Path) -> No
     assert len(evals) == 2 and evals[-1] < evals[0] * 0.97, evals
     stats = json.loads((result.run_dir / "data" / "stats.json").read_text())
     assert stats["train"]["packed_sequences"] < stats["train"]["samples"]  # several texts per sequence
+    exports_and_chats(result.run_dir, capsys)
 
 
 def test_pt_refuses_conversations(tiny_qwen2: Path) -> None:
