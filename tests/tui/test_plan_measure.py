@@ -40,3 +40,21 @@ async def test_measure_runs_the_probe_and_shows_measured_next_to_estimated(
         assert plan.measured is not None and plan.measured.peak_bytes > 0 and plan.measured.tokens_per_s > 0
         assert plan.measured.estimate_bytes == estimated.estimate.peak_bytes or plan.micro_batch != estimated.micro_batch
         assert (tmp_path / "measurements.json").exists()  # kept for `ftwiz train` and the next plan
+
+
+async def test_pressing_train_opens_one_training_step(make_app, demo_base_model: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Enter on the focused Train button starts one run, not two runs racing in the same folder."""
+    from ftwiz.tui.screens.plan import PlanScreen
+
+    app = make_app(offer_resume=False)
+    opened: list[str] = []
+    monkeypatch.setattr(app, "goto", lambda name: opened.append(name))
+    async with app.run_test(size=(120, 60)) as pilot:
+        app.push_screen(PlanScreen())
+        await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen) and app.screen.plan is not None,
+                         timeout=180, what="the plan")
+        app.screen.query_one("#next").focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert opened == ["train"]

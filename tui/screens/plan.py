@@ -20,7 +20,7 @@ from textual import on, work
 from textual.containers import Horizontal
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Input, Label, LoadingIndicator, Static
+from textual.widgets import Button, Input, Label, LoadingIndicator, Static
 from textual.worker import Worker, WorkerState
 
 
@@ -96,12 +96,12 @@ class PlanScreen(MeasureMixin, WizardScreen):
         yield self.measure_button()
         yield from super().compose_actions()
 
-    def on_button_pressed(self, event) -> None:
-        if event.button.id == "measure":
-            event.stop()
-            self.start_measure()
-            return
-        super().on_button_pressed(event)
+    # Not an on_button_pressed override calling super(): Textual already calls every class's handler along
+    # the MRO, so the base's Next handler ran twice and Train started two runs in one folder.
+    @on(Button.Pressed, "#measure")
+    def measure_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.start_measure()
 
     def on_mount(self) -> None:
         self.query_one("#next").focus()
