@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from ftwiz.core.cli import VERBS
-from ftwiz.core.errors import FtwizError
 from ftwiz.core.cli.completion import completion_script, install_completion
+from ftwiz.core.errors import FtwizError
 
 
 @pytest.fixture(scope="module")
