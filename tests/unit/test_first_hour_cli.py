@@ -55,12 +55,12 @@ def _recipe(tmp_path: Path, dataset: str, **extra: object) -> Path:
 
 def test_train_refuses_unfilled_placeholders_before_making_a_run(identity: Path, tmp_path: Path,
                                                                   ftwiz_env: dict[str, Path]) -> None:
-    result = ftwiz("train", str(_recipe(tmp_path, str(identity))))
+    result = ftwiz("train", str(_recipe(tmp_path, str(identity), run_name="unfilled-run")))
     assert result.returncode == 2
     err = one_line(result.stderr)
     assert "unfilled placeholders {{author}}, {{name}}" in err
     assert "--var author=VALUE --var name=VALUE" in err and "variables:" in err and "--allow-placeholders" in err
-    assert not (ftwiz_env["runs"] / "identity-run").exists()
+    assert not (ftwiz_env["runs"] / "unfilled-run").exists()
     # --var fills some, the rest are still refused, by name
     partly = ftwiz("train", str(_recipe(tmp_path, str(identity))), "--var", "name=Aria")
     assert partly.returncode == 2 and "unfilled placeholders {{author}}" in one_line(partly.stderr)
@@ -77,14 +77,15 @@ def test_train_fills_placeholders_from_var_and_the_recipe(identity: Path, tmp_pa
 
 
 def test_recipe_validate_and_train_name_a_missing_dataset_once(tmp_path: Path, ftwiz_env: dict[str, Path]) -> None:
-    recipe = _recipe(tmp_path, str(tmp_path / "nope.jsonl"))
+    # its own run name: the session's runs folder is shared, and the placeholder test trains "identity-run"
+    recipe = _recipe(tmp_path, str(tmp_path / "nope.jsonl"), run_name="missing-dataset-run")
     validate = ftwiz("recipe", "validate", str(recipe))
     assert validate.returncode == 2 and "dataset not found" in validate.stderr and "dataset[0]" in validate.stderr
     train = ftwiz("train", str(recipe))
     assert train.returncode == 2
     assert train.stderr.count("dataset not found") == 1, train.stderr  # said once, with its fix
     assert "Traceback" not in train.stderr
-    assert not (ftwiz_env["runs"] / "identity-run").exists()  # no `failed` run folder left behind
+    assert not (ftwiz_env["runs"] / "missing-dataset-run").exists()  # no `failed` run folder left behind
 
 
 def test_plan_for_a_model_not_downloaded_points_at_online_and_pull(tmp_path: Path) -> None:
