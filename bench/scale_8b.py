@@ -207,7 +207,8 @@ def main() -> None:
                                           "--out", str(work / "model-Q4_K_M.gguf")])
         gguf = work / "model-Q4_K_M.gguf"
         gguf_size = gguf.stat().st_size if gguf.is_file() else 0
-        shutil.rmtree(work / "merged")
+        if not args.keep:  # with --keep the merged model stays, to export it again later
+            shutil.rmtree(work / "merged")
         ram = available_ram()
         peft_note = ""
         if args.no_peft:
