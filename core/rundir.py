@@ -72,7 +72,7 @@ def gguf_quant(path: Path) -> str | None:
     if match:
         return match.group(1).upper()
     try:
-        from ftwiz.core.deploy.gguf_info import read_gguf_info
+        from ftwiz.core.gguf_info import read_gguf_info
 
         return read_gguf_info(path).file_type
     except (FtwizError, ValueError, OSError):

@@ -30,8 +30,9 @@ def _where(entry) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ftwiz.core.cli.console import console, human_bytes, print_json
-    from ftwiz.core.deploy.registry import find_model, list_models, registry_path, remove_model
+    from ftwiz.core.deploy.models_rm import remove_model
     from ftwiz.core.errors import FtwizError
+    from ftwiz.core.registry import find_model, list_models, registry_path
 
     if args.action == "list":
         entries = list_models()

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     from ftwiz.core.deploy.ollama_register import register
-    from ftwiz.core.deploy.registry import record_ollama
+    from ftwiz.core.registry import record_ollama
 
     def status(text: str) -> None:
         if not args.json:

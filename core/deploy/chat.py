@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ftwiz.core.atomic import write_text_atomic
-from ftwiz.core.deploy.gguf_info import GGUFInfo
 from ftwiz.core.errors import FtwizError
+from ftwiz.core.gguf_info import GGUFInfo
 from ftwiz.core.paths import runs_dir
 
 HELP = ("/reset  forget the conversation    /save PATH  write the transcript (.json or Markdown)\n"
@@ -114,7 +114,7 @@ class LlamaCppBackend:
     def __init__(self, gguf: Path, *, n_ctx: int | None = None, n_threads: int | None = None,
                  seed: int | None = None, enable_thinking: bool | None = None) -> None:
         from ftwiz.core import llama_logs
-        from ftwiz.core.deploy.gguf_info import read_gguf_info
+        from ftwiz.core.gguf_info import read_gguf_info
         from llama_cpp import Llama
 
         llama_logs.install()  # llama.cpp's warnings would otherwise draw over the wizard's chat screen

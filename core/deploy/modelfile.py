@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ftwiz.core.deploy.gguf_info import CONTROL_TOKEN_TYPE, GGUFInfo, read_gguf_info
 from ftwiz.core.deploy.probes import Renderer
 from ftwiz.core.deploy.templates import OllamaTemplate, ollama_prompt, ollama_template, probe_conversations
 from ftwiz.core.deploy.token_check import GGUFVocab, TokenReport, compare_tokens
 from ftwiz.core.deploy.tool_support import tools_note
 from ftwiz.core.errors import FtwizError
+from ftwiz.core.gguf_info import CONTROL_TOKEN_TYPE, GGUFInfo, read_gguf_info
 
 
 @dataclass(frozen=True)

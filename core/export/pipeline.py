@@ -91,7 +91,7 @@ def _targets(quants: list[str], stem: str, out: Path | None, default_dir: Path |
 
 def _remember(path: Path, quant: str, run_export_dir: Path | None) -> None:
     """Add the GGUF to ``ftwiz models``' registry; a registry problem never fails a finished export."""
-    from ftwiz.core.deploy.registry import record_export
+    from ftwiz.core.registry import record_export
 
     with contextlib.suppress(OSError, FtwizError, ValueError):
         record_export(path, quant=quant, source_run=run_export_dir.parent.name if run_export_dir else None)

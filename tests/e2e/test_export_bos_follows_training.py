@@ -19,8 +19,8 @@ DATA = [{"messages": [{"role": "user", "content": f"What is {a} plus 1?"},
 @pytest.mark.slow
 def test_alpaca_on_a_bos_adding_llama_tokenizer_exports_without_runtime_bos(tiny_llama: Path, tmp_path: Path) -> None:
     from ftwiz.core.data.template import render_with_spans, tokenize_with_labels
-    from ftwiz.core.deploy.gguf_info import read_gguf_info
     from ftwiz.core.export.pipeline import export_model
+    from ftwiz.core.gguf_info import read_gguf_info
     from ftwiz.core.recipe import parse_recipe
     from ftwiz.core.train.runner import train
     from transformers import AutoTokenizer

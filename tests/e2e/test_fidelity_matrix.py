@@ -169,12 +169,12 @@ def test_served_prompts_are_the_training_prompts(tiny_models: dict[str, Path], t
     from ftwiz.core.chat_templates import TemplateOfRecord, special_tokens_of
     from ftwiz.core.data.template import _render
     from ftwiz.core.deploy.chat import chat_formatter
-    from ftwiz.core.deploy.gguf_info import read_gguf_info
     from ftwiz.core.deploy.modelfile import modelfile_spec
     from ftwiz.core.deploy.templates import ollama_prompt
     from ftwiz.core.evaluate.prompts import renderer_for_tokenizer
     from ftwiz.core.evaluate.targets import resolve_target
     from ftwiz.core.export.pipeline import export_model
+    from ftwiz.core.gguf_info import read_gguf_info
     from transformers import AutoTokenizer
 
     data = tmp_path / "data.jsonl"
@@ -249,10 +249,10 @@ def test_alpaca_run_is_exported_verified_registered_and_chatted_in_alpaca(tiny_q
     from ftwiz.core.chat_templates import NAMED_TEMPLATES, write_template_files
     from ftwiz.core.cli import main as cli_main
     from ftwiz.core.deploy.chat import chat_formatter
-    from ftwiz.core.deploy.gguf_info import read_gguf_info
     from ftwiz.core.deploy.templates import ollama_prompt
     from ftwiz.core.export.pipeline import export_model
     from ftwiz.core.export.verify import verify_gguf
+    from ftwiz.core.gguf_info import read_gguf_info
 
     model = tiny_qwen2
     if base == "template-less":

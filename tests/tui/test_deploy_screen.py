@@ -48,7 +48,7 @@ async def test_register_shows_the_template_stops_and_smoke_answer(make_app, fake
         assert "ollama run my-bot" in text  # the snippet now names the registered model
     created = fake_ollama.models["my-bot"]
     assert created["parameters"]["num_ctx"] == app.load_recipe().cutoff_len
-    from ftwiz.core.deploy.registry import find_model
+    from ftwiz.core.registry import find_model
 
     # registered from the wizard, as from `ftwiz register`: `ftwiz models list` shows the Ollama name
     assert [r.name for r in find_model("my-bot").ollama] == ["my-bot"]

@@ -66,7 +66,7 @@ def mistral_ggufs(tokenizers_dir: Path, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.mark.parametrize("add_bos", [True, False], ids=["gguf-adds-bos", "template-writes-bos"])
 def test_mistral_v03_modelfile_one_bos_system_before_last_user(mistral_ggufs: dict[bool, Path], add_bos: bool) -> None:
-    from ftwiz.core.deploy.gguf_info import read_gguf_info
+    from ftwiz.core.gguf_info import read_gguf_info
 
     mistral_gguf = mistral_ggufs[add_bos]
     assert read_gguf_info(mistral_gguf).add_bos is add_bos
@@ -120,8 +120,8 @@ def test_qwen3_gguf_ends_generation_on_every_stop_in_llama_cpp(qwen3_gguf: Path)
     must cover <|im_end|> although the base's generation config only named <|endoftext|>."""
     import llama_cpp
     from ftwiz.core.deploy.chat import chat_formatter
-    from ftwiz.core.deploy.gguf_info import read_gguf_info
     from ftwiz.core.deploy.server import server_command
+    from ftwiz.core.gguf_info import read_gguf_info
 
     info = read_gguf_info(qwen3_gguf)
     _formatter, stops = chat_formatter(info)

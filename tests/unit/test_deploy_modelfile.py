@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ftwiz.core.deploy.gguf_info import read_gguf_info, read_metadata
 from ftwiz.core.deploy.modelfile import build_modelfile, modelfile_spec
 from ftwiz.core.deploy.templates import ollama_prompt, probe_conversations
 from ftwiz.core.errors import FtwizError
+from ftwiz.core.gguf_info import read_gguf_info, read_metadata
 
 
 @pytest.fixture(scope="module")

@@ -143,7 +143,7 @@ def test_host_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cli_register_writes_registry_and_modelfile(fake_ollama: FakeOllama, phi3_gguf: Path, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     from ftwiz.core.cli import main
-    from ftwiz.core.deploy.registry import find_model
+    from ftwiz.core.registry import find_model
 
     assert main(["register", str(phi3_gguf), "--name", "cli-bot", "--host", fake_ollama.url, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

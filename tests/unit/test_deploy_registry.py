@@ -7,15 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from ftwiz.core.deploy.registry import (
-    find_model,
-    list_models,
-    record_export,
-    record_ollama,
-    registry_path,
-    remove_model,
-)
+from ftwiz.core.deploy.models_rm import remove_model
 from ftwiz.core.errors import FtwizError
+from ftwiz.core.registry import find_model, list_models, record_export, record_ollama, registry_path
 
 
 @pytest.fixture()

@@ -91,7 +91,7 @@ def test_the_run_card_is_typed_and_keeps_fields_it_does_not_know(demo_run: Path)
 
 
 def test_models_list_labels_the_base_copy_and_a_run_name_means_the_fine_tune(demo_run: Path, runs: Path) -> None:
-    from ftwiz.core.deploy.registry import find_model
+    from ftwiz.core.registry import find_model
 
     assert find_model("demo").path == str((demo_run / "export" / "demo-Q4_K_M.gguf").resolve())
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}

@@ -79,7 +79,7 @@ class DeployScreen(WizardScreen):
     @work(thread=True, exclusive=True, group="deploy", exit_on_error=False)
     def register(self, gguf: str, name: str) -> Any:
         from ftwiz.core.deploy.ollama_register import register
-        from ftwiz.core.deploy.registry import record_ollama
+        from ftwiz.core.registry import record_ollama
 
         recipe = self.wizard.load_recipe()
         status = self.query_one("#deploy-status", Static)

@@ -1,7 +1,12 @@
 """What ftwiz exported and where it is registered: ``ftwiz models list|show|rm``.
 
+The data only: what is recorded and found; ``ftwiz models rm``'s Ollama side is
+:mod:`ftwiz.core.deploy.models_rm`. It sits below every stage (it reads run folders and a JSON file), so
+the export and the register step record into it without importing deploy.
+
 Two sources, merged: the GGUFs found under ``runs/*/export/`` and ``runs/*/base/`` (so a run copied from
-another machine shows up with no bookkeeping; base-model copies made for comparisons are labelled ``base``) and a small JSON registry in the data dir (``models.json``) that
+another machine shows up with no bookkeeping; base-model copies made for comparisons are labelled
+``base``) and a small JSON registry in the data dir (``models.json``) that
 ``ftwiz export`` and ``ftwiz register`` append to, which also remembers files exported elsewhere and the
 Ollama names they were registered under.
 """
@@ -202,21 +207,3 @@ def forget(entry: ModelEntry) -> None:
     kept = [m for m in models if str(Path(m["path"]).resolve()) != key]
     if len(kept) != len(models):
         _save(kept)
-
-
-def remove_model(entry: ModelEntry, *, delete_file: bool = False, ollama: bool = False) -> list[str]:
-    """Forget a model; optionally delete the GGUF and unregister it from Ollama. Returns what was done."""
-    done: list[str] = []
-    if ollama:
-        from ftwiz.core.deploy.ollama_register import unregister
-
-        for reg in entry.ollama:
-            unregister(reg.name, host=reg.host)
-            done.append(f"removed Ollama model {reg.name} ({reg.host})")
-    if delete_file and entry.exists:
-        Path(entry.path).unlink()
-        done.append(f"deleted {entry.path}")
-    if entry.in_registry:
-        forget(entry)
-        done.append("removed from the registry")
-    return done
