@@ -28,12 +28,34 @@ _NUMERIC = {_V.UINT8: "u1", _V.INT8: "i1", _V.UINT16: "u2", _V.INT16: "i2", _V.U
             _V.FLOAT32: "f4", _V.UINT64: "u8", _V.INT64: "i8", _V.FLOAT64: "f8", _V.BOOL: "?"}
 
 
+def _utf8_lengths(values: Sequence[str], joined: bytes, n_chars: int) -> np.ndarray:
+    """Byte length of each string's UTF-8 form, given the UTF-8 of all of them joined (``n_chars`` long).
+
+    ASCII text (most of a vocabulary) has one byte per character. Otherwise every character starts with
+    exactly one byte that is not a continuation byte (``10xxxxxx``), so the byte offset of each string's
+    first character is read off the positions of those lead bytes; no string is encoded on its own.
+    """
+    chars = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+    if len(joined) == n_chars:
+        return chars.astype(np.uint64)
+    payload = np.frombuffer(joined, dtype=np.uint8)
+    lead = np.flatnonzero((payload & 0xC0) != 0x80)  # byte offset of every character, plus the end below
+    offsets = np.append(lead, len(joined))[np.concatenate(([0], np.cumsum(chars)))]
+    return np.diff(offsets).astype(np.uint64)
+
+
 def pack_strings(values: Sequence[str | bytes], byteorder: str = "<") -> bytes:
     """``values`` as GGUF array items: for each, a uint64 length in ``byteorder`` then its UTF-8 bytes."""
-    encoded = [v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in values]
-    n = len(encoded)
-    lengths = np.fromiter(map(len, encoded), dtype=np.uint64, count=n)
-    payload = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    n = len(values)
+    if set(map(type, values)) == {str}:  # one encode of the joined text, not one per string
+        text = "".join(values)
+        joined = text.encode("utf-8")  # a lone surrogate raises here, as gguf-py's per-item encode does
+        lengths = _utf8_lengths(values, joined, len(text))
+    else:
+        encoded = [v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in values]
+        lengths = np.fromiter(map(len, encoded), dtype=np.uint64, count=n)
+        joined = b"".join(encoded)
+    payload = np.frombuffer(joined, dtype=np.uint8)
     # where each string's length field starts: 8 bytes per earlier string plus their text
     starts = np.arange(n, dtype=np.int64) * 8
     starts[1:] += np.cumsum(lengths[:-1].astype(np.int64))
@@ -47,7 +69,7 @@ def pack_strings(values: Sequence[str | bytes], byteorder: str = "<") -> bytes:
 
 def uniform_type(values: Sequence[Any]) -> Any | None:
     """The GGUF item type gguf-py would infer for ``values`` (all items alike), or None when it would not."""
-    kinds = {type(v) for v in values}
+    kinds = set(map(type, values))  # C-level pass: a vocabulary array has ~150k items
     try:
         found = {_V.get_type(next(v for v in values if type(v) is kind)) for kind in kinds}
     except ValueError:  # a type gguf-py cannot store: its own packing raises the error
