@@ -37,6 +37,7 @@ from ftwiz.core.export.arch import (
     text_tensor_name,
 )
 from ftwiz.core.export.gguf_data import write_data
+from ftwiz.core.export.kquant import direct_quant_available, retype_plans
 from ftwiz.core.export.tensors import TensorRef, list_tensors
 from ftwiz.core.pause import pause_point
 from ftwiz.core.quant_types import CONVERTER_TYPES, FILE_TYPES
@@ -60,6 +61,7 @@ class TensorPlan:
     permute_heads: int = 0  # >0: undo rotate-half with this many heads (llama q/k)
     add_one: bool = False  # Gemma norms: stored as 1 + w (written as F32)
     values: tuple[float, ...] = ()  # synthesised tensors (ref None): their F32 values
+    via_f16: bool = False  # K-quant exports: quantize the float16-rounded values, as llama.cpp would (kquant)
 
 
 def _arch_enum(name: str):
@@ -189,16 +191,19 @@ def write_hparams(writer, params: ModelParams, name: str, out_type: str) -> None
 
 def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str = "F16", *, overwrite: bool = False,
                     progress: Progress | None = None) -> Path:
-    """Write ``model_dir`` (HF safetensors) as a GGUF of type F32/F16/BF16/Q8_0; return the final path."""
+    """Write ``model_dir`` (HF safetensors) as a GGUF of type F32/F16/BF16/Q8_0, or straight to a K-quant
+    (Q4_0/Q4_K_M/Q5_K_M/Q6_K, see :mod:`ftwiz.core.export.kquant`) when ggml's quantizer is loadable; return
+    the final path."""
     import gguf
     from ftwiz.core.export.gguf_kv import BulkGGUFWriter
     from ftwiz.core.export.gguf_name import gguf_general_name
     from ftwiz.core.export.train_bos import runtime_adds_bos
-    from ftwiz.core.export.vocab import write_vocab
+    from ftwiz.core.export.vocab import read_tokenizer_json, write_vocab
 
     model_dir, out_file = Path(model_dir), Path(out_file)
     out_type = out_type.upper()
-    if out_type not in OUT_TYPES:
+    direct_quant = out_type not in OUT_TYPES and direct_quant_available(out_type)  # K-quants: kquant.py
+    if out_type not in OUT_TYPES and not direct_quant:
         raise FtwizError(f"output type '{out_type}' is not written directly",
                          fix=f"use one of {', '.join(OUT_TYPES)}, or quantize_gguf for K-quants")
     cfg = read_config(model_dir)
@@ -207,14 +212,18 @@ def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str =
         raise FtwizError("this model is stored quantized (config.json has quantization_config)",
                          where=Location(file=model_dir / "config.json", field="quantization_config"),
                          fix="export the 16-bit base or the merged model (ftwiz merge), not a 4/8-bit checkpoint")
-    plans = plan_tensors(model_dir, params, out_type)
+    plans = plan_tensors(model_dir, params, "F16" if direct_quant else out_type)
+    if direct_quant:  # the F16 export's tensors, retyped as llama.cpp's quantizer would retype them
+        retype_plans(plans, params, out_type)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     needed = sum(p.nbytes for p in plans)  # checked by atomic_path after it swept old partials away
     with atomic_path(out_file, overwrite=overwrite, needed=needed, what=f"the GGUF {out_file.name}") as tmp:
         writer = BulkGGUFWriter(tmp, params.info.gguf_arch)  # gguf-py's writer, vocab arrays packed in bulk
         try:
-            write_hparams(writer, params, gguf_general_name(model_dir), out_type)
-            write_vocab(writer, model_dir, params.vocab_size, add_bos=runtime_adds_bos(model_dir))
+            tj = read_tokenizer_json(model_dir)  # parsed once (a Qwen2 one is 7-11 MB): for the name and the vocab
+            write_hparams(writer, params, gguf_general_name(model_dir, tj), out_type)
+            write_vocab(writer, model_dir, params.vocab_size, add_bos=runtime_adds_bos(model_dir), tokenizer_json=tj)
+            del tj  # freed before the data section: peak memory stays the vocabulary's or one piece's
             for plan in plans:
                 writer.add_tensor_info(plan.name, plan.shape if plan.qtype in (gguf.GGMLQuantizationType.F32,
                                        gguf.GGMLQuantizationType.F16) else _byte_shape(plan), _np_dtype(plan.qtype),

@@ -186,7 +186,12 @@ class _Converter:
                 part, src_dtype = array[first: first + block], plan.ref.dtype
                 if plan.add_one:  # Gemma norm: 1 + w, in float32 (1-D tensors are always written as F32)
                     part, src_dtype = as_f32(part, src_dtype) + np.float32(1.0), "F32"
-                data = to_gguf_array(part, src_dtype, plan.qtype, out=buffer)
+                if plan.via_f16:  # a K-quant export: quantized from the F16 values, as llama.cpp would
+                    from ftwiz.core.export.kquant import quantize_via_f16
+
+                    data = quantize_via_f16(part, src_dtype, plan.qtype, out=buffer)
+                else:
+                    data = to_gguf_array(part, src_dtype, plan.qtype, out=buffer)
                 write_all(self.dst_fd, np.ascontiguousarray(data), piece.dst_offset + first * dst_row)
         except BaseException as exc:
             # the traceback keeps this frame and the finished ones below it: drop their views of the mapped

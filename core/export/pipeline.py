@@ -3,8 +3,10 @@
 The one entry point the CLI verb, the wizard and the demo call. Given a run directory it finds
 everything from the run alone: a LoRA/QLoRA run's adapter is merged into ``run.merged`` (reused when it
 is newer than the adapter), a full fine-tune's ``run.model`` is used directly, and GGUF files land in
-``run.export/<run-name>-<quant>.gguf``. K-quants are made from an F16 intermediate that is deleted
-afterwards unless F16 was asked for too.
+``run.export/<run-name>-<quant>.gguf``. K-quants are written straight from the safetensors, quantized by
+ggml as llama.cpp's quantizer would (:mod:`ftwiz.core.export.kquant`: no intermediate, memory bounded by a
+few pieces); only where this llama-cpp-python build lacks ggml's quantizer are they made from an F16
+intermediate (deleted afterwards unless F16 was asked for too) by ``llama_model_quantize``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from ftwiz.core.atomic import scratch_dir, write_text_atomic
 from ftwiz.core.errors import FtwizError
 from ftwiz.core.export.convert import OUT_TYPES, convert_to_gguf
+from ftwiz.core.export.kquant import direct_quant_available
 from ftwiz.core.export.quantize import quantize_gguf
 from ftwiz.core.export.verify import VerifyReport
 from ftwiz.core.quant_types import QUANT_NAMES, estimated_bytes
@@ -109,7 +112,7 @@ def _require_space(model_dir: Path, targets: dict[str, Path], merged: Path | Non
     n = _count_parameters(model_dir)
     sizes = [estimated_bytes(n, q) for q in targets]
     names = ", ".join(p.name for p in targets.values())
-    if any(q not in OUT_TYPES for q in targets) and "F16" not in targets:
+    if any(q not in OUT_TYPES and not direct_quant_available(q) for q in targets) and "F16" not in targets:
         sizes.append(2 * n)  # the F16 a K-quant is made from, deleted afterwards
         names += " and an F16 intermediate"
     for folder in {p.parent for p in targets.values()} | ({merged.parent} if merged else set()):
@@ -151,7 +154,7 @@ def export_model(model_or_run: str | Path, quants: list[str], *, out: str | Path
     with contextlib.ExitStack() as scratch:
         for quant, path in targets.items():
             _emit(events, step, steps, f"writing {path.name}")
-            if quant in OUT_TYPES:
+            if quant in OUT_TYPES or direct_quant_available(quant):  # K-quants too, without an F16 first
                 convert_to_gguf(model_dir, path, quant, overwrite=overwrite,
                                 progress=_reporter(events, step, 1.0, steps, quant))
             else:
