@@ -26,7 +26,10 @@ class DiskFullError(FtwizError):
     """Not enough space on a file system, found before writing or when a write failed with ENOSPC."""
 
 
-def human_bytes(n: float) -> str:
+def human_bytes(n: float | int | None) -> str:
+    """1.5 GiB, 312.0 MiB, 12 B: binary units, as the CLI and the wizard show sizes; "-" when unknown."""
+    if n is None:
+        return "-"
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if abs(value) < 1024:

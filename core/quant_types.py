@@ -53,6 +53,9 @@ QUANTIZER_TYPES: dict[str, str] = {n: q.llama_ftype for n, q in QUANT_TYPES.item
                                    if q.needs_llama_cpp_quantize and q.llama_ftype}
 BITS_PER_WEIGHT: dict[str, float] = {n: q.bits_per_weight for n, q in QUANT_TYPES.items()}
 FILE_TYPES: dict[str, int] = {n: q.file_type for n, q in QUANT_TYPES.items()}
+# what the wizard's export step offers after the recipe's own choices: the usual sizes, smallest first,
+# and F16 for a lossless copy (every other row stays reachable through ``ftwiz export --quant``)
+COMMON_QUANTS: tuple[str, ...] = ("Q4_K_M", "Q5_K_M", "Q8_0", "F16")
 
 # the recipe's ``export_quant`` values, derived from the table (a new row is a valid recipe value at once)
 QuantName = Literal[QUANT_NAMES]  # type: ignore[valid-type]

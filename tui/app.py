@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -204,18 +204,8 @@ def make_screen(name: str) -> Any:
     return getattr(importlib.import_module(module_name), class_name)()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from ftwiz.core.cli.wizard import DESCRIPTION, EPILOG, add_arguments
-
-    parser = argparse.ArgumentParser(prog="ftwiz wizard", description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)  # one declaration: `ftwiz wizard --help` (the CLI) shows exactly these
-    return parser
-
-
-def run_wizard(argv: Sequence[str]) -> int:
-    """Entry point called by the launcher; returns the process exit code."""
-    args = build_parser().parse_args(list(argv))
+def run_wizard(args: argparse.Namespace) -> int:
+    """Entry point called by the launcher with ``ftwiz wizard``'s parsed arguments; returns the exit code."""
     if args.recipe and not Path(args.recipe).is_file():
         print(f"error: recipe '{args.recipe}' not found\n  fix: give a recipe YAML path, or no argument for the demo",
               file=sys.stderr)

@@ -14,9 +14,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     wants_wizard = not argv or (argv[0] == "wizard" and not {"-h", "--help"} & set(argv))
     if wants_wizard:
+        # the console script is where the wizard and the CLI meet: it parses the wizard's arguments with
+        # the declaration `ftwiz wizard --help` shows, so the wizard itself never imports the CLI
+        from ftwiz.core.cli.wizard import wizard_parser
         from ftwiz.tui.app import run_wizard
 
-        code = run_wizard(argv[1:] if argv else [])
+        code = run_wizard(wizard_parser().parse_args(argv[1:] if argv else []))
     else:
         from ftwiz.core.cli import main as cli_main
 

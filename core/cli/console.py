@@ -6,8 +6,11 @@ import json
 import sys
 from typing import Any
 
+from ftwiz.core.diskspace import human_bytes
 from ftwiz.core.errors import FtwizError
 from rich.console import Console
+
+__all__ = ["console", "err_console", "human_bytes", "print_error", "print_json"]  # human_bytes: the verbs' import
 
 console = Console()
 err_console = Console(stderr=True)
@@ -27,14 +30,3 @@ def print_json(data: Any) -> None:
     """Machine-readable output goes to stdout untouched by rich's wrapping."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()
-
-
-def human_bytes(n: float | int | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"

@@ -111,8 +111,9 @@ def _tokenizer(recipe):
 def _preview(args: argparse.Namespace, recipe, tokenizer, prepared) -> None:
     """The training record at --index (the next one the template renders), masked as training masks it."""
     from ftwiz.core.cli.console import console, print_json
-    from ftwiz.core.data.pair_view import PairView, is_pair, pair_view, render_pair
-    from ftwiz.core.data.preview import render_preview, sample_view
+    from ftwiz.core.cli.preview_render import render_pair, render_preview
+    from ftwiz.core.data.pair_view import PairView, is_pair, pair_view
+    from ftwiz.core.data.preview import sample_view
     from ftwiz.core.data.render import TemplateRefused
     from ftwiz.core.data.template import chat_template_of
     from ftwiz.core.errors import FtwizError
@@ -152,7 +153,8 @@ def _prepared(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from ftwiz.core.cli.console import console, print_json
-    from ftwiz.core.data.preview import render_stats, tokenizer_label
+    from ftwiz.core.cli.preview_render import render_stats
+    from ftwiz.core.data.preview import tokenizer_label
 
     if args.action == "check":
         return _check(args)

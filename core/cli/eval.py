@@ -105,5 +105,6 @@ def run(args: argparse.Namespace) -> int:
         from ftwiz.core.evaluate.review import review
 
         out_dir = Path(report.files["report_json"]).parent
-        review(report, out_dir, ask=lambda prompt: console.input(prompt, markup=False), console=console)
+        review(report, out_dir, ask=lambda prompt: console.input(prompt, markup=False),
+               say=lambda text: console.print(text, highlight=False, markup=False))
     return 0

@@ -22,3 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--machine", metavar="FILE",
                         help="use a recorded machine JSON instead of probing this one (demos, screenshots)")
     parser.add_argument("--no-resume", action="store_true", help="do not offer to resume an unfinished run")
+
+
+def wizard_parser() -> argparse.ArgumentParser:
+    """``ftwiz wizard``'s own parser: the launcher parses with it and hands the wizard the namespace."""
+    parser = argparse.ArgumentParser(prog="ftwiz wizard", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)  # one declaration: `ftwiz wizard --help` (the CLI) shows exactly these
+    return parser

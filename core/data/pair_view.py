@@ -96,18 +96,3 @@ def pair_view(tokenizer, template: str, record: dict[str, Any], recipe, *, recor
     return PairView(SampleView(pair.chosen_text, pair.chosen, pair.labels("chosen"), record_label),
                     SampleView(pair.rejected_text, pair.rejected, pair.labels("rejected"), record_label),
                     record_label)
-
-
-def render_pair(console, tokenizer, view: PairView, stage: str | None = None) -> None:
-    """Chosen above rejected, the answer tokens each is scored on in bold, and what training does with them."""
-    from ftwiz.core.data.preview import styled_sample, tokenizer_label
-
-    console.print(f"[bold]Preference pair[/bold] from {view.record} (scored answer tokens in bold green, prompt "
-                  "dimmed):", highlight=False)
-    goal = {"kto": ("learned as desirable", "learned as undesirable")}.get(
-        stage or "", ("made more likely", "made less likely, relative to the reference model"))
-    for name, sample, aim in (("chosen", view.chosen, goal[0]), ("rejected", view.rejected, goal[1])):
-        console.print(f"[bold]{name}[/bold] ({sample.learned} of {len(sample.labels)} tokens {aim}):",
-                      highlight=False)
-        console.print(styled_sample(tokenizer, sample))
-    console.print(f"tokenizer {tokenizer_label(tokenizer)}", highlight=False)

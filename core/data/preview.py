@@ -1,6 +1,7 @@
-"""What the user sees before training: a sample with learned tokens highlighted, and length statistics.
+"""What the user sees before training: a sample with its learned characters marked, and length statistics.
 
-A sample is shown as its rendered text, styled by character: decoding token by token would split the bytes
+Data only (the CLI and the wizard render it, each in its own way): a sample is its rendered text cut into
+segments, each learned or context, by character: decoding token by token would split the bytes
 of one character between tokens (Chinese, emoji: shown as U+FFFD), so styles come from each token's
 character offsets (fast tokenizers) or from groups of tokens that decode cleanly (others).
 """
@@ -12,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.text import Text
-
-LEARNED, CONTEXT = "bold green", "dim"
+# (text, learned): consecutive pieces of a rendered sample; joined they give the text back whole
+Segment = tuple[str, bool]
 
 
 @dataclass
@@ -69,31 +69,31 @@ def sample_view(tokenizer, template: str, conversation: dict[str, Any], recipe, 
     return SampleView(text, list(row["input_ids"][0]), list(row["labels"][0]), record)
 
 
-def styled_sample(tokenizer, view: SampleView) -> Text:
-    """The rendered text, learned characters bold green and context dimmed, every character intact."""
+def learned_segments(tokenizer, view: SampleView) -> list[Segment]:
+    """The rendered text cut where learning starts or stops, every character intact."""
     offsets = None
     if getattr(tokenizer, "is_fast", False):
         encoding = tokenizer.backend_tokenizer.encode(view.text, add_special_tokens=False)
         if encoding.ids == view.input_ids:
             offsets = encoding.offsets
     if offsets is None:
-        return styled_tokens(tokenizer, view.input_ids, view.labels)
+        return token_segments(tokenizer, view.input_ids, view.labels)
     learned = [False] * len(view.text)
     for (start, end), label in zip(offsets, view.labels, strict=True):
         if label != -100:
             learned[start:end] = [True] * (end - start)
-    text = Text()
+    segments: list[Segment] = []
     run_start = 0
     for i in range(1, len(view.text) + 1):
         if i == len(view.text) or learned[i] != learned[run_start]:
-            text.append(view.text[run_start:i], style=LEARNED if learned[run_start] else CONTEXT)
+            segments.append((view.text[run_start:i], learned[run_start]))
             run_start = i
-    return text
+    return segments
 
 
-def styled_tokens(tokenizer, input_ids: list[int], labels: list[int]) -> Text:
-    """Token ids shown by decoding groups of tokens that form whole characters (no U+FFFD halves)."""
-    text = Text()
+def token_segments(tokenizer, input_ids: list[int], labels: list[int]) -> list[Segment]:
+    """Token ids decoded in groups of tokens that form whole characters (no U+FFFD halves)."""
+    segments: list[Segment] = []
     group: list[int] = []
     learned = False
     for i, (token_id, label) in enumerate(zip(input_ids, labels, strict=True)):
@@ -101,9 +101,9 @@ def styled_tokens(tokenizer, input_ids: list[int], labels: list[int]) -> Text:
         learned = learned or label != -100
         if i < len(input_ids) - 1 and len(group) < 8 and _split(tokenizer, group):
             continue  # this token ends inside a character: decode it with the next one
-        text.append(tokenizer.decode(group, skip_special_tokens=False), style=LEARNED if learned else CONTEXT)
+        segments.append((tokenizer.decode(group, skip_special_tokens=False), learned))
         group, learned = [], False
-    return text
+    return segments
 
 
 def _split(tokenizer, ids: list[int]) -> bool:
@@ -111,19 +111,11 @@ def _split(tokenizer, ids: list[int]) -> bool:
     return tokenizer.decode(ids, skip_special_tokens=False).endswith("\ufffd")
 
 
-def masked_sample(tokenizer, prepared, index: int = 0) -> tuple[Text, int, int]:
-    """One prepared training row (packed rows included) as the model sees it: learned tokens bold green."""
+def masked_sample(tokenizer, prepared, index: int = 0) -> tuple[list[Segment], int, int]:
+    """One prepared training row (packed rows included) as the model sees it: (segments, learned, total)."""
     row = prepared.train[min(index, len(prepared.train) - 1)]
     learned = sum(1 for lab in row["labels"] if lab != -100)
-    return styled_tokens(tokenizer, row["input_ids"], row["labels"]), learned, len(row["labels"])
-
-
-def render_preview(console, tokenizer, view: SampleView) -> None:
-    console.print(f"[bold]Sample[/bold] from {view.record} (learned tokens in [bold green]green[/bold green], "
-                  "context dimmed):", highlight=False)
-    console.print(styled_sample(tokenizer, view))
-    console.print(f"{view.learned} of {len(view.labels)} tokens are learned (tokenizer {tokenizer_label(tokenizer)})",
-                  highlight=False)
+    return token_segments(tokenizer, row["input_ids"], row["labels"]), learned, len(row["labels"])
 
 
 def histogram(lengths: list[int], bins: int = 10, width: int = 40) -> list[str]:
@@ -153,13 +145,13 @@ def length_lines(prepared, cutoff_len: int, batch_size: int, width: int = 40) ->
     return lines
 
 
-def render_stats(console, prepared, cutoff_len: int, batch_size: int) -> None:
+def stats_lines(prepared, cutoff_len: int, batch_size: int) -> list[str]:
+    """:func:`length_lines`, then what the data checks read, rejected and moved."""
     stats = prepared.stats
-    for line in length_lines(prepared, cutoff_len, batch_size):
-        console.print(line, highlight=False)
     rejected = stats.get("rejected", {})
     reasons = " (" + ", ".join(f"{reason} {n}" for reason, n in sorted(rejected.items())) + ")" if rejected else ""
-    console.print(f"read {stats.get('read')}, rejected {sum(rejected.values())}{reasons}, "
-                  f"exact duplicates {stats.get('exact_duplicates', 0)}, "
-                  f"near duplicates {stats.get('near_duplicates', 0)}, "
-                  f"leaked prompts moved to train {stats.get('leakage_moved', 0)}")
+    return [*length_lines(prepared, cutoff_len, batch_size),
+            f"read {stats.get('read')}, rejected {sum(rejected.values())}{reasons}, "
+            f"exact duplicates {stats.get('exact_duplicates', 0)}, "
+            f"near duplicates {stats.get('near_duplicates', 0)}, "
+            f"leaked prompts moved to train {stats.get('leakage_moved', 0)}"]

@@ -56,13 +56,12 @@ def _ask_choice(ask: Ask, say: Callable[[str], None]) -> str:
         say(f"please type one of: {', '.join(sorted(CHOICES))}")
 
 
-def review(report: EvalReport, out_dir: Path, *, ask: Ask = input, console=None, seed: int = 0) -> ReviewResult:
-    """Walk through the samples, ask for a vote on each, and write ``review.jsonl`` and ``preferences.jsonl``."""
-    if console is None:  # the terminal, as the CLI prints to it (core never imports the CLI)
-        from rich.console import Console
+def review(report: EvalReport, out_dir: Path, *, ask: Ask = input, say: Callable[[str], None] = print,
+           seed: int = 0) -> ReviewResult:
+    """Walk through the samples, ask for a vote on each, and write ``review.jsonl`` and ``preferences.jsonl``.
 
-        console = Console()
-    say: Callable[[str], None] = lambda text: console.print(text, highlight=False, markup=False)  # noqa: E731
+    ``say`` shows one plain line (the CLI prints it with markup off: answers may hold square brackets).
+    """
     result = ReviewResult()
     if report.model("base") is None:
         say("review needs a base model to compare with; pass --base MODEL")

@@ -172,7 +172,7 @@ def test_preview_json_prints_text_tokens_and_labels(shared_dir: Path, capsys: py
 
 
 def test_chinese_samples_show_whole_characters(shared_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from ftwiz.core.data.preview import sample_view, styled_sample, styled_tokens
+    from ftwiz.core.data.preview import learned_segments, sample_view, token_segments
 
     tok = load("qwen2")
     path = CORPUS / "alpaca_chinese.json"
@@ -183,11 +183,11 @@ def test_chinese_samples_show_whole_characters(shared_dir: Path, capsys: pytest.
     recipe = parse_recipe({"model_name_or_path": "x", "dataset": ["x"]})
     record = check_dataset(str(path)).samples[0]
     view = sample_view(tok, tok.chat_template, record, recipe, record="alpaca_chinese.json, record 0")
-    styled = styled_sample(tok, view)
-    assert styled.plain == view.text and "\ufffd" not in styled.plain
-    learned = "".join(styled.plain[span.start:span.end] for span in styled.spans if span.style == "bold green")
-    assert learned == "北京是中国的首都，有三千多年的历史。<|im_end|>\n"
-    assert styled_tokens(tok, view.input_ids, view.labels).plain == view.text  # the slow-tokenizer path too
+    segments = learned_segments(tok, view)
+    assert "".join(t for t, _ in segments) == view.text and "\ufffd" not in view.text
+    assert "".join(t for t, learned in segments if learned) == "北京是中国的首都，有三千多年的历史。<|im_end|>\n"
+    # the slow-tokenizer path too
+    assert "".join(t for t, _ in token_segments(tok, view.input_ids, view.labels)) == view.text
 
 
 def test_a_sentencepiece_word_with_its_leading_space_is_learned_whole(shared_dir: Path) -> None:

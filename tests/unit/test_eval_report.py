@@ -86,7 +86,7 @@ def test_review_votes_become_dpo_pairs_in_the_order_the_user_saw(tmp_path: Path)
         shown.append(prompt)
         return next(answers)
 
-    result = review(report, tmp_path, ask=ask, console=console)
+    result = review(report, tmp_path, ask=ask, say=lambda text: console.print(text, highlight=False, markup=False))
     console.file.close()
     screen = (tmp_path / "screen.txt").read_text()
     assert "4 samples where base and tuned answers differ (1 identical ones skipped)" in screen
@@ -110,7 +110,7 @@ def test_review_output_is_read_by_the_data_pipeline_as_dpo(tmp_path: Path) -> No
     report = _report([_sample(i, f"base {i}", f"tuned {i}") for i in range(3)])
     console = Console(file=open(tmp_path / "screen.txt", "w"))  # noqa: SIM115
     answers = iter(["a", "b", "a"])
-    result = review(report, tmp_path, ask=lambda _: next(answers), console=console)
+    result = review(report, tmp_path, ask=lambda _: next(answers), say=lambda text: console.print(text, highlight=False, markup=False))
     console.file.close()
     check = check_dataset(str(result.pairs_path))
     assert check.kept == 3 and "dpo" in json.dumps(check.formats)

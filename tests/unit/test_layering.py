@@ -43,7 +43,7 @@ PLACED: dict[str, str] = {
     # safetensors shapes) and the preflight built only from them: train asks before training whether its
     # result could become a GGUF, so they sit with the other file readers, below train
     **{f"ftwiz.core.export.{m}": "model_files"
-       for m in ("arch", "tensors", "vocab", "vocab_json", "vocab_spm_json", "preflight")},
+       for m in ("arch", "tensors", "vocab", "vocab_json", "vocab_spm_json", "space_prefix", "preflight")},
 }
 # Known imports of a higher stage, each to be moved down; the test fails when one disappears, so the list
 # only shrinks. Empty now: every stage imports only its own level and the levels below.
@@ -175,3 +175,35 @@ def test_chat_templates_come_from_chat_templates_not_the_tiny_model_builder() ->
            for t, line in import_graph()[m]
            if t.startswith("ftwiz.core.tiny") and (".tokenizer" in t or t.endswith("_TEMPLATE"))]
     assert not bad, "import templates from ftwiz.core.chat_templates: " + "; ".join(bad)
+
+
+def test_core_outside_the_cli_returns_data_and_never_imports_rich() -> None:
+    """Rendering is the CLI's (rich) and the wizard's (Textual + rich) job; core hands them data."""
+    bad = [f"{m}:{line} imports {t}" for m in _core_modules() if not m.startswith("ftwiz.core.cli")
+           for t, line in import_graph()[m] if t.split(".")[0] == "rich"]
+    assert not bad, "return segments/lines from core and render them in core/cli and tui: " + "; ".join(bad)
+
+
+# the `ftwiz` console script: the wizard with no verb, the CLI with one (it parses `ftwiz wizard`'s arguments)
+LAUNCHER = "ftwiz.tui.launcher"
+
+
+def test_the_wizard_never_imports_the_cli() -> None:
+    """The wizard and the CLI are two renderings of the same core calls; neither borrows the other's."""
+    bad = [f"{m}:{line} imports {t}" for m in import_graph() if m.startswith("ftwiz.tui") and m != LAUNCHER
+           for t, line in import_graph()[m] if t.startswith("ftwiz.core.cli")]
+    assert not bad, "move what they share below core/cli: " + "; ".join(bad)
+
+
+def test_the_wizard_lists_no_quantization_types_of_its_own() -> None:
+    """The choices it offers come from core/quant_types.py, the one table of GGUF types."""
+    from ftwiz.core.quant_types import QUANT_TYPES
+
+    bad = []
+    for path in sorted((ROOT / "tui").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Tuple | ast.List | ast.Set):
+                named = [e.value for e in node.elts if isinstance(e, ast.Constant) and e.value in QUANT_TYPES]
+                if len(named) >= 2:
+                    bad.append(f"{path.relative_to(ROOT)}:{node.lineno} {named}")
+    assert not bad, "take the list from ftwiz.core.quant_types (COMMON_QUANTS, QUANT_NAMES): " + "; ".join(bad)

@@ -15,6 +15,7 @@ from ftwiz.tui.screens.data_stage import (
     PREFERENCE_STAGES,
     STAGE_CHOICES,
     chosen_stage,
+    learned_text,
     pair_preview,
     preference_shape,
     stage_options,
@@ -236,10 +237,10 @@ class DataScreen(WizardScreen):
         and the length histogram, as ``ftwiz data preview`` shows them."""
         from ftwiz.core.data import prepare_for_training
         from ftwiz.core.data.preview import (
+            learned_segments,
             length_lines,
             masked_sample,
             sample_view,
-            styled_sample,
             tokenizer_label,
         )
         from ftwiz.core.data.render import TemplateRefused
@@ -264,15 +265,15 @@ class DataScreen(WizardScreen):
         except TemplateRefused:
             view = None  # the model's template refuses that record: show the first prepared sample instead
         if view is not None:
-            text, learned, total = styled_sample(tokenizer, view), view.learned, len(view.labels)
+            segments, learned, total = learned_segments(tokenizer, view), view.learned, len(view.labels)
             which = "the first conversation"
         else:
-            text, learned, total = masked_sample(tokenizer, prepared)
+            segments, learned, total = masked_sample(tokenizer, prepared)
             which = "a training sample"
         header = Text(f"What the model learns from {which} ({learned} of {total} tokens, green; context dimmed; "
                       f"tokenizer {tokenizer_label(tokenizer)}):", style="bold")
         refused = [r for r in prepared.rejects if r.reason in ("template_refused", "tools_not_supported")]
-        parts = [header, text, Text(""), Text("\n".join(lines))]
+        parts = [header, learned_text(segments), Text(""), Text("\n".join(lines))]
         if refused:  # the model's chat template cannot render these: they are left out of training
             first = refused[0]
             parts.append(Text(f"{len(refused)} record(s) left out: the model's chat template refuses them "

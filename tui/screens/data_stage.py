@@ -47,7 +47,7 @@ def chosen_stage(current: str, shape: str | None) -> str:
 def pair_preview(tokenizer: Any, template: str, record: dict[str, Any], recipe: Any) -> list[Any]:
     """Chosen and rejected answer of one pair, rendered and masked as the preference trainers score them."""
     from ftwiz.core.data.pair_view import pair_view
-    from ftwiz.core.data.preview import styled_sample, tokenizer_label
+    from ftwiz.core.data.preview import learned_segments, tokenizer_label
 
     view = pair_view(tokenizer, template, record, recipe, record_label="the first pair")
     stage = getattr(recipe, "stage", "dpo")
@@ -57,5 +57,13 @@ def pair_preview(tokenizer: Any, template: str, record: dict[str, Any], recipe: 
                              f"tokenizer {tokenizer_label(tokenizer)}):", style="bold")]
     for name, sample, aim in (("chosen", view.chosen, aims[0]), ("rejected", view.rejected, aims[1])):
         parts.append(Text(f"{name} ({sample.learned} of {len(sample.labels)} tokens, {aim}):", style="bold"))
-        parts.append(styled_sample(tokenizer, sample))
+        parts.append(learned_text(learned_segments(tokenizer, sample)))
     return parts
+
+
+def learned_text(segments: list[tuple[str, bool]]) -> Text:
+    """Core's ``(text, learned)`` segments as one Text: learned pieces bold green, context dimmed."""
+    text = Text()
+    for piece, learned in segments:
+        text.append(piece, style="bold green" if learned else "dim")
+    return text

@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+from ftwiz.core.quant_types import COMMON_QUANTS
 from ftwiz.tui.screens.base import WizardScreen
 from ftwiz.tui.screens.train import stop_job
 from ftwiz.tui.widgets.event_log import EventLog
@@ -16,8 +17,6 @@ from ftwiz.tui.worker_messages import ChildEvent, ChildExited, ChildLine, ChildO
 from rich.text import Text
 from textual.widget import Widget
 from textual.widgets import Button, Label, ProgressBar, Select, Static
-
-COMMON_QUANTS = ("Q4_K_M", "Q5_K_M", "Q8_0", "F16")
 
 
 def quant_choices(recipe_quants: list[str]) -> list[str]:

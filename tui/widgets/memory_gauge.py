@@ -5,11 +5,11 @@ Used by the plan screen (estimate vs usable VRAM or RAM) and the train screen (l
 
 from __future__ import annotations
 
-from ftwiz.core.cli.console import human_bytes
+from ftwiz.core.diskspace import human_bytes
 from rich.text import Text
 from textual.widgets import Static
 
-__all__ = ["human_bytes", "gauge_text"]  # human_bytes re-exported: screens format sizes the way the CLI does
+__all__ = ["human_bytes", "gauge_text"]  # human_bytes re-exported: screens format sizes the way the CLI does (core.diskspace's)
 
 WARN_AT = 0.85
 
