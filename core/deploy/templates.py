@@ -67,6 +67,7 @@ from ftwiz.core.deploy.probes import (
 )
 from ftwiz.core.deploy.turn_layout import derive_parts, head_and_default, last_user_system
 from ftwiz.core.errors import FtwizError
+from ftwiz.core.export.space_prefix import MARK, split_served
 
 # What callers import from here; the pieces live in the modules above.
 __all__ = [
@@ -165,6 +166,11 @@ def ollama_template(chat_template: str | None, *, bos_token: str | None = None, 
                          where="tokenizer.chat_template",
                          fix="add a chat_template to the tokenizer_config.json of the model you export "
                              "(the one it was fine-tuned with), then export again")
+    # a GGUF exported for a prepend_scheme=first tokenizer opens its template with a documented literal space
+    # (core/export/space_prefix.py): the turn layout is derived without it, the TEMPLATE writes it first
+    lead, chat_template = split_served(chat_template)
+    lead_go = '{{ " " }}' if lead else ""
+    lead_template = MARK if lead else ""
     renderer = Renderer(chat_template, bos_token, eos_token, runtime_adds_bos, enable_thinking=enable_thinking)
     try:
         plain, system_probes, system_ok = split_probes(renderer)
@@ -206,18 +212,19 @@ def ollama_template(chat_template: str | None, *, bos_token: str | None = None, 
         if parts is None:
             continue
         parts = replace(parts, no_think_gen=toggle)
-        template = go_template(parts, with_system=system_ok)
+        template = lead_go + go_template(parts, with_system=system_ok)
         check_go_template(template)
         found = OllamaTemplate(family=name if name != "derived" else (family or "derived"), template=template,
                                stop_candidates=_stops_for(family, parts, eos_token), parts=parts,
                                system_supported=system_ok, derived=name == "derived")
-        mismatches = compare(template, renderer, probes)
+        served = replace(renderer, chat_template=lead_template + renderer.chat_template)  # what the GGUF says
+        mismatches = compare(template, served, probes)
         if toggle and not mismatches:  # the same TEMPLATE with a request's think=false
-            off = replace(renderer, enable_thinking=False)
+            off = replace(served, enable_thinking=False)
             mismatches = compare(template, off, plain + system_probes, think=False)
         if not mismatches:
             return found
-        if system_ok and plain_only is None and not compare(template, renderer, plain):
+        if system_ok and plain_only is None and not compare(template, served, plain):
             plain_only = replace(found, system_supported=False)
     if plain_only is not None:
         # faithful without a system prompt only (no candidate placed it right): usable, but SYSTEM is refused

@@ -127,6 +127,23 @@ def _gguf_ids(llm, text: str) -> list[int]:
     return list(llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
 
 
+def _served_lead(llm, tokenizer):
+    """A function text -> the space a client sends in front of ``text`` so that llama.cpp tokenizes it as
+    transformers does: " " for plain text when transformers puts '▁' only at the start of a text
+    (prepend_scheme=first) and the GGUF adds none (add_space_prefix=false; core/export/space_prefix.py)."""
+    import json
+
+    from ftwiz.core.export.space_prefix import SPACE, opens_with_plain_text
+    from ftwiz.core.export.vocab_spm_json import prepend_scheme
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    scheme = prepend_scheme(json.loads(backend.to_str())) if backend is not None else None
+    if scheme != "first" or str(llm.metadata.get("tokenizer.ggml.add_space_prefix", "true")).lower() != "false":
+        return lambda text: ""
+    added = list(tokenizer.get_added_vocab())
+    return lambda text: SPACE if opens_with_plain_text(text, added) else ""
+
+
 def _tolerance(quant: str, architecture: str | None) -> float | None:
     limit = RELATIVE_TOLERANCE.get(quant)
     if limit is not None and architecture in GELU_ARCHITECTURES:
@@ -167,15 +184,17 @@ def _chat_check(llm, tokenizer, training=None) -> tuple[Check, str | None]:
     """The GGUF's template is the training template (``training``: the run's TemplateOfRecord, else the
     HF tokenizer's own) and renders a conversation identically."""
     from ftwiz.core.chat_templates import own_template, render_chat, special_tokens_of, template_hash
+    from ftwiz.core.export.space_prefix import split_served
 
     template = llm.metadata.get("tokenizer.chat_template")
+    prefix, unserved = split_served(template)  # a leading space standing for transformers' first '▁'
     reference = training.template if training is not None else own_template(tokenizer)
     if not reference:
         return Check(name="chat_template", passed=None, detail="the HF tokenizer has no chat template"), None
     if not template:
         return Check(name="chat_template", passed=False,
                      detail="the GGUF has no tokenizer.chat_template: chat apps will use a wrong format"), None
-    if training is not None and template != training.template:
+    if training is not None and unserved != training.template:
         what = f"'{training.name}'" if training.name else f"the {training.source} template"
         return Check(name="chat_template", passed=False,
                      detail=f"the GGUF carries a different chat template (hash {template_hash(template)}) than "
@@ -188,11 +207,12 @@ def _chat_check(llm, tokenizer, training=None) -> tuple[Check, str | None]:
         chat = SAMPLE_CHAT[1:]
         expected = render_chat(reference, chat, add_generation_prompt=True, special_tokens=special_tokens_of(tokenizer))
     rendered = _gguf_render(template, tokenizer, chat)
-    if rendered != expected:
+    if rendered != prefix + expected:
         return Check(name="chat_template", passed=False,
                      detail=f"renders differently: GGUF {rendered[:80]!r}... vs training {expected[:80]!r}..."), expected
     source = f" ('{training.name}', as trained)" if training is not None and training.name else \
         " (the training template)" if training is not None else ""
+    source += " after the leading space that stands for transformers' first '\u2581'" if prefix else ""
     return Check(name="chat_template", passed=True, detail=f"renders a {len(chat)}-turn chat identically{source} "
                  f"({len(rendered)} chars)"), expected
 
@@ -204,14 +224,16 @@ def _thinking_check(llm, tokenizer, training) -> Check | None:
     from ftwiz.core.chat_templates import own_template, render_chat, special_tokens_of
     from ftwiz.core.data.reasoning import training_messages
     from ftwiz.core.data.template import render_with_spans
+    from ftwiz.core.export.space_prefix import split_served
 
     reference = training.template if training is not None else own_template(tokenizer)
     template = llm.metadata.get("tokenizer.chat_template")
+    prefix, _ = split_served(template)
     if not reference or not template or ("<think>" not in reference and "enable_thinking" not in reference):
         return None
     thinking = training.enable_thinking if training is not None else None
     kwargs = {} if thinking is None else {"enable_thinking": thinking}
-    served = _gguf_render(template, tokenizer, THINKING_CHAT)
+    served = _gguf_render(template, tokenizer, THINKING_CHAT)[len(prefix):]
     prompt = render_chat(reference, THINKING_CHAT, add_generation_prompt=True,
                          special_tokens=special_tokens_of(tokenizer), enable_thinking=thinking)
     mismatches = []
@@ -316,15 +338,18 @@ def verify_gguf(gguf_path: str | Path, hf_model_dir: str | Path, *, prompts: lis
         mismatches = []
         pairs = []
         runtime_bos = bool(llm.tokenize(b"", add_bos=True, special=True))  # the GGUF's add_bos_token
+        lead = _served_lead(llm, tokenizer)
         for text in texts:
-            hf, gg = _hf_ids(tokenizer, text, runtime_bos), _gguf_ids(llm, text)
+            hf, gg = _hf_ids(tokenizer, text, runtime_bos), _gguf_ids(llm, lead(text) + text)
             pairs.append(hf)
             if hf != gg:
                 first = next((i for i, (x, y) in enumerate(zip(hf, gg, strict=False)) if x != y), min(len(hf), len(gg)))
                 mismatches.append(f"{text[:30]!r}: first difference at token {first} (HF {hf[first:first + 3]}, "
                                   f"GGUF {gg[first:first + 3]})")
         report.checks.append(Check(name="tokenization", passed=not mismatches,
-                                   detail="; ".join(mismatches) or f"{len(texts)} texts, identical token ids",
+                                   detail="; ".join(mismatches) or f"{len(texts)} texts, identical token ids"
+                                   + (" (plain text sent after a leading space, as the GGUF's chat template does: "
+                                      "prepend_scheme=first)" if any(lead(t) for t in texts) else ""),
                                    value=float(len(mismatches))))
         hf_all, gg_all = [], []
         for ids in pairs:

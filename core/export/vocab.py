@@ -253,16 +253,16 @@ def _set_space_prefix(tj: dict[str, Any] | None, data: VocabData, default: bool)
     """llama.cpp's add_space_prefix from where transformers puts '▁' (vocab_spm_json.prepend_scheme).
 
     llama.cpp puts it in front of every text segment or none. transformers' "first" puts it only at the
-    very start, so none is written: text after a special token (every chat turn of a template that opens
-    with one) then tokenizes exactly as in training, and only a prompt opening with plain text differs in
-    its first token.
+    very start, so none is written: text after a special token tokenizes exactly as in training, and a
+    chat template whose prompts open with plain text is served with a leading space (space_prefix.py).
     """
     scheme = prepend_scheme(tj)
     data.add_space_prefix = default if scheme is None else scheme == "always"
     if scheme == "first":
         log.warning("transformers puts '\u2581' only at the start of a text (prepend_scheme=first); llama.cpp can "
-                    "only add it to every text segment or none, so none: chat turns after a special token "
-                    "tokenize as in training, a prompt that opens with plain text differs in its first token")
+                    "only add it to every text segment or none, so none: chat prompts are served as trained "
+                    "(a leading space in the GGUF's chat template stands for that '\u2581'), but a raw "
+                    "completion prompt of plain text needs a leading space to tokenize as in transformers")
 
 
 def load_vocab(model_dir: Path, n_vocab: int, tokenizer_json: dict[str, Any] | None = None) -> VocabData:
@@ -290,14 +290,16 @@ def end_of_turn_id(model_dir: Path, data: VocabData) -> int | None:
     return None
 
 
-def write_vocab(writer, model_dir: Path, n_vocab: int, *, add_bos: bool | None = None) -> VocabData:
+def write_vocab(writer, model_dir: Path, n_vocab: int, *, add_bos: bool | None = None,
+                tokenizer_json: dict[str, Any] | None = None) -> VocabData:
     """Write every tokenizer key: tokens, types, scores, merges, special ids, add_bos, chat template.
 
     ``add_bos``: the runtime-adds-BOS flag decided by the caller (core/export/train_bos.py: False when the
-    training template writes no BOS); None keeps the tokenizer's own setting."""
+    training template writes no BOS); None keeps the tokenizer's own setting. ``tokenizer_json``: the
+    folder's tokenizer.json when the caller already parsed it (read here otherwise)."""
     import gguf
 
-    tj = read_tokenizer_json(model_dir)
+    tj = tokenizer_json if tokenizer_json is not None else read_tokenizer_json(model_dir)
     data = load_vocab(model_dir, n_vocab, tj)
     writer.add_tokenizer_model(data.model)
     if data.pre:
@@ -332,6 +334,10 @@ def write_vocab(writer, model_dir: Path, n_vocab: int, *, add_bos: bool | None =
         special.add_special_token.setdefault("bos", _hf_adds_bos(model_dir, tj))
     if add_bos is not None:
         special.add_special_token["bos"] = add_bos
+    if data.add_space_prefix is False and prepend_scheme(tj) == "first":  # the start-of-text '▁' as a space
+        from ftwiz.core.export.space_prefix import served_chat_template
+
+        special.chat_template = served_chat_template(special.chat_template, tj or {}, model_dir)
     special.add_to_gguf(writer, quiet=True)
     if special.chat_template is None:
         log.warning("%s has no chat template; the GGUF will fall back to llama.cpp's default", model_dir)

@@ -7,6 +7,7 @@ tokenization of the prompt its chat formatter renders from the GGUF, with the BO
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -112,3 +113,37 @@ def test_a_run_whose_template_writes_bos_keeps_the_runtime_bos(shared_dir: Path,
                                                               template: str) -> None:
     merged = _run_with_merged(tmp_path, shared_dir / "tokenizers" / "TinyLlama-1.1B-Chat-v1.0", template)
     assert runtime_adds_bos(merged) is None
+
+
+def test_verify_accepts_exactly_the_documented_leading_space(shared_dir: Path, tmp_path: Path) -> None:
+    """export --verify compares the GGUF's template with training's modulo the one documented leading space
+    (core/export/space_prefix.py), and plain prompts tokenize as transformers does once sent after it."""
+    import llama_cpp
+    from ftwiz.core.chat_templates import record_of_model_dir
+    from ftwiz.core.export.space_prefix import MARK
+    from ftwiz.core.export.verify import _chat_check, _gguf_ids, _hf_ids, _served_lead
+    from transformers import AutoTokenizer
+
+    src = shared_dir / "tokenizers" / "TinyLlama-1.1B-Chat-v1.0"
+    template = json.loads((src / "tokenizer_config.json").read_text(encoding="utf-8"))["chat_template"]
+    merged = _run_with_merged(tmp_path, src, template)
+    gguf_path = _vocab_gguf(merged, tmp_path / "tinyllama.gguf")
+    tok, record = AutoTokenizer.from_pretrained(merged), record_of_model_dir(merged)
+    llm = llama_cpp.Llama(model_path=str(gguf_path), vocab_only=True, verbose=False)
+    try:
+        assert llm.metadata["tokenizer.chat_template"] == MARK + template
+        check, expected = _chat_check(llm, tok, record)
+        assert check.passed, check.detail
+        assert expected and expected.startswith("<|system|>")  # training's text, without the space
+        lead = _served_lead(llm, tok)
+        for text in ("Hello world", "The capital of France is", expected):
+            assert _gguf_ids(llm, lead(text) + text) == _hf_ids(tok, text, runtime_bos=False)
+        assert _gguf_ids(llm, "Hello world") != _hf_ids(tok, "Hello world", runtime_bos=False)  # the cost
+    finally:
+        llm.close()
+    other = dataclasses.replace(record, template=" " + template)  # a template that itself opens with a space
+    llm = llama_cpp.Llama(model_path=str(gguf_path), vocab_only=True, verbose=False)
+    try:
+        assert _chat_check(llm, tok, other)[0].passed is False  # any other difference still fails
+    finally:
+        llm.close()
