@@ -141,7 +141,10 @@ def _history(value: Any) -> list:
 
 
 def _alpaca_prompt(data: dict, instruction_key: str = "instruction") -> list[dict[str, Any]]:
-    """History pairs, then the user turn: instruction, and input (when any) after a blank line."""
+    """History pairs, then the user turn: instruction, and input (when any) on the next line.
+
+    One newline, as LLaMA-Factory's Alpaca converter joins them (``"\\n".join([instruction, input])``),
+    so a recipe ported from it trains on the same text."""
     messages: list[dict[str, Any]] = []
     for turn, pair in enumerate(_history(data.get("history"))):
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
@@ -150,7 +153,7 @@ def _alpaca_prompt(data: dict, instruction_key: str = "instruction") -> list[dic
         messages.append({"role": "assistant", "content": _text(pair[1], f"history[{turn}][1]")})
     instruction = _text(data.get(instruction_key), instruction_key)
     extra = _text(data.get("input"), "input", required=False)
-    messages.append({"role": "user", "content": f"{instruction}\n\n{extra}" if extra else instruction})
+    messages.append({"role": "user", "content": f"{instruction}\n{extra}" if extra else instruction})
     return messages
 
 

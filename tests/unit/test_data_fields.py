@@ -80,7 +80,7 @@ def test_preference_pair_keeps_input_history_and_system(tmp_path: Path) -> None:
               "chosen": "bike", "rejected": "car"}
     sample = check_dataset(str(_jsonl(tmp_path / "pairs.jsonl", [record]))).samples[0]
     assert [(m["role"], m["content"]) for m in sample["messages"]] == [
-        ("system", BIKE_SYSTEM), ("user", "Hi"), ("assistant", "Hello!"), ("user", "Translate:\n\nvelo")]
+        ("system", BIKE_SYSTEM), ("user", "Hi"), ("assistant", "Hello!"), ("user", "Translate:\nvelo")]  # LLaMA-Factory joins them with one newline
     assert (sample["chosen"], sample["rejected"]) == ("bike", "car")
 
 
