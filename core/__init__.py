@@ -7,11 +7,18 @@ happen inside the functions that need them.
 
 from __future__ import annotations
 
-from importlib import metadata as _metadata
-
-try:
-    __version__ = _metadata.version("ftwiz")
-except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+source"
-
 __all__ = ["__version__"]
+
+
+def __getattr__(name: str) -> str:
+    """``__version__`` on first use: importlib.metadata costs tens of milliseconds that every verb would pay."""
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import metadata
+
+    try:
+        version = metadata.version("ftwiz")
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        version = "0.0.0+source"
+    globals()["__version__"] = version
+    return version
