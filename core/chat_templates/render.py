@@ -31,12 +31,13 @@ def special_tokens_of(tokenizer: Any) -> dict[str, str]:
 def render_chat(template: str, messages: Messages, *, add_generation_prompt: bool,
                 special_tokens: Mapping[str, str] | None = None, bos_token: str | None = None,
                 eos_token: str | None = None, enable_thinking: bool | None = None,
-                now: datetime | None = None) -> str:
+                now: datetime | None = None, tools: Sequence[Mapping[str, Any]] | None = None) -> str:
     """The prompt text ``template`` gives ``messages``.
 
     ``special_tokens`` is a tokenizer's special-token map; ``bos_token``/``eos_token`` override it (a GGUF
     gives only those two). ``enable_thinking`` None leaves the variable undefined (the template's default);
-    ``now`` pins the date ``strftime_now`` writes. Raises TemplateRaised (an FtwizError) when the template
+    ``now`` pins the date ``strftime_now`` writes; ``tools`` are the record's tool definitions
+    (``apply_chat_template(tools=...)``). Raises TemplateRaised (an FtwizError) when the template
     refuses the messages with ``raise_exception``, FtwizError when it does not parse ("does not parse as
     Jinja") or fails otherwise.
     """
@@ -59,7 +60,9 @@ def render_chat(template: str, messages: Messages, *, add_generation_prompt: boo
                          fix="fix the template's Jinja (chat_template in tokenizer_config.json, or the recipe's "
                              "template), then try again") from None
     try:
-        return compiled.render(messages=[dict(m) for m in messages], tools=None, documents=None,
+        # None-valued keys dropped, as apply_chat_template does (``content: null`` beside tool calls)
+        plain = [{k: v for k, v in m.items() if v is not None} for m in messages]
+        return compiled.render(messages=plain, tools=[dict(t) for t in tools] if tools else None, documents=None,
                                add_generation_prompt=add_generation_prompt, **variables)
     except jinja2.TemplateError as exc:
         # transformers' raise_exception raises a bare TemplateError; an undefined name is a subclass

@@ -28,12 +28,13 @@ WHY_NO_PERPLEXITY = ("perplexity is not reported for a {stage} run: the stage op
 
 
 def pair_token_ids(engine: Any, renderer: Any, prompt: list[dict[str, str]], chosen: str, rejected: str,
-                   cutoff: int) -> tuple[int, list[int], list[int]]:
+                   cutoff: int, tools: list[dict[str, Any]] | None = None) -> tuple[int, list[int], list[int]]:
     """(prompt length, prompt+chosen ids, prompt+rejected ids) as TRL's DPOTrainer tokenizes a pair,
-    each cut at ``cutoff`` tokens (the run's ``cutoff_len``, TRL's ``max_length``)."""
-    prompt_ids = engine.tokenize(renderer.render(prompt, generation_prompt=True))
+    each cut at ``cutoff`` tokens (the run's ``cutoff_len``, TRL's ``max_length``); ``tools``: the record's."""
+    prompt_ids = engine.tokenize(renderer.render(prompt, generation_prompt=True, tools=tools))
     full = [engine.tokenize(renderer.render([*prompt, {"role": "assistant", "content": answer}],
-                                            generation_prompt=False))[:cutoff] for answer in (chosen, rejected)]
+                                            generation_prompt=False, tools=tools))[:cutoff]
+            for answer in (chosen, rejected)]
     prompt_len = min(common_prefix_length(prompt_ids, full[0]), common_prefix_length(prompt_ids, full[1]))
     return prompt_len, full[0], full[1]
 
@@ -58,7 +59,7 @@ def preference_metrics(policy: Any, reference: Any, renderer: Any, samples: Sequ
     policy_wins = reference_wins = 0
     for i, sample in enumerate(pairs):
         start, chosen_ids, rejected_ids = pair_token_ids(policy, renderer, sample.prompt, sample.reference,
-                                                         sample.rejected, cutoff)
+                                                         sample.rejected, cutoff, getattr(sample, "tools", None))
         pol_c, pol_r = answer_logp(policy, chosen_ids, start), answer_logp(policy, rejected_ids, start)
         ref_c, ref_r = answer_logp(reference, chosen_ids, start), answer_logp(reference, rejected_ids, start)
         chosen_rewards.append(beta * (pol_c - ref_c))

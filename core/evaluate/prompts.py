@@ -29,11 +29,14 @@ class Renderer:
     def hash(self) -> str:
         return template_hash(self.template)
 
-    def render(self, messages: list[dict[str, str]], *, generation_prompt: bool) -> str:
+    def render(self, messages: list[dict[str, Any]], *, generation_prompt: bool,
+               tools: list[dict[str, Any]] | None = None) -> str:
+        """``messages`` (tool calls and tool results included) and the record's ``tools`` as training
+        rendered them (``apply_chat_template(messages, tools=tools)``)."""
         tokens = special_tokens_of(self.tokenizer) if self.tokenizer is not None else None
         return render_chat(self.template, messages, add_generation_prompt=generation_prompt, special_tokens=tokens,
                            bos_token=None if tokens else self.bos_token, eos_token=None if tokens else self.eos_token,
-                           enable_thinking=self.enable_thinking)
+                           enable_thinking=self.enable_thinking, tools=tools)
 
 
 def renderer_for_tokenizer(tokenizer: Any, template_name: str | None = None, *, template: str | None = None,

@@ -170,10 +170,10 @@ def _answer_all(contender: Contender, samples: list[EvalSample], *, max_new_toke
     outputs: list[str] = []
     loss_sum, loss_tokens = 0.0, 0
     for i, sample in enumerate(samples):
-        prompt_ids = engine.tokenize(renderer.render(sample.prompt, generation_prompt=True))
+        prompt_ids = engine.tokenize(renderer.render(sample.prompt, generation_prompt=True, tools=sample.tools))
         answer_ids = engine.greedy(prompt_ids, max_new_tokens, stop_ids)
         outputs.append(engine.detokenize(answer_ids).strip())
-        full_ids = engine.tokenize(renderer.render(sample.conversation, generation_prompt=False))
+        full_ids = engine.tokenize(renderer.render(sample.conversation, generation_prompt=False, tools=sample.tools))
         full_ids = full_ids[: min(cutoff, engine.context_length)]
         loss, n = engine.nll(full_ids, common_prefix_length(prompt_ids, full_ids))
         loss_sum += loss

@@ -2,15 +2,18 @@
 
 A run's splits are ``data/<split>.jsonl`` with ``{"messages": [...]}`` records (what the data pipeline
 wrote, template-free). The last assistant turn is the reference and everything before it is the prompt,
-so multi-turn records are evaluated on their final answer with the earlier turns as context. A file given
+so multi-turn records are evaluated on their final answer with the earlier turns as context. Messages keep
+every field training rendered (``tool_calls``, ``tool_call_id``, ``name``) and the record's ``tools`` are
+kept beside them, so eval renders a tool record exactly as training did (``apply_chat_template(tools=)``). A file given
 directly may also use ``{"prompt": ..., "reference": ...}`` (the demo's ``heldout.jsonl``).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from ftwiz.core.errors import FtwizError, Location
 
@@ -21,11 +24,12 @@ SPLITS = ("train", "validation", "test")
 class EvalSample:
     """One held-out question: the chat messages to send and the answer a good model gives."""
 
-    prompt: list[dict[str, str]]
+    prompt: list[dict[str, Any]]
     reference: str
     index: int = 0
-    conversation: list[dict[str, str]] = field(default_factory=list)
+    conversation: list[dict[str, Any]] = field(default_factory=list)
     rejected: str | None = None  # preference pairs: the answer not to give (``reference`` is the chosen one)
+    tools: list[dict[str, Any]] | None = None  # the record's tool definitions (rendered with tools=)
 
     @property
     def prompt_text(self) -> str:
@@ -47,7 +51,8 @@ def _sample_from(record: object, index: int, path: Path, line: int) -> EvalSampl
             raise FtwizError("'messages' must be a list of {role, content} objects with string values",
                              where=Location(file=path, line=line, field="messages"),
                              fix="re-create the split with `ftwiz data prepare`")
-        clean = [{"role": m["role"], "content": m["content"]} for m in messages]
+        clean = [dict(m) for m in messages]  # tool calls, tool results' ids and names as training saw them
+        tools = record.get("tools") if isinstance(record.get("tools"), list) and record.get("tools") else None
         if isinstance(record.get("chosen"), str) and isinstance(record.get("rejected"), str):
             # a preference split (what the data pipeline writes for dpo/orpo/kto): the chosen answer is the
             # reference, the rejected one is kept for the preference accuracy
@@ -55,12 +60,12 @@ def _sample_from(record: object, index: int, path: Path, line: int) -> EvalSampl
                 return None
             return EvalSample(prompt=clean, reference=record["chosen"], index=index,
                               conversation=[*clean, {"role": "assistant", "content": record["chosen"]}],
-                              rejected=record["rejected"])
+                              rejected=record["rejected"], tools=tools)
         last = max((i for i, m in enumerate(clean) if m["role"] == "assistant"), default=None)
         if last is None or last == 0:
             return None  # plain text or a prompt with no answer: nothing to compare against
         return EvalSample(prompt=clean[:last], reference=clean[last]["content"], index=index,
-                          conversation=clean[: last + 1])
+                          conversation=clean[: last + 1], tools=tools)
     if "prompt" in record and ("reference" in record or "output" in record or "response" in record):
         reference = record.get("reference", record.get("output", record.get("response")))
         if not isinstance(record["prompt"], str) or not isinstance(reference, str):
@@ -95,10 +100,8 @@ def load_samples(path: Path, *, system: str | None = None, max_samples: int | No
             if sample is None:
                 continue
             if system and sample.prompt[0]["role"] != "system":
-                sample = EvalSample(prompt=[{"role": "system", "content": system}, *sample.prompt],
-                                    reference=sample.reference, index=sample.index,
-                                    conversation=[{"role": "system", "content": system}, *sample.conversation],
-                                    rejected=sample.rejected)
+                sample = replace(sample, prompt=[{"role": "system", "content": system}, *sample.prompt],
+                                 conversation=[{"role": "system", "content": system}, *sample.conversation])
             samples.append(sample)
             if max_samples is not None and len(samples) >= max_samples:
                 break

@@ -59,3 +59,38 @@ def test_missing_split_lists_the_splits_that_exist(tmp_path: Path) -> None:
     with pytest.raises(FtwizError, match="unknown split"):
         split_path(tmp_path, "dev")
     assert split_path(tmp_path, "validation") == tmp_path / "validation.jsonl"
+
+
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather for a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+
+
+def test_tool_records_are_evaluated_with_the_prompt_training_rendered(shared_dir: Path, tmp_path: Path) -> None:
+    """A split record with tool calls, a tool result and top-level tools: eval's prompt is
+    ``apply_chat_template(prompt, tools=tools, add_generation_prompt=True)`` (Qwen3's tool-aware template),
+    and the scored conversation is exactly what training rendered."""
+    from chat_family_tokenizers import load
+    from ftwiz.core.data import check_dataset
+    from ftwiz.core.data.template import render_with_spans
+    from ftwiz.core.evaluate.prompts import renderer_for_tokenizer
+
+    record = {"tools": [WEATHER_TOOL], "messages": [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "name": "get_weather", "content": '{"temp_c": 3}'},
+        {"role": "assistant", "content": "It is 3 °C in Oslo."}]}
+    source = _write(tmp_path / "tools.jsonl", [record])
+    split = _write(tmp_path / "test.jsonl", check_dataset(str(source)).samples)  # what the pipeline writes
+    trained = json.loads(split.read_text(encoding="utf-8"))
+    sample = load_samples(split)[0]
+    assert sample.tools == [WEATHER_TOOL] and sample.reference == "It is 3 °C in Oslo."
+    tok = load("qwen3")
+    renderer = renderer_for_tokenizer(tok)
+    prompt = renderer.render(sample.prompt, generation_prompt=True, tools=sample.tools)
+    assert prompt == tok.apply_chat_template(trained["messages"][:-1], tools=trained["tools"], tokenize=False,
+                                             add_generation_prompt=True)
+    assert "get_weather" in prompt and '"temp_c": 3' in prompt  # the tool list, the call and its result
+    full, _ = render_with_spans(tok, tok.chat_template, trained["messages"], tools=trained["tools"])
+    assert renderer.render(sample.conversation, generation_prompt=False, tools=sample.tools) == full
