@@ -90,6 +90,24 @@ def test_mistral_v03_one_bos_and_system_before_the_last_user_turn(tokenizers_dir
     assert "</s>" in result.stop_candidates
 
 
+def test_mistral_v03_consecutive_turns_of_one_role_merge_as_its_template_merges_them(tokenizers_dir: Path) -> None:
+    """v0.3's Jinja joins consecutive messages of one role with a blank line into one [INST] (or one answer);
+    Ollama collates them the same way before the TEMPLATE runs (template.go collate: "\\n\\n", tool
+    results apart), so the Modelfile prompt is the training prompt without any special TEMPLATE code."""
+    tok = _load(tokenizers_dir, "Mistral-7B-Instruct-v0.3")
+    conversations = [
+        [{"role": "user", "content": "Hi"}, {"role": "user", "content": "Name a fruit."}],
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+         {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Name a fruit."},
+         {"role": "user", "content": "A red one."}],
+        [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."},
+         {"role": "assistant", "content": "How can I help?"}, {"role": "user", "content": "Bye"}],
+    ]
+    _check(tok, conversations=conversations)
+    merged = tok.apply_chat_template(conversations[1], tokenize=False, add_generation_prompt=True)
+    assert merged.endswith("[INST]Be brief.\n\nName a fruit.\n\nA red one.[/INST]")  # one turn, as trained
+
+
 def test_qwen2_chatml_with_its_default_system_prompt(tokenizers_dir: Path) -> None:
     result = _check(_load(tokenizers_dir, "Qwen2-1.5B-Instruct-Boundless"))
     assert result.family == "chatml" and result.default_system == "You are a helpful assistant."
