@@ -82,16 +82,22 @@ def fetch_converter(work: Path) -> Path:
     return dest / "convert_hf_to_gguf.py"
 
 
-def run_command(cmd: list[str]) -> tuple[float, int]:
-    """(wall seconds, peak RSS bytes) of one whole command; stops the bench with its output if it fails."""
-    from peak_rss import run_whole
+def run_command(cmd: list[str]) -> tuple[float, int, float]:
+    """(wall seconds, peak RSS bytes, CPU seconds) of one whole command; stops the bench with its output if it
+    fails."""
+    from peak_rss import run_whole_cpu
 
     os.sync()
     time.sleep(0.5)  # earlier runs' write-back must not land inside this timing
-    wall, peak, code, output = run_whole(cmd)
+    wall, peak, code, output, cpu = run_whole_cpu(cmd)
     if code != 0:
         raise SystemExit(f"command failed ({code}): {' '.join(cmd)}\n{output[-3000:]}")
-    return wall, peak
+    return wall, peak, cpu
+
+
+def load_average() -> str:
+    """The 1-minute load average: other work on the machine slows every contender's wall time."""
+    return f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
 
 
 def tensor_table(path: Path) -> dict[str, tuple[int, tuple[int, ...], int, int]]:
@@ -193,9 +199,12 @@ def main(repeat: int = 3, llamacpp_dir: str | None = None, layers: int | None = 
         with open(model / "model.safetensors", "rb") as f:  # warm the page cache for every contender alike
             while f.read(1 << 24):
                 pass
-        times: dict[str, list[tuple[float, int]]] = {}
+        times: dict[str, list[tuple[float, int, float]]] = {}
+        loads = [load_average()]
 
         def record(label: str, cmd: list[str], out: Path | None = None) -> None:
+            if out is not None and not label.startswith("cp"):
+                out.unlink(missing_ok=True)  # like cp's copy: no contender pays for deleting an earlier output
             times.setdefault(label, []).append(run_command(cmd))
             if out is not None and label.startswith("cp"):
                 out.unlink()
@@ -207,26 +216,32 @@ def main(repeat: int = 3, llamacpp_dir: str | None = None, layers: int | None = 
             for quant in ("F16", "Q8_0"):
                 out = work / f"ftwiz-{quant}.gguf"
                 record(f"ftwiz {quant}", [ftwiz, "export", str(model), "--quant", quant, "--out", str(out),
-                                          "--overwrite"])
+                                          "--overwrite"], out)
             inner.append(timed_child(model, work / "inner-F16.gguf", "F16")[0])
             (work / "inner-F16.gguf").unlink()
             if rep == 0 and with_llamacpp:  # the converter takes ~10x longer: once is enough to compare
                 for quant in ("f16", "q8_0"):
                     record(f"llama.cpp {quant}", [sys.executable, str(converter), str(model), "--outtype", quant,
-                                                  "--outfile", str(work / f"llamacpp-{quant}.gguf")])
+                                                  "--outfile", str(work / f"llamacpp-{quant}.gguf")],
+                           work / f"llamacpp-{quant}.gguf")
+        loads.append(load_average())
         diffs = {q: tensor_differences(work / f"ftwiz-{q.upper()}.gguf", work / f"llamacpp-{q}.gguf")
                  for q in ("f16", "q8_0") if with_llamacpp}
     best = {label: min(runs) for label, runs in times.items()}
+    cpu = {label: min(run[2] for run in runs) for label, runs in times.items()}
     cp_s = best["cp"][0]
     print(f"model: Qwen2.5-0.5B shape, {size / 1e6:.0f} MB bf16 safetensors, real Qwen2 vocabulary (151,936 rows)")
-    for label, (wall, rss) in best.items():
+    print(f"load average at start / end: {loads[0]} / {loads[-1]} (high load stretches wall times; CPU seconds "
+          "move less)")
+    for label, (wall, rss, _cpu) in best.items():
         print(f"{label:15s} {wall:6.2f} s  {cp_s / wall:5.2f}x cp speed  peak RSS {rss / 2**20:6.0f} MiB "
-              f"= {rss / size:.2f}x model  (best of {len(times[label])})")
+              f"= {rss / size:.2f}x model  CPU {cpu[label]:5.2f} s  (best of {len(times[label])})")
     ratios = {
         "whole F16 vs cp": cp_s / best["ftwiz F16"][0],
         "whole Q8_0 vs cp": cp_s / best["ftwiz Q8_0"][0],
         "conversion F16 vs cp": cp_s / min(inner),
         "peak RSS F16 / model": best["ftwiz F16"][1] / size,
+        "CPU s: cp / whole F16": cpu["cp"] / cpu["ftwiz F16"],
     }
     if with_llamacpp:
         ratios["llama.cpp f16 / ftwiz F16"] = best["llama.cpp f16"][0] / best["ftwiz F16"][0]

@@ -29,11 +29,19 @@ _LAUNCHER = ("import os, sys\n"
              "    os.execvp(sys.argv[1], sys.argv[1:])\n"
              "_, status, usage = os.wait4(pid, 0)\n"
              "sys.stderr.write(f'\\nLAUNCHER_PEAK_KB {usage.ru_maxrss}\\n')\n"
+             "sys.stderr.write(f'LAUNCHER_CPU_S {usage.ru_utime + usage.ru_stime}\\n')\n"
              "sys.exit(os.waitstatus_to_exitcode(status))\n")
 
 
 def run_whole(cmd: list[str]) -> tuple[float, int, int, str]:
     """(wall seconds, peak RSS bytes, exit code, output) of one whole command, through the launcher."""
+    wall, peak, code, output, _cpu = run_whole_cpu(cmd)
+    return wall, peak, code, output
+
+
+def run_whole_cpu(cmd: list[str]) -> tuple[float, int, int, str, float]:
+    """:func:`run_whole` plus the command's CPU seconds (user + system, all its threads and children): on a
+    machine shared with other work, CPU time moves much less than wall time."""
     import subprocess
     import sys
     import time
@@ -41,6 +49,7 @@ def run_whole(cmd: list[str]) -> tuple[float, int, int, str]:
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, *cmd], capture_output=True, text=True)
     wall = time.perf_counter() - start
-    peak = next((int(line.split()[1]) for line in reversed(proc.stderr.splitlines())
-                 if line.startswith("LAUNCHER_PEAK_KB")), 0)
-    return wall, peak * 1024, proc.returncode, proc.stdout + proc.stderr
+    lines = list(reversed(proc.stderr.splitlines()))
+    peak = next((int(line.split()[1]) for line in lines if line.startswith("LAUNCHER_PEAK_KB")), 0)
+    cpu = next((float(line.split()[1]) for line in lines if line.startswith("LAUNCHER_CPU_S")), 0.0)
+    return wall, peak * 1024, proc.returncode, proc.stdout + proc.stderr, cpu

@@ -85,18 +85,23 @@ def kernels() -> Kernels | None:
 
 def bf16_to_f16(src, out, k: Kernels) -> None:
     """Contiguous uint16 bfloat16 bits -> contiguous uint16 float16 bits, through a float32 staging buffer."""
+    bf16_to_f16_at(src.ctypes.data, out.ctypes.data, src.size, k)
+
+
+def bf16_to_f16_at(src: int, dst: int, n: int, k: Kernels) -> None:
+    """``n`` bfloat16 values at address ``src`` -> float16 at ``dst`` (raw addresses: no numpy wrapper per call,
+    which the export's inner loop would pay thousands of times)."""
     import numpy as np
 
     stage = getattr(_local, "stage", None)
     if stage is None:  # one staging buffer per thread: a fresh 256 KiB array per call costs page faults
         stage = _local.stage = np.empty(CHUNK, dtype=np.float32)
-    # raw addresses once: numpy's .ctypes attribute costs microseconds per access
-    base_in, base_out, staged = src.ctypes.data, out.ctypes.data, stage.ctypes.data
+    staged = stage.ctypes.data  # raw addresses once: numpy's .ctypes attribute costs microseconds per access
     to_f32, to_f16 = k.bf16_to_f32, k.f32_to_f16
-    for start in range(0, src.size, CHUNK):
-        n = min(CHUNK, src.size - start)
-        to_f32(base_in + 2 * start, staged, n)
-        to_f16(staged, base_out + 2 * start, n)
+    for start in range(0, n, CHUNK):
+        count = min(CHUNK, n - start)
+        to_f32(src + 2 * start, staged, count)
+        to_f16(staged, dst + 2 * start, count)
 
 
 def quantize_rows(rows, qtype: int, nbytes: int, k: Kernels):

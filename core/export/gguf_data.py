@@ -131,6 +131,19 @@ def _reserve(fd: int, size: int, path: Path) -> None:
         os.ftruncate(fd, size)  # file systems without fallocate (some network mounts)
 
 
+def _plain_bf16_to_f16(plan: Any) -> Any:
+    """ggml's kernels when ``plan`` is a bfloat16 tensor written as F16 unchanged (no q/k permutation, no
+    Gemma +1, not quantized afterwards), else None (the general path)."""
+    import gguf
+
+    if (plan.qtype != gguf.GGMLQuantizationType.F16 or plan.ref.dtype != "BF16" or plan.permute_heads
+            or plan.add_one or getattr(plan, "via_f16", False)):
+        return None
+    from ftwiz.core.export.ggml_kernels import kernels
+
+    return kernels()
+
+
 class _Converter:
     """Converts pieces on worker threads; each thread keeps one output buffer for bfloat16 -> float16."""
 
@@ -162,8 +175,31 @@ class _Converter:
         rows = plan.shape[0] if len(plan.shape) > 1 else 1
         src_row, count = plan.ref.nbytes // rows, piece.stop - piece.first
         shape = (count, *plan.shape[1:]) if len(plan.shape) > 1 else plan.shape
+        kernels = _plain_bf16_to_f16(plan)
         with mapped(src_fd, plan.ref.start + piece.first * src_row, count * src_row) as view:
-            self._convert_rows(plan, piece, np.frombuffer(view, dtype=NUMPY_DTYPES[plan.ref.dtype]).reshape(shape))
+            if kernels is not None:
+                self._bf16_to_f16(view, piece.dst_offset, kernels)
+            else:
+                self._convert_rows(plan, piece, np.frombuffer(view, dtype=NUMPY_DTYPES[plan.ref.dtype]).reshape(shape))
+
+    def _bf16_to_f16(self, view: memoryview, dst_offset: int, kernels: Any) -> None:
+        """The common case (bfloat16 weights to an F16 GGUF) without numpy in the loop: ggml's kernels on raw
+        addresses, a block at a time into this thread's buffer, each block written while it is in cache.
+        Element for element the same conversion as :func:`ftwiz.core.export.dtypes.bf16_bits_to_f16`."""
+        import numpy as np
+        from ftwiz.core.export.ggml_kernels import bf16_to_f16_at
+
+        src = np.frombuffer(view, dtype=np.uint16)
+        try:
+            n, step = src.size, max(1, BLOCK_BYTES // 2)
+            out = self._buffer(min(n, step))
+            src_at, out_at, out_bytes = src.ctypes.data, out.ctypes.data, memoryview(out).cast("B")
+            for start in range(0, n, step):
+                count = min(step, n - start)
+                bf16_to_f16_at(src_at + 2 * start, out_at, count, kernels)
+                write_all(self.dst_fd, out_bytes[: 2 * count], dst_offset + 2 * start)
+        finally:
+            del src  # no view of the mapping may outlive it
 
     def _convert_rows(self, plan: Any, piece: Piece, array) -> None:
         """Convert and write ``array`` (the piece's rows, a view of the mapped source)."""
