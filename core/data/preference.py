@@ -10,13 +10,17 @@ From those:
   for records whose last answer carries ``label`` (TRL) / ``kto_tag`` (LLaMA-Factory), that answer with
   its label.
 TRL then renders prompt and prompt+answer through the tokenizer's chat template (the run's template is
-set on the tokenizer first), so what is learned is exactly what the template produces.
+set on the tokenizer first), so what is learned is exactly what the template produces. With a thinking
+template and ``enable_thinking: false`` the ``<think>`` reasoning is removed from every answer first, by
+the rule supervised fine-tuning applies (``core/data/reasoning.py``): the model is served after an empty
+think block, so the chosen answer must follow it, not a thought.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ftwiz.core.data.reasoning import preference_answers
 from ftwiz.core.errors import FtwizError
 
 PAIRWISE = ("dpo", "orpo")
@@ -26,8 +30,11 @@ def _answer(text: str) -> list[dict[str, str]]:
     return [{"role": "assistant", "content": text}]
 
 
-def preference_rows(records: list[dict[str, Any]], stage: str) -> list[dict[str, Any]]:
-    """TRL rows for ``stage`` from the pipeline's split records (see the module docstring).
+def preference_rows(records: list[dict[str, Any]], stage: str, *, template: str | None = None,
+                    template_kwargs: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """TRL rows for ``stage`` from the pipeline's split records (see the module docstring); ``template``
+    and ``template_kwargs`` (the run's template of record and ``enable_thinking``) decide whether
+    ``<think>`` reasoning is removed from the answers, as for SFT.
 
     Raises:
         FtwizError: when a record has no chosen/rejected answers (the data is not preference data), naming
@@ -35,6 +42,7 @@ def preference_rows(records: list[dict[str, Any]], stage: str) -> list[dict[str,
     """
     rows: list[dict[str, Any]] = []
     for index, record in enumerate(records):
+        record, _removed = preference_answers(record, template, template_kwargs)
         chosen, rejected = record.get("chosen"), record.get("rejected")
         if stage == "kto" and chosen is None and record.get("label") is not None:
             rows.append(_labelled(record, index))
@@ -67,10 +75,11 @@ def _labelled(record: dict[str, Any], index: int) -> dict[str, Any]:
     return {"prompt": messages[:-1], "completion": [answer], "label": bool(record["label"])}
 
 
-def preference_dataset(records: list[dict[str, Any]], stage: str):
+def preference_dataset(records: list[dict[str, Any]], stage: str, *, template: str | None = None,
+                       template_kwargs: dict[str, Any] | None = None):
     """:func:`preference_rows` as a ``datasets.Dataset`` (None when there are no records)."""
     if not records:
         return None
     from datasets import Dataset
 
-    return Dataset.from_list(preference_rows(records, stage))
+    return Dataset.from_list(preference_rows(records, stage, template=template, template_kwargs=template_kwargs))

@@ -47,6 +47,22 @@ def strip_reasoning(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]
     return out, removed
 
 
+def preference_answers(record: dict[str, Any], template: str | None,
+                       template_kwargs: dict[str, Any] | None) -> tuple[dict[str, Any], bool]:
+    """A preference record (``messages`` + ``chosen``/``rejected``) as the preference stages train it:
+    with ``drops_reasoning``, thoughts removed from the prompt's answers and from both answers, by the
+    rule SFT applies; (record, whether any thought was removed). Inputs are not changed."""
+    if template is None or not drops_reasoning(template, template_kwargs):
+        return record, False
+    messages, removed = strip_reasoning(list(record.get("messages") or []))
+    out = dict(record, messages=messages)
+    for key in ("chosen", "rejected"):
+        answer = record.get(key)
+        if isinstance(answer, str) and THINK_CLOSE in answer:
+            out[key], removed = without_thought(answer), True
+    return out, removed
+
+
 def training_messages(messages: list[dict[str, Any]], template: str,
                       template_kwargs: dict[str, Any] | None) -> tuple[list[dict[str, Any]], bool]:
     """The messages training renders: reasoning removed when ``drops_reasoning``; (messages, removed)."""

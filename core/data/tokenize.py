@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ftwiz.core.data.reasoning import training_messages
+from ftwiz.core.data.reasoning import preference_answers, training_messages
 from ftwiz.core.data.records import Conversation, Reject
 from ftwiz.core.data.render import TemplateRefused
 from ftwiz.core.data.template import render_with_spans, tokenize_with_labels, verify_masks
@@ -31,6 +31,8 @@ def render_record(tokenizer, template: str, conv: dict[str, Any], recipe) -> tup
 def _render_record(tokenizer, template: str, conv: dict[str, Any], recipe) -> tuple[str, list[tuple[int, int]], bool]:
     """``render_record`` plus whether ``<think>`` reasoning was removed (thinking template, thinking off)."""
     messages, removed = _training_messages(conv, template, recipe)
+    if conv.get("rejected") is not None:  # counted as the preference stages strip it (core/data/preference)
+        removed = preference_answers(conv, template, template_kwargs_of(recipe))[1] or removed
     text, spans = render_with_spans(tokenizer, template, messages, train_on_prompt=recipe.train_on_prompt,
                                     mask_history=recipe.mask_history, tools=conv.get("tools"),
                                     template_kwargs=template_kwargs_of(recipe))

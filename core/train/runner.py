@@ -303,9 +303,11 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
     eval_ds = model_columns(prepared.validation) if prepared.validation is not None and len(prepared.validation) else None
     if is_preference(recipe.stage):  # TRL renders and tokenizes the pairs itself, with the run's template
         from ftwiz.core.data.preference import preference_dataset
+        from ftwiz.core.data.tokenize import template_kwargs_of
 
-        train_ds = preference_dataset(prepared.splits["train"], recipe.stage)
-        eval_ds = preference_dataset(prepared.splits.get("validation", []), recipe.stage)
+        kwargs = {"template": template.template, "template_kwargs": template_kwargs_of(recipe)}  # thoughts as SFT
+        train_ds = preference_dataset(prepared.splits["train"], recipe.stage, **kwargs)
+        eval_ds = preference_dataset(prepared.splits.get("validation", []), recipe.stage, **kwargs)
     checkpoint = _last_checkpoint(run) if resuming else None
     if resuming and checkpoint is None and run.checkpoint_steps():
         bus.emit(Message(level="warning", text="the newest checkpoint is incomplete; starting from the last good one"))

@@ -113,3 +113,40 @@ def test_export_thinking_check_fails_when_the_gguf_serves_another_thinking_setti
     trained = TemplateOfRecord(with_thinking_default(qwen3.chat_template, True), "model", None, True)
     check = _thinking_check(_Gguf(with_thinking_default(qwen3.chat_template, False)), qwen3, trained)
     assert check is not None and not check.passed and "does not follow the served prompt" in check.detail
+
+
+PAIRS = [{"prompt": "Name a fruit.", "chosen": "<think>\nThink about Lime.\n</think>\n\nLime.",
+          "rejected": "<think>\nThink about cars.\n</think>\n\nA car."},
+         {"prompt": "Name a colour.", "chosen": "Blue.", "rejected": "<think>\nHmm.\n</think>\n\nA fruit."}]
+
+
+@pytest.mark.parametrize("stage", ["dpo", "kto"])
+def test_preference_answers_follow_the_served_prompt_without_their_thoughts(qwen3, tmp_path, stage: str) -> None:
+    """DPO/ORPO/KTO rows under enable_thinking false: every answer is what TRL renders after the served
+    prompt (ending in the empty think block), with no thought; the warning counts them as SFT does."""
+    from ftwiz.core.data.preference import preference_rows
+
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in PAIRS), encoding="utf-8")
+    recipe = parse_recipe({"model_name_or_path": "x", "dataset": [str(path)], "val_size": 0.0, "test_size": 0.0,
+                           "dedup": False, "stage": stage, "enable_thinking": False})
+    messages: list[Message] = []
+    bus = EventBus([lambda e: messages.append(e) if isinstance(e, Message) else None])
+    prepared = prepare_for_training(recipe, qwen3, events=bus)
+    warnings = [m.text for m in messages if m.level == "warning" and "reasoning" in m.text]
+    assert len(warnings) == 1 and "2 record(s)" in warnings[0] and prepared.stats["reasoning_removed"] == 2
+    rows = preference_rows(prepared.splits["train"], stage, template=qwen3.chat_template,
+                           template_kwargs={"enable_thinking": False})
+    answers = [(r, r[k]) for r in rows for k in ("chosen", "rejected", "completion") if k in r]
+    assert len(answers) == 4
+    for row, answer in answers:
+        served = qwen3.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True,
+                                           enable_thinking=False)
+        full = qwen3.apply_chat_template(row["prompt"] + answer, tokenize=False, enable_thinking=False)
+        assert served.endswith("<think>\n\n</think>\n\n") and full.startswith(served)  # TRL's prompt is a prefix
+        assert "Think about" not in full and "Hmm" not in full
+    assert {a[0]["content"] for _, a in answers} == {"Lime.", "A car.", "Blue.", "A fruit."}
+    kept = preference_rows(prepared.splits["train"], stage, template=qwen3.chat_template,
+                           template_kwargs={"enable_thinking": True})
+    assert any("<think>" in a[0]["content"] for r in kept for k in ("chosen", "rejected", "completion")
+               if k in r for a in [r[k]])  # thinking on: the thoughts are trained
