@@ -8,8 +8,9 @@ Two sets of rows:
   the source measured: torch's reserved or allocated peak (neither includes the CUDA context; 'allocated'
   excludes allocator fragmentation too).
 - bench/data/memory_calibration_published.csv (in this repo, each row with its URL): the two classes the
-  planner used to under-predict -- bf16 LoRA at 256-1024 tokens for 1.8B-14B models (what the device shows,
-  CUDA context included: ``device_used``) and long-context QLoRA on Llama-3.1-8B with FlashAttention-2 (the
+  planner used to under-predict -- bf16 LoRA at 256-8192 tokens for 1.8B-14B models (what the device shows,
+  CUDA context included: ``device_used``; run through DeepSpeed ZeRO-2 as Qwen's scripts do: the ``engine``
+  column, see the estimator's docstring) and long-context QLoRA on Llama-3.1-8B with FlashAttention-2 (the
   longest length that fits a card: the peak there is the card's memory, ``device_limit``). Target: every
   row within -10% and +20%.
 Exit status 0 only when every target is met.
@@ -57,6 +58,7 @@ def setup_for(row: dict[str, str]) -> TrainSetup:
         quant_saves_input=row["source"].startswith("Lightning-AI/litgpt"),
         load_staging_bytes=LARGEST_SHARD_BYTES.get(row["model_config"], 0) if row["source"].startswith(
             "pytorch/torchtune") else 0,
+        engine=row.get("engine") or "trainer",  # the shared torchtune/litgpt rows have no engine column
         **stack,
     )
 

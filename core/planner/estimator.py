@@ -13,16 +13,33 @@ Parts (see :func:`estimate_memory`):
 - ``weights``: the base weights by storage type: 2 bytes (bf16/fp16) or 4 (fp32) per parameter; under
   QLoRA the block linears are NF4 (0.5 byte) plus quantization constants -- one fp32 absmax per 64
   weights (0.0625 B/param), or with double quantization an 8-bit absmax per 64 plus one fp32 per 256
-  blocks (~0.0158 B/param) -- while embeddings, lm_head and norms stay 16-bit. peft's
-  ``prepare_model_for_kbit_training`` (what ftwiz and TRL call; ``kbit_upcast``) casts every non-quantized
-  parameter to fp32 (peft/utils/other.py: "cast all non INT8 parameters to fp32"): embeddings, lm_head and
-  norms then cost 4 B/param, the residual stream they feed is fp32 (4 B per checkpointed hidden value), and
-  autocast's 16-bit copy of lm_head is saved for backward (``autocast_copies``, 2 B/param).
+  blocks (~0.0158 B/param) -- while embeddings, lm_head and norms stay 16-bit (ftwiz's own QLoRA, like
+  LLaMA-Factory's and Unsloth's: ``core/train/model_setup.py``). peft's ``prepare_model_for_kbit_training``
+  (what TRL calls when given a peft_config, and the HF stack of Unsloth's table; ``kbit_upcast``) casts
+  every non-quantized parameter to fp32 (peft/utils/other.py: "cast all non INT8 parameters to fp32"):
+  embeddings, lm_head and norms then cost 4 B/param, the residual stream they feed is fp32 (4 B per
+  checkpointed hidden value), and autocast's 16-bit copy of lm_head is saved for backward
+  (``autocast_copies``, 2 B/param).
 - ``trainable_weights``/``gradients``/``optimizer_states``: LoRA adapters live in fp32 (peft upcasts
   them): 4 B weight + 4 B grad + AdamW's two fp32 moments (8 B), or 2 B with 8-bit AdamW. Full
   fine-tuning keeps grads and (torch AdamW) moments in the weights' dtype. Paged optimizers keep their
   states in CUDA unified memory that is evicted to host RAM under pressure: they cannot cause an OOM,
   so they are reported as ``optimizer_states_paged`` and not added to the peak.
+- ``engine="deepspeed-zero2"`` (what Qwen's finetune scripts run: ``--deepspeed ds_config_zero2.json``;
+  ftwiz itself trains with the plain Trainer, ``engine="trainer"``). DeepSpeed's engine casts the whole
+  module to bf16/fp16 (``DeepSpeedEngine._configure_distributed_model``: ``module.bfloat16()``), and its
+  ZeRO-1/2 optimizer (``runtime/zero/stage_1_and_2.py``) keeps, per trainable parameter: the 16-bit
+  weight (flattened) + an fp32 master copy (``single_partition_of_fp32_groups``) = ``trainable_weights``
+  2 + 4 B; a 16-bit gradient partition (``grads_in_partition``, contiguous_gradients) and, at the step,
+  its flattened copy and the fp32 gradient built from it (``flatten_dense_tensors_aligned(...).to(fp32)``)
+  = ``gradients`` 2 + 2 + 4 B; FusedAdam's two fp32 moments = 8 B: 22 B in all (the Trainer path: 16 B).
+  ``zero_buckets``: the reduction buffers ``ipg_buffer`` allocated in ``backward()``, ``reduce_bucket_size``
+  elements of the 16-bit dtype, two of them with ``overlap_comm`` (Qwen's config: 2e8 and true, 0.75 GiB)
+  -- a fixed cost that does not shrink with the model or the sequence. The README does not name the script
+  behind its single-GPU LoRA column; the ZeRO-2 reading is the one its numbers support: without it the
+  1.8B rows are 19% short (a 1.2 GiB intercept no sequence term explains), with it all 18 LoRA cells
+  (1.8B-14B, 256-8192 tokens) land within -6%..+11%, and the same table's 1.8B full-parameter row
+  (finetune_ds.sh, same config; not a bench row) within +3%..+7% at 256-1024 tokens.
 - ``activations``: tensors saved for backward, per token per layer: RMSNorm inputs in fp32 and outputs
   (2 x (4h + 2h)), RoPE and SDPA saves (~8 x (q_out + kv_out) bytes), the MLP's gate/up/activation (3 x 2i
   gated, 2 x 2i otherwise), LoRA inputs (2 x in per target) and, for full fine-tuning, the inputs every
@@ -82,14 +99,18 @@ class TrainSetup:
     load_staging_bytes: int = 0
     # torchtune's optimizer-in-backward steps each parameter as its gradient arrives: one gradient at a time.
     optimizer_in_backward: bool = False
-    # peft's prepare_model_for_kbit_training upcasts non-quantized parameters to fp32 (QLoRA on GPU only).
-    kbit_upcast: bool = True
+    # peft's prepare_model_for_kbit_training upcasts non-quantized parameters to fp32 (QLoRA on GPU only);
+    # ftwiz's own training does not (core/train/model_setup.py), so plans leave it off.
+    kbit_upcast: bool = False
     loss_chain: str = "transformers"  # transformers | transformers-shift-copy | simple (see the docstring)
     # Training stage (recipe ``stage``): dpo/orpo run chosen and rejected answers in one forward pass (twice the
     # tokens per example); dpo/kto with full fine-tuning keep a frozen reference copy of the weights (LoRA's
     # reference is the adapter-disabled base: no copy). Reference and KL passes run without gradients, before
     # the policy's forward, so their transient logits never coexist with the saved activations.
     stage: str = "sft"  # sft | pt | dpo | orpo | kto
+    # Training engine (see the docstring): the plain transformers Trainer (ftwiz) or DeepSpeed ZeRO-2.
+    engine: str = "trainer"  # trainer | deepspeed-zero2
+    zero_bucket_elements: int = 200_000_000  # DeepSpeed reduce_bucket_size (two buffers with overlap_comm)
 
     extra: dict = field(default_factory=dict)
 
@@ -181,6 +202,11 @@ def estimate_memory(spec: ModelSpec, s: TrainSetup) -> dict[str, int]:
         parts["trainable_weights"] = trainable * 4
         parts["gradients"] = trainable * 4
         states = trainable * (2 if eight_bit else 8)
+    if s.engine == "deepspeed-zero2" and not on_cpu:
+        parts["trainable_weights"] = trainable * (4 if s.method == "full" else wbytes + 4)  # (16-bit +) fp32 master
+        parts["gradients"] = trainable * (wbytes + wbytes + 4)  # partition + flattened copy + fp32 copy at the step
+        states = trainable * 8  # FusedAdam's fp32 moments on the fp32 partition
+        parts["zero_buckets"] = 2 * s.zero_bucket_elements * wbytes  # ipg_buffer, doubled by overlap_comm
     parts["optimizer_states"] = 0 if paged and not on_cpu else states
     parts["optimizer_states_paged"] = states if paged and not on_cpu else 0
 

@@ -1,8 +1,13 @@
 """Load the base model for a plan: 16/32-bit for LoRA and full, 4-bit NF4 for QLoRA; wrap it in peft.
 
 QLoRA follows the paper's recipe: NF4 storage, double quantization, 16-bit compute on GPU (fp32 on CPU,
-where bitsandbytes also runs 4-bit), and peft's k-bit preparation (fp32 norms, input grads for
-checkpointing). LoRA adapters stay fp32 so small updates are not lost to rounding.
+where bitsandbytes also runs 4-bit), frozen base, input grads for checkpointing. Unlike peft's
+``prepare_model_for_kbit_training``, the 16-bit parameters that are not quantized (embeddings, lm_head,
+norms) stay 16-bit, as in LLaMA-Factory (``upcast_layernorm`` off by default) and Unsloth: peft casts them
+all to fp32, which on Llama-3.1-8B costs 2 GB more weights, an fp32 residual stream (2 B more per hidden
+value per layer) and a 16-bit autocast copy of lm_head -- the difference between fitting an 8 GB card and
+not. They are frozen, so fp32 copies buy no precision in the update; RMSNorm computes in fp32 regardless.
+LoRA adapters stay fp32 so small updates are not lost to rounding.
 """
 
 from __future__ import annotations
@@ -61,13 +66,11 @@ def load_model(model_dir: Path, recipe: Recipe, plan: Plan):
 
 
 def apply_lora(model, recipe: Recipe, plan: Plan):
-    """Wrap the model with a LoRA (or DoRA) adapter; QLoRA first gets peft's k-bit preparation."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    """Wrap the model with a LoRA (or DoRA) adapter over a frozen base (16-bit parts stay 16-bit: see above)."""
+    from peft import LoraConfig, get_peft_model
 
-    if plan.method == "qlora":
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=plan.gradient_checkpointing,
-            gradient_checkpointing_kwargs={"use_reentrant": False})
+    for param in model.parameters():
+        param.requires_grad = False
     if recipe.adapter_name_or_path:
         return load_adapter(model, recipe)
     targets: str | list[str] = plan.lora_targets or list(recipe.lora_target)
@@ -122,7 +125,7 @@ def build_model(model_dir: Path, recipe: Recipe, plan: Plan):
     model = load_model(model_dir, recipe, plan)
     if plan.method in ("lora", "qlora"):
         model = apply_lora(model, recipe, plan)
-    if plan.gradient_checkpointing and plan.method != "qlora":
+    if plan.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -104,3 +105,25 @@ def test_every_shipped_recipe_validates_and_says_how_to_run_it(path: Path) -> No
     assert header[0].startswith("#"), "a shipped recipe opens with a comment saying what it is for"
     assert any("ftwiz train" in line for line in header), "the header says the command to run it"
     assert recipe.model_name_or_path
+
+
+CARD_SIZED = [p for p in shipped_recipes() if re.search(r"-(\d+)gb$", p.stem)]
+
+
+@pytest.mark.parametrize("path", CARD_SIZED, ids=lambda p: p.name)
+def test_a_recipe_named_for_a_card_size_plans_as_fitting_that_card_with_its_own_settings(path: Path) -> None:
+    """'...-8gb.yaml' is a promise: the planner must fit it on that card without shortening or downgrading it."""
+    from ftwiz.core.planner import plan_recipe
+    from ftwiz.core.planner.catalog import CURATED
+    from ftwiz.core.planner.spec import spec_from_config
+
+    gib = int(re.search(r"-(\d+)gb$", path.stem).group(1))
+    recipe = load_recipe(path)
+    assert recipe.model_name_or_path in CURATED, "a card-sized recipe's model must be plannable offline"
+    plan = plan_recipe(recipe, vram_gb=gib, spec=spec_from_config(CURATED[recipe.model_name_or_path]))
+    assert plan.fits, plan.warnings
+    assert plan.estimate.peak_bytes <= plan.estimate.budget_bytes
+    assert plan.method == recipe.finetuning_type and plan.max_seq_len >= (recipe.cutoff_len or 0)
+    assert plan.micro_batch >= (recipe.per_device_train_batch_size or 1)
+    if recipe.gradient_checkpointing is not None:
+        assert plan.gradient_checkpointing == recipe.gradient_checkpointing
