@@ -18,6 +18,7 @@ from ftwiz.core.deploy.chat_families import FAMILY_STOPS, detect_family
 from ftwiz.core.deploy.probes import Renderer
 from ftwiz.core.deploy.turn_layout import derive_parts
 from ftwiz.core.errors import FtwizError
+from ftwiz.core.export.space_prefix import split_served
 
 # Text shaped like a special token (<|im_end|>, </s>, <end_of_turn>, [/INST]).
 SPECIAL_LIKE = re.compile(r"<\|[^<>|\s]+\|>|<[a-z_/][a-z_]*>|\[/?[A-Z_]+\]")
@@ -34,7 +35,8 @@ def template_end_strings(chat_template: str | None, *, bos_token: str | None = N
     found: list[str] = []
     if chat_template:
         try:
-            parts = derive_parts(Renderer(chat_template, bos_token, eos_token), False)
+            # the turn layout of the training template (without a served leading space, export/space_prefix)
+            parts = derive_parts(Renderer(split_served(chat_template)[1] or "", bos_token, eos_token), False)
         except (TemplateRaised, FtwizError, TypeError, ValueError):
             parts = None
         if parts is not None:
