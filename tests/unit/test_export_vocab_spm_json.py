@@ -131,10 +131,12 @@ def _chat_prompts(tok, template_file: Path | None = None) -> list[str]:
 
 
 def _assert_same_tokens(folder: Path, gguf_path: Path, texts: list[str], *, after: str | None = None,
-                        template_file: Path | None = None, chat_from: int = 0, file_pipeline: bool = False) -> None:
+                        template_file: Path | None = None, chat_from: int = 0, file_pipeline: bool = False,
+                        chat_lead: str = "") -> None:
     """transformers and llama.cpp give the same ids for every text; with ``after``, each text follows that
     special token (where chat text sits); chat prompts of the model's template are compared as they are
-    (from token ``chat_from`` on). ``file_pipeline``: transformers applying tokenizer.json as written
+    (from token ``chat_from`` on; llama.cpp given ``chat_lead`` in front, the GGUF template's served space).
+    ``file_pipeline``: transformers applying tokenizer.json as written
     (PreTrainedTokenizerFast; what transformers 4 and every non-Llama tokenizer class do)."""
     import llama_cpp
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
@@ -152,7 +154,7 @@ def _assert_same_tokens(folder: Path, gguf_path: Path, texts: list[str], *, afte
                 mismatches.append((text[:40], expected[:12], got[:12]))
         for prompt in chats:
             expected = hf(prompt, add_special_tokens=False).input_ids
-            got = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+            got = llm.tokenize((chat_lead + prompt).encode("utf-8"), add_bos=False, special=True)
             if got[chat_from:] != expected[chat_from:] or len(got) != len(expected):
                 mismatches.append((prompt[:40], expected[:12], got[:12]))
     finally:
@@ -173,10 +175,16 @@ def test_tinyllama_saved_by_transformers5_tokenizes_like_transformers(tinyllama_
                                                                       tmp_path: Path, caplog) -> None:
     """'▁' only at the very start (prepend_scheme=first) is not expressible in llama.cpp: the GGUF adds none,
     so text after a special token (every later chat turn) matches; its zephyr template opens with plain text,
-    so a chat prompt's first token differs ('▁<' in training, '<' in llama.cpp) and the export says so."""
+    so the GGUF's template serves a leading space that llama.cpp tokenizes as training's first '▁<', and every
+    chat prompt matches from its first token (core/export/space_prefix.py); the export says so."""
+    from ftwiz.core.export.space_prefix import split_served
+    from ftwiz.core.gguf_info import read_gguf_info
+
     gguf_path = _export(_json_only(tinyllama_resaved), tmp_path)
     assert "prepend_scheme=first" in caplog.text
-    _assert_same_tokens(tinyllama_resaved, gguf_path, _vocab_test_texts(tokenizers_dir), after="</s>", chat_from=1)
+    lead, _ = split_served(read_gguf_info(gguf_path).chat_template)
+    assert lead == " "
+    _assert_same_tokens(tinyllama_resaved, gguf_path, _vocab_test_texts(tokenizers_dir), after="</s>", chat_lead=lead)
 
 
 def test_phi3_from_tokenizer_json_tokenizes_like_transformers(phi3_json: Path, tokenizers_dir: Path,
