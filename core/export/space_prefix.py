@@ -26,6 +26,8 @@ lacks the leading '▁' transformers gives it ('Hello' '▁world' instead of '�
 client sends a leading space itself. llama.cpp's own convert_hf_to_gguf.py writes no add_space_prefix for
 such a folder (llama.cpp then defaults to true): raw text matches transformers there, but every chat turn
 after ``</s>`` gets an extra '▁' the model never saw. ftwiz serves chat models, so chat prompts win.
+Ollama's own Go SentencePiece tokenizer (model/sentencepiece.go) also puts no '▁' in front of a text, so
+the served space is what gives that engine training's first token too.
 """
 
 from __future__ import annotations
