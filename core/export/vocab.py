@@ -158,7 +158,7 @@ def _bpe_vocab(model_dir: Path, n_vocab: int, tj: dict[str, Any]) -> VocabData:
     for i in special:
         types[i] = CONTROL
     if len(vocab) < n_vocab:  # embedding rows beyond the tokenizer (padding for speed)
-        for i in (i for i, t in enumerate(tokens) if t is None):
+        for i in sorted(set(range(n_vocab)).difference(vocab.values())):  # set algebra in C, not a 151k loop
             tokens[i], types[i] = f"[PAD{i}]", UNUSED
     return VocabData(model="gpt2", pre=detect_pre_tokenizer(tj), tokens=tokens, types=types)
 
@@ -283,7 +283,8 @@ def end_of_turn_id(model_dir: Path, data: VocabData) -> int | None:
     if gen.is_file():
         value = _load_json(gen).get("eos_token_id")
         eos_ids = value if isinstance(value, list) else [value] if value is not None else []
-    index = {name: data.tokens.index(name) for name in END_OF_TURN if name in data.tokens}  # C-level scans
+    present = set(END_OF_TURN).intersection(data.tokens)  # one C-level pass over 151k tokens, then one scan each
+    index = {name: data.tokens.index(name) for name in END_OF_TURN if name in present}
     for name in END_OF_TURN:
         if name in index and (not eos_ids or index[name] in eos_ids):
             return index[name]
