@@ -8,7 +8,7 @@ the prompt text training saw.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ftwiz.core.chat_templates import render_chat, resolve_template, special_tokens_of, template_hash
@@ -47,6 +47,19 @@ def renderer_for_tokenizer(tokenizer: Any, template_name: str | None = None, *, 
     return Renderer(template=text, bos_token=getattr(tokenizer, "bos_token", None),
                     eos_token=getattr(tokenizer, "eos_token", None), tokenizer=tokenizer,
                     enable_thinking=enable_thinking)
+
+
+def served_through(renderer: Renderer | None, llm: Any) -> Renderer | None:
+    """``renderer`` as a GGUF is prompted: its template is the training template after the documented
+    leading space of a prepend_scheme=first tokenizer (core/export/space_prefix.py), so the GGUF's template
+    is rendered instead and llama.cpp sees training's first token. Unchanged for any other GGUF."""
+    from ftwiz.core.export.space_prefix import split_served
+
+    template = (getattr(llm, "metadata", {}) or {}).get("tokenizer.chat_template")
+    lead, training = split_served(template)
+    if renderer is None or not lead or training != renderer.template:
+        return renderer
+    return replace(renderer, template=template)
 
 
 def renderer_for_gguf(llm: Any, path: str) -> Renderer:

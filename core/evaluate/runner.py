@@ -30,7 +30,7 @@ from ftwiz.core.evaluate.backends import (
     stop_token_ids,
 )
 from ftwiz.core.evaluate.plot import loss_curves, plot_loss
-from ftwiz.core.evaluate.prompts import Renderer, renderer_for_gguf, renderer_for_tokenizer
+from ftwiz.core.evaluate.prompts import Renderer, renderer_for_gguf, renderer_for_tokenizer, served_through
 from ftwiz.core.evaluate.report import (
     EvalReport,
     Forgetting,
@@ -156,11 +156,13 @@ def _load_contenders(target: Target, gguf: Path | None, *, n_ctx: int) -> tuple[
             base_renderer = renderer_for_tokenizer(base_tok, target.template_name, **template)
             engine = hf_engine(load_hf_model(base.path), base_tok, base.path, base.path)
             contenders.append(Contender("base", base, engine, base_renderer))
-    contenders.append(Contender("tuned", tuned, tuned_engine, renderer))
+    # a GGUF is prompted as served (the leading space of core/export/space_prefix.py); HF engines as trained
+    contenders.append(Contender("tuned", tuned, tuned_engine, served_through(renderer, getattr(tuned_engine, "llm", None))))
     if gguf is not None:
         gguf_engine = load_gguf(gguf, n_ctx=n_ctx)
         _check_gguf_vocab(gguf_engine, tokenizer)
-        contenders.append(Contender("gguf", ModelSpec("gguf", gguf.resolve()), gguf_engine, renderer))
+        contenders.append(Contender("gguf", ModelSpec("gguf", gguf.resolve()), gguf_engine,
+                                    served_through(renderer, gguf_engine.llm)))
     return contenders, warnings
 
 

@@ -147,3 +147,32 @@ def test_verify_accepts_exactly_the_documented_leading_space(shared_dir: Path, t
         assert _chat_check(llm, tok, other)[0].passed is False  # any other difference still fails
     finally:
         llm.close()
+
+
+def test_eval_prompts_a_gguf_as_it_is_served(shared_dir: Path, tmp_path: Path) -> None:
+    """``ftwiz eval --gguf`` scores the GGUF on the prompt llama.cpp is served (training's tokens, the first
+    '▁<' included), while the HF engines keep the training template as it is."""
+    import llama_cpp
+    from ftwiz.core.data.template import render_with_spans, tokenize_with_labels
+    from ftwiz.core.evaluate.prompts import renderer_for_tokenizer, served_through
+    from transformers import AutoTokenizer
+
+    src = shared_dir / "tokenizers" / "TinyLlama-1.1B-Chat-v1.0"
+    template = json.loads((src / "tokenizer_config.json").read_text(encoding="utf-8"))["chat_template"]
+    merged = _run_with_merged(tmp_path, src, template)
+    tok = AutoTokenizer.from_pretrained(merged)
+    renderer = renderer_for_tokenizer(tok, template=template)
+    assert served_through(renderer, None) is renderer
+    llm = llama_cpp.Llama(model_path=str(_vocab_gguf(merged, tmp_path / "tl.gguf")), vocab_only=True, verbose=False)
+    try:
+        served = served_through(renderer, llm)
+        conversation = [*MESSAGES, {"role": "assistant", "content": "Apple."}]
+        text, spans = render_with_spans(tok, template, conversation)
+        trained = tokenize_with_labels(tok, [text], [spans])["input_ids"][0]
+        scored = llm.tokenize(served.render(conversation, generation_prompt=False).encode("utf-8"), add_bos=False,
+                              special=True)
+        assert scored == trained
+        assert llm.tokenize(renderer.render(conversation, generation_prompt=False).encode("utf-8"), add_bos=False,
+                            special=True)[0] != trained[0]  # the training text alone loses its first '▁'
+    finally:
+        llm.close()
