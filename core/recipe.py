@@ -58,7 +58,8 @@ class Recipe(BaseModel):
     allow_placeholders: bool = Field(False, description="Train even when {{name}} placeholders are left "
                                      "unfilled (they are then learned literally)")
     cutoff_len: int = Field(1024, ge=16, le=1_048_576, description="Max tokens per training sample")
-    overlength: Literal["drop", "truncate"] = Field("drop", description="What to do with longer samples")
+    overlength: Literal["drop", "truncate"] = Field("drop", description="What to do with longer conversations "
+                                                       "(raw-text documents are split into blocks instead)")
     train_on_prompt: bool = Field(False, description="Also learn the prompt tokens (default: answers only)")
     mask_history: bool = Field(False, description="Learn only the last assistant turn of each conversation")
     packing: bool = Field(False, description="Pack several samples into one sequence")

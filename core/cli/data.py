@@ -77,13 +77,17 @@ def _check(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"files": report.files, "formats": report.formats, "read": report.read, "kept": report.kept,
                     "rejected": report.rejected, "rejects_file": str(rejects_path) if rejects_path else None,
-                    "unfilled_placeholders": report.unfilled_placeholders,
+                    "unfilled_placeholders": report.unfilled_placeholders, "documents": report.documents,
                     "problems": [r.to_json() | {"raw": None} for r in report.rejects]})
     else:
         for file, (fmt, why) in report.formats.items():
             console.print(f"{file}: [bold]{fmt}[/bold] ({why})", highlight=False)
         console.print(f"records read {report.read}, kept [green]{report.kept}[/green], "
                       f"rejected [red]{len(report.rejects)}[/red]")
+        if report.documents:  # raw text: long documents become consecutive blocks, nothing is cut
+            from ftwiz.core.data.blocks import documents_line
+
+            console.print(documents_line(report.documents, report.cutoff_len or 0), highlight=False)
         for reason, count in sorted(report.rejected.items()):
             console.print(f"  {reason}: {count}")
         for reject in report.rejects[:20]:

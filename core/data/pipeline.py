@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ftwiz.core.atomic import atomic_path
+from ftwiz.core.data.blocks import count_blocks, documents_line
 from ftwiz.core.data.clean import exact_dedup, mix_in, near_dedup, normalise_whitespace, remove_leakage, split
 from ftwiz.core.data.records import Conversation, Reject
 from ftwiz.core.data.sources import LoadResult, load_sources, specs_from_dataset_info
@@ -32,6 +33,9 @@ class CheckReport:
     rejects: list[Reject]
     samples: list[dict[str, Any]]
     unfilled_placeholders: list[str]
+    # with a tokenizer: what the raw-text records become ({"documents", "blocks", "documents_split"}), or None
+    documents: dict[str, int] | None = None
+    cutoff_len: int | None = None
 
     @property
     def usable(self) -> bool:
@@ -103,6 +107,7 @@ def check_dataset(path: str, *, formatting: str = "auto", columns: dict[str, str
     the template's own message, as ``prepare``/``preview`` reject them."""
     specs = specs_from_dataset_info([path], dataset_dir, formatting, columns)
     loaded = load_sources(specs, variables=variables if variables is not None else {})
+    documents = None
     if tokenizer is not None and recipe is not None:
         from ftwiz.core.data.template import chat_template_of
         from ftwiz.core.data.tokenize import template_rejects
@@ -113,11 +118,13 @@ def check_dataset(path: str, *, formatting: str = "auto", columns: dict[str, str
         bad = {i for i, _reject in refused}
         loaded.conversations = [c for i, c in enumerate(loaded.conversations) if i not in bad]
         loaded.rejects.extend(reject for _i, reject in refused)
+        documents = count_blocks(tokenizer, template, loaded.conversations, recipe)
     return CheckReport(
         files=[str(f) for f in loaded.files], formats=loaded.formats, read=loaded.read,
         kept=len(loaded.conversations), rejected=dict(Counter(r.reason for r in loaded.rejects)),
         rejects=loaded.rejects, samples=[c.to_json() for c in loaded.conversations[:3]],
-        unfilled_placeholders=sorted(loaded.unfilled_placeholders),
+        unfilled_placeholders=sorted(loaded.unfilled_placeholders), documents=documents,
+        cutoff_len=recipe.cutoff_len if recipe is not None else None,
     )
 
 
@@ -195,6 +202,10 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
         say(Message(level="warning", text=f"enable_thinking is false: <think> reasoning was removed from the "
                     f"answers of {removed} record(s); the model learns the answers only, as it is served (after "
                     "an empty <think></think> block). Set `enable_thinking: true` to train the reasoning"))
+    for name in tokenized:  # long raw-text documents are split, not cut: say how many blocks they became
+        line = documents_line(stats[name], recipe.cutoff_len)
+        if line:
+            say(Message(level="info", text=f"{name} data: {line}"))
     if "train" not in tokenized or len(tokenized["train"]) == 0:
         raise FtwizError(f"every training record is longer than cutoff_len={recipe.cutoff_len} tokens",
                          fix="raise cutoff_len or set `overlength: truncate`")

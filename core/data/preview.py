@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftwiz.core.data.blocks import documents_line
+
 # (text, learned): consecutive pieces of a rendered sample; joined they give the text back whole
 Segment = tuple[str, bool]
 
@@ -138,6 +140,9 @@ def length_lines(prepared, cutoff_len: int, batch_size: int, width: int = 40) ->
              f"p50 {train.get('length_p50')}, p90 {train.get('length_p90')}, p99 {train.get('length_p99')}, "
              f"max {train.get('length_max')}"]
     lines += histogram(train.get("lengths", []), width=width)
+    documents = documents_line(train, cutoff_len)
+    if documents:
+        lines.append(documents)
     lines.append(f"over cutoff_len {cutoff_len}: {train.get('over_cutoff', 0)} "
                  f"(dropped {train.get('dropped', 0)}, truncated {train.get('truncated', 0)})")
     steps = math.ceil(len(prepared.train) / max(1, batch_size))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ftwiz.core.data.blocks import is_document, split_documents
 from ftwiz.core.data.reasoning import preference_answers, training_messages
 from ftwiz.core.data.records import Conversation, Reject
 from ftwiz.core.data.render import TemplateRefused
@@ -80,10 +81,12 @@ def tokenize_split(tokenizer, template: str, convs: list[Conversation], recipe) 
     ds = Dataset.from_list([{"messages_json": _json(r["conversation"]), "record": r["record"]} for r in rows])
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
-        texts, spans, errors, removed = [], [], [], []
+        texts, spans, errors, removed, documents = [], [], [], [], []
         for raw in batch["messages_json"]:
+            conv = _load(raw)
+            documents.append(is_document(conv))
             try:
-                text, text_spans, thought_removed = _render_record(tokenizer, template, _load(raw), recipe)
+                text, text_spans, thought_removed = _render_record(tokenizer, template, conv, recipe)
                 errors.append("")
             except TemplateRefused as refused:  # rejected below with its file and line, never a traceback
                 text, text_spans, thought_removed = "", [], False
@@ -96,6 +99,7 @@ def tokenize_split(tokenizer, template: str, convs: list[Conversation], recipe) 
         out["learned"] = [sum(1 for t in labels if t != -100) for labels in out["labels"]]
         out["error"] = errors
         out["reasoning_removed"] = removed
+        out["document"] = documents
         return out
 
     num_proc = min(4, os.cpu_count() or 1) if len(ds) >= PARALLEL_FROM else None
@@ -121,6 +125,11 @@ def tokenize_split(tokenizer, template: str, convs: list[Conversation], recipe) 
                  template_kwargs=template_kwargs_of(recipe), where=[_where(convs[r["record"]], r["record"])
                                                                     for r in sample])
 
+    documents = np.asarray(_column(ds, "document"), dtype=bool)
+    long_documents = documents & (lengths > recipe.cutoff_len)
+    if long_documents.any():  # raw text is split into consecutive blocks, never cut (core/data/blocks.py)
+        ds = split_documents(ds, recipe.cutoff_len, documents.tolist())
+        lengths = np.asarray(_column(ds, "length"), dtype=np.int64)
     over = lengths > recipe.cutoff_len
     stats: dict[str, Any] = {"samples": int(len(ds)), "over_cutoff": int(over.sum()), "truncated": 0, "dropped": 0,
                              "length_p50": _pct(lengths, 50), "length_p90": _pct(lengths, 90),
@@ -128,6 +137,9 @@ def tokenize_split(tokenizer, template: str, convs: list[Conversation], recipe) 
                              "lengths": lengths.tolist()}
     if reasoning_removed:
         stats["reasoning_removed"] = reasoning_removed
+    if documents.any():  # "N documents -> M training blocks of <= cutoff_len tokens"
+        stats.update(documents=int(documents.sum()), documents_split=int(long_documents.sum()),
+                     blocks=int(sum(_column(ds, "document"))))
     if over.any():
         if recipe.overlength == "truncate":
             cutoff = recipe.cutoff_len
