@@ -8,7 +8,8 @@ rank-16 LoRA adapter on every linear layer (q/k/v/o/gate/up/down, non-zero B). T
 commands, each in its own process with its peak RSS from ``wait4``:
 
 - ``ftwiz merge ADAPTER --base BASE --out MERGED``
-- ``ftwiz export MERGED --quant Q4_K_M --out model.gguf`` (F16 intermediate, then llama.cpp's quantizer)
+- ``ftwiz export MERGED --quant Q4_K_M --out model.gguf`` (quantized by ggml straight from the safetensors, as
+  llama.cpp's quantizer would; an F16 intermediate + llama.cpp's quantizer only without ggml's quantizer)
 
 and, as the baseline, peft's ``merge_and_unload`` (transformers load in bf16, merge, save_pretrained) when
 the machine has the RAM for it (it holds the model at least twice); otherwise it says so and skips it.
@@ -174,7 +175,7 @@ def available_ram() -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, default=32, help="decoder layers (32 = Llama-3.1-8B)")
-    parser.add_argument("--work", default=os.environ.get("FTWIZ_BENCH_DIR"), help="folder for the ~55 GB of files")
+    parser.add_argument("--work", default=os.environ.get("FTWIZ_BENCH_DIR"), help="folder for the ~42 GB of files")
     parser.add_argument("--no-peft", action="store_true", help="skip peft's merge_and_unload baseline")
     parser.add_argument("--keep", action="store_true", help="keep the files (printed) instead of deleting them")
     parser.add_argument("--merge-only", action="store_true", help="time the merge, skip the Q4_K_M export")
@@ -183,7 +184,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ftwiz-8b-", dir=args.work))
     try:
         per_layer = 2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336
-        need = 3.4 * 2 * (2 * 128256 * 4096 + args.layers * per_layer)  # bytes: base, merged, F16, Q4_K_M
+        from ftwiz.core.export.kquant import direct_quant_available
+
+        # bytes: bf16 base and merged, the Q4_K_M, and the F16 intermediate where llama.cpp's quantizer makes it
+        copies = 2 if direct_quant_available("Q4_K_M") else 3
+        need = 1.1 * (2 * copies + 4.89 / 8) * (2 * 128256 * 4096 + args.layers * per_layer)
         free = shutil.disk_usage(work).free
         print(f"work folder {work}: {free / 1e9:.0f} GB free, this scale needs about {need / 1e9:.0f} GB")
         if free < need:

@@ -4,6 +4,10 @@ The ``gguf`` package quantizes F16/BF16/Q8_0 in numpy, but not the K-quants user
 (Q4_K_M, Q5_K_M, Q6_K). ``llama_cpp.llama_model_quantize`` is the same C function as llama.cpp's
 ``llama-quantize`` tool, already compiled in the wheel, so nothing has to be cloned or built. Tensors whose
 rows are not a multiple of 256 cannot be K-quantized; llama.cpp then picks a fallback type for them.
+
+``ftwiz export`` uses this only where the llama-cpp-python build lacks ggml's ``ggml_quantize_chunk``:
+otherwise :mod:`ftwiz.core.export.kquant` writes the same bytes straight from the safetensors (this
+function maps the whole F16 source, so its memory grows with the model).
 """
 
 from __future__ import annotations
