@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 EPILOG = """actions:
-  list   every GGUF under runs/*/export (and base copies, marked "(base)") plus those ftwiz registered
+  list   every GGUF under runs/*/export (and base copies, marked "(base)") plus those ftwiz registered,
+         with its `export --verify` verdict: passed, FAILED (register/chat/serve refuse it), not verified,
+         or stale (the GGUF was written again after the check)
   show   one model: path, size, quantization, run, Ollama names
   rm     forget a model (--delete-file also deletes it, --ollama also removes it from Ollama)
 
@@ -28,28 +30,37 @@ def _where(entry) -> str:
     return ", ".join(f"ollama:{r.name}" for r in entry.ollama) or "-"
 
 
+def _verified(status) -> str:
+    """The ``export --verify`` column: a failed GGUF in red (register/chat/serve refuse it), stale in yellow."""
+    from rich.markup import escape
+
+    style = {"passed": "green", "failed": "red", "stale": "yellow", "unreadable": "red"}.get(status.state)
+    return f"[{style}]{escape(status.label)}[/{style}]" if style else escape(status.label)
+
+
 def run(args: argparse.Namespace) -> int:
     from ftwiz.core.cli.console import console, human_bytes, print_json
     from ftwiz.core.deploy.models_rm import remove_model
     from ftwiz.core.errors import FtwizError
+    from ftwiz.core.export.verify_record import verify_status
     from ftwiz.core.registry import find_model, list_models, registry_path
 
     if args.action == "list":
         entries = list_models()
         if args.json:
-            print_json([e.to_json() for e in entries])
+            print_json([e.to_json() | {"verify": verify_status(e.path).to_json()} for e in entries])
             return 0
         if not entries:
             console.print("no exported models yet; `ftwiz export RUN` writes one", highlight=False)
             return 0
         from rich.table import Table
 
-        table = Table("model", "size", "quant", "run", "registered")
+        table = Table("model", "size", "quant", "run", "verified", "registered")
         # The path folds onto more lines rather than being cut with an ellipsis: it is what users copy.
         table.add_column("path", overflow="fold", ratio=1)
         for e in entries:
             table.add_row(e.name + ("" if e.exists else " [red](missing)[/red]"), human_bytes(e.size), e.quant or "-",
-                          e.run_label, _where(e), e.path)
+                          e.run_label, _verified(verify_status(e.path)), _where(e), e.path)
         console.print(table)
         return 0
     if not args.model:
@@ -58,11 +69,14 @@ def run(args: argparse.Namespace) -> int:
     entry = find_model(args.model)
     if args.action == "show":
         if args.json:
-            print_json(entry.to_json())
+            print_json(entry.to_json() | {"verify": verify_status(entry.path).to_json()})
             return 0
         rows = [("path", entry.path), ("exists", "yes" if entry.exists else "no (file missing)"),
                 ("size", human_bytes(entry.size)), ("quant", entry.quant or "-"), ("run", entry.run_label),
                 ("added", entry.added_at or "-"), ("registry", str(registry_path()) if entry.in_registry else "-")]
+        status = verify_status(entry.path)
+        rows.append(("verified", f"{_verified(status)} ({status.record})" if status.state != "unverified"
+                     else f"{_verified(status)} (`ftwiz export RUN --verify` checks it)"))
         rows += [("ollama", f"{r.name} at {r.host} ({r.registered_at})") for r in entry.ollama]
         for key, value in rows:
             console.print(f"[bold]{key:>9}[/bold]  {value}", highlight=False)

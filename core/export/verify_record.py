@@ -8,7 +8,9 @@ GGUF was written again without ``--verify``), counts as unverified and is used a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ftwiz.core.errors import FtwizError
 from ftwiz.core.export.verify import Check, VerifyReport
@@ -35,6 +37,50 @@ def read_verify_record(gguf: str | Path) -> VerifyReport | None:
     except (OSError, ValueError) as exc:
         raise FtwizError(f"cannot read the export verification record {path}: {exc}", where=str(path),
                          fix=f"re-export with verification (`ftwiz export ... --verify`) or delete {path.name}") from exc
+
+
+@dataclass(frozen=True)
+class VerifyStatus:
+    """What ``ftwiz models list`` shows for a GGUF's ``export --verify`` record.
+
+    ``state``: ``passed`` | ``failed`` | ``unverified`` (no record) | ``stale`` (a record older than the GGUF:
+    it judged an earlier file, so the GGUF counts as unverified; ``was`` keeps its verdict) | ``unreadable``.
+    """
+
+    state: str
+    record: str
+    failed: tuple[str, ...] = ()  # names of the failed checks (failed, or stale with was="failed")
+    was: str | None = None  # a stale record's verdict: "passed" | "failed"
+
+    @property
+    def label(self) -> str:
+        """``passed``, ``FAILED (tokenization)``, ``not verified``, ``stale (was passed)``, ``record unreadable``."""
+        if self.state == "passed":
+            return "passed"
+        if self.state == "failed":
+            return f"FAILED ({', '.join(self.failed)})" if self.failed else "FAILED"
+        if self.state == "stale":  # the GGUF was written again after the check
+            return f"stale (was {'FAILED' if self.was == 'failed' else 'passed'})" if self.was else "stale"
+        return "record unreadable" if self.state == "unreadable" else "not verified"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state, "record": self.record, "failed_checks": list(self.failed), "was": self.was}
+
+
+def verify_status(gguf: str | Path) -> VerifyStatus:
+    """The ``export --verify`` verdict on this GGUF, for listings: never raises (a damaged record is
+    ``unreadable``, which ``register``/``chat``/``serve`` refuse with :func:`read_verify_record`'s error)."""
+    gguf, path = Path(gguf), record_path(gguf)
+    if not path.is_file():
+        return VerifyStatus("unverified", str(path))
+    stale = gguf.is_file() and path.stat().st_mtime < gguf.stat().st_mtime  # as read_verify_record judges it
+    try:
+        report = VerifyReport.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return VerifyStatus("stale" if stale else "unreadable", str(path))
+    failed = tuple(c.name for c in report.checks if c.passed is False)
+    verdict = "failed" if failed else "passed"
+    return VerifyStatus("stale", str(path), failed, was=verdict) if stale else VerifyStatus(verdict, str(path), failed)
 
 
 def failed_checks(gguf: str | Path) -> list[Check]:
