@@ -60,6 +60,12 @@ def test_export_run_with_verify(lora_run: Path, session_dirs) -> None:
     assert "pass" in result.stdout and "logits" in result.stdout
     report = json.loads((f16.parent / (f16.name + ".verify.json")).read_text())
     assert all(c["passed"] for c in report["checks"])
+    # `models list` shows the verdict of each verified export
+    listed = ftwiz("models", "list", env_dirs=session_dirs)
+    assert listed.returncode == 0, listed.stderr
+    verdicts = {cells[1]: cells[5] for cells in ([c.strip() for c in line.split("│")]
+                                                 for line in listed.stdout.splitlines()) if len(cells) > 6}
+    assert verdicts[f16.name] == verdicts[q4.name] == "passed", listed.stdout
     # second export without --overwrite refuses to replace the user's files
     again = ftwiz("export", "cli-export-run", "--quant", "F16", env_dirs=session_dirs)
     assert again.returncode == 2 and "already exists" in again.stderr
