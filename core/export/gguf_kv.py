@@ -55,7 +55,12 @@ def pack_strings(values: Sequence[str | bytes], byteorder: str = "<") -> bytes:
         encoded = [v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in values]
         lengths = np.fromiter(map(len, encoded), dtype=np.uint64, count=n)
         joined = b"".join(encoded)
-    payload = np.frombuffer(joined, dtype=np.uint8)
+    return interleave_lengths(lengths, np.frombuffer(joined, dtype=np.uint8), byteorder)
+
+
+def interleave_lengths(lengths: np.ndarray, payload: np.ndarray, byteorder: str = "<") -> bytes:
+    """GGUF string items from their byte ``lengths`` (uint64) and their bytes joined (``payload``, uint8)."""
+    n = lengths.size
     # where each string's length field starts: 8 bytes per earlier string plus their text
     starts = np.arange(n, dtype=np.int64) * 8
     starts[1:] += np.cumsum(lengths[:-1].astype(np.int64))
@@ -94,6 +99,12 @@ class BulkGGUFWriter(gguf.GGUFWriter):
     """``gguf.GGUFWriter`` whose metadata arrays are packed in bulk (byte-identical output)."""
 
     def _pack_val(self, val: Any, vtype: Any, add_vtype: bool, sub_type: Any = None) -> bytes:
+        from ftwiz.core.export.merges_raw import PackedStrings
+
+        if vtype == _V.ARRAY and isinstance(val, PackedStrings):  # merges read straight from tokenizer.json
+            byteorder = "<" if self.endianess == gguf.GGUFEndian.LITTLE else ">"
+            head = self._pack("I", vtype) if add_vtype else b""
+            return head + self._pack("I", _V.STRING) + self._pack("Q", len(val)) + val.items(byteorder)
         if vtype == _V.ARRAY and isinstance(val, Sequence) and not isinstance(val, (str, bytes, bytearray)) and val:
             item_type = sub_type if sub_type is not None else uniform_type(val)
             byteorder = "<" if self.endianess == gguf.GGUFEndian.LITTLE else ">"

@@ -49,7 +49,7 @@ class VocabData:
     tokens: list[str] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     types: list[int] = field(default_factory=list)
-    merges: list[str] = field(default_factory=list)
+    merges: Any = field(default_factory=list)  # list[str], or merges_raw.PackedStrings straight from the file
     add_space_prefix: bool | None = None
 
 
@@ -115,6 +115,20 @@ def read_tokenizer_json(model_dir: Path) -> dict[str, Any] | None:
     """The parsed tokenizer.json, or None when the folder has none (parsed once per export)."""
     path = Path(model_dir) / "tokenizer.json"
     return _load_json(path) if path.is_file() else None
+
+
+def read_tokenizer_json_split(model_dir: Path) -> tuple[dict[str, Any] | None, Any]:
+    """(the parsed tokenizer.json or None, a byte-level BPE's merges already packed for GGUF or None).
+
+    With packed merges, the dict's ``model.merges`` is empty: they were never turned into 151k Python lists
+    (:mod:`ftwiz.core.export.merges_raw`); pass them to :func:`write_vocab` as ``packed_merges``."""
+    from ftwiz.core.export.merges_raw import read_split
+
+    path = Path(model_dir) / "tokenizer.json"
+    if not path.is_file():
+        return None, None
+    split = read_split(path, is_byte_level_bpe)
+    return split if split is not None else (_load_json(path), None)
 
 
 def tokenizer_kind(model_dir: Path, tokenizer_json: dict[str, Any] | None = None) -> str:
@@ -292,12 +306,13 @@ def end_of_turn_id(model_dir: Path, data: VocabData) -> int | None:
 
 
 def write_vocab(writer, model_dir: Path, n_vocab: int, *, add_bos: bool | None = None,
-                tokenizer_json: dict[str, Any] | None = None) -> VocabData:
+                tokenizer_json: dict[str, Any] | None = None, packed_merges: Any = None) -> VocabData:
     """Write every tokenizer key: tokens, types, scores, merges, special ids, add_bos, chat template.
 
     ``add_bos``: the runtime-adds-BOS flag decided by the caller (core/export/train_bos.py: False when the
     training template writes no BOS); None keeps the tokenizer's own setting. ``tokenizer_json``: the
-    folder's tokenizer.json when the caller already parsed it (read here otherwise)."""
+    folder's tokenizer.json when the caller already parsed it (read here otherwise); ``packed_merges``: its
+    merges from :func:`read_tokenizer_json_split` (needs a BulkGGUFWriter)."""
     import gguf
 
     tj = tokenizer_json if tokenizer_json is not None else read_tokenizer_json(model_dir)
@@ -320,7 +335,7 @@ def write_vocab(writer, model_dir: Path, n_vocab: int, *, add_bos: bool | None =
     finally:
         gguf_log.setLevel(level)
     if data.model == "gpt2":  # merges from the tokenizer.json parsed above, not a second parse by gguf-py
-        special.merges = data.merges = bpe_merges(tj or {})
+        special.merges = data.merges = packed_merges if packed_merges is not None else bpe_merges(tj or {})
         if not data.merges:
             raise FtwizError("byte-level BPE tokenizer.json has no merges",
                              where=Location(file=model_dir / "tokenizer.json", field="model.merges"),
