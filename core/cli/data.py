@@ -87,7 +87,11 @@ def _check(args: argparse.Namespace) -> int:
         if report.documents:  # raw text: long documents become consecutive blocks, nothing is cut
             from ftwiz.core.data.blocks import documents_line
 
-            console.print(documents_line(report.documents, report.cutoff_len or 0), highlight=False)
+            n = report.documents["documents"]
+            console.print(documents_line(report.documents, report.cutoff_len or 0) if "blocks" in report.documents
+                          else f"{n} raw-text document{'s' if n != 1 else ''}: one longer than cutoff_len is split "
+                               "into consecutive blocks, no token cut (add --model to count the blocks)",
+                          highlight=False)
         for reason, count in sorted(report.rejected.items()):
             console.print(f"  {reason}: {count}")
         for reject in report.rejects[:20]:

@@ -107,7 +107,10 @@ def check_dataset(path: str, *, formatting: str = "auto", columns: dict[str, str
     the template's own message, as ``prepare``/``preview`` reject them."""
     specs = specs_from_dataset_info([path], dataset_dir, formatting, columns)
     loaded = load_sources(specs, variables=variables if variables is not None else {})
-    documents = None
+    documents = None  # without a tokenizer only the documents are counted: blocks need token lengths
+    count = sum(1 for c in loaded.conversations if c.messages and c.messages[0]["role"] == "text")
+    if count:
+        documents = {"documents": count}
     if tokenizer is not None and recipe is not None:
         from ftwiz.core.data.template import chat_template_of
         from ftwiz.core.data.tokenize import template_rejects

@@ -110,6 +110,8 @@ def test_data_check_and_preview_tell_documents_to_blocks(tiny_qwen2: Path, qwen_
     assert main(["data", "check", *common, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["documents"] == {"documents": 2, "blocks": 5, "documents_split": 1}
+    assert main(["data", "check", str(data)]) == 0  # no tokenizer: the documents are counted, blocks promised
+    assert "2 raw-text documents" in capsys.readouterr().out
     assert main(["data", "preview", *common]) == 0
     out = capsys.readouterr().out
     assert f"2 documents -> 5 training blocks of <= {CUTOFF} tokens" in out and "dropped 0, truncated 0" in out
