@@ -154,7 +154,8 @@ def tensor_table(path: Path) -> dict[str, tuple[int, tuple[int, ...], int, int]]
             itype, count = take("IQ")
             if itype == 8:
                 for _ in range(count):
-                    pos += take("Q")
+                    n = take("Q")  # not `pos += take(...)`: that reads pos before take() moves it
+                    pos += n
             else:
                 pos += sizes[itype] * count
             continue
