@@ -26,8 +26,9 @@ from ftwiz.core.errors import FtwizError
 
 # ftype name -> the GGML type most tensors get (llama.cpp's llama_ftype_get_default_type)
 DEFAULT_TYPES: dict[str, str] = {"Q4_0": "Q4_0", "Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K", "Q6_K": "Q6_K"}
-# what a tensor whose row is not a multiple of the target's block size gets instead
-# (llama.cpp's tensor_type_fallback; Q4_0 and Q8_0 have no fallback there: it refuses the model)
+# what a tensor whose row is not a multiple of the target's block size gets instead (llama.cpp's
+# tensor_type_fallback); a 32-block target (Q4_0, Q8_0) whose row is not whole blocks becomes F16 (measured on
+# the bundled llama.cpp: newer upstream sources refuse the model there instead)
 _FALLBACK: dict[str, str] = {"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
 # tensors llama.cpp never quantizes, by substring of the name (tensor_allows_quantization)
 _KEEP_SUBSTRINGS = (
@@ -105,21 +106,12 @@ def _is_70b(arch: str, n_layers: int, n_head: int, n_head_kv: int) -> bool:
     return n_layers == 80 and ((arch == "llama" and n_head != n_head_kv) or arch == "qwen2")
 
 
-def _with_fallback(name: str, ncols: int, target: str) -> str:
+def _with_fallback(ncols: int, target: str) -> str:
     """llama.cpp's tensor_type_fallback: a row that is not whole blocks of ``target`` gets another type."""
-    import gguf
-
-    def block(type_name: str) -> int:
-        return gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType[type_name]][0]
-
-    if ncols % block(target) == 0:
+    if ncols % _block(target) == 0:
         return target
-    if target not in _FALLBACK:
-        raise FtwizError(f"tensor {name} has rows of {ncols} values, not a multiple of {block(target)}, and "
-                         f"llama.cpp has no fallback type for {target}",
-                         fix="export Q8_0 or F16 instead (they keep such tensors as F16)")
-    fallback = _FALLBACK[target]
-    return fallback if ncols % block(fallback) == 0 else "F16"
+    fallback = _FALLBACK.get(target, target)
+    return fallback if ncols % _block(fallback) == 0 else "F16"
 
 
 def tensor_types(tensors: Sequence[tuple[str, Sequence[int], str]], quant: str, *, arch: str, n_layers: int,
@@ -136,7 +128,8 @@ def tensor_types(tensors: Sequence[tuple[str, Sequence[int], str]], quant: str, 
     - Q4_K_M / Q5_K_M: ``attn_v`` (and fused ``attn_qkv``) and ``ffn_down`` get Q6_K on the layers
       ``use_more_bits(i, n)`` picks, ``i`` counting those tensors in llama.cpp's weight order (by block);
       a 70B-class model (80 layers) lifts the remaining Q4_K attn_v to Q5_K;
-    - a row that is not whole blocks falls back: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16.
+    - a row that is not whole blocks falls back: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, and to F16 when
+      32 does not divide it either.
     """
     quant = quant.upper()
     default = DEFAULT_TYPES[quant]
@@ -163,7 +156,7 @@ def tensor_types(tensors: Sequence[tuple[str, Sequence[int], str]], quant: str, 
             if quant in ("Q4_K_M", "Q5_K_M") and use_more_bits(i_ffn_down, n_layers):
                 new = "Q6_K"
             i_ffn_down += 1
-        chosen[name] = _with_fallback(name, ncols, new)
+        chosen[name] = _with_fallback(ncols, new)
     return chosen
 
 

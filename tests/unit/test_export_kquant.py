@@ -4,8 +4,9 @@ The oracle is ``llama_model_quantize`` (llama.cpp's quantize tool, inside llama-
 GGUF, the path K-quant exports took before: every tensor must come out with the same type, shape and bytes,
 the metadata the same, and llama.cpp must generate the same tokens from both files. The models have rows of
 256 (real K-quant blocks), 12 layers (so llama.cpp's more-bits layer choice for attn_v / ffn_down is
-exercised past blk.9, where name order and layer order differ), tied embeddings, and rows that are not
-whole blocks (llama.cpp's fallback types: Q5_0 / Q5_1 / Q8_0, and F16 when even 32 does not divide them).
+exercised past blk.9, where name order and layer order differ), tied embeddings, fused projections (Phi-3),
+and rows that are not whole blocks (llama.cpp's fallback types: Q5_0 / Q5_1 / Q8_0, and F16 when even 32
+does not divide them).
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                                                num_kv_heads=2, intermediate_size=264, num_layers=2, init_std=0.3)),
         # tied embeddings, every row 64 or 128 wide: all fallbacks, token_embd as the output
         "qwen2_tied": build_tiny_model(root / "qwen2_tied", arch="qwen2", hidden_size=64, num_layers=2),
+        # rows of 80: not even whole 32-blocks, so F16 (the tied embeddings' Q8_0 too)
+        "qwen2_narrow": build_tiny_model(root / "qwen2_narrow", arch="qwen2", hidden_size=80, num_heads=4,
+                                         num_kv_heads=2, num_layers=2),
         # fused attn_qkv / ffn_up
         "phi3": phi3,
     }
@@ -92,7 +96,7 @@ def _assert_same_as_llama_cpp(ours: Path, oracle: Path) -> dict[str, str]:
 @pytest.mark.parametrize(("model", "quant"), [
     ("llama12", "Q4_K_M"), ("llama12", "Q5_K_M"), ("llama12", "Q6_K"), ("llama_odd", "Q4_K_M"),
     ("qwen2_tied", "Q4_K_M"), ("qwen2_tied", "Q5_K_M"), ("qwen2_tied", "Q6_K"), ("qwen2_tied", "Q4_0"),
-    ("phi3", "Q4_K_M"),
+    ("qwen2_narrow", "Q4_K_M"), ("qwen2_narrow", "Q4_0"), ("phi3", "Q4_K_M"),
 ])
 def test_direct_k_quant_is_byte_identical_to_llama_cpp_quantize(models: dict[str, Path], model: str, quant: str,
                                                                 tmp_path: Path) -> None:
@@ -111,6 +115,8 @@ def test_direct_k_quant_is_byte_identical_to_llama_cpp_quantize(models: dict[str
         assert types["blk.0.ffn_down.weight"] == "F16"
     if model == "qwen2_tied":
         assert "output.weight" not in types and types["token_embd.weight"] == "Q8_0"
+    if model == "qwen2_narrow":
+        assert types["token_embd.weight"] == types["blk.0.attn_q.weight"] == "F16"
 
 
 def test_direct_q4_k_m_generates_what_llama_cpp_quantize_generates(models: dict[str, Path], tmp_path: Path) -> None:
@@ -155,3 +161,4 @@ def test_without_ggml_quantizer_the_export_falls_back_to_llama_cpp(models: dict[
         from ftwiz.core.export.convert import convert_to_gguf
 
         _assert_same_as_llama_cpp(convert_to_gguf(models["llama_odd"], tmp_path / "direct.gguf", "Q4_K_M"), path)
+
