@@ -9,6 +9,9 @@ its peak RSS from ``wait4``: ``cp`` of the safetensors, ``ftwiz export MODEL --q
 ``convert_hf_to_gguf.py --outtype f16`` / ``q8_0``. The converter is taken at bench time from the
 llama-cpp-python source distribution on the package index, at the installed version (``pip download``
 into the temp folder; never committed). The outputs are compared tensor by tensor (name, type, shape, bytes).
+Earlier outputs are deleted outside the timings (deleting a 1 GB file costs ext4 0.6-1.4 s), every command runs
+with Python's bytecode cached as an installed package has it, and the load average and each command's CPU
+seconds are printed: on a shared machine CPU seconds move much less than wall times.
 
 Targets (issue 21): whole F16 command >= 0.35x cp speed and >= 5x faster than the converter; the
 conversion call itself >= 0.5x cp; peak RSS <= 0.25x the model's size.
