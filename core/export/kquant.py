@@ -54,6 +54,15 @@ def direct_quant_available(quant: str) -> bool:
     return kernels is not None and kernels.quantize_chunk is not None
 
 
+def needs_f16_intermediate(quants: Sequence[str]) -> bool:
+    """Whether exporting ``quants`` writes an F16 GGUF first (a K-quant this build cannot write directly).
+
+    The disk checks count the F16 only then (or when F16 itself was asked for)."""
+    from ftwiz.core.quant_types import CONVERTER_TYPES
+
+    return any(q.upper() not in CONVERTER_TYPES and not direct_quant_available(q) for q in quants)
+
+
 def use_more_bits(i_layer: int, n_layers: int) -> bool:
     """llama.cpp's choice of the layers that get more bits: the first and last eighth, and every third between."""
     return i_layer < n_layers // 8 or i_layer >= 7 * n_layers // 8 or _c_mod(i_layer - n_layers // 8, 3) == 2

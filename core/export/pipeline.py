@@ -17,7 +17,7 @@ from pathlib import Path
 from ftwiz.core.atomic import scratch_dir, write_text_atomic
 from ftwiz.core.errors import FtwizError
 from ftwiz.core.export.convert import OUT_TYPES, convert_to_gguf
-from ftwiz.core.export.kquant import direct_quant_available
+from ftwiz.core.export.kquant import direct_quant_available, needs_f16_intermediate
 from ftwiz.core.export.quantize import quantize_gguf
 from ftwiz.core.export.verify import VerifyReport
 from ftwiz.core.quant_types import QUANT_NAMES, estimated_bytes
@@ -112,7 +112,7 @@ def _require_space(model_dir: Path, targets: dict[str, Path], merged: Path | Non
     n = _count_parameters(model_dir)
     sizes = [estimated_bytes(n, q) for q in targets]
     names = ", ".join(p.name for p in targets.values())
-    if any(q not in OUT_TYPES and not direct_quant_available(q) for q in targets) and "F16" not in targets:
+    if needs_f16_intermediate(list(targets)) and "F16" not in targets:
         sizes.append(2 * n)  # the F16 a K-quant is made from, deleted afterwards
         names += " and an F16 intermediate"
     for folder in {p.parent for p in targets.values()} | ({merged.parent} if merged else set()):

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from ftwiz.core.errors import FtwizError, Location
+from ftwiz.core.export.kquant import needs_f16_intermediate
 from ftwiz.core.quant_types import BITS_PER_WEIGHT
 from pydantic import BaseModel, Field
 
@@ -118,7 +119,9 @@ def check_exportable(model_dir: str | Path, *, quants: list[str] | None = None, 
         problem(exc)
         return check
     n = check.parameters
-    needed = {"merge": 2 * n if needs_merge else 0, "F16": 2 * n}
+    needed = {"merge": 2 * n if needs_merge else 0}
+    if "F16" in quants or needs_f16_intermediate(quants):  # K-quants need no F16 when ggml writes them directly
+        needed["F16"] = 2 * n
     for quant in quants:
         if quant in BITS_PER_WEIGHT and quant != "F16":
             needed[quant] = int(n * BITS_PER_WEIGHT[quant] / 8)

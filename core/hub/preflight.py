@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftwiz.core.errors import FtwizError
+from ftwiz.core.export.kquant import needs_f16_intermediate
 from ftwiz.core.hub.listing import INDEX, RepoListing, Selection, select_files
 from ftwiz.core.hub.progress import human_size
 from ftwiz.core.quant_types import estimated_bytes
@@ -116,7 +117,9 @@ def _judge_fit(plan: PullPlan, config_path: Path, hardware, vram_gb: float | Non
         return
     n = spec.total_params
     plan.parameters = n
-    plan.later = {"merge": 2 * n, "F16": 2 * n, LATER_QUANT: estimated_bytes(n, LATER_QUANT)}
+    plan.later = {"merge": 2 * n, LATER_QUANT: estimated_bytes(n, LATER_QUANT)}
+    if needs_f16_intermediate([LATER_QUANT]):  # only where llama.cpp's quantizer makes it from an F16 GGUF
+        plan.later["F16"] = 2 * n
     plan.fits = result.fits
     peak = f"{result.estimate.peak_bytes / 2**30:.1f} GiB"
     if result.fits:

@@ -24,7 +24,7 @@ LEVELS: list[set[str]] = [
     {"hardware"},
     {"planner"},
     {"hub"},
-    {"data", "recipe_inputs"},
+    {"data", "recipe_inputs", "step_plan"},
     {"train"},
     {"export"},
     {"deploy"},
@@ -44,6 +44,9 @@ PLACED: dict[str, str] = {
     # result could become a GGUF, so they sit with the other file readers, below train
     **{f"ftwiz.core.export.{m}": "model_files"
        for m in ("arch", "tensors", "vocab", "vocab_json", "vocab_spm_json", "space_prefix", "preflight")},
+    # ggml's kernels (ctypes, no ftwiz imports), the float conversions on them, and llama.cpp's K-quant type
+    # rules: the export preflight and the hub's disk check ask kquant whether a K-quant needs an F16 copy
+    **{f"ftwiz.core.export.{m}": "model_files" for m in ("ggml_kernels", "dtypes", "kquant")},
 }
 # Known imports of a higher stage, each to be moved down; the test fails when one disappears, so the list
 # only shrinks. Empty now: every stage imports only its own level and the levels below.
