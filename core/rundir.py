@@ -84,6 +84,9 @@ def export_role(path: Path) -> ExportRole:
     GGUFs are <run>-lora-<TYPE>.gguf (``export --adapter-only``); everything else is the fine-tune."""
     if path.parent.name == "base" or re.fullmatch(r"base-[A-Z0-9_]+\.gguf", path.name, re.IGNORECASE):
         return "base"
+    match = _QUANT_SUFFIX.search(path.name)
+    if match and path.parent.name == "export" and path.name[:match.start()] == path.parent.parent.name:
+        return "fine-tuned"  # <run>-<QUANT>.gguf is the run's own model, even for a run named 'my-lora'
     if re.search(r"-lora-[A-Z0-9_]+\.gguf$", path.name, re.IGNORECASE):
         return "adapter"
     return "fine-tuned"

@@ -79,6 +79,19 @@ def test_chat_serve_and_register_take_the_fine_tune_of_a_run(demo_run: Path) -> 
         assert Path(ref.target).name == "demo-Q4_K_M.gguf" and ref.run_dir == str(demo_run.resolve())
 
 
+def test_a_run_named_like_an_adapter_still_resolves_to_its_fine_tuned_export(runs: Path) -> None:
+    """A run called 'nu-lora' exports nu-lora-Q8_0.gguf: its model, not an adapter (register/chat found none)."""
+    run = runs / "nu-lora"
+    run.mkdir(parents=True)
+    (run / "recipe.yaml").write_text("model_name_or_path: demo\ndataset: [demo]\n")
+    (run / "status.json").write_text(json.dumps({"state": "completed"}))
+    _touch(run / "export" / "nu-lora-Q8_0.gguf", 1_000)
+    _touch(run / "export" / "nu-lora-lora-F32.gguf", 2_000)  # export --adapter-only of the same run
+    roles = {e.path.name: e.role for e in RunDir.resolve("nu-lora").exports()}
+    assert roles == {"nu-lora-Q8_0.gguf": "fine-tuned", "nu-lora-lora-F32.gguf": "adapter"}
+    assert RunDir.resolve("nu-lora").require_gguf() == (run / "export" / "nu-lora-Q8_0.gguf").resolve()
+
+
 def test_the_run_card_is_typed_and_keeps_fields_it_does_not_know(demo_run: Path) -> None:
     card = RunDir.resolve("demo").card()
     assert isinstance(card, RunCard) and card.base_model_name == "demo" and card.template_hash == "abc123"
