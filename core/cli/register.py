@@ -73,6 +73,11 @@ def run(args: argparse.Namespace) -> int:
         spec = modelfile_spec(gguf, system=system, num_ctx=num_ctx, adapter=args.adapter, license=args.license,
                               enable_thinking=thinking, force=args.force)
         text = spec.render()
+        if Path(args.modelfile).exists() and not args.force:  # register's replace flag is --force, not --overwrite
+            from ftwiz.core.errors import FtwizError
+
+            raise FtwizError(f"{args.modelfile} already exists and ftwiz does not overwrite files without asking",
+                             fix="choose another --modelfile path, or pass --force to replace it")
         write_text_atomic(args.modelfile, text, overwrite=args.force)
         if args.json:
             print_json({"modelfile": str(Path(args.modelfile).resolve()), "gguf": str(spec.gguf), "name": name,

@@ -83,3 +83,14 @@ def test_register_force_writes_modelfile_and_json_reports_it(gguf: Path, capsys)
     assert out["modelfile"] == str(modelfile.resolve()) and out["family"] == "phi3"
     assert "<|end|>" in out["stops"] and "tokenization" in out["verify_failed"]
     assert "FAILED" in modelfile.read_text()
+
+
+def test_register_modelfile_keeps_an_existing_file_and_names_its_own_flag(gguf: Path, capsys) -> None:
+    modelfile = gguf.with_name("Modelfile")
+    modelfile.write_text("# my own notes\n")
+    assert cli_main(["register", str(gguf), "--modelfile", str(modelfile)]) != 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "already exists" in err and "--force" in err and "--overwrite" not in err  # register has no --overwrite
+    assert modelfile.read_text() == "# my own notes\n"
+    assert cli_main(["register", str(gguf), "--modelfile", str(modelfile), "--force"]) == 0
+    assert "FROM " in modelfile.read_text()
