@@ -29,6 +29,7 @@ class TrainProgress:
             TextColumn("{task.fields[stats]}"), console=self.console, refresh_per_second=4, transient=False)
         self.task = None
         self.eval_loss: float | None = None
+        self.last_step = None  # the latest step event: an eval after it redraws the bar's stats
         # tokens/s and ETA from one smoothed window (not rich's own estimate): they agree and do not jump
         self.rate = RateWindow()
 
@@ -45,29 +46,41 @@ class TrainProgress:
                                f"accumulation {event.grad_accum}) -> {event.run_dir}")
         elif kind == "step" and self.task is not None:
             self.rate.add(event)
-            memory = event.mem_peak_bytes or event.rss_bytes
-            stats = [f"loss {event.loss:.3f}"]
-            if self.eval_loss is not None:
-                stats.append(f"eval {self.eval_loss:.3f}")
-            if event.rewards_margins is not None:  # preference stages: is the chosen answer winning?
-                stats.append(f"margin {event.rewards_margins:+.3f}")
-                if event.rewards_accuracy is not None:
-                    stats.append(f"acc {event.rewards_accuracy:.0%}")
-            if self.rate.tokens_per_s:
-                stats.append(f"{self.rate.tokens_per_s:,.0f} tok/s")
-            stats.append(f"mem {human_bytes(memory)}")
-            eta = self.rate.eta_s(event.step, event.total_steps)
-            stats.append(f"ETA {_clock(eta)}" if eta is not None else "ETA measuring...")
-            self.progress.update(self.task, completed=event.step, total=event.total_steps, stats="  ".join(stats))
+            self.last_step = event
+            self._show(event)
         elif kind == "eval":
             self.eval_loss = event.loss
+            if self.task is not None and self.last_step is not None:
+                self._show(self.last_step)  # the bar's eval is this one (the last eval comes after the last step)
             if event.rewards_margins is not None:  # a preference loss has no perplexity worth showing
                 accuracy = f", accuracy {event.rewards_accuracy:.0%}" if event.rewards_accuracy is not None else ""
                 self.console.print(f"eval at step {event.step}: loss {event.loss:.4f}, reward margin "
                                    f"{event.rewards_margins:+.4f}{accuracy}")
             else:
                 self.console.print(f"eval at step {event.step}: loss {event.loss:.4f}, perplexity {event.perplexity:.2f}")
-        elif kind == "checkpoint":
+        else:
+            self._other(event)
+
+    def _show(self, event) -> None:
+        """The bar's stats line for step ``event``, with the latest eval loss."""
+        memory = event.mem_peak_bytes or event.rss_bytes
+        stats = [f"loss {event.loss:.3f}"]
+        if self.eval_loss is not None:
+            stats.append(f"eval {self.eval_loss:.3f}")
+        if event.rewards_margins is not None:  # preference stages: is the chosen answer winning?
+            stats.append(f"margin {event.rewards_margins:+.3f}")
+            if event.rewards_accuracy is not None:
+                stats.append(f"acc {event.rewards_accuracy:.0%}")
+        if self.rate.tokens_per_s:
+            stats.append(f"{self.rate.tokens_per_s:,.0f} tok/s")
+        stats.append(f"mem {human_bytes(memory)}")
+        eta = self.rate.eta_s(event.step, event.total_steps)
+        stats.append(f"ETA {_clock(eta)}" if eta is not None else "ETA measuring...")
+        self.progress.update(self.task, completed=event.step, total=event.total_steps, stats="  ".join(stats))
+
+    def _other(self, event) -> None:
+        kind = event.type
+        if kind == "checkpoint":
             self.console.print(f"checkpoint saved: {event.path}", style="dim")
         elif kind == "backoff":
             self.console.print(f"[yellow]out of memory: micro-batch {event.old_micro_batch} -> "

@@ -1,0 +1,27 @@
+"""The CLI's training bar shows the latest eval loss, also the one evaluated after the last step.
+
+Trainer evaluates after its final step, so no step event follows that eval; the bar used to keep showing
+the previous eval (e.g. the step-0 loss 8.209 next to 'eval at step 10: loss 3.1948').
+"""
+
+from __future__ import annotations
+
+import io
+
+from ftwiz.core.cli.train_progress import TrainProgress
+from ftwiz.core.events import Eval, Started, Step
+from rich.console import Console
+
+
+def test_the_final_bar_shows_the_eval_made_after_the_last_step() -> None:
+    out = io.StringIO()
+    progress = TrainProgress(Console(file=out, width=200, force_terminal=False, color_system=None))
+    progress(Started(run_dir="runs/x", method="lora", total_steps=2))
+    progress(Eval(step=0, loss=8.209, perplexity=3673.0))
+    for step in (1, 2):
+        progress(Step(step=step, total_steps=2, epoch=step / 2, loss=3.2, lr=1e-3, rss_bytes=2**20,
+                      tokens_per_s=100.0, tokens_seen=100 * step))
+    progress(Eval(step=2, loss=3.1948, perplexity=24.4))
+    progress.stop()
+    bar = [line for line in out.getvalue().splitlines() if "2/2" in line][-1]
+    assert "eval 3.195" in bar and "eval 8.209" not in bar
