@@ -12,6 +12,10 @@ feeding the same function the same float32 values (the source rounded to float16
 export rounds it, then widened) gives the same bytes, whatever the row chunking. Tensors llama.cpp does
 not quantize (1-D norms and biases, rope factors) keep the F16 export's type and bytes.
 
+The type rules are those of the llama.cpp bundled in llama-cpp-python 0.3.36 (build 0c1e570), checked
+tensor for tensor against its quantizer by tests/unit/test_export_kquant.py; a newer llama-cpp-python
+whose rules moved fails that test rather than writing different files silently.
+
 When this llama-cpp-python build has no ``ggml_quantize_chunk``, :func:`direct_quant_available` is False and
 the export pipeline keeps the F16 intermediate + ``llama_model_quantize`` path.
 """
