@@ -13,8 +13,8 @@ export rounds it, then widened) gives the same bytes, whatever the row chunking.
 not quantize (1-D norms and biases, rope factors) keep the F16 export's type and bytes.
 
 The type rules are those of the llama.cpp bundled in llama-cpp-python 0.3.36 (build 0c1e570), checked
-tensor for tensor against its quantizer by tests/unit/test_export_kquant.py; a newer llama-cpp-python
-whose rules moved fails that test rather than writing different files silently.
+tensor for tensor against its quantizer by tests/unit/test_export_kquant.py: a llama-cpp-python upgrade
+whose rules moved shows up there as a failing test (the files stay valid GGUFs, with the older type mix).
 
 When this llama-cpp-python build has no ``ggml_quantize_chunk``, :func:`direct_quant_available` is False and
 the export pipeline keeps the F16 intermediate + ``llama_model_quantize`` path.
