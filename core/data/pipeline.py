@@ -212,7 +212,11 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
     if "train" not in tokenized or len(tokenized["train"]) == 0:
         raise FtwizError(f"every training record is longer than cutoff_len={recipe.cutoff_len} tokens",
                          fix="raise cutoff_len or set `overlength: truncate`")
-    say(Progress(stage="data", done=4, total=4, message=f"{len(tokenized['train'])} training samples"))
+    train_stats = stats["train"]
+    rows = len(tokenized["train"])  # packed: several short samples share a row, so say both numbers
+    say(Progress(stage="data", done=4, total=4, message=(
+        f"{train_stats['packed_samples']} training samples packed into {rows} rows of <= {recipe.cutoff_len} tokens"
+        if train_stats.get("packed_samples", rows) != rows else f"{rows} training samples")))
     stats["kept"] = {name: len(parts[name]) for name in parts}
     options = {k: getattr(recipe, k) for k in ("formatting", "columns", "system", "cutoff_len", "overlength",
                                                 "train_on_prompt", "mask_history", "packing", "dedup",

@@ -162,6 +162,7 @@ def tokenize_split(tokenizer, template: str, convs: list[Conversation], recipe) 
         ds = ds.select([i for i in range(len(ds)) if i not in dropped])
         stats["no_learned_tokens"] = len(nothing_learned)
     if recipe.packing:
+        stats["packed_samples"] = len(ds)  # what was packed: blocks / samples after drops
         ds = pack(ds, recipe.cutoff_len)
         stats["packed_sequences"] = len(ds)
     stats["reject_objects"] = rejects

@@ -88,6 +88,21 @@ def test_packed_blocks_stay_apart_and_every_token_is_kept(qwen_tok, tmp_path: Pa
     assert (prepared.stats["train"]["documents"], prepared.stats["train"]["blocks"]) == (2, 4)
 
 
+def test_training_says_how_many_blocks_were_packed_into_how_many_rows(qwen_tok, tmp_path: Path) -> None:
+    """train printed '5 training blocks' then '3 training samples' (rows after packing): now both, named."""
+    from ftwiz.core.events import EventBus
+
+    notes = ["A short note about a cat.", "The dog sat.", "Rain fell on the town."]
+    data = write_texts(tmp_path / "corpus.jsonl", [long_document(qwen_tok, 1.5 * CUTOFF), *notes])
+    bus, seen = EventBus(), []
+    bus.subscribe(seen.append)
+    prepared = prepare_for_training(pt_recipe(data, packing=True, stage="pt"), qwen_tok, events=bus)
+    rows = len(prepared.train)
+    assert prepared.stats["train"]["blocks"] == 5 and rows < 5  # in any order, some short blocks share a row
+    last = [e.message for e in seen if e.type == "progress"][-1]
+    assert last == f"5 training samples packed into {rows} rows of <= {CUTOFF} tokens"
+
+
 def test_conversations_over_cutoff_are_still_dropped_and_reported(qwen_tok, tmp_path: Path) -> None:
     doc = long_document(qwen_tok, 2 * CUTOFF)
     data = tmp_path / "chat.jsonl"
