@@ -183,6 +183,9 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
         raise FtwizError(f"no usable records in {', '.join(recipe.dataset)} ({len(loaded.rejects)} rejected)",
                          fix="run `ftwiz data check PATH` to see each problem with its line")
     parts = split(convs, recipe.val_size, recipe.test_size, recipe.seed)
+    if recipe.val_size > 0 and not parts["validation"]:  # split() holds nothing out below 10 records
+        say(Message(level="warning", text=f"only {len(convs)} record(s): too few to hold out a validation split "
+                    "(10 or more are needed), so training reports no eval loss"))
     stats["leakage_moved"] = remove_leakage(parts)
     if recipe.mix_dataset and recipe.mix_ratio > 0:
         general = load_sources(specs_from_dataset_info([recipe.mix_dataset], recipe.dataset_dir, "auto", None))

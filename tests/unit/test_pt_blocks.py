@@ -130,3 +130,16 @@ def test_data_check_and_preview_tell_documents_to_blocks(tiny_qwen2: Path, qwen_
     assert main(["data", "preview", *common]) == 0
     out = capsys.readouterr().out
     assert f"2 documents -> 5 training blocks of <= {CUTOFF} tokens" in out and "dropped 0, truncated 0" in out
+
+
+def test_too_few_records_for_a_validation_split_is_said_not_silent(qwen_tok, tmp_path: Path) -> None:
+    """4 documents with val_size 0.1: no eval loss ever appeared in train, and nothing said why."""
+    from ftwiz.core.events import EventBus
+
+    data = write_texts(tmp_path / "corpus.jsonl", ["A cat.", "A dog sat.", "Rain fell.", "The town slept."])
+    bus, seen = EventBus(), []
+    bus.subscribe(seen.append)
+    prepared = prepare_for_training(pt_recipe(data, stage="pt", val_size=0.1), qwen_tok, events=bus)
+    assert not prepared.splits["validation"]
+    warnings = [e.text for e in seen if e.type == "message" and e.level == "warning"]
+    assert any("only 4 record(s)" in w and "no eval loss" in w for w in warnings), warnings
