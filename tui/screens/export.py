@@ -113,5 +113,13 @@ class ExportScreen(WizardScreen):
     def can_continue(self) -> bool:
         return bool(self.wizard.state.gguf_path)
 
+    def action_next(self) -> None:
+        """Ctrl+N accepts the defaults, as the first screen says: before there is a GGUF it exports (it did
+        nothing, silently, while Continue was disabled)."""
+        if not self.can_continue():
+            self.start()
+            return
+        super().action_next()
+
     def on_unmount(self) -> None:
         stop_job(self.job, finished=self.got_final)
