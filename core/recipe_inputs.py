@@ -77,11 +77,18 @@ def lengths_key(recipe) -> tuple:
             recipe.val_size, recipe.test_size, recipe.seed, recipe.max_samples)
 
 
-def training_lengths(recipe, tokenizer=None) -> list[int]:
-    """Token lengths of the training split exactly as ``train`` measures them for its plan."""
+def prepare_dataset(recipe, *, tokenizer=None, variables: dict[str, str] | None = None):
+    """The data step, as ``ftwiz data prepare|preview|stats`` and the wizard's data step run it: the recipe's
+    records checked, rendered with the model's template, tokenized, masked and split, with the tokenizer
+    training uses (:func:`tokenizer_for`). Returns ``PreparedData`` (``save_splits`` writes the files)."""
     from ftwiz.core.data import prepare_for_training
 
-    prepared = prepare_for_training(recipe, tokenizer or tokenizer_for(recipe))
+    return prepare_for_training(recipe, tokenizer or tokenizer_for(recipe), variables=variables)
+
+
+def training_lengths(recipe, tokenizer=None) -> list[int]:
+    """Token lengths of the training split exactly as ``train`` measures them for its plan."""
+    prepared = prepare_dataset(recipe, tokenizer=tokenizer)
     return list(prepared.stats.get("train", {}).get("lengths") or [])
 
 

@@ -110,10 +110,9 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _tokenizer(recipe):
-    import transformers
-    from ftwiz.core.models import resolve_model
+    from ftwiz.core.recipe_inputs import tokenizer_for
 
-    return transformers.AutoTokenizer.from_pretrained(resolve_model(recipe.model_name_or_path))
+    return tokenizer_for(recipe)  # the tokenizer training and the wizard's data step use
 
 
 def _preview(args: argparse.Namespace, recipe, tokenizer, prepared) -> None:
@@ -152,11 +151,11 @@ def _preview(args: argparse.Namespace, recipe, tokenizer, prepared) -> None:
 
 
 def _prepared(args: argparse.Namespace):
-    from ftwiz.core.data import prepare_for_training
+    from ftwiz.core.recipe_inputs import prepare_dataset
 
     recipe = _recipe(args)
     tokenizer = _tokenizer(recipe)
-    return recipe, tokenizer, prepare_for_training(recipe, tokenizer, variables=_pairs(args.var, "--var") or {})
+    return recipe, tokenizer, prepare_dataset(recipe, tokenizer=tokenizer, variables=_pairs(args.var, "--var") or {})
 
 
 def run(args: argparse.Namespace) -> int:

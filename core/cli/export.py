@@ -76,13 +76,6 @@ def _run_of(source: str):
         return None
 
 
-def _refuse_unfinished(source: str) -> None:
-    """A cancelled or failed run has no model to export: say how to finish it, not a merge error."""
-    run = _run_of(source)
-    if run is not None:
-        run.require_trained("export")
-
-
 def _adapter_only(args: argparse.Namespace) -> int:
     from ftwiz.core.cli.console import console
     from ftwiz.core.errors import FtwizError
@@ -107,44 +100,31 @@ def _with_events(args: argparse.Namespace) -> int:
     import sys
 
     from ftwiz.core.errors import FtwizError
-    from ftwiz.core.events import EventBus, Failed, Finished, JsonlSink
-    from ftwiz.core.export.pipeline import export_model
+    from ftwiz.core.events import EventBus, JsonlSink
+    from ftwiz.core.export.export_step import export_step
 
     events_out = sys.stdout if args.events == "-" else None
     sink = JsonlSink(events_out or args.events)
     real_stdout = sys.stdout
     if events_out:
         sys.stdout = sys.stderr  # stray prints must not corrupt the event stream
-    bus = EventBus([sink])
-    try:
-        _refuse_unfinished(args.source)
-        result = export_model(args.source, args.quant or ["Q8_0"], out=args.out, verify=args.verify,
-                              overwrite=args.overwrite, events=bus)
+    try:  # finished / failed / cancelled are emitted by the export step itself
+        result = export_step(args.source, args.quant, out=args.out, verify=args.verify,
+                             overwrite=args.overwrite, events=EventBus([sink]))
     except KeyboardInterrupt:
-        bus.emit(Finished(status="cancelled"))
         return 130
-    except FtwizError as exc:
-        where = f"{exc.where}: " if exc.where else ""
-        bus.emit(Failed(reason=f"{where}{exc.what}", fix=exc.fix))
+    except FtwizError:
         return 2
     finally:
         sys.stdout = real_stdout
-    checks = [{"name": c.name, "passed": c.passed, "detail": c.detail} for r in result.reports for c in r.checks]
-    if not result.passed:
-        failed = "; ".join(f"{c['name']}: {c['detail']}" for c in checks if c["passed"] is False)
-        bus.emit(Failed(reason=f"verification failed: the GGUF does not behave like the model ({failed})",
-                        fix="try a less aggressive quantization (Q8_0 or F16) and export again"))
-        return 1
-    bus.emit(Finished(output_path=result.gguf_paths[0] if result.gguf_paths else None,
-                      summary={"gguf_paths": result.gguf_paths, "merged": result.merged, "checks": checks}))
-    sink.close()
-    return 0
+        sink.close()
+    return 0 if result.passed else 1
 
 
 def run(args: argparse.Namespace) -> int:
     from ftwiz.core.cli.console import console, human_bytes, print_json
     from ftwiz.core.events import EventBus, Progress
-    from ftwiz.core.export.pipeline import export_model
+    from ftwiz.core.export.export_step import export_step
 
     if args.check:
         return _check(args)
@@ -152,7 +132,6 @@ def run(args: argparse.Namespace) -> int:
         return _adapter_only(args)
     if args.events:
         return _with_events(args)
-    _refuse_unfinished(args.source)
     bus = EventBus()
     with console.status("exporting...") as status:
         def show(event) -> None:
@@ -160,8 +139,8 @@ def run(args: argparse.Namespace) -> int:
                 status.update(f"{event.message} ({event.done:.1f}/{event.total:.0f})")
 
         bus.subscribe(show)
-        result = export_model(args.source, args.quant or ["Q8_0"], out=args.out, verify=args.verify,
-                              overwrite=args.overwrite, events=bus)
+        result = export_step(args.source, args.quant, out=args.out, verify=args.verify, overwrite=args.overwrite,
+                             events=bus)
     if args.json:
         print_json({**result.model_dump(), "passed": result.passed})
         return 0 if result.passed else 1

@@ -80,36 +80,6 @@ def _has_weights(recipe) -> bool:
         return False
 
 
-def dataset_lengths(recipe) -> list[int] | None:
-    """Token lengths of the recipe's training split, with the model's own tokenizer and template."""
-    from ftwiz.core.data import prepare_for_training
-    from ftwiz.core.models import resolve_model
-    from transformers import AutoTokenizer
-
-    model_dir = resolve_model(recipe.model_name_or_path, revision=recipe.revision)
-    if not (model_dir / "tokenizer_config.json").exists():
-        return None
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=recipe.trust_remote_code)
-    measuring = recipe.model_copy(update={"cutoff_len": 1_048_576, "overlength": "truncate"})
-    prepared = prepare_for_training(measuring, tokenizer)
-    return prepared.stats["train"]["lengths"]
-
-
-def _export_problems(recipe) -> list[str]:
-    """Whether the trained result could become a GGUF: checked now, when it costs nothing."""
-    from ftwiz.core.errors import FtwizError
-    from ftwiz.core.export.preflight import check_exportable
-    from ftwiz.core.models import resolve_model
-
-    try:
-        model_dir = resolve_model(recipe.model_name_or_path, revision=recipe.revision)
-    except FtwizError:
-        return []  # only a config was given: nothing to check yet
-    if not model_dir.is_dir() or not any(model_dir.glob("*.safetensors")):
-        return []
-    return check_exportable(model_dir, quants=list(recipe.export_quant)).problems
-
-
 def _params(count: int) -> str:
     """8.03B, 494M, 1.2M: a tiny model is not "0.00B"."""
     return f"{count / 1e9:.2f}B" if count >= 1e9 else f"{count / 1e6:.0f}M" if count >= 1e7 else f"{count / 1e6:.1f}M"
@@ -173,7 +143,8 @@ def _spec(model: str, online: bool):
 def run(args: argparse.Namespace) -> int:
     from ftwiz.core.cli import EXIT_CHECK_FAILED, EXIT_OK
     from ftwiz.core.cli.console import print_json
-    from ftwiz.core.planner import plan_recipe
+    from ftwiz.core.recipe_inputs import training_lengths
+    from ftwiz.core.step_plan import export_problems, plan_job
 
     recipe, measure = _recipe(args)
     if getattr(args, "download", False):
@@ -187,22 +158,21 @@ def run(args: argparse.Namespace) -> int:
         from ftwiz.core.hardware.detect import detect
 
         hardware = detect(probe_backends=False)
-    lengths = dataset_lengths(recipe) if measure and args.seq_len is None and _has_weights(recipe) else None
-    _check_targets(recipe, spec)
+    # the training split's lengths as `ftwiz train` and the wizard's plan step measure them
+    lengths = training_lengths(recipe) if measure and args.seq_len is None and _has_weights(recipe) else None
     if args.probe:
         from ftwiz.core.cli.plan_probe import check_preconditions
 
         check_preconditions(args, recipe)
-    plan = plan_recipe(recipe, hardware, vram_gb=args.vram_gb, dataset_lengths=lengths, seq_len=args.seq_len,
-                       spec=spec)
+    plan = plan_job(recipe, hardware, vram_gb=args.vram_gb, dataset_lengths=lengths, seq_len=args.seq_len,
+                    spec=spec, export_check=not args.probe)
     report = None
     if args.probe:
         from ftwiz.core.cli.plan_probe import run_probe
 
         report = run_probe(args, recipe, plan, spec, hardware, lengths)
-        plan = report.plan
-    export_problems = _export_problems(recipe)
-    plan.warnings.extend(f"export preflight: {problem}" for problem in export_problems)
+        plan = report.plan  # the measured plan, with the export preflight's warnings as plan_job adds them
+        plan.warnings.extend(f"export preflight: {problem}" for problem in export_problems(recipe))
     if args.json:
         from ftwiz.core.cli.plan_probe import probe_json
 
@@ -215,15 +185,3 @@ def run(args: argparse.Namespace) -> int:
 
             render_probe(report)
     return EXIT_OK if plan.fits else EXIT_CHECK_FAILED
-
-
-def _check_targets(recipe, spec) -> None:
-    """Unknown LoRA target names would silently train (and estimate) fewer layers: refuse them."""
-    from ftwiz.core.errors import FtwizError
-
-    names = set(spec.linear_shapes())
-    unknown = [t for t in recipe.lora_target if t not in names | {"all", "all-linear"}]
-    if unknown:
-        raise FtwizError(f"LoRA target {', '.join(unknown)} is not a linear layer of this {spec.model_type} model",
-                         where="--lora-targets / lora_target",
-                         fix=f"use all, or some of: {', '.join(sorted(names))}")

@@ -33,45 +33,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def _defaults(args: argparse.Namespace) -> tuple[Path, str, str | None, int | None, bool | None]:
-    """(gguf, name, system, num_ctx, enable_thinking) from the arguments, filled in from the run's recipe
-    when given a run."""
-    from ftwiz.core.deploy.chat import resolve_chat_model
-    from ftwiz.core.errors import FtwizError
-    from ftwiz.core.paths import safe_name
-
-    ref = resolve_chat_model(args.model)
-    if ref.kind != "gguf":
-        raise FtwizError(f"'{args.model}' is not a GGUF file or an ftwiz run", where="GGUF|RUN",
-                         fix="give the .gguf path written by `ftwiz export`, or the run name")
-    gguf = Path(ref.target)
-    name, system, num_ctx = args.name, args.system, args.num_ctx
-    thinking: bool | None = None
-    from ftwiz.core.rundir import RunDir, export_role
-
-    run = RunDir.of_file(gguf)
-    if run is not None and export_role(gguf) == "fine-tuned":  # a base copy is not the run's model
-        from ftwiz.core.recipe import load_recipe
-
-        recipe = load_recipe(run.recipe)
-        name = name or recipe.ollama_name
-        system = system if system is not None else recipe.system
-        num_ctx = num_ctx or recipe.cutoff_len
-        thinking = getattr(recipe, "enable_thinking", None)  # hybrid-thinking templates: as trained
-    name = name or safe_name(gguf.stem).lower()
-    return gguf, name, system, num_ctx, thinking
-
-
 def run(args: argparse.Namespace) -> int:
     from ftwiz.core.atomic import write_text_atomic
     from ftwiz.core.cli.console import console, print_json
+    from ftwiz.core.deploy.register_step import register_inputs, register_model
 
-    gguf, name, system, num_ctx, thinking = _defaults(args)
+    inputs = register_inputs(args.model, name=args.name, system=args.system, num_ctx=args.num_ctx)
+    name = inputs.name
     if args.modelfile:
         from ftwiz.core.deploy.modelfile import modelfile_spec
 
-        spec = modelfile_spec(gguf, system=system, num_ctx=num_ctx, adapter=args.adapter, license=args.license,
-                              enable_thinking=thinking, force=args.force)
+        spec = modelfile_spec(inputs.gguf, system=inputs.system, num_ctx=inputs.num_ctx, adapter=args.adapter,
+                              license=args.license, enable_thinking=inputs.enable_thinking, force=args.force)
         text = spec.render()
         if Path(args.modelfile).exists() and not args.force:  # register's replace flag is --force, not --overwrite
             from ftwiz.core.errors import FtwizError
@@ -88,17 +61,12 @@ def run(args: argparse.Namespace) -> int:
         _print_notes(console, text)
         return 0
 
-    from ftwiz.core.deploy.ollama_register import register
-    from ftwiz.core.registry import record_ollama
-
     def status(text: str) -> None:
         if not args.json:
             console.print(f"  {text}", style="dim", highlight=False)
 
-    result = register(gguf, name, system=system, num_ctx=num_ctx, host=args.host,
-                      smoke_test=not args.no_smoke_test, adapter=args.adapter, license=args.license,
-                      overwrite=args.force, on_status=status, enable_thinking=thinking, force_unverified=args.force)
-    record_ollama(gguf, result.name, result.host)
+    result = register_model(inputs, host=args.host, smoke_test=not args.no_smoke_test, adapter=args.adapter,
+                            license=args.license, overwrite=args.force, on_status=status, force_unverified=args.force)
     if args.json:
         print_json({"name": result.name, "host": result.host, "digest": result.digest, "family": result.family,
                     "stops": result.stops, "uploaded": result.uploaded,

@@ -51,7 +51,8 @@ async def test_register_shows_the_template_stops_and_smoke_answer(make_app, fake
     from ftwiz.core.registry import find_model
 
     # registered from the wizard, as from `ftwiz register`: `ftwiz models list` shows the Ollama name
-    assert [r.name for r in find_model("my-bot").ollama] == ["my-bot"]
+    # (the GGUF is shared by the session's tests: other registrations of it may be listed too)
+    assert "my-bot" in [r.name for r in find_model("my-bot").ollama]
 
 
 async def test_register_needs_a_name_and_ollama_errors_are_shown(make_app, fake_ollama, phi3_vocab_gguf: Path,

@@ -39,15 +39,15 @@ PLACED: dict[str, str] = {
     "ftwiz.core.planner.probe_child": "train",
     # the demo's before/after comparison: generates with base and tuned and scores with eval's ROUGE-L
     "ftwiz.core.train.effect": "evaluate",
-    # the converter's readers of a base model's files (config.json -> GGUF architecture, tokenizer kind,
-    # safetensors shapes) and the preflight built only from them: train asks before training whether its
-    # result could become a GGUF, so they sit with the other file readers, below train
-    **{f"ftwiz.core.export.{m}": "model_files"
-       for m in ("arch", "tensors", "vocab", "vocab_json", "vocab_spm_json", "space_prefix", "preflight")},
-    # ggml's kernels (ctypes, no ftwiz imports), the float conversions on them, and llama.cpp's K-quant type
-    # rules: the export preflight and the hub's disk check ask kquant whether a K-quant needs an F16 copy
-    **{f"ftwiz.core.export.{m}": "model_files" for m in ("ggml_kernels", "dtypes", "kquant")},
 }
+# train asks, before training, whether its result could become a GGUF. The export preflight answers from the
+# base model's files only (config.json -> GGUF architecture, tokenizer kind, safetensors shapes), so it and
+# the export modules it imports (transitively: tensor reading brings ggml's dtype kernels) sit with the other
+# file readers, below train; the modules that merge, write, quantize or verify GGUFs must never be among them.
+PREFLIGHT = "ftwiz.core.export.preflight"
+CONVERTER = {f"ftwiz.core.export.{m}" for m in ("convert", "gguf_data", "quantize", "pipeline", "merge", "verify",
+                                                "lora_gguf", "adapter", "export_step")}
+
 # Known imports of a higher stage, each to be moved down; the test fails when one disappears, so the list
 # only shrinks. Empty now: every stage imports only its own level and the levels below.
 KNOWN_UPWARD: dict[tuple[str, str], str] = {}
@@ -89,9 +89,24 @@ def _target_module(target: str, graph: dict[str, set[tuple[str, int]]]) -> str:
     return target
 
 
+@functools.cache
+def preflight_readers() -> frozenset[str]:
+    """The export preflight and every ``core.export`` module it imports, transitively."""
+    graph, found, todo = import_graph(), set(), [PREFLIGHT]
+    while todo:
+        module = todo.pop()
+        if module in found or module not in graph:
+            continue
+        found.add(module)
+        todo += [t for t in (_target_module(t, graph) for t, _ in graph[module]) if t.startswith("ftwiz.core.export.")]
+    return frozenset(found)
+
+
 def _stage(module: str) -> str | None:
     if module in PLACED:
         return PLACED[module]
+    if module in preflight_readers():
+        return "model_files"
     parts = module.split(".")
     return parts[2] if len(parts) > 2 and parts[:2] == ["ftwiz", "core"] else None
 
@@ -142,6 +157,12 @@ def test_no_stage_imports_a_higher_one() -> None:
     assert not new, sorted(new)
 
 
+def test_the_export_preflight_reads_files_without_the_converter() -> None:
+    """train imports the preflight: pulling the converter in with it would be train importing export."""
+    assert PREFLIGHT in preflight_readers() and "ftwiz.core.export.arch" in preflight_readers()
+    assert not preflight_readers() & CONVERTER, sorted(preflight_readers() & CONVERTER)
+
+
 def test_known_upward_imports_are_still_there() -> None:
     gone = set(KNOWN_UPWARD) - set(_upward_imports())
     assert not gone, f"fixed: remove {sorted(gone)} from KNOWN_UPWARD"
@@ -159,10 +180,12 @@ def test_the_graph_sees_absolute_relative_and_lazy_imports(tmp_path: Path, sourc
     (fake_root / "core" / "evaluate" / "review.py").write_text(f"def review():\n    {source}\n", encoding="utf-8")
     monkeypatch.setattr(__import__(__name__, fromlist=["ROOT"]), "ROOT", fake_root)
     import_graph.cache_clear()
+    preflight_readers.cache_clear()
     try:
         assert (expected, 2) in import_graph()["ftwiz.core.evaluate.review"]
     finally:
         import_graph.cache_clear()
+        preflight_readers.cache_clear()
 
 
 def test_every_package_ships_in_the_wheel() -> None:

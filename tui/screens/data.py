@@ -85,6 +85,7 @@ class DataScreen(WizardScreen):
         super().__init__()
         self.usable = False
         self.placeholders: list[str] = []
+        self.prepared: Any = None  # the last PreparedData the preview made
 
     def compose_body(self) -> Iterable[Widget]:
         yield Label("Dataset: 'demo', a file or a folder (several: comma-separated):")
@@ -235,7 +236,6 @@ class DataScreen(WizardScreen):
     def preview(self, recipe, first: dict[str, Any] | None = None) -> Group:
         """What will be learned: the first conversation (the one shown above) masked as training masks it,
         and the length histogram, as ``ftwiz data preview`` shows them."""
-        from ftwiz.core.data import prepare_for_training
         from ftwiz.core.data.preview import (
             learned_segments,
             length_lines,
@@ -245,10 +245,11 @@ class DataScreen(WizardScreen):
         )
         from ftwiz.core.data.render import TemplateRefused
         from ftwiz.core.data.template import chat_template_of
-        from ftwiz.core.recipe_inputs import lengths_key, tokenizer_for
+        from ftwiz.core.recipe_inputs import lengths_key, prepare_dataset, tokenizer_for
 
         tokenizer = tokenizer_for(recipe)  # the demo's alone, without building the model
-        prepared = prepare_for_training(recipe, tokenizer)
+        # the data step as `ftwiz data prepare` runs it (kept: the plan step's lengths, a look at the splits)
+        prepared = self.prepared = prepare_dataset(recipe, tokenizer=tokenizer)
         # the plan step plans with these lengths, as `ftwiz train` does, instead of measuring again
         lengths = prepared.stats.get("train", {}).get("lengths") or []
         self.wizard.state.dataset_lengths = (lengths_key(recipe), list(lengths))

@@ -78,16 +78,14 @@ class DeployScreen(WizardScreen):
 
     @work(thread=True, exclusive=True, group="deploy", exit_on_error=False)
     def register(self, gguf: str, name: str) -> Any:
-        from ftwiz.core.deploy.ollama_register import register
-        from ftwiz.core.registry import record_ollama
+        from ftwiz.core.deploy.register_step import register_inputs, register_model
 
-        recipe = self.wizard.load_recipe()
+        # as `ftwiz register` does: a run's GGUF takes its run's recipe; another GGUF the wizard's
+        inputs = register_inputs(gguf, name=name, recipe=self.wizard.load_recipe())
         status = self.query_one("#deploy-status", Static)
         # Registration reports its stages (upload, create, smoke test); show each as it happens.
-        result = register(Path(gguf), name, system=recipe.system, num_ctx=recipe.cutoff_len, overwrite=True,
-                          on_status=lambda text: self.app.call_from_thread(status.update, text))
-        record_ollama(gguf, result.name, result.host)  # as `ftwiz register` does: `ftwiz models list` shows it
-        return result
+        return register_model(inputs, overwrite=True,
+                              on_status=lambda text: self.app.call_from_thread(status.update, text))
 
     @work(thread=True, exclusive=True, group="deploy", exit_on_error=False)
     def serve(self, gguf: str) -> Any:

@@ -145,10 +145,10 @@ class PlanScreen(MeasureMixin, WizardScreen):
 
     @work(thread=True, exclusive=True, group="plan", exit_on_error=False)
     def make_plan(self) -> Any:
-        from ftwiz.core.planner import plan_recipe
+        from ftwiz.core.step_plan import plan_job
 
         recipe = self.wizard.load_recipe()
-        return plan_recipe(recipe, hardware=self.wizard.state.hardware, dataset_lengths=self.lengths(recipe))
+        return plan_job(recipe, self.wizard.state.hardware, dataset_lengths=self.lengths(recipe))
 
     def lengths(self, recipe) -> list[int] | None:
         """The training split's token lengths: the data step's measurement, or measured now as `train` would

@@ -1,0 +1,69 @@
+"""The register step: the one function ``ftwiz register`` and the wizard's deploy step call.
+
+Given a GGUF (or a run: its newest fine-tuned export), the run's recipe supplies the defaults (Ollama name,
+SYSTEM prompt, ``num_ctx`` from ``cutoff_len``, ``enable_thinking``); a GGUF outside a run takes them from the
+caller's recipe (the wizard's) or none. The model is registered with Ollama, smoke-tested, and recorded in
+the models registry, so ``ftwiz models list`` shows it whichever way it was registered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ftwiz.core.deploy.ollama_register import RegisterResult, register
+from ftwiz.core.errors import FtwizError
+from ftwiz.core.registry import record_ollama
+
+
+@dataclass(frozen=True)
+class RegisterInputs:
+    """What a registration is made of, after defaults: the file, the Ollama name and the Modelfile's fields."""
+
+    gguf: Path
+    name: str
+    system: str | None
+    num_ctx: int | None
+    enable_thinking: bool | None
+
+
+def register_inputs(model: str | Path, *, name: str | None = None, system: str | None = None,
+                    num_ctx: int | None = None, recipe=None) -> RegisterInputs:
+    """``model`` (a .gguf or a run name) and the given fields, the rest filled in from the run's recipe when
+    the GGUF is a run's fine-tune, else from ``recipe`` (the wizard's) when given. FtwizError for anything
+    that is not a GGUF or a run."""
+    from ftwiz.core.deploy.chat import resolve_chat_model
+    from ftwiz.core.paths import safe_name
+    from ftwiz.core.rundir import RunDir, export_role
+
+    ref = resolve_chat_model(str(model))
+    if ref.kind != "gguf":
+        raise FtwizError(f"'{model}' is not a GGUF file or an ftwiz run", where="GGUF|RUN",
+                         fix="give the .gguf path written by `ftwiz export`, or the run name")
+    gguf = Path(ref.target)
+    run = RunDir.of_file(gguf)
+    if run is not None and export_role(gguf) == "fine-tuned":  # a base copy is not the run's model
+        from ftwiz.core.recipe import load_recipe
+
+        recipe = load_recipe(run.recipe)
+    thinking: bool | None = None
+    if recipe is not None:
+        name = name or recipe.ollama_name
+        system = system if system is not None else recipe.system
+        num_ctx = num_ctx or recipe.cutoff_len
+        thinking = getattr(recipe, "enable_thinking", None)  # hybrid-thinking templates: as trained
+    return RegisterInputs(gguf, name or safe_name(gguf.stem).lower(), system, num_ctx, thinking)
+
+
+def register_model(inputs: RegisterInputs, *, host: str | None = None, smoke_test: bool = True,
+                   adapter: str | Path | None = None, license: str | None = None, overwrite: bool = False,
+                   on_status: Callable[[str], None] | None = None, force_unverified: bool = False) -> RegisterResult:
+    """Register ``inputs`` with Ollama (see :func:`ftwiz.core.deploy.ollama_register.register`) and record
+    the Ollama name in the models registry."""
+    result = register(inputs.gguf, inputs.name, system=inputs.system, num_ctx=inputs.num_ctx, host=host,
+                      smoke_test=smoke_test, adapter=adapter, license=license, overwrite=overwrite,
+                      on_status=on_status, enable_thinking=inputs.enable_thinking,
+                      force_unverified=force_unverified)
+    record_ollama(inputs.gguf, result.name, result.host)
+    return result
