@@ -87,10 +87,12 @@ def load_samples(path: Path, *, system: str | None = None, max_samples: int | No
     if not path.is_file():
         raise FtwizError(f"{path} does not exist", fix="check the path, or prepare the data with `ftwiz data prepare`")
     samples: list[EvalSample] = []
+    records = 0
     with open(path, encoding="utf-8") as fh:
         for line_no, raw in enumerate(fh, start=1):
             if not raw.strip():
                 continue
+            records += 1
             try:
                 record = json.loads(raw)
             except json.JSONDecodeError as exc:
@@ -105,6 +107,11 @@ def load_samples(path: Path, *, system: str | None = None, max_samples: int | No
             samples.append(sample)
             if max_samples is not None and len(samples) >= max_samples:
                 break
+    if not records:  # a run's split is empty when its dataset was too small to hold one out (data/clean.split)
+        raise FtwizError(f"{path} is empty (no records): nothing was held out to evaluate on",
+                         where=Location(file=path),
+                         fix="a run holds out a test split only from 20 records on (validation: 10); use --split "
+                             "validation, pass --data FILE with question/answer records, or train on more data")
     if not samples:
         raise FtwizError(f"{path} holds no records with an assistant answer to compare against",
                          where=Location(file=path),

@@ -40,6 +40,17 @@ def test_empty_split_is_a_clear_error(tmp_path: Path) -> None:
     assert "--split validation" in info.value.fix
 
 
+def test_an_empty_split_says_why_and_a_split_of_raw_text_says_it_has_no_answers(tmp_path: Path) -> None:
+    """A 4-document run's test.jsonl is empty: it was blamed on missing assistant answers."""
+    with pytest.raises(FtwizError) as info:
+        load_samples(_write(tmp_path / "test.jsonl", []))
+    assert "is empty" in info.value.what and "assistant answer" not in info.value.what
+    assert "20 records" in info.value.fix
+    texts = _write(tmp_path / "texts.jsonl", [{"messages": [{"role": "text", "content": "raw text"}]}])
+    with pytest.raises(FtwizError, match="no records with an assistant answer"):
+        load_samples(texts)
+
+
 def test_bad_line_names_file_and_line(tmp_path: Path) -> None:
     path = _write(tmp_path / "test.jsonl", [{"prompt": "a", "reference": "b"}, "{not json"])
     with pytest.raises(FtwizError) as info:
