@@ -117,4 +117,18 @@ class TrainProgress:
         table.add_row("time", f"{summary.get('seconds', 0):.0f} s")
         table.add_row("output", str(result.output_path))
         self.console.print(table)
-        self.console.print(f"next: ftwiz export {result.run_dir} --quant Q4_K_M --verify")
+        self.console.print(f"next: ftwiz export {result.run_dir} --quant {_export_quant(result.run_dir)} --verify")
+
+
+def _export_quant(run_dir) -> str:
+    """The first of the run's recipe ``export_quant`` (what `ftwiz export` and the wizard default to)."""
+    from pathlib import Path
+
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.recipe import load_recipe
+
+    try:
+        quants = load_recipe(Path(run_dir) / "recipe.yaml").export_quant
+    except (FtwizError, OSError):
+        quants = []
+    return str(quants[0]) if quants else "Q4_K_M"

@@ -25,3 +25,17 @@ def test_the_final_bar_shows_the_eval_made_after_the_last_step() -> None:
     progress.stop()
     bar = [line for line in out.getvalue().splitlines() if "2/2" in line][-1]
     assert "eval 3.195" in bar and "eval 8.209" not in bar
+
+
+def test_the_next_command_exports_the_recipes_quantization(tmp_path) -> None:
+    """A recipe with export_quant [Q8_0] was told `--quant Q4_K_M` after training."""
+    from types import SimpleNamespace
+
+    run = tmp_path / "nu-lora"
+    run.mkdir()
+    (run / "recipe.yaml").write_text("model_name_or_path: demo\ndataset: [demo]\nexport_quant: [Q8_0]\n")
+    out = io.StringIO()
+    progress = TrainProgress(Console(file=out, width=200, force_terminal=False, color_system=None))
+    progress.final(SimpleNamespace(status="completed", run_dir=run, output_path=run / "adapter",
+                                   summary={"steps": 3, "seconds": 1.0}))
+    assert f"next: ftwiz export {run} --quant Q8_0 --verify" in out.getvalue()
