@@ -91,6 +91,8 @@ class TrainProgress:
             self.console.print(event.text, style=style)
         elif kind == "failed":
             self.stop()  # the error itself is printed once, with its fix, by the CLI's error handler
+        elif kind == "finished":
+            self.stop()  # `ftwiz demo` goes on to export and chat: the bar must not print again after them
 
     def stop(self) -> None:
         if self.task is not None:

@@ -39,3 +39,19 @@ def test_the_next_command_exports_the_recipes_quantization(tmp_path) -> None:
     progress.final(SimpleNamespace(status="completed", run_dir=run, output_path=run / "adapter",
                                    summary={"steps": 3, "seconds": 1.0}))
     assert f"next: ftwiz export {run} --quant Q8_0 --verify" in out.getvalue()
+
+
+def test_the_bar_is_done_when_training_finishes_not_after_later_stages() -> None:
+    """`ftwiz demo` printed the training bar again after its export and chat lines."""
+    from ftwiz.core.events import Finished
+
+    out = io.StringIO()
+    console = Console(file=out, width=200, force_terminal=False, color_system=None)
+    progress = TrainProgress(console)
+    progress(Started(run_dir="runs/x", method="lora", total_steps=1))
+    progress(Step(step=1, total_steps=1, epoch=1.0, loss=3.2, lr=1e-3, rss_bytes=2**20))
+    progress(Finished(status="completed"))
+    console.print("[7/7] chat: a later stage")
+    progress.stop()
+    text = out.getvalue()
+    assert "1/1" in text and text.rindex("1/1") < text.index("[7/7] chat")
