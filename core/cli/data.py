@@ -47,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="effective batch, for steps per epoch")
     parser.add_argument("--index", type=int, default=0, help="which training sample to preview")
     parser.add_argument("--out", type=Path, help="prepare: folder for the splits (default: PATH.prepared/)")
+    parser.add_argument("--overwrite", action="store_true", help="prepare: replace split files already in --out")
     parser.add_argument("--rejects", type=Path,
                         help="check: where rejects go (default: beside the data, data.jsonl -> data.rejects.jsonl)")
     parser.add_argument("--json", action="store_true")
@@ -168,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     recipe, tokenizer, prepared = _prepared(args)
     if args.action == "prepare":
         out = args.out or Path(f"{Path(args.path).name}.prepared")
-        prepared.save_splits(out)
+        prepared.save_splits(out, overwrite=args.overwrite)  # --out may be the user's own data folder
         console.print(f"wrote train/validation/test splits, rejects and stats to {out}")
     elif args.action == "preview":
         _preview(args, recipe, tokenizer, prepared)

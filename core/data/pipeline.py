@@ -19,7 +19,7 @@ from ftwiz.core.data.clean import exact_dedup, mix_in, near_dedup, normalise_whi
 from ftwiz.core.data.records import Conversation, Reject
 from ftwiz.core.data.sources import LoadResult, load_sources, specs_from_dataset_info
 from ftwiz.core.data.tokenize import tokenize_split
-from ftwiz.core.errors import FtwizError
+from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.events import EventBus, Message, Progress
 
 
@@ -54,9 +54,19 @@ class PreparedData:
     rejects_path: Path | None = None
     origins: dict[str, list[str]] = field(default_factory=dict)  # split -> "FILE, line N" of each record
 
-    def save_splits(self, directory: str | Path) -> Path:
-        """Write train/validation/test JSONL, rejects and stats into ``directory`` (atomically, each)."""
+    def save_splits(self, directory: str | Path, *, overwrite: bool = True) -> Path:
+        """Write train/validation/test JSONL, rejects and stats into ``directory`` (atomically, each).
+
+        ``overwrite=False`` (``ftwiz data prepare``) refuses a folder already holding any of those files:
+        ``--out`` may be the user's own data folder, whose ``train.jsonl`` would be replaced by a split.
+        """
         directory = Path(directory)
+        names = [f"{name}.jsonl" for name in self.splits] + ["rejects.jsonl", "stats.json"]
+        existing = [name for name in names if (directory / name).exists()]
+        if existing and not overwrite:
+            raise FtwizError(f"{directory} already holds {', '.join(existing)}, and ftwiz does not overwrite "
+                             "files without asking", where=Location(file=directory),
+                             fix="choose another --out folder, or pass --overwrite to replace them")
         directory.mkdir(parents=True, exist_ok=True)
         for name, records in self.splits.items():
             _write_jsonl(directory / f"{name}.jsonl", records)
