@@ -1,6 +1,6 @@
 """The same job through ``ftwiz VERB`` and through the wizard (Pilot) gives the same result.
 
-Each wizard step and CLI verb calls one core function (README, Development: "Rooms"); these tests drive
+Each wizard step and CLI verb calls one core function (DESIGN.md, "Rooms"); these tests drive
 both front ends on the same inputs and compare what a user gets: the plan, the prepared splits, the GGUF,
 the Ollama registration and the models registry entry.
 """

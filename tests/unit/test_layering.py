@@ -1,6 +1,6 @@
 """Layering of ftwiz.core and ftwiz.tui, read from the sources with ``ast`` (imports inside functions count too).
 
-The rules (README.md, Development): ``core`` never imports the wizard (``ftwiz.tui``) or Textual; ``core/cli``
+The rules (DESIGN.md, Layering): ``core`` never imports the wizard (``ftwiz.tui``) or Textual; ``core/cli``
 is the top of core, so no other core module imports it; and a stage never imports a stage above it in
 ``LEVELS``. An import inside a function is still a dependency: it only moves the failure to run time.
 """
@@ -122,7 +122,7 @@ def _core_modules() -> list[str]:
 
 def test_every_core_module_has_a_level() -> None:
     unplaced = sorted({_stage(m) for m in _core_modules() if _stage(m)} - set().union(*LEVELS))
-    assert not unplaced, f"add {unplaced} to LEVELS here and to the table in README.md"
+    assert not unplaced, f"add {unplaced} to LEVELS here and to the table in DESIGN.md"
 
 
 def test_core_never_imports_the_wizard_or_textual() -> None:
