@@ -79,6 +79,7 @@ def _check(args: argparse.Namespace) -> int:
         print_json({"files": report.files, "formats": report.formats, "read": report.read, "kept": report.kept,
                     "rejected": report.rejected, "rejects_file": str(rejects_path) if rejects_path else None,
                     "unfilled_placeholders": report.unfilled_placeholders, "documents": report.documents,
+                    "over_cutoff": report.over_cutoff,
                     "problems": [r.to_json() | {"raw": None} for r in report.rejects]})
     else:
         for file, (fmt, why) in report.formats.items():
@@ -93,6 +94,8 @@ def _check(args: argparse.Namespace) -> int:
                           else f"{n} raw-text document{'s' if n != 1 else ''}: one longer than cutoff_len is split "
                                "into consecutive blocks, no token cut (add --model to count the blocks)",
                           highlight=False)
+        if report.over_cutoff:  # kept now, but training drops (or cuts) them: said before a run fails on it
+            _print_over_cutoff(console, report)
         for reason, count in sorted(report.rejected.items()):
             console.print(f"  {reason}: {count}")
         for reject in report.rejects[:20]:
@@ -108,6 +111,17 @@ def _check(args: argparse.Namespace) -> int:
             console.print(f"[yellow]warning[/yellow]: unfilled placeholders {names}: "
                           "fill them with --var name=VALUE", highlight=False)
     return 0 if report.usable else 1
+
+
+def _print_over_cutoff(console, report) -> None:
+    over = report.over_cutoff
+    what = "training drops them (overlength: drop)" if over["dropped"] else \
+        "training truncates them (overlength: truncate)"
+    if over["dropped"] and over["dropped"] >= report.kept:
+        what = "training drops them all and stops with nothing to train on (overlength: drop)"
+    console.print(f"[yellow]warning[/yellow]: {over['over_cutoff']} of {report.kept} records are longer than "
+                  f"cutoff_len {report.cutoff_len} tokens: {what}; raise --cutoff-len (a recipe's cutoff_len) "
+                  "or set `overlength: truncate`", highlight=False)
 
 
 def _tokenizer(recipe):

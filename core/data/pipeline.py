@@ -36,6 +36,8 @@ class CheckReport:
     # with a tokenizer: what the raw-text records become ({"documents", "blocks", "documents_split"}), or None
     documents: dict[str, int] | None = None
     cutoff_len: int | None = None
+    # with a tokenizer: conversations longer than cutoff_len, and how many training drops or truncates
+    over_cutoff: dict[str, int] | None = None
 
     @property
     def usable(self) -> bool:
@@ -118,6 +120,7 @@ def check_dataset(path: str, *, formatting: str = "auto", columns: dict[str, str
     specs = specs_from_dataset_info([path], dataset_dir, formatting, columns)
     loaded = load_sources(specs, variables=variables if variables is not None else {})
     documents = None  # without a tokenizer only the documents are counted: blocks need token lengths
+    over_cutoff = None
     count = sum(1 for c in loaded.conversations if c.messages and c.messages[0]["role"] == "text")
     if count:
         documents = {"documents": count}
@@ -132,13 +135,28 @@ def check_dataset(path: str, *, formatting: str = "auto", columns: dict[str, str
         loaded.conversations = [c for i, c in enumerate(loaded.conversations) if i not in bad]
         loaded.rejects.extend(reject for _i, reject in refused)
         documents = count_blocks(tokenizer, template, loaded.conversations, recipe)
+        over_cutoff = _over_cutoff(tokenizer, template, loaded.conversations, recipe)
     return CheckReport(
         files=[str(f) for f in loaded.files], formats=loaded.formats, read=loaded.read,
         kept=len(loaded.conversations), rejected=dict(Counter(r.reason for r in loaded.rejects)),
         rejects=loaded.rejects, samples=[c.to_json() for c in loaded.conversations[:3]],
         unfilled_placeholders=sorted(loaded.unfilled_placeholders), documents=documents,
-        cutoff_len=recipe.cutoff_len if recipe is not None else None,
+        cutoff_len=recipe.cutoff_len if recipe is not None else None, over_cutoff=over_cutoff,
     )
+
+
+def _over_cutoff(tokenizer, template: str, convs: list, recipe) -> dict[str, int] | None:
+    """{"over_cutoff", "dropped", "truncated"} as training counts them (tokenized as training tokenizes);
+    None when no conversation is longer than cutoff_len (raw-text documents become blocks, never cut)."""
+    from ftwiz.core.data.tokenize import tokenize_split
+
+    if not convs:
+        return None
+    stats = tokenize_split(tokenizer, template, convs, recipe)[1]
+    if not stats.get("over_cutoff"):
+        return None
+    return {"over_cutoff": int(stats["over_cutoff"]), "dropped": int(stats.get("dropped", 0)),
+            "truncated": int(stats.get("truncated", 0))}
 
 
 def write_rejects(rejects: list[Reject], path: str | Path) -> Path:
