@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ftwiz.core.registry import ModelEntry, forget
+from ftwiz.core.rundir import RunDir
 
 
 def remove_model(entry: ModelEntry, *, delete_file: bool = False, ollama: bool = False) -> list[str]:
@@ -26,4 +27,8 @@ def remove_model(entry: ModelEntry, *, delete_file: bool = False, ollama: bool =
     if entry.in_registry:
         forget(entry)
         done.append("removed from the registry")
+        path = Path(entry.path)
+        if path.is_file() and RunDir.of_file(path) is not None:  # `models list` lists every run's GGUFs
+            done.append(f"still listed: it lies in run '{RunDir.of_file(path).name}' ({path}); "
+                        "add --delete-file to delete it")
     return done

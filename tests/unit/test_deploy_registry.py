@@ -67,6 +67,15 @@ def test_missing_file_is_flagged_and_rm_deletes(run_gguf: Path, isolated: Path) 
     assert list_models() == []
 
 
+def test_rm_without_delete_file_says_a_runs_gguf_stays_listed(run_gguf: Path, isolated: Path) -> None:
+    """`models rm` said 'removed from the registry' and `models list` showed the run's GGUF as before."""
+    record_export(run_gguf, quant="F16")
+    done = remove_model(find_model("my-run-F16.gguf"))
+    assert done[0] == "removed from the registry"
+    assert "still listed" in done[1] and "my-run" in done[1] and "--delete-file" in done[1]
+    assert [Path(e.path).name for e in list_models()] == ["my-run-F16.gguf"] and run_gguf.exists()
+
+
 def test_unknown_and_corrupt_registry_are_user_errors(isolated: Path) -> None:
     with pytest.raises(FtwizError, match="no exported model matches"):
         find_model("nothing")
