@@ -128,7 +128,8 @@ def load_model_spec(path_or_config: str | Path, *, allow_download: bool = False)
     config.json, never the weights.
     """
     path = Path(path_or_config)
-    if not path.exists():
+    # 'demo' is the built-in model, as in resolve_model, even where the working folder holds a demo/ folder
+    if str(path_or_config) == "demo" or not path.exists():
         from ftwiz.core.models import resolve_model
 
         try:

@@ -293,3 +293,15 @@ def test_cli_refuses_lora_targets_the_model_does_not_have(shared_dir: Path, caps
     assert cli_main(["plan", str(config), "--vram-gb", "24", "--lora-targets", "q_proj,c_attn"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "c_attn" in err and "gate_proj" in err  # names the unknown one and lists what exists
+
+
+def test_demo_is_the_built_in_model_even_beside_a_folder_named_demo(tiny_qwen2: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ftwiz train` in a folder holding demo/ (from `ftwiz demo` runs, say) failed: 'demo has no config.json'."""
+    import ftwiz.core.tiny
+
+    # the tiny Qwen2 stands in for the built-in demo model (building that takes a minute)
+    monkeypatch.setattr(ftwiz.core.tiny, "ensure_demo_base_model", lambda: tiny_qwen2)
+    (tmp_path / "demo").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert load_model_spec("demo") == load_model_spec(tiny_qwen2)
