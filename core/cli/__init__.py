@@ -105,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_OK
     module = importlib.import_module(VERBS[args.verb][0])
+    if args.verb in ("plan", "train", "data", "export", "merge", "eval", "vllm"):  # verbs that may build 'demo'
+        from ftwiz.core.cli.demo_build import show_demo_builds
+
+        show_demo_builds()
     try:
         return int(module.run(args) or 0)
     except FtwizError as exc:
