@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import signal
-    import time
+    import threading
     from pathlib import Path
 
     from ftwiz.core.cli.console import console, err_console
@@ -66,9 +66,15 @@ def run(args: argparse.Namespace) -> int:
         for title in titles:
             console.rule(title, style="dim")
             console.print(text[title], highlight=False, markup=False, soft_wrap=True)
+        # From here Ctrl-C/SIGTERM only set a flag: an exception raised at an arbitrary point could land inside
+        # Popen.poll() while it holds the child's wait lock, and the stop below would then never reap the server.
+        stopping = threading.Event()
+        signal.signal(signal.SIGINT, lambda *_: stopping.set())
+        signal.signal(signal.SIGTERM, lambda *_: stopping.set())
         console.print("Ctrl-C to stop.", style="dim")
         while handle.alive():
-            time.sleep(0.5)
+            if stopping.wait(0.5):
+                raise KeyboardInterrupt
         raise FtwizError(f"the server exited unexpectedly (code {handle.process.returncode}):\n{handle.log_tail()}")
     except KeyboardInterrupt:
         console.print("stopping ...")
