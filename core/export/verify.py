@@ -7,7 +7,8 @@ llama-cpp-python and compared with transformers on sample prompts:
 - tokenization: token ids identical (raw prompts and chat-rendered ones);
 - logits: F32/F16/BF16 max |diff| relative to the logit range <= 1e-3 (2e-2 for BF16's 8-bit mantissa;
   2e-3 for GELU models such as Gemma, whose GELU llama.cpp's CPU backend reads from a float16 table, so
-  even an F32 file differs by ~3e-4); Q8_0 cosine similarity >= 0.99; K-quants' cosine is reported;
+  even an F32 file differs by ~3e-4); Q8_0 cosine similarity >= 0.99 (0.95-0.99 reported, not failed:
+  small models' 8-bit rounding noise, see ``REPORT_COSINE``); K-quants' cosine is reported;
 - chat template: the GGUF's embedded template is the run's training template (its template of record)
   and renders a conversation exactly like training did; for thinking templates, a conversation with
   earlier ``<think>`` turns renders the same when served (no kwargs) as in training (the run's
@@ -47,6 +48,11 @@ RELATIVE_TOLERANCE = {"F32": 1e-3, "F16": 1e-3, "BF16": 2e-2}
 GELU_TOLERANCE = 2e-3  # F32/F16 for architectures whose MLP uses GELU (ggml evaluates it from an F16 table)
 GELU_ARCHITECTURES = ("gemma", "gemma2", "gemma3")
 MIN_COSINE = {"Q8_0": 0.99}
+# Below MIN_COSINE but above this, a Q8_0 file is reported, not failed: a correct Q8_0 file of a very small
+# model (hidden size 64-256) measures 0.98-0.995, because llama.cpp also rounds the activations to 8 bits in
+# every quantized matmul and small models average that noise over few terms. A conversion bug (a missing
+# Q/K permutation, a wrong norm or rope setting) lands far lower; the F16 export is the exact check.
+REPORT_COSINE = {"Q8_0": 0.95}
 
 
 class Check(BaseModel):
@@ -166,6 +172,11 @@ def _compare_logits(hf_logits, gguf_logits, quant: str, architecture: str | None
     if limit is not None:
         return Check(name="logits", passed=rel <= limit, value=rel, detail=detail + f" (limit {limit:.0e} of range)")
     if quant in MIN_COSINE:
+        if min_cos < MIN_COSINE[quant] and min_cos >= REPORT_COSINE[quant]:
+            return Check(name="logits", passed=None, value=min_cos,
+                         detail=detail + f" (below the usual {MIN_COSINE[quant]} for {quant}, above the failure "
+                         f"limit {REPORT_COSINE[quant]}: rounding noise of a small model; export F16 with --verify "
+                         "for the exact check)")
         return Check(name="logits", passed=min_cos >= MIN_COSINE[quant], value=min_cos,
                      detail=detail + f" (limit cosine >= {MIN_COSINE[quant]})")
     return Check(name="logits", passed=None, value=min_cos, detail=detail + " (reported for this quantization)")
