@@ -125,8 +125,9 @@ def render(plan, spec) -> None:
         console.print(f"  [yellow]! {warning}[/yellow]")
 
 
-def _spec(model: str, online: bool):
-    """The model's shape; a hub id not downloaded yet points at --online, which fetches only config.json."""
+def _spec(model: str, online: bool, to_stderr: bool = False):
+    """The model's shape. A hub id not downloaded yet: a curated one plans from ftwiz's built-in copy of its
+    config.json (what the wizard's model step rates); any other points at --online, which fetches only that."""
     from ftwiz.core.errors import FtwizError
     from ftwiz.core.planner import load_model_spec
 
@@ -135,6 +136,15 @@ def _spec(model: str, online: bool):
     except FtwizError as exc:
         if online or model.count("/") != 1 or "not in the local Hugging Face cache" not in exc.what:
             raise
+        from ftwiz.core.planner.catalog import curated_spec
+
+        spec = curated_spec(model)
+        if spec is not None:
+            from ftwiz.core.cli.console import console, err_console
+
+            (err_console if to_stderr else console).print(
+                f"planning from ftwiz's built-in config for {model} (not downloaded)", highlight=False)
+            return spec
         raise FtwizError(exc.what, where=exc.where,
                          fix=f"plan it without the weights: `ftwiz plan {model} --online` downloads only its "
                              f"config.json; `--download` (or `ftwiz pull {model}`) fetches the whole model") from None
@@ -152,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
 
         ensure_model(recipe.model_name_or_path, recipe.revision, download=True, vram_gb=args.vram_gb,
                      to_stderr=args.json)
-    spec = _spec(recipe.model_name_or_path, args.online)
+    spec = _spec(recipe.model_name_or_path, args.online, to_stderr=args.json)
     hardware = None
     if args.vram_gb is None:
         from ftwiz.core.hardware.detect import detect

@@ -122,6 +122,12 @@ def cached_sizes() -> dict[str, int]:
         return {}
 
 
+def curated_spec(repo_id: str) -> ModelSpec | None:
+    """The shape of a curated model from its built-in config.json copy (None when ``repo_id`` is not curated)."""
+    config = CURATED.get(repo_id)
+    return spec_from_config(config, f"ftwiz's built-in config for {repo_id}") if config is not None else None
+
+
 def _choice(name: str, where: str, spec: ModelSpec, hardware: HardwareReport | None, cutoff_len: int,
             lengths: list[int] | None = None, disk_bytes: int | None = None) -> ModelChoice:
     from ftwiz.core.planner.recommend import plan_recipe
@@ -158,9 +164,9 @@ def model_choices(hardware: HardwareReport | None, *, cutoff_len: int = 1024,
                                    disk_bytes=sizes.get(repo_id)))
         except FtwizError:
             continue  # not a causal LM config we can read: not offered
-    for repo_id, config in CURATED.items():
+    for repo_id in CURATED:
         if repo_id not in cached:
-            spec = spec_from_config(config)
+            spec = curated_spec(repo_id)
             choices.append(_choice(repo_id, "not downloaded", spec, hardware, cutoff_len,
                                    disk_bytes=spec.total_params * BF16_BYTES))
     return choices
