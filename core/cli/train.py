@@ -97,6 +97,31 @@ def _check_inputs(recipe, args: argparse.Namespace, bus, cancel=None) -> None:
         raise
 
 
+def _report_already_completed(args: argparse.Namespace) -> bool:
+    """A run given to --resume that already completed: say so, name its output and the next command, and
+    train nothing (with --events -, one 'finished' event, so the wizard's train screen shows it done)."""
+    from ftwiz.core.events import EventBus, JsonlSink
+    from ftwiz.core.train.result import already_completed, finish_if_completed
+
+    if already_completed(args.resume) is None:
+        return False
+    bus = EventBus()
+    sink = JsonlSink(sys.stdout if args.events == "-" else args.events) if args.events else None
+    if sink:
+        bus.subscribe(sink)
+    done = finish_if_completed(args.resume, bus)
+    if sink:
+        sink.close()
+    from ftwiz.core.cli.console import err_console as out  # where train's progress and summary go
+    from ftwiz.core.cli.train_progress import _export_quant
+
+    out.print(f"run '{done.run_dir.name}' is already complete ({done.summary.get('steps')} steps): nothing was "
+              f"trained or rewritten. Its {'adapter' if done.output_path.name == 'adapter' else 'model'}: "
+              f"{done.output_path}", highlight=False)
+    out.print(f"next: ftwiz export {done.run_dir} --quant {_export_quant(done.run_dir)} --verify", highlight=False)
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
     from ftwiz.core.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR
     from ftwiz.core.errors import FtwizError
@@ -107,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.recipe is None and not args.resume:
         raise FtwizError("give a recipe to train, or --resume RUN", fix="e.g. ftwiz train recipes/demo.yaml")
+    if args.resume and _report_already_completed(args):
+        return EXIT_OK
     if args.gpus is not None and args.gpus < 1:
         raise FtwizError(f"--gpus {args.gpus} must be at least 1", fix="e.g. --gpus 2")
     if args.gpus and args.gpus > 1:

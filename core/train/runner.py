@@ -16,7 +16,6 @@ import gc
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,20 +34,13 @@ from ftwiz.core.train.checkpoint_space import (
     require_checkpoint_space,
 )
 from ftwiz.core.train.fingerprint import check_resumable, fingerprint
+from ftwiz.core.train.result import TrainResult, finish_if_completed
 from ftwiz.core.train.stages import check_stage_data, is_preference, preference_trainer, stage_config
 from ftwiz.core.train.tracking import check_trackers, tracking_callbacks
 from ftwiz.core.train.trainer_args import data_collator, model_columns, training_arguments, training_kwargs
 
 OOM_SUGGESTIONS = ("lower cutoff_len (shorter samples), use finetuning_type: qlora, enable "
                    "gradient_checkpointing, or pick a smaller model; `ftwiz plan RECIPE` shows what fits")
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    status: str  # completed | cancelled
-    output_path: Path | None
-    summary: dict[str, Any] = field(default_factory=dict)
 
 
 class _Recorder:
@@ -173,6 +165,8 @@ def train(recipe: Recipe, *, events: EventBus | None = None, run_name: str | Non
     """Train ``recipe``; every outcome is an event, a status.json state and (on failure) an exception."""
     bus = events or EventBus()
     cancel = cancel if cancel is not None else CancelFlag()  # (an unset flag is falsy)
+    if resume and (done := finish_if_completed(resume, bus)) is not None:  # never trained over
+        return done
     run, recipe, resuming = open_run(recipe, run_name=run_name, resume=resume)
     run.root.mkdir(parents=True, exist_ok=True)
     from ftwiz.core.events import JsonlSink

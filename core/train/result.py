@@ -1,0 +1,43 @@
+"""What a training run produced, and the result of a run given to --resume that already completed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftwiz.core.events import EventBus, Finished
+from ftwiz.core.rundir import RunDir
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    status: str  # completed | cancelled
+    output_path: Path | None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def already_completed(resume: str) -> TrainResult | None:
+    """The result of run ``resume`` (a name or path) when it already completed, else None.
+
+    Only status.json is read; summary carries ``already_complete: True``, the step count and a message.
+    Raises FtwizError (from RunDir.resolve) when no such run exists.
+    """
+    run = RunDir.resolve(resume)
+    if run.state() != "completed":
+        return None
+    status = run.read_json(run.status)
+    output = Path(status["output"]) if status.get("output") else run.adapter
+    return TrainResult(run.root, "completed", output,
+                       {"already_complete": True, "steps": status.get("step"),
+                        "message": f"run '{run.root.name}' already completed: nothing to resume"})
+
+
+def finish_if_completed(resume: str, bus: EventBus) -> TrainResult | None:
+    """A completed run is never trained over: its 'finished' event on ``bus`` (not in its events.jsonl,
+    which stays as it is) and its result; None when ``resume`` has training left to do."""
+    done = already_completed(resume)
+    if done is not None:
+        bus.emit(Finished(status="completed", output_path=str(done.output_path), summary=done.summary))
+    return done
