@@ -198,7 +198,8 @@ def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str =
     from ftwiz.core.export.gguf_kv import BulkGGUFWriter
     from ftwiz.core.export.gguf_name import gguf_general_name
     from ftwiz.core.export.train_bos import runtime_adds_bos
-    from ftwiz.core.export.vocab import read_tokenizer_json_split, write_vocab
+    from ftwiz.core.export.vocab import write_vocab
+    from ftwiz.core.export.vocab_cache import read_vocab
 
     model_dir, out_file = Path(model_dir), Path(out_file)
     out_type = out_type.upper()
@@ -220,12 +221,13 @@ def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str =
     with atomic_path(out_file, overwrite=overwrite, needed=needed, what=f"the GGUF {out_file.name}") as tmp:
         writer = BulkGGUFWriter(tmp, params.info.gguf_arch)  # gguf-py's writer, vocab arrays packed in bulk
         try:
-            # parsed once (a Qwen2 one is 7-11 MB), for the name and the vocabulary; BPE merges packed from the bytes
-            tj, merges = read_tokenizer_json_split(model_dir)
+            # parsed once (a Qwen2 one is 7-11 MB), for the name and the vocabulary; BPE merges packed from the
+            # bytes; a byte-level BPE's arrays come from the cache when this tokenizer.json was exported before
+            tj, merges, vocab = read_vocab(model_dir, params.vocab_size)
             write_hparams(writer, params, gguf_general_name(model_dir, tj), out_type)
             write_vocab(writer, model_dir, params.vocab_size, add_bos=runtime_adds_bos(model_dir), tokenizer_json=tj,
-                        packed_merges=merges)
-            del tj, merges  # freed before the data section: peak memory stays the vocabulary's or one piece's
+                        packed_merges=merges, vocab=vocab)
+            del tj, merges, vocab  # freed before the data section: peak memory stays the vocabulary's or one piece's
             for plan in plans:
                 writer.add_tensor_info(plan.name, plan.shape if plan.qtype in (gguf.GGMLQuantizationType.F32,
                                        gguf.GGMLQuantizationType.F16) else _byte_shape(plan), _np_dtype(plan.qtype),

@@ -100,7 +100,13 @@ class BulkGGUFWriter(gguf.GGUFWriter):
 
     def _pack_val(self, val: Any, vtype: Any, add_vtype: bool, sub_type: Any = None) -> bytes:
         from ftwiz.core.export.merges_raw import PackedStrings
+        from ftwiz.core.export.vocab_cache import RawArray
 
+        if vtype == _V.ARRAY and isinstance(val, RawArray):  # items cached in their little-endian layout
+            if self.endianess != gguf.GGUFEndian.LITTLE:
+                raise ValueError("cached vocabulary arrays are little-endian; write a little-endian GGUF")
+            head = self._pack("I", vtype) if add_vtype else b""
+            return head + self._pack("I", val.item_type) + self._pack("Q", val.count) + val.items
         if vtype == _V.ARRAY and isinstance(val, PackedStrings):  # merges read straight from tokenizer.json
             byteorder = "<" if self.endianess == gguf.GGUFEndian.LITTLE else ">"
             head = self._pack("I", vtype) if add_vtype else b""

@@ -51,6 +51,7 @@ class VocabData:
     types: list[int] = field(default_factory=list)
     merges: Any = field(default_factory=list)  # list[str], or merges_raw.PackedStrings straight from the file
     add_space_prefix: bool | None = None
+    named_ids: dict[str, int] | None = None  # END_OF_TURN names -> ids, when tokens are packed (vocab_cache)
 
 
 def _squash(regex: str) -> str:
@@ -297,8 +298,11 @@ def end_of_turn_id(model_dir: Path, data: VocabData) -> int | None:
     if gen.is_file():
         value = _load_json(gen).get("eos_token_id")
         eos_ids = value if isinstance(value, list) else [value] if value is not None else []
-    present = set(END_OF_TURN).intersection(data.tokens)  # one C-level pass over 151k tokens, then one scan each
-    index = {name: data.tokens.index(name) for name in END_OF_TURN if name in present}
+    if data.named_ids is not None:  # tokens already packed for GGUF (vocab_cache): their ids were kept
+        index = data.named_ids
+    else:
+        present = set(END_OF_TURN).intersection(data.tokens)  # one C-level pass over 151k tokens, one scan each
+        index = {name: data.tokens.index(name) for name in END_OF_TURN if name in present}
     for name in END_OF_TURN:
         if name in index and (not eos_ids or index[name] in eos_ids):
             return index[name]
@@ -306,17 +310,19 @@ def end_of_turn_id(model_dir: Path, data: VocabData) -> int | None:
 
 
 def write_vocab(writer, model_dir: Path, n_vocab: int, *, add_bos: bool | None = None,
-                tokenizer_json: dict[str, Any] | None = None, packed_merges: Any = None) -> VocabData:
+                tokenizer_json: dict[str, Any] | None = None, packed_merges: Any = None,
+                vocab: VocabData | None = None) -> VocabData:
     """Write every tokenizer key: tokens, types, scores, merges, special ids, add_bos, chat template.
 
     ``add_bos``: the runtime-adds-BOS flag decided by the caller (core/export/train_bos.py: False when the
     training template writes no BOS); None keeps the tokenizer's own setting. ``tokenizer_json``: the
     folder's tokenizer.json when the caller already parsed it (read here otherwise); ``packed_merges``: its
-    merges from :func:`read_tokenizer_json_split` (needs a BulkGGUFWriter)."""
+    merges from :func:`read_tokenizer_json_split` (needs a BulkGGUFWriter). ``vocab``: the vocabulary already
+    loaded (:mod:`ftwiz.core.export.vocab_cache`, arrays packed; needs a BulkGGUFWriter)."""
     import gguf
 
     tj = tokenizer_json if tokenizer_json is not None else read_tokenizer_json(model_dir)
-    data = load_vocab(model_dir, n_vocab, tj)
+    data = vocab if vocab is not None else load_vocab(model_dir, n_vocab, tj)
     writer.add_tokenizer_model(data.model)
     if data.pre:
         writer.add_tokenizer_pre(data.pre)
@@ -335,7 +341,9 @@ def write_vocab(writer, model_dir: Path, n_vocab: int, *, add_bos: bool | None =
     finally:
         gguf_log.setLevel(level)
     if data.model == "gpt2":  # merges from the tokenizer.json parsed above, not a second parse by gguf-py
-        special.merges = data.merges = packed_merges if packed_merges is not None else bpe_merges(tj or {})
+        if vocab is None or not len(data.merges):
+            data.merges = packed_merges if packed_merges is not None else bpe_merges(tj or {})
+        special.merges = data.merges
         if not data.merges:
             raise FtwizError("byte-level BPE tokenizer.json has no merges",
                              where=Location(file=model_dir / "tokenizer.json", field="model.merges"),

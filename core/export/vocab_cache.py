@@ -1,0 +1,201 @@
+"""A byte-level BPE vocabulary's GGUF arrays, cached per tokenizer.json content.
+
+Parsing a Qwen2 tokenizer.json (11 MB: 151k tokens, 151k merges) and packing its arrays costs ~0.4 CPU-s per
+export, a fifth of a whole ``ftwiz export --quant F16`` of a 0.5B model. The same tokenizer is exported again
+and again (one GGUF per quant type; every run trained from the same base), so its arrays as GGUF stores them
+are kept in ``cache_dir()/gguf-vocab/``, keyed by the SHA-256 of tokenizer.json's bytes (~10 ms), the model's
+embedding rows and a fingerprint of the code deriving them (this module, vocab.py, merges_raw.py, gguf_kv.py
+and gguf-py's writer and vocab modules): editing any of them misses the cache instead of reusing an old answer.
+
+Only what depends on tokenizer.json and the row count alone is cached: the token, type and merge arrays, the
+pre-tokenizer name, the ids of end-of-turn candidates, and tokenizer.json without its vocab and merges (for
+gguf-py's SpecialVocab and the general.name rule). generation_config.json, tokenizer_config.json and the chat
+template are read on every export. A missing, truncated or unreadable cache file is a miss; a cache that
+cannot be written is skipped (logged at debug level): the export never fails because of it.
+SentencePiece tokenizers are not cached (their arrays come from tokenizer.model through gguf-py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ftwiz.core.export.vocab import END_OF_TURN, VocabData, load_vocab
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"FTWIZ-GGUF-VOCAB-1\n"
+KEEP = 8  # cache files kept (newest first); one Qwen2 vocabulary is ~5 MB
+
+
+@dataclass(frozen=True)
+class RawArray:
+    """A GGUF array's items already in the file's little-endian layout (no type or count prefix)."""
+
+    item_type: int  # gguf.GGUFValueType of every item
+    count: int
+    items: bytes
+
+    def __len__(self) -> int:
+        return self.count
+
+
+@dataclass
+class CachedVocab:
+    """What ``write_vocab`` needs from tokenizer.json: the vocabulary (arrays as :class:`RawArray`) and the
+    parsed file without ``model.vocab`` / ``model.merges``."""
+
+    vocab: VocabData
+    tokenizer_json: dict[str, Any]
+
+
+def _fingerprint() -> bytes:
+    """SHA-256 of the source files whose code decides the cached bytes; empty when one cannot be read."""
+    import gguf.gguf_writer
+    import gguf.vocab
+    from ftwiz.core.export import gguf_kv, merges_raw, vocab
+
+    digest = hashlib.sha256()
+    files = [m.__file__ or "" for m in (vocab, merges_raw, gguf_kv, gguf.gguf_writer, gguf.vocab)] + [__file__]
+    try:
+        for file in files:
+            digest.update(Path(file).read_bytes())
+    except OSError:
+        return b""
+    return digest.digest()
+
+
+def cache_key(model_dir: Path, n_vocab: int) -> str | None:
+    """Hex key for ``model_dir``'s tokenizer.json at ``n_vocab`` embedding rows, or None (no tokenizer.json,
+    code not readable)."""
+    path = Path(model_dir) / "tokenizer.json"
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    code = _fingerprint()
+    if not code:
+        return None
+    digest = hashlib.sha256(raw)
+    digest.update(code)
+    digest.update(f"|{n_vocab}".encode())
+    return digest.hexdigest()
+
+
+def _folder() -> Path:
+    from ftwiz.core.paths import cache_dir
+
+    return cache_dir() / "gguf-vocab"
+
+
+def lookup(key: str | None) -> CachedVocab | None:
+    """The cached vocabulary for ``key``, or None (a miss, or a file that does not read back whole)."""
+    if key is None:
+        return None
+    path = _folder() / f"{key}.bin"
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(MAGIC)) != MAGIC:
+                return None
+            meta = json.loads(f.readline())
+            sections = [f.read(n) for n in meta["sizes"]]
+            if [len(s) for s in sections] != meta["sizes"] or f.read(1):
+                return None
+        (t_type, t_count), (y_type, y_count), (m_type, m_count) = meta["arrays"]
+        tokens, types, merges = (RawArray(t_type, t_count, sections[0]), RawArray(y_type, y_count, sections[1]),
+                                 RawArray(m_type, m_count, sections[2]))
+        vocab = VocabData(model="gpt2", pre=meta["pre"], tokens=tokens, types=types, merges=merges)  # type: ignore[arg-type]
+        vocab.named_ids = {name: int(i) for name, i in meta["named_ids"].items()}
+        os.utime(path)  # recently used: kept when older files are pruned
+        return CachedVocab(vocab, meta["tokenizer_json"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def build(key: str | None, model_dir: Path, n_vocab: int, tokenizer_json: dict[str, Any] | None,
+          packed_merges: Any) -> CachedVocab | None:
+    """The vocabulary of a byte-level BPE tokenizer.json as :class:`RawArray` items (stored under ``key``), or
+    None for other tokenizers and for files ``write_vocab`` must report on (no merges)."""
+    import gguf
+    import numpy as np
+    from ftwiz.core.export.gguf_kv import pack_strings
+    from ftwiz.core.export.vocab import tokenizer_kind
+    from ftwiz.core.export.vocab_json import bpe_merges
+
+    if tokenizer_json is None or tokenizer_kind(model_dir, tokenizer_json) != "bpe":
+        return None
+    data = load_vocab(model_dir, n_vocab, tokenizer_json)
+    merges = packed_merges if packed_merges is not None else bpe_merges(tokenizer_json)
+    if not len(merges):
+        return None
+    v = gguf.GGUFValueType
+    present = set(END_OF_TURN).intersection(data.tokens)
+    named_ids = {name: data.tokens.index(name) for name in END_OF_TURN if name in present}
+    tokens = RawArray(int(v.STRING), len(data.tokens), pack_strings(data.tokens))
+    types = RawArray(int(v.INT32), len(data.types), np.asarray(data.types, dtype="<i4").tobytes())
+    merged = RawArray(int(v.STRING), len(merges),
+                      merges.items() if hasattr(merges, "items") else pack_strings(merges))
+    small = {**tokenizer_json, "model": {**tokenizer_json["model"], "vocab": {}, "merges": []}}
+    cached = CachedVocab(VocabData(model="gpt2", pre=data.pre, tokens=tokens, types=types,  # type: ignore[arg-type]
+                                   merges=merged), small)
+    cached.vocab.named_ids = named_ids
+    if key is not None:
+        _store(key, cached)
+    return cached
+
+
+def _store(key: str, cached: CachedVocab) -> None:
+    """Write the cache file under a temporary name and rename it (readers see all of it or nothing). Not
+    through core/atomic.py: this is no user output, and must not be listed as one after a Ctrl-C."""
+    arrays = [cached.vocab.tokens, cached.vocab.types, cached.vocab.merges]
+    meta = {"pre": cached.vocab.pre, "named_ids": cached.vocab.named_ids, "tokenizer_json": cached.tokenizer_json,
+            "arrays": [[a.item_type, a.count] for a in arrays], "sizes": [len(a.items) for a in arrays]}
+    folder = _folder()
+    tmp = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=folder)
+        with os.fdopen(fd, "wb") as f:
+            f.write(MAGIC)
+            f.write(json.dumps(meta, ensure_ascii=True).encode() + b"\n")
+            for a in arrays:
+                f.write(a.items)
+        os.replace(tmp, folder / f"{key}.bin")
+        tmp = None
+        _prune(folder)
+    except OSError as exc:
+        log.debug("vocabulary cache not written: %s", exc)
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _prune(folder: Path) -> None:
+    """Keep the :data:`KEEP` most recently used cache files; drop temporary files a killed export left."""
+    import time
+
+    files = sorted(folder.glob("*.bin"), key=lambda p: p.stat().st_mtime, reverse=True)
+    stale = [p for p in folder.glob(".*.tmp") if p.stat().st_mtime < time.time() - 3600]
+    for old in files[KEEP:] + stale:
+        old.unlink(missing_ok=True)
+
+
+def read_vocab(model_dir: Path, n_vocab: int) -> tuple[dict[str, Any] | None, Any, VocabData | None]:
+    """(tokenizer.json parsed, a BPE's merges packed from its bytes or None, the vocabulary or None) for
+    ``write_vocab``: from the cache when it holds this tokenizer.json, else parsed (and cached when it is a
+    byte-level BPE). With a vocabulary, the parsed file has no ``model.vocab`` / ``model.merges``."""
+    from ftwiz.core.export.vocab import read_tokenizer_json_split
+
+    key = cache_key(model_dir, n_vocab)
+    hit = lookup(key)
+    if hit is not None:
+        return hit.tokenizer_json, None, hit.vocab
+    tj, merges = read_tokenizer_json_split(model_dir)
+    built = build(key, model_dir, n_vocab, tj, merges)
+    return (tj, merges, None) if built is None else (built.tokenizer_json, None, built.vocab)
