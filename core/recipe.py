@@ -47,6 +47,9 @@ class Recipe(BaseModel):
     dataset_dir: str | None = Field(None, description="Folder holding dataset_info.json (LLaMA-Factory)")
     formatting: DataFormat = Field("auto", description="Record format; auto-detected when 'auto'")
     columns: dict[str, str] | None = Field(None, description="Map of our field names to your column names")
+    sample_by: Literal["line", "paragraph", "document"] = Field(
+        "line", description=".txt files (text format): one record a line, a blank-line-separated paragraph, "
+                            "or the whole file (the `datasets` text builder's sample_by)")
     template: str | None = Field(None, description="Chat template: unset = the model's own; a LLaMA-Factory "
                                  "name (alpaca, chatml, qwen, qwen3, llama3, mistral, gemma, phi...), Jinja "
                                  "text, or a .jinja file path")

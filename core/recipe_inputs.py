@@ -20,7 +20,8 @@ def check_dataset_paths(recipe, *, recipe_file: str | None = None) -> list[str]:
     from ftwiz.core.data.sources import specs_from_dataset_info
 
     files: list[str] = []
-    specs = specs_from_dataset_info(list(recipe.dataset), recipe.dataset_dir, recipe.formatting, recipe.columns)
+    specs = specs_from_dataset_info(list(recipe.dataset), recipe.dataset_dir, recipe.formatting, recipe.columns,
+                                    recipe.sample_by)
     for index, spec in enumerate(specs):
         try:
             files += [str(p) for p in expand_paths(spec.path)]
@@ -34,7 +35,8 @@ def unfilled_placeholders(recipe, variables: dict[str, str] | None = None) -> li
     """``{{name}}`` placeholders in the recipe's data that ``variables`` (default: the recipe's) leave unfilled."""
     from ftwiz.core.data.sources import load_sources, specs_from_dataset_info
 
-    specs = specs_from_dataset_info(list(recipe.dataset), recipe.dataset_dir, recipe.formatting, recipe.columns)
+    specs = specs_from_dataset_info(list(recipe.dataset), recipe.dataset_dir, recipe.formatting, recipe.columns,
+                                    recipe.sample_by)
     loaded = load_sources(specs, variables=dict(recipe.variables if variables is None else variables))
     return sorted(loaded.unfilled_placeholders)
 

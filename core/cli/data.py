@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--column", action="append", metavar="OURS=THEIRS", help="map a column (repeatable)")
     parser.add_argument("--var", action="append", metavar="NAME=VALUE", help="fill {{NAME}} placeholders")
     parser.add_argument("--dataset-dir", help="folder holding a LLaMA-Factory dataset_info.json")
+    parser.add_argument("--sample-by", choices=["line", "paragraph", "document"],
+                        help=".txt files: one record a line (default), a blank-line-separated paragraph, or the file")
     parser.add_argument("--model", help="model whose tokenizer and chat template to use (default: demo); "
                         "with check, every record is also rendered with its chat template")
     parser.add_argument("--template", help="named template when the tokenizer has none (chatml, llama3, alpaca)")
@@ -58,7 +60,7 @@ def _recipe(args: argparse.Namespace):
 
     data = {"model_name_or_path": args.model or "demo", "dataset": [args.path], "formatting": args.format,
             "columns": _pairs(args.column, "--column"), "cutoff_len": args.cutoff_len, "template": args.template,
-            "dataset_dir": args.dataset_dir}
+            "dataset_dir": args.dataset_dir, "sample_by": args.sample_by}
     return parse_recipe({k: v for k, v in data.items() if v is not None})
 
 
@@ -70,7 +72,7 @@ def _check(args: argparse.Namespace) -> int:
     tokenizer = _tokenizer(recipe) if recipe is not None else None
     report = check_dataset(args.path, formatting=args.format, columns=_pairs(args.column, "--column"),
                            variables=_pairs(args.var, "--var") or {}, dataset_dir=args.dataset_dir,
-                           tokenizer=tokenizer, recipe=recipe)
+                           tokenizer=tokenizer, recipe=recipe, sample_by=args.sample_by or "line")
     rejects_path = None
     if report.rejects:
         default = Path(report.files[0]).with_suffix(".rejects.jsonl") if report.files else Path("rejects.jsonl")

@@ -20,7 +20,7 @@ from typing import Any
 from ftwiz.core.data.records import RawRecord, Reject
 from ftwiz.core.errors import FtwizError, Location
 
-SUFFIXES = (".json", ".jsonl", ".csv", ".tsv", ".parquet")
+SUFFIXES = (".json", ".jsonl", ".csv", ".tsv", ".parquet", ".txt")
 
 
 class DuplicateKeyError(ValueError):
@@ -54,6 +54,8 @@ def expand_paths(spec: str, dataset_dir: str | None = None) -> list[Path]:
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.name != "dataset_info.json"
                        and not p.name.endswith(".rejects.jsonl"))
+        if any(p.suffix != ".txt" for p in files):  # a README.txt beside JSON data is not training text
+            files = [p for p in files if p.suffix != ".txt"]
         if not files:
             raise FtwizError(f"folder {path} holds no dataset files", fix=f"put {', '.join(SUFFIXES)} files in it")
         return files
@@ -65,8 +67,13 @@ def expand_paths(spec: str, dataset_dir: str | None = None) -> list[Path]:
     return [path]
 
 
-def read_file(path: Path, rejects: list[Reject]) -> Iterator[RawRecord]:
-    if path.suffix == ".jsonl":
+def read_file(path: Path, rejects: list[Reject], sample_by: str = "line") -> Iterator[RawRecord]:
+    """The records of one file; a .txt file gives {"text": ...} records split as ``sample_by`` says."""
+    if path.suffix == ".txt":
+        from ftwiz.core.data.text_files import read_text_file
+
+        yield from read_text_file(path, sample_by)
+    elif path.suffix == ".jsonl":
         yield from _read_jsonl(path, rejects)
     elif path.suffix == ".json":
         yield from _read_json(path, rejects)

@@ -113,11 +113,11 @@ def files_hash(files: list[Path], options: dict[str, Any]) -> str:
 
 def check_dataset(path: str, *, formatting: str = "auto", columns: dict[str, str] | None = None,
                   variables: dict[str, str] | None = None, dataset_dir: str | None = None,
-                  tokenizer: Any = None, recipe: Any = None) -> CheckReport:
+                  tokenizer: Any = None, recipe: Any = None, sample_by: str = "line") -> CheckReport:
     """Read and validate every record. With ``tokenizer`` and ``recipe`` (``data check --model``) every kept
     record is also rendered with the model's chat template, and the records it refuses are rejected with
     the template's own message, as ``prepare``/``preview`` reject them."""
-    specs = specs_from_dataset_info([path], dataset_dir, formatting, columns)
+    specs = specs_from_dataset_info([path], dataset_dir, formatting, columns, sample_by)
     loaded = load_sources(specs, variables=variables if variables is not None else {})
     documents = None  # without a tokenizer only the documents are counted: blocks need token lengths
     over_cutoff = None
@@ -188,7 +188,8 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
     from ftwiz.core.data.template import chat_template_of, template_hash
 
     say = events.emit if events else (lambda _e: None)
-    specs = specs_from_dataset_info(recipe.dataset, recipe.dataset_dir, recipe.formatting, recipe.columns)
+    specs = specs_from_dataset_info(recipe.dataset, recipe.dataset_dir, recipe.formatting, recipe.columns,
+                                    recipe.sample_by)
     if variables is None:
         variables = dict(getattr(recipe, "variables", None) or {})
     loaded = load_sources(specs, variables=variables)
@@ -253,6 +254,8 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
                                                 "train_on_prompt", "mask_history", "packing", "dedup",
                                                 "near_dedup_threshold", "val_size", "test_size", "seed",
                                                 "max_samples", "mix_dataset", "mix_ratio")}
+    if recipe.sample_by != "line":  # only when set: runs prepared before the field keep their dataset hash
+        options["sample_by"] = recipe.sample_by
     return PreparedData(
         train=tokenized["train"], validation=tokenized.get("validation"),
         splits={name: [c.to_json() for c in convs_] for name, convs_ in parts.items()},

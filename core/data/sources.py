@@ -29,6 +29,7 @@ class SourceSpec:
     formatting: str = "auto"
     columns: dict[str, str] | None = None
     tags: dict[str, str] | None = None
+    sample_by: str = "line"  # .txt files: one record a line / paragraph / document (datasets' text builder)
 
 
 @dataclass
@@ -42,7 +43,7 @@ class LoadResult:
 
 
 def specs_from_dataset_info(names: list[str], dataset_dir: str | None, formatting: str,
-                            columns: dict[str, str] | None) -> list[SourceSpec]:
+                            columns: dict[str, str] | None, sample_by: str = "line") -> list[SourceSpec]:
     info: dict[str, Any] = {}
     info_path = Path(dataset_dir or ".") / "dataset_info.json"
     if dataset_dir and info_path.exists():
@@ -56,7 +57,7 @@ def specs_from_dataset_info(names: list[str], dataset_dir: str | None, formattin
         entry = info.get(name)
         if entry is None:
             specs.append(SourceSpec(name if not dataset_dir or name == "demo" else str(Path(dataset_dir) / name),
-                                    formatting, columns))
+                                    formatting, columns, sample_by=sample_by))
             continue
         if "file_name" not in entry:
             raise FtwizError(f"dataset '{name}' has no file_name", where=Location(file=info_path, field=name),
@@ -71,7 +72,8 @@ def specs_from_dataset_info(names: list[str], dataset_dir: str | None, formattin
         if fmt == "alpaca" and isinstance(columns, dict) and set(columns) == {"prompt"}:
             # LLaMA-Factory's pre-training entries (c4_demo): only a prompt column, trained as plain text
             fmt, columns = "text", {"text": columns["prompt"]}
-        specs.append(SourceSpec(str(Path(dataset_dir or ".") / entry["file_name"]), fmt, columns, entry.get("tags")))
+        specs.append(SourceSpec(str(Path(dataset_dir or ".") / entry["file_name"]), fmt, columns, entry.get("tags"),
+                                sample_by))
     return specs
 
 
@@ -99,7 +101,7 @@ def load_sources(specs: list[SourceSpec], *, variables: dict[str, str] | None = 
         for path in expand_paths(spec.path):
             result.files.append(path)
             unreadable = len(result.rejects)
-            records: list[RawRecord] = list(read_file(path, result.rejects))
+            records: list[RawRecord] = list(read_file(path, result.rejects, spec.sample_by))
             prepared = [RawRecord(_apply_tags(apply_columns(r.data, spec.columns), spec.tags), r.file, r.line, r.index)
                         for r in records]
             # lines that could not be read (broken JSON, bad UTF-8, extra CSV cells) were read too:
