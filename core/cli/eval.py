@@ -31,10 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _print_summary(report, console) -> None:
-    from ftwiz.core.evaluate.report import METRIC_ROWS, metric_value
+    from ftwiz.core.evaluate.report import METRIC_ROWS, metric_title, metric_value
     from rich.table import Table
 
-    console.print(f"[bold]{report.target}[/bold]: {report.n_samples} samples from split '{report.split}'",
+    kind = "samples" if report.samples or report.n_samples == 0 else "documents (raw text)"
+    console.print(f"[bold]{report.target}[/bold]: {report.n_samples} {kind} from split '{report.split}'",
                   highlight=False)
     table = Table()
     table.add_column("metric")
@@ -44,7 +45,7 @@ def _print_summary(report, console) -> None:
         values = [metric_value(m, key) for m in report.models]
         if all(v is None for v in values):
             continue
-        table.add_row(title, *("-" if v is None else f"{v:.3f}" for v in values))
+        table.add_row(metric_title(report, key, title), *("-" if v is None else f"{v:.3f}" for v in values))
     console.print(table)
     if report.preference is not None:
         from ftwiz.core.evaluate.report import preference_lines

@@ -124,6 +124,11 @@ METRIC_ROWS = (("loss", "loss (answers)"), ("perplexity", "perplexity"), ("rouge
                ("general_perplexity", "general-text perplexity"))
 
 
+def metric_title(report: EvalReport, key: str, title: str) -> str:
+    """The row's name; without answers (raw text, pt) the loss is over the held-out text, not answers."""
+    return "loss (held-out text)" if key == "loss" and not report.samples else title
+
+
 def metric_value(result: ModelResult, key: str) -> float | None:
     if key in ("loss", "perplexity", "general_perplexity"):
         return getattr(result, key)
@@ -150,7 +155,7 @@ def render_markdown(report: EvalReport, *, max_rows: int = 20) -> str:
         if all(v is None for v in values):
             continue
         digits = 2 if key in ("bleu", "perplexity", "general_perplexity") else 3
-        lines.append(f"| {title} | " + " | ".join(_fmt(v, digits) for v in values) + " |")
+        lines.append(f"| {metric_title(report, key, title)} | " + " | ".join(_fmt(v, digits) for v in values) + " |")
     lines.append("")
     lines.append("Models: " + "; ".join(f"**{m.label}** = {m.engine} `{m.path}`" for m in report.models) + ".")
     lines.append("")
@@ -174,8 +179,9 @@ def render_markdown(report: EvalReport, *, max_rows: int = 20) -> str:
     lines.append("")
     if "loss_png" in report.files:
         lines += ["## Loss curves", "", f"![train and eval loss]({Path(report.files['loss_png']).name})", ""]
-    lines += ["## Answers", "", "| # | prompt | reference | " + " | ".join(labels) + " |",
-              "|---|---|---|" + "---|" * len(labels)]
+    if report.samples:  # none for raw text (pt): perplexity only
+        lines += ["## Answers", "", "| # | prompt | reference | " + " | ".join(labels) + " |",
+                  "|---|---|---|" + "---|" * len(labels)]
     for sample in report.samples[:max_rows]:
         outs = " | ".join(_cell(sample.outputs.get(label, "")) for label in labels)
         lines.append(f"| {sample.index} | {_cell(sample.question, 80)} | {_cell(sample.reference)} | {outs} |")

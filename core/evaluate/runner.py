@@ -245,17 +245,22 @@ def evaluate(target: str | Path, *, base: str | Path | None = None, split: str =
     else:
         raise FtwizError(f"{target} is not a run, so there is no held-out split to evaluate on",
                          fix="pass --data FILE (JSONL of {\"messages\": [...]} or {\"prompt\", \"reference\"})")
-    samples = load_samples(data_file, system=resolved.system, max_samples=max_samples)
+    from ftwiz.core.evaluate import pretrain
+
+    documents = pretrain.load_documents(data_file, max_samples=max_samples)  # raw text (pt): perplexity only
+    samples = [] if documents is not None else load_samples(data_file, system=resolved.system,
+                                                             max_samples=max_samples)
     gguf_path = Path(gguf) if gguf is not None else None
     n_ctx = max(512, min(resolved.cutoff_len + max_new_tokens, 8192))
 
     started = time.time()
     contenders, warnings = _load_contenders(resolved, gguf_path, n_ctx=n_ctx)
-    _emit(events, Message(text=f"evaluating {len(samples)} samples on {len(contenders)} models"))
+    _emit(events, Message(text=f"evaluating {len(documents or samples)} "
+                               f"{'documents' if documents is not None else 'samples'} on {len(contenders)} models"))
     reference_engine = next(c for c in contenders if c.label == "tuned")
     eos = getattr(getattr(reference_engine.engine, "tokenizer", None), "eos_token", None)
     stop_texts = [reference_engine.renderer.eos_token, eos]
-    total = len(samples) * len(contenders)
+    total = len(documents or samples) * len(contenders)
     results: list[ModelResult] = []
     answers: dict[str, list[str]] = {}
     stop_names: list[str] = []
@@ -263,18 +268,28 @@ def evaluate(target: str | Path, *, base: str | Path | None = None, split: str =
         t0 = time.time()
         stops = stop_token_ids(contender.engine, stop_texts)
         stop_names += [s for s in stops.values() if s not in stop_names]
-        outputs, loss_sum, loss_tokens = _answer_all(
-            contender, samples, max_new_tokens=max_new_tokens, cutoff=resolved.cutoff_len, stop_ids=set(stops),
-            events=events, done=n * len(samples), total=total)
+        if documents is not None:
+            outputs, (loss_sum, loss_tokens) = [], pretrain.documents_loss(
+                contender.engine, documents, cutoff=resolved.cutoff_len,
+                eos_token=getattr(getattr(contender.engine, "tokenizer", None), "eos_token", None)
+                or contender.renderer.eos_token,
+                progress=lambda i, k, n=n, label=contender.label: _emit(events, Progress(
+                    stage="eval", done=n * k + i, total=total, message=f"{label}: document {i}/{k}")))
+        else:
+            outputs, loss_sum, loss_tokens = _answer_all(
+                contender, samples, max_new_tokens=max_new_tokens, cutoff=resolved.cutoff_len,
+                stop_ids=set(stops), events=events, done=n * len(samples), total=total)
         answers[contender.label] = outputs
         mean_loss = loss_sum / loss_tokens if loss_tokens else None
         results.append(ModelResult(
             label=contender.label, engine=contender.engine.kind, path=contender.engine.path,
-            metrics=metrics.generation_metrics(outputs, [s.reference for s in samples]),
+            metrics=metrics.generation_metrics(outputs, [s.reference for s in samples]) if samples else {},
             loss=mean_loss, perplexity=metrics.perplexity(mean_loss) if mean_loss is not None else None,
             loss_tokens=loss_tokens, seconds=round(time.time() - t0, 3)))
 
     preference, notes = _preference(resolved, contenders, samples, results, warnings, events)
+    if documents is not None:
+        notes.append(pretrain.note(len(documents), results[-1].loss_tokens, resolved.cutoff_len))
 
     forgetting_result = None
     if forgetting and any(c.label == "base" for c in contenders):
@@ -300,7 +315,7 @@ def evaluate(target: str | Path, *, base: str | Path | None = None, split: str =
 
     report = EvalReport(
         target=str(target), run_dir=str(resolved.run.root) if resolved.run else None, split=split if data is None
-        else "file", data_file=str(data_file), n_samples=len(samples),
+        else "file", data_file=str(data_file), n_samples=len(documents or samples),
         generation=GenerationSettings(max_new_tokens=max_new_tokens, stop_tokens=stop_names,
                                       chat_template_hash=reference_engine.renderer.hash, system_prompt=resolved.system),
         models=results,
