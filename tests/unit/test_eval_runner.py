@@ -105,7 +105,7 @@ def test_missing_and_empty_splits_are_user_errors(eval_run: Path) -> None:  # no
         evaluate(eval_run, write=False)
     assert "no 'test' split" in info.value.what and "--split validation" in info.value.fix
     (eval_run / "data" / "test.jsonl").write_text("\n")
-    with pytest.raises(FtwizError, match="no records with an assistant answer"):
+    with pytest.raises(FtwizError, match="is empty"):
         evaluate(eval_run, write=False)
 
 

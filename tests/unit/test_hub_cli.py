@@ -75,6 +75,9 @@ def test_train_offers_the_download_then_pins_and_resume_refuses_changed_weights(
     assert main(["pull", REPO, "--yes", "--vram-gb", "8"]) == 0
     shutil.rmtree(Path(os.environ["HF_HUB_CACHE"]) / "models--TinyOrg--tiny-chat" / "snapshots" / published)
     capsys.readouterr()
+    from ftwiz.core.train.runner import write_status
+
+    write_status(run, "cancelled", step=0)  # a run stopped early: a completed one has nothing to resume
     assert main(["train", "--resume", "pulled"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert f"trained on {REPO} at commit {published[:12]}" in err and f"holds {newer[:12]} instead" in err
