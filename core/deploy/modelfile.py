@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ftwiz.core.deploy.collate_note import consecutive_turns_note
 from ftwiz.core.deploy.probes import Renderer
 from ftwiz.core.deploy.templates import OllamaTemplate, ollama_prompt, ollama_template, probe_conversations
 from ftwiz.core.deploy.token_check import GGUFVocab, TokenReport, compare_tokens
@@ -158,6 +159,11 @@ def modelfile_spec(gguf_path: str | Path, *, system: str | None = None, num_ctx:
     tools = tools_note(info.chat_template, template.template, bos_token=info.bos_token, eos_token=info.eos_token)
     if tools:
         notes.append(tools)
+    collated = consecutive_turns_note(template.template, Renderer(
+        info.chat_template, bos_token=info.bos_token, eos_token=info.eos_token, runtime_adds_bos=info.add_bos,
+        enable_thinking=enable_thinking))
+    if collated:
+        notes.append(collated)
     return ModelfileSpec(gguf=info.path, template=template, stops=stop_tokens(template, info, eog), system=system,
                          num_ctx=num_ctx, adapter=adapter_path, license=license, info=info, notes=tuple(notes),
                          failed_verify=failed)
