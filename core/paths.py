@@ -2,7 +2,8 @@
 
 - runs:   ``$FTWIZ_RUNS_DIR`` or ``./runs``  (one directory per training run, next to the user's work)
 - cache:  ``$FTWIZ_CACHE_DIR`` or ``$XDG_CACHE_HOME/ftwiz`` (~/.cache/ftwiz): the built demo model,
-          tokenized-data caches. Safe to delete.
+          tokenized-data caches, GGUF vocabulary arrays (``gguf-vocab/``, the 8 latest tokenizers).
+          Safe to delete.
 - data:   ``$FTWIZ_DATA_DIR`` or ``$XDG_DATA_HOME/ftwiz`` (~/.local/share/ftwiz): the registry of
           exported models.
 Hugging Face's own cache stays where huggingface-hub puts it (``$HF_HOME``).
