@@ -98,8 +98,8 @@ def lookup(key: str | None) -> CachedVocab | None:
     """The cached vocabulary for ``key``, or None (a miss, or a file that does not read back whole)."""
     if key is None:
         return None
-    path = _folder() / f"{key}.bin"
     try:
+        path = _folder() / f"{key}.bin"
         with open(path, "rb") as f:
             if f.read(len(MAGIC)) != MAGIC:
                 return None
@@ -114,7 +114,7 @@ def lookup(key: str | None) -> CachedVocab | None:
         vocab.named_ids = {name: int(i) for name, i in meta["named_ids"].items()}
         os.utime(path)  # recently used: kept when older files are pruned
         return CachedVocab(vocab, meta["tokenizer_json"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError):  # RuntimeError: no home folder to cache in
         return None
 
 
@@ -156,9 +156,9 @@ def _store(key: str, cached: CachedVocab) -> None:
     arrays = [cached.vocab.tokens, cached.vocab.types, cached.vocab.merges]
     meta = {"pre": cached.vocab.pre, "named_ids": cached.vocab.named_ids, "tokenizer_json": cached.tokenizer_json,
             "arrays": [[a.item_type, a.count] for a in arrays], "sizes": [len(a.items) for a in arrays]}
-    folder = _folder()
     tmp = None
     try:
+        folder = _folder()
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "wb") as f:
@@ -169,7 +169,7 @@ def _store(key: str, cached: CachedVocab) -> None:
         os.replace(tmp, folder / f"{key}.bin")
         tmp = None
         _prune(folder)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # read-only or full disk, no home folder: exported without it
         log.debug("vocabulary cache not written: %s", exc)
     finally:
         if tmp is not None:

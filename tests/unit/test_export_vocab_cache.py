@@ -79,7 +79,8 @@ def test_cached_vocabulary_is_byte_identical(saved: dict[str, Path], tmp_path: P
 def test_changed_tokenizer_or_rows_miss_and_broken_file_is_reparsed(saved: dict[str, Path], tmp_path: Path,
                                                                    monkeypatch) -> None:
     """A fine-tune that adds a token, another embedding size or a truncated cache file never reuses the
-    stored arrays: the export parses tokenizer.json again and writes what gguf-py writes."""
+    stored arrays: the export parses tokenizer.json again and writes what gguf-py writes; so it does when the
+    cache folder cannot be written."""
     import json
 
     import gguf
@@ -105,3 +106,7 @@ def test_changed_tokenizer_or_rows_miss_and_broken_file_is_reparsed(saved: dict[
     cached.write_bytes(cached.read_bytes()[:-10])  # truncated (a full disk, a killed copy)
     assert lookup(cache_key(model, 151936)) is None
     assert _metadata(BulkGGUFWriter, tmp_path / "again.gguf", model, 151936, from_cache=True) == reference
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("x")
+    monkeypatch.setenv("FTWIZ_CACHE_DIR", str(blocked))  # a cache that cannot be written: exported all the same
+    assert _metadata(BulkGGUFWriter, tmp_path / "uncached.gguf", model, 151936, from_cache=True) == reference
