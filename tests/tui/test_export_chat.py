@@ -32,17 +32,23 @@ def _export_command(*extra: str):
     return command
 
 
+async def _open_export(app, pilot) -> None:
+    """The wizard on the export step of the stand-in run, its screen shown."""
+    from ftwiz.tui.screens.export import ExportScreen
+
+    app.state.run_name = "fake-run"
+    app.goto("export")
+    await wait_until(pilot, lambda: isinstance(app.screen, ExportScreen), what="export screen")
+    await pilot.pause()
+
+
 async def test_export_shows_progress_and_hands_the_gguf_to_deploy(make_app) -> None:
     from ftwiz.tui.screens.deploy import DeployScreen
-    from ftwiz.tui.screens.export import ExportScreen
 
     _fake_run()
     app = make_app(export_command=_export_command(), offer_resume=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        app.state.run_name = "fake-run"
-        app.goto("export")
-        await wait_until(pilot, lambda: isinstance(app.screen, ExportScreen), what="export screen")
-        await pilot.pause()
+        await _open_export(app, pilot)
         assert app.screen.query_one("#next").disabled
         assert app.screen.query_one("#quant").value == "Q8_0"  # the demo recipe's quantization first
         await pilot.press("enter")  # Export is focused
@@ -62,15 +68,11 @@ async def test_export_shows_progress_and_hands_the_gguf_to_deploy(make_app) -> N
 async def test_ctrl_n_on_the_export_screen_exports_then_continues(make_app) -> None:
     """The first screen says Ctrl+N accepts the defaults; on export it used to do nothing at all."""
     from ftwiz.tui.screens.deploy import DeployScreen
-    from ftwiz.tui.screens.export import ExportScreen
 
     _fake_run()
     app = make_app(export_command=_export_command(), offer_resume=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        app.state.run_name = "fake-run"
-        app.goto("export")
-        await wait_until(pilot, lambda: isinstance(app.screen, ExportScreen), what="export screen")
-        await pilot.pause()
+        await _open_export(app, pilot)
         await pilot.press("ctrl+n")
         await wait_until(pilot, lambda: app.state.gguf_path is not None, what="the export started by Ctrl+N")
         await wait_until(pilot, lambda: not app.screen.query_one("#next").disabled, what="Continue")
@@ -79,15 +81,10 @@ async def test_ctrl_n_on_the_export_screen_exports_then_continues(make_app) -> N
 
 
 async def test_a_failed_verification_is_shown_and_blocks_continue(make_app) -> None:
-    from ftwiz.tui.screens.export import ExportScreen
-
     _fake_run()
     app = make_app(export_command=_export_command("--fail"), offer_resume=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        app.state.run_name = "fake-run"
-        app.goto("export")
-        await wait_until(pilot, lambda: isinstance(app.screen, ExportScreen), what="export screen")
-        await pilot.pause()
+        await _open_export(app, pilot)
         await pilot.click("#export")
         await wait_until(pilot, lambda: not app.screen.query_one("#error").has_class("hidden"), what="the error")
         await wait_until(pilot, lambda: not app.screen.query_one("#export").disabled,
