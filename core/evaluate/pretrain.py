@@ -72,8 +72,10 @@ def documents_loss(engine, documents: list[str], *, eos_token: str | None, cutof
     return total, count
 
 
-def note(documents: int, tokens: int, cutoff: int) -> str:
-    """What the pt perplexity measures, for report.md and the CLI."""
-    return (f"continued pre-training: perplexity of the held-out raw text ({documents} documents, {tokens} tokens "
+def note(documents: int, tokens: int, cutoff: int, *, held_out: bool = True) -> str:
+    """What the pt perplexity measures, for report.md and the CLI; ``held_out`` False for text training may
+    have seen (--split train, a --data file)."""
+    which = "the held-out raw text" if held_out else "the raw text (not a held-out split: training may have seen it)"
+    return (f"continued pre-training: perplexity of {which} ({documents} documents, {tokens} tokens "
             f"scored) in the same blocks of <= {cutoff} tokens training used; there are no answers to generate, "
             "so no ROUGE/BLEU")

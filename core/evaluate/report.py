@@ -119,14 +119,19 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+HELD_OUT_SPLITS = ("test", "validation")
 METRIC_ROWS = (("loss", "loss (answers)"), ("perplexity", "perplexity"), ("rouge_l", "ROUGE-L"),
                ("bleu", "BLEU"), ("exact_match", "exact match"), ("json_validity", "valid JSON"),
                ("general_perplexity", "general-text perplexity"))
 
 
 def metric_title(report: EvalReport, key: str, title: str) -> str:
-    """The row's name; without answers (raw text, pt) the loss is over the held-out text, not answers."""
-    return "loss (held-out text)" if key == "loss" and not report.samples else title
+    """The row's name; without answers (raw text, pt) the loss is over the text, not answers, and "held-out"
+    only when the split is one training did not see (test, validation): --split train or a --data file may be
+    training text."""
+    if key == "loss" and not report.samples:
+        return "loss (held-out text)" if report.split in HELD_OUT_SPLITS else "loss (text)"
+    return title
 
 
 def metric_value(result: ModelResult, key: str) -> float | None:

@@ -289,7 +289,8 @@ def evaluate(target: str | Path, *, base: str | Path | None = None, split: str =
 
     preference, notes = _preference(resolved, contenders, samples, results, warnings, events)
     if documents is not None:
-        notes.append(pretrain.note(len(documents), results[-1].loss_tokens, resolved.cutoff_len))
+        notes.append(pretrain.note(len(documents), results[-1].loss_tokens, resolved.cutoff_len,
+                                   held_out=data is None and split in ("test", "validation")))
 
     forgetting_result = None
     if forgetting and any(c.label == "base" for c in contenders):

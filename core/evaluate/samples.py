@@ -108,10 +108,15 @@ def load_samples(path: Path, *, system: str | None = None, max_samples: int | No
             if max_samples is not None and len(samples) >= max_samples:
                 break
     if not records:  # a run's split is empty when its dataset was too small to hold one out (data/clean.split)
-        raise FtwizError(f"{path} is empty (no records): nothing was held out to evaluate on",
+        validation = Path(path).with_name("validation.jsonl")
+        offer_validation = Path(path).name != validation.name and validation.is_file() and \
+            validation.stat().st_size > 1  # an empty split file holds one newline
+        raise FtwizError("the file is empty (no records): nothing was held out to evaluate on",
                          where=Location(file=path),
-                         fix="a run holds out a test split only from 20 records on (validation: 10); use --split "
-                             "validation, pass --data FILE with question/answer records, or train on more data")
+                         fix="a run holds out a test split only from 20 records on (validation: 10); "
+                             + ("use --split validation, " if offer_validation else "")
+                             + "pass --data FILE (question/answer records, or raw text for a pre-training run), "
+                               "or train on more data")
     if not samples:
         raise FtwizError(f"{path} holds no records with an assistant answer to compare against",
                          where=Location(file=path),

@@ -70,3 +70,7 @@ def test_eval_of_a_pt_run_reports_held_out_perplexity(pt_run: RunDir, tiny_qwen2
     out = " ".join(capsys.readouterr().out.split())
     assert "documents (raw text)" in out and "loss (held-out text)" in out and "perplexity" in out
     assert "no 'messages'" not in out
+    # the training split is not held out: the report must not call it so
+    assert cli_main(["eval", "pt-eval", "--no-forgetting", "--split", "train"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "loss (text)" in out and "loss (held-out text)" not in out and "training may have seen it" in out

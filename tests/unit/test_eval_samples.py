@@ -37,7 +37,13 @@ def test_empty_split_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FtwizError) as info:
         load_samples(path)
     assert "test.jsonl" in str(info.value) and "no records" in info.value.what
+    # validation is empty too (or absent): offering it would send the user in a circle
+    assert "--split validation" not in info.value.fix and "raw text for a pre-training run" in info.value.fix
+    _write(tmp_path / "validation.jsonl", [{"prompt": "a", "reference": "b"}])
+    with pytest.raises(FtwizError) as info:
+        load_samples(path)
     assert "--split validation" in info.value.fix
+    assert str(info.value).count("test.jsonl") == 1  # the file is named once, where it is
 
 
 def test_an_empty_split_says_why_and_a_split_of_raw_text_says_it_has_no_answers(tmp_path: Path) -> None:
