@@ -36,6 +36,7 @@ class Budget:
     label: str
     bf16: bool
     compute_capability: tuple[int, int] | None = None
+    given: bool = False  # --vram-gb: a card the user names, not one detected here (its features are assumed)
 
 
 def memory_budget(hardware: HardwareReport | None, vram_gb: float | None = None) -> Budget:
@@ -46,7 +47,7 @@ def memory_budget(hardware: HardwareReport | None, vram_gb: float | None = None)
                              fix="give the card's memory in GiB, e.g. --vram-gb 8 for an 8 GB card")
         total = int(vram_gb * GIB)
         return Budget("cuda", total, int(total * (1 - SAFETY_MARGIN)), f"{vram_gb:g} GiB GPU (given)", bf16=True,
-                      compute_capability=(8, 0))
+                      compute_capability=(8, 0), given=True)
     if hardware is not None and hardware.device in ("cuda", "mps") and hardware.best_gpu is not None:
         gpu = hardware.best_gpu
         free = gpu.free_bytes if gpu.free_bytes is not None else gpu.total_bytes
@@ -87,6 +88,9 @@ def _dtype(recipe: Recipe, budget: Budget) -> tuple[str, str]:
         return recipe.compute_dtype, f"{recipe.compute_dtype} as set in the recipe"
     if budget.device == "cpu":
         return "fp32", "fp32: CPUs train in full precision (16-bit math is slow or missing there)"
+    if budget.bf16 and budget.given:
+        return "bf16", ("bf16: assumed for the card you gave (compute capability 8.0 or newer, e.g. RTX 30/40 series); "
+                        "on an older card training would use fp16")
     if budget.bf16:
         return "bf16", "bf16: your GPU supports it natively (compute capability 8.0 or newer), and it is stable"
     return "fp16", "fp16 with loss scaling: this GPU has no native bf16 (compute capability below 8.0)"

@@ -44,6 +44,8 @@ def test_readme_plan_command_works_offline_with_an_empty_cache(command: str, emp
     assert "fits" in out and "does NOT fit" not in out
     if "--vram-gb 8" in command:
         assert "8 GiB GPU (given)" in out
+        # a card the user names is not one detected here: its bf16 support is an assumption, said as one
+        assert "assumed for the card you gave" in out and "your GPU supports it" not in out
     assert "built-in config for meta-llama/Llama-3.1-8B-Instruct (not downloaded)" in out
     assert not any(empty_hf_cache.iterdir())  # nothing was downloaded
 
