@@ -67,6 +67,16 @@ def _emit(events: EventBus | None, event: Any) -> None:
 
 
 
+def _is_demo_base(path: str | Path | None) -> bool:
+    """Whether ``path`` is the demo base model, which was pre-trained on the built-in general-text corpus."""
+    from ftwiz.core.tiny.demo import demo_base_model_dir
+
+    try:
+        return path is not None and Path(path).resolve() == demo_base_model_dir().resolve()
+    except OSError:
+        return False
+
+
 def general_text(source: str | Path | None) -> tuple[str, str]:
     """The forgetting-check text and a name for it: a user file, or a slice of the shipped corpus."""
     if source is None:
@@ -304,6 +314,9 @@ def evaluate(target: str | Path, *, base: str | Path | None = None, split: str =
                 source=source, characters=len(text), tokens=len(contenders[0].engine.tokenize(text)),
                 base_perplexity=base_r.general_perplexity, tuned_perplexity=tuned_r.general_perplexity,
                 ratio=tuned_r.general_perplexity / base_r.general_perplexity)
+        if forgetting_text is None and _is_demo_base(contenders[0].engine.path):
+            warnings.append("the forgetting check's built-in text is what the demo model was pre-trained on, so it "
+                            "shows little forgetting here; pass --forgetting FILE with general text it never saw")
 
     agreement = None
     if "gguf" in answers:
