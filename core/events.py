@@ -4,28 +4,87 @@ Core code emits typed events to an :class:`EventBus`; subscribers render them (r
 in the wizard) or keep them (``runs/<name>/events.jsonl``). Across a process boundary the same events
 travel as JSON lines (``ftwiz train ... --events -``) and are read back with :func:`parse_event`, so the
 wizard sees exactly what the CLI sees.
+
+The events are standard-library dataclasses, not pydantic models: every command imports this module, and
+importing pydantic and building its models cost ~0.2 s of each command's start-up (an ``ftwiz export``
+of a small model takes ~1.3 s in all). Writers build events unchecked; readers (:func:`parse_event`,
+:func:`read_events`, :func:`event_schema`) validate with pydantic, imported when first needed, which
+reads the dataclasses directly (``__pydantic_config__``, field ``metadata`` descriptions).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
-from typing import IO, Annotated, Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pathlib import Path, PurePath
+from typing import IO, Any, ClassVar, Literal
 
 
-class _Event(BaseModel):
-    # defer_build: each event's validator is built on its first use, not at import (~0.05 CPU-s of every
-    # command's start-up; an export only ever builds Progress, Message and Finished)
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-    time: float = Field(default_factory=time.time, description="Unix time the event was emitted")
+def _described(text: str, default: Any = None) -> Any:
+    """A field with a default and a description that pydantic puts in :func:`event_schema`."""
+    return field(default=default, metadata={"description": text})
 
 
+def _plain(value: Any) -> Any:
+    """``json.dumps``' fallback for what pydantic used to coerce: numpy/torch scalars, paths, number-likes.
+
+    Raises TypeError (as ``json.dumps`` does) for anything else, so a wrong value fails at the writer.
+    """
+    item = getattr(value, "item", None)
+    if callable(item):  # numpy and torch scalars (a float32 loss, an int64 step): the Python number
+        return item()
+    if isinstance(value, PurePath):
+        return str(value)
+    if hasattr(value, "__float__"):  # Decimal, Fraction and other number types
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable in an event")
+
+
+def _nan_to_null(value: Any) -> Any:
+    """``value`` with every NaN or infinite number as None (JSON has no such numbers; pydantic wrote null)."""
+    if isinstance(value, dict):
+        return {key: _nan_to_null(v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_null(v) for v in value]
+    if isinstance(value, (str, int, type(None))):
+        return value
+    if not isinstance(value, float):
+        value = _plain(value)
+        if not isinstance(value, float):
+            return _nan_to_null(value)
+    return value if math.isfinite(value) else None
+
+
+@dataclass(kw_only=True)
+class _Event:
+    # read by pydantic when events are parsed back: an unknown key is an error, not silently dropped
+    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid"}
+    time: float = field(default_factory=time.time, metadata={"description": "Unix time the event was emitted"})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields in declaration order (``time``, ``type``, ...); values as given, not copied."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def to_json(self) -> str:
+        """One compact JSON line (no newline), the keys and order pydantic's ``model_dump_json`` wrote.
+
+        numpy/torch scalars become Python numbers and NaN/infinity null, as before; a value JSON cannot
+        hold raises TypeError.
+        """
+        data = self.to_dict()
+        try:
+            return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_plain)
+        except ValueError:  # a NaN or infinite number somewhere (a diverged loss): null, still valid JSON
+            return json.dumps(_nan_to_null(data), ensure_ascii=False, separators=(",", ":"), default=_plain)
+
+
+@dataclass(kw_only=True)
 class Started(_Event):
     type: Literal["started"] = "started"
     run_dir: str
@@ -37,6 +96,7 @@ class Started(_Event):
     grad_accum: int = 1
 
 
+@dataclass(kw_only=True)
 class Step(_Event):
     type: Literal["step"] = "step"
     step: int
@@ -46,7 +106,7 @@ class Step(_Event):
     lr: float
     grad_norm: float | None = None
     tokens_per_s: float | None = None
-    tokens_seen: int | None = Field(None, description="Non-padding tokens trained on so far")
+    tokens_seen: int | None = _described("Non-padding tokens trained on so far")
     samples_per_s: float | None = None
     eta_s: float | None = None
     # Memory: CUDA allocator numbers and NVML's device view on GPU; resident set size on CPU.
@@ -63,21 +123,24 @@ class Step(_Event):
     rewards_accuracy: float | None = None
 
 
+@dataclass(kw_only=True)
 class Eval(_Event):
     type: Literal["eval"] = "eval"
     step: int
     loss: float
     perplexity: float
-    rewards_margins: float | None = Field(None, description="Preference stages: mean reward margin on held-out pairs")
-    rewards_accuracy: float | None = Field(None, description="Preference stages: share of held-out pairs won")
+    rewards_margins: float | None = _described("Preference stages: mean reward margin on held-out pairs")
+    rewards_accuracy: float | None = _described("Preference stages: share of held-out pairs won")
 
 
+@dataclass(kw_only=True)
 class CheckpointSaved(_Event):
     type: Literal["checkpoint"] = "checkpoint"
     step: int
     path: str
 
 
+@dataclass(kw_only=True)
 class BackOff(_Event):
     type: Literal["backoff"] = "backoff"
     step: int
@@ -87,6 +150,7 @@ class BackOff(_Event):
     new_grad_accum: int
 
 
+@dataclass(kw_only=True)
 class Progress(_Event):
     """Progress of a non-training job (merge, export, verify): ``done`` of ``total`` units."""
 
@@ -97,19 +161,22 @@ class Progress(_Event):
     message: str = ""
 
 
+@dataclass(kw_only=True)
 class Message(_Event):
     type: Literal["message"] = "message"
     level: Literal["info", "warning"] = "info"
     text: str
 
 
+@dataclass(kw_only=True)
 class Finished(_Event):
     type: Literal["finished"] = "finished"
     status: Literal["completed", "cancelled"] = "completed"
     output_path: str | None = None
-    summary: dict[str, Any] = Field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(kw_only=True)
 class Failed(_Event):
     type: Literal["failed"] = "failed"
     reason: str
@@ -117,21 +184,26 @@ class Failed(_Event):
     step: int | None = None
 
 
-Event = Annotated[
-    Started | Step | Eval | CheckpointSaved | BackOff | Progress | Message | Finished | Failed,
-    Field(discriminator="type"),
-]
+Event = Started | Step | Eval | CheckpointSaved | BackOff | Progress | Message | Finished | Failed
 EVENT_TYPES = ("started", "step", "eval", "checkpoint", "backoff", "progress", "message", "finished", "failed")
 
 
 @cache
-def _event_adapter() -> TypeAdapter[Event]:
-    """The validator of the whole union, built when first needed (readers of events), not at import."""
-    return TypeAdapter(Event)
+def _event_adapter() -> Any:
+    """pydantic's validator of the union, keyed on ``type``; built (and pydantic imported) when first read."""
+    from typing import Annotated
+
+    from pydantic import Field, TypeAdapter
+
+    return TypeAdapter(Annotated[Event, Field(discriminator="type")])
 
 
 def parse_event(line: str | dict) -> Event:
-    """Read one event back from a JSON line (or an already-decoded dict)."""
+    """Read one event back from a JSON line (or an already-decoded dict).
+
+    Raises ValueError (pydantic's ValidationError, or json's JSONDecodeError) for an unknown ``type``, an
+    unknown key, a missing field or a value of the wrong kind.
+    """
     data = json.loads(line) if isinstance(line, str) else line
     return _event_adapter().validate_python(data)
 
@@ -194,7 +266,7 @@ class JsonlSink:
         self._lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:
-        line = event.model_dump_json()
+        line = event.to_json()
         with self._lock:
             self._fh.write(line + "\n")
             self._fh.flush()

@@ -15,7 +15,7 @@ from ftwiz.core.rundir import RunDir
 
 
 def emit(event: object) -> None:
-    sys.stdout.write(event.model_dump_json() + "\n")  # type: ignore[attr-defined]
+    sys.stdout.write(event.to_json() + "\n")  # type: ignore[attr-defined]
     sys.stdout.flush()
 
 

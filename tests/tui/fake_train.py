@@ -38,7 +38,7 @@ FIXED_TIME: float | None = None
 def emit(event: object) -> None:
     if FIXED_TIME is not None:  # snapshot tests: identical screens run after run
         event.time = FIXED_TIME  # type: ignore[attr-defined]
-    sys.stdout.write(event.model_dump_json() + "\n")  # type: ignore[attr-defined]
+    sys.stdout.write(event.to_json() + "\n")  # type: ignore[attr-defined]
     sys.stdout.flush()
 
 

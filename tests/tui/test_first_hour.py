@@ -232,7 +232,7 @@ async def test_resumed_in_a_new_session_the_chart_keeps_the_earlier_steps(make_a
     (run / "status.json").write_text(json.dumps({"state": "cancelled", "step": 10}))
     with open(run / "events.jsonl", "w") as fh:
         for step in range(1, 13):  # steps 11-12 ran after the checkpoint and are trained again
-            fh.write(Step(step=step, total_steps=20, epoch=0.0, loss=3.0 - step / 10, lr=1e-4).model_dump_json() + "\n")
+            fh.write(Step(step=step, total_steps=20, epoch=0.0, loss=3.0 - step / 10, lr=1e-4).to_json() + "\n")
     app = make_app(train_command=fake_train_command(steps=20, sleep=0.0))
     async with app.run_test(size=(100, 30)) as pilot:
         await app.workers.wait_for_complete()

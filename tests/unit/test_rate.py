@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ftwiz.core.events import Step
 from ftwiz.core.rate import RateWindow
 
@@ -66,12 +68,12 @@ def test_a_resumed_runs_summary_covers_the_steps_before_the_resume(tmp_path) -> 
     path = tmp_path / "events.jsonl"
     sink = JsonlSink(path)
     for event in _steps([1.0] * 12):
-        sink(event.model_copy(update={"loss": 5.0 - event.step * 0.1}))
+        sink(replace(event, loss=5.0 - event.step * 0.1))
     sink.close()
     recorder = _Recorder()
     recorder.preload(path)
     for event in _steps([1.0] * 20)[10:]:  # resumed from checkpoint-10: steps 11.. again
-        recorder(event.model_copy(update={"loss": 1.0}))
+        recorder(replace(event, loss=1.0))
     steps = [s.step for s in recorder.steps]
     assert steps == list(range(1, 21))
     assert recorder.steps[0].loss == 4.9 and recorder.steps[-1].loss == 1.0
