@@ -45,7 +45,9 @@ def _check(args: argparse.Namespace) -> int:
         needs_merge = not run.model.is_dir()
     check = check_exportable(source, quants=args.quant, out_dir=args.out, needs_merge=needs_merge)
     if args.json:
-        print_json(check.model_dump())
+        from dataclasses import asdict
+
+        print_json(asdict(check))
         return 0 if check.ok else 1
     console.print(f"model: {check.model_dir}")
     console.print(f"architecture: {check.architecture or '-'} -> GGUF {check.gguf_architecture or '-'}")
@@ -142,7 +144,9 @@ def run(args: argparse.Namespace) -> int:
         result = export_step(args.source, args.quant, out=args.out, verify=args.verify, overwrite=args.overwrite,
                              events=bus)
     if args.json:
-        print_json({**result.model_dump(), "passed": result.passed})
+        from dataclasses import asdict
+
+        print_json({**asdict(result), "passed": result.passed})
         return 0 if result.passed else 1
     for path in result.gguf_paths:
         console.print(f"[green]wrote[/green] {path} ({human_bytes(Path(path).stat().st_size)})")

@@ -12,24 +12,29 @@ intermediate (deleted afterwards unless F16 was asked for too) by ``llama_model_
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ftwiz.core.atomic import scratch_dir, write_text_atomic
+from ftwiz.core.atomic import scratch_dir
 from ftwiz.core.errors import FtwizError
 from ftwiz.core.export.convert import OUT_TYPES, convert_to_gguf
 from ftwiz.core.export.kquant import direct_quant_available, needs_f16_intermediate
 from ftwiz.core.export.quantize import quantize_gguf
 from ftwiz.core.export.verify import VerifyReport
+from ftwiz.core.export.verify_record import write_verify_record
 from ftwiz.core.quant_types import QUANT_NAMES, estimated_bytes
-from pydantic import BaseModel, Field
 
 ALL_QUANTS = QUANT_NAMES  # the converter's types, then the quantizer's
 
 
-class ExportResult(BaseModel):
+@dataclass
+class ExportResult:
+    """What an export wrote: the GGUF paths, one verify report per GGUF when verified, and whether the run's
+    adapter was merged first. A plain dataclass: ``ftwiz export`` imports no pydantic (start-up time)."""
+
     model_dir: str
-    gguf_paths: list[str] = Field(default_factory=list)
-    reports: list[VerifyReport] = Field(default_factory=list)
+    gguf_paths: list[str] = field(default_factory=list)
+    reports: list[VerifyReport] = field(default_factory=list)
     merged: bool = False
 
     @property
@@ -173,7 +178,7 @@ def export_model(model_or_run: str | Path, quants: list[str], *, out: str | Path
             if verify:
                 _emit(events, step, steps, f"verifying {path.name}")
                 report = verify_gguf(path, model_dir)
-                write_text_atomic(path.with_name(path.name + ".verify.json"), report.model_dump_json(indent=2))
+                write_verify_record(path, report)
                 result.reports.append(report)
                 step += 1
     _emit(events, steps, steps, "export complete")

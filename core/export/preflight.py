@@ -8,16 +8,18 @@ take the export. The planner and ``ftwiz train`` call :func:`check_exportable` o
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.export.kquant import needs_f16_intermediate
 from ftwiz.core.quant_types import BITS_PER_WEIGHT
-from pydantic import BaseModel, Field
 
 
-class ExportCheck(BaseModel):
-    """What the preflight found; ``ok`` is False when any problem blocks the export."""
+@dataclass
+class ExportCheck:
+    """What the preflight found; ``ok`` is False when any problem blocks the export. A plain dataclass
+    (``dataclasses.asdict`` for JSON): ``ftwiz export`` imports no pydantic (start-up time)."""
 
     model_dir: str
     ok: bool
@@ -25,10 +27,10 @@ class ExportCheck(BaseModel):
     gguf_architecture: str | None = None
     tokenizer: str | None = None
     parameters: int | None = None
-    bytes_needed: dict[str, int] = Field(default_factory=dict)  # merge, F16, <quant>, total
+    bytes_needed: dict[str, int] = field(default_factory=dict)  # merge, F16, <quant>, total
     disk_free: int | None = None
-    problems: list[str] = Field(default_factory=list)
-    fixes: list[str] = Field(default_factory=list)  # fixes[i] answers problems[i] ("" when none)
+    problems: list[str] = field(default_factory=list)
+    fixes: list[str] = field(default_factory=list)  # fixes[i] answers problems[i] ("" when none)
 
 
 def _count_parameters(model_dir: Path) -> int:

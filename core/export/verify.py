@@ -19,11 +19,13 @@ llama-cpp-python and compared with transformers on sample prompts:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
+import json
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-
-from pydantic import BaseModel, Field
 
 DEFAULT_PROMPTS = (
     "The quick brown fox jumps over the lazy dog.",
@@ -55,7 +57,11 @@ MIN_COSINE = {"Q8_0": 0.99}
 REPORT_COSINE = {"Q8_0": 0.95}
 
 
-class Check(BaseModel):
+# Plain dataclasses, not pydantic models: ``ftwiz export`` imports this module, and pydantic's import and
+# model building cost a noticeable share of a fast export's whole run. pydantic is imported only to read a
+# record back (``VerifyReport.from_json``), where it validates these dataclasses as it did the models.
+@dataclass
+class Check:
     """One verification check; ``passed`` None means measured and reported but not judged."""
 
     name: str
@@ -64,11 +70,33 @@ class Check(BaseModel):
     value: float | None = None
 
 
-class VerifyReport(BaseModel):
+@dataclass
+class VerifyReport:
+    """What ``export --verify`` proved about one GGUF; written beside it as ``<file>.gguf.verify.json``."""
+
     gguf_path: str
     hf_model_dir: str
     quant: str
-    checks: list[Check] = Field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        """The record's JSON text, laid out as the pydantic model wrote it (2-space indent, UTF-8 text; a
+        NaN or infinite ``value`` becomes null, as pydantic serialised it)."""
+        data = dataclasses.asdict(self)
+        for check in data["checks"]:
+            value = check["value"]
+            if value is not None and not math.isfinite(value):
+                check["value"] = None
+        return json.dumps(data, indent=2, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> VerifyReport:
+        """A report from a record's JSON text (this layout or the pydantic model's, which is the same).
+
+        ValueError (pydantic's ValidationError) when the text is not JSON or a field is missing or of the
+        wrong type, so a damaged record is never taken for a pass.
+        """
+        return _record_reader().validate_json(text)
 
     @property
     def passed(self) -> bool:
@@ -92,6 +120,14 @@ class VerifyReport(BaseModel):
     @property
     def eos(self) -> Check:
         return self.check("eos")
+
+
+@functools.cache
+def _record_reader():
+    """pydantic's validator of a :class:`VerifyReport` (built once: ``models list`` reads many records)."""
+    from pydantic import TypeAdapter  # lazily: only readers of a record pay for pydantic
+
+    return TypeAdapter(VerifyReport)
 
 
 def gguf_quant(path: Path) -> str:

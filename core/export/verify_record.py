@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftwiz.core.atomic import write_text_atomic
 from ftwiz.core.errors import FtwizError
 from ftwiz.core.export.verify import Check, VerifyReport
 
@@ -20,6 +21,11 @@ def record_path(gguf: str | Path) -> Path:
     """``<gguf>.verify.json``: where ``export --verify`` writes its report."""
     gguf = Path(gguf)
     return gguf.with_name(gguf.name + ".verify.json")
+
+
+def write_verify_record(gguf: str | Path, report: VerifyReport) -> Path:
+    """Write ``report`` as ``<gguf>.verify.json`` (temp name, then renamed) after the GGUF; returns its path."""
+    return write_text_atomic(record_path(gguf), report.to_json())
 
 
 def read_verify_record(gguf: str | Path) -> VerifyReport | None:
@@ -33,7 +39,7 @@ def read_verify_record(gguf: str | Path) -> VerifyReport | None:
     if gguf.is_file() and path.stat().st_mtime < gguf.stat().st_mtime:
         return None  # the GGUF was written again after this check: the record is about an older file
     try:
-        return VerifyReport.model_validate_json(path.read_text(encoding="utf-8"))
+        return VerifyReport.from_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise FtwizError(f"cannot read the export verification record {path}: {exc}", where=str(path),
                          fix=f"re-export with verification (`ftwiz export ... --verify`) or delete {path.name}") from exc
@@ -75,7 +81,7 @@ def verify_status(gguf: str | Path) -> VerifyStatus:
         return VerifyStatus("unverified", str(path))
     stale = gguf.is_file() and path.stat().st_mtime < gguf.stat().st_mtime  # as read_verify_record judges it
     try:
-        report = VerifyReport.model_validate_json(path.read_text(encoding="utf-8"))
+        report = VerifyReport.from_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return VerifyStatus("stale" if stale else "unreadable", str(path))
     failed = tuple(c.name for c in report.checks if c.passed is False)

@@ -46,7 +46,7 @@ def _record(gguf: Path, *, passed: bool) -> None:
     report = VerifyReport(gguf_path=str(gguf), hf_model_dir="/hf/model", quant="Q8_0", checks=[
         Check(name="tokenization", passed=passed, detail="ids differ in prompt 2 at token 5"),
         Check(name="logits", passed=True), Check(name="eos", passed=True)])
-    record_path(gguf).write_text(report.model_dump_json(indent=2))
+    record_path(gguf).write_text(report.to_json())
 
 
 def _rows(out: str) -> dict[str, str]:

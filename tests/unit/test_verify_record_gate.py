@@ -32,7 +32,7 @@ def _record(gguf: Path, *, tokenization_passed: bool) -> None:
     report = VerifyReport(gguf_path=str(gguf), hf_model_dir="/hf/model", quant="Q8_0", checks=[
         Check(name="tokenization", passed=tokenization_passed, detail="ids differ in prompt 2 at token 5"),
         Check(name="logits", passed=True), Check(name="chat_template", passed=True), Check(name="eos", passed=True)])
-    record_path(gguf).write_text(report.model_dump_json(indent=2))
+    record_path(gguf).write_text(report.to_json())
 
 
 def test_failed_verify_is_refused_naming_the_check_and_the_fix(gguf: Path) -> None:
