@@ -52,6 +52,6 @@ class DemoBuildReporter:
 
 def show_demo_builds() -> None:
     """Route builds that nobody else reports to a :class:`DemoBuildReporter` (called once by ``main``)."""
-    from ftwiz.core.tiny.demo import report_builds_to
+    from ftwiz.core.build_reports import report_builds_to
 
     report_builds_to(DemoBuildReporter())

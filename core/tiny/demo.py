@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ftwiz.core.build_reports import build_reporter
 from ftwiz.core.paths import cache_dir
 from ftwiz.core.tiny.model import TinySpec, build_tiny_model
 from ftwiz.core.tiny.tokenizer import corpus_text
@@ -105,16 +106,6 @@ def demo_tokenizer():
     return tokenizer
 
 
-_default_on_progress: ProgressCallback | None = None
-
-
-def report_builds_to(callback: ProgressCallback | None) -> None:
-    """Where a build reports when its caller passed no ``on_progress``: the CLI sets a progress bar here, so
-    the first `ftwiz plan demo` or `ftwiz train` shows the minute-long build instead of hanging silently."""
-    global _default_on_progress
-    _default_on_progress = callback
-
-
 def ensure_demo_base_model(progress: Callable[[str], None] | None = None,
                            on_progress: ProgressCallback | None = None) -> Path:
     """Return the demo base model's directory, building and caching it first if needed.
@@ -128,7 +119,7 @@ def ensure_demo_base_model(progress: Callable[[str], None] | None = None,
     if demo_base_model_ready():
         return final
     say = progress or (lambda _msg: None)
-    report = on_progress or _default_on_progress or (lambda _p: None)
+    report = on_progress or build_reporter() or (lambda _p: None)
     say("building the demo base model (once; cached afterwards)")
     report(BuildProgress("preparing", 0, PRETRAIN_STEPS, None, "building the demo model's tokenizer and weights"))
     with atomic_dir(final, overwrite=True) as tmp:

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from ftwiz.core.build_reports import report_builds_to
 from ftwiz.core.cli import main as cli_main
 
 
@@ -30,4 +31,4 @@ def test_first_plan_on_demo_says_it_is_building_the_model(tiny_qwen2: Path, tmp_
         assert cli_main(["plan", "demo", "--seq-len", "64"]) == 0  # built: nothing more to say
         assert "building the demo model" not in capsys.readouterr().err
     finally:
-        demo.report_builds_to(None)
+        report_builds_to(None)
