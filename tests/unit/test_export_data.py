@@ -180,3 +180,41 @@ def test_empty_tensors_are_written_as_empty(tmp_path: Path) -> None:
         out.write_bytes(b"\0" * 7)
         gguf_data.write_data(out, 32, [TensorPlan(ref, "x", shape, q.F16, _nbytes(shape, q.F16))])
         assert out.stat().st_size == 32  # the header padded to the alignment, no data
+
+
+def _resident_file_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssFile:"):
+            return int(line.split()[1])
+    raise AssertionError("no RssFile in /proc/self/status")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="resident memory is read from Linux's /proc")
+def test_released_source_pages_leave_resident_memory(tmp_path: Path) -> None:
+    """An F16 export converts out of one mapping of the whole safetensors file; released pieces must not stay
+    resident, or the export's peak memory would grow to the model's size (a 16 GB model on a 16 GB machine)."""
+    import os
+
+    from ftwiz.core.export.gguf_data import SourceMap
+
+    if not SourceMap.available():
+        pytest.skip("whole-file mappings with page release are Linux-only")
+    size = 32 << 20
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(os.urandom(size))
+    fd = os.open(weights, os.O_RDONLY)
+    source = SourceMap(fd, size)
+    try:
+        before = _resident_file_kib()
+        view = np.frombuffer(source.region, dtype=np.uint8)
+        assert int(view[::4096].astype(np.int64).sum()) >= 0  # touch every page
+        del view
+        touched = _resident_file_kib()
+        assert touched - before > 24 << 10  # the mapping really became resident
+        source.release(100, size - 100)  # not page-aligned: the first, partly released page stays
+        assert _resident_file_kib() - before < 1 << 10
+        with open(weights, "rb") as fh:  # the file itself is untouched
+            assert fh.read(4096) == bytes(np.frombuffer(source.region, dtype=np.uint8)[:4096])
+    finally:
+        source.close()
+        os.close(fd)
