@@ -76,6 +76,7 @@ def read_header(file: Path) -> tuple[list[TensorRef], dict[str, str]]:
             raise FtwizError("file is too short to be safetensors", where=Location(file=file),
                              fix="the download or save was interrupted; fetch the file again")
         (size,) = struct.unpack("<Q", raw)
+        _check_header_size(file, raw, size)
         try:
             header = json.loads(handle.read(size))
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -83,17 +84,64 @@ def read_header(file: Path) -> tuple[list[TensorRef], dict[str, str]]:
                              fix="the download or save was interrupted; fetch the file again") from None
     metadata = header.pop("__metadata__", None) or {}
     base = 8 + size
-    refs = [
-        TensorRef(name, file, tuple(info["shape"]), info["dtype"], base + info["data_offsets"][0],
-                  base + info["data_offsets"][1])
-        for name, info in header.items()
-    ]
+    try:
+        refs = [
+            TensorRef(name, file, tuple(int(n) for n in info["shape"]), str(info["dtype"]),
+                      base + int(info["data_offsets"][0]), base + int(info["data_offsets"][1]))
+            for name, info in header.items()
+        ]
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise FtwizError("safetensors header is corrupt (a tensor lacks dtype, shape or data_offsets)",
+                         where=Location(file=file),
+                         fix="the download or save was interrupted; fetch the file again") from None
     refs.sort(key=lambda r: r.start)
+    _check_extents(file, refs, base)
     if refs and refs[-1].end > file.stat().st_size:
         raise FtwizError(f"file is truncated: tensor {refs[-1].name} ends at byte {refs[-1].end}, the file has "
                          f"{file.stat().st_size}", where=Location(file=file),
                          fix="the download or save was interrupted; fetch the file again")
     return refs, metadata
+
+
+# safetensors itself refuses headers over 100 MB; a larger "length" means the file is not safetensors at all
+MAX_HEADER_BYTES = 100_000_000
+
+
+def _check_header_size(file: Path, raw: bytes, size: int) -> None:
+    """Refuse a header length no safetensors file has (before reading that many bytes: a Git LFS pointer or
+    an HTML error page saved as ``model.safetensors`` reads as a length of ~10^18)."""
+    if size <= file.stat().st_size - 8 and size <= MAX_HEADER_BYTES:
+        return
+    if size <= MAX_HEADER_BYTES:
+        raise FtwizError(f"file is truncated: its header alone is {size} bytes, the file has "
+                         f"{file.stat().st_size}", where=Location(file=file),
+                         fix="the download or save was interrupted; fetch the file again")
+    if raw.startswith(b"version "):
+        raise FtwizError("this is a Git LFS pointer file, not the weights", where=Location(file=file),
+                         fix="fetch the real file: `git lfs pull` in the model's folder, or download it again "
+                             "(ftwiz pull)")
+    raise FtwizError(f"not a safetensors file (its header length reads as {size} bytes; the file has "
+                     f"{file.stat().st_size})", where=Location(file=file),
+                     fix="the download or save was interrupted or saved an error page; fetch the file again")
+
+
+def _check_extents(file: Path, refs: list[TensorRef], base: int) -> None:
+    """Each tensor's bytes must match its shape and dtype and not overlap the next one (``refs`` sorted by
+    start), as safetensors' own loader demands; otherwise conversion would read another tensor's bytes."""
+    previous_end = base
+    for ref in refs:
+        if ref.start < previous_end or ref.end < ref.start:
+            raise FtwizError(f"tensor {ref.name}'s data_offsets overlap another tensor's bytes",
+                             where=Location(file=file), fix="the file is damaged; fetch or save it again")
+        previous_end = ref.end
+        if ref.dtype in DTYPES:
+            count = 1
+            for n in ref.shape:
+                count *= n
+            if count * DTYPES[ref.dtype][1] != ref.nbytes:
+                raise FtwizError(f"tensor {ref.name} is {ref.dtype} {list(ref.shape)} ({count * DTYPES[ref.dtype][1]}"
+                                 f" bytes) but its data_offsets span {ref.nbytes} bytes",
+                                 where=Location(file=file), fix="the file is damaged; fetch or save it again")
 
 
 def list_tensors(model_dir: Path) -> list[TensorRef]:
