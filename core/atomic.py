@@ -134,6 +134,38 @@ def temp_path_for(final: Path) -> Path:
     return Path(name)
 
 
+def make_parent(final: Path) -> None:
+    """Create ``final``'s folder (and its parents); a file in the way or a folder ftwiz may not write to is an
+    :class:`FtwizError` naming it, not a traceback. A full disk is left to the disk-full handling."""
+    import errno
+
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        return
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise FtwizError(f"cannot create the folder {final.parent}: {exc.filename} is a file, not a folder",
+                         fix="choose another output path (--out)") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        problem = "its file system is read-only" if exc.errno == errno.EROFS else "ftwiz may not write there"
+    raise FtwizError(f"cannot write into {final.parent}: {problem}",
+                     fix="choose a writable output folder (--out), or fix the folder's permissions")
+
+
+def _temp_file(final: Path) -> tuple[int, str]:
+    """``mkstemp`` beside ``final``; a read-only file system found only now is an FtwizError too."""
+    import errno
+
+    try:
+        return tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent)
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        raise FtwizError(f"cannot write into {final.parent}: {exc.strerror}",
+                         fix="choose a writable output folder (--out), or fix the folder's permissions") from None
+
+
 def refuse_overwrite(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise FtwizError(
@@ -143,7 +175,7 @@ def refuse_overwrite(path: Path, overwrite: bool) -> None:
 
 
 def _prepare(final: Path, needed: int | None, what: str | None) -> None:
-    final.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(final)
     sweep_partials(final.parent)
     if needed:
         from ftwiz.core.diskspace import require_free
@@ -178,7 +210,7 @@ def atomic_path(final: str | Path, *, overwrite: bool = False, needed: int | Non
     final = Path(final)
     refuse_overwrite(final, overwrite)
     _prepare(final, needed, what)
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent)
+    fd, name = _temp_file(final)
     tmp = Path(name)
     try:
         _hold(fd)

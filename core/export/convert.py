@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftwiz.core.atomic import atomic_path
+from ftwiz.core.atomic import atomic_path, make_parent
 from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.export.arch import (
     IGNORED_SUFFIXES,
@@ -200,7 +200,7 @@ def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str =
     out_type = out_type.upper()
     with collector_paused():
         params, plans = _plan(model_dir, out_type)
-        out_file.parent.mkdir(parents=True, exist_ok=True)
+        make_parent(out_file)
         needed = sum(p.nbytes for p in plans)  # checked by atomic_path after it swept old partials away
         with atomic_path(out_file, overwrite=overwrite, needed=needed, what=f"the GGUF {out_file.name}") as tmp:
             alignment = _write_header(tmp, model_dir, params, plans, out_type)
