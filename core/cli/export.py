@@ -43,7 +43,8 @@ def _check(args: argparse.Namespace) -> int:
         base = run.base_model_dir()
         source = str(run.model) if run.model.is_dir() else str(base) if base else run.card().base_model or source
         needs_merge = not run.model.is_dir()
-    check = check_exportable(source, quants=args.quant, out_dir=args.out, needs_merge=needs_merge)
+    # sized for what `ftwiz export` would write: its default is Q8_0 (export_step), not preflight's own default
+    check = check_exportable(source, quants=args.quant or ["Q8_0"], out_dir=args.out, needs_merge=needs_merge)
     if args.json:
         from dataclasses import asdict
 

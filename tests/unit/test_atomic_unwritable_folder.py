@@ -37,3 +37,4 @@ def test_unwritable_folder_is_named(tmp_path: Path, monkeypatch, code: int, word
     assert f"cannot write into {tmp_path / 'out'}: {words}" in str(err.value)
     assert "--out" in (err.value.fix or "")
     assert list((tmp_path / "out").iterdir()) == []
+
