@@ -20,8 +20,8 @@ from ftwiz.core.errors import FtwizError
 from ftwiz.core.export.convert import OUT_TYPES, convert_to_gguf
 from ftwiz.core.export.kquant import direct_quant_available, needs_f16_intermediate
 from ftwiz.core.export.quantize import quantize_gguf
-from ftwiz.core.export.verify import VerifyReport
 from ftwiz.core.export.verify_record import write_verify_record
+from ftwiz.core.export.verify_report import VerifyReport
 from ftwiz.core.quant_types import QUANT_NAMES, estimated_bytes
 
 ALL_QUANTS = QUANT_NAMES  # the converter's types, then the quantizer's

@@ -14,7 +14,7 @@ from typing import Any
 
 from ftwiz.core.atomic import write_text_atomic
 from ftwiz.core.errors import FtwizError
-from ftwiz.core.export.verify import Check, VerifyReport
+from ftwiz.core.export.verify_report import Check, VerifyReport
 
 
 def record_path(gguf: str | Path) -> Path:
