@@ -325,7 +325,8 @@ def write_data(path: Path, alignment: int, plans: list[Any], progress: Progress 
                 src_fds[plan.ref.file] = os.open(plan.ref.file, os.O_RDONLY)
             if (plan.ref is not None and plan.ref.file not in maps and SourceMap.available()
                     and _plain_bf16_to_f16(plan) is not None):
-                maps[plan.ref.file] = SourceMap(src_fds[plan.ref.file], os.fstat(src_fds[plan.ref.file]).st_size)
+                with contextlib.suppress(OSError, ValueError):  # a file system that cannot map: read it instead
+                    maps[plan.ref.file] = SourceMap(src_fds[plan.ref.file], os.fstat(src_fds[plan.ref.file]).st_size)
         convert = _Converter(src_fds, dst_fd, maps)
         remaining = {id(plan): 0 for plan in plans}
         for piece in pieces:

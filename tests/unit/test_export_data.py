@@ -218,3 +218,27 @@ def test_released_source_pages_leave_resident_memory(tmp_path: Path) -> None:
     finally:
         source.close()
         os.close(fd)
+
+
+def test_f16_export_reads_the_file_where_it_cannot_be_mapped(tiny_llama: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Some network and FUSE file systems refuse mmap: the bfloat16 -> F16 export then reads the file, and
+    writes the same bytes."""
+    import torch
+    from ftwiz.core.export import gguf_data
+    from ftwiz.core.export.convert import convert_to_gguf
+    from transformers import AutoModelForCausalLM
+
+    model = tmp_path / "bf16"
+    AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.bfloat16).save_pretrained(model)
+    for f in tiny_llama.iterdir():
+        if f.name.startswith(("tokenizer", "chat_template", "special_tokens", "generation")):
+            (model / f.name).write_bytes(f.read_bytes())
+    mapped = convert_to_gguf(model, tmp_path / "mapped.gguf", "F16")
+
+    def refuse(*_args, **_kwargs):
+        raise OSError(19, "No such device")  # what mmap says on a file system without it
+
+    monkeypatch.setattr(gguf_data.SourceMap, "__init__", refuse)
+    read = convert_to_gguf(model, tmp_path / "read.gguf", "F16")
+    assert read.read_bytes() == mapped.read_bytes()
