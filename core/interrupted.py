@@ -22,8 +22,12 @@ def interrupted_message(argv: Sequence[str]) -> str:
     from ftwiz.core.atomic import COMPLETED, DISCARDED
 
     lines = ["interrupted: nothing half-written was left under a final name"]
-    if DISCARDED:
-        lines.append(f"  removed the unfinished {_names(DISCARDED)}")
+    fresh = [p for p in DISCARDED if not p.exists()]
+    replacing = [p for p in DISCARDED if p.exists()]  # --overwrite: the unfinished copy went, the old file stays
+    if fresh:
+        lines.append(f"  removed the unfinished {_names(fresh)}")
+    if replacing:
+        lines.append(f"  removed the unfinished replacement; the previous file is unchanged: {_names(replacing)}")
     kept = [p for p in COMPLETED if p.exists()]  # e.g. the merged model an interrupted export reuses
     if kept:
         lines.append(f"  kept what was finished: {_names(kept)}")
