@@ -257,8 +257,15 @@ class JsonlSink:
 
     def __init__(self, target: str | Path | IO[str]) -> None:
         if isinstance(target, (str, Path)):
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            self._fh: IO[str] = open(target, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            try:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+                self._fh: IO[str] = open(target, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            except OSError as exc:  # a folder given as the file, a read-only or non-writable folder
+                from ftwiz.core.errors import FtwizError
+
+                raise FtwizError(f"cannot write the events file {target}: {exc.strerror}",
+                                 fix="give a file path in a writable folder (--events FILE, or '-' for stdout)"
+                                 ) from None
             self._owns = True
         else:
             self._fh = target
