@@ -180,6 +180,13 @@ def model_params(model_dir: Path, cfg: dict[str, Any] | None = None) -> ModelPar
         if cfg.get(key) is None:
             raise FtwizError(f"config.json has no {key}", where=Location(file=Path(model_dir) / "config.json", field=key),
                              fix="restore config.json from the base model (AutoConfig.from_pretrained(...).save_pretrained)")
+    for key in ("hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size", "vocab_size",
+                "num_key_value_heads", "head_dim"):
+        value = cfg.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise FtwizError(f"config.json's {key} is {value!r}, not a positive whole number",
+                             where=Location(file=Path(model_dir) / "config.json", field=key),
+                             fix="restore config.json from the base model (AutoConfig.from_pretrained(...).save_pretrained)")
     hidden = int(cfg["hidden_size"])
     heads = int(cfg["num_attention_heads"])
     head_dim = cfg.get("head_dim") or hidden // heads
