@@ -166,6 +166,28 @@ def _temp_file(final: Path) -> tuple[int, str]:
                          fix="choose a writable output folder (--out), or fix the folder's permissions") from None
 
 
+def _umask() -> int:
+    """The process's file-creation mask, read without changing it (``os.umask`` can only set it, and setting
+    it even for a moment would give files other threads create meanwhile the wrong mode)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no /proc (macOS): the only portable way to read it
+    os.umask(mask)
+    return mask
+
+
+def _publish_mode(tmp: Path, directory: bool) -> None:
+    """Give a finished temporary the mode a plain ``open``/``mkdir`` would have: ``mkstemp`` and ``mkdtemp``
+    make them private (0600/0700), and a GGUF only its owner can read cannot be served by an Ollama or
+    llama.cpp server running as another user."""
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, (0o777 if directory else 0o666) & ~_umask())
+
+
 def refuse_overwrite(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise FtwizError(
@@ -216,6 +238,7 @@ def atomic_path(final: str | Path, *, overwrite: bool = False, needed: int | Non
         _hold(fd)
         yield tmp
         pause_point(f"write:{final.name}")
+        _publish_mode(tmp, directory=tmp.is_dir())
         os.replace(tmp, final)
         COMPLETED.append(final)
     except BaseException as exc:
@@ -240,6 +263,7 @@ def atomic_dir(final: str | Path, *, overwrite: bool = False, needed: int | None
         _hold(fd)
         yield tmp
         pause_point(f"write:{final.name}")
+        _publish_mode(tmp, directory=True)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
