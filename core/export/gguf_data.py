@@ -80,12 +80,26 @@ def split(plan: Any, offset: int, piece_bytes: int | None = None) -> list[Piece]
     return [Piece(plan, first, min(rows, first + step), offset + first * dst_row) for first in range(0, rows, step)]
 
 
+def require_length(fd: int, end: int) -> None:
+    """FtwizError unless the file behind ``fd`` still holds ``end`` bytes.
+
+    Checked before each piece is read through a mapping: reading a mapped page past the end of a file that
+    shrank meanwhile (a model saved again during its export) kills the process with SIGBUS, with no message
+    and no clean-up. A file cut after this check, within the few milliseconds a piece takes, still can.
+    """
+    if os.fstat(fd).st_size < end:
+        raise FtwizError("a tensor is truncated in its safetensors file (it shrank during the export: was the "
+                         "model saved again meanwhile?)",
+                         fix="the model files are incomplete; fetch or save them again, then export")
+
+
 @contextlib.contextmanager
 def mapped(fd: int, offset: int, length: int) -> Iterator[memoryview]:
     """A read-only memoryview of ``length`` bytes at ``offset`` of ``fd``; unmapped on exit."""
     if length == 0:
         yield memoryview(b"")
         return
+    require_length(fd, offset + length)
     start = offset - offset % mmap.ALLOCATIONGRANULARITY
     flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)  # fault the range in at once: fewer traps
     region = mmap.mmap(fd, length + offset - start, flags=flags, prot=mmap.PROT_READ, offset=start)
@@ -152,6 +166,7 @@ class SourceMap:
     def __init__(self, fd: int, size: int) -> None:
         import numpy as np
 
+        self.fd = fd
         self.region = mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
         self._bytes = np.frombuffer(self.region, dtype=np.uint8)  # only for its address (read-only buffer)
         self.address: int = self._bytes.ctypes.data
@@ -237,6 +252,7 @@ class _Converter:
         element the same conversion as :func:`ftwiz.core.export.dtypes.bf16_bits_to_f16`."""
         from ftwiz.core.export.ggml_kernels import bf16_to_f16_at
 
+        require_length(source.fd, src_offset + nbytes)
         step = max(2, READ_BYTES // 2 * 2)  # whole bfloat16 values
         buf = self._buffer(min(nbytes, step) // 2)
         at, view = buf.ctypes.data, memoryview(buf).cast("B")

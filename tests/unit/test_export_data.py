@@ -242,3 +242,35 @@ def test_f16_export_reads_the_file_where_it_cannot_be_mapped(tiny_llama: Path, t
     monkeypatch.setattr(gguf_data.SourceMap, "__init__", refuse)
     read = convert_to_gguf(model, tmp_path / "read.gguf", "F16")
     assert read.read_bytes() == mapped.read_bytes()
+
+
+@pytest.mark.parametrize("out_type", ["F16", "Q8_0"])
+def test_a_model_that_shrinks_during_its_export_is_a_clear_error(tiny_llama: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 out_type: str) -> None:
+    """Saving the model again while it is exported cuts its safetensors file. Reading a mapped page past the
+    new end would kill the process with SIGBUS (no message, a partial left behind); it must be the named
+    error, with nothing left."""
+    import torch
+    from ftwiz.core.export import convert
+    from transformers import AutoModelForCausalLM
+
+    model = tmp_path / "bf16"
+    AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.bfloat16).save_pretrained(model)
+    for f in tiny_llama.iterdir():
+        if f.name.startswith(("tokenizer", "chat_template", "special_tokens", "generation")):
+            (model / f.name).write_bytes(f.read_bytes())
+    weights = model / "model.safetensors"
+
+    def cut_after_header(name: str) -> None:
+        if name == "export.header":  # planned against the whole file, then cut before the data is read
+            with open(weights, "r+b") as fh:
+                fh.truncate(weights.stat().st_size // 2)
+
+    monkeypatch.setattr(convert, "pause_point", cut_after_header)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(FtwizError, match="truncated") as err:
+        convert.convert_to_gguf(model, out / "m.gguf", out_type)
+    assert "save them again" in err.value.fix
+    assert list(out.iterdir()) == []
