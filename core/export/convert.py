@@ -40,6 +40,7 @@ from ftwiz.core.export.arch import (
 )
 from ftwiz.core.export.gguf_data import write_data
 from ftwiz.core.export.kquant import direct_quant_available, retype_plans
+from ftwiz.core.export.shape_check import check_shapes
 from ftwiz.core.export.tensors import TensorRef, list_tensors
 from ftwiz.core.pause import pause_point
 from ftwiz.core.quant_types import CONVERTER_TYPES, FILE_TYPES
@@ -239,6 +240,7 @@ def _plan(model_dir: Path, out_type: str) -> tuple[ModelParams, list[TensorPlan]
                          where=Location(file=model_dir / "config.json", field="quantization_config"),
                          fix="export the 16-bit base or the merged model (ftwiz merge), not a 4/8-bit checkpoint")
     plans = plan_tensors(model_dir, params, "F16" if direct_quant else out_type)
+    check_shapes(plans, params, model_dir)
     if direct_quant:  # the F16 export's tensors, retyped as llama.cpp's quantizer would retype them
         retype_plans(plans, params, out_type)
     return params, plans
