@@ -362,6 +362,10 @@ def write_vocab(writer, model_dir: Path, n_vocab: int, *, add_bos: bool | None =
         from ftwiz.core.export.space_prefix import served_chat_template
 
         special.chat_template = served_chat_template(special.chat_template, tj or {}, model_dir)
+    if special.chat_template is not None:
+        from ftwiz.core.export.template_syntax import check_chat_template
+
+        check_chat_template(special.chat_template, model_dir)
     special.add_to_gguf(writer, quiet=True)
     if special.chat_template is None:
         log.warning("%s has no chat template; the GGUF will fall back to llama.cpp's default", model_dir)
