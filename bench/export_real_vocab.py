@@ -220,17 +220,26 @@ def main(repeat: int = 3, llamacpp_dir: str | None = None, layers: int | None = 
         if converter is not None:  # its bytecode cached too, so both sides start alike
             subprocess.run([sys.executable, "-m", "compileall", "-q", str(converter.parent)], check=True,
                            stdout=subprocess.DEVNULL)
-        with open(model / "model.safetensors", "rb") as f:  # warm the page cache for every contender alike
-            while f.read(1 << 24):
-                pass
+        def warm() -> None:
+            """Read the model into the page cache, untimed, before every contender: this VM runs a DAMON
+            "pageout" scheme (kdamond) that evicts file pages it finds cold, so without this whichever
+            command came after a slow one found part of the model evicted (measured 0.6 s -> 1.9 s)."""
+            with open(model / "model.safetensors", "rb") as f:
+                while f.read(1 << 24):
+                    pass
+
+        warm()
         times: dict[str, list[tuple[float, int, float]]] = {}
         loads = [load_average()]
 
-        def record(label: str, cmd: list[str], out: Path | None = None) -> None:
-            if out is not None and not label.startswith("cp"):
-                out.unlink(missing_ok=True)  # like cp's copy: no contender pays for deleting an earlier output
+        def record(label: str, cmd: list[str], out: Path, keep: bool = False) -> None:
+            """Time ``cmd``; its output is deleted afterwards, untimed, unless kept for the tensor comparison.
+            Every contender starts with no earlier output on disk: on this VM a freshly written 1 GB file
+            that is still there slows the next large write ~3x (cp measured 0.40 s -> 1.1-1.25 s)."""
+            out.unlink(missing_ok=True)
+            warm()
             times.setdefault(label, []).append(run_command(cmd))
-            if out is not None and label.startswith("cp"):
+            if not keep:
                 out.unlink()
 
         # untimed warm-up of each contender: with PYTHONPYCACHEPREFIX every module's bytecode (numpy, torch, the
@@ -249,23 +258,29 @@ def main(repeat: int = 3, llamacpp_dir: str | None = None, layers: int | None = 
         record("ftwiz F16 cold", [ftwiz, "export", str(model), "--quant", "F16", "--out",
                                   str(work / "ftwiz-F16.gguf"), "--overwrite"], work / "ftwiz-F16.gguf")
         inner: list[float] = []
+        diffs: dict[str, list[str]] = {}
         for rep in range(repeat):  # interleaved, best of N: other load on the machine hits all alike
+            compare = rep == 0 and with_llamacpp  # the converter takes ~10x longer: once is enough to compare
             record("cp", ["cp", str(model / "model.safetensors"), str(work / "copy.safetensors")],
                    work / "copy.safetensors")
             for quant in ("F16", "Q8_0"):
                 out = work / f"ftwiz-{quant}.gguf"
                 record(f"ftwiz {quant}", [ftwiz, "export", str(model), "--quant", quant, "--out", str(out),
-                                          "--overwrite"], out)
-            inner.append(timed_child(model, work / "inner-F16.gguf", "F16")[0])
-            (work / "inner-F16.gguf").unlink()
-            if rep == 0 and with_llamacpp:  # the converter takes ~10x longer: once is enough to compare
+                                          "--overwrite"], out, keep=compare)
+            if compare:
                 for quant in ("f16", "q8_0"):
                     record(f"llama.cpp {quant}", [sys.executable, str(converter), str(model), "--outtype", quant,
                                                   "--outfile", str(work / f"llamacpp-{quant}.gguf")],
-                           work / f"llamacpp-{quant}.gguf")
+                           work / f"llamacpp-{quant}.gguf", keep=True)
+                for quant in ("f16", "q8_0"):
+                    ours, theirs = work / f"ftwiz-{quant.upper()}.gguf", work / f"llamacpp-{quant}.gguf"
+                    diffs[quant] = tensor_differences(ours, theirs)
+                    ours.unlink()
+                    theirs.unlink()
+            warm()
+            inner.append(timed_child(model, work / "inner-F16.gguf", "F16")[0])
+            (work / "inner-F16.gguf").unlink()
         loads.append(load_average())
-        diffs = {q: tensor_differences(work / f"ftwiz-{q.upper()}.gguf", work / f"llamacpp-{q}.gguf")
-                 for q in ("f16", "q8_0") if with_llamacpp}
     best = {label: min(runs) for label, runs in times.items()}
     cpu = {label: min(run[2] for run in runs) for label, runs in times.items()}
     cp_s = best["cp"][0]

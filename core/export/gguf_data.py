@@ -42,7 +42,9 @@ from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.export.tensors import NUMPY_DTYPES
 
 Progress = Callable[[int, int, str], None]
-PIECE_BYTES = 1 << 22  # source bytes per piece (one mapping each): a few per thread, many per tensor
+PIECE_BYTES = 1 << 25  # source bytes per piece: released (or unmapped) as a whole; 32 MiB measured 5-8% faster
+# than 4 MiB for the data section (fewer page releases, each a TLB shoot-down between the cores), and resident
+# memory stays at one piece per worker thread
 BLOCK_BYTES = 1 << 18  # source bytes converted and written at once: fits in the CPU's L2 cache
 READ_BYTES = 1 << 20  # bfloat16 -> F16 blocks read, converted in place and written (measured best of 128K-4M)
 
