@@ -28,6 +28,21 @@ def write_verify_record(gguf: str | Path, report: VerifyReport) -> Path:
     return write_text_atomic(record_path(gguf), report.to_json())
 
 
+def _first_problem(exc: Exception) -> str:
+    """One line for a damaged record: pydantic's first error as ``field: message`` (its full text spans
+    lines and links to its documentation), else the exception's own text."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            first = errors()[0]
+            where = ".".join(str(part) for part in first.get("loc", ())) or "the record"
+            more = len(errors()) - 1
+            return f"{where}: {first.get('msg', 'invalid')}" + (f" (and {more} more)" if more else "")
+        except (IndexError, TypeError, AttributeError):
+            pass
+    return str(exc)
+
+
 def read_verify_record(gguf: str | Path) -> VerifyReport | None:
     """The verify report for this very file, or None when unverified (no record, or one older than the GGUF).
 
@@ -41,7 +56,7 @@ def read_verify_record(gguf: str | Path) -> VerifyReport | None:
     try:
         return VerifyReport.from_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise FtwizError(f"cannot read the export verification record {path}: {exc}", where=str(path),
+        raise FtwizError(f"cannot read the export verification record {path}: {_first_problem(exc)}", where=str(path),
                          fix=f"re-export with verification (`ftwiz export ... --verify`) or delete {path.name}") from exc
 
 

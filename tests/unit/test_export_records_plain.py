@@ -126,6 +126,9 @@ def test_a_damaged_record_is_refused_naming_the_file(tmp_path: Path, damage: str
     with pytest.raises(FtwizError) as info:
         read_verify_record(gguf)
     assert str(path) in info.value.what and info.value.where == str(path)
+    assert "\n" not in info.value.what and "errors.pydantic.dev" not in info.value.what  # one line, no links
+    if "\"checks\": {" in damage:
+        assert "checks" in info.value.what  # the field that is wrong
     assert path.name in info.value.fix and "--verify" in info.value.fix
     assert verify_status(gguf).label == "record unreadable"  # models list shows it, does not crash
 
