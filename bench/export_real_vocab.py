@@ -9,9 +9,12 @@ its peak RSS from ``wait4``: ``cp`` of the safetensors, ``ftwiz export MODEL --q
 ``convert_hf_to_gguf.py --outtype f16`` / ``q8_0``. The converter is taken at bench time from the
 llama-cpp-python source distribution on the package index, at the installed version (``pip download``
 into the temp folder; never committed). The outputs are compared tensor by tensor (name, type, shape, bytes).
-Earlier outputs are deleted outside the timings (deleting a 1 GB file costs ext4 0.6-1.4 s), every command runs
-with Python's bytecode cached as an installed package has it, and the load average and each command's CPU
-seconds are printed: on a shared machine CPU seconds move much less than wall times.
+Every command starts alike: each output is deleted right after its timing (deleting a 1 GB file costs ext4
+0.6-1.4 s, and on this VM a freshly written 1 GB file still on disk made the next large write ~3x slower), the
+model is re-read into the page cache before each (a DAMON "pageout" scheme here evicts file pages it finds
+cold), every command runs with Python's bytecode cached as an installed package has it, and the load average
+and each command's CPU seconds are printed: on a shared machine CPU seconds move much less than wall times.
+The F16 and Q8_0 outputs of the first round are kept only until they are compared with llama.cpp's.
 
 The vocabulary cache starts empty: "ftwiz F16 cold" is the first export of the tokenizer (parsed, packed and
 cached), "ftwiz F16" / "Q8_0" re-export it (another quant, another run of the same base model).
