@@ -13,6 +13,18 @@ import pytest
 from ftwiz.core.errors import FtwizError
 
 
+def bf16_copy(model: Path, out: Path) -> Path:
+    """``model`` saved again in bfloat16 (as models ship), with its tokenizer and template files."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(model, dtype=torch.bfloat16).save_pretrained(out)
+    for f in model.iterdir():
+        if f.name.startswith(("tokenizer", "chat_template", "special_tokens", "generation")):
+            (out / f.name).write_bytes(f.read_bytes())
+    return out
+
+
 def _tensors(path: Path) -> dict:
     return {t.name: t for t in gguf.GGUFReader(path).tensors}
 
@@ -110,15 +122,9 @@ def test_pieces_and_blocks_give_the_same_file_as_whole_tensors(tiny_llama: Path,
                                                                monkeypatch: pytest.MonkeyPatch, out_type: str) -> None:
     """Tensors cut into pieces of a few rows (whole heads for the permuted q/k) and converted a row at a time
     on 3 threads produce the same bytes as one piece per tensor on one thread."""
-    import torch
     from ftwiz.core.export import convert, gguf_data
-    from transformers import AutoModelForCausalLM
 
-    model = tmp_path / "bf16"
-    AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.bfloat16).save_pretrained(model)
-    for f in tiny_llama.iterdir():
-        if f.name.startswith(("tokenizer", "chat_template", "special_tokens", "generation")):
-            (model / f.name).write_bytes(f.read_bytes())
+    model = bf16_copy(tiny_llama, tmp_path / "bf16")
     whole = tmp_path / "whole.gguf"
     monkeypatch.setattr(gguf_data, "PIECE_BYTES", 1 << 40)
     monkeypatch.setattr(gguf_data, "BLOCK_BYTES", 1 << 40)
@@ -224,16 +230,10 @@ def test_f16_export_reads_the_file_where_it_cannot_be_mapped(tiny_llama: Path, t
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Some network and FUSE file systems refuse mmap: the bfloat16 -> F16 export then reads the file, and
     writes the same bytes."""
-    import torch
     from ftwiz.core.export import gguf_data
     from ftwiz.core.export.convert import convert_to_gguf
-    from transformers import AutoModelForCausalLM
 
-    model = tmp_path / "bf16"
-    AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.bfloat16).save_pretrained(model)
-    for f in tiny_llama.iterdir():
-        if f.name.startswith(("tokenizer", "chat_template", "special_tokens", "generation")):
-            (model / f.name).write_bytes(f.read_bytes())
+    model = bf16_copy(tiny_llama, tmp_path / "bf16")
     mapped = convert_to_gguf(model, tmp_path / "mapped.gguf", "F16")
 
     def refuse(*_args, **_kwargs):
@@ -251,15 +251,9 @@ def test_a_model_that_shrinks_during_its_export_is_a_clear_error(tiny_llama: Pat
     """Saving the model again while it is exported cuts its safetensors file. Reading a mapped page past the
     new end would kill the process with SIGBUS (no message, a partial left behind); it must be the named
     error, with nothing left."""
-    import torch
     from ftwiz.core.export import convert
-    from transformers import AutoModelForCausalLM
 
-    model = tmp_path / "bf16"
-    AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.bfloat16).save_pretrained(model)
-    for f in tiny_llama.iterdir():
-        if f.name.startswith(("tokenizer", "chat_template", "special_tokens", "generation")):
-            (model / f.name).write_bytes(f.read_bytes())
+    model = bf16_copy(tiny_llama, tmp_path / "bf16")
     weights = model / "model.safetensors"
 
     def cut_after_header(name: str) -> None:
