@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,7 +46,8 @@ class Tmux:
             if text in shown:
                 return shown
             time.sleep(0.2)
-        raise AssertionError(f"'{text}' never appeared; the screen shows:\n{self.screen()}")
+        state = "alive" if self.alive() else "gone"
+        raise AssertionError(f"'{text}' never appeared (tmux session {state}); the screen shows:\n{self.screen()}")
 
     def alive(self) -> bool:
         return subprocess.run(["tmux", "-L", self.socket, "has-session", "-t", "wiz"],
@@ -54,7 +56,9 @@ class Tmux:
 
 @pytest.fixture
 def tmux(ftwiz_env: dict[str, Path], demo_base_model: Path) -> Iterator[Tmux]:
-    session = Tmux(f"ftwiz-test-{os.getpid()}")
+    # One socket per test: a server killed by the previous test may still be going away, and a new session
+    # started on its socket name can vanish with it (CI once saw an empty pane for 60 s that way).
+    session = Tmux(f"ftwiz-test-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     env = {k: os.environ[k] for k in os.environ if k.startswith(("FTWIZ_", "HF_", "TRANSFORMERS_", "TOKENIZERS"))}
     env["TERM"] = "xterm-256color"
     command = " ".join([
@@ -63,6 +67,7 @@ def tmux(ftwiz_env: dict[str, Path], demo_base_model: Path) -> Iterator[Tmux]:
         "--no-resume", "; sleep 30",  # keep the pane after exit so the test can read the last screen
     ])
     session.run("-f", "/dev/null", "new-session", "-d", "-s", "wiz", "-x", "100", "-y", "30", command)
+    assert session.alive(), "tmux did not start the wizard's session"
     try:
         yield session
     finally:
@@ -70,7 +75,7 @@ def tmux(ftwiz_env: dict[str, Path], demo_base_model: Path) -> Iterator[Tmux]:
 
 
 def test_wizard_in_a_real_terminal_walks_to_the_plan_and_quits(tmux: Tmux) -> None:
-    shown = tmux.wait_for("GeForce RTX 4060", timeout=60)
+    shown = tmux.wait_for("GeForce RTX 4060", timeout=120)
     assert "1 doctor" in shown and "Continue" in shown
     tmux.keys("Enter")
     tmux.wait_for("Base model")
@@ -95,7 +100,7 @@ def test_wizard_in_a_real_terminal_trains_the_demo_cancels_and_resumes(tmux: Tmu
     """The real trainer as the wizard's child, driven by keys only, as a user over SSH would type them."""
     from ftwiz.core.events import read_events
 
-    tmux.wait_for("GeForce RTX 4060", timeout=60)
+    tmux.wait_for("GeForce RTX 4060", timeout=120)
     for expected in ("Base model", "First conversation", "accumulation"):
         tmux.keys("Enter")
         tmux.wait_for(expected, timeout=180)
