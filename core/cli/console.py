@@ -1,24 +1,77 @@
-"""Shared rich console helpers for CLI verbs (the CLI's only rendering dependency is rich)."""
+"""Shared rich console helpers for CLI verbs (the CLI's only rendering dependency is rich).
+
+``console`` and ``err_console`` are made on first use: importing rich's console costs ~0.05 s, a twentieth
+of a one-second ``ftwiz export``, and a verb whose output goes to a pipe or a log has nothing to draw.
+:func:`say` writes one line of a report through rich where it can be coloured and as plain text elsewhere.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ftwiz.core.diskspace import human_bytes
 from ftwiz.core.errors import FtwizError
-from rich.console import Console
 
-__all__ = ["console", "err_console", "human_bytes", "print_error", "print_json"]  # human_bytes: the verbs' import
+if TYPE_CHECKING:
+    from rich.console import Console
 
-console = Console()
-err_console = Console(stderr=True)
+    console: Console
+    err_console: Console
+
+__all__ = ["console", "err_console", "human_bytes", "print_error", "print_json", "say"]  # human_bytes: the verbs' import
+
+_consoles: dict[str, Any] = {}
+
+
+def __getattr__(name: str) -> Any:
+    """``console`` (stdout) and ``err_console`` (stderr), each made once, on first use."""
+    if name not in ("console", "err_console"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _consoles:
+        from rich.console import Console
+
+        _consoles[name] = Console(stderr=name == "err_console")
+    return _consoles[name]
+
+
+def _console(name: str) -> Any:
+    """The console called ``name``: one set on this module (a test's) wins over the lazily made one."""
+    return globals()[name] if name in globals() else __getattr__(name)
+
+
+def styled(stream: TextIO) -> bool:
+    """Whether rich would style output to ``stream``: a terminal, or colour forced the ways rich honours
+    (``FORCE_COLOR``, ``TTY_COMPATIBLE=1``). Decided without importing rich."""
+    if os.environ.get("FORCE_COLOR") or os.environ.get("TTY_COMPATIBLE") == "1":
+        return True
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):  # a closed or replaced stream
+        return False
+
+
+def say(*parts: str | tuple[str, str], stderr: bool = False) -> None:
+    """One report line made of ``parts``: plain strings and ``(text, rich style)`` pairs. Styled (text
+    escaped, so brackets in a path print as they are) where :func:`styled`, else plain text, unwrapped: a
+    log keeps a long path on one line. Example: ``say(("wrote", "green"), f" {path}")``."""
+    stream = sys.stderr if stderr else sys.stdout
+    if not styled(stream):
+        stream.write("".join(part if isinstance(part, str) else part[0] for part in parts) + "\n")
+        stream.flush()
+        return
+    from rich.markup import escape
+
+    markup = "".join(escape(part) if isinstance(part, str) else f"[{part[1]}]{escape(part[0])}[/]" for part in parts)
+    _console("err_console" if stderr else "console").print(markup, highlight=False)
 
 
 def print_error(exc: FtwizError) -> None:
     from rich.markup import escape
 
+    err_console = _console("err_console")
     # escaped: a fix like `pip install 'ftwiz[modelscope]'` must print its brackets, not be read as a style
     where = f"[bold]{escape(str(exc.where))}[/bold]: " if exc.where else ""
     err_console.print(f"[bold red]error:[/bold red] {where}{escape(exc.what)}", highlight=False, markup=True)

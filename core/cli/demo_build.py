@@ -13,12 +13,18 @@ class DemoBuildReporter:
     """A ``BuildProgress`` callback: a bar with the time left on a terminal, one line otherwise."""
 
     def __init__(self, console: Any = None) -> None:
-        from ftwiz.core.cli.console import err_console
-
-        self.console = console or err_console
+        self._console = console  # rich's console is made only when a build happens (0.05 s of imports)
         self.bar: Any = None
         self.task: Any = None
         self.started = False
+
+    @property
+    def console(self) -> Any:
+        if self._console is None:
+            from ftwiz.core.cli.console import err_console
+
+            self._console = err_console
+        return self._console
 
     def __call__(self, progress) -> None:
         if not self.started:

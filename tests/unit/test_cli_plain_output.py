@@ -1,0 +1,57 @@
+"""What `ftwiz export` prints: plain, unwrapped lines to a pipe or log (without loading rich), and styled lines
+on a terminal where brackets in a path still print as they are."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ftwiz.core.cli import console as console_module
+
+
+def test_export_to_a_pipe_prints_the_whole_path_on_one_line_without_rich(tiny_qwen2: Path, tmp_path: Path) -> None:
+    out = tmp_path / ("a-folder-name-long-enough-that-an-80-column-console-would-wrap-it-" * 2) / "m [v2].gguf"
+    code = ("import sys\nfrom ftwiz.core.cli import main\ncode = main(sys.argv[1:])\n"
+            "print('RICH', sorted(m for m in sys.modules if m.split('.')[0] == 'rich'))\nsys.exit(code)\n")
+    env = {**os.environ, "FTWIZ_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "80"}
+    env.pop("FORCE_COLOR", None)
+    done = subprocess.run([sys.executable, "-c", code, "export", str(tiny_qwen2), "--quant", "F16", "--out", str(out)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith(f"wrote {out} (") for line in lines), done.stdout  # one line, brackets kept
+    assert out.is_file()
+    assert "RICH []" in lines  # nothing to draw, so rich (0.05-0.1 s of imports) is not loaded
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_the_line_is_styled_and_brackets_in_user_text_survive(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    screen = _Terminal()
+    monkeypatch.setattr(sys, "stdout", screen)
+    monkeypatch.setattr(console_module, "console", Console(file=screen, force_terminal=True, width=200),
+                        raising=False)
+    console_module.say(("wrote", "green"), " /models/m [v2].gguf (1.0 MiB)")
+    shown = screen.getvalue()
+    assert "\x1b[" in shown  # coloured
+    assert "/models/m [v2].gguf (1.0 MiB)" in shown  # not eaten as a style tag
+
+
+def test_a_pipe_gets_plain_text_unless_colour_is_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    pipe = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", pipe)
+    console_module.say(("FAIL", "red"), " next token: 12 != 13")
+    assert pipe.getvalue() == "FAIL next token: 12 != 13\n"
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert console_module.styled(pipe)
