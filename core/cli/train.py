@@ -205,4 +205,24 @@ def run(args: argparse.Namespace) -> int:
         progress.final(result)
     if result.status == "cancelled":
         return EXIT_INTERRUPTED
+    if result.status == "completed":
+        _prepare_export(result)
     return EXIT_OK if result.status == "completed" else EXIT_USER_ERROR
+
+
+def _prepare_export(result) -> None:
+    """Fill the export's vocabulary cache from the tokenizer just saved: ~0.5 s here, after minutes of
+    training, instead of in the first ``ftwiz export`` (a third of a one-second F16 export of a 0.5B model)."""
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.export.vocab_warm import warm_vocab_cache
+    from ftwiz.core.rundir import RunDir
+
+    if result.output_path is None:
+        return
+    output = Path(result.output_path)
+    try:
+        config_dir = output if (output / "config.json").is_file() else RunDir(Path(result.run_dir)).base_model_dir()
+    except (OSError, ValueError, FtwizError):  # an unreadable run card: the export reports it, with its fix
+        return
+    if config_dir is not None:  # an adapter has no config.json: the rows are its base model's
+        warm_vocab_cache(output, config_dir)

@@ -202,7 +202,12 @@ def test_sigint_saves_a_checkpoint_and_exits_130(tiny_qwen2: Path, tmp_path: Pat
 
 
 def test_cli_shows_progress_and_a_final_summary(tiny_qwen2: Path, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from ftwiz.core.export.arch import model_params
+    from ftwiz.core.export.vocab_cache import cache_key, lookup
+
+    monkeypatch.setenv("FTWIZ_CACHE_DIR", str(tmp_path / "cache"))  # empty: only this run can fill it
     recipe_file = tmp_path / "r.yaml"
     recipe_file.write_text(yaml.safe_dump(tiny_recipe(tiny_qwen2, run_name="cli", max_steps=4)
                                           .model_dump(mode="json")))
@@ -210,6 +215,10 @@ def test_cli_shows_progress_and_a_final_summary(tiny_qwen2: Path, tmp_path: Path
     err = " ".join(capsys.readouterr().err.split())
     assert "Training completed" in err and "eval loss" in err and "next: ftwiz export" in err
     assert "tok/s" in err or "tokens/s" in err
+    # the first export of this run finds the vocabulary parsed: the tokenizer saved with the adapter, at the
+    # base model's rows (the merge copies tokenizer.json byte for byte)
+    adapter = RunDir.named("cli").adapter
+    assert lookup(cache_key(adapter, model_params(tiny_qwen2).vocab_size)) is not None
 
 
 def test_cli_resume_of_an_unknown_run_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:

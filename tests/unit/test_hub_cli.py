@@ -24,7 +24,8 @@ def ftwiz(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=300)
 
 
-def test_pull_command_uses_the_endpoint_and_cache_from_the_environment(hub, published):
+def test_pull_command_uses_the_endpoint_and_cache_from_the_environment(hub, published, tmp_path, monkeypatch):
+    monkeypatch.setenv("FTWIZ_CACHE_DIR", str(tmp_path / "ftwiz-cache"))  # empty: only the pull can fill it
     dry = ftwiz("pull", REPO, "--dry-run", "--vram-gb", "8")
     assert dry.returncode == 0, dry.stderr
     out = " ".join(dry.stdout.split())
@@ -36,6 +37,11 @@ def test_pull_command_uses_the_endpoint_and_cache_from_the_environment(hub, publ
     assert f"at commit {published}" in first.stdout and "downloaded" in first.stdout
     snapshot = Path(os.environ["HF_HUB_CACHE"]) / "models--TinyOrg--tiny-chat" / "snapshots" / published
     assert (snapshot / "model.safetensors").is_file()
+    from ftwiz.core.export.arch import model_params
+    from ftwiz.core.export.vocab_cache import cache_key, lookup
+
+    # the model's first export finds its vocabulary already parsed (filled once the download completed)
+    assert lookup(cache_key(snapshot, model_params(snapshot).vocab_size)) is not None
     again = ftwiz("pull", REPO, "--yes", "--vram-gb", "8")
     assert again.returncode == 0 and "already in the cache" in again.stdout
 
