@@ -91,7 +91,9 @@ def _strings(array: bytes) -> tuple[np.ndarray, np.ndarray, bytes, list[int], bo
     if q.size % 2:
         return None
     opens, closes = q[0::2], q[1::2]
-    in_string = np.logical_xor.accumulate(quote)  # from an opening quote up to (not including) its closing one
+    # from an opening quote up to (not including) its closing one: the parity of the quotes so far (a uint8
+    # running sum wraps at 256, which keeps the parity; ~2x faster than logical_xor.accumulate)
+    in_string = (np.cumsum(quote, dtype=np.uint8) & 1).view(bool)
     outside = b[~(in_string | quote)]
     structure = outside[(outside != 0x20) & (outside != 0x0A) & (outside != 0x0D) & (outside != 0x09)].tobytes()
     # a backslash outside a string is no JSON: it shows in the structure and fails the caller's check
