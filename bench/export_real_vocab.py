@@ -16,8 +16,10 @@ cold), every command runs with Python's bytecode cached as an installed package 
 and each command's CPU seconds are printed: on a shared machine CPU seconds move much less than wall times.
 The F16 and Q8_0 outputs of the first round are kept only until they are compared with llama.cpp's.
 
-The vocabulary cache starts empty: "ftwiz F16 cold" is the first export of the tokenizer (parsed, packed and
-cached), "ftwiz F16" / "Q8_0" re-export it (another quant, another run of the same base model).
+The vocabulary cache starts empty: "ftwiz F16 cold" is the first export of a tokenizer ftwiz has never seen
+(parsed, packed and cached), "ftwiz F16" / "Q8_0" re-export it (another quant, another run of the same base
+model). A model that came through ``ftwiz pull`` or ``ftwiz train`` is already warm at its first export: both
+fill the cache when they finish (core/export/vocab_warm.py).
 
 Targets (issue 21): whole F16 command >= 0.35x cp speed and >= 5x faster than the converter; the
 conversion call itself >= 0.5x cp; peak RSS <= 0.25x the model's size.
