@@ -41,6 +41,7 @@ from ftwiz.core.export.arch import (
 from ftwiz.core.export.gguf_data import write_data
 from ftwiz.core.export.kquant import direct_quant_available, retype_plans
 from ftwiz.core.export.shape_check import check_shapes
+from ftwiz.core.export.tensor_names import BlockNameMap
 from ftwiz.core.export.tensors import TensorRef, list_tensors
 from ftwiz.core.pause import pause_point
 from ftwiz.core.quant_types import CONVERTER_TYPES, FILE_TYPES
@@ -112,7 +113,7 @@ def plan_tensors(model_dir: Path, params: ModelParams, out_type: str) -> list[Te
     """Map every checkpoint tensor to its GGUF name and type; raise before any data is read."""
     import gguf
 
-    tmap = gguf.get_tensor_name_map(_arch_enum(params.info.gguf_arch), params.num_layers)
+    tmap = BlockNameMap(_arch_enum(params.info.gguf_arch), params.num_layers)
     refs = [(ref, name) for ref in list_tensors(model_dir) if (name := text_tensor_name(ref.name)) is not None]
     names = {name for _, name in refs}
     plans: list[TensorPlan] = []

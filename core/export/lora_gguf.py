@@ -26,6 +26,7 @@ def convert_adapter_to_gguf(adapter_dir: str | Path, out_file: str | Path, *, ba
     from ftwiz.core.export.arch import model_params, text_tensor_name
     from ftwiz.core.export.convert import _arch_enum, permute_rotate_half
     from ftwiz.core.export.merge import resolve_adapter_and_base
+    from ftwiz.core.export.tensor_names import BlockNameMap
 
     adapter_dir, base = resolve_adapter_and_base(adapter_dir, base_dir)
     adapter = load_adapter(adapter_dir)
@@ -46,7 +47,7 @@ def convert_adapter_to_gguf(adapter_dir: str | Path, out_file: str | Path, *, ba
     rank = ranks.pop()
     # llama.cpp scales by alpha / r; rsLoRA's alpha / sqrt(r) is expressed through an adjusted alpha.
     alpha = float(cfg.get("lora_alpha", rank)) * (math.sqrt(rank) if cfg.get("use_rslora") else 1.0)
-    tmap = gguf.get_tensor_name_map(_arch_enum(params.info.gguf_arch), params.num_layers)
+    tmap = BlockNameMap(_arch_enum(params.info.gguf_arch), params.num_layers)
     out_file = Path(out_file)
     needed = sum(4 * (m.a.numel() + m.b.numel()) for m in adapter.modules.values())  # written as F32
     with atomic_path(out_file, overwrite=overwrite, needed=needed, what=f"the adapter GGUF {out_file.name}") as tmp:
