@@ -88,13 +88,15 @@ def resolve_source(model_or_run: str | Path, *, overwrite: bool = False, events=
 
 
 def _targets(quants: list[str], stem: str, out: Path | None, default_dir: Path | None) -> dict[str, Path]:
+    """Output path per quant, absolute: the result, the ``--json`` output and the verify record name files that
+    register/chat/serve open later, from another working folder."""
     if out is not None and out.suffix == ".gguf":
         if len(quants) != 1:
             raise FtwizError(f"--out names one file but {len(quants)} quantizations were asked for",
                              fix="give a folder as --out, or one --quant")
-        return {quants[0]: out}
+        return {quants[0]: out.absolute()}
     folder = out if out is not None else default_dir if default_dir is not None else Path.cwd()
-    return {q: folder / f"{stem}-{q}.gguf" for q in quants}
+    return {q: (folder / f"{stem}-{q}.gguf").absolute() for q in quants}
 
 
 def _remember(path: Path, quant: str, run_export_dir: Path | None) -> None:

@@ -55,3 +55,23 @@ def test_a_pipe_gets_plain_text_unless_colour_is_forced(monkeypatch: pytest.Monk
     assert pipe.getvalue() == "FAIL next token: 12 != 13\n"
     monkeypatch.setenv("FORCE_COLOR", "1")
     assert console_module.styled(pipe)
+
+
+def test_json_and_the_verify_record_name_the_gguf_by_its_absolute_path(tiny_qwen2: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """`--out m.gguf` from the working folder: a script reading the JSON, and `ftwiz register`/`chat` reading
+    the record from another folder, must find the file."""
+    import json
+
+    from ftwiz.core.cli import main
+
+    monkeypatch.setenv("FTWIZ_CACHE_DIR", str(tmp_path / "cache"))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["export", str(tiny_qwen2), "--quant", "F16", "--out", "m.gguf", "--verify", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["gguf_paths"] == [str(work / "m.gguf")]
+    record = json.loads((work / "m.gguf.verify.json").read_text())
+    assert record["gguf_path"] == str(work / "m.gguf")
