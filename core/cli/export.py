@@ -100,19 +100,18 @@ def _adapter_only(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_events(args: argparse.Namespace) -> int:
+def _events_on_stdout(args: argparse.Namespace) -> int:
     """Export for a parent process (the wizard): events only on stdout, outcome as finished / failed."""
-    import sys
-
     from ftwiz.core.errors import FtwizError
     from ftwiz.core.events import EventBus, JsonlSink
     from ftwiz.core.export.export_step import export_step
 
-    events_out = sys.stdout if args.events == "-" else None
-    sink = JsonlSink(events_out or args.events)
+    if args.json:
+        raise FtwizError("--json and --events - both write to standard output",
+                         fix="write the events to a file (--events events.jsonl), or leave out --json")
+    sink = JsonlSink(sys.stdout)
     real_stdout = sys.stdout
-    if events_out:
-        sys.stdout = sys.stderr  # stray prints must not corrupt the event stream
+    sys.stdout = sys.stderr  # stray prints must not corrupt the event stream
     try:  # finished / failed / cancelled are emitted by the export step itself
         result = export_step(args.source, args.quant, out=args.out, verify=args.verify,
                              overwrite=args.overwrite, events=EventBus([sink]))
@@ -127,17 +126,28 @@ def _with_events(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ftwiz.core.cli.console import human_bytes, print_json, say, styled
-    from ftwiz.core.events import EventBus, Progress
-    from ftwiz.core.export.export_step import export_step
+    from ftwiz.core.events import EventBus, JsonlSink
 
     if args.check:
         return _check(args)
     if args.adapter_only:
         return _adapter_only(args)
-    if args.events:
-        return _with_events(args)
-    bus = EventBus()
+    if args.events == "-":
+        return _events_on_stdout(args)
+    # events to a file come on top of what the terminal shows (the report, --json, errors with their fix)
+    sink = JsonlSink(args.events) if args.events else None
+    try:
+        return _export_and_report(args, EventBus([sink] if sink else []))
+    finally:
+        if sink is not None:
+            sink.close()
+
+
+def _export_and_report(args: argparse.Namespace, bus) -> int:
+    from ftwiz.core.cli.console import human_bytes, print_json, say, styled
+    from ftwiz.core.events import Progress
+    from ftwiz.core.export.export_step import export_step
+
     # a spinner only where it can spin: to a pipe or a log rich draws nothing, and rich's console and live
     # display cost ~0.07 s of imports in a one-second export
     spinning = styled(sys.stdout) and not args.json

@@ -75,3 +75,29 @@ def test_json_and_the_verify_record_name_the_gguf_by_its_absolute_path(tiny_qwen
     assert result["gguf_paths"] == [str(work / "m.gguf")]
     record = json.loads((work / "m.gguf.verify.json").read_text())
     assert record["gguf_path"] == str(work / "m.gguf")
+
+
+def test_events_to_a_file_keep_the_report_and_json(tiny_qwen2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`--events FILE` adds a log for a script; the person at the terminal still gets the result (it used to
+    print nothing at all, even for --json or an error)."""
+    import json
+
+    from ftwiz.core.cli import main
+    from ftwiz.core.events import read_events
+
+    monkeypatch.setenv("FTWIZ_CACHE_DIR", str(tmp_path / "cache"))
+    out, log = tmp_path / "m.gguf", tmp_path / "events.jsonl"
+    assert main(["export", str(tiny_qwen2), "--quant", "F16", "--out", str(out), "--events", str(log), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["gguf_paths"] == [str(out)]
+    assert [e.type for e in read_events(log)][-1] == "finished"
+    assert main(["export", str(tmp_path / "no-such-model"), "--events", str(log)]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert [e.type for e in read_events(log)][-1] == "failed"
+
+
+def test_json_and_events_on_stdout_are_refused_together(tiny_qwen2: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ftwiz.core.cli import main
+
+    assert main(["export", str(tiny_qwen2), "--events", "-", "--json"]) == 2
+    assert "--events events.jsonl" in capsys.readouterr().err
