@@ -43,10 +43,15 @@ def _console(name: str) -> Any:
 
 
 def styled(stream: TextIO) -> bool:
-    """Whether rich would style output to ``stream``: a terminal, or colour forced the ways rich honours
-    (``FORCE_COLOR``, ``TTY_COMPATIBLE=1``). Decided without importing rich."""
-    if os.environ.get("FORCE_COLOR") or os.environ.get("TTY_COMPATIBLE") == "1":
-        return True
+    """Whether rich would style output to ``stream``, decided as its ``Console.is_terminal`` decides, without
+    importing rich: ``TTY_COMPATIBLE`` 1 / 0 first, then ``FORCE_COLOR`` when set (empty: not a terminal), then
+    ``isatty``. Where rich sees no terminal it wraps at 80 columns, so those lines must be printed plain."""
+    tty_compatible = os.environ.get("TTY_COMPATIBLE", "")
+    if tty_compatible in ("0", "1"):
+        return tty_compatible == "1"
+    force_color = os.environ.get("FORCE_COLOR")
+    if force_color is not None:
+        return force_color != ""
     try:
         return stream.isatty()
     except (AttributeError, ValueError, OSError):  # a closed or replaced stream

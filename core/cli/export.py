@@ -153,10 +153,11 @@ def _export_and_report(args: argparse.Namespace, bus) -> int:
     spinning = styled(sys.stdout) and not args.json
     if spinning:
         from ftwiz.core.cli.console import console
+        from rich.markup import escape
     with console.status("exporting...") if spinning else contextlib.nullcontext() as status:
         def show(event) -> None:
-            if isinstance(event, Progress) and status is not None:
-                status.update(f"{event.message} ({event.done:.1f}/{event.total:.0f})")
+            if isinstance(event, Progress) and status is not None:  # escaped: 'm [v2].gguf' keeps its brackets
+                status.update(f"{escape(event.message)} ({event.done:.1f}/{event.total:.0f})")
 
         bus.subscribe(show)
         result = export_step(args.source, args.quant, out=args.out, verify=args.verify, overwrite=args.overwrite,
