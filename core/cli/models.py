@@ -53,14 +53,16 @@ def run(args: argparse.Namespace) -> int:
         if not entries:
             console.print("no exported models yet; `ftwiz export RUN` writes one", highlight=False)
             return 0
+        from rich.markup import escape
         from rich.table import Table
 
         table = Table("model", "size", "quant", "run", "verified", "registered")
         # The path folds onto more lines rather than being cut with an ellipsis: it is what users copy.
         table.add_column("path", overflow="fold", ratio=1)
-        for e in entries:
-            table.add_row(e.name + ("" if e.exists else " [red](missing)[/red]"), human_bytes(e.size), e.quant or "-",
-                          e.run_label, _verified(verify_status(e.path)), _where(e), e.path)
+        for e in entries:  # names and paths escaped: 'm [v2].gguf' is listed as it is, not read as a style
+            table.add_row(escape(e.name) + ("" if e.exists else " [red](missing)[/red]"), human_bytes(e.size),
+                          escape(e.quant or "-"), escape(e.run_label), _verified(verify_status(e.path)),
+                          escape(_where(e)), escape(e.path))
         console.print(table)
         return 0
     if not args.model:
@@ -68,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
                          fix="see `ftwiz models list` for names")
     entry = find_model(args.model)
     if args.action == "show":
+        from rich.markup import escape
+
         if args.json:
             print_json(entry.to_json() | {"verify": verify_status(entry.path).to_json()})
             return 0
@@ -75,11 +79,12 @@ def run(args: argparse.Namespace) -> int:
                 ("size", human_bytes(entry.size)), ("quant", entry.quant or "-"), ("run", entry.run_label),
                 ("added", entry.added_at or "-"), ("registry", str(registry_path()) if entry.in_registry else "-")]
         status = verify_status(entry.path)
-        rows.append(("verified", f"{_verified(status)} ({status.record})" if status.state != "unverified"
-                     else f"{_verified(status)} (`ftwiz export RUN --verify` checks it)"))
+        record = escape(str(status.record)) if status.state != "unverified" else "`ftwiz export RUN --verify` checks it"
+        rows.append(("verified", f"{_verified(status)} ({record})"))
         rows += [("ollama", f"{r.name} at {r.host} ({r.registered_at})") for r in entry.ollama]
-        for key, value in rows:
-            console.print(f"[bold]{key:>9}[/bold]  {value}", highlight=False)
+        for key, value in rows:  # the verified row is markup already; the others may hold brackets ('m [v2].gguf')
+            console.print(f"[bold]{key:>9}[/bold]  {value if key == 'verified' else escape(str(value))}",
+                          highlight=False)
         return 0
     done = remove_model(entry, delete_file=args.delete_file, ollama=args.ollama)
     if not done:

@@ -38,8 +38,9 @@ def test_on_a_terminal_the_line_is_styled_and_brackets_in_user_text_survive(monk
 
     screen = _Terminal()
     monkeypatch.setattr(sys, "stdout", screen)
-    monkeypatch.setattr(console_module, "console", Console(file=screen, force_terminal=True, width=200),
-                        raising=False)
+    # set in the module's namespace, removed afterwards: setattr would first make the lazy console (while stdout
+    # is this fake terminal, so it colours) and leave it behind for the tests that follow
+    monkeypatch.setitem(vars(console_module), "console", Console(file=screen, force_terminal=True, width=200))
     console_module.say(("wrote", "green"), " /models/m [v2].gguf (1.0 MiB)")
     shown = screen.getvalue()
     assert "\x1b[" in shown  # coloured

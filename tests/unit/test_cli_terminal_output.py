@@ -60,10 +60,39 @@ def test_the_export_spinner_shows_brackets_in_the_file_name(tiny_qwen2: Path, tm
     monkeypatch.setenv("FTWIZ_CACHE_DIR", str(tmp_path / "cache"))
     screen = _Terminal()
     monkeypatch.setattr(sys, "stdout", screen)
-    monkeypatch.setattr(console_module, "console", Console(file=screen, force_terminal=True, width=200),
-                        raising=False)
+    # set in the module's namespace, removed afterwards: setattr would first make the lazy console (while stdout
+    # is this fake terminal, so it colours) and leave it behind for the tests that follow
+    monkeypatch.setitem(vars(console_module), "console", Console(file=screen, force_terminal=True, width=200))
     out = tmp_path / "m [bold]v2.gguf"
     assert main(["export", str(tiny_qwen2), "--quant", "F16", "--out", str(out)]) == 0
     shown = ANSI.sub("", screen.getvalue())
     assert "writing m [bold]v2.gguf" in shown, shown
     assert f"wrote {out} (" in shown
+
+
+def test_models_list_and_show_print_brackets_in_names_and_paths(tiny_qwen2: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The GGUF `ftwiz export --out 'm [v2].gguf'` wrote was listed as 'm .gguf' (its name read as markup)."""
+    from ftwiz.core.cli import main
+    from ftwiz.core.export.convert import convert_to_gguf
+    from ftwiz.core.export.verify import Check, VerifyReport
+    from ftwiz.core.export.verify_record import record_path
+
+    monkeypatch.setenv("FTWIZ_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FTWIZ_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FTWIZ_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("COLUMNS", "400")
+    run = tmp_path / "runs" / "r"
+    (run / "export").mkdir(parents=True)
+    (run / "recipe.yaml").write_text("model_name_or_path: demo\n")
+    gguf = convert_to_gguf(tiny_qwen2, run / "export" / "m [bold]v2 [x]-F16.gguf", "F16")
+    record_path(gguf).write_text(VerifyReport(gguf_path=str(gguf), hf_model_dir=str(tiny_qwen2), quant="F16",
+                                              checks=[Check(name="logits", passed=True)]).to_json())
+    capsys.readouterr()
+    assert main(["models", "list"]) == 0
+    shown = capsys.readouterr().out
+    assert "m [bold]v2 [x]-F16.gguf" in shown and str(gguf) in shown, shown
+    assert main(["models", "show", str(gguf)]) == 0
+    shown = ANSI.sub("", capsys.readouterr().out)
+    assert f"path  {gguf}" in shown and f"passed ({record_path(gguf)})" in shown, shown
