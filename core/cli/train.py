@@ -206,7 +206,12 @@ def run(args: argparse.Namespace) -> int:
     if result.status == "cancelled":
         return EXIT_INTERRUPTED
     if result.status == "completed":
-        _prepare_export(result)
+        # training is over: Ctrl-C now skips the cache fill and ends the command (no 'saving a checkpoint', no 130)
+        import contextlib
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        with contextlib.suppress(KeyboardInterrupt):  # the export then parses the vocabulary itself
+            _prepare_export(result)
     return EXIT_OK if result.status == "completed" else EXIT_USER_ERROR
 
 
