@@ -24,9 +24,9 @@ def warm_vocab_cache(tokenizer_dir: str | Path, model_dir: str | Path | None = N
     holds it (byte-level BPE tokenizers; others are not cached and return False)."""
     tokenizer_dir = Path(tokenizer_dir)
     model_dir = Path(model_dir) if model_dir is not None else tokenizer_dir
-    if not (tokenizer_dir / "tokenizer.json").is_file() or not (model_dir / "config.json").is_file():
-        return False
-    try:
+    try:  # is_file raises for a folder that cannot be searched (permission denied) or a name too long
+        if not (tokenizer_dir / "tokenizer.json").is_file() or not (model_dir / "config.json").is_file():
+            return False
         from ftwiz.core.export.arch import model_params
         from ftwiz.core.export.convert import collector_paused
         from ftwiz.core.export.vocab_cache import cache_key, lookup, read_vocab

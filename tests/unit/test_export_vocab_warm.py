@@ -74,3 +74,15 @@ def test_what_cannot_be_warmed_is_skipped_quietly(tiny_qwen2: Path, tmp_path: Pa
     shutil.copy2(tiny_qwen2 / "config.json", broken / "config.json")
     assert warm_vocab_cache(broken) is False
     assert warm_vocab_cache(tmp_path / "missing") is False
+
+
+def test_a_folder_that_cannot_be_looked_into_is_skipped_quietly(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Path.is_file raises, rather than answering False, for a folder without search permission or a name
+    longer than the file system allows: a completed training or download ended in that traceback."""
+    from ftwiz.core.export.vocab_warm import warm_vocab_cache
+
+    monkeypatch.setenv("FTWIZ_CACHE_DIR", str(tmp_path / "cache"))
+    too_long = tmp_path / ("x" * 300)
+    assert warm_vocab_cache(too_long) is False
+    assert warm_vocab_cache(tmp_path, too_long) is False
