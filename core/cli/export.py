@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from ftwiz.core.cli.console import console, human_bytes, print_json
+    from ftwiz.core.cli.console import human_bytes, print_json, say
     from ftwiz.core.export.preflight import check_exportable
 
     source = args.source
@@ -52,21 +52,22 @@ def _check(args: argparse.Namespace) -> int:
 
         print_json(asdict(check))
         return 0 if check.ok else 1
-    console.print(f"model: {check.model_dir}")
-    console.print(f"architecture: {check.architecture or '-'} -> GGUF {check.gguf_architecture or '-'}")
-    console.print(f"tokenizer: {check.tokenizer or '-'}")
+    # say(): user text (a folder named 'm [v2]', a fix with `pip install 'ftwiz[x]'`) printed as it is
+    say(f"model: {check.model_dir}")
+    say(f"architecture: {check.architecture or '-'} -> GGUF {check.gguf_architecture or '-'}")
+    say(f"tokenizer: {check.tokenizer or '-'}")
     if check.parameters:
-        console.print(f"parameters: {check.parameters / 1e6:.1f} M")
+        say(f"parameters: {check.parameters / 1e6:.1f} M")
     for what, n in check.bytes_needed.items():
         if n:
-            console.print(f"disk for {what}: {human_bytes(n)}")
+            say(f"disk for {what}: {human_bytes(n)}")
     if check.disk_free is not None:
-        console.print(f"disk free: {human_bytes(check.disk_free)}")
+        say(f"disk free: {human_bytes(check.disk_free)}")
     for problem, fix in zip(check.problems, check.fixes + [""] * len(check.problems), strict=False):
-        console.print(f"[red]problem:[/red] {problem}", highlight=False)
+        say(("problem:", "red"), f" {problem}")
         if fix:
-            console.print(f"  [green]fix:[/green] {fix}", highlight=False)
-    console.print("[green]exportable[/green]" if check.ok else "[red]not exportable[/red]")
+            say("  ", ("fix:", "green"), f" {fix}")
+    say(("exportable", "green") if check.ok else ("not exportable", "red"))
     return 0 if check.ok else 1
 
 
@@ -82,7 +83,7 @@ def _run_of(source: str):
 
 
 def _adapter_only(args: argparse.Namespace) -> int:
-    from ftwiz.core.cli.console import console
+    from ftwiz.core.cli.console import say
     from ftwiz.core.errors import FtwizError
     from ftwiz.core.export.lora_gguf import convert_adapter_to_gguf
     from ftwiz.core.rundir import RunDir
@@ -96,7 +97,7 @@ def _adapter_only(args: argparse.Namespace) -> int:
             raise FtwizError("--out is required with --adapter-only for an adapter folder",
                              fix="add --out adapter.gguf") from None
     path = convert_adapter_to_gguf(args.source, out, base_dir=args.base, overwrite=args.overwrite)
-    console.print(f"[green]wrote[/green] {path} (use as ADAPTER in a Modelfile or llama.cpp --lora)")
+    say(("wrote", "green"), f" {path} (use as ADAPTER in a Modelfile or llama.cpp --lora)")
     return 0
 
 

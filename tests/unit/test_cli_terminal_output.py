@@ -96,3 +96,27 @@ def test_models_list_and_show_print_brackets_in_names_and_paths(tiny_qwen2: Path
     assert main(["models", "show", str(gguf)]) == 0
     shown = ANSI.sub("", capsys.readouterr().out)
     assert f"path  {gguf}" in shown and f"passed ({record_path(gguf)})" in shown, shown
+
+
+def test_export_check_and_adapter_only_print_brackets_in_paths(tiny_qwen2: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`ftwiz export 'm [v2]' --check` said 'model: m ' and --adapter-only 'wrote  ad.gguf': the name read as markup."""
+    import shutil
+
+    from ftwiz.core.cli import main
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = tmp_path / "m [v2]"
+    shutil.copytree(tiny_qwen2, model)
+    capsys.readouterr()
+    assert main(["export", str(model), "--check", "--quant", "F16"]) == 0
+    assert f"model: {model}" in capsys.readouterr().out
+
+    adapter = tmp_path / "adapter [v2]"
+    lora = get_peft_model(AutoModelForCausalLM.from_pretrained(model), LoraConfig(r=4, target_modules=["q_proj"]))
+    lora.save_pretrained(adapter)
+    out = tmp_path / "[b] ad.gguf"
+    assert main(["export", str(adapter), "--adapter-only", "--out", str(out)]) == 0
+    assert f"wrote {out} (use as ADAPTER" in capsys.readouterr().out
+    assert out.is_file()
