@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ftwiz.core.cli.console import console, human_bytes
+    from ftwiz.core.cli.console import console, human_bytes, say
     from ftwiz.core.errors import FtwizError
     from ftwiz.core.export.merge import merge_adapter
     from ftwiz.core.rundir import RunDir
@@ -33,5 +33,5 @@ def run(args: argparse.Namespace) -> int:
         path = merge_adapter(args.source, out, base_dir=args.base, overwrite=args.overwrite,
                              progress=lambda d, t, m: status.update(f"merging {d}/{t}: {m}"))
     size = sum(p.stat().st_size for p in Path(path).glob("*.safetensors"))
-    console.print(f"[green]merged[/green] into {path} ({human_bytes(size)} of weights)")
+    say(("merged", "green"), f" into {path} ({human_bytes(size)} of weights)")  # 'merged [v2]' printed as it is
     return 0

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ftwiz.core.atomic import atomic_path
-    from ftwiz.core.cli.console import console
+    from ftwiz.core.cli.console import console, say
     from ftwiz.core.recipe import load_recipe, recipe_template
 
     if args.action == "validate":
@@ -30,10 +30,8 @@ def run(args: argparse.Namespace) -> int:
         check_template_file(recipe, args.file)  # train would fail on a missing template file
         for text in template_warnings(recipe):  # the warnings train prints, before a run is started
             console.print(f"warning: {text}", style="yellow", highlight=False, markup=False)
-        console.print(
-            f"[green]ok[/green] {args.file}: {recipe.finetuning_type} on {recipe.model_name_or_path}, "
-            f"data {', '.join(recipe.dataset)}, chat template {_template_words(recipe.template)}"
-        )
+        say(("ok", "green"), f" {args.file}: {recipe.finetuning_type} on {recipe.model_name_or_path}, "
+            f"data {', '.join(recipe.dataset)}, chat template {_template_words(recipe.template)}")  # brackets kept
         return 0
     text = recipe_template()
     if args.file is None:
@@ -41,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     with atomic_path(args.file, overwrite=args.overwrite) as tmp:
         tmp.write_text(text, encoding="utf-8")
-    console.print(f"wrote {args.file}; edit it, then `ftwiz recipe validate {args.file}`")
+    say(f"wrote {args.file}; edit it, then `ftwiz recipe validate {args.file}`")  # 'r [v2].yaml' printed as it is
     return 0
 
 

@@ -81,7 +81,7 @@ class TrainProgress:
     def _other(self, event) -> None:
         kind = event.type
         if kind == "checkpoint":
-            self.console.print(f"checkpoint saved: {event.path}", style="dim")
+            self.console.print(f"checkpoint saved: {event.path}", style="dim", markup=False)
         elif kind == "backoff":
             self.console.print(f"[yellow]out of memory: micro-batch {event.old_micro_batch} -> "
                                f"{event.new_micro_batch}, accumulation -> {event.new_grad_accum}; resuming from step "
@@ -103,7 +103,11 @@ class TrainProgress:
         if result.status == "cancelled":
             self.console.print(f"[yellow]{summary.get('message', 'cancelled')}[/yellow]")
             return
-        table = Table(title=f"Training completed: {result.run_dir}", title_justify="left", show_header=False)
+        from rich.markup import escape
+
+        # paths escaped: a run folder under 'runs [v2]' is named as it is, in a command that can be copied
+        table = Table(title=f"Training completed: {escape(str(result.run_dir))}", title_justify="left",
+                      show_header=False)
         table.add_column("what")
         table.add_column("value")
 
@@ -117,9 +121,10 @@ class TrainProgress:
             table.add_row("throughput", f"{summary['tokens_per_s']:,.0f} tokens/s")
         table.add_row("peak memory", human_bytes(summary.get("peak_memory_bytes")))
         table.add_row("time", f"{summary.get('seconds', 0):.0f} s")
-        table.add_row("output", str(result.output_path))
+        table.add_row("output", escape(str(result.output_path)))
         self.console.print(table)
-        self.console.print(f"next: ftwiz export {result.run_dir} --quant {_export_quant(result.run_dir)} --verify")
+        self.console.print(f"next: ftwiz export {escape(str(result.run_dir))} --quant {_export_quant(result.run_dir)} "
+                           "--verify", highlight=False)
 
 
 def _export_quant(run_dir) -> str:

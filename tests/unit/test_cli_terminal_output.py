@@ -120,3 +120,29 @@ def test_export_check_and_adapter_only_print_brackets_in_paths(tiny_qwen2: Path,
     assert main(["export", str(adapter), "--adapter-only", "--out", str(out)]) == 0
     assert f"wrote {out} (use as ADAPTER" in capsys.readouterr().out
     assert out.is_file()
+
+
+def test_recipe_and_training_summary_print_brackets_in_paths(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """'recipe new' said 'wrote /data/ /r .yaml' for '/data [v2]/r [v2].yaml', and the training summary's
+    'next: ftwiz export RUN' named a run folder without its brackets: a command that could not be copied."""
+    from ftwiz.core.cli import main
+    from ftwiz.core.cli.train_progress import TrainProgress
+    from ftwiz.core.train.result import TrainResult
+    from rich.console import Console
+
+    recipe = tmp_path / "data [v2]" / "r [v2].yaml"
+    recipe.parent.mkdir()
+    assert main(["recipe", "new", str(recipe)]) == 0
+    assert f"wrote {recipe}; edit it, then `ftwiz recipe validate {recipe}`\n" == capsys.readouterr().out
+    assert main(["recipe", "validate", str(recipe)]) == 0
+    assert capsys.readouterr().out.startswith(f"ok {recipe}: ")
+
+    screen = io.StringIO()
+    run = tmp_path / "runs [v2]" / "r"
+    result = TrainResult(run_dir=run, status="completed", output_path=run / "adapter",
+                         summary={"steps": 2, "seconds": 1.0})
+    TrainProgress(Console(file=screen, width=400)).final(result)
+    shown = screen.getvalue()
+    assert f"Training completed: {run}" in shown and str(run / "adapter") in shown
+    assert f"next: ftwiz export {run} --quant" in shown, shown
