@@ -46,7 +46,7 @@ def expand_paths(spec: str, dataset_dir: str | None = None) -> list[Path]:
         return [demo_dataset_path()]
     base = Path(dataset_dir) if dataset_dir else None
     path = Path(spec) if Path(spec).is_absolute() or base is None else base / spec
-    if any(ch in spec for ch in "*?["):
+    if any(ch in spec for ch in "*?[") and not path.exists():  # 'chats [v2].jsonl' that exists is no pattern
         matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if p.endswith(SUFFIXES))
         if not matches:
             raise FtwizError(f"no dataset files match '{spec}'", fix=f"supported files end in {', '.join(SUFFIXES)}")
