@@ -74,14 +74,13 @@ def say(*parts: str | tuple[str, str], stderr: bool = False) -> None:
 
 
 def print_error(exc: FtwizError) -> None:
-    from rich.markup import escape
-
-    err_console = _console("err_console")
-    # escaped: a fix like `pip install 'ftwiz[modelscope]'` must print its brackets, not be read as a style
-    where = f"[bold]{escape(str(exc.where))}[/bold]: " if exc.where else ""
-    err_console.print(f"[bold red]error:[/bold red] {where}{escape(exc.what)}", highlight=False, markup=True)
+    """``error: WHERE: WHAT`` and ``  fix: FIX`` on stderr, through :func:`say`: styled on a terminal, whole
+    lines in a log (a long path is not split at 80 columns); brackets (``pip install 'ftwiz[modelscope]'``)
+    print as they are."""
+    where = ((str(exc.where), "bold"), ": ") if exc.where else ()
+    say(("error:", "bold red"), " ", *where, exc.what, stderr=True)
     if exc.fix:
-        err_console.print(f"  [green]fix:[/green] {escape(exc.fix)}", highlight=False)
+        say("  ", ("fix:", "green"), f" {exc.fix}", stderr=True)
 
 
 def print_json(data: Any) -> None:

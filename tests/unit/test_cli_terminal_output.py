@@ -146,3 +146,17 @@ def test_recipe_and_training_summary_print_brackets_in_paths(tmp_path: Path,
     shown = screen.getvalue()
     assert f"Training completed: {run}" in shown and str(run / "adapter") in shown
     assert f"next: ftwiz export {run} --quant" in shown, shown
+
+
+def test_an_error_to_a_log_is_whole_lines_with_its_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error naming a long path was wrapped at 80 columns in a log (the path split over two lines); a fix
+    with brackets keeps them."""
+    from ftwiz.core.errors import FtwizError
+
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    where = "/models/" + "a-folder-name-long-enough-to-wrap-" * 3 + "config.json"
+    console_module.print_error(FtwizError("vocab_size is 0", where=where, fix="pip install 'ftwiz[modelscope]'"))
+    assert log.getvalue() == f"error: {where}: vocab_size is 0\n  fix: pip install 'ftwiz[modelscope]'\n"
