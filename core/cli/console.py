@@ -63,6 +63,8 @@ def say(*parts: str | tuple[str, str], stderr: bool = False) -> None:
     escaped, so brackets in a path print as they are) where :func:`styled`, else plain text, unwrapped: a
     log keeps a long path on one line. Example: ``say(("wrote", "green"), f" {path}")``."""
     stream = sys.stderr if stderr else sys.stdout
+    if stream is None:  # closed (`>&-`): Python sets it to None; rich writes nowhere too
+        return
     if not styled(stream):
         stream.write("".join(part if isinstance(part, str) else part[0] for part in parts) + "\n")
         stream.flush()

@@ -160,3 +160,15 @@ def test_an_error_to_a_log_is_whole_lines_with_its_fix(tmp_path: Path, monkeypat
     where = "/models/" + "a-folder-name-long-enough-to-wrap-" * 3 + "config.json"
     console_module.print_error(FtwizError("vocab_size is 0", where=where, fix="pip install 'ftwiz[modelscope]'"))
     assert log.getvalue() == f"error: {where}: vocab_size is 0\n  fix: pip install 'ftwiz[modelscope]'\n"
+
+
+@pytest.mark.parametrize("stderr", [False, True])
+def test_a_closed_stream_is_written_to_as_rich_does_nothing(stderr: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ftwiz export ... >&-` (Python sets sys.stdout to None) wrote the GGUF, then ended in an AttributeError
+    traceback and exit 1 on its report line; rich's console writes nowhere and carries on."""
+    from ftwiz.core.errors import FtwizError
+
+    monkeypatch.setattr(sys, "stderr" if stderr else "stdout", None)
+    console_module.say(("wrote", "green"), " /models/m.gguf (1.0 MiB)", stderr=stderr)
+    if stderr:
+        console_module.print_error(FtwizError("model not found", fix="give a folder"))
