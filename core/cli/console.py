@@ -66,8 +66,12 @@ def say(*parts: str | tuple[str, str], stderr: bool = False) -> None:
     if stream is None:  # closed (`>&-`): Python sets it to None; rich writes nowhere too
         return
     if not styled(stream):
-        stream.write("".join(part if isinstance(part, str) else part[0] for part in parts) + "\n")
-        stream.flush()
+        try:
+            stream.write("".join(part if isinstance(part, str) else part[0] for part in parts) + "\n")
+            stream.flush()
+        except BrokenPipeError:  # the reader left (`| head -1`): exit 1 quietly, as rich's console does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())  # nothing left to flush at exit
+            raise SystemExit(1) from None
         return
     from rich.markup import escape
 

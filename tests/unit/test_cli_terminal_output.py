@@ -5,6 +5,7 @@ on one line)."""
 from __future__ import annotations
 
 import io
+import os
 import re
 import sys
 from pathlib import Path
@@ -172,3 +173,22 @@ def test_a_closed_stream_is_written_to_as_rich_does_nothing(stderr: bool, monkey
     console_module.say(("wrote", "green"), " /models/m.gguf (1.0 MiB)", stderr=stderr)
     if stderr:
         console_module.print_error(FtwizError("model not found", fix="give a folder"))
+
+
+def test_a_reader_that_went_away_ends_quietly_as_rich_does() -> None:
+    """`ftwiz export ... --verify | head -1`: the lines after the reader left ended in a BrokenPipeError traceback;
+    rich's console (the oracle, what the CLI printed through before) exits 1 without one."""
+    import subprocess
+
+    code = ("import time\nfrom ftwiz.core.cli.console import say\ntime.sleep(0.3)\n"
+            "for _ in range(3):\n    say(('wrote', 'green'), ' /models/m.gguf')\n")
+    rich_code = ("import time\nfrom rich.console import Console\ntime.sleep(0.3)\nc = Console()\n"
+                 "for _ in range(3):\n    c.print('[green]wrote[/green] /models/m.gguf')\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    for source in (rich_code, code):
+        child = subprocess.Popen([sys.executable, "-c", source], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 env=env)
+        assert child.stdout is not None and child.stderr is not None
+        child.stdout.close()  # the reader goes away before the first line
+        err = child.stderr.read().decode()
+        assert child.wait(timeout=60) == 1 and "Traceback" not in err and "Exception ignored" not in err, err
