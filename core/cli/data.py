@@ -84,8 +84,10 @@ def _check(args: argparse.Namespace) -> int:
                     "over_cutoff": report.over_cutoff,
                     "problems": [r.to_json() | {"raw": None} for r in report.rejects]})
     else:
+        from rich.markup import escape  # file names printed as they are: 'chats [v2].jsonl' is no style
+
         for file, (fmt, why) in report.formats.items():
-            console.print(f"{file}: [bold]{fmt}[/bold] ({why})", highlight=False)
+            console.print(f"{escape(str(file))}: [bold]{fmt}[/bold] ({escape(why)})", highlight=False)
         console.print(f"records read {report.read}, kept [green]{report.kept}[/green], "
                       f"rejected [red]{len(report.rejects)}[/red]")
         if report.documents:  # raw text: long documents become consecutive blocks, nothing is cut
@@ -103,11 +105,13 @@ def _check(args: argparse.Namespace) -> int:
         for reject in report.rejects[:20]:
             place = f"line {reject.line}" if reject.line else f"record {reject.index}"
             field = f", field '{reject.field}'" if reject.field else ""
-            console.print(f"  [red]x[/red] {reject.file}, {place}{field}: {reject.message}", highlight=False)
+            console.print(f"  [red]x[/red] {escape(f'{reject.file}, {place}{field}: {reject.message}')}",
+                          highlight=False)
         if len(report.rejects) > 20:
             console.print(f"  ... and {len(report.rejects) - 20} more")
         if rejects_path:
-            console.print(f"rejected records (with reasons) saved to {rejects_path}; nothing was dropped silently")
+            console.print(f"rejected records (with reasons) saved to {rejects_path}; nothing was dropped silently",
+                          markup=False)
         if report.unfilled_placeholders:
             names = ", ".join("{{" + n + "}}" for n in report.unfilled_placeholders)
             console.print(f"[yellow]warning[/yellow]: unfilled placeholders {names}: "
@@ -186,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "prepare":
         out = args.out or Path(f"{Path(args.path).name}.prepared")
         prepared.save_splits(out, overwrite=args.overwrite)  # --out may be the user's own data folder
-        console.print(f"wrote train/validation/test splits, rejects and stats to {out}")
+        console.print(f"wrote train/validation/test splits, rejects and stats to {out}", markup=False)
     elif args.action == "preview":
         _preview(args, recipe, tokenizer, prepared)
         if not args.json:
@@ -199,6 +203,6 @@ def run(args: argparse.Namespace) -> int:
         print_json(stats | {"tokenizer": tokenizer_label(tokenizer)})
     else:
         console.print(f"lengths measured with the tokenizer of {recipe.model_name_or_path}: "
-                      f"{tokenizer_label(tokenizer)}", highlight=False)
+                      f"{tokenizer_label(tokenizer)}", highlight=False, markup=False)
         render_stats(console, prepared, recipe.cutoff_len, args.batch_size)
     return 0

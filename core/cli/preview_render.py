@@ -22,8 +22,9 @@ def learned_text(segments: list[tuple[str, bool]]) -> Text:
 def render_preview(console, tokenizer, view) -> None:
     """One SampleView: its source, its text marked, and how many tokens are learned."""
     from ftwiz.core.data.preview import learned_segments, tokenizer_label
+    from rich.markup import escape
 
-    console.print(f"[bold]Sample[/bold] from {view.record} (learned tokens in [bold green]green[/bold green], "
+    console.print(f"[bold]Sample[/bold] from {escape(str(view.record))} (learned tokens in [bold green]green[/bold green], "
                   "context dimmed):", highlight=False)
     console.print(learned_text(learned_segments(tokenizer, view)))
     console.print(f"{view.learned} of {len(view.labels)} tokens are learned (tokenizer {tokenizer_label(tokenizer)})",
@@ -33,8 +34,9 @@ def render_preview(console, tokenizer, view) -> None:
 def render_pair(console, tokenizer, view, stage: str | None = None) -> None:
     """Chosen above rejected, the answer tokens each is scored on in bold, and what training does with them."""
     from ftwiz.core.data.preview import learned_segments, tokenizer_label
+    from rich.markup import escape
 
-    console.print(f"[bold]Preference pair[/bold] from {view.record} (scored answer tokens in bold green, prompt "
+    console.print(f"[bold]Preference pair[/bold] from {escape(str(view.record))} (scored answer tokens in bold green, prompt "
                   "dimmed):", highlight=False)
     goal = {"kto": ("learned as desirable", "learned as undesirable")}.get(
         stage or "", ("made more likely", "made less likely, relative to the reference model"))
