@@ -57,7 +57,14 @@ def run(args: argparse.Namespace) -> int:
                         "family": spec.template.family, "stops": spec.stops, "notes": list(spec.notes),
                         "verify_failed": spec.failed_verify or None})
             return 0
-        console.print(f"wrote {args.modelfile}\n  next: [bold]ollama create {name} -f {args.modelfile}[/bold]")
+        import shlex
+
+        from rich.markup import escape
+
+        # escaped and quoted: 'Modelfile [v2]' is printed as it is, in a command that can be pasted into a shell
+        console.print(f"wrote {escape(str(args.modelfile))}\n  next: [bold]"
+                      f"{escape(shlex.join(['ollama', 'create', name, '-f', str(args.modelfile)]))}[/bold]",
+                      highlight=False)
         _print_notes(console, text)
         return 0
 

@@ -192,3 +192,19 @@ def test_a_reader_that_went_away_ends_quietly_as_rich_does() -> None:
         child.stdout.close()  # the reader goes away before the first line
         err = child.stderr.read().decode()
         assert child.wait(timeout=60) == 1 and "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_register_modelfile_names_its_path_with_brackets(tiny_qwen2: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`ftwiz register m.gguf --modelfile 'Modelfile [v2]'` said 'wrote Modelfile ' and 'next: ollama create
+    NAME -f Modelfile ': a command that fails when copied."""
+    from ftwiz.core.cli import main
+    from ftwiz.core.export.convert import convert_to_gguf
+
+    gguf = convert_to_gguf(tiny_qwen2, tmp_path / "m.gguf", "F16")
+    modelfile = tmp_path / "Modelfile [v2]"
+    capsys.readouterr()
+    assert main(["register", str(gguf), "--name", "m", "--modelfile", str(modelfile)]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"wrote {modelfile} next: ollama create m -f '{modelfile}'" in shown, shown
+    assert modelfile.is_file()
