@@ -118,8 +118,10 @@ def _report_already_completed(args: argparse.Namespace) -> bool:
     out.print(f"run '{done.run_dir.name}' is already complete ({done.summary.get('steps')} steps): nothing was "
               f"trained or rewritten. Its {'adapter' if done.output_path.name == 'adapter' else 'model'}: "
               f"{done.output_path}", highlight=False, markup=False)  # a path with brackets printed as it is
-    out.print(f"next: ftwiz export {done.run_dir} --quant {_export_quant(done.run_dir)} --verify", highlight=False,
-              markup=False)
+    import shlex  # quoted: a runs folder with spaces gives a command that can be pasted
+
+    out.print(f"next: ftwiz export {shlex.quote(str(done.run_dir))} --quant {_export_quant(done.run_dir)} --verify",
+              highlight=False, markup=False)
     return True
 
 

@@ -123,8 +123,10 @@ class TrainProgress:
         table.add_row("time", f"{summary.get('seconds', 0):.0f} s")
         table.add_row("output", escape(str(result.output_path)))
         self.console.print(table)
-        self.console.print(f"next: ftwiz export {escape(str(result.run_dir))} --quant {_export_quant(result.run_dir)} "
-                           "--verify", highlight=False)
+        import shlex  # quoted: a runs folder with spaces gives a command that can be pasted
+
+        self.console.print(f"next: ftwiz export {escape(shlex.quote(str(result.run_dir)))} --quant "
+                           f"{_export_quant(result.run_dir)} --verify", highlight=False)
 
 
 def _export_quant(run_dir) -> str:

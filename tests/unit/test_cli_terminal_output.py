@@ -146,7 +146,7 @@ def test_recipe_and_training_summary_print_brackets_in_paths(tmp_path: Path,
     TrainProgress(Console(file=screen, width=400)).final(result)
     shown = screen.getvalue()
     assert f"Training completed: {run}" in shown and str(run / "adapter") in shown
-    assert f"next: ftwiz export {run} --quant" in shown, shown
+    assert f"next: ftwiz export '{run}' --quant" in shown, shown  # quoted for the shell
 
 
 def test_an_error_to_a_log_is_whole_lines_with_its_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
