@@ -78,11 +78,7 @@ def download_with_progress(plan, console=None, cancelled=lambda: False):
             progress.update(overall, completed=p.done, description=f"total ({p.files_done}/{p.files_total} files)")
             progress.update(current, completed=p.file_done, total=p.file_total or None, description=p.file)
 
-        result = run_pull(plan, on_progress=on_progress, cancelled=cancelled)
-    from ftwiz.core.export.vocab_warm import warm_vocab_cache
-
-    warm_vocab_cache(result.path)  # the first export of this model finds its vocabulary parsed (~0.5 s saved)
-    return result
+        return run_pull(plan, on_progress=on_progress, cancelled=cancelled)
 
 
 def _confirm(plan, prefix: str = "") -> bool:
@@ -160,8 +156,21 @@ def run(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, PullCancelled):
         console.print("[yellow]stopped[/yellow]: what arrived is kept; run the same command to resume")
         return EXIT_INTERRUPTED
+    _prepare_export(result.path)
     got = f"{human_size(result.downloaded_bytes)} downloaded" if result.downloaded_bytes else "already in the cache"
     console.print(f"[green]{result.repo_id}[/green] at commit {result.commit} ({got})\n"
                   f"  {result.path}\n  use it with: model_name_or_path: {result.repo_id}  "
                   f"(runs record commit {result.commit[:12]} in their run card)", highlight=False, soft_wrap=True)
     return EXIT_OK
+
+
+def _prepare_export(snapshot) -> None:
+    """Fill the export's vocabulary cache for the model just pulled (~0.5 s now instead of in its first
+    ``ftwiz export``). Only here: ``train --download`` fills it from the tokenizer it saves when training ends.
+    Ctrl-C meanwhile skips it: the download is complete, and the export parses the vocabulary itself."""
+    import contextlib
+
+    from ftwiz.core.export.vocab_warm import warm_vocab_cache
+
+    with contextlib.suppress(KeyboardInterrupt):
+        warm_vocab_cache(snapshot)

@@ -194,3 +194,21 @@ def test_modelscope_source_asks_for_safetensors_only(monkeypatch, tmp_path, caps
     assert model_id == "Qwen/Qwen3-0.6B" and revision == "master"
     assert "*.safetensors" in allow and "config.json" in allow and "*.bin" in ignore and "*.pth" in ignore
     assert str(tmp_path / "modelscope" / "Qwen/Qwen3-0.6B") in " ".join(capsys.readouterr().out.split())
+
+
+def test_ctrl_c_while_the_vocabulary_cache_fills_after_a_complete_pull_still_reports_the_download(
+        hub, published, tmp_path, capsys, monkeypatch):
+    """The download is complete: Ctrl-C in the half second of filling the export's cache skips that fill, and
+    the pull reports the model as downloaded (exit 0), not 'stopped ... run the same command to resume'."""
+    from ftwiz.core.cli import main
+    from ftwiz.core.export import vocab_warm
+
+    monkeypatch.setenv("FTWIZ_CACHE_DIR", str(tmp_path / "ftwiz-cache"))
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vocab_warm, "warm_vocab_cache", interrupted)
+    assert main(["pull", REPO, "--yes", "--vram-gb", "8"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"at commit {published}" in out and "stopped" not in out
