@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     cancel = CancelFlag()
     _install_signal_handlers(cancel, terminal=not to_stdout)
 
-    from ftwiz.core.train.runner import train
+    from ftwiz.core.train.runner import is_main_process, train
 
     try:
         if not args.resume:  # before a run folder exists: a typo is one clear error, not a failed run
@@ -208,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
         progress.final(result)
     if result.status == "cancelled":
         return EXIT_INTERRUPTED
-    if result.status == "completed":
+    if result.status == "completed" and is_main_process():  # one fill, not one per distributed rank
         # training is over: Ctrl-C now skips the cache fill and ends the command (no 'saving a checkpoint', no 130)
         import contextlib
 

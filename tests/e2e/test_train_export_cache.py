@@ -74,3 +74,25 @@ def test_ctrl_c_while_the_cache_is_filled_ends_a_completed_training_with_exit_0(
     err = " ".join(capsys.readouterr().err.split())
     assert "Training completed" in err and "next: ftwiz export" in err
     assert "checkpoint" not in err.split("next: ftwiz export")[1] and "stopped" not in err
+
+
+def test_only_the_main_process_of_a_distributed_training_fills_the_cache(tiny_qwen2: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under `--gpus N` every rank runs `ftwiz train`: rank 0 fills the cache, the others would only repeat it."""
+    from ftwiz.core.export import vocab_warm
+    from ftwiz.core.train import runner
+    from ftwiz.core.train.result import TrainResult
+
+    filled: list[Path] = []
+    monkeypatch.setattr(vocab_warm, "warm_vocab_cache", lambda folder, *_a: filled.append(Path(folder)) or True)
+    adapter = tmp_path / "runs" / "ranked" / "adapter"
+    monkeypatch.setattr(runner, "train", lambda *a, **k: TrainResult(adapter.parent, "completed", adapter, {}))
+    recipe = str(_recipe_file(tiny_qwen2, tmp_path, "ranked"))
+    (adapter).mkdir(parents=True)
+    (adapter / "config.json").write_text("{}")
+    monkeypatch.setenv("RANK", "1")
+    assert cli_main(["train", recipe]) == 0
+    assert filled == []
+    monkeypatch.setenv("RANK", "0")
+    assert cli_main(["train", recipe]) == 0
+    assert filled == [adapter]
