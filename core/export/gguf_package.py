@@ -41,15 +41,25 @@ def install() -> None:
 
         def __getattr__(name: str) -> Any:  # noqa: N807 - the module attribute hook (PEP 562)
             with _lock:
+                if name in package.__dict__:  # bound by another thread while this one waited for the lock
+                    return package.__dict__[name]
                 if not state["writer"]:
-                    state["writer"] = True
-                    for sub in WRITER_MODULES:
-                        _bind_public(package, importlib.import_module(f"gguf.{sub}"))
+                    state["writer"] = True  # set first: a lookup from inside these imports goes on to the whole
+                    try:
+                        for sub in WRITER_MODULES:
+                            _bind_public(package, importlib.import_module(f"gguf.{sub}"))
+                    except BaseException:  # Ctrl-C, a broken install: the next lookup tries again
+                        state["writer"] = False
+                        raise
                     if name in package.__dict__:
                         return package.__dict__[name]
                 if not state["whole"]:
                     state["whole"] = True
-                    spec.loader.exec_module(package)  # the real gguf/__init__.py, in this module object
+                    try:
+                        spec.loader.exec_module(package)  # the real gguf/__init__.py, in this module object
+                    except BaseException:  # as a failed 'import gguf' does, the next lookup shows the error again
+                        state["whole"] = False
+                        raise
                     if name in package.__dict__:
                         return package.__dict__[name]
             raise AttributeError(f"module 'gguf' has no attribute {name!r}")

@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 PLAIN = """
 import json, gguf
 print(json.dumps({n: f"{type(v).__name__}:{getattr(v, '__module__', '')}:{getattr(v, '__qualname__', n)}"
@@ -55,3 +57,53 @@ def test_a_missing_name_is_an_attribute_error() -> None:
             "    print('AttributeError', e)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert "AttributeError module 'gguf' has no attribute 'no_such_name'" in done.stdout
+
+
+# Another thread (a TUI worker) looks a name up while the package is being loaded: it waits for the lock, and
+# finds the name bound once it gets it. The loading thread is simulated by holding the lock here while the
+# waiting thread is parked inside the hook (seen in its frame), then loading the package, then releasing it.
+WAITER = """
+import sys, threading, time
+import ftwiz.core.export
+import gguf
+from ftwiz.core.export import gguf_package
+
+waiting_for, loaded_by = sys.argv[1:3]
+got = {}
+def look():
+    try:
+        got["value"] = getattr(gguf, waiting_for).__name__
+    except AttributeError as e:
+        got["value"] = f"AttributeError: {e}"
+with gguf_package._lock:
+    t = threading.Thread(target=look)
+    t.start()
+    while t.is_alive() and getattr(sys._current_frames().get(t.ident), "f_code", None) is not None \\
+            and sys._current_frames()[t.ident].f_code.co_name != "__getattr__":
+        time.sleep(0.001)
+    getattr(gguf, loaded_by)
+t.join(30)
+print(got["value"], "yaml" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(("waiting_for", "loaded_by", "expected"), [
+    ("GGUFWriter", "GGUFWriter", ["GGUFWriter", "False"]),  # the export thread's writer, still without PyYAML
+    ("Metadata", "GGUFReader", ["Metadata", "True"]),  # not "module 'gguf' has no attribute 'Metadata'"
+])
+def test_a_name_looked_up_by_a_thread_while_another_loads_the_package_is_found(
+        waiting_for: str, loaded_by: str, expected: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-c", WAITER, waiting_for, loaded_by], capture_output=True, text=True,
+                          check=True, timeout=120)
+    assert done.stdout.split() == expected
+
+
+def test_a_package_that_fails_to_complete_says_why_each_time() -> None:
+    # PyYAML broken (None in sys.modules makes 'import yaml' fail): the export's writer names still load, and
+    # every lookup of a name of the module that failed names the failed import, as a second 'import gguf' would,
+    # not "module 'gguf' has no attribute 'Metadata'" from the second time on
+    code = ("import sys\nsys.modules['yaml'] = None\nimport ftwiz.core.export, gguf\nprint(gguf.GGUFWriter.__name__)\n"
+            "for _ in range(2):\n    try:\n        gguf.Metadata\n    except ImportError as e:\n"
+            "        print(type(e).__name__)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.split() == ["GGUFWriter", "ModuleNotFoundError", "ModuleNotFoundError"]
