@@ -78,8 +78,8 @@ def look():
 with gguf_package._lock:
     t = threading.Thread(target=look)
     t.start()
-    while t.is_alive() and getattr(sys._current_frames().get(t.ident), "f_code", None) is not None \\
-            and sys._current_frames()[t.ident].f_code.co_name != "__getattr__":
+    while t.is_alive() and getattr(getattr(sys._current_frames().get(t.ident), "f_code", None), "co_name", "") \\
+            != "__getattr__":  # until the thread waits for the lock inside the hook
         time.sleep(0.001)
     getattr(gguf, loaded_by)
 t.join(30)
