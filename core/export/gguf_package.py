@@ -65,7 +65,7 @@ def install() -> None:
             raise AttributeError(f"module 'gguf' has no attribute {name!r}")
 
         package.__getattr__ = __getattr__  # type: ignore[method-assign]
-        sys.modules["gguf"] = package
+        sys.modules.setdefault("gguf", package)  # a plain 'import gguf' another thread finished meanwhile stays
 
 
 def _bind_public(package: ModuleType, module: ModuleType) -> None:
