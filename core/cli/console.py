@@ -33,7 +33,10 @@ def __getattr__(name: str) -> Any:
     if name not in _consoles:
         from rich.console import Console
 
-        _consoles[name] = Console(stderr=name == "err_console")
+        stderr = name == "err_console"
+        # to a pipe or a log rich would break every line at 80 columns (a long path split in two); there lines
+        # are written whole, as on a terminal wide enough for them
+        _consoles[name] = Console(stderr=stderr, soft_wrap=not styled(sys.stderr if stderr else sys.stdout))
     return _consoles[name]
 
 

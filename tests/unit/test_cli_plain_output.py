@@ -102,3 +102,16 @@ def test_json_and_events_on_stdout_are_refused_together(tiny_qwen2: Path, capsys
 
     assert main(["export", str(tiny_qwen2), "--events", "-", "--json"]) == 2
     assert "--events events.jsonl" in capsys.readouterr().err
+
+
+def test_every_verbs_console_writes_long_lines_whole_to_a_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verbs that print through rich (doctor, plan, data, ...) to a pipe or log: a long path stays on one line
+    instead of being broken at rich's 80 columns."""
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    monkeypatch.setattr(console_module, "_consoles", {})
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", log)
+    path = "/data/" + "a-long-folder-name/" * 8 + "train.jsonl"
+    console_module.console.print(f"reading {path}")
+    assert log.getvalue() == f"reading {path}\n"
