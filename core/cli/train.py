@@ -212,7 +212,11 @@ def run(args: argparse.Namespace) -> int:
         # training is over: Ctrl-C now skips the cache fill and ends the command (no 'saving a checkpoint', no 130)
         import contextlib
 
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        def stop_filling(_signum, _frame):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGINT, stop_filling)
+        signal.signal(signal.SIGTERM, stop_filling)  # a parent stopping the finished child: no 'saving a checkpoint'
         with contextlib.suppress(KeyboardInterrupt):  # the export then parses the vocabulary itself
             _prepare_export(result)
     return EXIT_OK if result.status == "completed" else EXIT_USER_ERROR

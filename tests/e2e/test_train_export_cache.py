@@ -54,23 +54,31 @@ def test_the_first_export_after_training_reads_the_cached_vocabulary(tiny_qwen2:
     assert warm.read_bytes() == cold.read_bytes()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_while_the_cache_is_filled_ends_a_completed_training_with_exit_0(
-        tiny_qwen2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        tiny_qwen2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        signum: int) -> None:
     """The training said 'next: ftwiz export' and the prompt had not come back yet: Ctrl-C (pressed twice, as a
-    user waiting does) said 'saving a checkpoint ... then stopping' and exited 130, failing `train && export`."""
+    user waiting does) said 'saving a checkpoint ... then stopping' and exited 130, failing `train && export`.
+    A parent's SIGTERM to the finished child said 'saving a checkpoint' too."""
     from ftwiz.core.export import vocab_warm
 
     monkeypatch.setenv("FTWIZ_CACHE_DIR", str(tmp_path / "cache"))
 
     def interrupted(*_args, **_kwargs) -> bool:
         for _ in range(2):
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signum)
             time.sleep(0.05)  # Python runs the handler here
         raise AssertionError("Ctrl-C did not stop the cache fill")
 
     monkeypatch.setattr(vocab_warm, "warm_vocab_cache", interrupted)
     capsys.readouterr()
-    assert cli_main(["train", str(_recipe_file(tiny_qwen2, tmp_path, "cache-ctrl-c"))]) == 0
+    previous = {n: signal.getsignal(n) for n in (signal.SIGINT, signal.SIGTERM)}  # the CLI installs its own
+    try:
+        assert cli_main(["train", str(_recipe_file(tiny_qwen2, tmp_path, f"cache-signal-{signum}"))]) == 0
+    finally:
+        for n, handler in previous.items():
+            signal.signal(n, handler)
     err = " ".join(capsys.readouterr().err.split())
     assert "Training completed" in err and "next: ftwiz export" in err
     assert "checkpoint" not in err.split("next: ftwiz export")[1] and "stopped" not in err
