@@ -75,5 +75,8 @@ def run(args: argparse.Namespace) -> int:
         table.add_row("llama.cpp server reply", result.server_reply)
     table.add_row("time by stage", ", ".join(f"{k} {v:.0f}s" for k, v in result.timings.items()))
     console.print(table)
-    console.print(f"next: ftwiz chat {result.gguf}    |    ftwiz register {result.gguf} --name ftwiz-demo")
+    import shlex  # quoted: a folder with spaces or brackets gives commands that can be pasted
+
+    gguf = shlex.quote(str(result.gguf))
+    console.print(f"next: ftwiz chat {gguf}    |    ftwiz register {gguf} --name ftwiz-demo", markup=False)
     return EXIT_OK

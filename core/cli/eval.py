@@ -35,8 +35,10 @@ def _print_summary(report, console) -> None:
     from rich.table import Table
 
     kind = "samples" if report.samples or report.n_samples == 0 else "documents (raw text)"
-    console.print(f"[bold]{report.target}[/bold]: {report.n_samples} {kind} from split '{report.split}'",
-                  highlight=False)
+    from rich.markup import escape  # a run or file named 'm [v2]' is printed as it is, not read as a style
+
+    console.print(f"[bold]{escape(str(report.target))}[/bold]: {report.n_samples} {kind} from split "
+                  f"'{escape(str(report.split))}'", highlight=False)
     table = Table()
     table.add_column("metric")
     for model in report.models:
@@ -53,7 +55,7 @@ def _print_summary(report, console) -> None:
         for line in preference_lines(report.preference):
             console.print(line.replace("**", ""), highlight=False)
     for note in report.notes:
-        console.print(f"[dim]note: {note}[/dim]", highlight=False)
+        console.print(f"[dim]note: {escape(note)}[/dim]", highlight=False)
     if report.forgetting:
         f = report.forgetting
         console.print(f"forgetting: general-text perplexity {f.base_perplexity:.2f} -> {f.tuned_perplexity:.2f} "
@@ -61,9 +63,9 @@ def _print_summary(report, console) -> None:
     if report.gguf_agreement is not None:
         console.print(f"GGUF vs HF: {report.gguf_agreement:.0%} of greedy answers identical")
     for warning in report.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     for name, path in report.files.items():
-        console.print(f"{name}: {path}", highlight=False)
+        console.print(f"{name}: {path}", highlight=False, markup=False)
 
 
 def _refuse_unfinished(target: str) -> None:

@@ -133,8 +133,10 @@ def run(args: argparse.Namespace) -> int:
         from ftwiz.core.hub.modelscope import pull_modelscope
 
         folder = pull_modelscope(args.model, args.revision)
-        console.print(f"[green]downloaded[/green] {args.model} from ModelScope to {folder}\n"
-                      f"use it with: model_name_or_path: {folder}", highlight=False, soft_wrap=True)
+        from rich.markup import escape  # a cache folder with brackets is printed as it is
+
+        console.print(f"[green]downloaded[/green] {escape(args.model)} from ModelScope to {escape(str(folder))}\n"
+                      f"use it with: model_name_or_path: {escape(str(folder))}", highlight=False, soft_wrap=True)
         return EXIT_OK
     from ftwiz.core.hub.pull import cached_snapshot, prepare_pull
     from huggingface_hub import constants
