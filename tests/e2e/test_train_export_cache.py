@@ -104,3 +104,30 @@ def test_only_the_main_process_of_a_distributed_training_fills_the_cache(tiny_qw
     monkeypatch.setenv("RANK", "0")
     assert cli_main(["train", recipe]) == 0
     assert filled == [adapter]
+
+
+def test_ftwiz_merge_of_an_adapter_from_elsewhere_leaves_its_first_export_warm(
+        tiny_qwen2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An adapter trained by another tool reaches ftwiz with no cached vocabulary: `ftwiz merge ADAPTER --out DIR`
+    fills it, so `ftwiz export DIR` does not parse tokenizer.json, and writes what an export that parsed it does."""
+    from ftwiz.core.export import vocab_cache
+    from ftwiz.core.rundir import RunDir
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FTWIZ_CACHE_DIR", str(cache))
+    assert cli_main(["train", str(_recipe_file(tiny_qwen2, tmp_path, "elsewhere"))]) == 0
+    shutil.rmtree(cache)  # as if trained elsewhere: nothing cached for this tokenizer
+    merged = tmp_path / "merged [v2]"
+    adapter = RunDir.resolve("elsewhere").root / "adapter"
+    assert cli_main(["merge", str(adapter), "--out", str(merged)]) == 0
+
+    parsed: list[Path] = []
+    real_build = vocab_cache.build
+    monkeypatch.setattr(vocab_cache, "build", lambda *a, **k: parsed.append(a[1]) or real_build(*a, **k))
+    warm = tmp_path / "warm.gguf"
+    assert cli_main(["export", str(merged), "--quant", "F16", "--out", str(warm)]) == 0
+    assert parsed == []  # the merge cached the vocabulary
+    shutil.rmtree(cache)
+    cold = tmp_path / "cold.gguf"
+    assert cli_main(["export", str(merged), "--quant", "F16", "--out", str(cold)]) == 0
+    assert len(parsed) == 1 and warm.read_bytes() == cold.read_bytes()
