@@ -102,7 +102,10 @@ class Step(_Event):
     step: int
     total_steps: int
     epoch: float
-    loss: float
+    # required, but null for a loss that was NaN or infinite: the step training diverged at (it stops
+    # there and a `failed` event follows). The line stays valid JSON and is read back, not skipped.
+    loss: float | None = field(metadata={"description": "Mean training loss since the last step event; null "
+                                                        "when it was NaN or infinite (training diverged here)"})
     lr: float
     grad_norm: float | None = None
     tokens_per_s: float | None = None

@@ -64,7 +64,7 @@ class TrainProgress:
     def _show(self, event) -> None:
         """The bar's stats line for step ``event``, with the latest eval loss."""
         memory = event.mem_peak_bytes or event.rss_bytes
-        stats = [f"loss {event.loss:.3f}"]
+        stats = [f"loss {event.loss:.3f}" if event.loss is not None else "loss not finite"]  # (diverged)
         if self.eval_loss is not None:
             stats.append(f"eval {self.eval_loss:.3f}")
         if event.rewards_margins is not None:  # preference stages: is the chosen answer winning?

@@ -30,7 +30,7 @@ def loss_curves(events_path: Path) -> LossCurves:
     evals: dict[int, float] = {}
     if events_path.is_file():
         for event in read_events(events_path):
-            if isinstance(event, Step):
+            if isinstance(event, Step) and event.loss is not None:  # None: diverged (NaN/inf), no point
                 train[event.step] = event.loss
             elif isinstance(event, Eval):
                 evals[event.step] = event.loss

@@ -1,7 +1,8 @@
 """Trainer callbacks: turn the Trainer's logs into ftwiz events, and honour a cancel request.
 
 The Trainer stays in charge of the loop; these callbacks only observe (events, memory, throughput) or
-ask it to save and stop (cancel). Work per step is a handful of counters, so the event stream costs
+ask it to save and stop (cancel), or to stop without saving (a loss that became NaN or infinite, see
+``ftwiz.core.train.divergence``). Work per step is a handful of counters, so the event stream costs
 well under the 3% the train-overhead benchmark allows.
 """
 
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 from ftwiz.core.events import CheckpointSaved, Eval, EventBus, Step
+from ftwiz.core.train.divergence import LossWatch, hold_back
 from transformers import TrainerCallback
 
 # Test-only seam: raise the exception CUDA raises when the micro-batch is above this value, so the
@@ -58,11 +60,16 @@ def memory_snapshot(device: str) -> dict[str, int | None]:
 
 
 class EventCallback(TrainerCallback):
-    """Emit Step / Eval / CheckpointSaved events and stop cleanly when cancelled."""
+    """Emit Step / Eval / CheckpointSaved events, stop cleanly when cancelled, stop unsaved when diverged.
+
+    ``watch`` sees every logged loss (a resumed run passes one seeded with its earlier steps); after
+    training, ``watch.diverged`` says whether the run diverged (its weights must not become the result).
+    """
 
     def __init__(self, bus: EventBus, *, device: str, micro_batch: int, cancel: CancelFlag,
-                 on_checkpoint=None) -> None:
+                 on_checkpoint=None, watch: LossWatch | None = None) -> None:
         self.bus = bus
+        self.watch = watch if watch is not None else LossWatch()
         self.device = device
         self.micro_batch = micro_batch
         self.cancel = cancel
@@ -77,6 +84,7 @@ class EventCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self._started = self._last_time = time.perf_counter()
         self._start_step = self._last_step = state.global_step
+        self.watch.rewind(state.global_step)
         self._last_tokens = state.num_input_tokens_seen
         if self.device == "cuda":
             import torch
@@ -92,6 +100,19 @@ class EventCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         self._stop_if_cancelled(control)
+        self._check_before_saving(control)
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        self._check_before_saving(control)
+        if self.watch.diverged is not None:  # the loop stopped; save_strategy: epoch would save it here
+            hold_back(control)
+
+    @staticmethod
+    def _check_before_saving(control) -> None:
+        # The Trainer logs before it saves in the same step: a save step is always a log step, so a loss
+        # that became NaN since the last log is seen (and the save held back) before it is written.
+        if control.should_save:
+            control.should_log = True
 
     def _stop_if_cancelled(self, control) -> None:
         if self.cancel:
@@ -102,6 +123,8 @@ class EventCallback(TrainerCallback):
         logs = logs or {}
         if "loss" not in logs:
             return
+        loss = float(logs["loss"])
+        diverged = self.watch.observe(state.global_step, loss)
         now = time.perf_counter()
         elapsed = max(now - self._last_time, 1e-9)
         steps = max(state.global_step - self._last_step, 1)
@@ -111,12 +134,14 @@ class EventCallback(TrainerCallback):
         eta = (now - self._started) / done * (state.max_steps - state.global_step) if done else None
         self.bus.emit(Step(
             step=state.global_step, total_steps=state.max_steps, epoch=float(state.epoch or 0.0),
-            loss=float(logs["loss"]), lr=float(logs.get("learning_rate", 0.0)),
+            loss=_finite(loss), lr=float(logs.get("learning_rate", 0.0)),  # None: NaN/inf, see watch
             grad_norm=_finite(logs.get("grad_norm")), tokens_per_s=tokens / elapsed if tokens else None,
             tokens_seen=int(state.num_input_tokens_seen),
             samples_per_s=samples / elapsed, eta_s=eta, **preference_figures(logs), **memory_snapshot(self.device)))
         self._last_time, self._last_tokens, self._last_step = now, state.num_input_tokens_seen, state.global_step
         self._stop_if_cancelled(control)  # a cancel seen while logging still saves this very step
+        if diverged is not None:  # ...unless the weights are NaN: stop here, no checkpoint, no eval
+            hold_back(control)
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         metrics = metrics or {}

@@ -33,6 +33,7 @@ from ftwiz.core.train.checkpoint_space import (
     drop_incomplete_checkpoints,
     require_checkpoint_space,
 )
+from ftwiz.core.train.divergence import LossWatch, divergence_error
 from ftwiz.core.train.fingerprint import check_resumable, fingerprint
 from ftwiz.core.train.result import TrainResult, finish_if_completed
 from ftwiz.core.train.stages import check_stage_data, is_preference, preference_trainer, stage_config
@@ -318,7 +319,8 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
                 model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                 data_collator=data_collator(tokenizer, plan, packing), processing_class=tokenizer)
         callback = EventCallback(bus, device=plan.device, micro_batch=plan.micro_batch, cancel=cancel,
-                                 on_checkpoint=lambda step: write_status(run, "running", step=step))
+                                 on_checkpoint=lambda step: write_status(run, "running", step=step),
+                                 watch=LossWatch.from_steps(recorder.steps))
         trainer.add_callback(callback)
         if main:
             for tracker in tracking_callbacks(recipe.report_to, run.root, dump_recipe(recipe),
@@ -352,6 +354,9 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
             model.zero_grad(set_to_none=True)
             _free_memory(plan.device)
 
+    if callback.watch.diverged is not None:  # NaN weights are never saved, called completed, or exported
+        raise divergence_error(callback.watch.diverged, recipe=recipe, plan=plan, run_name=run.name,
+                               checkpoints=run.checkpoints)
     if cancel:
         step = trainer.state.global_step
         message = f"cancelled ({cancel.signal_name}) at step {step}; checkpoint kept, resume with " \

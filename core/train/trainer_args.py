@@ -49,6 +49,9 @@ def training_kwargs(recipe: Recipe, plan: Plan, run: RunDir, has_validation: boo
         save_total_limit=recipe.save_total_limit,
         logging_steps=recipe.logging_steps,
         logging_first_step=True,
+        # log a NaN/inf loss as it is: the filter would log the running mean instead (0.0 once every step is
+        # NaN), hiding a diverged run that ftwiz must stop (ftwiz.core.train.divergence)
+        logging_nan_inf_filter=False,
         seed=recipe.seed,
         data_seed=recipe.seed,
         report_to=trainer_report_to(recipe.report_to),  # TensorBoard/MLflow: our callbacks (train/tracking.py)

@@ -6,6 +6,7 @@ save a checkpoint, emit ``finished(status="cancelled")``, exit 130. Steps are sl
 test can press keys while it runs. Usage:
 
     python tests/tui/fake_train.py RECIPE.yaml [--resume RUN] [--steps N] [--sleep S] [--crash-at N]
+                                  [--fail-at N] [--diverge-at N]
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def main() -> int:
     parser.add_argument("--sleep", type=float, default=0.05)
     parser.add_argument("--crash-at", type=int, default=None)
     parser.add_argument("--fail-at", type=int, default=None)
+    parser.add_argument("--diverge-at", type=int, default=None, help="the loss becomes NaN at this step")
     parser.add_argument("--linger", type=float, default=0.0, help="seconds between 'cancelled' and exiting")
     parser.add_argument("--preference", action="store_true", help="steps carry DPO's rewards/* figures")
     parser.add_argument("--fixed-time", type=float, default=None, help="stamp every event with this time")
@@ -92,6 +94,8 @@ def main() -> int:
             write_status(run, "failed", step)
             emit(Failed(reason="out of memory even at micro-batch 1", fix="use a shorter cutoff_len", step=step))
             return 2
+        if args.diverge_at == step:
+            return diverge(run, args, step)
         time.sleep(args.sleep)
         loss = 3.0 * math.exp(-step / 8) + 0.5
         # DPO-shaped figures: the chosen answers' reward rises, the rejected ones' falls
@@ -113,6 +117,23 @@ def main() -> int:
     write_status(run, "completed", args.steps)
     emit(Finished(status="completed", output_path=str(adapter), summary={"final_loss": loss}))
     return 0
+
+
+def diverge(run: RunDir, args: argparse.Namespace, step: int) -> int:
+    """What the trainer streams when the loss becomes NaN: the step (loss null), then the failure."""
+    from types import SimpleNamespace
+
+    from ftwiz.core.recipe import load_recipe
+    from ftwiz.core.train.divergence import Divergence, divergence_error
+
+    emit(Step(step=step, total_steps=args.steps, epoch=step / args.steps, loss=float("nan"), lr=3e-3))
+    last = 3.0 * math.exp(-(step - 1) / 8) + 0.5
+    error = divergence_error(Divergence(step, float("nan"), step - 1, last), recipe=load_recipe(args.recipe),
+                             plan=SimpleNamespace(method="lora", dtype="bf16", device="cuda"),
+                             run_name=run.name, checkpoints=run.checkpoints)
+    write_status(run, "failed", step)
+    emit(Failed(reason=error.what, fix=error.fix, step=step))
+    return 2
 
 
 if __name__ == "__main__":

@@ -172,6 +172,27 @@ async def test_a_failed_event_shows_reason_and_fix(make_app) -> None:
         assert "out of memory" in error and "fix: use a shorter cutoff_len" in error
 
 
+async def test_a_diverged_run_shows_where_the_loss_broke_and_what_to_change(make_app) -> None:
+    from ftwiz.core.events import Step
+    from ftwiz.tui.screens.train import TrainScreen, step_line
+
+    app = make_app(train_command=fake_train_command(steps=10, sleep=0.0, diverge_at=4))
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.goto("train")
+        await wait_until(pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.status == "failed",
+                         what="the divergence")
+        error = str(app.screen.query_one("#error").render())
+        assert "training diverged: the loss became nan at step 4" in error and "fix: lower learning_rate" in error
+        chart = app.screen.query_one("LossChart")
+        assert chart.steps == [1, 2, 3] and chart.diverged_at == 4  # the red line where it broke
+        chart._dirty = True
+        chart.flush()  # draws the line
+        await pilot.pause()
+        assert app.screen.query_one("#next").disabled and app.is_running
+    line = step_line(Step(step=4, total_steps=10, epoch=0.4, loss=None, lr=3e-3))
+    assert "loss not finite" in line.plain
+
+
 async def test_quitting_mid_run_asks_and_keeps_the_checkpoint(make_app) -> None:
     from ftwiz.tui.screens.confirm import ConfirmScreen
     from ftwiz.tui.screens.train import TrainScreen

@@ -45,8 +45,9 @@ def step_line(event: Any, rate: Any = None) -> Text:
     With ``rate`` (a :class:`ftwiz.core.rate.RateWindow`) tokens/s and ETA come from the same smoothed
     window, so they agree and do not jump; until it has measured, both say "measuring".
     """
+    loss = (f"{event.loss:.4f}", "bold") if event.loss is not None else ("not finite", "bold red")  # diverged
     text = Text.assemble(("step ", "dim"), (f"{event.step}/{event.total_steps}", "bold"),
-                         ("  loss ", "dim"), (f"{event.loss:.4f}", "bold"), ("  lr ", "dim"), f"{event.lr:.1e}")
+                         ("  loss ", "dim"), loss, ("  lr ", "dim"), f"{event.lr:.1e}")
     if rate is None:
         tokens, eta = event.tokens_per_s, event.eta_s
     else:

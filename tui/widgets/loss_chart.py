@@ -38,7 +38,7 @@ def step_ticks(first: int, last: int, count: int = 5) -> list[int]:
 
 
 class LossChart(PlotextPlot):
-    """Loss per optimizer step, with eval loss as a second series."""
+    """Loss per optimizer step, with eval loss as a second series; a red line where the loss diverged."""
 
     DEFAULT_CSS = """
     LossChart { height: 1fr; min-height: 8; }
@@ -50,15 +50,22 @@ class LossChart(PlotextPlot):
         self.losses: list[float] = []
         self.eval_steps: list[int] = []
         self.eval_losses: list[float] = []
+        self.diverged_at: int | None = None  # the step whose loss was NaN or infinite (the run stopped there)
         self._last_plot = 0.0
         self._dirty = False
 
     def on_mount(self) -> None:
         self._replot()
 
-    def add_step(self, step: int, loss: float) -> None:
-        self.steps.append(step)
-        self.losses.append(loss)
+    def add_step(self, step: int, loss: float | None) -> None:
+        """A step's loss; None (the event's null for NaN/inf) marks where training diverged."""
+        if loss is None:
+            self.diverged_at = step
+        else:
+            self.steps.append(step)
+            self.losses.append(loss)
+            if self.diverged_at is not None and step >= self.diverged_at:  # resumed past it
+                self.diverged_at = None
         self._dirty = True
 
     def add_eval(self, step: int, loss: float) -> None:
@@ -85,8 +92,11 @@ class LossChart(PlotextPlot):
         plt.xlabel("step")
         if self.steps:
             plt.plot(*downsample(self.steps, self.losses), label="train", marker="braille")
-            ticks = step_ticks(self.steps[0], self.steps[-1])
+            ticks = step_ticks(self.steps[0], max(self.steps[-1], self.diverged_at or 0))
             plt.xticks(ticks, [str(t) for t in ticks])  # whole steps: plotext's own ticks are fractional
         if self.eval_steps:
             plt.plot(*downsample(self.eval_steps, self.eval_losses), label="eval", marker="dot")
+        if self.diverged_at is not None:
+            plt.vline(self.diverged_at, "red")
+            plt.title(f"loss - diverged at step {self.diverged_at} (NaN/inf)")
         self.refresh()
