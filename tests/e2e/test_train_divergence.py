@@ -38,11 +38,13 @@ def tiny_recipe(model: Path, **fields):
 
 @pytest.fixture()
 def nan_from_step(monkeypatch: pytest.MonkeyPatch):
-    """Make the training loss ``value`` from optimizer step ``n`` on (1-based, as events count steps);
-    ``n`` None: the loss as it is again."""
-    original = transformers.Trainer.compute_loss
+    """Make ``trainer``'s training loss ``value`` from optimizer step ``n`` on (1-based, as events count
+    steps); ``n`` None: the loss as it is again."""
+    originals: dict[type, object] = {}
 
-    def arm(n: int | None, value: float = float("nan")) -> None:
+    def arm(n: int | None, value: float = float("nan"), trainer: type = transformers.Trainer) -> None:
+        original = originals.setdefault(trainer, trainer.compute_loss)
+
         def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
             out = original(self, model, inputs, return_outputs=return_outputs, **kwargs)
             if n is None or self.state.global_step + 1 < n:  # global_step counts the steps already taken
@@ -51,7 +53,7 @@ def nan_from_step(monkeypatch: pytest.MonkeyPatch):
             loss = loss * value  # stays in the graph: backward sends NaN gradients into the optimizer
             return (loss, *rest) if return_outputs else loss
 
-        monkeypatch.setattr(transformers.Trainer, "compute_loss", compute_loss)
+        monkeypatch.setattr(trainer, "compute_loss", compute_loss)
 
     return arm
 
@@ -93,6 +95,13 @@ def test_a_nan_loss_stops_the_run_as_a_failure_and_keeps_the_good_checkpoint(
     state = json.loads((run.checkpoints / "checkpoint-4" / "trainer_state.json").read_text())
     assert state["global_step"] == 4 and _all_finite(run.checkpoints / "checkpoint-4")
 
+    # a resume repeats the settings; diverging right after checkpoint-4 this time, it knows the earlier losses
+    nan_from_step(5)
+    assert cli_main(["train", "--resume", "nan"]) == 2
+    err = capsys.readouterr().err
+    assert "the loss became nan at step 5 (last finite loss" in err and "at step 4)" in err
+    assert f"--from {run.checkpoints / 'checkpoint-2'}" in err and run.checkpoint_steps() == [2, 4]
+
     # the fix's new run from the good checkpoint works (here with the loss left alone)
     nan_from_step(None)
     assert cli_main(["train", str(recipe_file), "--run-name", "nan-2", "--from",
@@ -112,3 +121,17 @@ def test_an_infinite_loss_with_epoch_checkpoints_saves_nothing_after_it(tiny_qwe
     assert _all_finite(run.checkpoints / "checkpoint-4")
     # checkpoint-4 holds the weights after step 4; step 5's finite loss was computed with them
     assert "to start from checkpoint-4," in caught.value.fix
+
+
+def test_a_dpo_run_whose_loss_becomes_nan_fails_the_same_way(tiny_qwen2: Path, tmp_path: Path, nan_from_step) -> None:
+    import trl
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": f"Question {i}?", "chosen": "A good answer.",
+                                         "rejected": "No idea."}) + "\n" for i in range(16)))
+    nan_from_step(3, trainer=trl.DPOTrainer)
+    with pytest.raises(FtwizError, match=r"the loss became nan at step 3 \(last finite loss \S+ at step 2\)"):
+        train(tiny_recipe(tiny_qwen2, run_name="dpo-nan", stage="dpo", dataset=[str(pairs)], max_steps=4))
+    run = RunDir.named("dpo-nan")
+    assert run.state() == "failed" and not run.adapter.exists() and run.checkpoint_steps() == [2]
+    assert [e.loss for e in read_events(run.events) if e.type == "step"][-1] is None
