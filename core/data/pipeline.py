@@ -159,6 +159,13 @@ def _over_cutoff(tokenizer, template: str, convs: list, recipe) -> dict[str, int
             "truncated": int(stats.get("truncated", 0))}
 
 
+def not_trained_line(rejects: list[Reject], read: int) -> str:
+    """'3 of 12 records are not trained (no_learned_tokens 3): ...', the rejects counted by reason."""
+    reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(Counter(r.reason for r in rejects).items()))
+    return (f"{len(rejects)} of {read} records are not trained ({reasons}); each is listed with its file and "
+            "line in rejects.jsonl beside the prepared splits (a run's data/rejects.jsonl)")
+
+
 def write_rejects(rejects: list[Reject], path: str | Path) -> Path:
     _write_jsonl(Path(path), [r.to_json() for r in rejects])
     return Path(path)
@@ -226,11 +233,15 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
     for name in ("train", "validation"):
         if parts[name]:
             tokenized[name], split_stats = tokenize_split(tokenizer, template, parts[name], recipe)
+            kept = split_stats.pop("kept_records")  # the split files and preference trainers get what is trained
+            parts[name] = [conv for i, conv in enumerate(parts[name]) if i in kept]
             stats[name] = split_stats
             for reject in split_stats.pop("reject_objects", []):
                 loaded.rejects.append(reject)
                 if reject.reason != "over_max_length":  # refused by the chat template: counted as check counts it
                     stats["rejected"][reject.reason] = stats["rejected"].get(reject.reason, 0) + 1
+    if loaded.rejects:  # said where training shows it, not only written to rejects.jsonl
+        say(Message(level="warning", text=not_trained_line(loaded.rejects, loaded.read)))
     removed = sum(stats[name].get("reasoning_removed", 0) for name in tokenized)
     if removed:  # told once for the whole dataset: the model learns the answers, not the thoughts
         stats["reasoning_removed"] = removed

@@ -95,7 +95,8 @@ def tokenize_split(tokenizer, template: str, convs: list[Conversation], recipe) 
             texts.append(text)
             spans.append(text_spans)
         out = tokenize_with_labels(tokenizer, texts, spans)
-        out["length"] = [len(ids) for ids in out["input_ids"]]
+        out["length"] = _pair_lengths(tokenizer, template, recipe, batch["messages_json"],
+                                      [len(ids) for ids in out["input_ids"]])
         out["learned"] = [sum(1 for t in labels if t != -100) for labels in out["labels"]]
         out["error"] = errors
         out["reasoning_removed"] = removed
@@ -157,10 +158,15 @@ def tokenize_split(tokenizer, template: str, convs: list[Conversation], recipe) 
         nothing_learned = [i for i, labels in enumerate(_column(ds, "labels")) if all(t == -100 for t in labels)]
     else:  # counted inside the map: no pass over every label in Python here
         nothing_learned = np.nonzero(np.asarray(_column(ds, "learned"), dtype=np.int64) == 0)[0].tolist()
-    if nothing_learned:
+    if nothing_learned:  # e.g. a prompt that alone fills cutoff_len, truncated: a reject, never a silent drop
         dropped = set(nothing_learned)
+        records = _column(ds, "record")
         ds = ds.select([i for i in range(len(ds)) if i not in dropped])
+        cut = f"truncated to cutoff_len {recipe.cutoff_len} tokens, " if stats.get("truncated") else ""
+        for i in sorted({records[i] for i in dropped} - set(_column(ds, "record"))):  # no block of it is left
+            rejects.append(_reject(convs[i], i, "no_learned_tokens", f"{cut}no token of the answer is left to learn"))
         stats["no_learned_tokens"] = len(nothing_learned)
+    stats["kept_records"] = set(_column(ds, "record"))  # which of ``convs`` are trained: the pipeline's splits
     if recipe.packing:
         stats["packed_samples"] = len(ds)  # what was packed: blocks / samples after drops
         ds = pack(ds, recipe.cutoff_len)
@@ -196,6 +202,25 @@ def pack(ds, cutoff: int):
         for k in packed:
             packed[k].append(current[k])
     return Dataset.from_dict(packed)
+
+
+def _pair_lengths(tokenizer, template: str, recipe, raw_records: list[str], lengths: list[int]) -> list[int]:
+    """Each record's length; a preference pair's is its longer answer's rendering (the rejected answer is
+    trained on too: a pair is kept or dropped whole, as the DPO/ORPO/KTO trainers are handed it)."""
+    pairs = [(i, conv) for i, conv in enumerate(map(_load, raw_records)) if conv.get("rejected") is not None]
+    texts = []
+    for _i, conv in pairs:
+        try:
+            texts.append(_render_record(tokenizer, template, dict(conv, chosen=conv["rejected"]), recipe)[0])
+        except TemplateRefused:  # the pair is rejected with the chosen answer's refusal
+            texts.append("")
+    if not texts:
+        return lengths
+    other = tokenize_with_labels(tokenizer, texts, [[] for _t in texts])["input_ids"]
+    out = list(lengths)
+    for (i, _conv), ids in zip(pairs, other, strict=True):
+        out[i] = max(out[i], len(ids))
+    return out
 
 
 def _where(conv: Conversation, i: int) -> str:

@@ -1,0 +1,114 @@
+"""Every record training leaves out is reported, and what is reported as left out is not trained.
+
+Oracle: the input file itself (which records have a prompt or an answer longer than ``cutoff_len``) and
+transformers' ``apply_chat_template`` for the token counts, never ftwiz's own rendering.
+- ``overlength: truncate`` on a record whose prompt alone fills ``cutoff_len`` leaves no answer token to
+  learn: that record was dropped without a reject, a warning or a count (``train`` said "13 training
+  samples" for 18 records and nothing else).
+- ``train`` printed nothing about rejected records at all: the user learnt of them only by opening the
+  run's ``data/rejects.jsonl``.
+- A preference run (``stage: dpo``) with ``overlength: drop`` listed long pairs in ``rejects.jsonl`` as
+  dropped, yet TRL trained on them, truncated (the split handed to it still held them); a pair whose
+  *rejected* answer was the long one was not even measured.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ftwiz.core.data import prepare_for_training
+from ftwiz.core.data.preference import preference_dataset
+from ftwiz.core.events import EventBus, Message
+from ftwiz.core.recipe import parse_recipe
+
+CUTOFF = 64
+
+
+@pytest.fixture(scope="module")
+def tok(tiny_qwen2: Path):
+    import transformers
+
+    return transformers.AutoTokenizer.from_pretrained(tiny_qwen2)
+
+
+def _length(tok, messages: list[dict]) -> int:
+    """Tokens of the conversation as the model's own template renders it (the oracle)."""
+    return len(tok.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+
+
+def _prepare(tok, path: Path, **recipe):
+    seen: list[Message] = []
+    bus = EventBus([lambda e: seen.append(e) if isinstance(e, Message) else None])
+    data = {"model_name_or_path": "x", "dataset": [str(path)], "cutoff_len": CUTOFF, "val_size": 0.0,
+            "test_size": 0.0, "dedup": False, **recipe}
+    return prepare_for_training(parse_recipe(data), tok, events=bus), [m.text for m in seen if m.level == "warning"]
+
+
+def test_truncation_that_leaves_no_answer_is_a_reject_with_its_record(tok, tmp_path: Path) -> None:
+    long_prompt = "tell me a long story about the cat and the dog " * 8
+    rows = [{"instruction": (long_prompt if i % 4 == 0 else "a short question") + f" {i}", "input": "",
+             "output": f"answer {i}"} for i in range(12)]
+    path = tmp_path / "long_prompts.json"
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    prompt_fills = [i for i, r in enumerate(rows)
+                    if _length(tok, [{"role": "user", "content": r["instruction"]}]) >= CUTOFF]
+    assert prompt_fills == [0, 4, 8]  # the oracle: these prompts alone fill cutoff_len
+
+    prepared, warnings = _prepare(tok, path, overlength="truncate")
+    lost = sorted(r.index for r in prepared.rejects if r.reason == "no_learned_tokens")
+    assert lost == prompt_fills, [r.to_json() for r in prepared.rejects]
+    assert all(r.file == str(path) for r in prepared.rejects)
+    assert len(prepared.train) + len(prepared.rejects) == len(rows)  # counts add up
+    trained = {m["content"] for rec in prepared.splits["train"] for m in rec["messages"] if m["role"] == "assistant"}
+    assert trained == {f"answer {i}" for i in range(12) if i not in prompt_fills}  # train.jsonl = what is trained
+    assert any("3 of 12 records" in w and "no_learned_tokens 3" in w for w in warnings), warnings
+
+
+def test_training_says_how_many_records_it_leaves_out_and_why(tok, tmp_path: Path) -> None:
+    rows = [{"instruction": f"question {i}", "input": "", "output": f"answer {i}"} for i in range(10)]
+    rows[2]["output"] = ""  # rejected when read
+    rows[5]["output"] = "a very long answer about many things " * 12  # over cutoff_len: dropped
+    path = tmp_path / "mixed.json"
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    assert _length(tok, [{"role": "user", "content": rows[5]["instruction"]},
+                         {"role": "assistant", "content": rows[5]["output"]}]) > CUTOFF
+
+    prepared, warnings = _prepare(tok, path)
+    assert len(prepared.train) == 8
+    assert sorted((r.index, r.reason) for r in prepared.rejects) == [(2, "empty_assistant_turn"),
+                                                                    (5, "over_max_length")]
+    note = [w for w in warnings if "2 of 10 records" in w]
+    assert note and "empty_assistant_turn 1" in note[0] and "over_max_length 1" in note[0], warnings
+    assert len(prepared.splits["train"]) == 8
+
+
+def test_preference_pairs_dropped_for_length_are_not_handed_to_the_trainer(tok, tmp_path: Path) -> None:
+    long = "a long answer that goes on and on about cats " * 10
+    rows = []
+    for i in range(12):
+        chosen, rejected = f"good {i}", f"bad {i}"
+        if i in (1, 6):
+            chosen = long + str(i)
+        if i in (3, 9):
+            rejected = long + str(i)  # only the rejected answer is long
+        rows.append({"conversations": [{"from": "human", "value": f"question {i}?"}],
+                     "chosen": {"from": "gpt", "value": chosen}, "rejected": {"from": "gpt", "value": rejected}})
+    path = tmp_path / "pairs.json"
+    path.write_text(json.dumps(rows), encoding="utf-8")
+
+    def too_long(row: dict) -> bool:
+        prompt = [{"role": "user", "content": row["conversations"][0]["value"]}]
+        return any(_length(tok, [*prompt, {"role": "assistant", "content": row[key]["value"]}]) > CUTOFF
+                   for key in ("chosen", "rejected"))
+
+    expected_out = [i for i, row in enumerate(rows) if too_long(row)]
+    assert expected_out == [1, 3, 6, 9]
+
+    prepared, warnings = _prepare(tok, path, stage="dpo")
+    assert sorted(r.index for r in prepared.rejects if r.reason == "over_max_length") == expected_out
+    pairs = preference_dataset(prepared.splits["train"], "dpo")  # what the DPO trainer is given
+    prompts = sorted(int(r["prompt"][-1]["content"].split()[1].rstrip("?")) for r in pairs)
+    assert prompts == [i for i in range(12) if i not in expected_out]
+    assert any("4 of 12 records" in w for w in warnings), warnings
