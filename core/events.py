@@ -102,10 +102,12 @@ class Step(_Event):
     step: int
     total_steps: int
     epoch: float
-    # required, but null for a loss that was NaN or infinite: the step training diverged at (it stops
-    # there and a `failed` event follows). The line stays valid JSON and is read back, not skipped.
+    # required, but null for a loss that was NaN or infinite: where training diverged (it stops there and a
+    # `failed` event follows), or a step fp16 loss scaling skipped (the weights stayed finite; training goes
+    # on). The line stays valid JSON and is read back, not skipped.
     loss: float | None = field(metadata={"description": "Mean training loss since the last step event; null "
-                                                        "when it was NaN or infinite (training diverged here)"})
+                                                        "when it was NaN or infinite (training diverged here, "
+                                                        "or fp16 loss scaling skipped the step)"})
     lr: float
     grad_norm: float | None = None
     tokens_per_s: float | None = None

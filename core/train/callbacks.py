@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ftwiz.core.events import CheckpointSaved, Eval, EventBus, Step
-from ftwiz.core.train.divergence import LossWatch, hold_back
+from ftwiz.core.train.divergence import LossWatch, hold_back, trainable_weights_finite
 from transformers import TrainerCallback
 
 # Test-only seam: raise the exception CUDA raises when the micro-batch is above this value, so the
@@ -124,7 +124,8 @@ class EventCallback(TrainerCallback):
         if "loss" not in logs:
             return
         loss = float(logs["loss"])
-        diverged = self.watch.observe(state.global_step, loss)
+        model = kwargs.get("model")  # a non-finite loss with finite weights: the fp16 GradScaler skipped the step
+        diverged = self.watch.observe(state.global_step, loss, weights_finite=lambda: trainable_weights_finite(model))
         now = time.perf_counter()
         elapsed = max(now - self._last_time, 1e-9)
         steps = max(state.global_step - self._last_step, 1)

@@ -8,12 +8,17 @@ TRL's preference stages alike), :func:`hold_back` stops the Trainer at that step
 checkpoint or evaluating, and the runner raises :func:`divergence_error` instead of saving the result.
 
 Only the loss counts: a non-finite ``grad_norm`` with a finite loss is fp16 loss scaling skipping an
-overflowing step, which the GradScaler does on purpose.
+overflowing step, which the GradScaler does on purpose. The same GradScaler also skips a step whose fp16
+forward pass overflowed: its loss is inf or NaN, but the optimizer never applies it and the weights stay
+as they were. So a non-finite loss only counts as divergence when the trainable weights are no longer all
+finite (checked only then: milliseconds, even for a full fine-tune on a GPU), or when
+:data:`SKIPPED_LIMIT` logs in a row were not finite (a run that only overflows learns nothing).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,7 @@ from ftwiz.core.errors import FtwizError
 
 # a learning rate above these is outside the usual range for the method: suggest the usual value
 USUAL_LEARNING_RATE = {"lora": 2e-4, "qlora": 2e-4, "full": 2e-5}
+SKIPPED_LIMIT = 3  # non-finite logs in a row with finite weights (skipped fp16 overflow steps) that still stop
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class LossWatch:
         # (step, loss) of the finite logs so far; a resumed run starts with its earlier ones
         self.finite: list[tuple[int, float]] = [(s, v) for s, v in history or [] if math.isfinite(v)]
         self.diverged: Divergence | None = None
+        self.skipped = 0  # non-finite logs in a row whose weights stayed finite (fp16 overflow steps skipped)
 
     @classmethod
     def from_steps(cls, steps: list[Any]) -> LossWatch:
@@ -57,15 +64,34 @@ class LossWatch:
         while self.finite and self.finite[-1][0] > step:
             self.finite.pop()
 
-    def observe(self, step: int, loss: float) -> Divergence | None:
-        """Record the loss logged at ``step``; the divergence when it (or an earlier one) is not finite."""
+    def observe(self, step: int, loss: float, weights_finite: Callable[[], bool] | None = None) -> Divergence | None:
+        """Record the loss logged at ``step``; the divergence when it (or an earlier one) is not finite.
+
+        ``weights_finite`` (asked only for a non-finite loss) says whether the trainable weights are still all
+        finite numbers: then the optimizer skipped the step (fp16 overflow) and training goes on, up to
+        :data:`SKIPPED_LIMIT` such logs in a row. Without it every non-finite loss is a divergence."""
         if self.diverged is None:
             if math.isfinite(loss):
                 self.finite.append((step, loss))
+                self.skipped = 0
+            elif weights_finite is not None and self.skipped + 1 < SKIPPED_LIMIT and weights_finite():
+                self.skipped += 1
             else:
                 last = self.finite[-1] if self.finite else (None, None)
                 self.diverged = Divergence(step, loss, *last)
         return self.diverged
+
+
+def trainable_weights_finite(model: Any) -> bool:
+    """Whether every trainable parameter of ``model`` (a torch module; LoRA's matrices under peft) holds only
+    finite numbers; False without a model (nothing shows the step was skipped: never keep weights that may be
+    NaN). One reduction per tensor, on its device."""
+    if model is None:
+        return False
+    import torch
+
+    with torch.no_grad():
+        return all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.requires_grad)
 
 
 def hold_back(control: Any) -> None:

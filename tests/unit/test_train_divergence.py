@@ -48,10 +48,43 @@ def _callback(cancel: CancelFlag | None = None) -> tuple[EventCallback, list]:
     return callback, seen
 
 
-def _log(callback: EventCallback, step: int, control: TrainerControl, **logs) -> None:
+def _log(callback: EventCallback, step: int, control: TrainerControl, model=None, **logs) -> None:
     state = TrainerState()
     state.global_step, state.max_steps, state.epoch = step, 10, step / 10
-    callback.on_log(_Args(), state, control, logs={"learning_rate": 1e-4, **logs})
+    callback.on_log(_Args(), state, control, logs={"learning_rate": 1e-4, **logs}, model=model)
+
+
+def test_a_non_finite_loss_with_finite_weights_is_a_skipped_fp16_step_and_training_goes_on() -> None:
+    """fp16's GradScaler skips a step whose forward pass overflowed: the logged loss is inf/NaN but the weights
+    are untouched. Stopping there would fail a healthy run; only NaN weights, or such logs in a row, stop it."""
+    import torch
+
+    model = torch.nn.Linear(4, 4)
+    callback, seen = _callback()
+    _log(callback, 1, TrainerControl(), model=model, loss=2.5)
+    control = TrainerControl(should_save=True)
+    _log(callback, 2, control, model=model, loss=INF)
+    assert not control.should_training_stop and control.should_save and callback.watch.diverged is None
+    assert seen[-1].loss is None  # still shown as not finite
+    _log(callback, 3, TrainerControl(), model=model, loss=2.4)  # training went on
+    for step in (4, 5):
+        _log(callback, step, TrainerControl(), model=model, loss=NAN)
+    assert callback.watch.diverged is None
+    control = TrainerControl(should_save=True)
+    _log(callback, 6, control, model=model, loss=NAN)  # the third in a row: the run learns nothing
+    assert control.should_training_stop and not control.should_save
+    assert (callback.watch.diverged.step, callback.watch.diverged.last_finite_step) == (6, 3)
+
+    with torch.no_grad():
+        model.weight[0, 0] = float("nan")  # what a NaN loss does to the weights once the optimizer applies it
+    callback, _ = _callback()
+    control = TrainerControl(should_save=True)
+    _log(callback, 1, control, model=model, loss=NAN)
+    assert control.should_training_stop and callback.watch.diverged.step == 1
+    model.weight.requires_grad_(False)  # frozen weights (a LoRA's base) are not what the optimizer changes:
+    callback, _ = _callback()           # only the trainable ones (here the bias) show whether a step was applied
+    _log(callback, 1, TrainerControl(), model=model, loss=NAN)
+    assert callback.watch.diverged is None
 
 
 def test_a_nan_grad_norm_with_a_finite_loss_trains_on() -> None:
