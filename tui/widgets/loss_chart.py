@@ -98,5 +98,5 @@ class LossChart(PlotextPlot):
             plt.plot(*downsample(self.eval_steps, self.eval_losses), label="eval", marker="dot")
         if self.diverged_at is not None:
             plt.vline(self.diverged_at, "red")
-            plt.title(f"loss - diverged at step {self.diverged_at} (NaN/inf)")
+            plt.title(f"loss - not finite (NaN/inf) at step {self.diverged_at}")  # a skipped fp16 step clears it
         self.refresh()
