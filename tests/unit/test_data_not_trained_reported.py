@@ -112,3 +112,25 @@ def test_preference_pairs_dropped_for_length_are_not_handed_to_the_trainer(tok, 
     prompts = sorted(int(r["prompt"][-1]["content"].split()[1].rstrip("?")) for r in pairs)
     assert prompts == [i for i in range(12) if i not in expected_out]
     assert any("4 of 12 records" in w for w in warnings), warnings
+
+
+def test_a_preference_plan_is_long_enough_for_the_rejected_answers(tok, tiny_qwen2: Path, tmp_path: Path) -> None:
+    """The plan's max length (TRL's ``max_length``) came from the chosen answers only: with every rejected
+    answer longer, the DPO trainer cut the end of each rejected answer off, within cutoff_len."""
+    from ftwiz.core.planner.recommend import plan_recipe
+
+    rows = [{"conversations": [{"from": "human", "value": f"question {i}?"}],
+             "chosen": {"from": "gpt", "value": f"good {i}"},
+             "rejected": {"from": "gpt", "value": "a rambling answer about cats " * 14 + str(i)}} for i in range(12)]
+    path = tmp_path / "pairs.json"
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    longest_rejected = max(_length(tok, [{"role": "user", "content": r["conversations"][0]["value"]},
+                                         {"role": "assistant", "content": r["rejected"]["value"]}]) for r in rows)
+    assert 64 < longest_rejected < 512  # within cutoff_len below, and longer than the first 64-token step
+
+    prepared, _warnings = _prepare(tok, path, stage="dpo", cutoff_len=512)
+    assert len(preference_dataset(prepared.splits["train"], "dpo")) == 12
+    recipe = parse_recipe({"model_name_or_path": str(tiny_qwen2), "dataset": [str(path)], "stage": "dpo",
+                           "cutoff_len": 512})
+    plan = plan_recipe(recipe, vram_gb=8, dataset_lengths=prepared.stats["train"]["lengths"])
+    assert plan.max_seq_len >= longest_rejected
