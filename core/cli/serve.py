@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from ftwiz.core.deploy.chat import resolve_chat_model
     from ftwiz.core.deploy.server import snippets, start_server
     from ftwiz.core.errors import FtwizError
+    from rich.markup import escape
 
     ref = resolve_chat_model(args.model)
     if ref.kind != "gguf":
@@ -55,9 +56,14 @@ def run(args: argparse.Namespace) -> int:
     handle = start_server(ref.target, host=args.host, port=args.port, api_key=args.api_key, n_ctx=args.n_ctx,
                           model_alias=args.alias, n_threads=args.threads)
     try:
-        text = snippets(handle)
+        system = ref.run_system_prompt()  # trained in front of every record: clients must send it (none is added)
+        text = snippets(handle, system=system)
         console.print(f"[green]ready[/green]  base URL [bold]{handle.base_url}[/bold]   model "
                       f"[bold]{handle.model_alias}[/bold]", highlight=False)
+        if system:
+            console.print(f"[yellow]note:[/yellow] trained with the system prompt {escape(repr(system))}; the "
+                          "server adds none, so send it as the first message (the snippets below do)",
+                          highlight=False, soft_wrap=True)
         import shutil
 
         titles = ["curl", "openai", "langchain"]

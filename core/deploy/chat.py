@@ -44,7 +44,7 @@ class ModelRef:
     kind: str          # "gguf" | "ollama"
     target: str        # the GGUF path or the Ollama name
     source: str        # what the user typed (a run name shows up here)
-    run_dir: str | None = None  # the run the GGUF came from, when MODEL named a run
+    run_dir: str | None = None  # the run the GGUF came from: MODEL named a run, or a GGUF in its export/
 
     def run_enable_thinking(self) -> bool | None:
         """The recipe's ``enable_thinking`` (None: not set, or MODEL is not a run): chat renders as trained."""
@@ -71,7 +71,12 @@ def resolve_chat_model(model: str | Path) -> ModelRef:
         if path.suffix.lower() != ".gguf":
             raise FtwizError(f"{path} is not a .gguf file", where=str(path),
                              fix="export the model first: `ftwiz export RUN` writes runs/<run>/export/*.gguf")
-        return ModelRef("gguf", str(path.resolve()), text)
+        from ftwiz.core.rundir import RunDir, export_role
+
+        # a run's own export chats as the run does (its recipe's system prompt and thinking), as register does
+        run = RunDir.of_file(path)
+        run_dir = str(run.root) if run is not None and export_role(path.resolve()) == "fine-tuned" else None
+        return ModelRef("gguf", str(path.resolve()), text, run_dir=run_dir)
     run_root = path if (path / "recipe.yaml").is_file() else runs_dir() / text
     if (run_root / "recipe.yaml").is_file():
         from ftwiz.core.rundir import RunDir

@@ -195,22 +195,28 @@ def _shell(text: str) -> str:
     return shlex.quote(text)
 
 
-def snippets(handle: ServerHandle) -> dict[str, str]:
-    """Ready-to-paste client code for the running server: curl, the openai client, LangChain."""
+def snippets(handle: ServerHandle, system: str | None = None) -> dict[str, str]:
+    """Ready-to-paste client code for the running server: curl, the openai client, LangChain.
+
+    ``system``: the system prompt the model was trained with (a recipe's ``system:``). The server adds none
+    itself, so the snippets send it as the first message."""
     key = handle.api_key or "not-needed"
     auth = f' \\\n  -H "Authorization: Bearer {handle.api_key}"' if handle.api_key else ""
-    body = json.dumps({"model": handle.model_alias, "messages": [{"role": "user", "content": "Hello!"}]})
+    messages = [*([{"role": "system", "content": system}] if system else []), {"role": "user", "content": "Hello!"}]
+    body = json.dumps({"model": handle.model_alias, "messages": messages})
+    python_messages = json.dumps(messages)  # JSON strings are Python string literals too
+    langchain_input = f'[("system", {json.dumps(system)}), ("user", "Hello!")]' if system else '"Hello!"'
     return {
         "curl": f"curl {handle.base_url}/chat/completions \\\n  -H \"Content-Type: application/json\"{auth} \\\n"
-                f"  -d '{body}'",
+                f"  -d {_shell(body)}",  # a system prompt may hold a quote
         "openai": "from openai import OpenAI\n\n"
                   f'client = OpenAI(base_url="{handle.base_url}", api_key="{key}")\n'
                   "reply = client.chat.completions.create(\n"
                   f'    model="{handle.model_alias}",\n'
-                  '    messages=[{"role": "user", "content": "Hello!"}],\n)\n'
+                  f"    messages={python_messages},\n)\n"
                   "print(reply.choices[0].message.content)",
         "langchain": "from langchain_openai import ChatOpenAI\n\n"
                      f'llm = ChatOpenAI(base_url="{handle.base_url}", api_key="{key}", model="{handle.model_alias}")\n'
-                     'print(llm.invoke("Hello!").content)',
+                     f"print(llm.invoke({langchain_input}).content)",
         "llama-server": llama_server_command(handle),
     }
