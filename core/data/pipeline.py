@@ -159,6 +159,10 @@ def _over_cutoff(tokenizer, template: str, convs: list, recipe) -> dict[str, int
             "truncated": int(stats.get("truncated", 0))}
 
 
+def _where(conv: Conversation) -> str:
+    return conv.source.where() if conv.source else "a record"
+
+
 def not_trained_line(rejects: list[Reject], read: int) -> str:
     """'3 of 12 records are not trained (no_learned_tokens 3): ...', the rejects counted by reason."""
     reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(Counter(r.reason for r in rejects).items()))
@@ -240,6 +244,12 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
                 loaded.rejects.append(reject)
                 if reject.reason != "over_max_length":  # refused by the chat template: counted as check counts it
                     stats["rejected"][reject.reason] = stats["rejected"].get(reject.reason, 0) + 1
+    undesirable = sorted((c for c in parts["train"] if c.label is False),  # the first one in file order
+                         key=lambda c: (c.source.file, c.source.index) if c.source else ("", 0))
+    if undesirable and recipe.stage == "sft":  # KTO data trained as SFT: every answer is learned as a good one
+        say(Message(level="warning", text=f"{len(undesirable)} training records are marked undesirable (kto_tag "
+                    f"or label false), e.g. {_where(undesirable[0])}: stage sft learns them as good answers; use "
+                    "`stage: kto` to learn from the marks, or leave those records out"))
     if loaded.rejects:  # said where training shows it, not only written to rejects.jsonl
         say(Message(level="warning", text=not_trained_line(loaded.rejects, loaded.read)))
     removed = sum(stats[name].get("reasoning_removed", 0) for name in tokenized)

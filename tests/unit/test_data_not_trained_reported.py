@@ -134,3 +134,21 @@ def test_a_preference_plan_is_long_enough_for_the_rejected_answers(tok, tiny_qwe
                            "cutoff_len": 512})
     plan = plan_recipe(recipe, vram_gb=8, dataset_lengths=prepared.stats["train"]["lengths"])
     assert plan.max_seq_len >= longest_rejected
+
+
+def test_sft_on_answers_marked_undesirable_says_it_learns_them(tok, tmp_path: Path) -> None:
+    """KTO data (``kto_tag``/``label`` false = a bad answer) trained with the default ``stage: sft`` learnt the
+    bad answers as good ones, without a word."""
+    rows = [{"instruction": f"Name fruit number {i}.", "output": "Apple." if i % 3 else "A rock.",
+             "kto_tag": bool(i % 3)} for i in range(12)]
+    path = tmp_path / "kto.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    bad = sum(1 for r in rows if r["kto_tag"] is False)
+    assert bad == 4
+
+    _prepared, warnings = _prepare(tok, path)
+    note = [w for w in warnings if "undesirable" in w]
+    assert note and f"{bad} training records" in note[0] and "stage: kto" in note[0], warnings
+    assert f"{path}, line 1" in note[0]  # the first marked record, by its line
+    _prepared, warnings = _prepare(tok, path, stage="kto")
+    assert not [w for w in warnings if "undesirable" in w]
