@@ -69,19 +69,34 @@ def _shingles(text: str) -> set[str]:
 
 
 def near_dedup(convs: list[Conversation], threshold: float, num_perm: int = 64) -> tuple[list, list]:
-    """Drop records whose MinHash Jaccard similarity to an earlier kept record is >= threshold."""
+    """Drop records whose MinHash Jaccard similarity to an earlier kept record is >= threshold.
+
+    A preference pair is a near-duplicate of an earlier pair only when both its prompt + chosen and its
+    prompt + rejected texts are: pairs that share a prompt and a chosen answer but reject different answers
+    (several rejected answers per prompt) each teach something."""
     from datasketch import MinHash, MinHashLSH
 
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    kept, dropped = [], []
-    for i, conv in enumerate(convs):
-        text = " ".join(_message_text(m) for m in conv.messages) + " " + (conv.chosen or "")
+    def minhash(text: str) -> MinHash:
         mh = MinHash(num_perm=num_perm, seed=1)
         mh.update_batch([s.encode() for s in _shingles(text)])
-        if lsh.query(mh):
+        return mh
+
+    lsh, lsh_rejected = MinHashLSH(threshold=threshold, num_perm=num_perm), MinHashLSH(threshold=threshold,
+                                                                                      num_perm=num_perm)
+    kept, dropped = [], []
+    for i, conv in enumerate(convs):
+        prompt = " ".join(_message_text(m) for m in conv.messages)
+        mh = minhash(prompt + " " + (conv.chosen or ""))
+        similar = set(lsh.query(mh))
+        mh_rejected = minhash(prompt + " " + conv.rejected) if conv.rejected is not None else None
+        if mh_rejected is not None:
+            similar &= set(lsh_rejected.query(mh_rejected))
+        if similar:
             dropped.append(conv)
             continue
         lsh.insert(str(i), mh)
+        if mh_rejected is not None:
+            lsh_rejected.insert(str(i), mh_rejected)
         kept.append(conv)
     return kept, dropped
 

@@ -215,6 +215,12 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
     stats: dict[str, Any] = {"read": loaded.read, "formats": {k: v[0] for k, v in loaded.formats.items()},
                              "rejected": dict(Counter(r.reason for r in loaded.rejects))}
     convs = _clean(loaded, recipe, stats)
+    exact, near = stats.get("exact_duplicates", 0), stats.get("near_duplicates", 0)
+    if exact or near:  # distinct records may go as near-duplicates: said, not only counted in stats.json
+        near_part = f", near {near} at near_dedup_threshold {recipe.near_dedup_threshold}" if "near_duplicates" in stats \
+            else ""
+        say(Message(level="warning", text=f"{exact + near} duplicate record(s) left out (exact {exact}{near_part}); "
+                    "`dedup: false` keeps them"))
     if recipe.system:
         for conv in convs:
             if conv.messages and conv.messages[0]["role"] not in ("system", "text"):

@@ -152,3 +152,24 @@ def test_sft_on_answers_marked_undesirable_says_it_learns_them(tok, tmp_path: Pa
     assert f"{path}, line 1" in note[0]  # the first marked record, by its line
     _prepared, warnings = _prepare(tok, path, stage="kto")
     assert not [w for w in warnings if "undesirable" in w]
+
+
+def test_pairs_that_differ_in_the_rejected_answer_are_not_near_duplicates(tok, tmp_path: Path) -> None:
+    """Near-duplicate detection compared prompt + chosen only: preference data with several rejected answers
+    per prompt (UltraFeedback-style) lost two pairs in three as 'near duplicates'."""
+    rejected = ["I refuse.", "No idea, go away.", "It is complicated; read a textbook about quantum mechanics."]
+    rows = [{"conversations": [{"from": "human", "value": f"Explain topic {q} to a child in simple words please."}],
+             "chosen": {"from": "gpt", "value": f"Topic {q} is like a small game where everyone shares toys and "
+                                                "takes turns kindly."},
+             "rejected": {"from": "gpt", "value": answer}} for q in range(4) for answer in rejected]
+    rows.append(dict(rows[0]))  # one real duplicate: still removed
+    path = tmp_path / "pairs.json"
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    distinct = {json.dumps(r, sort_keys=True) for r in rows}
+    assert len(distinct) == 12
+
+    prepared, warnings = _prepare(tok, path, stage="dpo", cutoff_len=256, dedup=True)
+    kept = {(r["messages"][-1]["content"], r["chosen"], r["rejected"]) for r in prepared.splits["train"]}
+    assert len(prepared.splits["train"]) == len(kept) == 12
+    assert prepared.stats["exact_duplicates"] == 1 and prepared.stats.get("near_duplicates", 0) == 0
+    assert any("1 duplicate" in w for w in warnings), warnings  # what training left out is said
