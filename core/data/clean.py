@@ -14,14 +14,13 @@ import unicodedata
 
 from ftwiz.core.data.records import Conversation
 
-_TRAILING = re.compile(r"[ \t]+\n")
-_MANY_BLANK = re.compile(r"\n{3,}")
-
 
 def normalise_text(text: str) -> str:
-    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = _TRAILING.sub("\n", text)
-    return _MANY_BLANK.sub("\n\n", text).strip()
+    """Line endings to LF, Unicode to NFC, and the whitespace around the whole text removed.
+
+    Nothing inside changes: blank lines and spaces at line ends are content (PEP 8's two blank lines
+    between functions, Markdown's two-space line break, a document's layout), trained as written."""
+    return unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n")).strip()
 
 
 def normalise_whitespace(conv: Conversation) -> Conversation:
