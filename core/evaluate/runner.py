@@ -40,7 +40,7 @@ from ftwiz.core.evaluate.report import (
     SampleResult,
     write_report,
 )
-from ftwiz.core.evaluate.samples import EvalSample, load_samples, split_path
+from ftwiz.core.evaluate.samples import EvalSample, as_trained, load_samples, split_path
 from ftwiz.core.evaluate.targets import ModelSpec, Target, resolve_target
 from ftwiz.core.events import EventBus, Message, Progress
 
@@ -268,6 +268,7 @@ def evaluate(target: str | Path, *, base: str | Path | None = None, split: str =
     _emit(events, Message(text=f"evaluating {len(documents or samples)} "
                                f"{'documents' if documents is not None else 'samples'} on {len(contenders)} models"))
     reference_engine = next(c for c in contenders if c.label == "tuned")
+    samples = as_trained(samples, reference_engine.renderer)  # thinking off: the answers training learned
     eos = getattr(getattr(reference_engine.engine, "tokenizer", None), "eos_token", None)
     stop_texts = [reference_engine.renderer.eos_token, eos]
     total = len(documents or samples) * len(contenders)

@@ -125,6 +125,20 @@ def load_samples(path: Path, *, system: str | None = None, max_samples: int | No
     return samples
 
 
+def as_trained(samples: list[EvalSample], renderer: Any) -> list[EvalSample]:
+    """``samples`` as training saw them: with a thinking template and thinking off (``renderer.template``,
+    ``renderer.enable_thinking``), the ``<think>`` reasoning removed from every answer, the reference and a
+    rejected answer included, by the rule training applies (core/data/reasoning.py). Otherwise unchanged."""
+    from ftwiz.core.data.reasoning import drops_reasoning, strip_reasoning, without_thought
+
+    thinking = getattr(renderer, "enable_thinking", None)
+    if renderer is None or not drops_reasoning(renderer.template, {"enable_thinking": thinking}):
+        return samples
+    return [replace(s, prompt=strip_reasoning(s.prompt)[0], conversation=strip_reasoning(s.conversation)[0],
+                    reference=without_thought(s.reference),
+                    rejected=without_thought(s.rejected) if s.rejected is not None else None) for s in samples]
+
+
 def split_path(data_dir: Path, split: str) -> Path:
     """``data/<split>.jsonl`` of a run, with an error that lists the splits that do exist."""
     if split not in SPLITS:
