@@ -33,8 +33,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ftwiz.core.cli.console import console, err_console
     from ftwiz.core.deploy.chat import resolve_chat_model
-    from ftwiz.core.deploy.server import snippets, start_server
+    from ftwiz.core.deploy.server import first_messages, snippets, start_server
     from ftwiz.core.errors import FtwizError
+    from ftwiz.core.gguf_info import read_gguf_info
     from rich.markup import escape
 
     ref = resolve_chat_model(args.model)
@@ -57,12 +58,15 @@ def run(args: argparse.Namespace) -> int:
                           model_alias=args.alias, n_threads=args.threads)
     try:
         system = ref.run_system_prompt()  # trained in front of every record: clients must send it (none is added)
-        text = snippets(handle, system=system)
+        template = read_gguf_info(ref.target).chat_template if system else None
+        text = snippets(handle, system=system, template=template)
         console.print(f"[green]ready[/green]  base URL [bold]{handle.base_url}[/bold]   model "
                       f"[bold]{handle.model_alias}[/bold]", highlight=False)
         if system:
+            where = ("as the first message" if first_messages(system, template)[0]["role"] == "system" else
+                     "in front of the first user message (its template has no system role; training put it there)")
             console.print(f"[yellow]note:[/yellow] trained with the system prompt {escape(repr(system))}; the "
-                          "server adds none, so send it as the first message (the snippets below do)",
+                          f"server adds none, so send it {where}, as the snippets below do",
                           highlight=False, soft_wrap=True)
         import shutil
 

@@ -27,6 +27,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ftwiz.core.chat_templates.system_fold import fold_system as fold_system
+
 SENTINELS = ("\ue000", "\ue001", "\ue002")  # private-use characters: never rendered by a template's own text
 PROBE_USER = "ftwiz probe question"
 
@@ -109,18 +111,6 @@ def render(tokenizer, template: str, messages: list[dict[str, Any]], *, tools: l
             **template_variables(tokenizer, template_kwargs))
     except Exception as exc:  # noqa: BLE001 - the template's own words go to the user, never a traceback
         raise TemplateRefused("template_refused", f"the chat template refused this record: {exc}") from None
-
-
-def fold_system(messages: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
-    """Gemma's convention (as LLaMA-Factory applies it): a leading system text goes in front of the first
-    user turn, ``system + "\\n\\n" + user``. None when the conversation has no such shape."""
-    if len(messages) < 2 or messages[0]["role"] != "system" or messages[1]["role"] != "user":
-        return None
-    if any(m["role"] == "system" for m in messages[1:]):
-        return None
-    user = dict(messages[1])
-    user["content"] = f"{messages[0]['content']}\n\n{user['content']}"
-    return [user, *messages[2:]]
 
 
 def render_conversation(tokenizer, template: str, messages: list[dict[str, Any]], *,

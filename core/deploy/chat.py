@@ -9,6 +9,7 @@ prompt and the temperature, and handles the slash commands the terminal chat and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Iterator
@@ -147,11 +148,18 @@ class LlamaCppBackend:
                              fix="check it with `ftwiz export --verify`; it may be truncated") from None
         self.label = info.path.name
         self.stop_texts = stop_texts
+        self.template, self.bos_token, self.eos_token = info.chat_template, info.bos_token, info.eos_token
         self.last_finish_reason: str | None = None
 
     def stream(self, messages: list[dict[str, str]], *, temperature: float, max_tokens: int,
                seed: int | None) -> Iterator[str]:
         self.last_finish_reason = None
+        from ftwiz.core.chat_templates.system_fold import as_accepted
+
+        # a template without a system role (Gemma 2) was trained with the system text in the first user turn
+        with contextlib.suppress(FtwizError):  # refused either way: llama.cpp's handler gives its own error
+            messages = as_accepted(self.template, messages, bos_token=self.bos_token or "",
+                                   eos_token=self.eos_token or "")
         chunks = self.llm.create_chat_completion(messages=messages, temperature=temperature, max_tokens=max_tokens,
                                                  stream=True, seed=seed)
         for chunk in chunks:

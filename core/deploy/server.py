@@ -195,17 +195,32 @@ def _shell(text: str) -> str:
     return shlex.quote(text)
 
 
-def snippets(handle: ServerHandle, system: str | None = None) -> dict[str, str]:
+def first_messages(system: str | None, template: str | None = None) -> list[dict[str, str]]:
+    """The snippets' first request: ``system`` (the prompt the model was trained with) first, or folded into
+    the user turn when ``template`` has no system role (as training folded it); then "Hello!"."""
+    messages = [*([{"role": "system", "content": system}] if system else []), {"role": "user", "content": "Hello!"}]
+    if system and template:
+        from ftwiz.core.chat_templates.system_fold import as_accepted
+
+        try:
+            return as_accepted(template, messages, bos_token="", eos_token="")
+        except FtwizError:  # the template refuses it either way: show the plain request
+            return messages
+    return messages
+
+
+def snippets(handle: ServerHandle, system: str | None = None, template: str | None = None) -> dict[str, str]:
     """Ready-to-paste client code for the running server: curl, the openai client, LangChain.
 
     ``system``: the system prompt the model was trained with (a recipe's ``system:``). The server adds none
-    itself, so the snippets send it as the first message."""
+    itself, so the snippets send it first (see :func:`first_messages`; ``template``: the GGUF's)."""
     key = handle.api_key or "not-needed"
     auth = f' \\\n  -H "Authorization: Bearer {handle.api_key}"' if handle.api_key else ""
-    messages = [*([{"role": "system", "content": system}] if system else []), {"role": "user", "content": "Hello!"}]
+    messages = first_messages(system, template)
     body = json.dumps({"model": handle.model_alias, "messages": messages})
     python_messages = json.dumps(messages)  # JSON strings are Python string literals too
-    langchain_input = f'[("system", {json.dumps(system)}), ("user", "Hello!")]' if system else '"Hello!"'
+    langchain_input = ("[" + ", ".join(f'({json.dumps(m["role"])}, {json.dumps(m["content"])})' for m in messages)
+                       + "]") if system else '"Hello!"'
     return {
         "curl": f"curl {handle.base_url}/chat/completions \\\n  -H \"Content-Type: application/json\"{auth} \\\n"
                 f"  -d {_shell(body)}",  # a system prompt may hold a quote

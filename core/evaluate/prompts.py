@@ -11,7 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ftwiz.core.chat_templates import render_chat, resolve_template, special_tokens_of, template_hash
+from ftwiz.core.chat_templates import (
+    TemplateRaised,
+    render_chat,
+    resolve_template,
+    special_tokens_of,
+    template_hash,
+)
+from ftwiz.core.chat_templates.system_fold import fold_system
 from ftwiz.core.errors import FtwizError, Location
 
 
@@ -34,9 +41,15 @@ class Renderer:
         """``messages`` (tool calls and tool results included) and the record's ``tools`` as training
         rendered them (``apply_chat_template(messages, tools=tools)``)."""
         tokens = special_tokens_of(self.tokenizer) if self.tokenizer is not None else None
-        return render_chat(self.template, messages, add_generation_prompt=generation_prompt, special_tokens=tokens,
-                           bos_token=None if tokens else self.bos_token, eos_token=None if tokens else self.eos_token,
-                           enable_thinking=self.enable_thinking, tools=tools)
+        render = dict(special_tokens=tokens, bos_token=None if tokens else self.bos_token,
+                      eos_token=None if tokens else self.eos_token, enable_thinking=self.enable_thinking, tools=tools)
+        try:
+            return render_chat(self.template, messages, add_generation_prompt=generation_prompt, **render)
+        except TemplateRaised:  # no system role: the system text in front of the first user turn, as trained
+            folded = fold_system(messages)
+            if folded is None:
+                raise
+            return render_chat(self.template, folded, add_generation_prompt=generation_prompt, **render)
 
 
 def renderer_for_tokenizer(tokenizer: Any, template_name: str | None = None, *, template: str | None = None,
