@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 from pathlib import Path
 
-from ftwiz.core.scale.vllm import export_for_vllm, missing_stops, vllm_command
+from ftwiz.core.scale.vllm import export_for_vllm, missing_stops, run_first_messages, vllm_command
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +29,10 @@ def run(args: argparse.Namespace) -> int:
         source = out
     print(shlex.join(vllm_command(source, gpu_memory_gb=args.gpu_memory_gb, adapter_dir=args.adapter,
                                   port=args.port)))
+    system, messages = run_first_messages(args.source)
+    if system:
+        print(f"note: the run was trained with the system prompt {system!r}; vLLM adds none, so send "
+              f"{json.dumps(messages[0])} first in each request")
     missing = missing_stops(source, args.adapter)
     if missing:
         print(f"note: the model folder's generation_config.json does not declare {list(missing.values())} as end "

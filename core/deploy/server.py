@@ -195,10 +195,10 @@ def _shell(text: str) -> str:
     return shlex.quote(text)
 
 
-def first_messages(system: str | None, template: str | None = None) -> list[dict[str, str]]:
+def first_messages(system: str | None, template: str | None = None, hello: str = "Hello!") -> list[dict[str, str]]:
     """The snippets' first request: ``system`` (the prompt the model was trained with) first, or folded into
-    the user turn when ``template`` has no system role (as training folded it); then "Hello!"."""
-    messages = [*([{"role": "system", "content": system}] if system else []), {"role": "user", "content": "Hello!"}]
+    the user turn when ``template`` has no system role (as training folded it); then ``hello``."""
+    messages = [*([{"role": "system", "content": system}] if system else []), {"role": "user", "content": hello}]
     if system and template:
         from ftwiz.core.chat_templates.system_fold import as_accepted
 

@@ -159,7 +159,29 @@ def _serve_script(name: str, command: list[str]) -> str:
     ])
 
 
-def _readme(name: str, command: list[str]) -> str:
+def run_first_messages(run_or_model: str | Path, template: str | None = None) -> tuple[str | None, list[dict]]:
+    """(the run's recipe ``system`` prompt or None, the first request's messages: that prompt first, or folded
+    where ``template`` has no system role, as training placed it; then "Hello"). vLLM adds no system prompt."""
+    from ftwiz.core.chat_templates import record_of_run
+    from ftwiz.core.deploy.server import first_messages
+    from ftwiz.core.recipe import load_recipe
+    from ftwiz.core.rundir import RunDir
+
+    system = None
+    if not (Path(run_or_model) / "config.json").is_file():
+        try:
+            run = RunDir.resolve(run_or_model)
+        except FtwizError:  # a model folder or hub name: no recipe, no system prompt of record
+            run = None
+        if run is not None:
+            system = load_recipe(run.recipe).system
+            record = record_of_run(run.root) if template is None else None
+            template = record.template if record is not None else template
+    return system, first_messages(system, template, hello="Hello")
+
+
+def _readme(name: str, command: list[str], messages: list[dict] | None = None) -> str:
+    body = json.dumps({"model": name, "messages": messages or [{"role": "user", "content": "Hello"}]})
     return f"""# {name} for vLLM
 
 A merged 16-bit Hugging Face model (safetensors, tokenizer, chat template) written by ftwiz.
@@ -171,7 +193,7 @@ Serve it on this machine (127.0.0.1:8000, OpenAI-compatible):
 Ask it:
 
     curl http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' \\
-      -d '{{"model": "{name}", "messages": [{{"role": "user", "content": "Hello"}}]}}'
+      -d {shlex.quote(body)}
 
 `--max-model-len` is the model's context length; lower it if vLLM reports that the KV cache does not fit,
 or raise `--gpu-memory-utilization` on a GPU nothing else uses. To listen on the network, add
@@ -191,6 +213,7 @@ def _carry_training_template(source: ServeSource, model_dir: Path) -> None:
 def export_for_vllm(run_or_model: str | Path, out_dir: str | Path, *, overwrite: bool = False) -> Path:
     """A folder vLLM serves as is: the run merged into 16-bit weights, plus vllm-serve.sh and README.md."""
     from ftwiz.core.atomic import atomic_dir
+    from ftwiz.core.chat_templates import record_of_model_dir
     from ftwiz.core.export.merge import merge_adapter
 
     source = _resolve(run_or_model, None)
@@ -213,7 +236,10 @@ def export_for_vllm(run_or_model: str | Path, out_dir: str | Path, *, overwrite:
         script = tmp / "vllm-serve.sh"
         script.write_text(_serve_script(source.name, command), encoding="utf-8")
         script.chmod(0o755)
-        (tmp / "README.md").write_text(_readme(source.name, command) + _stops_note(stops), encoding="utf-8")
+        record = record_of_model_dir(tmp)
+        _system, messages = run_first_messages(run_or_model, record.template if record else None)
+        (tmp / "README.md").write_text(_readme(source.name, command, messages) + _stops_note(stops),
+                                       encoding="utf-8")
     return out
 
 
