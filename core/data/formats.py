@@ -2,7 +2,8 @@
 
 Supported: Alpaca (instruction/input/output, optional system, history and tools), ShareGPT
 (conversations of from/value, optional system and tools; function_call/observation turns as in
-LLaMA-Factory's glaive data), OpenAI messages (role/content, tool_calls, tool results, tools), preference
+LLaMA-Factory's glaive data), OpenAI messages (role/content, tool_calls, tool results, tools, an assistant
+message's ``weight`` 0/1 as in OpenAI's fine-tuning format), preference
 pairs for DPO (prompt/chosen/rejected, or ShareGPT-style conversations + chosen/rejected) and plain text.
 Column names can be mapped, using our names or LLaMA-Factory's (prompt/query/response/history/system/
 tools/images...). Records with images, videos or audio are refused by name (text-only training).
@@ -189,6 +190,12 @@ def _message(role: str, source: dict, content: Any, field: str, content_key: str
     """One normalised message; keeps tool calls (assistant) and tool_call_id/name (tool results)."""
     message: dict[str, Any] = {"role": role, "content": _content(content, f"{field}.{content_key}")}
     if role == "assistant":
+        if "weight" in source:  # OpenAI's fine-tuning format: 0 = context only, 1 = learned (the default)
+            weight = source["weight"]
+            if isinstance(weight, bool) or weight not in (0, 1):
+                raise RecordProblem("bad_weight", f"{field}.weight must be 0 (not learned) or 1 (learned), got "
+                                    f"{weight!r}", f"{field}.weight")
+            message["weight"] = int(weight)
         calls = source.get("tool_calls") or source.get("function_call")  # function_call: OpenAI's older shape
         if calls:
             key = "tool_calls" if source.get("tool_calls") else "function_call"

@@ -60,7 +60,7 @@ def mask_problem(runs: list[str], messages: list[dict[str, Any]], *, mask_histor
     if messages and messages[0]["role"] == "text":
         return None
     squashed = [_squash(r) for r in runs]
-    answers = [m for m in messages if m["role"] == "assistant"]
+    answers = [m for m in messages if m["role"] == "assistant" and m.get("weight", 1) != 0]  # weight 0: context
     if mask_history:
         answers = answers[-1:]
     marks = [_answer_marks(m) for m in answers]

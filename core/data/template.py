@@ -41,7 +41,8 @@ def render_with_spans(tokenizer, template: str, messages: list[dict[str, Any]], 
                       template_kwargs: dict[str, Any] | None = None) -> tuple[str, list[tuple[int, int]]]:
     """The rendered text (exactly ``apply_chat_template(messages, tools=tools, **template_kwargs)``, with a
     system turn folded into the first user turn where the template refuses system roles) and the character
-    spans to learn: each assistant turn's content (tool calls included) and its end-of-turn text.
+    spans to learn: each assistant turn's content (tool calls included) and its end-of-turn text, except
+    turns with OpenAI's ``"weight": 0`` (context, not a target).
 
     Raises :class:`~ftwiz.core.data.render.TemplateRefused` when the template cannot render the record.
     """
@@ -51,7 +52,7 @@ def render_with_spans(tokenizer, template: str, messages: list[dict[str, Any]], 
     rendered, full = render_conversation(tokenizer, template, messages, tools=tools, template_kwargs=template_kwargs)
     if train_on_prompt:
         return full, [(0, len(full))]
-    turns = [i for i, m in enumerate(rendered) if m["role"] == "assistant"]
+    turns = [i for i, m in enumerate(rendered) if m["role"] == "assistant" and m.get("weight", 1) != 0]
     if mask_history:
         turns = turns[-1:]
     return full, assistant_spans(tokenizer, template, rendered, full, turns, tools=tools,
