@@ -156,10 +156,12 @@ def _chat_check(llm, tokenizer, training=None) -> tuple[Check, str | None]:
     """The GGUF's template is the training template (``training``: the run's TemplateOfRecord, else the
     HF tokenizer's own) and renders a conversation identically."""
     from ftwiz.core.chat_templates import own_template, render_chat, special_tokens_of, template_hash
+    from ftwiz.core.export.bos_less import strip_mark
     from ftwiz.core.export.space_prefix import split_served
 
     template = llm.metadata.get("tokenizer.chat_template")
     prefix, unserved = split_served(template)  # a leading space standing for transformers' first '▁'
+    unserved = strip_mark(unserved)  # bos_token set to '' for a tokenizer without BOS (bos_less.py)
     reference = training.template if training is not None else own_template(tokenizer)
     if not reference:
         return Check(name="chat_template", passed=None, detail="the HF tokenizer has no chat template"), None

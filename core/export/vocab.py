@@ -358,6 +358,9 @@ def write_vocab(writer, model_dir: Path, n_vocab: int, *, add_bos: bool | None =
         special.add_special_token.setdefault("bos", _hf_adds_bos(model_dir, tj))
     if add_bos is not None:
         special.add_special_token["bos"] = add_bos
+    from ftwiz.core.export.bos_less import served_without_bos  # bos_token renders '' as in training
+
+    special.chat_template = served_without_bos(special.chat_template, model_dir)
     if data.add_space_prefix is False and prepend_scheme(tj) == "first":  # the start-of-text '▁' as a space
         from ftwiz.core.export.space_prefix import served_chat_template
 
