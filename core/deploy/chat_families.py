@@ -54,6 +54,9 @@ class TurnParts:
     # "<think>\n\n</think>\n\n". Set, the TEMPLATE shows .Thinking so Ollama grants the thinking capability
     # (and defaults ``think`` to true), and writes this text when a request sends ``think: false``.
     no_think_gen: str = ""
+    # True when an empty system message renders differently from none (ChatML, Phi-3, zephyr write an empty
+    # system turn): Ollama gives .System "" for both, so the TEMPLATE looks for a system message instead.
+    system_if_present: bool = False
 
 
 KNOWN_PARTS: dict[str, TurnParts] = {
@@ -109,9 +112,14 @@ def go_template(parts: TurnParts, *, with_system: bool = True) -> str:
     track_prev = parts.user_pre_after_system is not None and parts.user_pre_after_system != parts.user_pre
     last_user_system = with_system and parts.system_last_user
     lines: list[str] = []
+    present = ""  # the system test: a non-empty .System, or (system_if_present) any system message
+    if with_system and parts.system_if_present:  # Ollama keeps system messages in .Messages, even empty ones
+        lines.append('{{ $system := false }}{{ range .Messages }}{{ if eq .Role "system" }}{{ $system = true }}'
+                     "{{ end }}{{ end }}")
+        present = "$system"
     if with_system and not parts.system_last_user:
         block = _lit(parts.sys_pre) + "{{ .System }}" + _lit(parts.sys_post)
-        line = "{{ if .System }}" + block
+        line = "{{ if " + (present or ".System") + " }}" + block
         if parts.default_system is not None:
             line += "{{ else }}" + _lit(parts.sys_pre + parts.default_system + parts.sys_post)
         lines.append(line + "{{ end }}")
@@ -128,8 +136,8 @@ def go_template(parts: TurnParts, *, with_system: bool = True) -> str:
     else:
         user_pre = _lit(parts.user_pre)
     if last_user_system:
-        user_pre += ("{{ if and $.System (eq $i $lastUser) }}" + _lit(parts.sys_pre) + "{{ $.System }}"
-                     + _lit(parts.sys_post) + "{{ end }}")
+        user_pre += ("{{ if and " + (present or "$.System") + " (eq $i $lastUser) }}" + _lit(parts.sys_pre)
+                     + "{{ $.System }}" + _lit(parts.sys_post) + "{{ end }}")
     gen = _lit(parts.gen)
     asst_pre = _lit(parts.asst_pre)
     if parts.no_think_gen:

@@ -199,7 +199,8 @@ def ollama_template(chat_template: str | None, *, bos_token: str | None = None, 
     candidates.append(("derived", lambda: derive_parts(renderer, system_ok)))
     if system_ok:
         candidates.append(("derived", lambda: _last_user_layout(renderer)))
-    probes = plain + system_probes
+    empty_system = system_ok and _empty_system_differs(renderer)
+    probes = plain + system_probes + (_empty_system_probes() if empty_system else [])
     if toggle:
         probes += [c for c in thinking_probes() if system_ok or c[0]["role"] != "system"]
     mismatches: list[Mismatch] = []
@@ -211,7 +212,7 @@ def ollama_template(chat_template: str | None, *, bos_token: str | None = None, 
             parts = None
         if parts is None:
             continue
-        parts = replace(parts, no_think_gen=toggle)
+        parts = replace(parts, no_think_gen=toggle, system_if_present=empty_system)
         template = lead_go + go_template(parts, with_system=system_ok)
         check_go_template(template)
         found = OllamaTemplate(family=name if name != "derived" else (family or "derived"), template=template,
@@ -231,6 +232,21 @@ def ollama_template(chat_template: str | None, *, bos_token: str | None = None, 
         return plain_only
     detail = mismatches[0].describe() if mismatches else "its turns could not be cut around sentinel messages"
     raise _unfaithful(detail)
+
+
+def _empty_system_probes() -> list[list[dict[str, str]]]:
+    """Conversations whose system message is empty, as chat UIs with an empty system field send them."""
+    return [[{"role": "system", "content": ""}, *conv] for conv in probe_conversations() if conv[0]["role"] != "system"]
+
+
+def _empty_system_differs(renderer: Renderer) -> bool:
+    """Whether the template renders an empty system message differently from none (ChatML writes an empty
+    system turn; Qwen2 writes its default prompt only without one). Ollama's ``.System`` is "" either way."""
+    user = [{"role": "user", "content": "ftwizUSERx"}]
+    try:
+        return renderer.expected([{"role": "system", "content": ""}, *user]) != renderer.expected(user)
+    except TemplateRaised:
+        return False
 
 
 def _last_user_layout(renderer: Renderer) -> TurnParts | None:
