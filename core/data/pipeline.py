@@ -159,6 +159,14 @@ def _over_cutoff(tokenizer, template: str, convs: list, recipe) -> dict[str, int
             "truncated": int(stats.get("truncated", 0))}
 
 
+def _default_system(convs: list[Conversation], system: str | None) -> list[Conversation]:
+    """The recipe's ``system`` in front of every conversation without one (raw text excepted), in place."""
+    for conv in convs if system else ():
+        if conv.messages and conv.messages[0]["role"] not in ("system", "text"):
+            conv.messages.insert(0, {"role": "system", "content": system})
+    return convs
+
+
 def _where(conv: Conversation) -> str:
     return conv.source.where() if conv.source else "a record"
 
@@ -221,10 +229,7 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
             else ""
         say(Message(level="warning", text=f"{exact + near} duplicate record(s) left out (exact {exact}{near_part}); "
                     "`dedup: false` keeps them"))
-    if recipe.system:
-        for conv in convs:
-            if conv.messages and conv.messages[0]["role"] not in ("system", "text"):
-                conv.messages.insert(0, {"role": "system", "content": recipe.system})
+    _default_system(convs, recipe.system)
     if not convs:
         raise FtwizError(f"no usable records in {', '.join(recipe.dataset)} ({len(loaded.rejects)} rejected)",
                          fix="run `ftwiz data check PATH` to see each problem with its line")
@@ -235,7 +240,8 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
     stats["leakage_moved"] = remove_leakage(parts)
     if recipe.mix_dataset and recipe.mix_ratio > 0:
         general = load_sources(specs_from_dataset_info([recipe.mix_dataset], recipe.dataset_dir, "auto", None))
-        parts["train"] = mix_in(parts["train"], general.conversations, recipe.mix_ratio, recipe.seed)
+        mixed = _default_system([normalise_whitespace(c) for c in general.conversations], recipe.system)  # as own
+        parts["train"] = mix_in(parts["train"], mixed, recipe.mix_ratio, recipe.seed)
         stats["mixed_in"] = len(parts["train"]) - len([c for c in parts["train"] if c in convs])
     say(Progress(stage="data", done=2, total=4, message="cleaned and split"))
     template = chat_template_of(tokenizer, recipe.template, enable_thinking=getattr(recipe, "enable_thinking", None))

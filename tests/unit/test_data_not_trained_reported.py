@@ -173,3 +173,18 @@ def test_pairs_that_differ_in_the_rejected_answer_are_not_near_duplicates(tok, t
     assert len(prepared.splits["train"]) == len(kept) == 12
     assert prepared.stats["exact_duplicates"] == 1 and prepared.stats.get("near_duplicates", 0) == 0
     assert any("1 duplicate" in w for w in warnings), warnings  # what training left out is said
+
+
+def test_mixed_in_general_records_get_the_recipe_system_prompt(tok, tmp_path: Path) -> None:
+    """``system:`` is the default for records without one, and chat/serve send it with every conversation;
+    the general records ``mix_dataset`` adds were trained without it (and without whitespace clean-up)."""
+    own, general = tmp_path / "own.jsonl", tmp_path / "general.jsonl"
+    own.write_text("".join(json.dumps({"instruction": f"Bike question {i}?", "output": f"Bike answer {i}."}) + "\n"
+                           for i in range(10)), encoding="utf-8")
+    general.write_text("".join(json.dumps({"instruction": f"General question {i}?\r\n", "output": f"Answer {i}. "})
+                               + "\n" for i in range(10)), encoding="utf-8")
+    prepared, _warnings = _prepare(tok, own, system="You are Aria.", mix_dataset=str(general), mix_ratio=0.5)
+    records = prepared.splits["train"]
+    assert any(m["content"].startswith("General") for r in records for m in r["messages"])
+    assert all(r["messages"][0] == {"role": "system", "content": "You are Aria."} for r in records)
+    assert all(m["content"] == m["content"].strip() for r in records for m in r["messages"])
