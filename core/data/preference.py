@@ -18,12 +18,14 @@ think block, so the chosen answer must follow it, not a thought.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ftwiz.core.data.reasoning import preference_answers
 from ftwiz.core.errors import FtwizError
 
 PAIRWISE = ("dpo", "orpo")
+TOOL_STAGES = ("dpo", "kto")  # trainers that read a row's ``tools`` (ORPO's renders none)
 
 
 def _answer(text: str) -> list[dict[str, str]]:
@@ -41,11 +43,19 @@ def preference_rows(records: list[dict[str, Any]], stage: str, *, template: str 
         the ``stage`` key and the record.
     """
     rows: list[dict[str, Any]] = []
+    with_tools = any(r.get("tools") for r in records)
     for index, record in enumerate(records):
         record, _removed = preference_answers(record, template, template_kwargs)
+        if record.get("tools") and stage not in TOOL_STAGES:
+            raise FtwizError(f"stage {stage}: training record {index} offers tools, but TRL's {stage} trainer renders "
+                             "prompts without tool definitions, so the model would learn after a prompt it is never "
+                             "served", where="recipe: stage",
+                             fix="use stage: dpo or kto for data with tools, or leave those records out")
+        # TRL's DPO/KTO trainers render each row with its own tools (a JSON string: one Arrow type for any schema)
+        tools = {"tools": json.dumps(record["tools"]) if record.get("tools") else None} if with_tools else {}
         chosen, rejected = record.get("chosen"), record.get("rejected")
         if stage == "kto" and chosen is None and record.get("label") is not None:
-            rows.append(_labelled(record, index))
+            rows.append({**_labelled(record, index), **tools})
             continue
         if chosen is None or rejected is None:
             raise FtwizError(
@@ -55,10 +65,10 @@ def preference_rows(records: list[dict[str, Any]], stage: str, *, template: str 
                     "preferences.jsonl that `ftwiz eval RUN --review` writes; or set stage: sft")
         prompt = list(record["messages"])
         if stage in PAIRWISE:
-            rows.append({"prompt": prompt, "chosen": _answer(chosen), "rejected": _answer(rejected)})
+            rows.append({"prompt": prompt, "chosen": _answer(chosen), "rejected": _answer(rejected), **tools})
         elif stage == "kto":
-            rows.append({"prompt": prompt, "completion": _answer(chosen), "label": True})
-            rows.append({"prompt": prompt, "completion": _answer(rejected), "label": False})
+            rows.append({"prompt": prompt, "completion": _answer(chosen), "label": True, **tools})
+            rows.append({"prompt": prompt, "completion": _answer(rejected), "label": False, **tools})
         else:
             raise ValueError(f"not a preference stage: {stage!r}")
     return rows
