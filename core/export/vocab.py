@@ -133,16 +133,17 @@ def read_tokenizer_json_split(model_dir: Path) -> tuple[dict[str, Any] | None, A
 
 
 def tokenizer_kind(model_dir: Path, tokenizer_json: dict[str, Any] | None = None) -> str:
-    """'bpe' (byte-level BPE tokenizer.json), 'spm' (SentencePiece tokenizer.model) or 'spm-json' (a
-    SentencePiece BPE model in tokenizer.json alone, as transformers 5 saves Llama 2/Mistral/Phi-3), or raise."""
+    """'bpe' (byte-level BPE tokenizer.json), 'spm-json' (a SentencePiece BPE model in tokenizer.json, as
+    transformers 5 saves Llama 2/Mistral/Phi-3; preferred to a tokenizer.model beside it, whose scores can
+    rank merges differently from the tokenizer.json training used) or 'spm' (tokenizer.model), or raise."""
     model_dir = Path(model_dir)
     tj = tokenizer_json if tokenizer_json is not None else read_tokenizer_json(model_dir)
     if tj is not None and is_byte_level_bpe(tj):
         return "bpe"
+    if tj is not None and is_spm_bpe_json(tj):  # what transformers tokenizes with, tokenizer.model or not
+        return "spm-json"
     if (model_dir / "tokenizer.model").is_file():
         return "spm"
-    if tj is not None and is_spm_bpe_json(tj):
-        return "spm-json"
     raise FtwizError(
         "no supported tokenizer found (need a byte-level BPE tokenizer.json, a SentencePiece tokenizer.model, "
         "or a tokenizer.json with a byte-fallback BPE model)",
