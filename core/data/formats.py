@@ -4,7 +4,8 @@ Supported: Alpaca (instruction/input/output, optional system, history and tools)
 (conversations of from/value, optional system and tools; function_call/observation turns as in
 LLaMA-Factory's glaive data), OpenAI messages (role/content, tool_calls, tool results, tools, an assistant
 message's ``weight`` 0/1 as in OpenAI's fine-tuning format), preference
-pairs for DPO (prompt/chosen/rejected, or ShareGPT-style conversations + chosen/rejected) and plain text.
+pairs for DPO (prompt/chosen/rejected, ShareGPT-style conversations + chosen/rejected, and TRL's conversational
+shapes: a prompt of messages, an implicit prompt, ultrafeedback_binarized's) and plain text.
 Column names can be mapped, using our names or LLaMA-Factory's (prompt/query/response/history/system/
 tools/images...). Records with images, videos or audio are refused by name (text-only training).
 """
@@ -259,11 +260,35 @@ def _openai(data: dict) -> Conversation:
                         tools=parse_tools(data.get("tools")))
 
 
+def _implicit_prompt(data: dict) -> list[dict[str, Any]] | None:
+    """TRL's implicit prompt: ``chosen`` and ``rejected`` are whole conversations sharing every turn but the
+    last; the shared turns are the prompt. None when the record has another shape."""
+    chosen, rejected = data.get("chosen"), data.get("rejected")
+    if any(k in data for k in ("prompt", "instruction", "messages")) or not (
+            isinstance(chosen, list) and isinstance(rejected, list) and len(chosen) >= 2 and len(rejected) >= 2):
+        return None
+    def turns(side: list) -> list:
+        return [(m.get("role"), m.get("content")) if isinstance(m, dict) else m for m in side[:-1]]
+    if turns(chosen) != turns(rejected):
+        raise RecordProblem("bad_pair", "'chosen' and 'rejected' are conversations whose turns before the answer "
+                            "differ; TRL's implicit prompt needs the same turns in both", "rejected")
+    return _openai_messages(chosen[:-1])
+
+
 def _dpo(data: dict) -> Conversation:
-    if "conversations" in data:
+    implicit = _implicit_prompt(data)
+    if implicit is not None:
+        prompt = implicit
+    elif "conversations" in data:
         prompt = _sharegpt_turns(data["conversations"], "conversations")
+    elif isinstance(data.get("prompt"), list):  # TRL's explicit conversational prompt
+        prompt = _openai_messages(data["prompt"])
     elif isinstance(data.get("messages"), list):
         prompt = _openai_messages(data["messages"])
+        chosen = data.get("chosen")
+        if (prompt and prompt[-1]["role"] == "assistant" and isinstance(chosen, list) and chosen
+                and isinstance(chosen[-1], dict) and chosen[-1].get("content") == prompt[-1]["content"]):
+            prompt = prompt[:-1]  # ultrafeedback_binarized: ``messages`` is the chosen conversation
     else:  # Alpaca-style pairs (LLaMA-Factory's ranking datasets): input and history are part of the prompt
         prompt = _alpaca_prompt(data, "prompt" if "prompt" in data else "instruction")
 
