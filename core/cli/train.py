@@ -90,6 +90,12 @@ def _check_inputs(recipe, args: argparse.Namespace, bus, cancel=None) -> None:
                      vram_gb=args.vram_gb, to_stderr=True, cancelled=lambda: bool(cancel), ask=not args.events)
         check_dataset_paths(recipe, recipe_file=str(args.recipe))
         refuse_unfilled_placeholders(recipe, recipe_file=str(args.recipe))
+        if recipe.adapter_name_or_path:  # SFT -> DPO: the same chat format as the run whose adapter continues
+            from ftwiz.core.chat_templates.continuation import check_continuation
+            from ftwiz.core.train.model_setup import resolve_adapter
+
+            check_continuation(resolve_adapter(recipe.adapter_name_or_path), recipe.template,
+                               getattr(recipe, "enable_thinking", None))
     except FtwizError as exc:
         if args.events:
             where = f"{exc.where}: " if exc.where else ""
