@@ -144,5 +144,8 @@ def test_eval_and_deploy_render_through_the_one_renderer(tiny_qwen2: Path) -> No
     system = [{"role": "system", "content": "be brief"}, *messages]
     with pytest.raises(TemplateRaised, match="System role not supported"):
         deploy.full(system)
-    with pytest.raises(TemplateRaised, match="System role not supported"):
-        renderer_for_tokenizer(tokenizer, template=DATED).render(system, generation_prompt=True)
+    # eval scores the prompt training built: the system text folded in front of the first user turn (Gemma's
+    # convention, as LLaMA-Factory applies it), rendered by transformers itself
+    folded = [{"role": "user", "content": "be brief\n\nhi"}, *messages[1:]]
+    assert renderer_for_tokenizer(tokenizer, template=DATED).render(system, generation_prompt=True) == \
+        tokenizer.apply_chat_template(folded, chat_template=DATED, tokenize=False, add_generation_prompt=True)
