@@ -148,6 +148,9 @@ class LlamaCppBackend:
                              fix="check it with `ftwiz export --verify`; it may be truncated") from None
         self.label = info.path.name
         self.stop_texts = stop_texts
+        from ftwiz.core.deploy.text_stops import text_end_markers
+
+        self.text_stops = text_end_markers(info)  # an end of turn the vocabulary has only as text: stop on it
         self.template, self.bos_token, self.eos_token = info.chat_template, info.bos_token, info.eos_token
         self.last_finish_reason: str | None = None
 
@@ -161,7 +164,7 @@ class LlamaCppBackend:
             messages = as_accepted(self.template, messages, bos_token=self.bos_token or "",
                                    eos_token=self.eos_token or "")
         chunks = self.llm.create_chat_completion(messages=messages, temperature=temperature, max_tokens=max_tokens,
-                                                 stream=True, seed=seed)
+                                                 stream=True, seed=seed, stop=self.text_stops or None)
         for chunk in chunks:
             choice = chunk["choices"][0]
             text = choice.get("delta", {}).get("content")

@@ -89,9 +89,14 @@ def stop_tokens(template: OllamaTemplate, info: GGUFInfo, end_of_generation: Seq
 
     A stop string that is not a control token would be split into ordinary pieces by the tokenizer and
     could leak into answers, so only control tokens qualify; at least one must end the assistant turn.
+    The one exception: a marker the template writes right after every answer that the vocabulary only has
+    as text (``template: chatml`` on a Llama base); the model ends its answers with that text, never with a
+    token, so it is a stop too (core/deploy/text_stops.py).
     """
+    from ftwiz.core.deploy.text_stops import text_end_markers
+
     candidates = [*template.stop_candidates, *info.end_tokens, *end_of_generation]
-    stops = [s for s in dict.fromkeys(candidates) if info.is_control(s)]
+    stops = [s for s in dict.fromkeys(candidates) if info.is_control(s)] + text_end_markers(info)
     ends_turn = [s for s in stops if s in template.parts.asst_post or s in template.parts.user_pre
                  or s in info.end_tokens]
     if not ends_turn:

@@ -1,0 +1,74 @@
+"""``template: chatml`` on a base whose vocabulary has no ``<|im_end|>`` token (TinyLlama's real tokenizer):
+training ends every answer with the TEXT ``<|im_end|>`` and never with EOS, so ``ftwiz chat`` (llama.cpp) and
+the Modelfile must stop on that text, or every answer runs on into a made-up next turn.
+
+Oracle: what ``apply_chat_template`` writes right after an assistant answer, and the HF tokenizer saying
+that it is not one special token. Before the fix both stopped on ``</s>`` only.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from real_tokenizers import require_shared
+
+
+@pytest.fixture(scope="module")
+def chatml_on_tinyllama(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny random Llama (hidden 32) with TinyLlama's tokenizer and the named chatml template, as a GGUF."""
+    import torch
+    import transformers
+    from ftwiz.core.chat_templates import NAMED_TEMPLATES, write_template_files
+    from ftwiz.core.export.pipeline import export_model
+
+    folder = tmp_path_factory.mktemp("tinyllama-chatml")
+    for item in (require_shared() / "TinyLlama-1.1B-Chat-v1.0").iterdir():
+        shutil.copy(item, folder / item.name)
+    write_template_files(folder, NAMED_TEMPLATES["chatml"])
+    tok = transformers.AutoTokenizer.from_pretrained(folder)
+    config = transformers.LlamaConfig(vocab_size=32000, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
+                                      bos_token_id=1, eos_token_id=2)
+    torch.manual_seed(0)
+    transformers.AutoModelForCausalLM.from_config(config).save_pretrained(folder, safe_serialization=True)
+    (folder / "generation_config.json").write_text(json.dumps({"bos_token_id": 1, "eos_token_id": 2}))
+    gguf = export_model(folder, ["F16"], out=folder / "model.gguf").gguf_paths[0]
+    return tok, Path(gguf)
+
+
+def _answer_ender(tok) -> str:
+    """The marker training writes right after an answer, and a check that it is not a single token."""
+    marker = "ZQXJ"
+    text = tok.apply_chat_template([{"role": "user", "content": "hi"}, {"role": "assistant", "content": marker}],
+                                   tokenize=False)
+    ender = text[text.index(marker) + len(marker):].strip()
+    assert ender == "<|im_end|>"
+    assert len(tok(ender, add_special_tokens=False).input_ids) > 1  # plain text: no token can stop on it
+    return ender
+
+
+def test_modelfile_and_llama_cpp_chat_stop_on_a_text_end_of_turn(chatml_on_tinyllama, monkeypatch) -> None:
+    from ftwiz.core.deploy.chat import LlamaCppBackend
+    from ftwiz.core.deploy.modelfile import modelfile_spec
+
+    tok, gguf = chatml_on_tinyllama
+    ender = _answer_ender(tok)
+    assert ender in modelfile_spec(gguf).stops  # Ollama's PARAMETER stop matches generated text
+
+    backend = LlamaCppBackend(gguf, n_ctx=128)
+    sent: dict = {}
+
+    def create_chat_completion(**kwargs):
+        sent.update(kwargs)
+        return iter([{"choices": [{"delta": {"content": "Hi"}, "finish_reason": "stop"}]}])
+
+    monkeypatch.setattr(backend.llm, "create_chat_completion", create_chat_completion)
+    try:
+        assert "".join(backend.stream([{"role": "user", "content": "Hi"}], temperature=0, max_tokens=4,
+                                      seed=0)) == "Hi"
+    finally:
+        backend.close()
+    assert ender in (sent.get("stop") or []), "ftwiz chat does not stop where training ended the answer"
