@@ -6,7 +6,9 @@ down by its own progress bar.
 
 from __future__ import annotations
 
-from ftwiz.core.cli.console import human_bytes
+import sys
+
+from ftwiz.core.cli.console import human_bytes, styled
 from ftwiz.core.rate import RateWindow
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -23,7 +25,8 @@ class TrainProgress:
     """An event subscriber: a progress bar with loss, eval loss, tokens/s and memory; a final summary."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True)
+        # to a pipe or a log, a warning naming a file and line is written whole, not broken at 80 columns
+        self.console = console or Console(stderr=True, soft_wrap=not styled(sys.stderr))
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[stats]}"), console=self.console, refresh_per_second=4, transient=False)

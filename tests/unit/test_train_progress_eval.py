@@ -55,3 +55,12 @@ def test_the_bar_is_done_when_training_finishes_not_after_later_stages() -> None
     progress.stop()
     text = out.getvalue()
     assert "1/1" in text and text.rindex("1/1") < text.index("[7/7] chat")
+
+
+def test_a_long_warning_reaches_a_log_whole(capsys) -> None:
+    """`ftwiz train ... 2> train.log`: a warning naming a file and line was broken at 80 columns mid-path."""
+    from ftwiz.core.events import Message
+
+    text = "5 of 20 records are not trained (over_max_length 5): the first is " + "/data/" + "x" * 120 + ".jsonl line 7"
+    TrainProgress()(Message(level="warning", text=text))
+    assert text in capsys.readouterr().err.splitlines()
