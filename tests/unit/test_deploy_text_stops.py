@@ -72,3 +72,31 @@ def test_modelfile_and_llama_cpp_chat_stop_on_a_text_end_of_turn(chatml_on_tinyl
     finally:
         backend.close()
     assert ender in (sent.get("stop") or []), "ftwiz chat does not stop where training ended the answer"
+
+
+def test_llama_cpp_server_requests_stop_on_the_text_end_of_turn(chatml_on_tinyllama) -> None:
+    """``ftwiz serve``: llama-cpp-python's server has no default stops, so its wrapper adds the marker to every
+    chat completion's ``stop`` (keeping the client's own); other endpoints are left alone."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from ftwiz.core.deploy.llama_server import DefaultModel, _text_stops
+
+    tok, gguf = chatml_on_tinyllama
+    stops = _text_stops(str(gguf))
+    assert stops == (_answer_ender(tok),)
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def chat(body: dict) -> dict:
+        return body
+
+    @app.post("/v1/completions")
+    async def completions(body: dict) -> dict:
+        return body
+
+    app.add_middleware(DefaultModel, alias="run", stops=stops)
+    client = TestClient(app)
+    assert client.post("/v1/chat/completions", json={"messages": []}).json()["stop"] == ["<|im_end|>"]
+    assert client.post("/v1/chat/completions", json={"messages": [], "stop": "\n\n"}).json()["stop"] == [
+        "\n\n", "<|im_end|>"]
+    assert "stop" not in client.post("/v1/completions", json={"prompt": "Hi"}).json()  # raw text: no template
