@@ -16,6 +16,7 @@ from typing import Any
 from ftwiz.core.atomic import atomic_path
 from ftwiz.core.data.blocks import count_blocks, documents_line
 from ftwiz.core.data.clean import exact_dedup, mix_in, near_dedup, normalise_whitespace, remove_leakage, split
+from ftwiz.core.data.held_out import HELD_OUT, held_out_line, mark_held_out
 from ftwiz.core.data.records import Conversation, Reject
 from ftwiz.core.data.sources import LoadResult, load_sources, specs_from_dataset_info
 from ftwiz.core.data.tokenize import tokenize_split
@@ -246,13 +247,20 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
     say(Progress(stage="data", done=2, total=4, message="cleaned and split"))
     template = chat_template_of(tokenizer, recipe.template, enable_thinking=getattr(recipe, "enable_thinking", None))
     tokenized = {}
-    for name in ("train", "validation"):
+    held_out: dict[str, list[Reject]] = {}  # validation/test records left out as training leaves them out
+    for name in ("train", *HELD_OUT):  # test too: eval scores only what training could have seen whole
         if parts[name]:
-            tokenized[name], split_stats = tokenize_split(tokenizer, template, parts[name], recipe)
+            dataset, split_stats = tokenize_split(tokenizer, template, parts[name], recipe)
             kept = split_stats.pop("kept_records")  # the split files and preference trainers get what is trained
             parts[name] = [conv for i, conv in enumerate(parts[name]) if i in kept]
+            if name == "test":  # never trained on, so no dataset; its lengths would only bloat the run card
+                split_stats.pop("lengths", None)
+            else:
+                tokenized[name] = dataset
             stats[name] = split_stats
             for reject in split_stats.pop("reject_objects", []):
+                if name in HELD_OUT:
+                    held_out.setdefault(name, []).append(mark_held_out(reject, name))
                 loaded.rejects.append(reject)
                 if reject.reason != "over_max_length":  # refused by the chat template: counted as check counts it
                     stats["rejected"][reject.reason] = stats["rejected"].get(reject.reason, 0) + 1
@@ -262,8 +270,15 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
         say(Message(level="warning", text=f"{len(undesirable)} training records are marked undesirable (kto_tag "
                     f"or label false), e.g. {_where(undesirable[0])}: stage sft learns them as good answers; use "
                     "`stage: kto` to learn from the marks, or leave those records out"))
-    if loaded.rejects:  # said where training shows it, not only written to rejects.jsonl
-        say(Message(level="warning", text=not_trained_line(loaded.rejects, loaded.read)))
+    held_ids = {id(r) for rejects in held_out.values() for r in rejects}
+    not_trained = [r for r in loaded.rejects if id(r) not in held_ids]
+    if not_trained:  # said where training shows it, not only written to rejects.jsonl
+        say(Message(level="warning", text=not_trained_line(not_trained, loaded.read)))
+    truncated = {name: max(0, stats[name].get("truncated", 0) - sum(  # kept and cut: one cut to no answer is out
+        r.reason == "no_learned_tokens" for r in held_out.get(name, []))) for name in HELD_OUT if name in stats}
+    line = held_out_line(held_out, {name: len(parts[name]) for name in HELD_OUT}, truncated, recipe.cutoff_len)
+    if line:
+        say(Message(level="warning", text=line))
     removed = sum(stats[name].get("reasoning_removed", 0) for name in tokenized)
     if removed:  # told once for the whole dataset: the model learns the answers, not the thoughts
         stats["reasoning_removed"] = removed
