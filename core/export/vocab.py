@@ -359,6 +359,10 @@ def write_vocab(writer, model_dir: Path, n_vocab: int, *, add_bos: bool | None =
         special.add_special_token.setdefault("bos", _hf_adds_bos(model_dir, tj))
     if add_bos is not None:
         special.add_special_token["bos"] = add_bos
+    if special.add_special_token.get("eos"):  # only when transformers appends it too (eos_flag.py)
+        from ftwiz.core.export.eos_flag import hf_appends_eos
+
+        special.add_special_token["eos"] = hf_appends_eos(model_dir, tj)
     from ftwiz.core.export.bos_less import served_without_bos  # bos_token renders '' as in training
 
     special.chat_template = served_without_bos(special.chat_template, model_dir)
