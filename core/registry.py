@@ -100,7 +100,8 @@ def _entry(raw: dict[str, Any]) -> ModelEntry:
                       role=_role(path))
 
 
-def _upsert(path: Path, **updates: Any) -> dict[str, Any]:
+def _upsert(path: Path, clear: list[str] | None = None, **updates: Any) -> dict[str, Any]:
+    """The entry of ``path`` with ``updates`` set (None values left as they are) and ``clear`` keys removed."""
     models = _load()
     key = str(path.resolve())
     for raw in models:
@@ -112,6 +113,8 @@ def _upsert(path: Path, **updates: Any) -> dict[str, Any]:
     for name, value in updates.items():
         if value is not None:
             raw[name] = value
+    for name in clear or ():
+        raw.pop(name, None)
     _save(models)
     return raw
 
@@ -131,14 +134,40 @@ def _quant(path: Path) -> str | None:
     return gguf_quant(path)
 
 
-def record_export(gguf_path: str | Path, *, quant: str | None = None, source_run: str | None = None) -> ModelEntry:
-    """Remember an exported GGUF (called by ``ftwiz export``)."""
+def record_export(gguf_path: str | Path, *, quant: str | None = None, source_run: str | None = None,
+                  source_run_dir: str | Path | None = None) -> ModelEntry:
+    """Remember an exported GGUF (called by ``ftwiz export``); ``source_run_dir``: the run's folder, which chat
+    and serve read the run's system prompt from (:func:`run_of_export`) wherever the GGUF was written."""
     path = Path(gguf_path).expanduser().resolve()
     if not path.is_file():
         raise FtwizError(f"cannot record a missing file: {path}", where=str(path))
-    raw = _upsert(path, size=path.stat().st_size, quant=quant or _quant(path),
-                  source_run=source_run or _source_run(path))
+    run_dir = Path(source_run_dir).expanduser().resolve() if source_run_dir is not None else None
+    source = {"source_run": source_run or (run_dir.name if run_dir else None) or _source_run(path),
+              "source_run_dir": str(run_dir) if run_dir else None}
+    # a new export replaces the file: an earlier record's run (a model exported over a run's GGUF) is dropped
+    raw = _upsert(path, clear=[k for k, v in source.items() if v is None], size=path.stat().st_size,
+                  quant=quant or _quant(path), **source)
     return _entry(raw)
+
+
+def run_of_export(gguf_path: str | Path) -> RunDir | None:
+    """The run an ftwiz-exported GGUF outside the run's folder came from (``ftwiz export RUN --out FILE``), by
+    its registry record: the recorded run folder, else the recorded run's name under runs/.
+
+    None for a file ftwiz did not export or exported from a model (no source run), one whose size changed since
+    (replaced by another tool), a run that is gone, or a damaged registry (chat and serve work without it).
+    """
+    path = Path(gguf_path).expanduser().resolve()
+    try:
+        raw = next((m for m in _load() if str(Path(m["path"]).resolve()) == str(path)), None)
+    except FtwizError:
+        return None
+    if raw is None or not raw.get("source_run") or raw.get("size") != path.stat().st_size:
+        return None
+    for folder in (raw.get("source_run_dir"), RunDir.named(str(raw["source_run"])).root):
+        if folder and (Path(folder) / "recipe.yaml").is_file():
+            return RunDir(Path(folder))
+    return None
 
 
 def record_ollama(gguf_path: str | Path, name: str, host: str) -> ModelEntry:

@@ -74,8 +74,13 @@ def resolve_chat_model(model: str | Path) -> ModelRef:
                              fix="export the model first: `ftwiz export RUN` writes runs/<run>/export/*.gguf")
         from ftwiz.core.rundir import RunDir, export_role
 
-        # a run's own export chats as the run does (its recipe's system prompt and thinking), as register does
+        # a run's own export chats as the run does (its recipe's system prompt and thinking), as register does;
+        # one written elsewhere (export --out) is found by the models registry's record of its source run
         run = RunDir.of_file(path)
+        if run is None:
+            from ftwiz.core.registry import run_of_export
+
+            run = run_of_export(path)
         run_dir = str(run.root) if run is not None and export_role(path.resolve()) == "fine-tuned" else None
         return ModelRef("gguf", str(path.resolve()), text, run_dir=run_dir)
     run_root = path if (path / "recipe.yaml").is_file() else runs_dir() / text

@@ -1,6 +1,7 @@
 """The register step: the one function ``ftwiz register`` and the wizard's deploy step call.
 
-Given a GGUF (or a run: its newest fine-tuned export), the run's recipe supplies the defaults (Ollama name,
+Given a GGUF (or a run: its newest fine-tuned export; a GGUF it exported with ``--out`` elsewhere is found by
+the models registry's record), the run's recipe supplies the defaults (Ollama name,
 SYSTEM prompt, ``num_ctx`` from ``cutoff_len``, ``enable_thinking``); a GGUF outside a run takes them from the
 caller's recipe (the wizard's) or none. The model is registered with Ollama, smoke-tested, and recorded in
 the models registry, so ``ftwiz models list`` shows it whichever way it was registered.
@@ -35,18 +36,17 @@ def register_inputs(model: str | Path, *, name: str | None = None, system: str |
     that is not a GGUF or a run."""
     from ftwiz.core.deploy.chat import resolve_chat_model
     from ftwiz.core.paths import safe_name
-    from ftwiz.core.rundir import RunDir, export_role
+    from ftwiz.core.rundir import RunDir
 
     ref = resolve_chat_model(str(model))
     if ref.kind != "gguf":
         raise FtwizError(f"'{model}' is not a GGUF file or an ftwiz run", where="GGUF|RUN",
                          fix="give the .gguf path written by `ftwiz export`, or the run name")
     gguf = Path(ref.target)
-    run = RunDir.of_file(gguf)
-    if run is not None and export_role(gguf) == "fine-tuned":  # a base copy is not the run's model
+    if ref.run_dir is not None:  # the run's fine-tune (never a base copy), in its folder or exported with --out
         from ftwiz.core.recipe import load_recipe
 
-        recipe = load_recipe(run.recipe)
+        recipe = load_recipe(RunDir(Path(ref.run_dir)).recipe)
     thinking: bool | None = None
     if recipe is not None:
         name = name or recipe.ollama_name

@@ -104,7 +104,8 @@ def _remember(path: Path, quant: str, run_export_dir: Path | None) -> None:
     from ftwiz.core.registry import record_export
 
     with contextlib.suppress(OSError, FtwizError, ValueError):
-        record_export(path, quant=quant, source_run=run_export_dir.parent.name if run_export_dir else None)
+        record_export(path, quant=quant, source_run=run_export_dir.parent.name if run_export_dir else None,
+                      source_run_dir=run_export_dir.parent if run_export_dir else None)  # chat finds it from --out
 
 
 def _require_space(model_dir: Path, targets: dict[str, Path], merged: Path | None = None) -> None:
