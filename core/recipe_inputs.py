@@ -1,4 +1,5 @@
-"""Checks on what a recipe points at, done before a run folder is made: dataset paths and placeholders.
+"""Checks on what a recipe points at, done before a run folder is made: dataset paths and placeholders
+(in the data and in the ``system:`` prompt, filled alike from ``variables:`` and ``--var``).
 
 ``ftwiz train`` runs them first, so a typo in a dataset path is one clear error and no ``failed`` run
 folder; ``ftwiz recipe validate`` checks the paths too; the wizard's data step asks for the placeholder
@@ -52,10 +53,43 @@ def placeholder_error(names: list[str], *, recipe_file: str | None = None) -> Ft
             "or train anyway with --allow-placeholders")
 
 
+def filled_system(recipe, variables: dict[str, str] | None = None) -> tuple[str | None, list[str]]:
+    """The recipe's ``system`` prompt with its ``{{name}}`` placeholders filled from ``variables`` (default: the
+    recipe's ``variables:``, which ``--var`` adds to), as the data's are; and the names left unfilled."""
+    from ftwiz.core.data.validate import fill_text
+
+    if not recipe.system:
+        return recipe.system, []
+    text, missing = fill_text(recipe.system, dict(recipe.variables if variables is None else variables))
+    return text, sorted(missing)
+
+
+def with_filled_system(recipe):
+    """The recipe with its system prompt filled (what a run stores, trains with, and chat/serve/eval send);
+    unfilled names stay as written, for training to refuse (or, with allow_placeholders, to learn literally)."""
+    system, _missing = filled_system(recipe)
+    return recipe if system == recipe.system else recipe.model_copy(update={"system": system})
+
+
+def system_placeholder_error(names: list[str], *, recipe_file: str | None = None) -> FtwizError:
+    """The refusal to train with ``{{name}}`` left in the recipe's system prompt, and the three ways out."""
+    shown = ", ".join("{{" + n + "}}" for n in names)
+    example = " ".join(f"--var {n}=VALUE" for n in names)
+    return FtwizError(
+        f"the system prompt still has unfilled placeholders {shown}; the model would learn them literally, and "
+        "chat and serve would send them", where=Location(file=recipe_file, field="system"),
+        fix=f"give their values: `ftwiz train RECIPE {example}`, or in the recipe under `variables:`, "
+            "or train anyway with --allow-placeholders")
+
+
 def refuse_unfilled_placeholders(recipe, *, recipe_file: str | None = None) -> None:
-    """Raise :func:`placeholder_error` unless every placeholder is filled or the recipe allows them."""
+    """Raise :func:`system_placeholder_error` or :func:`placeholder_error` unless every placeholder (system
+    prompt, then data) is filled or the recipe allows them."""
     if recipe.allow_placeholders:
         return
+    system_missing = filled_system(recipe)[1]
+    if system_missing:
+        raise system_placeholder_error(system_missing, recipe_file=recipe_file)
     names = unfilled_placeholders(recipe)
     if names:
         raise placeholder_error(names, recipe_file=recipe_file)

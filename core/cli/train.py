@@ -155,7 +155,9 @@ def run(args: argparse.Namespace) -> int:
         from ftwiz.core.hub.pin import check_resume_pin
 
         check_resume_pin(RunDir.resolve(args.resume), recipe)  # the same weights, or a refusal saying how
-        if args.recipe is not None and load_recipe(args.recipe) != recipe.model_copy(
+        from ftwiz.core.recipe_inputs import with_filled_system  # the run stores its system prompt filled
+
+        if args.recipe is not None and with_filled_system(load_recipe(args.recipe)) != recipe.model_copy(
                 update={"run_name": load_recipe(args.recipe).run_name}):
             raise FtwizError(f"{args.recipe} differs from the recipe run '{args.resume}' was started with",
                              fix="resume without a recipe (ftwiz train --resume RUN), or train it as a new run")

@@ -214,10 +214,17 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
         variables = dict(getattr(recipe, "variables", None) or {})
     loaded = load_sources(specs, variables=variables)
     say(Progress(stage="data", done=1, total=4, message=f"read {loaded.read} records"))
-    if loaded.unfilled_placeholders and refuse_placeholders and not getattr(recipe, "allow_placeholders", False):
-        from ftwiz.core.recipe_inputs import placeholder_error
+    from ftwiz.core.recipe_inputs import filled_system, placeholder_error, system_placeholder_error
 
+    system, system_missing = filled_system(recipe, variables)  # filled as the data is: chat/serve send this text
+    refuse = refuse_placeholders and not getattr(recipe, "allow_placeholders", False)
+    if system_missing and refuse:
+        raise system_placeholder_error(system_missing)
+    if loaded.unfilled_placeholders and refuse:
         raise placeholder_error(sorted(loaded.unfilled_placeholders))
+    if system_missing:
+        say(Message(level="warning", text="unfilled placeholders in the system prompt: " + ", ".join(
+            "{{" + name + "}}" for name in system_missing)))
     if loaded.unfilled_placeholders:
         say(Message(level="warning", text="unfilled placeholders: " + ", ".join(
             "{{" + name + "}}" for name in sorted(loaded.unfilled_placeholders))))
@@ -230,7 +237,7 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
             else ""
         say(Message(level="warning", text=f"{exact + near} duplicate record(s) left out (exact {exact}{near_part}); "
                     "`dedup: false` keeps them"))
-    _default_system(convs, recipe.system)
+    _default_system(convs, system)
     if not convs:
         raise FtwizError(f"no usable records in {', '.join(recipe.dataset)} ({len(loaded.rejects)} rejected)",
                          fix="run `ftwiz data check PATH` to see each problem with its line")
@@ -241,7 +248,7 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
     stats["leakage_moved"] = remove_leakage(parts)
     if recipe.mix_dataset and recipe.mix_ratio > 0:
         general = load_sources(specs_from_dataset_info([recipe.mix_dataset], recipe.dataset_dir, "auto", None))
-        mixed = _default_system([normalise_whitespace(c) for c in general.conversations], recipe.system)  # as own
+        mixed = _default_system([normalise_whitespace(c) for c in general.conversations], system)  # as own
         parts["train"] = mix_in(parts["train"], mixed, recipe.mix_ratio, recipe.seed)
         stats["mixed_in"] = len(parts["train"]) - len([c for c in parts["train"] if c in convs])
     say(Progress(stage="data", done=2, total=4, message="cleaned and split"))
@@ -302,6 +309,7 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
                                                 "train_on_prompt", "mask_history", "packing", "dedup",
                                                 "near_dedup_threshold", "val_size", "test_size", "seed",
                                                 "max_samples", "mix_dataset", "mix_ratio")}
+    options["system"] = system  # as trained: another --var value is other data
     if recipe.sample_by != "line":  # only when set: runs prepared before the field keep their dataset hash
         options["sample_by"] = recipe.sample_by
     return PreparedData(

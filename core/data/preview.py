@@ -53,7 +53,8 @@ def tokenizer_label(tokenizer) -> str:
 def sample_view(tokenizer, template: str, conversation: dict[str, Any], recipe, *, record: str) -> SampleView:
     """Render, tokenize and mask one record (``Conversation.to_json()``) exactly as training does.
 
-    ``recipe.system`` and whitespace normalisation are applied as ``prepare_for_training`` applies them.
+    ``recipe.system`` (its placeholders filled from ``variables:``) and whitespace normalisation are applied as
+    ``prepare_for_training`` applies them.
     Raises TemplateRefused when the model's template cannot render it.
     """
     from ftwiz.core.data.clean import normalise_whitespace
@@ -63,7 +64,9 @@ def sample_view(tokenizer, template: str, conversation: dict[str, Any], recipe, 
 
     conv = normalise_whitespace(Conversation.from_json({**conversation, "messages": [
         dict(m) for m in conversation["messages"]]}))
-    system = getattr(recipe, "system", None)
+    from ftwiz.core.recipe_inputs import filled_system
+
+    system = filled_system(recipe)[0] if getattr(recipe, "system", None) else None  # {{name}} filled, as trained
     if system and conv.messages and conv.messages[0]["role"] not in ("system", "text"):
         conv.messages.insert(0, {"role": "system", "content": system})
     text, spans = render_record(tokenizer, template, conv.to_json(), recipe)

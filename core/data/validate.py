@@ -51,19 +51,28 @@ def check_conversation(conv: Conversation, fmt: str) -> None:
                             f"messages[{len(roles) - 1}]")
 
 
+def fill_text(text: str, variables: dict[str, str]) -> tuple[str, set[str]]:
+    """``text`` with its ``{{name}}`` placeholders replaced from ``variables``, and the names left unfilled."""
+    missing: set[str] = set()
+
+    def repl(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in variables:
+            return variables[name]
+        missing.add(name)
+        return match.group(0)
+
+    return PLACEHOLDER.sub(repl, text), missing
+
+
 def fill_placeholders(conv: Conversation, variables: dict[str, str]) -> set[str]:
     """Replace ``{{name}}`` placeholders (e.g. in identity datasets); return names left unfilled."""
     missing: set[str] = set()
 
     def sub(text: str) -> str:
-        def repl(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name in variables:
-                return variables[name]
-            missing.add(name)
-            return match.group(0)
-
-        return PLACEHOLDER.sub(repl, text)
+        filled, left = fill_text(text, variables)
+        missing.update(left)
+        return filled
 
     for message in conv.messages:
         message["content"] = sub(message["content"])

@@ -106,6 +106,7 @@ def _base_revision(model_dir: Path, recipe: Recipe) -> str | None:
 def open_run(recipe: Recipe, *, run_name: str | None, resume: str | None) -> tuple[RunDir, Recipe, bool]:
     """The run directory to use and whether it resumes. A completed run is never trained over."""
     from ftwiz.core.paths import runs_dir
+    from ftwiz.core.recipe_inputs import with_filled_system
 
     if resume:
         run = RunDir.resolve(resume)
@@ -116,13 +117,11 @@ def open_run(recipe: Recipe, *, run_name: str | None, resume: str | None) -> tup
                          fix="pass --run-name NAME (ftwiz train --gpus N does this for you)")
     name = run_name or recipe.run_name or default_run_name(recipe)
     run = RunDir(runs_dir() / name)
-    if run.recipe.exists():
-        state = run.state()
-        if state == "completed":
-            raise FtwizError(f"run '{name}' already completed at {run.root}",
-                             fix=f"train under a new name (--run-name {name}-2) or delete {run.root}")
-        return run, recipe.model_copy(update={"run_name": name}), True
-    return run, recipe.model_copy(update={"run_name": name}), False
+    recipe = with_filled_system(recipe).model_copy(update={"run_name": name})  # stored, trained and served filled
+    if run.recipe.exists() and run.state() == "completed":
+        raise FtwizError(f"run '{name}' already completed at {run.root}",
+                         fix=f"train under a new name (--run-name {name}-2) or delete {run.root}")
+    return run, recipe, run.recipe.exists()  # a run started before (failed, cancelled) continues
 
 
 def _last_checkpoint(run: RunDir) -> str | None:

@@ -132,16 +132,18 @@ class ChatScreen(WizardScreen):
     @work(thread=True, exclusive=True, group="chat", exit_on_error=False)
     def reply(self, model: str, text: str) -> str:
         from ftwiz.core.deploy.chat import ChatSession
+        from ftwiz.core.recipe_inputs import filled_system
 
+        system = filled_system(self.wizard.load_recipe())[0]  # {{name}} filled from variables:, as trained
         if self.session is None:
-            self.session = ChatSession(model, system=self.wizard.load_recipe().system)
+            self.session = ChatSession(model, system=system)
         for chunk in self.session.stream_reply(text):
             self.app.call_from_thread(self._chunk, str(chunk))
         tuned = "".join(self.reply_parts)
         base_model = self.wizard.state.base_chat_model
         if self.compare and base_model:
             if self.base_session is None:
-                self.base_session = ChatSession(base_model, system=self.wizard.load_recipe().system)
+                self.base_session = ChatSession(base_model, system=system)
             base = self.base_session.reply(text)
             self.base_replies.append(base)
             self.app.call_from_thread(self.query_one("#transcript", RichLog).write, side_by_side(text, base, tuned))
