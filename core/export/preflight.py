@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ftwiz.core.errors import FtwizError, Location
+from ftwiz.core.errors import FtwizError
 from ftwiz.core.export.kquant import needs_f16_intermediate
 from ftwiz.core.quant_types import BITS_PER_WEIGHT
 
@@ -48,29 +48,16 @@ def _count_parameters(model_dir: Path) -> int:
 def _vocab_merges_tokenizer(path: Path) -> str:
     """Describe a GPT-2/Qwen2-style tokenizer given as vocab.json + merges.txt (no tokenizer.json).
 
-    transformers builds the fast tokenizer from these files, and training saves it as tokenizer.json next
-    to the adapter/merged model, which is what the export reads; so the check is that this fast tokenizer
-    is byte-level BPE with a pre-tokenizer the export knows. FtwizError otherwise.
+    The export builds the fast tokenizer from these files as transformers does
+    (:mod:`ftwiz.core.export.vocab_slow`), so the check is that it builds, is byte-level BPE, and has a
+    pre-tokenizer the export knows. FtwizError otherwise (naming merges.txt when only vocab.json is there).
     """
-    import json
+    from ftwiz.core.export.vocab import detect_pre_tokenizer
+    from ftwiz.core.export.vocab_slow import slow_bpe_tokenizer_json
 
-    from ftwiz.core.export.vocab import detect_pre_tokenizer, is_byte_level_bpe
-
-    try:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-        tokenizer_json = json.loads(tokenizer.backend_tokenizer.to_str())
-    except Exception as exc:  # noqa: BLE001 - any loader failure means the export could not read it either
-        raise FtwizError(f"vocab.json + merges.txt could not be loaded as a fast tokenizer: {exc}",
-                         where=Location(file=path / "vocab.json"),
-                         fix="save the tokenizer with AutoTokenizer.save_pretrained so tokenizer.json exists") from exc
-    if not is_byte_level_bpe(tokenizer_json):
-        raise FtwizError("vocab.json + merges.txt do not make a byte-level BPE tokenizer",
-                         where=Location(file=path / "vocab.json"),
-                         fix="save the tokenizer with AutoTokenizer.save_pretrained so tokenizer.json exists")
+    tokenizer_json = slow_bpe_tokenizer_json(path)
     return (f"byte-level BPE from vocab.json + merges.txt (pre-tokenizer {detect_pre_tokenizer(tokenizer_json)}; "
-            "training saves it as tokenizer.json, which the export reads)")
+            "the export builds tokenizer.json from them as transformers does)")
 
 
 def check_exportable(model_dir: str | Path, *, quants: list[str] | None = None, out_dir: str | Path | None = None,
@@ -78,6 +65,7 @@ def check_exportable(model_dir: str | Path, *, quants: list[str] | None = None, 
     """Architecture, tokenizer and disk space for merge + F16 + each quant, without raising."""
     from ftwiz.core.export.arch import model_params
     from ftwiz.core.export.vocab import _load_json, detect_pre_tokenizer, tokenizer_kind
+    from ftwiz.core.export.vocab_slow import has_slow_bpe_files
     from ftwiz.core.models import resolve_model
 
     quants = [q.upper() for q in (quants or ["Q4_K_M"])]
@@ -100,8 +88,7 @@ def check_exportable(model_dir: str | Path, *, quants: list[str] | None = None, 
     except FtwizError as exc:
         problem(exc)
     try:
-        if not (path / "tokenizer.json").is_file() and (path / "vocab.json").is_file() \
-                and (path / "merges.txt").is_file():
+        if has_slow_bpe_files(path):  # vocab.json (+ merges.txt), no tokenizer.json
             check.tokenizer = _vocab_merges_tokenizer(path)
         else:
             kind = tokenizer_kind(path)

@@ -1,4 +1,5 @@
-"""Tokenizer to GGUF metadata: byte-level BPE from tokenizer.json, SentencePiece from tokenizer.model.
+"""Tokenizer to GGUF metadata: byte-level BPE from tokenizer.json (or built by transformers from vocab.json +
+merges.txt, :mod:`ftwiz.core.export.vocab_slow`), SentencePiece from tokenizer.model.
 
 The BPE pre-tokenizer name (``tokenizer.ggml.pre``) is derived from the split regex the tokenizer
 actually uses, not from a hash of sample encodings: fine-tunes often add tokens, which changes every
@@ -113,9 +114,14 @@ def is_byte_level_bpe(tokenizer_json: dict[str, Any]) -> bool:
 
 
 def read_tokenizer_json(model_dir: Path) -> dict[str, Any] | None:
-    """The parsed tokenizer.json, or None when the folder has none (parsed once per export)."""
+    """The parsed tokenizer.json (parsed once per export); for a folder with only vocab.json + merges.txt, the
+    one transformers builds from them (:mod:`ftwiz.core.export.vocab_slow`); None when there is neither."""
     path = Path(model_dir) / "tokenizer.json"
-    return _load_json(path) if path.is_file() else None
+    if path.is_file():
+        return _load_json(path)
+    from ftwiz.core.export.vocab_slow import has_slow_bpe_files, slow_bpe_tokenizer_json
+
+    return slow_bpe_tokenizer_json(model_dir) if has_slow_bpe_files(model_dir) else None
 
 
 def read_tokenizer_json_split(model_dir: Path) -> tuple[dict[str, Any] | None, Any]:
@@ -126,8 +132,8 @@ def read_tokenizer_json_split(model_dir: Path) -> tuple[dict[str, Any] | None, A
     from ftwiz.core.export.merges_raw import read_split
 
     path = Path(model_dir) / "tokenizer.json"
-    if not path.is_file():
-        return None, None
+    if not path.is_file():  # vocab.json + merges.txt: built by transformers, merges packed by write_vocab
+        return read_tokenizer_json(model_dir), None
     split = read_split(path, is_byte_level_bpe)
     return split if split is not None else (_load_json(path), None)
 
@@ -145,8 +151,8 @@ def tokenizer_kind(model_dir: Path, tokenizer_json: dict[str, Any] | None = None
     if (model_dir / "tokenizer.model").is_file():
         return "spm"
     raise FtwizError(
-        "no supported tokenizer found (need a byte-level BPE tokenizer.json, a SentencePiece tokenizer.model, "
-        "or a tokenizer.json with a byte-fallback BPE model)",
+        "no supported tokenizer found (need a byte-level BPE tokenizer.json or vocab.json + merges.txt, "
+        "a SentencePiece tokenizer.model, or a tokenizer.json with a byte-fallback BPE model)",
         where=Location(file=model_dir),
         fix="copy the tokenizer files of the base model into this folder (AutoTokenizer.save_pretrained)",
     )
@@ -336,9 +342,11 @@ def write_vocab(writer, model_dir: Path, n_vocab: int, *, add_bos: bool | None =
     gguf_log = logging.getLogger("gguf.vocab")
     level = gguf_log.level
     gguf_log.setLevel(logging.ERROR)  # it warns about Llama-3's pair template, which GGUF has no use for
-    try:
-        with parsed_once(model_dir / "tokenizer.json", tj):
-            special = gguf.SpecialVocab(model_dir, load_merges=False, n_vocab=n_vocab)
+    from ftwiz.core.export.vocab_slow import special_vocab_dir
+
+    try:  # a tokenizer.json built from vocab.json + merges.txt is shown to gguf-py in a temporary folder
+        with special_vocab_dir(model_dir, tj) as special_dir, parsed_once(special_dir / "tokenizer.json", tj):
+            special = gguf.SpecialVocab(special_dir, load_merges=False, n_vocab=n_vocab)
     finally:
         gguf_log.setLevel(level)
     if data.model == "gpt2":  # merges from the tokenizer.json parsed above, not a second parse by gguf-py
