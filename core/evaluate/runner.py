@@ -29,6 +29,7 @@ from ftwiz.core.evaluate.backends import (
     load_tokenizer,
     stop_token_ids,
 )
+from ftwiz.core.evaluate.cutoff import hold_to_cutoff
 from ftwiz.core.evaluate.plot import loss_curves, plot_loss
 from ftwiz.core.evaluate.prompts import Renderer, renderer_for_gguf, renderer_for_tokenizer, served_through
 from ftwiz.core.evaluate.report import (
@@ -265,10 +266,13 @@ def evaluate(target: str | Path, *, base: str | Path | None = None, split: str =
 
     started = time.time()
     contenders, warnings = _load_contenders(resolved, gguf_path, n_ctx=n_ctx)
-    _emit(events, Message(text=f"evaluating {len(documents or samples)} "
-                               f"{'documents' if documents is not None else 'samples'} on {len(contenders)} models"))
     reference_engine = next(c for c in contenders if c.label == "tuned")
     samples = as_trained(samples, reference_engine.renderer)  # thinking off: the answers training learned
+    samples, held = hold_to_cutoff(samples, reference_engine.engine, reference_engine.renderer,  # as trained
+                                   cutoff=resolved.cutoff_len, overlength=resolved.overlength)
+    warnings += [held] if held else []
+    _emit(events, Message(text=f"evaluating {len(documents or samples)} "
+                               f"{'documents' if documents is not None else 'samples'} on {len(contenders)} models"))
     eos = getattr(getattr(reference_engine.engine, "tokenizer", None), "eos_token", None)
     stop_texts = [reference_engine.renderer.eos_token, eos]
     total = len(documents or samples) * len(contenders)

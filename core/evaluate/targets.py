@@ -44,6 +44,7 @@ class Target:
     enable_thinking: bool | None = None
     system: str | None = None
     cutoff_len: int = 1024
+    overlength: str | None = None  # the run's drop/truncate of records over cutoff_len; None without a run
     method: str | None = None  # the run's finetuning method (lora, qlora, full), when known
     stage: str = "sft"  # the run's training stage (sft, pt, dpo, orpo, kto)
     pref_beta: float = 0.1  # the run's beta: scales the implicit rewards of preference stages
@@ -97,6 +98,7 @@ def _run_models(run: RunDir) -> tuple[ModelSpec, Path, dict]:
                          fix=f"finish training first (`ftwiz train {run.recipe}`), or check the run's events.jsonl")
     record = TemplateOfRecord.from_card(card)
     info = {"template_name": recipe.template, "system": recipe.system, "cutoff_len": recipe.cutoff_len,
+            "overlength": recipe.overlength,
             "method": str(card.get("method") or recipe.finetuning_type), "stage": recipe.stage,
             "pref_beta": recipe.pref_beta,
             "chat_template": record.template if record else None,
