@@ -114,7 +114,9 @@ def resolve_target(target: str | Path, base: str | Path | None = None) -> Target
         if not is_gguf(path):
             raise FtwizError(f"{path} is neither a run, a model folder nor a GGUF file", where=Location(file=path),
                              fix="give a run directory or name, a Hugging Face model folder, or a .gguf file")
-        run = _run_above(path)
+        from ftwiz.core.registry import run_of_export
+
+        run = _run_above(path) or run_of_export(path)  # exported with --out elsewhere: its run, by the registry
         if run is None:
             return Target(tuned=ModelSpec("gguf", path.resolve()), base=base_override, run=None, tokenizer_dir=None)
         trained, base_path, info = _run_models(run)

@@ -1,5 +1,5 @@
-"""A GGUF that ``ftwiz export RUN --out ELSEWHERE`` wrote is chatted with, served and registered as its run
-trained.
+"""A GGUF that ``ftwiz export RUN --out ELSEWHERE`` wrote is chatted with, served, registered and evaluated as
+its run trained.
 
 ``ftwiz chat runs/RUN/export/RUN-Q8_0.gguf`` sent the recipe's system prompt and ``enable_thinking``, but the
 same export written with ``--out ~/models/aria.gguf`` sent neither, although the models registry (``ftwiz
@@ -69,6 +69,11 @@ def test_a_gguf_exported_outside_its_run_chats_and_serves_as_the_run(isolated: P
 
     inputs = register_inputs(out)  # ftwiz register: the Modelfile's SYSTEM and thinking as trained
     assert (inputs.system, inputs.enable_thinking) == (ref.run_system_prompt(), False)
+    from ftwiz.core.evaluate.targets import resolve_target
+
+    target = resolve_target(out)  # ftwiz eval FILE.gguf: the run's test split, base model and prompt
+    assert target.run is not None and target.run.root == run.resolve()
+    assert (target.system, target.enable_thinking) == (ref.run_system_prompt(), False)
 
     unrecorded = isolated / "models" / "someone-elses.gguf"  # not exported by ftwiz: as before, nothing added
     shutil.copy(out, unrecorded)
