@@ -55,9 +55,10 @@ class Recipe(BaseModel):
                                  "text, or a .jinja file path")
     enable_thinking: bool | None = Field(None, description="Thinking templates (qwen3): true/false; null = "
                                          "the template's default")
-    system: str | None = Field(None, description="Default system prompt for records without one")
+    system: str | None = Field(None, description="Default system prompt for records without one; its {{name}} "
+                               "placeholders are filled from variables: like the data's")
     variables: dict[str, str] = Field(default_factory=dict, description="Values for {{name}} placeholders in "
-                                      "the data, e.g. {name: Aria, author: Sam} for identity datasets")
+                                      "the data and system, e.g. {name: Aria, author: Sam} for identity datasets")
     allow_placeholders: bool = Field(False, description="Train even when {{name}} placeholders are left "
                                      "unfilled (they are then learned literally)")
     cutoff_len: int = Field(1024, ge=16, le=1_048_576, description="Max tokens per training sample")
