@@ -179,13 +179,16 @@ def _load_contenders(target: Target, gguf: Path | None, *, n_ctx: int) -> tuple[
 
 def _answer_all(contender: Contender, samples: list[EvalSample], *, max_new_tokens: int, cutoff: int,
                 stop_ids: set[int], events: EventBus | None, done: int, total: int) -> tuple[list[str], float, int]:
+    from ftwiz.core.evaluate.answer_end import cut_at_text_stop, text_stops
+
     engine, renderer = contender.engine, contender.renderer
+    ends = text_stops(renderer, engine)  # an end of turn the vocabulary only has as text: cut the answer there
     outputs: list[str] = []
     loss_sum, loss_tokens = 0.0, 0
     for i, sample in enumerate(samples):
         prompt_ids = engine.tokenize(renderer.render(sample.prompt, generation_prompt=True, tools=sample.tools))
         answer_ids = engine.greedy(prompt_ids, max_new_tokens, stop_ids)
-        outputs.append(engine.detokenize(answer_ids).strip())
+        outputs.append(cut_at_text_stop(engine.detokenize(answer_ids), ends).strip())
         full_ids = engine.tokenize(renderer.render(sample.conversation, generation_prompt=False, tools=sample.tools))
         full_ids = full_ids[: min(cutoff, engine.context_length)]
         loss, n = engine.nll(full_ids, common_prefix_length(prompt_ids, full_ids))
