@@ -11,6 +11,7 @@ directly may also use ``{"prompt": ..., "reference": ...}`` (the demo's ``heldou
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,26 @@ def _sample_from(record: object, index: int, path: Path, line: int) -> EvalSampl
                      fix='write {"messages": [...]} or {"prompt": ..., "reference": ...} per line')
 
 
+def _left_out(path: Path) -> Counter[str]:
+    """Reasons -> counts of the records of split ``path`` (test.jsonl) that data preparation held out and then
+    left out, from rejects.jsonl beside it (their messages start with 'test split: '); empty when none."""
+    rejects = Path(path).with_name("rejects.jsonl")
+    prefix = f"{Path(path).stem} split: "
+    counts: Counter[str] = Counter()
+    try:
+        lines = rejects.read_text(encoding="utf-8").splitlines() if rejects.is_file() else []
+    except (OSError, UnicodeDecodeError):  # the rejects only explain the empty split; the error stands without
+        return counts
+    for raw in lines:
+        try:
+            reject = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(reject, dict) and str(reject.get("message", "")).startswith(prefix):
+            counts[str(reject.get("reason"))] += 1
+    return counts
+
+
 def load_samples(path: Path, *, system: str | None = None, max_samples: int | None = None) -> list[EvalSample]:
     """Samples with a reference answer from a JSONL file; errors name the file and line."""
     if not path.is_file():
@@ -111,6 +132,15 @@ def load_samples(path: Path, *, system: str | None = None, max_samples: int | No
         validation = Path(path).with_name("validation.jsonl")
         offer_validation = Path(path).name != validation.name and validation.is_file() and \
             validation.stat().st_size > 1  # an empty split file holds one newline
+        left_out = _left_out(path)
+        if left_out:  # held out, then every record left out as training leaves it out (data/held_out.py)
+            reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(left_out.items()))
+            raise FtwizError(f"the file is empty: all {sum(left_out.values())} {path.stem} records were left out "
+                             f"({reasons}), each listed in {path.with_name('rejects.jsonl')}",
+                             where=Location(file=path),
+                             fix="raise cutoff_len (or set `overlength: truncate`) and re-run training, "
+                                 + ("use --split validation, " if offer_validation else "")
+                                 + "or pass --data FILE")
         raise FtwizError("the file is empty (no records): nothing was held out to evaluate on",
                          where=Location(file=path),
                          fix="a run holds out a test split only from 20 records on (validation: 10); "

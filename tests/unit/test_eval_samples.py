@@ -111,3 +111,22 @@ def test_tool_records_are_evaluated_with_the_prompt_training_rendered(shared_dir
     assert "get_weather" in prompt and '"temp_c": 3' in prompt  # the tool list, the call and its result
     full, _ = render_with_spans(tok, tok.chat_template, trained["messages"], tools=trained["tools"])
     assert renderer.render(sample.conversation, generation_prompt=False, tools=sample.tools) == full
+
+
+def test_a_split_emptied_by_cutoff_len_says_so_not_that_the_dataset_was_small(tmp_path: Path) -> None:
+    """A 40-record run whose 4 test records were all longer than cutoff_len has an empty test.jsonl: eval told
+    the user a test split is held out 'only from 20 records on' and to 'train on more data'."""
+    from ftwiz.core.data.held_out import mark_held_out
+    from ftwiz.core.data.pipeline import write_rejects
+    from ftwiz.core.data.records import Reject
+
+    path = _write(tmp_path / "test.jsonl", [])
+    write_rejects([mark_held_out(Reject("d.jsonl", n, n - 1, "over_max_length", f"{300 + n} tokens > cutoff_len 64"),
+                                 split) for n, split in ((3, "test"), (5, "test"), (7, "validation"))]
+                  + [Reject("d.jsonl", 9, 8, "over_max_length", "301 tokens > cutoff_len 64")],
+                  tmp_path / "rejects.jsonl")
+    with pytest.raises(FtwizError) as info:
+        load_samples(path)
+    assert "20 records" not in info.value.fix and "more data" not in info.value.fix
+    assert "all 2 test records" in info.value.what and "over_max_length 2" in info.value.what
+    assert "rejects.jsonl" in info.value.what and "cutoff_len" in info.value.fix
