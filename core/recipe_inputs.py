@@ -113,13 +113,14 @@ def lengths_key(recipe) -> tuple:
             recipe.val_size, recipe.test_size, recipe.seed, recipe.max_samples)
 
 
-def prepare_dataset(recipe, *, tokenizer=None, variables: dict[str, str] | None = None):
+def prepare_dataset(recipe, *, tokenizer=None, variables: dict[str, str] | None = None, events=None):
     """The data step, as ``ftwiz data prepare|preview|stats`` and the wizard's data step run it: the recipe's
     records checked, rendered with the model's template, tokenized, masked and split, with the tokenizer
-    training uses (:func:`tokenizer_for`). Returns ``PreparedData`` (``save_splits`` writes the files)."""
+    training uses (:func:`tokenizer_for`). Returns ``PreparedData`` (``save_splits`` writes the files).
+    ``events``: an EventBus that gets the warnings training shows (records left out and why)."""
     from ftwiz.core.data import prepare_for_training
 
-    return prepare_for_training(recipe, tokenizer or tokenizer_for(recipe), variables=variables)
+    return prepare_for_training(recipe, tokenizer or tokenizer_for(recipe), variables=variables, events=events)
 
 
 def training_lengths(recipe, tokenizer=None) -> list[int]:

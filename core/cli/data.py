@@ -172,11 +172,18 @@ def _preview(args: argparse.Namespace, recipe, tokenizer, prepared) -> None:
 
 
 def _prepared(args: argparse.Namespace):
+    from ftwiz.core.cli.console import say
+    from ftwiz.core.events import EventBus
     from ftwiz.core.recipe_inputs import prepare_dataset
+
+    def _warn(event) -> None:  # what training says about the same data (records left out and why), said here too
+        if event.type == "message":  # on stderr under --json, whose stdout is one JSON document
+            say((event.text, "yellow") if event.level == "warning" else event.text, stderr=bool(args.json))
 
     recipe = _recipe(args)
     tokenizer = _tokenizer(recipe)
-    return recipe, tokenizer, prepare_dataset(recipe, tokenizer=tokenizer, variables=_pairs(args.var, "--var") or {})
+    return recipe, tokenizer, prepare_dataset(recipe, tokenizer=tokenizer, variables=_pairs(args.var, "--var") or {},
+                                              events=EventBus([_warn]))
 
 
 def run(args: argparse.Namespace) -> int:
