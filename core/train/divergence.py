@@ -155,6 +155,8 @@ def divergence_error(divergence: Divergence, *, recipe: Any, plan: Any, run_name
         start = f"adding `--from {good}`" if plan.method in ("lora", "qlora") else \
             f"with model_name_or_path: {good} in the recipe"
         new_run += f", {start} to start from {good.name}, the last one whose weights still gave a finite loss"
+    elif getattr(recipe, "adapter_name_or_path", None):  # no checkpoint of its own: keep the adapter it started from
+        new_run += f", adding `--from {recipe.adapter_name_or_path}` to start from the adapter this run started from"
     newest = _newest_checkpoint(checkpoints)
     if newest is not None:
         new_run += f" (`ftwiz train --resume {run_name}` would repeat the same settings from {newest})"

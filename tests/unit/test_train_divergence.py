@@ -171,3 +171,13 @@ def test_the_failure_names_the_step_and_the_knobs_with_the_runs_values(tmp_path:
     assert "became inf at step 1 (no finite loss was logged before it)" in plain.what
     assert "now 0.5; try 2e-05" in plain.fix  # far above full fine-tuning's usual rate: the usual one
     assert "fp16" not in plain.fix and "max_grad_norm" not in plain.fix and "--resume" not in plain.fix
+
+
+def test_a_run_started_from_an_adapter_that_diverges_before_a_checkpoint_names_that_adapter(tmp_path: Path) -> None:
+    """`ftwiz train R --from runs/a/checkpoints/checkpoint-8` diverged at step 2: the fix said only `ftwiz train
+    RECIPE --run-name b-2`, a new run from the bare base, dropping the adapter the user started from."""
+    start = tmp_path / "a" / "checkpoints" / "checkpoint-8"
+    recipe = parse_recipe({"model_name_or_path": "m", "dataset": ["d.jsonl"], "adapter_name_or_path": str(start)})
+    error = divergence_error(Divergence(2, NAN, 1, 4.9), recipe=recipe, plan=_plan(), run_name="b",
+                             checkpoints=tmp_path / "b" / "checkpoints")
+    assert "--run-name b-2" in error.fix and f"`--from {start}`" in error.fix
