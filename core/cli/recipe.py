@@ -23,12 +23,18 @@ def run(args: argparse.Namespace) -> int:
 
     if args.action == "validate":
         from ftwiz.core.chat_templates.validate import check_template_file, template_warnings
-        from ftwiz.core.recipe_inputs import check_dataset_paths
+        from ftwiz.core.recipe_inputs import check_dataset_paths, filled_system
 
         recipe = load_recipe(args.file)
         check_dataset_paths(recipe, recipe_file=str(args.file))  # a schema-valid recipe can still point nowhere
         check_template_file(recipe, args.file)  # train would fail on a missing template file
-        for text in template_warnings(recipe):  # the warnings train prints, before a run is started
+        warnings = template_warnings(recipe)  # the warnings train prints, before a run is started
+        _system, missing = filled_system(recipe)
+        if missing and not recipe.allow_placeholders:  # train refuses them unless --var gives their values
+            warnings.append("system: " + ", ".join("{{" + n + "}}" for n in missing) + " has no value under "
+                            "variables:, so `ftwiz train` refuses it unless given with "
+                            + " ".join(f"--var {n}=VALUE" for n in missing))
+        for text in warnings:
             console.print(f"warning: {text}", style="yellow", highlight=False, markup=False)
         say(("ok", "green"), f" {args.file}: {recipe.finetuning_type} on {recipe.model_name_or_path}, "
             f"data {', '.join(recipe.dataset)}, chat template {_template_words(recipe.template)}")  # brackets kept
