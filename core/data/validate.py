@@ -49,6 +49,10 @@ def check_conversation(conv: Conversation, fmt: str) -> None:
     if body[-1] != "assistant":
         raise RecordProblem("no_assistant_answer", "the conversation does not end with an assistant answer",
                             f"messages[{len(roles) - 1}]")
+    if all(m.get("weight", 1) == 0 for m in messages if m["role"] == "assistant"):  # context only: training
+        raise RecordProblem("no_learned_tokens", 'every assistant message has "weight": 0 (context, not '  # drops it
+                            'learned): nothing to learn; set "weight": 1 on the answer to learn',
+                            f"messages[{len(roles) - 1}].weight")
 
 
 def fill_text(text: str, variables: dict[str, str]) -> tuple[str, set[str]]:
