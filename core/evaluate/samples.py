@@ -103,6 +103,20 @@ def _left_out(path: Path) -> Counter[str]:
     return counts
 
 
+def _run_setting(split: Path, key: str) -> object:
+    """``key`` of the run's recipe.yaml when ``split`` is a run's data/<split>.jsonl; None otherwise."""
+    import yaml
+
+    recipe = Path(split).parent.parent / "recipe.yaml"
+    if Path(split).parent.name != "data" or not recipe.is_file():
+        return None
+    try:
+        raw = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):  # only explains the empty split
+        return None
+    return raw.get(key) if isinstance(raw, dict) else None
+
+
 def load_samples(path: Path, *, system: str | None = None, max_samples: int | None = None) -> list[EvalSample]:
     """Samples with a reference answer from a JSONL file; errors name the file and line."""
     if not path.is_file():
@@ -132,7 +146,12 @@ def load_samples(path: Path, *, system: str | None = None, max_samples: int | No
         validation = Path(path).with_name("validation.jsonl")
         offer_validation = Path(path).name != validation.name and validation.is_file() and \
             validation.stat().st_size > 1  # an empty split file holds one newline
-        left_out = _left_out(path)
+        left_out, knob = _left_out(path), f"{'val' if path.stem == 'validation' else path.stem}_size"
+        if path.stem in ("test", "validation") and _run_setting(path, knob) == 0:  # the user turned it off
+            raise FtwizError(f"the file is empty: the run's recipe sets {knob}: 0, so nothing was held out",
+                             where=Location(file=path),
+                             fix=f"set {knob}: 0.1 in the recipe and train again, "
+                                 + ("use --split validation, " if offer_validation else "") + "or pass --data FILE")
         if left_out:  # held out, then every record left out as training leaves it out (data/held_out.py)
             reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(left_out.items()))
             raise FtwizError(f"the file is empty: all {sum(left_out.values())} {path.stem} records were left out "

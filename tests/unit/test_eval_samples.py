@@ -130,3 +130,15 @@ def test_a_split_emptied_by_cutoff_len_says_so_not_that_the_dataset_was_small(tm
     assert "20 records" not in info.value.fix and "more data" not in info.value.fix
     assert "all 2 test records" in info.value.what and "over_max_length 2" in info.value.what
     assert "rejects.jsonl" in info.value.what and "cutoff_len" in info.value.fix
+
+
+def test_a_split_the_recipe_turned_off_says_so(tmp_path: Path) -> None:
+    """A run trained with test_size: 0 has an empty test.jsonl: eval said a test split is held out 'only from 20
+    records on' and to 'train on more data' (the run had 40)."""
+    (tmp_path / "recipe.yaml").write_text("model_name_or_path: demo\ndataset: [d.jsonl]\ntest_size: 0\n",
+                                          encoding="utf-8")
+    (tmp_path / "data").mkdir()
+    with pytest.raises(FtwizError) as info:
+        load_samples(_write(tmp_path / "data" / "test.jsonl", []))
+    assert "test_size: 0" in info.value.what and "20 records" not in info.value.fix
+    assert "test_size: 0.1" in info.value.fix and "--data FILE" in info.value.fix
