@@ -19,6 +19,7 @@ from ftwiz.core.deploy.templates import ollama_prompt
 from ftwiz.core.deploy.token_check import compare_tokens, gguf_tokenizer
 from ftwiz.core.errors import FtwizError
 from real_tokenizers import real_tokenizer, require_shared
+from vocab_gguf import vocab_gguf
 
 
 @pytest.fixture(scope="module")
@@ -27,25 +28,7 @@ def tokenizers_dir() -> Path:
 
 
 def _vocab_gguf(model_dir: Path, out: Path, n_vocab: int) -> Path:
-    """A GGUF with the exporter's tokenizer metadata and Llama hyper-parameters, no tensors."""
-    import gguf
-    from ftwiz.core.export.vocab import write_vocab
-
-    writer = gguf.GGUFWriter(str(out), "llama")
-    writer.add_context_length(4096)
-    writer.add_embedding_length(64)
-    writer.add_block_count(1)
-    writer.add_feed_forward_length(128)
-    writer.add_head_count(4)
-    writer.add_head_count_kv(4)
-    writer.add_layer_norm_rms_eps(1e-5)
-    writer.add_rope_freq_base(10000.0)
-    write_vocab(writer, model_dir, n_vocab)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return out
+    return vocab_gguf(model_dir, out, n_vocab)
 
 
 @pytest.fixture(scope="module")

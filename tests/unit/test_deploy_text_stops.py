@@ -8,33 +8,19 @@ that it is not one special token. Before the fix both stopped on ``</s>`` only.
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import pytest
-from real_tokenizers import require_shared
+from chatml_llama import chatml_on_tinyllama_folder
 
 
 @pytest.fixture(scope="module")
 def chatml_on_tinyllama(tmp_path_factory: pytest.TempPathFactory):
     """A tiny random Llama (hidden 32) with TinyLlama's tokenizer and the named chatml template, as a GGUF."""
-    import torch
-    import transformers
-    from ftwiz.core.chat_templates import NAMED_TEMPLATES, write_template_files
     from ftwiz.core.export.pipeline import export_model
 
     folder = tmp_path_factory.mktemp("tinyllama-chatml")
-    for item in (require_shared() / "TinyLlama-1.1B-Chat-v1.0").iterdir():
-        shutil.copy(item, folder / item.name)
-    write_template_files(folder, NAMED_TEMPLATES["chatml"])
-    tok = transformers.AutoTokenizer.from_pretrained(folder)
-    config = transformers.LlamaConfig(vocab_size=32000, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
-                                      bos_token_id=1, eos_token_id=2)
-    torch.manual_seed(0)
-    transformers.AutoModelForCausalLM.from_config(config).save_pretrained(folder, safe_serialization=True)
-    (folder / "generation_config.json").write_text(json.dumps({"bos_token_id": 1, "eos_token_id": 2}))
+    tok, _model = chatml_on_tinyllama_folder(folder)
     gguf = export_model(folder, ["F16"], out=folder / "model.gguf").gguf_paths[0]
     return tok, Path(gguf)
 

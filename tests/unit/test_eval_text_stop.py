@@ -10,30 +10,17 @@ learned the chatml ending writes.
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from real_tokenizers import require_shared
+from chatml_llama import chatml_on_tinyllama_folder
 
 
 @pytest.fixture(scope="module")
 def chatml_engine(tmp_path_factory: pytest.TempPathFactory):
-    import torch
-    import transformers
-    from ftwiz.core.chat_templates import NAMED_TEMPLATES, write_template_files
     from ftwiz.core.evaluate.backends import HFEngine
     from ftwiz.core.evaluate.prompts import renderer_for_tokenizer
 
     folder = tmp_path_factory.mktemp("tinyllama-chatml-eval")
-    for item in (require_shared() / "TinyLlama-1.1B-Chat-v1.0").iterdir():
-        shutil.copy(item, folder / item.name)
-    write_template_files(folder, NAMED_TEMPLATES["chatml"])
-    tok = transformers.AutoTokenizer.from_pretrained(folder)
-    config = transformers.LlamaConfig(vocab_size=32000, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
-                                      bos_token_id=1, eos_token_id=2)
-    torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_config(config)
+    tok, model = chatml_on_tinyllama_folder(folder)
     trained = tok.apply_chat_template([{"role": "user", "content": "Capital of France?"},
                                        {"role": "assistant", "content": "Paris"},
                                        {"role": "user", "content": "And of Italy?"}], tokenize=False)

@@ -49,6 +49,9 @@ class _CharEngine:
         self.scored.append(self.detokenize(ids[start:]))
         return 0.0, len(ids) - start
 
+    def token_id(self, text: str) -> int | None:
+        return ord(text) if len(text) == 1 else None  # one character, one token
+
 
 @pytest.fixture(scope="module")
 def qwen3(shared_dir: Path):

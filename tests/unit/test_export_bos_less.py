@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from real_tokenizers import SHARED_TOKENIZERS, real_tokenizer
+from vocab_gguf import vocab_gguf
 
 CHATS = [
     [{"role": "user", "content": "Hi"}],
@@ -24,25 +25,7 @@ CHATS = [
 
 
 def _vocab_gguf(model_dir: Path, out: Path, n_vocab: int) -> Path:
-    """A GGUF with the exporter's tokenizer metadata (core/export/vocab.py) and no tensors."""
-    import gguf
-    from ftwiz.core.export.vocab import write_vocab
-
-    writer = gguf.GGUFWriter(str(out), "qwen2")
-    writer.add_context_length(4096)
-    writer.add_embedding_length(64)
-    writer.add_block_count(1)
-    writer.add_feed_forward_length(128)
-    writer.add_head_count(4)
-    writer.add_head_count_kv(4)
-    writer.add_layer_norm_rms_eps(1e-6)
-    writer.add_rope_freq_base(10000.0)
-    write_vocab(writer, model_dir, n_vocab)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return out
+    return vocab_gguf(model_dir, out, n_vocab, arch='qwen2', rms_eps=1e-06)
 
 
 @pytest.fixture(scope="module")

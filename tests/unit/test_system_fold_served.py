@@ -56,6 +56,9 @@ class _CharEngine:
         self.scored.append(self.detokenize(ids[start:]))
         return 0.0, len(ids) - start
 
+    def token_id(self, text: str) -> int | None:
+        return ord(text) if len(text) == 1 else None  # one character, one token
+
 
 def test_eval_prompts_a_system_prompt_as_training_folded_it(gemma, tmp_path: Path) -> None:
     answer = {"role": "assistant", "content": "Yes, every day."}
@@ -82,6 +85,7 @@ def test_chat_sends_the_system_prompt_folded(gemma) -> None:
     backend = LlamaCppBackend.__new__(LlamaCppBackend)  # the loaded model replaced by a recorder
     backend.llm, backend.template = _Llm(), gemma.chat_template
     backend.bos_token, backend.eos_token, backend.last_finish_reason = gemma.bos_token, gemma.eos_token, None
+    backend.text_stops = []  # Gemma's <end_of_turn> is a token: nothing to stop on as text
     assert "".join(backend.stream(CHAT, temperature=0.0, max_tokens=4, seed=None)) == "Yes."
     assert sent == [FOLDED]
     gemma.apply_chat_template(sent[0], tokenize=False, add_generation_prompt=True)  # what the server renders
