@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 import pytest
+from char_engine import CharEngine
 from chat_family_tokenizers import load
 from ftwiz.core.evaluate.prompts import renderer_for_tokenizer
 from ftwiz.core.evaluate.runner import Contender, _answer_all
@@ -24,33 +25,6 @@ from ftwiz.core.evaluate.targets import ModelSpec
 
 QUESTION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2 + 2?"}]
 THOUGHT = "<think>\nTwo and two make four.\n</think>\n\nIt is 4."
-
-
-class _CharEngine:
-    """One token per character; records the text whose loss is scored."""
-
-    kind = "fake"
-    path = "fake"
-    context_length = 100_000
-
-    def __init__(self) -> None:
-        self.scored: list[str] = []
-
-    def tokenize(self, text: str) -> list[int]:
-        return [ord(c) for c in text]
-
-    def detokenize(self, ids: list[int]) -> str:
-        return "".join(chr(i) for i in ids)
-
-    def greedy(self, prompt_ids: list[int], max_new_tokens: int, stop_ids: set[int]) -> list[int]:
-        return [ord("x")]
-
-    def nll(self, ids: list[int], start: int) -> tuple[float, int]:
-        self.scored.append(self.detokenize(ids[start:]))
-        return 0.0, len(ids) - start
-
-    def token_id(self, text: str) -> int | None:
-        return ord(text) if len(text) == 1 else None  # one character, one token
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +44,7 @@ def test_eval_scores_the_answer_without_the_removed_thought(qwen3, tmp_path: Pat
     full = qwen3.apply_chat_template([*QUESTION, {"role": "assistant", "content": "It is 4."}], tokenize=False,
                                      enable_thinking=False)
     assert full.startswith(served)
-    engine = _CharEngine()
+    engine = CharEngine()
     _answer_all(Contender("tuned", ModelSpec("hf", tmp_path), engine, renderer), samples, max_new_tokens=1,
                 cutoff=100_000, stop_ids=set(), events=None, done=0, total=1)
     assert engine.scored == [full[len(served):]]

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
+from char_engine import CharEngine
 from chat_family_tokenizers import load
 from ftwiz.core.evaluate.prompts import renderer_for_tokenizer
 from ftwiz.core.evaluate.runner import Contender, _answer_all
@@ -33,37 +34,10 @@ def gemma(shared_dir: Path):
     return tok
 
 
-class _CharEngine:
-    kind = "fake"
-    path = "fake"
-    context_length = 100_000
-
-    def __init__(self) -> None:
-        self.prompts: list[str] = []
-        self.scored: list[str] = []
-
-    def tokenize(self, text: str) -> list[int]:
-        return [ord(c) for c in text]
-
-    def detokenize(self, ids: list[int]) -> str:
-        return "".join(chr(i) for i in ids)
-
-    def greedy(self, prompt_ids: list[int], max_new_tokens: int, stop_ids: set[int]) -> list[int]:
-        self.prompts.append(self.detokenize(prompt_ids))
-        return [ord("x")]
-
-    def nll(self, ids: list[int], start: int) -> tuple[float, int]:
-        self.scored.append(self.detokenize(ids[start:]))
-        return 0.0, len(ids) - start
-
-    def token_id(self, text: str) -> int | None:
-        return ord(text) if len(text) == 1 else None  # one character, one token
-
-
 def test_eval_prompts_a_system_prompt_as_training_folded_it(gemma, tmp_path: Path) -> None:
     answer = {"role": "assistant", "content": "Yes, every day."}
     sample = EvalSample(prompt=CHAT, reference=answer["content"], conversation=[*CHAT, answer])
-    engine = _CharEngine()
+    engine = CharEngine()
     _answer_all(Contender("tuned", ModelSpec("hf", tmp_path), engine, renderer_for_tokenizer(gemma)), [sample],
                 max_new_tokens=1, cutoff=100_000, stop_ids=set(), events=None, done=0, total=1)
     prompt = gemma.apply_chat_template(FOLDED, tokenize=False, add_generation_prompt=True)
