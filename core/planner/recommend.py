@@ -197,7 +197,7 @@ def plan_recipe(recipe: Recipe, hardware: HardwareReport | None = None, *, vram_
     else:
         setup, parts = chosen
     optimizer, optimizer_reason = _optimizer(recipe, setup.method, budget.device)
-    reasons.append(_method_reason(setup.method, spec, fixed, budget))
+    reasons.append(_method_reason(setup, spec, fixed, fits))
     reasons.append(_batch_reason(setup, recipe, fits))
     if stage_note(recipe.stage, setup.method):
         reasons.append(stage_note(recipe.stage, setup.method))
@@ -232,17 +232,22 @@ def plan_recipe(recipe: Recipe, hardware: HardwareReport | None = None, *, vram_
                               effective_batch=recipe.effective_batch_size, epoch_tokens=epoch_tokens, spec=spec)
 
 
-def _method_reason(method: str, spec: ModelSpec, fixed: set[str], budget: Budget) -> str:
+def _method_reason(setup: TrainSetup, spec: ModelSpec, fixed: set[str], fits: bool) -> str:
+    method = setup.method
     count = spec.total_params  # a tiny model is "0.9M", not "0.00B"
     size = (f"{count / 1e9:.2f}B" if count >= 1e9 else f"{count / 1e6:.1f}M") + "-parameter"
     if "finetuning_type" in fixed or "quantization_bit" in fixed:
         return f"method {method}: as set in the recipe"
     if method == "lora":
         return f"method LoRA: the {size} model fits in 16-bit, so no quantization error is needed"
-    dense = (spec.embedding_params + spec.lm_head_params + spec.norm_params) * 4 / GIB
-    return (f"method QLoRA: the {size} model's weights are stored in 4-bit NF4 (about a quarter of 16-bit) "
-            f"so it fits; the adapter still trains in full precision, and the embeddings and output layer stay "
-            f"in fp32 ({dense:.1f} GiB: peft's k-bit preparation upcasts them)")
+    # As the estimate beside it counts them: ftwiz's QLoRA keeps the dense parts in the compute dtype
+    # (core/train/model_setup.py), not in peft's fp32 upcast (TrainSetup.kbit_upcast, off in plans).
+    wide = setup.dtype == "fp32" or setup.device == "cpu" or setup.kbit_upcast
+    dense = (spec.embedding_params + spec.lm_head_params + spec.norm_params) * (4 if wide else 2) / GIB
+    verdict = "so it fits" if fits else "yet it still does not fit"
+    return (f"method QLoRA: the {size} model's weights are stored in 4-bit NF4 (about a quarter of 16-bit), "
+            f"{verdict}; the adapter still trains in full precision, and the embeddings and output layer stay "
+            f"{'fp32' if wide else '16-bit'} ({dense:.1f} GiB)")
 
 
 def _batch_reason(setup: TrainSetup, recipe: Recipe, fits: bool) -> str:
