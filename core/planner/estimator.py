@@ -13,7 +13,8 @@ Parts (see :func:`estimate_memory`):
 - ``weights``: the base weights by storage type: 2 bytes (bf16/fp16) or 4 (fp32) per parameter; under
   QLoRA the block linears are NF4 (0.5 byte) plus quantization constants -- one fp32 absmax per 64
   weights (0.0625 B/param), or with double quantization an 8-bit absmax per 64 plus one fp32 per 256
-  blocks (~0.0158 B/param) -- while embeddings, lm_head and norms stay 16-bit (ftwiz's own QLoRA, like
+  blocks (~0.0158 B/param) -- while embeddings, lm_head, norms and a mixture-of-experts model's routed
+  experts (3-D tensors, not ``nn.Linear``: see ``spec.py``) stay 16-bit (ftwiz's own QLoRA, like
   LLaMA-Factory's and Unsloth's: ``core/train/model_setup.py``). peft's ``prepare_model_for_kbit_training``
   (what TRL calls when given a peft_config, and the HF stack of Unsloth's table; ``kbit_upcast``) casts
   every non-quantized parameter to fp32 (peft/utils/other.py: "cast all non INT8 parameters to fp32"):
@@ -136,6 +137,10 @@ def _activation_bytes_per_token_layer(spec: ModelSpec, s: TrainSetup) -> float:
     if s.attention == "eager":
         attention += spec.num_heads * s.seq_len * 2 * half
     mlp = (3 if spec.gated_mlp else 2) * half * i
+    if spec.num_experts:  # each token's routed experts: input copy, gate/up, activation, output; fp32 router
+        expert_i = spec.expert_intermediate_size
+        mlp += spec.experts_per_token * half * ((3 if spec.gated_mlp else 2) * expert_i + 2 * h)
+        mlp += spec.num_experts * 4 * 2
     extra = 0
     if s.method in ("lora", "qlora"):
         shapes = spec.linear_shapes()
@@ -183,7 +188,7 @@ def estimate_memory(spec: ModelSpec, s: TrainSetup) -> dict[str, int]:
         dense = spec.embedding_params + spec.lm_head_params + spec.norm_params
         upcast = s.kbit_upcast and not on_cpu
         parts["weights"] = spec.block_linear_params * (0.5 + NF4_CONSTANTS.get(s.quant, NF4_CONSTANTS["nf4"])) \
-            + dense * (4 if upcast else wbytes)
+            + dense * (4 if upcast else wbytes) + spec.expert_params * wbytes  # 3-D expert tensors stay 16-bit
         if upcast and wbytes == 2:  # autocast's 16-bit copy of the fp32 lm_head, saved for backward
             parts["autocast_copies"] = (spec.lm_head_params or spec.embedding_params) * 2
     else:
@@ -222,7 +227,7 @@ def estimate_memory(spec: ModelSpec, s: TrainSetup) -> dict[str, int]:
     parts["logits"] = tokens * spec.vocab_size * logit_bytes
 
     largest = max(a * b for a, b in spec.linear_shapes().values())
-    temp = tokens * spec.intermediate_size * wbytes * 2
+    temp = tokens * (spec.intermediate_size + spec.experts_per_token * spec.expert_intermediate_size) * wbytes * 2
     if s.method == "qlora":
         temp += largest * wbytes * 2
     parts["temporary_buffers"] = temp

@@ -245,9 +245,14 @@ def _method_reason(setup: TrainSetup, spec: ModelSpec, fixed: set[str], fits: bo
     wide = setup.dtype == "fp32" or setup.device == "cpu" or setup.kbit_upcast
     dense = (spec.embedding_params + spec.lm_head_params + spec.norm_params) * (4 if wide else 2) / GIB
     verdict = "so it fits" if fits else "yet it still does not fit"
-    return (f"method QLoRA: the {size} model's weights are stored in 4-bit NF4 (about a quarter of 16-bit), "
+    experts = ""
+    if spec.expert_params:  # see spec.py: bitsandbytes quantizes nn.Linear layers only
+        experts = (f"; its {spec.num_experts} experts per layer ({spec.expert_params / 1e9:.1f}B parameters, "
+                   f"{spec.expert_params * (4 if wide else 2) / GIB:.1f} GiB) are 3-D tensors that 4-bit "
+                   "quantization leaves 16-bit")
+    return (f"method QLoRA: the {size} model's linear layers are stored in 4-bit NF4 (about a quarter of 16-bit), "
             f"{verdict}; the adapter still trains in full precision, and the embeddings and output layer stay "
-            f"{'fp32' if wide else '16-bit'} ({dense:.1f} GiB)")
+            f"{'fp32' if wide else '16-bit'} ({dense:.1f} GiB){experts}")
 
 
 def _batch_reason(setup: TrainSetup, recipe: Recipe, fits: bool) -> str:

@@ -1,7 +1,15 @@
 """ModelSpec: the shape facts of a model read from its config.json, and its parameter counts by part.
 
 Counts are exact for the supported architectures (llama, mistral, qwen2, qwen3, gemma 1-3, phi3, phi,
-gpt_neox); unknown model types are estimated from the generic fields with a warning.
+gpt_neox, and the mixture-of-experts mixtral, qwen2_moe, qwen3_moe); unknown model types are estimated from
+the generic fields with a warning.
+
+Mixture-of-experts: every expert's weights are in memory, though each token runs only ``experts_per_token``
+of them (Mixtral-8x7B: 46.7B parameters, not the 7.2B of one dense block stack). In transformers 5 the
+experts are 3-D ``nn.Parameter`` tensors (``MixtralExperts.gate_up_proj``/``down_proj``), not ``nn.Linear``:
+bitsandbytes' 4-bit replacement (``replace_with_bnb_linear``: ``type(module) is nn.Linear``) leaves them 16-bit
+and peft's ``all-linear`` does not adapt them. ``expert_params`` counts them apart from ``block_linear_params``
+(the ``nn.Linear`` weights: attention, a shared expert, dense-MLP layers).
 """
 
 from __future__ import annotations
@@ -13,9 +21,10 @@ from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.model_config import language_config, read_config
 from pydantic import BaseModel, Field
 
-GATED_MLP = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text", "phi3", "mixtral"}
+GATED_MLP = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text", "phi3", "mixtral",
+             "qwen2_moe", "qwen3_moe"}
 UNGATED_MLP = {"phi", "gpt_neox", "gpt2", "stablelm", "starcoder2", "falcon"}
-QKV_BIAS = {"qwen2", "phi", "gpt_neox", "stablelm", "starcoder2"}
+QKV_BIAS = {"qwen2", "qwen2_moe", "phi", "gpt_neox", "stablelm", "starcoder2"}
 LINEAR_NAMES = {
     True: ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
     False: ("q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"),
@@ -38,6 +47,14 @@ class ModelSpec(BaseModel):
     rms_norm: bool = Field(True, description="RMSNorm (upcasts to fp32) vs LayerNorm")
     norms_per_block: int = Field(2, description="phi's parallel block shares one norm")
     warnings: list[str] = Field(default_factory=list)
+    # Mixture-of-experts (0 for dense models): routed experts per MoE layer, experts each token runs, an
+    # expert's intermediate size, and how many layers are MoE (the others have a dense MLP of
+    # ``dense_intermediate_size``). ``intermediate_size`` is then the shared expert's (0: none).
+    num_experts: int = 0
+    experts_per_token: int = 0
+    expert_intermediate_size: int = 0
+    moe_layers: int = 0
+    dense_intermediate_size: int = 0
 
     # --- per-part parameter counts -----------------------------------------------------------
     @property
@@ -48,22 +65,39 @@ class ModelSpec(BaseModel):
     def kv_out(self) -> int:
         return self.num_kv_heads * self.head_dim
 
-    def linear_shapes(self) -> dict[str, tuple[int, int]]:
-        """(in_features, out_features) of each linear in one block, by module name."""
-        h, i = self.hidden_size, self.intermediate_size
-        shapes = {"q_proj": (h, self.q_out), "k_proj": (h, self.kv_out), "v_proj": (h, self.kv_out),
-                  "o_proj": (self.q_out, h)}
+    def _mlp_shapes(self, i: int) -> dict[str, tuple[int, int]]:
+        h = self.hidden_size
+        if not i:
+            return {}
         if self.gated_mlp:
-            shapes |= {"gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
-        else:
-            shapes |= {"fc1": (h, i), "fc2": (i, h)}
-        return shapes
+            return {"gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+        return {"fc1": (h, i), "fc2": (i, h)}
+
+    def linear_shapes(self) -> dict[str, tuple[int, int]]:
+        """(in_features, out_features) of each ``nn.Linear`` in one block, by module name (an MoE block's
+        MLP linears are its shared expert's; none when it has none)."""
+        return self._attention_shapes() | self._mlp_shapes(self.intermediate_size)
+
+    def _attention_shapes(self) -> dict[str, tuple[int, int]]:
+        h = self.hidden_size
+        return {"q_proj": (h, self.q_out), "k_proj": (h, self.kv_out), "v_proj": (h, self.kv_out),
+                "o_proj": (self.q_out, h)}
 
     @property
     def block_linear_params(self) -> int:
-        per_block = sum(a * b for a, b in self.linear_shapes().values())
+        attention = sum(a * b for a, b in self._attention_shapes().values())
         bias = (self.q_out + 2 * self.kv_out) if self.qkv_bias else 0
-        return self.num_layers * (per_block + bias)
+        mlp = sum(a * b for a, b in self._mlp_shapes(self.intermediate_size).values())
+        if not self.num_experts:
+            return self.num_layers * (attention + bias + mlp)
+        dense = sum(a * b for a, b in self._mlp_shapes(self.dense_intermediate_size).values())
+        return self.num_layers * (attention + bias) + self.moe_layers * mlp + (self.num_layers - self.moe_layers) * dense
+
+    @property
+    def expert_params(self) -> int:
+        """The routed experts and their router, in all MoE layers (0 for a dense model)."""
+        per_expert = sum(a * b for a, b in self._mlp_shapes(self.expert_intermediate_size).values())
+        return self.moe_layers * self.num_experts * (per_expert + self.hidden_size)
 
     @property
     def norm_params(self) -> int:
@@ -80,11 +114,13 @@ class ModelSpec(BaseModel):
 
     @property
     def total_params(self) -> int:
-        return self.block_linear_params + self.norm_params + self.embedding_params + self.lm_head_params
+        return (self.block_linear_params + self.expert_params + self.norm_params + self.embedding_params
+                + self.lm_head_params)
 
     def parts(self) -> dict[str, int]:
         return {"embeddings": self.embedding_params, "lm_head": self.lm_head_params,
-                "block_linears": self.block_linear_params, "norms": self.norm_params}
+                "block_linears": self.block_linear_params, "norms": self.norm_params,
+                **({"experts": self.expert_params} if self.num_experts else {})}
 
 
 def spec_from_config(config: dict[str, Any], source: str = "config.json") -> ModelSpec:
@@ -104,6 +140,9 @@ def spec_from_config(config: dict[str, Any], source: str = "config.json") -> Mod
     gated = model_type in GATED_MLP or (not known and "intermediate_size" in cfg and model_type not in UNGATED_MLP)
     intermediate = int(cfg.get("intermediate_size") or cfg.get("n_inner") or 4 * hidden)
     head_dim = int(cfg.get("head_dim") or hidden // heads)
+    moe = _moe_fields(cfg, layers, intermediate)
+    if moe:
+        intermediate = moe.pop("shared_intermediate")
     return ModelSpec(
         model_type=model_type, hidden_size=hidden, intermediate_size=intermediate, num_layers=layers,
         num_heads=heads, num_kv_heads=int(cfg.get("num_key_value_heads") or heads), head_dim=head_dim,
@@ -111,8 +150,25 @@ def spec_from_config(config: dict[str, Any], source: str = "config.json") -> Mod
         tied_embeddings=bool(cfg.get("tie_word_embeddings", model_type.startswith("gemma"))),
         gated_mlp=gated, qkv_bias=bool(cfg.get("attention_bias", model_type in QKV_BIAS)),
         max_position_embeddings=cfg.get("max_position_embeddings"), warnings=warnings,
-        rms_norm=gated, norms_per_block=1 if model_type == "phi" else 2,
+        rms_norm=gated, norms_per_block=1 if model_type == "phi" else 2, **moe,
     )
+
+
+def _moe_fields(cfg: dict[str, Any], layers: int, intermediate: int) -> dict[str, int]:
+    """A mixture-of-experts config's expert fields (empty for a dense model), by the names transformers'
+    configs use: num_local_experts (mixtral, phimoe, gpt_oss), num_experts (qwen2_moe, qwen3_moe, olmoe),
+    n_routed_experts (deepseek); moe_intermediate_size where an expert is narrower than the dense MLP."""
+    experts = int(cfg.get("num_local_experts") or cfg.get("num_experts") or cfg.get("n_routed_experts") or 0)
+    if experts <= 1:
+        return {}
+    expert_i = int(cfg.get("moe_intermediate_size") or intermediate)
+    shared = int(cfg.get("shared_expert_intermediate_size") or int(cfg.get("n_shared_experts") or 0) * expert_i)
+    step = int(cfg.get("decoder_sparse_step") or 1)
+    dense_only = set(cfg.get("mlp_only_layers") or []) | set(range(int(cfg.get("first_k_dense_replace") or 0)))
+    moe_layers = sum(1 for n in range(layers) if n not in dense_only and (n + 1) % step == 0)
+    return {"num_experts": experts, "experts_per_token": int(cfg.get("num_experts_per_tok") or cfg.get("top_k") or 2),
+            "expert_intermediate_size": expert_i, "moe_layers": moe_layers, "dense_intermediate_size": intermediate,
+            "shared_intermediate": shared}
 
 
 def _missing(field: str, source: str) -> int:

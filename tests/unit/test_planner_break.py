@@ -37,3 +37,69 @@ def test_qlora_reason_gives_the_16_bit_embeddings_the_estimate_counts(llama8b) -
         assert ("so it fits" in reason) is fits and ("does not fit" in reason) is not fits
         nf4_dq = llama8b.block_linear_params * (0.5 + 1 / 64 + 4 / (64 * 256))
         assert plan.estimate.parts["weights"] / GIB == pytest.approx(nf4_dq / GIB + dense_gib, abs=0.01)
+
+
+# Published configs (config.json fields) of mixture-of-experts models and their published parameter counts.
+MIXTRAL_8X7B = {"model_type": "mixtral", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+                "num_attention_heads": 32, "num_key_value_heads": 8, "num_local_experts": 8, "num_experts_per_tok": 2,
+                "vocab_size": 32000, "tie_word_embeddings": False}
+QWEN3_30B_A3B = {"model_type": "qwen3_moe", "hidden_size": 2048, "intermediate_size": 6144,
+                 "moe_intermediate_size": 768, "num_hidden_layers": 48, "num_attention_heads": 32,
+                 "num_key_value_heads": 4, "head_dim": 128, "num_experts": 128, "num_experts_per_tok": 8,
+                 "decoder_sparse_step": 1, "mlp_only_layers": [], "vocab_size": 151936, "tie_word_embeddings": False}
+QWEN15_MOE_A27B = {"model_type": "qwen2_moe", "hidden_size": 2048, "intermediate_size": 5632,
+                   "moe_intermediate_size": 1408, "shared_expert_intermediate_size": 5632, "num_hidden_layers": 24,
+                   "num_attention_heads": 16, "num_key_value_heads": 16, "num_experts": 60, "num_experts_per_tok": 4,
+                   "vocab_size": 151936, "tie_word_embeddings": False}
+
+
+@pytest.mark.parametrize(("config", "billions"), [(MIXTRAL_8X7B, 46.7), (QWEN3_30B_A3B, 30.5),
+                                                  (QWEN15_MOE_A27B, 14.3)])
+def test_mixture_of_experts_counts_every_expert(config: dict, billions: float) -> None:
+    """Mixtral-8x7B has 46.7B parameters (Mistral AI's announcement), Qwen3-30B-A3B 30.5B and
+    Qwen1.5-MoE-A2.7B 14.3B (their model cards): all experts are in memory. ftwiz counted one dense MLP per
+    layer (7.2B, 3.3B, 1.9B) and planned Mixtral LoRA on a 24 GB card as fitting in 19 GiB."""
+    from ftwiz.core.planner.spec import spec_from_config
+
+    spec = spec_from_config(config)
+    assert spec.total_params / 1e9 == pytest.approx(billions, rel=0.01)
+    assert not spec.warnings
+
+
+@pytest.mark.parametrize("config", [MIXTRAL_8X7B, QWEN3_30B_A3B, QWEN15_MOE_A27B])
+def test_moe_counts_match_transformers_and_what_4_bit_quantizes(config: dict) -> None:
+    """Oracle: the installed transformers builds the model (meta device, shrunk): its parameter count, and its
+    nn.Linear weights in the blocks (what bitsandbytes' 4-bit replacement quantizes) against ftwiz's
+    block_linears; the rest of the blocks besides norms are the experts, which stay 16-bit."""
+    torch = pytest.importorskip("torch")
+    from ftwiz.core.planner.spec import spec_from_config
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    small = {**config, "hidden_size": 256, "num_hidden_layers": 2, "vocab_size": 1000, "num_attention_heads": 8,
+             "num_key_value_heads": min(8, config["num_key_value_heads"]), "intermediate_size": 512}
+    small |= {"head_dim": 32} if "head_dim" in config else {}
+    small |= {"moe_intermediate_size": 128} if "moe_intermediate_size" in config else {}
+    small |= {"shared_expert_intermediate_size": 384} if "shared_expert_intermediate_size" in config else {}
+    hf_config = AutoConfig.for_model(**small)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(hf_config)
+    spec = spec_from_config(small)
+    assert spec.total_params == pytest.approx(sum(p.numel() for p in model.parameters()), rel=0.005)
+    linears = sum(m.weight.numel() + (m.bias.numel() if m.bias is not None else 0)
+                  for name, m in model.named_modules() if type(m) is torch.nn.Linear and ".layers." in name)
+    assert spec.block_linear_params == pytest.approx(linears, rel=0.005)
+
+
+def test_mixtral_does_not_fit_a_24gb_card_even_with_qlora() -> None:
+    """46.7B parameters with the experts left 16-bit by 4-bit quantization: over 84 GiB of weights."""
+    from ftwiz.core.planner.spec import spec_from_config
+
+    spec = spec_from_config(MIXTRAL_8X7B)
+    plan = plan_recipe(recipe(cutoff_len=1024), vram_gb=24, spec=spec)
+    assert not plan.fits
+    experts_gib = 32 * 8 * 3 * 4096 * 14336 * 2 / GIB
+    assert plan.estimate.parts["weights"] / GIB > experts_gib > 80
+    qlora = plan_recipe(recipe(cutoff_len=1024), vram_gb=92, spec=spec)
+    assert qlora.method == "qlora" and qlora.fits
+    reason = next(r for r in qlora.reasons if r.startswith("method QLoRA"))
+    assert f"{experts_gib:.1f} GiB) are 3-D tensors that 4-bit quantization leaves 16-bit" in reason
