@@ -95,6 +95,68 @@ def refuse_unfilled_placeholders(recipe, *, recipe_file: str | None = None) -> N
         raise placeholder_error(names, recipe_file=recipe_file)
 
 
+def system_placeholders(recipe) -> set[str]:
+    """The ``{{name}}`` names the recipe's ``system`` prompt uses, as written (before any filling)."""
+    from ftwiz.core.data.validate import PLACEHOLDER
+
+    return set(PLACEHOLDER.findall(getattr(recipe, "system", None) or ""))
+
+
+def _closest(name: str, used: set[str]) -> str | None:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(used), n=1)
+    return close[0] if close else None
+
+
+def unused_variable_error(names: list[str], used: set[str], *,
+                          where: str = "the recipe's system prompt or data") -> FtwizError:
+    """The refusal of ``--var NAME=...`` whose NAME no ``{{NAME}}`` uses: a typo would otherwise be ignored and
+    the placeholder it meant trained with another value (or refused as unfilled, naming the wrong cause)."""
+    existing = ", ".join("{{" + n + "}}" for n in sorted(used))
+    uses = f"the placeholders there are {existing}" if used else "there are no {{NAME}} placeholders there"
+    hints = [f"--var {close}=VALUE instead of --var {n}=VALUE" for n in names if (close := _closest(n, used))]
+    return FtwizError(
+        f"--var {', '.join(names)}: no {', '.join('{{' + n + '}}' for n in names)} in {where}, so the value would "
+        f"fill nothing; {uses}", where="--var",
+        fix=(f"did you mean {'; '.join(hints)}? " if hints else "") + "remove the --var that fills nothing")
+
+
+def refuse_unused_variables(given, used: set[str], *, where: str = "the recipe's system prompt or data") -> None:
+    """Raise :func:`unused_variable_error` for the ``--var`` names in ``given`` that no placeholder in ``used``
+    has."""
+    unused = sorted(set(given) - used)
+    if unused:
+        raise unused_variable_error(unused, used, where=where)
+
+
+def check_placeholders(recipe, *, given=(), recipe_file: str | None = None) -> list[str]:
+    """What ``ftwiz train`` checks before a run folder is made, reading the data once: every ``--var`` name in
+    ``given`` fills a ``{{name}}`` in the system prompt (as written) or the data, else
+    :func:`unused_variable_error`; then :func:`refuse_unfilled_placeholders`' rule. Returns warnings for names
+    set under the recipe's own ``variables:`` that nothing uses (a shared recipe may fill more than one dataset
+    needs: said, not refused)."""
+    from ftwiz.core.data.sources import load_sources, specs_from_dataset_info
+
+    specs = specs_from_dataset_info(list(recipe.dataset), recipe.dataset_dir, recipe.formatting, recipe.columns,
+                                    recipe.sample_by)
+    loaded = load_sources(specs, variables=dict(recipe.variables))
+    used = loaded.placeholders | system_placeholders(recipe)
+    refuse_unused_variables(given, used, where=f"{recipe_file or 'the recipe'}'s system prompt or data")
+    warnings = []
+    for name in sorted(set(recipe.variables) - used - set(given)):
+        close = _closest(name, used)
+        warnings.append(f"variables: {name} fills nothing: no {{{{{name}}}}} in the system prompt or data"
+                        + (f" (did you mean {close}?)" if close else ""))
+    if not recipe.allow_placeholders:
+        system_missing = filled_system(recipe)[1]
+        if system_missing:
+            raise system_placeholder_error(system_missing, recipe_file=recipe_file)
+        if loaded.unfilled_placeholders:
+            raise placeholder_error(sorted(loaded.unfilled_placeholders), recipe_file=recipe_file)
+    return warnings
+
+
 def tokenizer_for(recipe):
     """The tokenizer training will use; the demo's is built alone (seconds), without building the model."""
     if recipe.model_name_or_path == "demo":

@@ -73,6 +73,7 @@ def _check(args: argparse.Namespace) -> int:
     report = check_dataset(args.path, formatting=args.format, columns=_pairs(args.column, "--column"),
                            variables=_pairs(args.var, "--var") or {}, dataset_dir=args.dataset_dir,
                            tokenizer=tokenizer, recipe=recipe, sample_by=args.sample_by or "line")
+    _refuse_unused_vars(args, report.placeholders)  # a misspelled --var: refused before any file is written
     rejects_path = None
     if report.rejects:
         default = Path(report.files[0]).with_suffix(".rejects.jsonl") if report.files else Path("rejects.jsonl")
@@ -117,6 +118,13 @@ def _check(args: argparse.Namespace) -> int:
             console.print(f"[yellow]warning[/yellow]: unfilled placeholders {names}: "
                           "fill them with --var name=VALUE", highlight=False)
     return 0 if report.usable else 1
+
+
+def _refuse_unused_vars(args: argparse.Namespace, used: list[str]) -> None:
+    """FtwizError naming each --var that no {{NAME}} in the data uses (and the closest one that does)."""
+    from ftwiz.core.recipe_inputs import refuse_unused_variables
+
+    refuse_unused_variables(_pairs(args.var, "--var") or {}, set(used), where=f"the data ({args.path})")
 
 
 def _print_over_cutoff(console, report) -> None:
@@ -194,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "check":
         return _check(args)
     recipe, tokenizer, prepared = _prepared(args)
+    _refuse_unused_vars(args, prepared.placeholders)
     if args.action == "prepare":
         out = args.out or Path(f"{Path(args.path).name}.prepared")
         prepared.save_splits(out, overwrite=args.overwrite)  # --out may be the user's own data folder

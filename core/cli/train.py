@@ -57,16 +57,22 @@ def _install_signal_handlers(cancel, *, terminal: bool = True) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _with_variables(recipe, args: argparse.Namespace):
-    """The recipe with ``--var NAME=VALUE`` added to its ``variables:`` and ``--allow-placeholders`` applied."""
+def _var_values(args: argparse.Namespace) -> dict[str, str]:
+    """``--var NAME=VALUE`` as {NAME: VALUE}; the value as typed (it is inserted literally, braces and all)."""
     from ftwiz.core.errors import FtwizError
 
-    values = dict(recipe.variables)
+    values = {}
     for item in args.var or []:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise FtwizError(f"--var expects NAME=VALUE, got '{item}'", where="--var", fix="e.g. --var name=Aria")
         values[name.strip().strip("{}")] = value
+    return values
+
+
+def _with_variables(recipe, args: argparse.Namespace):
+    """The recipe with ``--var NAME=VALUE`` added to its ``variables:`` and ``--allow-placeholders`` applied."""
+    values = dict(recipe.variables) | _var_values(args)
     update: dict = {"variables": values}
     if args.allow_placeholders:
         update["allow_placeholders"] = True
@@ -78,7 +84,7 @@ def _check_inputs(recipe, args: argparse.Namespace, bus, cancel=None) -> None:
     too, for a parent reading events. Ctrl-C (``cancel``) stops a download, keeping what arrived."""
     from ftwiz.core.errors import FtwizError
     from ftwiz.core.events import Failed, Message
-    from ftwiz.core.recipe_inputs import check_dataset_paths, demo_model_note, refuse_unfilled_placeholders
+    from ftwiz.core.recipe_inputs import check_dataset_paths, check_placeholders, demo_model_note
 
     note = demo_model_note(recipe)
     if note:  # the terminal's progress and the wizard's log both show messages
@@ -89,7 +95,9 @@ def _check_inputs(recipe, args: argparse.Namespace, bus, cancel=None) -> None:
         ensure_model(recipe.model_name_or_path, recipe.revision, download=getattr(args, "download", False),
                      vram_gb=args.vram_gb, to_stderr=True, cancelled=lambda: bool(cancel), ask=not args.events)
         check_dataset_paths(recipe, recipe_file=str(args.recipe))
-        refuse_unfilled_placeholders(recipe, recipe_file=str(args.recipe))
+        # a misspelled --var is refused (it would fill nothing); an unused name under variables: is only said
+        for warning in check_placeholders(recipe, given=_var_values(args), recipe_file=str(args.recipe)):
+            bus.emit(Message(level="warning", text=warning))
         if recipe.adapter_name_or_path:  # SFT -> DPO: the same chat format as the run whose adapter continues
             from ftwiz.core.chat_templates.continuation import check_continuation
             from ftwiz.core.train.model_setup import resolve_adapter
@@ -146,6 +154,10 @@ def run(args: argparse.Namespace) -> int:
     if args.gpus is not None and args.gpus < 1:
         raise FtwizError(f"--gpus {args.gpus} must be at least 1", fix="e.g. --gpus 2")
     if args.gpus and args.gpus > 1:
+        if args.var or args.allow_placeholders:  # the launched processes read the recipe file alone
+            raise FtwizError("--var and --allow-placeholders do not reach the processes --gpus launches",
+                             where="--var", fix="put the values under `variables:` in the recipe (and "
+                             "`allow_placeholders: true` there), then run with --gpus")
         from ftwiz.core.scale.launch import distributed_train
 
         return distributed_train(args.recipe, args.gpus, cpu=args.cpu_procs, prefer=args.strategy,

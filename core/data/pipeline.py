@@ -39,6 +39,7 @@ class CheckReport:
     cutoff_len: int | None = None
     # with a tokenizer: conversations longer than cutoff_len, and how many training drops or truncates
     over_cutoff: dict[str, int] | None = None
+    placeholders: list[str] = field(default_factory=list)  # every {{name}} the kept records use (--var checks)
 
     @property
     def usable(self) -> bool:
@@ -56,6 +57,7 @@ class PreparedData:
     rejects: list[Reject] = field(default_factory=list)
     rejects_path: Path | None = None
     origins: dict[str, list[str]] = field(default_factory=dict)  # split -> "FILE, line N" of each record
+    placeholders: list[str] = field(default_factory=list)  # every {{name}} the kept records use (--var checks)
 
     def save_splits(self, directory: str | Path, *, overwrite: bool = True) -> Path:
         """Write train/validation/test JSONL, rejects and stats into ``directory`` (atomically, each).
@@ -142,6 +144,7 @@ def check_dataset(path: str, *, formatting: str = "auto", columns: dict[str, str
         kept=len(loaded.conversations), rejected=dict(Counter(r.reason for r in loaded.rejects)),
         rejects=loaded.rejects, samples=[c.to_json() for c in loaded.conversations[:3]],
         unfilled_placeholders=sorted(loaded.unfilled_placeholders), documents=documents,
+        placeholders=sorted(loaded.placeholders),
         cutoff_len=recipe.cutoff_len if recipe is not None else None, over_cutoff=over_cutoff,
     )
 
@@ -198,12 +201,15 @@ def _clean(loaded: LoadResult, recipe, stats: dict[str, Any]) -> list[Conversati
 
 
 def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
-                         variables: dict[str, str] | None = None, refuse_placeholders: bool = False) -> PreparedData:
+                         variables: dict[str, str] | None = None, refuse_placeholders: bool = False,
+                         system_filled: bool = False) -> PreparedData:
     """Everything between the user's files and tokenized train/validation datasets with loss masks.
 
     ``variables`` fill ``{{name}}`` placeholders (default: the recipe's ``variables:``). With
     ``refuse_placeholders`` (training) unfilled ones are an FtwizError unless the recipe sets
-    ``allow_placeholders``; otherwise (previews, plans) they are a warning.
+    ``allow_placeholders``; otherwise (previews, plans) they are a warning. ``system_filled``: ``recipe.system``
+    was filled already (a run's stored recipe, checked when the run started) and is trained as it is: filling it
+    again would fill a value's own ``{{other}}`` (``--var name='{{author}}'``), which must stay literal.
     """
     from ftwiz.core.data.template import chat_template_of, template_hash
 
@@ -216,7 +222,8 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
     say(Progress(stage="data", done=1, total=4, message=f"read {loaded.read} records"))
     from ftwiz.core.recipe_inputs import filled_system, placeholder_error, system_placeholder_error
 
-    system, system_missing = filled_system(recipe, variables)  # filled as the data is: chat/serve send this text
+    # filled once, as the data is: chat/serve send this text
+    system, system_missing = (recipe.system, []) if system_filled else filled_system(recipe, variables)
     refuse = refuse_placeholders and not getattr(recipe, "allow_placeholders", False)
     if system_missing and refuse:
         raise system_placeholder_error(system_missing)
@@ -310,6 +317,9 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
                                                 "near_dedup_threshold", "val_size", "test_size", "seed",
                                                 "max_samples", "mix_dataset", "mix_ratio")}
     options["system"] = system  # as trained: another --var value is other data
+    filled = {name: variables[name] for name in sorted(loaded.placeholders) if name in variables}
+    if filled:  # the files hold {{name}}, the model learns the value: data without placeholders keeps its hash
+        options["variables"] = filled
     if recipe.sample_by != "line":  # only when set: runs prepared before the field keep their dataset hash
         options["sample_by"] = recipe.sample_by
     return PreparedData(
@@ -319,4 +329,5 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
                  for name, convs_ in parts.items()},
         dataset_hash=files_hash(loaded.files, options), template_hash=template_hash(template),
         stats=stats, rejects=loaded.rejects,
+        placeholders=sorted(loaded.placeholders),
     )

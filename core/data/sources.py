@@ -15,7 +15,7 @@ from typing import Any
 from ftwiz.core.data.formats import FORMATS, apply_columns, detect_format, normalise
 from ftwiz.core.data.loaders import expand_paths, json_record_lines, read_file
 from ftwiz.core.data.records import Conversation, RawRecord, RecordProblem, Reject
-from ftwiz.core.data.validate import check_conversation, fill_placeholders
+from ftwiz.core.data.validate import check_conversation, conversation_placeholders, fill_placeholders
 from ftwiz.core.errors import FtwizError, Location
 
 DETECT_FROM = 20  # readable records whose keys decide the format
@@ -39,6 +39,7 @@ class LoadResult:
     formats: dict[str, tuple[str, str]] = field(default_factory=dict)  # file -> (format, why)
     files: list[Path] = field(default_factory=list)
     unfilled_placeholders: set[str] = field(default_factory=set)
+    placeholders: set[str] = field(default_factory=set)  # every {{name}} the kept records use, filled or not
     read: int = 0
 
 
@@ -131,6 +132,7 @@ def load_sources(specs: list[SourceSpec], *, variables: dict[str, str] | None = 
                     continue
                 conv.source = record
                 if variables is not None:
+                    result.placeholders |= conversation_placeholders(conv)
                     result.unfilled_placeholders |= fill_placeholders(conv, variables)
                 result.conversations.append(conv)
     return result

@@ -167,6 +167,7 @@ def train(recipe: Recipe, *, events: EventBus | None = None, run_name: str | Non
     cancel = cancel if cancel is not None else CancelFlag()  # (an unset flag is falsy)
     if resume and (done := finish_if_completed(resume, bus)) is not None:  # never trained over
         return done
+    as_written = None if resume else recipe  # open_run fills the system prompt; the data step needs it as written
     run, recipe, resuming = open_run(recipe, run_name=run_name, resume=resume)
     run.root.mkdir(parents=True, exist_ok=True)
     from ftwiz.core.events import JsonlSink
@@ -182,7 +183,7 @@ def train(recipe: Recipe, *, events: EventBus | None = None, run_name: str | Non
     bus.subscribe(recorder)
     step = 0
     try:
-        result = _train(recipe, run, resuming, bus, cancel, hardware, vram_gb, recorder)
+        result = _train(recipe, run, resuming, bus, cancel, hardware, vram_gb, recorder, as_written)
         step = result.summary.get("steps", 0)
         return result
     except CancelledByUser as exc:
@@ -212,7 +213,7 @@ def train(recipe: Recipe, *, events: EventBus | None = None, run_name: str | Non
 
 
 def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: CancelFlag, hardware,
-           vram_gb: float | None, recorder: _Recorder) -> TrainResult:
+           vram_gb: float | None, recorder: _Recorder, as_written: Recipe | None = None) -> TrainResult:
     import torch
     import transformers
     from ftwiz.core.data import prepare_for_training
@@ -236,8 +237,9 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
         packing = False  # TRL's preference trainers pad each pair; packing would change nothing but the stats
         bus.emit(Message(level="warning", text=f"packing: true is ignored for stage {recipe.stage} (pairs are "
                                                "padded, not packed)"))
-    prepared = prepare_for_training(recipe.model_copy(update={"packing": packing}), tokenizer, events=bus,
-                                    refuse_placeholders=True)
+    written = (recipe if as_written is None else as_written).system  # filled once: a value's {{x}} stays literal
+    prepared = prepare_for_training(recipe.model_copy(update={"packing": packing, "system": written}), tokenizer,
+                                    events=bus, refuse_placeholders=True, system_filled=as_written is None)
     check_stage_data(recipe.stage, prepared.splits.get("train", []))
     current = fingerprint(recipe, model_dir, prepared.dataset_hash, prepared.template_hash)
     if resuming:
