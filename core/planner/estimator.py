@@ -44,8 +44,11 @@ Parts (see :func:`estimate_memory`):
 - ``activations``: tensors saved for backward, per token per layer: RMSNorm inputs in fp32 and outputs
   (2 x (4h + 2h)), RoPE and SDPA saves (~8 x (q_out + kv_out) bytes), the MLP's gate/up/activation (3 x 2i
   gated, 2 x 2i otherwise), LoRA inputs (2 x in per target) and, for full fine-tuning, the inputs every
-  linear needs for its weight gradient. Eager attention adds heads x seq x 4 bytes per token (scores and
-  softmax). With gradient checkpointing only each layer's input (2h) is kept, plus one layer recomputed.
+  linear needs for its weight gradient. Eager attention adds heads x seq x 6 bytes per token (softmax's fp32
+  output and the 16-bit probabilities; +2 for tanh's output where scores are soft-capped): a model transformers
+  cannot run with SDPA (Gemma 2: ``spec.NO_SDPA``) falls back to it. With gradient checkpointing only each
+  layer's input (2h) is kept, plus one layer recomputed. Final-logit soft-capping (Gemma 2) keeps tanh's
+  16-bit output over the logits saved through the loss: +2 B per logit.
 - ``logits``: tokens x vocabulary x the loss chain's peak bytes per element -- large for 150k-token
   vocabularies (``loss_chain``, read from the loss code of each stack):
   ``transformers`` (>= 4.48, ``loss_utils.ForCausalLMLoss`` shifts the labels, not the logits): forward holds
@@ -134,8 +137,10 @@ def _activation_bytes_per_token_layer(spec: ModelSpec, s: TrainSetup) -> float:
     # RMSNorm saves its fp32-upcast input and its output; LayerNorm its input and output at 16 bits.
     norms = spec.norms_per_block * ((4 * h + half * h) if spec.rms_norm else 2 * half * h)
     attention = half * 4 * (q + kv)
-    if s.attention == "eager":
-        attention += spec.num_heads * s.seq_len * 2 * half
+    if attention_kind(spec, s) == "eager":
+        # per score: softmax's fp32 output and the probabilities in the compute dtype (one tensor in fp32),
+        # and tanh's output where the scores are soft-capped (Gemma 2); transformers' eager_attention_forward
+        attention += spec.num_heads * s.seq_len * (4 + (half if half != 4 else 0) + (half if spec.attn_softcap else 0))
     mlp = (3 if spec.gated_mlp else 2) * half * i
     if spec.num_experts:  # each token's routed experts: input copy, gate/up, activation, output; fp32 router
         expert_i = spec.expert_intermediate_size
@@ -150,6 +155,11 @@ def _activation_bytes_per_token_layer(spec: ModelSpec, s: TrainSetup) -> float:
     if s.method == "qlora" and s.quant_saves_input:
         extra += half * (2 * h + q + i)  # attention input, o_proj input, MLP input, down_proj input
     return norms + attention + mlp + extra
+
+
+def attention_kind(spec: ModelSpec, s: TrainSetup) -> str:
+    """The attention that runs: SDPA asked of a model transformers cannot run with it falls back to eager."""
+    return "eager" if s.attention == "sdpa" and not spec.sdpa else s.attention
 
 
 def loss_chain_bytes(chain: str, wbytes: int) -> int:
@@ -224,6 +234,8 @@ def estimate_memory(spec: ModelSpec, s: TrainSetup) -> dict[str, int]:
     else:
         parts["activations"] = tokens * spec.num_layers * per_layer
     logit_bytes = (wbytes + 1) if s.chunked_ce else loss_chain_bytes(s.loss_chain, wbytes)
+    if spec.final_logit_softcap:  # tanh's output over the logits stays saved while the loss chain runs
+        logit_bytes += wbytes
     parts["logits"] = tokens * spec.vocab_size * logit_bytes
 
     largest = max(a * b for a, b in spec.linear_shapes().values())

@@ -24,6 +24,10 @@ from pydantic import BaseModel, Field
 GATED_MLP = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text", "phi3", "mixtral",
              "qwen2_moe", "qwen3_moe"}
 UNGATED_MLP = {"phi", "gpt_neox", "gpt2", "stablelm", "starcoder2", "falcon"}
+# Model classes whose transformers implementation has ``_supports_sdpa = False`` (Gemma 2: "sdpa does not
+# support softcapping"): loading them without attn_implementation, as ftwiz's training does, falls back to
+# eager attention, which keeps each layer's heads x seq x seq attention probabilities for backward.
+NO_SDPA = {"gemma2", "gpt_oss"}
 QKV_BIAS = {"qwen2", "qwen2_moe", "phi", "gpt_neox", "stablelm", "starcoder2"}
 LINEAR_NAMES = {
     True: ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
@@ -47,6 +51,9 @@ class ModelSpec(BaseModel):
     rms_norm: bool = Field(True, description="RMSNorm (upcasts to fp32) vs LayerNorm")
     norms_per_block: int = Field(2, description="phi's parallel block shares one norm")
     warnings: list[str] = Field(default_factory=list)
+    sdpa: bool = Field(True, description="transformers runs it with SDPA by default (else eager: NO_SDPA)")
+    attn_softcap: bool = Field(False, description="attn_logit_softcapping: tanh over the attention scores")
+    final_logit_softcap: bool = Field(False, description="final_logit_softcapping: tanh over the logits")
     # Mixture-of-experts (0 for dense models): routed experts per MoE layer, experts each token runs, an
     # expert's intermediate size, and how many layers are MoE (the others have a dense MLP of
     # ``dense_intermediate_size``). ``intermediate_size`` is then the shared expert's (0: none).
@@ -151,6 +158,8 @@ def spec_from_config(config: dict[str, Any], source: str = "config.json") -> Mod
         gated_mlp=gated, qkv_bias=bool(cfg.get("attention_bias", model_type in QKV_BIAS)),
         max_position_embeddings=cfg.get("max_position_embeddings"), warnings=warnings,
         rms_norm=gated, norms_per_block=1 if model_type == "phi" else 2, **moe,
+        sdpa=model_type not in NO_SDPA, attn_softcap=bool(cfg.get("attn_logit_softcapping")),
+        final_logit_softcap=bool(cfg.get("final_logit_softcapping")),
     )
 
 

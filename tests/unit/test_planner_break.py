@@ -103,3 +103,33 @@ def test_mixtral_does_not_fit_a_24gb_card_even_with_qlora() -> None:
     assert qlora.method == "qlora" and qlora.fits
     reason = next(r for r in qlora.reasons if r.startswith("method QLoRA"))
     assert f"{experts_gib:.1f} GiB) are 3-D tensors that 4-bit quantization leaves 16-bit" in reason
+
+
+GEMMA2_2B = {"model_type": "gemma2", "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
+             "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "vocab_size": 256000,
+             "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0, "sliding_window": 4096}
+
+
+def test_gemma2_is_planned_with_the_eager_attention_transformers_falls_back_to() -> None:
+    """Oracle: transformers itself picks eager for Gemma 2 ('sdpa does not support softcapping') when no
+    attn_implementation is given, as ftwiz's training loads it. Eager keeps, per layer, heads x seq x seq
+    attention scores: softmax's fp32 output (4 B), the bf16 probabilities (2 B) and tanh's soft-capped scores
+    (2 B). At 4096 tokens without checkpointing that is 26 x 8 x 4096^2 x 8 B = 26 GiB of activations alone;
+    ftwiz counted none of it (planned as SDPA)."""
+    torch = pytest.importorskip("torch")
+    from ftwiz.core.planner.estimator import TrainSetup, estimate_memory
+    from ftwiz.core.planner.spec import NO_SDPA, spec_from_config
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    for model_type in sorted(NO_SDPA) + ["llama"]:
+        small = AutoConfig.for_model(model_type, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                     num_key_value_heads=2, intermediate_size=128, vocab_size=100, head_dim=16)
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(small)
+        assert (model.config._attn_implementation == "eager") is (model_type in NO_SDPA)
+
+    spec = spec_from_config(GEMMA2_2B)
+    parts = estimate_memory(spec, TrainSetup(method="lora", seq_len=4096, grad_ckpt=False))
+    assert parts["activations"] >= 26 * 8 * 4096**2 * (4 + 2 + 2)
+    # final-logit soft-capping: tanh's bf16 output over 4096 x 256000 logits is saved through the loss
+    assert parts["logits"] == 4096 * 256000 * (12 + 2)
