@@ -8,6 +8,7 @@ The reader memory-maps the file, so this is cheap even for multi-GB models.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,8 +62,10 @@ _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: 
 _STRING, _ARRAY = 8, 9
 
 
-def read_metadata(path: Path) -> dict[str, Any]:
-    """All key/value metadata of a GGUF (format spec: ggml's docs/gguf.md), without touching tensor data.
+def read_metadata(path: Path, wanted: Callable[[str], bool] | None = None) -> dict[str, Any]:
+    """All key/value metadata of a GGUF (format spec: ggml's docs/gguf.md), without touching tensor data; with
+    ``wanted``, only the keys it accepts (the others are stepped over without building their values: a
+    151k-token vocabulary is skipped in ~0.05 s instead of read in ~0.7 s).
 
     Why not ``gguf.GGUFReader``: it builds Python objects for every part of every field, which takes
     ~6 s for a 32k vocabulary and far longer for Qwen's 151k on a small machine, and registration or chat
@@ -88,6 +91,26 @@ def read_metadata(path: Path) -> dict[str, Any]:
             start = at + 8
             return bytes(mm[start:start + length]).decode("utf-8", errors="replace"), start + length
 
+        def skip(kind: int, at: int) -> int:
+            if kind == _STRING:
+                return at + 8 + struct.unpack_from(order + "Q", mm, at)[0]
+            if kind == _ARRAY:
+                item_kind, n = struct.unpack_from(order + "IQ", mm, at)
+                at += 12
+                if item_kind in _SCALARS:
+                    return at + n * struct.calcsize(_SCALARS[item_kind])
+                if item_kind == _STRING:  # the vocabulary: one length read per item, nothing built
+                    length = struct.Struct(order + "Q").unpack_from
+                    for _ in range(n):
+                        at += 8 + length(mm, at)[0]
+                    return at
+                for _ in range(n):
+                    at = skip(item_kind, at)
+                return at
+            if kind not in _SCALARS:
+                raise ValueError(f"unknown GGUF value type {kind}")
+            return at + struct.calcsize(_SCALARS[kind])
+
         def value(kind: int, at: int) -> tuple[Any, int]:
             if kind == _STRING:
                 return string(at)
@@ -112,7 +135,10 @@ def read_metadata(path: Path) -> dict[str, Any]:
         for _ in range(count):
             key, pos = string(pos)
             (kind,) = struct.unpack_from(order + "I", mm, pos)
-            meta[key], pos = value(kind, pos + 4)
+            if wanted is None or wanted(key):
+                meta[key], pos = value(kind, pos + 4)
+            else:
+                pos = skip(kind, pos + 4)
         return meta
 
 

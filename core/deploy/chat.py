@@ -47,21 +47,28 @@ class ModelRef:
     source: str        # what the user typed (a run name shows up here)
     run_dir: str | None = None  # the run the GGUF came from: MODEL named a run, or a GGUF in its export/
 
-    def run_enable_thinking(self) -> bool | None:
-        """The recipe's ``enable_thinking`` (None: not set, or MODEL is not a run): chat renders as trained."""
-        if not self.run_dir:
+    def trained(self):
+        """How the GGUF was trained to be prompted (:func:`ftwiz.core.trained_context.trained_context`): the
+        keys its export wrote into it, else its run's recipe; None for an Ollama model or a GGUF without either."""
+        if self.kind != "gguf":
             return None
-        from ftwiz.core.recipe import load_recipe
+        cached = self.__dict__.get("_trained", False)
+        if cached is False:
+            from ftwiz.core.trained_context import trained_context
 
-        return getattr(load_recipe(Path(self.run_dir) / "recipe.yaml"), "enable_thinking", None)
+            cached = trained_context(self.target, self.run_dir)
+            object.__setattr__(self, "_trained", cached)
+        return cached
+
+    def run_enable_thinking(self) -> bool | None:
+        """The run's ``enable_thinking`` (None: not set, or not a fine-tune ftwiz knows): chat renders as trained."""
+        trained = self.trained()
+        return trained.enable_thinking if trained is not None else None
 
     def run_system_prompt(self) -> str | None:
-        """The recipe's system prompt: training used it for records without one, so chat should too."""
-        if not self.run_dir:
-            return None
-        from ftwiz.core.recipe import load_recipe
-
-        return load_recipe(Path(self.run_dir) / "recipe.yaml").system
+        """The run's system prompt: training used it for records without one, so chat should too."""
+        trained = self.trained()
+        return trained.system if trained is not None else None
 
 
 def resolve_chat_model(model: str | Path) -> ModelRef:

@@ -50,9 +50,16 @@ def register_inputs(model: str | Path, *, name: str | None = None, system: str |
     thinking: bool | None = None
     if recipe is not None:
         name = name or recipe.ollama_name
-        system = system if system is not None else recipe.system
         num_ctx = num_ctx or recipe.cutoff_len
-        thinking = getattr(recipe, "enable_thinking", None)  # hybrid-thinking templates: as trained
+    # prompted as trained: what the GGUF itself records (it may have been moved, renamed or copied from another
+    # machine), else its run's recipe, else the recipe given; hybrid-thinking templates keep the run's choice
+    trained = ref.trained()
+    if trained is not None:
+        default_system, thinking = trained.system, trained.enable_thinking
+    else:
+        default_system = recipe.system if recipe is not None else None
+        thinking = getattr(recipe, "enable_thinking", None) if recipe is not None else None
+    system = system if system is not None else default_system
     return RegisterInputs(gguf, name or safe_name(gguf.stem).lower(), system, num_ctx, thinking)
 
 

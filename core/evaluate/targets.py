@@ -117,8 +117,13 @@ def resolve_target(target: str | Path, base: str | Path | None = None) -> Target
         from ftwiz.core.registry import run_of_export
 
         run = _run_above(path) or run_of_export(path)  # exported with --out elsewhere: its run, by the registry
-        if run is None:
-            return Target(tuned=ModelSpec("gguf", path.resolve()), base=base_override, run=None, tokenizer_dir=None)
+        if run is None:  # moved, renamed or copied from elsewhere: prompted as its export recorded, if it did
+            from ftwiz.core.trained_context import read_gguf_context
+
+            context = read_gguf_context(path)
+            return Target(tuned=ModelSpec("gguf", path.resolve()), base=base_override, run=None, tokenizer_dir=None,
+                          system=context.system if context else None,
+                          enable_thinking=context.enable_thinking if context else None)
         trained, base_path, info = _run_models(run)
         tokenizer_dir = trained.path if _has_tokenizer(trained.path) else base_path
         return Target(tuned=ModelSpec("gguf", path.resolve()), base=base_override or ModelSpec("hf", base_path),

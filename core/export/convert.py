@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,10 +194,11 @@ def write_hparams(writer, params: ModelParams, name: str, out_type: str) -> None
 
 
 def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str = "F16", *, overwrite: bool = False,
-                    progress: Progress | None = None) -> Path:
+                    progress: Progress | None = None, extra_keys: Mapping[str, str | bool] | None = None) -> Path:
     """Write ``model_dir`` (HF safetensors) as a GGUF of type F32/F16/BF16/Q8_0, or straight to a K-quant
     (Q4_0/Q4_K_M/Q5_K_M/Q6_K, see :mod:`ftwiz.core.export.kquant`) when ggml's quantizer is loadable; return
-    the final path."""
+    the final path. ``extra_keys``: string/bool keys written after the standard ones (a run's trained context,
+    :mod:`ftwiz.core.trained_context`)."""
     model_dir, out_file = Path(model_dir), Path(out_file)
     out_type = out_type.upper()
     with collector_paused():
@@ -205,7 +206,7 @@ def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str =
         make_parent(out_file)
         needed = sum(p.nbytes for p in plans)  # checked by atomic_path after it swept old partials away
         with atomic_path(out_file, overwrite=overwrite, needed=needed, what=f"the GGUF {out_file.name}") as tmp:
-            alignment = _write_header(tmp, model_dir, params, plans, out_type)
+            alignment = _write_header(tmp, model_dir, params, plans, out_type, extra_keys or {})
             pause_point("export.header")  # disk-full tests fill the disk here: header written, data not yet
             # the data section is ours: aligned blocks in header order, so unchanged bytes can be copied
             write_data(tmp, alignment, plans, _pausable(progress))
@@ -247,7 +248,8 @@ def _plan(model_dir: Path, out_type: str) -> tuple[ModelParams, list[TensorPlan]
     return params, plans
 
 
-def _write_header(tmp: Path, model_dir: Path, params: ModelParams, plans: list[TensorPlan], out_type: str) -> int:
+def _write_header(tmp: Path, model_dir: Path, params: ModelParams, plans: list[TensorPlan], out_type: str,
+                  extra_keys: Mapping[str, str | bool] | None = None) -> int:
     """Keys, vocabulary and tensor infos of the GGUF at ``tmp``; returns the data section's alignment."""
     import gguf
     from ftwiz.core.export.gguf_kv import BulkGGUFWriter
@@ -265,6 +267,11 @@ def _write_header(tmp: Path, model_dir: Path, params: ModelParams, plans: list[T
         write_vocab(writer, model_dir, params.vocab_size, add_bos=runtime_adds_bos(model_dir), tokenizer_json=tj,
                     packed_merges=merges, vocab=vocab)
         del tj, merges, vocab  # freed before the data section: peak memory stays the vocabulary's or one piece's
+        for key, value in (extra_keys or {}).items():
+            if isinstance(value, bool):
+                writer.add_bool(key, value)
+            else:
+                writer.add_string(key, value)
         for plan in plans:
             writer.add_tensor_info(plan.name, plan.shape if plan.qtype in (gguf.GGMLQuantizationType.F32,
                                    gguf.GGMLQuantizationType.F16) else _byte_shape(plan), _np_dtype(plan.qtype),

@@ -23,6 +23,7 @@ from ftwiz.core.export.quantize import quantize_gguf
 from ftwiz.core.export.verify_record import write_verify_record
 from ftwiz.core.export.verify_report import VerifyReport
 from ftwiz.core.quant_types import QUANT_NAMES, estimated_bytes
+from ftwiz.core.trained_context import context_of_run
 
 ALL_QUANTS = QUANT_NAMES  # the converter's types, then the quantizer's
 
@@ -108,6 +109,19 @@ def _remember(path: Path, quant: str, run_export_dir: Path | None) -> None:
                       source_run_dir=run_export_dir.parent if run_export_dir else None)  # chat finds it from --out
 
 
+def _run_context_keys(run_root: Path) -> dict[str, str | bool]:
+    """The run's trained context as GGUF keys; none (with a warning) when its recipe.yaml cannot be read: the
+    export itself does not depend on it, chat and serve then fall back to the run folder as before."""
+    import logging
+
+    try:
+        return context_of_run(run_root).gguf_keys()
+    except (FtwizError, OSError) as exc:
+        logging.getLogger(__name__).warning("the GGUF will not carry the run's system prompt: %s",
+                                            getattr(exc, "what", exc))
+        return {}
+
+
 def _require_space(model_dir: Path, targets: dict[str, Path], merged: Path | None = None) -> None:
     """Refuse before writing when the GGUFs (and a K-quant's F16 intermediate, and the merge about to run
     into ``merged``, when on the same file system) cannot fit."""
@@ -152,6 +166,9 @@ def export_model(model_or_run: str | Path, quants: list[str], *, out: str | Path
     model_dir, stem, default_dir, merged = resolve_source(model_or_run, overwrite=overwrite, events=events,
                                                           before_merge=before_merge)
     targets = _targets(quants, stem, out, default_dir)
+    # a run's system prompt and thinking choice travel inside its GGUFs: chat, serve, register and eval still
+    # prompt it as trained after the file is moved, renamed or copied elsewhere (core/trained_context.py)
+    context = _run_context_keys(default_dir.parent) if default_dir is not None else None
     for path in targets.values():
         refuse_overwrite(path, overwrite)
     _require_space(model_dir, targets)
@@ -164,7 +181,7 @@ def export_model(model_or_run: str | Path, quants: list[str], *, out: str | Path
             _emit(events, step, steps, f"writing {path.name}")
             if quant in OUT_TYPES or direct_quant_available(quant):  # K-quants too, without an F16 first
                 convert_to_gguf(model_dir, path, quant, overwrite=overwrite,
-                                progress=_reporter(events, step, 1.0, steps, quant))
+                                progress=_reporter(events, step, 1.0, steps, quant), extra_keys=context)
             else:
                 source = targets.get("F16") if "F16" in targets and targets["F16"].is_file() else None
                 if source is None:
@@ -172,7 +189,8 @@ def export_model(model_or_run: str | Path, quants: list[str], *, out: str | Path
                         folder = scratch.enter_context(scratch_dir(path.with_name(f"{stem}-F16.intermediate")))
                         intermediate = folder / f"{stem}-F16.gguf"
                         convert_to_gguf(model_dir, intermediate, "F16", overwrite=True,
-                                        progress=_reporter(events, step, 0.5, steps, f"F16 for {quant}"))
+                                        progress=_reporter(events, step, 0.5, steps, f"F16 for {quant}"),
+                                        extra_keys=context)  # the quantizer copies every key
                     source = intermediate
                 quantize_gguf(source, path, quant, overwrite=overwrite)
             result.gguf_paths.append(str(path))

@@ -75,9 +75,71 @@ def test_a_gguf_exported_outside_its_run_chats_and_serves_as_the_run(isolated: P
     assert target.run is not None and target.run.root == run.resolve()
     assert (target.system, target.enable_thinking) == (ref.run_system_prompt(), False)
 
-    unrecorded = isolated / "models" / "someone-elses.gguf"  # not exported by ftwiz: as before, nothing added
-    shutil.copy(out, unrecorded)
-    assert resolve_chat_model(str(unrecorded)).run_system_prompt() is None
-    with open(out, "ab") as fh:  # replaced since ftwiz wrote it: the record no longer speaks for the file
-        fh.write(b"\0" * 32)
-    assert resolve_chat_model(str(out)).run_system_prompt() is None
+    plain = isolated / "models" / "plain.gguf"  # a model's export, no run behind it: nothing added
+    export_model(tiny_qwen2, ["F16"], out=plain)
+    assert resolve_chat_model(str(plain)).run_system_prompt() is None
+    assert register_inputs(plain).system is None and resolve_target(plain).system is None
+
+
+@pytest.mark.parametrize("quant", ["F16", "Q4_K_M"])
+def test_a_moved_renamed_or_copied_gguf_is_still_prompted_as_its_run_trained(isolated: Path, tiny_qwen2: Path,
+                                                                            tmp_path: Path, quant: str,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The export writes the run's system prompt and thinking choice into the GGUF (ftwiz.* keys): before, a
+    GGUF moved out of runs/RUN/export/, renamed, or copied to another machine chatted without them, silently."""
+    from ftwiz.core.deploy.register_step import register_inputs
+    from ftwiz.core.evaluate.targets import resolve_target
+    from ftwiz.core.export.pipeline import export_model
+
+    run = _run(isolated / "runs", tiny_qwen2)
+    exported = Path(export_model(run, [quant]).gguf_paths[0])
+    trained = _trained_system(tiny_qwen2, run / "recipe.yaml")
+    moved = isolated / "models" / "my-assistant.gguf"
+    moved.parent.mkdir()
+    shutil.move(exported, moved)  # no registry record for this path, not in a run folder
+    shutil.rmtree(run)  # and the run folder is gone
+    # another machine: an empty registry and no runs
+    monkeypatch.setenv("FTWIZ_DATA_DIR", str(tmp_path / "other-data"))
+    monkeypatch.setenv("FTWIZ_RUNS_DIR", str(tmp_path / "other-runs"))
+    ref = resolve_chat_model(str(moved))
+    assert (ref.run_system_prompt(), ref.run_enable_thinking()) == (trained, False)  # chat and serve
+    inputs = register_inputs(moved)  # the Modelfile's SYSTEM
+    assert (inputs.system, inputs.enable_thinking) == (trained, False)
+    target = resolve_target(moved)  # eval without the run: still prompted as trained
+    assert target.run is None and (target.system, target.enable_thinking) == (trained, False)
+    assert register_inputs(moved, system="Be terse.").system == "Be terse."  # --system still wins
+
+
+def test_the_run_keys_leave_every_tensor_and_standard_key_as_llama_cpp_reads_them(isolated: Path,
+                                                                                   tiny_qwen2: Path) -> None:
+    """Only ftwiz.* keys are added: the run's GGUF and its model's plain export differ in nothing else, and
+    llama.cpp loads it and tokenizes as before (oracle: the plain export, read by llama.cpp)."""
+    import llama_cpp
+    from ftwiz.core.export.pipeline import export_model
+    from ftwiz.core.gguf_info import read_metadata
+
+    run = _run(isolated / "runs", tiny_qwen2)
+    with_run = Path(export_model(run, ["F16"]).gguf_paths[0])
+    plain = Path(export_model(run / "model", ["F16"], out=isolated / "plain.gguf").gguf_paths[0])
+    ours, theirs = read_metadata(with_run), read_metadata(plain)
+    added = {k: v for k, v in ours.items() if k not in theirs}
+    assert added == {"ftwiz.source_run": "aria", "ftwiz.system_prompt": SYSTEM, "ftwiz.enable_thinking": False}
+    for key, value in theirs.items():
+        assert str(ours[key]) == str(value), key
+    import gguf
+
+    tensors = [{t.name: (t.tensor_type, t.data.tobytes()) for t in gguf.GGUFReader(p).tensors} for p in (with_run, plain)]
+    assert tensors[0] == tensors[1]
+    text = "Hello <|im_start|>user\nwörld 123"
+    models = [llama_cpp.Llama(str(p), vocab_only=True, verbose=False) for p in (with_run, plain)]
+    assert models[0].tokenize(text.encode(), special=True) == models[1].tokenize(text.encode(), special=True)
+
+
+def test_reading_only_some_keys_matches_reading_all(isolated: Path, tiny_qwen2: Path) -> None:
+    from ftwiz.core.export.pipeline import export_model
+    from ftwiz.core.gguf_info import read_metadata
+
+    path = Path(export_model(tiny_qwen2, ["Q8_0"], out=isolated / "m.gguf").gguf_paths[0])
+    everything = read_metadata(path)
+    wanted = {"general.architecture", "tokenizer.ggml.eos_token_id", "tokenizer.chat_template"}
+    assert read_metadata(path, wanted=wanted.__contains__) == {k: everything[k] for k in wanted}

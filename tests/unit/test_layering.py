@@ -20,7 +20,7 @@ LEVELS: list[set[str]] = [
     {"errors", "atomic", "diskspace", "pause", "paths", "events", "versions", "interrupted", "rate", "llama_logs",
      "build_reports", "quant_types"},
     {"model_config", "adapter_config", "chat_templates", "recipe", "tiny", "models", "run_card", "rundir",
-     "gguf_info", "registry", "model_files"},
+     "gguf_info", "registry", "model_files", "trained_context"},
     {"hardware"},
     {"planner"},
     {"hub"},
