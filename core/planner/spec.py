@@ -1,7 +1,7 @@
 """ModelSpec: the shape facts of a model read from its config.json, and its parameter counts by part.
 
 Counts are exact for the supported architectures (llama, mistral, qwen2, qwen3, gemma 1-3, phi3, phi,
-gpt_neox, and the mixture-of-experts mixtral, qwen2_moe, qwen3_moe); unknown model types are estimated from
+gpt_neox, stablelm, and the mixture-of-experts mixtral, qwen2_moe, qwen3_moe); unknown model types are estimated from
 the generic fields with a warning.
 
 Mixture-of-experts: every expert's weights are in memory, though each token runs only ``experts_per_token``
@@ -22,13 +22,15 @@ from ftwiz.core.model_config import language_config, read_config
 from pydantic import BaseModel, Field
 
 GATED_MLP = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text", "phi3", "mixtral",
-             "qwen2_moe", "qwen3_moe"}
-UNGATED_MLP = {"phi", "gpt_neox", "gpt2", "stablelm", "starcoder2", "falcon"}
+             "qwen2_moe", "qwen3_moe", "stablelm"}
+UNGATED_MLP = {"phi", "gpt_neox", "gpt2", "starcoder2", "falcon"}
+# LayerNorm (weight and bias) rather than RMSNorm; StableLM (1.6B/3B/12B: StableLmMLP) has a gated MLP with it
+LAYER_NORM = UNGATED_MLP | {"stablelm"}
 # Model classes whose transformers implementation has ``_supports_sdpa = False`` (Gemma 2: "sdpa does not
 # support softcapping"): loading them without attn_implementation, as ftwiz's training does, falls back to
 # eager attention, which keeps each layer's heads x seq x seq attention probabilities for backward.
 NO_SDPA = {"gemma2", "gpt_oss"}
-QKV_BIAS = {"qwen2", "qwen2_moe", "phi", "gpt_neox", "stablelm", "starcoder2"}
+QKV_BIAS = {"qwen2", "qwen2_moe", "phi", "gpt_neox", "starcoder2"}  # StableLM says so in use_qkv_bias
 LINEAR_NAMES = {
     True: ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
     False: ("q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"),
@@ -155,9 +157,9 @@ def spec_from_config(config: dict[str, Any], source: str = "config.json") -> Mod
         num_heads=heads, num_kv_heads=int(cfg.get("num_key_value_heads") or heads), head_dim=head_dim,
         vocab_size=int(cfg.get("vocab_size") or _missing("vocab_size", source)),
         tied_embeddings=bool(cfg.get("tie_word_embeddings", model_type.startswith("gemma"))),
-        gated_mlp=gated, qkv_bias=bool(cfg.get("attention_bias", model_type in QKV_BIAS)),
+        gated_mlp=gated, qkv_bias=bool(cfg.get("attention_bias", cfg.get("use_qkv_bias", model_type in QKV_BIAS))),
         max_position_embeddings=cfg.get("max_position_embeddings"), warnings=warnings,
-        rms_norm=gated, norms_per_block=1 if model_type == "phi" else 2, **moe,
+        rms_norm=model_type not in LAYER_NORM if known else gated, norms_per_block=1 if model_type == "phi" else 2, **moe,
         sdpa=model_type not in NO_SDPA, attn_softcap=bool(cfg.get("attn_logit_softcapping")),
         final_logit_softcap=bool(cfg.get("final_logit_softcapping")),
     )

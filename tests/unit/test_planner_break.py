@@ -133,3 +133,36 @@ def test_gemma2_is_planned_with_the_eager_attention_transformers_falls_back_to()
     assert parts["activations"] >= 26 * 8 * 4096**2 * (4 + 2 + 2)
     # final-logit soft-capping: tanh's bf16 output over 4096 x 256000 logits is saved through the loss
     assert parts["logits"] == 4096 * 256000 * (12 + 2)
+
+
+SMALL = {"hidden_size": 256, "num_hidden_layers": 2, "num_attention_heads": 8, "intermediate_size": 512,
+         "vocab_size": 1000, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+
+
+@pytest.mark.parametrize(("model_type", "fields"), [
+    ("llama", {"num_key_value_heads": 4}), ("mistral", {"num_key_value_heads": 4}),
+    ("qwen2", {"num_key_value_heads": 4}), ("qwen3", {"num_key_value_heads": 4, "head_dim": 64}),
+    ("gemma", {"num_key_value_heads": 1, "head_dim": 64}), ("gemma2", {"num_key_value_heads": 4, "head_dim": 64}),
+    ("phi3", {"num_key_value_heads": 8}), ("phi", {}), ("gpt_neox", {}), ("starcoder2", {"num_key_value_heads": 4}),
+    ("stablelm", {"num_key_value_heads": 8}), ("stablelm", {"num_key_value_heads": 8, "use_qkv_bias": True}),
+    ("mixtral", {"num_key_value_heads": 4, "num_local_experts": 4}),
+    ("qwen3_moe", {"num_key_value_heads": 4, "num_experts": 8, "moe_intermediate_size": 128})])
+def test_parameter_count_of_each_supported_architecture_matches_transformers(model_type: str, fields: dict) -> None:
+    """Oracle: the installed transformers builds each supported architecture (meta device, small shapes).
+    StableLM (stablelm-2-1_6b, stablelm-3b-4e1t, stablelm-zephyr-3b: StableLmMLP has gate/up/down_proj) was
+    counted with a two-matrix MLP: 1.37B for stablelm-2-1_6b's 1.64B, its LoRA targets named fc1/fc2."""
+    torch = pytest.importorskip("torch")
+    from ftwiz.core.planner.spec import spec_from_config
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = {"model_type": model_type, **SMALL, **fields}
+    hf_config = AutoConfig.for_model(**config)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(hf_config)
+    saved = {**hf_config.to_dict(), "model_type": model_type}  # what save_pretrained writes to config.json
+    spec = spec_from_config(saved)
+    assert spec.total_params == pytest.approx(sum(p.numel() for p in model.parameters()), rel=0.005)
+    linear_names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                    if type(module) is torch.nn.Linear and ".layers." in name}
+    if model_type not in ("phi3", "phi", "gpt_neox", "starcoder2"):  # fused or differently named projections
+        assert set(spec.linear_shapes()) == linear_names
