@@ -32,6 +32,19 @@ def check_dataset_paths(recipe, *, recipe_file: str | None = None) -> list[str]:
     return files
 
 
+def parse_var_values(items: list[str] | None) -> dict[str, str]:
+    """``--var NAME=VALUE`` items as {NAME: VALUE}, for every command that takes them: the name trimmed (and
+    ``{{name}}`` accepted), the value exactly as typed (it is inserted literally, spaces and braces included).
+    FtwizError for an item without ``=`` or a name."""
+    values = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise FtwizError(f"--var expects NAME=VALUE, got '{item}'", where="--var", fix="e.g. --var name=Aria")
+        values[name.strip().strip("{}")] = value
+    return values
+
+
 def unfilled_placeholders(recipe, variables: dict[str, str] | None = None) -> list[str]:
     """``{{name}}`` placeholders in the recipe's data that ``variables`` (default: the recipe's) leave unfilled."""
     from ftwiz.core.data.sources import load_sources, specs_from_dataset_info

@@ -20,6 +20,13 @@ def _pairs(values: list[str] | None, flag: str) -> dict[str, str] | None:
     return out
 
 
+def _var_values(items: list[str] | None) -> dict[str, str] | None:
+    """``--var`` values as ``ftwiz train`` reads them (the value as typed), None when none were given."""
+    from ftwiz.core.recipe_inputs import parse_var_values
+
+    return parse_var_values(items) or None
+
+
 EPILOG = """actions:
   check    read every record, report problems by line, save the rejects next to the file
   prepare  write train/validation/test splits (--out FOLDER)
@@ -71,7 +78,7 @@ def _check(args: argparse.Namespace) -> int:
     recipe = _recipe(args) if args.model else None
     tokenizer = _tokenizer(recipe) if recipe is not None else None
     report = check_dataset(args.path, formatting=args.format, columns=_pairs(args.column, "--column"),
-                           variables=_pairs(args.var, "--var") or {}, dataset_dir=args.dataset_dir,
+                           variables=_var_values(args.var) or {}, dataset_dir=args.dataset_dir,
                            tokenizer=tokenizer, recipe=recipe, sample_by=args.sample_by or "line")
     _refuse_unused_vars(args, report.placeholders)  # a misspelled --var: refused before any file is written
     rejects_path = None
@@ -124,7 +131,7 @@ def _refuse_unused_vars(args: argparse.Namespace, used: list[str]) -> None:
     """FtwizError naming each --var that no {{NAME}} in the data uses (and the closest one that does)."""
     from ftwiz.core.recipe_inputs import refuse_unused_variables
 
-    refuse_unused_variables(_pairs(args.var, "--var") or {}, set(used), where=f"the data ({args.path})")
+    refuse_unused_variables(_var_values(args.var) or {}, set(used), where=f"the data ({args.path})")
 
 
 def _print_over_cutoff(console, report) -> None:
@@ -190,7 +197,7 @@ def _prepared(args: argparse.Namespace):
 
     recipe = _recipe(args)
     tokenizer = _tokenizer(recipe)
-    return recipe, tokenizer, prepare_dataset(recipe, tokenizer=tokenizer, variables=_pairs(args.var, "--var") or {},
+    return recipe, tokenizer, prepare_dataset(recipe, tokenizer=tokenizer, variables=_var_values(args.var) or {},
                                               events=EventBus([_warn]))
 
 

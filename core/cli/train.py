@@ -58,16 +58,10 @@ def _install_signal_handlers(cancel, *, terminal: bool = True) -> None:
 
 
 def _var_values(args: argparse.Namespace) -> dict[str, str]:
-    """``--var NAME=VALUE`` as {NAME: VALUE}; the value as typed (it is inserted literally, braces and all)."""
-    from ftwiz.core.errors import FtwizError
+    """``--var NAME=VALUE`` as {NAME: VALUE} (:func:`ftwiz.core.recipe_inputs.parse_var_values`)."""
+    from ftwiz.core.recipe_inputs import parse_var_values
 
-    values = {}
-    for item in args.var or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise FtwizError(f"--var expects NAME=VALUE, got '{item}'", where="--var", fix="e.g. --var name=Aria")
-        values[name.strip().strip("{}")] = value
-    return values
+    return parse_var_values(args.var)
 
 
 def _with_variables(recipe, args: argparse.Namespace):

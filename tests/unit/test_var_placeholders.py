@@ -151,3 +151,17 @@ def test_train_on_several_gpus_refuses_var_it_could_not_pass_on(tmp_path: Path, 
     err = " ".join(capsys.readouterr().err.split())
     assert "--var and --allow-placeholders do not reach the processes --gpus launches" in err, err
     assert "variables:" in err and not (ftwiz_env["runs"] / "gpus-var").exists()
+
+
+def test_ftwiz_data_and_ftwiz_train_read_a_var_value_exactly_as_typed() -> None:
+    """`ftwiz data preview --var` trimmed the value's outer spaces while `ftwiz train --var` kept them, so the
+    preview showed other text than training used. Oracle: the value as the user typed it."""
+    import argparse
+
+    from ftwiz.core.cli.data import _var_values as data_values
+    from ftwiz.core.cli.train import _var_values as train_values
+
+    typed = ["{{name}}=  Aria ", "motto=a = b", "empty="]
+    expected = {"name": "  Aria ", "motto": "a = b", "empty": ""}
+    assert data_values(typed) == expected
+    assert train_values(argparse.Namespace(var=typed)) == expected
