@@ -14,7 +14,7 @@ from ftwiz.core.planner import Plan, load_model_spec, plan_recipe
 
 def check_lora_targets(recipe, spec) -> None:
     """Unknown LoRA target names would silently train (and estimate) fewer layers: FtwizError naming them."""
-    names = set(spec.linear_shapes())
+    names = set(spec.module_names())  # as the model names them (phi3: qkv_proj, gate_up_proj), what peft matches
     unknown = [t for t in recipe.lora_target if t not in names | {"all", "all-linear"}]
     if unknown:
         raise FtwizError(f"LoRA target {', '.join(unknown)} is not a linear layer of this {spec.model_type} model",

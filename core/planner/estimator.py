@@ -120,14 +120,16 @@ class TrainSetup:
 
 
 def target_modules(spec: ModelSpec, targets: tuple[str, ...]) -> list[str]:
-    names = list(spec.linear_shapes())
+    """The LoRA-adapted nn.Linear modules by their real names (``spec.module_shapes``); a canonical name such
+    as q_proj on a model that fuses it (phi3's qkv_proj) stands for the module holding it."""
+    names = spec.module_names()
     if not targets or "all" in targets or "all-linear" in targets:
-        return names
-    return [t for t in targets if t in names]
+        return list(names)
+    return [name for name, pieces in names.items() if name in targets or any(p in targets for p in pieces)]
 
 
 def lora_params(spec: ModelSpec, rank: int, targets: tuple[str, ...]) -> int:
-    shapes = spec.linear_shapes()
+    shapes = spec.module_shapes()
     return spec.num_layers * sum(rank * (shapes[t][0] + shapes[t][1]) for t in target_modules(spec, targets))
 
 
@@ -148,7 +150,7 @@ def _activation_bytes_per_token_layer(spec: ModelSpec, s: TrainSetup) -> float:
         mlp += spec.num_experts * 4 * 2
     extra = 0
     if s.method in ("lora", "qlora"):
-        shapes = spec.linear_shapes()
+        shapes = spec.module_shapes()
         extra = sum(half * shapes[t][0] for t in target_modules(spec, s.lora_targets))
     elif s.method == "full":
         extra = half * (q + i)  # o_proj and down_proj inputs, kept for their weight gradients

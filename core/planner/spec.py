@@ -30,6 +30,18 @@ LAYER_NORM = UNGATED_MLP | {"stablelm"}
 # support softcapping"): loading them without attn_implementation, as ftwiz's training does, falls back to
 # eager attention, which keeps each layer's heads x seq x seq attention probabilities for backward.
 NO_SDPA = {"gemma2", "gpt_oss"}
+# The nn.Linear module names of architectures that fuse or rename the canonical projections (what peft's
+# target_modules and a recipe's lora_target must name), each with the canonical pieces it holds.
+_QKV = ("q_proj", "k_proj", "v_proj")
+MODULE_NAMES: dict[str, dict[str, tuple[str, ...]]] = {
+    "phi3": {"qkv_proj": _QKV, "o_proj": ("o_proj",), "gate_up_proj": ("gate_proj", "up_proj"),
+             "down_proj": ("down_proj",)},
+    "phi": {"q_proj": ("q_proj",), "k_proj": ("k_proj",), "v_proj": ("v_proj",), "dense": ("o_proj",),
+            "fc1": ("fc1",), "fc2": ("fc2",)},
+    "starcoder2": {"q_proj": ("q_proj",), "k_proj": ("k_proj",), "v_proj": ("v_proj",), "o_proj": ("o_proj",),
+                   "c_fc": ("fc1",), "c_proj": ("fc2",)},
+    "gpt_neox": {"query_key_value": _QKV, "dense": ("o_proj",), "dense_h_to_4h": ("fc1",), "dense_4h_to_h": ("fc2",)},
+}
 QKV_BIAS = {"qwen2", "qwen2_moe", "phi", "gpt_neox", "starcoder2"}  # StableLM says so in use_qkv_bias
 LINEAR_NAMES = {
     True: ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
@@ -86,6 +98,18 @@ class ModelSpec(BaseModel):
         """(in_features, out_features) of each ``nn.Linear`` in one block, by module name (an MoE block's
         MLP linears are its shared expert's; none when it has none)."""
         return self._attention_shapes() | self._mlp_shapes(self.intermediate_size)
+
+    def module_names(self) -> dict[str, tuple[str, ...]]:
+        """The block's nn.Linear module names as the model names them -> the canonical projections each holds."""
+        canonical = self.linear_shapes()
+        names = MODULE_NAMES.get(self.model_type) or {name: (name,) for name in canonical}
+        return {name: pieces for name, pieces in names.items() if all(piece in canonical for piece in pieces)}
+
+    def module_shapes(self) -> dict[str, tuple[int, int]]:
+        """(in_features, out_features) of each nn.Linear by its real name (a fused one: the pieces' outputs)."""
+        canonical = self.linear_shapes()
+        return {name: (canonical[pieces[0]][0], sum(canonical[piece][1] for piece in pieces))
+                for name, pieces in self.module_names().items()}
 
     def _attention_shapes(self) -> dict[str, tuple[int, int]]:
         h = self.hidden_size

@@ -150,7 +150,8 @@ SMALL = {"hidden_size": 256, "num_hidden_layers": 2, "num_attention_heads": 8, "
 def test_parameter_count_of_each_supported_architecture_matches_transformers(model_type: str, fields: dict) -> None:
     """Oracle: the installed transformers builds each supported architecture (meta device, small shapes).
     StableLM (stablelm-2-1_6b, stablelm-3b-4e1t, stablelm-zephyr-3b: StableLmMLP has gate/up/down_proj) was
-    counted with a two-matrix MLP: 1.37B for stablelm-2-1_6b's 1.64B, its LoRA targets named fc1/fc2."""
+    counted with a two-matrix MLP: 1.37B for stablelm-2-1_6b's 1.64B, its LoRA targets named fc1/fc2.
+    The module names and shapes are what LoRA adapts: rank x (in + out) each, fused ones once."""
     torch = pytest.importorskip("torch")
     from ftwiz.core.planner.spec import spec_from_config
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -164,5 +165,29 @@ def test_parameter_count_of_each_supported_architecture_matches_transformers(mod
     assert spec.total_params == pytest.approx(sum(p.numel() for p in model.parameters()), rel=0.005)
     linear_names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
                     if type(module) is torch.nn.Linear and ".layers." in name}
-    if model_type not in ("phi3", "phi", "gpt_neox", "starcoder2"):  # fused or differently named projections
-        assert set(spec.linear_shapes()) == linear_names
+    # the names a recipe's lora_target / peft's target_modules must use (phi3 fuses qkv_proj and gate_up_proj,
+    # starcoder2 has c_fc/c_proj, gpt_neox query_key_value...): ftwiz refused them and suggested q_proj, fc1
+    assert set(spec.module_names()) == linear_names
+    shapes = {name.rsplit(".", 1)[-1]: (m.in_features, m.out_features) for name, m in model.named_modules()
+              if type(m) is torch.nn.Linear and ".layers.0." in name}
+    assert spec.module_shapes() == shapes
+
+
+def test_phi3_lora_targets_are_its_fused_modules() -> None:
+    """Phi-3-mini (config as published) has qkv_proj and gate_up_proj: peft's target_modules must name them.
+    ftwiz refused lora_target qkv_proj ('use ... q_proj, k_proj') and accepted q_proj, which peft then failed
+    on. LoRA on qkv_proj at rank 8: 32 layers x 8 x (3072 in + 3 x 3072 out) = 3.15M parameters."""
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.planner.estimator import lora_params
+    from ftwiz.core.planner.spec import spec_from_config
+    from ftwiz.core.step_plan import check_lora_targets
+
+    spec = spec_from_config({"model_type": "phi3", "hidden_size": 3072, "intermediate_size": 8192,
+                             "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
+                             "vocab_size": 32064, "tie_word_embeddings": False})
+    check_lora_targets(recipe(lora_target="qkv_proj,gate_up_proj"), spec)
+    with pytest.raises(FtwizError) as refused:
+        check_lora_targets(recipe(lora_target="q_proj"), spec)
+    assert "qkv_proj" in (refused.value.fix or "")
+    assert lora_params(spec, 8, ("qkv_proj",)) == 32 * 8 * (3072 + 3 * 3072)
+    assert lora_params(spec, 8, ("all",)) == 32 * 8 * ((3072 + 9216) + 2 * 3072 + (3072 + 2 * 8192) + (8192 + 3072))
