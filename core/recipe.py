@@ -106,7 +106,8 @@ class Recipe(BaseModel):
     warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
     lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
     weight_decay: float = Field(0.0, ge=0.0)
-    max_grad_norm: float = Field(1.0, gt=0.0)
+    max_grad_norm: float = Field(1.0, ge=0.0, description="Clip gradients to this norm; 0 turns clipping off "
+                                 "(as in transformers' Trainer)")
     gradient_checkpointing: bool | None = Field(None, description="None = planner decides")
     optim: str | None = Field(None, description="None = paged_adamw_8bit on CUDA, adamw_torch on CPU")
     compute_dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"

@@ -145,7 +145,9 @@ def divergence_error(divergence: Divergence, *, recipe: Any, plan: Any, run_name
     if plan.dtype == "fp16" and plan.device != "cpu":
         fixes.append("train in bf16 instead of fp16, which overflows above 65504 (compute_dtype: bf16; fp32 on "
                      "a GPU without bf16)")
-    if recipe.max_grad_norm > 1.0:
+    if recipe.max_grad_norm == 0:
+        fixes.append("turn gradient clipping back on (max_grad_norm: 1.0; 0 turns it off)")
+    elif recipe.max_grad_norm > 1.0:
         fixes.append(f"clip gradients harder (max_grad_norm now {recipe.max_grad_norm:g}; try 1.0)")
     data = recipe.dataset[0] if len(recipe.dataset) == 1 else "DATASET"
     fixes.append(f"check the data for broken or extreme samples (`ftwiz data check {data}`)")

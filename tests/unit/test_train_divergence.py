@@ -173,6 +173,21 @@ def test_the_failure_names_the_step_and_the_knobs_with_the_runs_values(tmp_path:
     assert "fp16" not in plain.fix and "max_grad_norm" not in plain.fix and "--resume" not in plain.fix
 
 
+def test_max_grad_norm_0_turns_clipping_off_as_in_transformers(tmp_path: Path) -> None:
+    """A recipe with `max_grad_norm: 0` (transformers' Trainer: no clipping) was refused as invalid; it is
+    passed on as 0, and a divergence under it advises turning clipping back on."""
+    from ftwiz.core.rundir import RunDir
+    from ftwiz.core.train.trainer_args import training_arguments
+
+    recipe = parse_recipe({"model_name_or_path": "m", "dataset": ["d.jsonl"], "max_grad_norm": 0})
+    assert recipe.max_grad_norm == 0
+    plan = _plan(device="cpu", dtype="fp32", micro_batch=1, grad_accum=1, optimizer="adamw_torch")
+    assert training_arguments(recipe, plan, RunDir(tmp_path / "r"), has_validation=False).max_grad_norm == 0
+    error = divergence_error(Divergence(3, NAN, 2, 2.0), recipe=recipe, plan=_plan(), run_name="r",
+                             checkpoints=tmp_path / "none")
+    assert "turn gradient clipping back on (max_grad_norm: 1.0" in error.fix
+
+
 def test_a_run_started_from_an_adapter_that_diverges_before_a_checkpoint_names_that_adapter(tmp_path: Path) -> None:
     """`ftwiz train R --from runs/a/checkpoints/checkpoint-8` diverged at step 2: the fix said only `ftwiz train
     RECIPE --run-name b-2`, a new run from the bare base, dropping the adapter the user started from."""
