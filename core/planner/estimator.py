@@ -199,8 +199,10 @@ def estimate_memory(spec: ModelSpec, s: TrainSetup) -> dict[str, int]:
     if s.method == "qlora":
         dense = spec.embedding_params + spec.lm_head_params + spec.norm_params
         upcast = s.kbit_upcast and not on_cpu
-        parts["weights"] = spec.block_linear_params * (0.5 + NF4_CONSTANTS.get(s.quant, NF4_CONSTANTS["nf4"])) \
-            + dense * (4 if upcast else wbytes) + spec.expert_params * wbytes  # 3-D expert tensors stay 16-bit
+        quantized = spec.block_linear_params + spec.tower_linear_params
+        parts["weights"] = quantized * (0.5 + NF4_CONSTANTS.get(s.quant, NF4_CONSTANTS["nf4"])) \
+            + dense * (4 if upcast else wbytes) + spec.expert_params * wbytes \
+            + (spec.tower_params - spec.tower_linear_params) * wbytes  # 3-D experts, biases, convolutions: 16-bit
         if upcast and wbytes == 2:  # autocast's 16-bit copy of the fp32 lm_head, saved for backward
             parts["autocast_copies"] = (spec.lm_head_params or spec.embedding_params) * 2
     else:

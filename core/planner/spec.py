@@ -19,11 +19,14 @@ from typing import Any
 
 from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.model_config import language_config, read_config
+from ftwiz.core.planner.towers import tower_params
 from pydantic import BaseModel, Field
 
 GATED_MLP = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text", "phi3", "mixtral",
              "qwen2_moe", "qwen3_moe", "stablelm"}
 UNGATED_MLP = {"phi", "gpt_neox", "gpt2", "starcoder2", "falcon"}
+# Gemma 2/3 blocks norm before and after both attention and MLP: four RMSNorms per block
+SANDWICH_NORMS = {"gemma2", "gemma3", "gemma3_text"}
 # LayerNorm (weight and bias) rather than RMSNorm; StableLM (1.6B/3B/12B: StableLmMLP) has a gated MLP with it
 LAYER_NORM = UNGATED_MLP | {"stablelm"}
 # Model classes whose transformers implementation has ``_supports_sdpa = False`` (Gemma 2: "sdpa does not
@@ -76,6 +79,9 @@ class ModelSpec(BaseModel):
     expert_intermediate_size: int = 0
     moe_layers: int = 0
     dense_intermediate_size: int = 0
+    # An image-text checkpoint's vision encoder and projector (towers.py): loaded, never run on text.
+    tower_params: int = 0
+    tower_linear_params: int = Field(0, description="the towers' nn.Linear weights, stored NF4 under QLoRA")
 
     # --- per-part parameter counts -----------------------------------------------------------
     @property
@@ -148,12 +154,13 @@ class ModelSpec(BaseModel):
     @property
     def total_params(self) -> int:
         return (self.block_linear_params + self.expert_params + self.norm_params + self.embedding_params
-                + self.lm_head_params)
+                + self.lm_head_params + self.tower_params)
 
     def parts(self) -> dict[str, int]:
         return {"embeddings": self.embedding_params, "lm_head": self.lm_head_params,
                 "block_linears": self.block_linear_params, "norms": self.norm_params,
-                **({"experts": self.expert_params} if self.num_experts else {})}
+                **({"experts": self.expert_params} if self.num_experts else {}),
+                **({"vision_tower": self.tower_params} if self.tower_params else {})}
 
 
 def spec_from_config(config: dict[str, Any], source: str = "config.json") -> ModelSpec:
@@ -176,6 +183,8 @@ def spec_from_config(config: dict[str, Any], source: str = "config.json") -> Mod
     moe = _moe_fields(cfg, layers, intermediate)
     if moe:
         intermediate = moe.pop("shared_intermediate")
+    towers, tower_linears, tower_warning = tower_params(config, hidden)
+    warnings += [tower_warning] if tower_warning else []
     return ModelSpec(
         model_type=model_type, hidden_size=hidden, intermediate_size=intermediate, num_layers=layers,
         num_heads=heads, num_kv_heads=int(cfg.get("num_key_value_heads") or heads), head_dim=head_dim,
@@ -183,9 +192,11 @@ def spec_from_config(config: dict[str, Any], source: str = "config.json") -> Mod
         tied_embeddings=bool(cfg.get("tie_word_embeddings", model_type.startswith("gemma"))),
         gated_mlp=gated, qkv_bias=bool(cfg.get("attention_bias", cfg.get("use_qkv_bias", model_type in QKV_BIAS))),
         max_position_embeddings=cfg.get("max_position_embeddings"), warnings=warnings,
-        rms_norm=model_type not in LAYER_NORM if known else gated, norms_per_block=1 if model_type == "phi" else 2, **moe,
+        rms_norm=model_type not in LAYER_NORM if known else gated, **moe,
+        norms_per_block=1 if model_type == "phi" else 4 if model_type in SANDWICH_NORMS else 2,
         sdpa=model_type not in NO_SDPA, attn_softcap=bool(cfg.get("attn_logit_softcapping")),
-        final_logit_softcap=bool(cfg.get("final_logit_softcapping")),
+        final_logit_softcap=bool(cfg.get("final_logit_softcapping")), tower_params=towers,
+        tower_linear_params=tower_linears,
     )
 
 

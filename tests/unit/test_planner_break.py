@@ -191,3 +191,46 @@ def test_phi3_lora_targets_are_its_fused_modules() -> None:
     assert "qkv_proj" in (refused.value.fix or "")
     assert lora_params(spec, 8, ("qkv_proj",)) == 32 * 8 * (3072 + 3 * 3072)
     assert lora_params(spec, 8, ("all",)) == 32 * 8 * ((3072 + 9216) + 2 * 3072 + (3072 + 2 * 8192) + (8192 + 3072))
+
+
+GEMMA3_4B_IT = {"model_type": "gemma3", "mm_tokens_per_image": 256,
+                "text_config": {"hidden_size": 2560, "intermediate_size": 10240, "model_type": "gemma3_text",
+                                "num_hidden_layers": 34, "sliding_window": 1024,
+                                "rope_scaling": {"factor": 8.0, "rope_type": "linear"}},
+                "vision_config": {"hidden_size": 1152, "image_size": 896, "intermediate_size": 4304,
+                                  "model_type": "siglip_vision_model", "num_attention_heads": 16,
+                                  "num_hidden_layers": 27, "patch_size": 14, "vision_use_head": False}}
+
+
+def test_image_text_gemma3_counts_the_vision_tower_it_loads() -> None:
+    """google/gemma-3-4b-it (config as published, saved as a diff against defaults) has 4.30B parameters (its
+    model card); AutoModelForCausalLM loads Gemma3ForConditionalGeneration, vision tower included, so all of
+    them are in memory. ftwiz counted the language model only: 3.88B (-10%, 0.8 GiB of bf16 weights)."""
+    from ftwiz.core.planner.spec import spec_from_config
+
+    spec = spec_from_config(GEMMA3_4B_IT)
+    assert spec.total_params / 1e9 == pytest.approx(4.30, rel=0.005)
+    assert not spec.warnings
+
+
+def test_vision_tower_count_matches_transformers() -> None:
+    """Oracle: transformers builds a shrunk Gemma 3 image-text model (meta device): the vision tower and
+    projector's parameters, and the nn.Linear weights among them that 4-bit quantization stores in NF4."""
+    torch = pytest.importorskip("torch")
+    from ftwiz.core.planner.spec import spec_from_config
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = {"model_type": "gemma3",
+              "text_config": {"hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 2,
+                              "vocab_size": 1000, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64},
+              "vision_config": {"hidden_size": 128, "image_size": 224, "intermediate_size": 256, "patch_size": 14,
+                                "num_attention_heads": 4, "num_hidden_layers": 3, "vision_use_head": False}}
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**config))
+    towers = [(name, p) for name, p in model.named_parameters() if "language_model" not in name and "lm_head" not in name]
+    linears = sum(m.weight.numel() for name, m in model.named_modules()
+                  if type(m) is torch.nn.Linear and "vision_tower" in name)
+    spec = spec_from_config(config)
+    assert spec.tower_params == sum(p.numel() for _, p in towers)
+    assert spec.tower_linear_params == linears
+    assert spec.total_params == pytest.approx(sum(p.numel() for p in model.parameters()), rel=0.002)
