@@ -63,10 +63,24 @@ def memory_budget(hardware: HardwareReport | None, vram_gb: float | None = None)
     return Budget("cpu", ram, int(ram * CPU_RAM_SHARE), f"CPU with {ram / GIB:.1f} GiB RAM available", bf16=False)
 
 
-def choose_max_length(cutoff_len: int, lengths: list[int] | None, seq_len: int | None) -> tuple[int, str]:
+def packed_rows(lengths: list[int], cutoff_len: int) -> list[int]:
+    """Row lengths of greedy packing in record order, as ``ftwiz.core.data.tokenize.pack`` fills them."""
+    rows: list[int] = []
+    current = 0
+    for n in (min(length, cutoff_len) for length in lengths):
+        if current and current + n > cutoff_len:
+            rows.append(current)
+            current = 0
+        current += n
+    return rows + ([current] if current else [])
+
+
+def choose_max_length(cutoff_len: int, lengths: list[int] | None, seq_len: int | None,
+                      packing: bool = False) -> tuple[int, str]:
     """The padded length that sets the peak: the longest sample (rounded up to 64), capped by cutoff_len.
 
-    The longest batch sets the peak, so a percentile would under-plan exactly the step that crashes.
+    The longest batch sets the peak, so a percentile would under-plan exactly the step that crashes. With
+    ``packing`` a row holds several samples, up to cutoff_len tokens: the fullest row sets the peak.
     """
     if seq_len is not None:
         if seq_len < 16:
@@ -74,6 +88,11 @@ def choose_max_length(cutoff_len: int, lengths: list[int] | None, seq_len: int |
         return seq_len, f"max length {seq_len} tokens, as given"
     if not lengths:
         return cutoff_len, f"max length {cutoff_len} tokens from the recipe's cutoff_len (no dataset lengths known)"
+    if packing:
+        fullest = max(packed_rows(lengths, cutoff_len))
+        rounded = min(cutoff_len, max(64, math.ceil(fullest / 64) * 64))
+        return rounded, (f"max length {rounded} tokens: packing puts several of your {len(lengths)} samples in each "
+                         f"row of up to cutoff_len {cutoff_len} tokens (the fullest has {fullest})")
     longest = max(lengths)
     rounded = min(cutoff_len, max(64, math.ceil(longest / 64) * 64))
     if longest > cutoff_len:
@@ -161,7 +180,7 @@ def plan_recipe(recipe: Recipe, hardware: HardwareReport | None = None, *, vram_
     spec = spec or load_model_spec(recipe.model_name_or_path)
     budget = memory_budget(hardware, vram_gb)
     fixed = set(recipe.model_fields_set)
-    max_len, length_reason = choose_max_length(recipe.cutoff_len, dataset_lengths, seq_len)
+    max_len, length_reason = choose_max_length(recipe.cutoff_len, dataset_lengths, seq_len, recipe.packing)
     dtype, dtype_reason = _dtype(recipe, budget)
     reasons = [f"budget: {budget.usable_bytes / GIB:.1f} GiB usable on {budget.label}, keeping "
                f"{SAFETY_MARGIN if budget.device != 'cpu' else 1 - CPU_RAM_SHARE:.0%} free as a safety margin",

@@ -234,3 +234,15 @@ def test_vision_tower_count_matches_transformers() -> None:
     assert spec.tower_params == sum(p.numel() for _, p in towers)
     assert spec.tower_linear_params == linears
     assert spec.total_params == pytest.approx(sum(p.numel() for p in model.parameters()), rel=0.002)
+
+
+def test_packing_plans_for_the_packed_rows_not_the_samples(llama8b) -> None:
+    """packing: true puts samples into rows of up to cutoff_len tokens (core/data/tokenize.py pack): 100
+    samples of 200 tokens make rows of 10 x 200 = 2000 tokens. ftwiz planned for the longest sample (256
+    tokens), so the logits alone were 8x under-estimated and the micro-batch it chose ran out of memory."""
+    lengths = [200] * 100
+    plan = plan_recipe(recipe(cutoff_len=2048, packing=True), vram_gb=24, dataset_lengths=lengths, spec=llama8b)
+    assert plan.max_seq_len == 2048
+    assert plan.estimate.parts["logits"] == plan.micro_batch * 2048 * 128256 * 12
+    unpacked = plan_recipe(recipe(cutoff_len=2048), vram_gb=24, dataset_lengths=lengths, spec=llama8b)
+    assert unpacked.max_seq_len == 256  # without packing the longest sample still sets it
