@@ -62,7 +62,9 @@ def _sample_from(record: object, index: int, path: Path, line: int) -> EvalSampl
             return EvalSample(prompt=clean, reference=record["chosen"], index=index,
                               conversation=[*clean, {"role": "assistant", "content": record["chosen"]}],
                               rejected=record["rejected"], tools=tools)
-        last = max((i for i, m in enumerate(clean) if m["role"] == "assistant"), default=None)
+        # the last answer training learned: an OpenAI "weight": 0 turn is context only, never a target
+        last = max((i for i, m in enumerate(clean) if m["role"] == "assistant" and m.get("weight", 1) != 0),
+                   default=None)
         if last is None or last == 0:
             return None  # plain text or a prompt with no answer: nothing to compare against
         return EvalSample(prompt=clean[:last], reference=clean[last]["content"], index=index,

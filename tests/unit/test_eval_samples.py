@@ -142,3 +142,24 @@ def test_a_split_the_recipe_turned_off_says_so(tmp_path: Path) -> None:
         load_samples(_write(tmp_path / "data" / "test.jsonl", []))
     assert "test_size: 0" in info.value.what and "20 records" not in info.value.fix
     assert "test_size: 0.1" in info.value.fix and "--data FILE" in info.value.fix
+
+
+def test_an_answer_marked_weight_0_is_context_and_the_last_learned_answer_is_the_reference(
+        tmp_path: Path, tiny_qwen2: Path) -> None:
+    """An OpenAI-format record whose last assistant turn has "weight": 0 (context, not learned) was scored
+    against that turn, an answer training never taught. Oracle: the spans training learns
+    (render_with_spans: the masks)."""
+    import transformers
+    from ftwiz.core.data.template import render_with_spans
+
+    messages = [{"role": "user", "content": "Capital of France?"},
+                {"role": "assistant", "content": "Paris.", "weight": 1},
+                {"role": "user", "content": "And of Spain?"},
+                {"role": "assistant", "content": "Lisbon, I think.", "weight": 0}]
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_qwen2)
+    text, spans = render_with_spans(tokenizer, tokenizer.chat_template, messages)
+    learned = [text[a:b] for a, b in spans]
+    assert len(learned) == 1 and learned[0].startswith("Paris.")
+    sample = load_samples(_write(tmp_path / "test.jsonl", [{"messages": messages}]))[0]
+    assert learned[0].startswith(sample.reference) and sample.reference == "Paris."
+    assert [m["content"] for m in sample.prompt] == ["Capital of France?"]
