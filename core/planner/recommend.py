@@ -186,6 +186,11 @@ def plan_recipe(recipe: Recipe, hardware: HardwareReport | None = None, *, vram_
                f"{SAFETY_MARGIN if budget.device != 'cpu' else 1 - CPU_RAM_SHARE:.0%} free as a safety margin",
                length_reason, dtype_reason]
     warnings = list(spec.warnings)
+    context = spec.max_position_embeddings
+    if isinstance(context, int) and max_len > context:  # memory is no check of this: the plan may well fit
+        warnings.append(f"max length {max_len} tokens is longer than the model's context (max_position_embeddings "
+                        f"{context}): positions past it were never trained, so answers degrade (a learned position "
+                        f"table fails outright); set cutoff_len: {context} or less")
 
     chosen: tuple[TrainSetup, dict[str, int]] | None = None
     tried: list[str] = []

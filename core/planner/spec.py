@@ -164,6 +164,9 @@ class ModelSpec(BaseModel):
 
 
 def spec_from_config(config: dict[str, Any], source: str = "config.json") -> ModelSpec:
+    if not isinstance(config, dict):
+        raise FtwizError("config.json does not hold a JSON object of settings", where=Location(file=source),
+                         fix="give the model's own config.json (AutoConfig.from_pretrained(...).save_pretrained)")
     cfg = language_config(config)  # image-text models: the language model's settings, defaults filled in
     model_type = str(config.get("model_type", "unknown"))
     warnings = []
@@ -171,6 +174,8 @@ def spec_from_config(config: dict[str, Any], source: str = "config.json") -> Mod
         hidden = int(cfg["hidden_size"])
         layers = int(cfg["num_hidden_layers"])
         heads = int(cfg["num_attention_heads"])
+        if min(hidden, layers, heads) < 1:
+            raise ValueError("hidden_size, num_hidden_layers and num_attention_heads must be at least 1")
     except (KeyError, TypeError, ValueError) as exc:
         raise FtwizError(f"config lacks a required field: {exc}", where=Location(file=source),
                          fix="give the model's full config.json (hidden_size, num_hidden_layers, ...)") from None

@@ -246,3 +246,25 @@ def test_packing_plans_for_the_packed_rows_not_the_samples(llama8b) -> None:
     assert plan.estimate.parts["logits"] == plan.micro_batch * 2048 * 128256 * 12
     unpacked = plan_recipe(recipe(cutoff_len=2048), vram_gb=24, dataset_lengths=lengths, spec=llama8b)
     assert unpacked.max_seq_len == 256  # without packing the longest sample still sets it
+
+
+def test_a_length_past_the_models_context_is_warned_about(shared_dir: Path) -> None:
+    """Llama-2-7B's config.json: max_position_embeddings 4096. Planned at 8192 tokens on an 80 GB card the plan
+    said 'fits' and nothing else; training runs, on positions the model never saw."""
+    spec = load_model_spec(shared_dir / "reference" / "model_configs" / "llama-2-7b.json")
+    assert spec.max_position_embeddings == 4096
+    plan = plan_recipe(recipe(cutoff_len=8192), vram_gb=80, spec=spec)
+    assert any("max_position_embeddings 4096" in w and "cutoff_len: 4096" in w for w in plan.warnings)
+    within = plan_recipe(recipe(cutoff_len=4096), vram_gb=80, spec=spec)
+    assert not any("max_position_embeddings" in w for w in within.warnings)
+
+
+@pytest.mark.parametrize("config", [[1, 2], {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2,
+                                             "num_attention_heads": 0, "vocab_size": 100}])
+def test_a_malformed_config_is_an_error_naming_the_file_not_a_traceback(config) -> None:
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.planner.spec import spec_from_config
+
+    with pytest.raises(FtwizError) as error:
+        spec_from_config(config, source="model/config.json")
+    assert "model/config.json" in str(error.value.where)
