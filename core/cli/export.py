@@ -170,6 +170,8 @@ def _export_and_report(args: argparse.Namespace, bus) -> int:
         return 0 if result.passed else 1
     for path in result.gguf_paths:
         say(("wrote", "green"), f" {path} ({human_bytes(Path(path).stat().st_size)})")
+    for note in result.notes:
+        say(("note:", "yellow"), f" {note}")
     for report in result.reports:
         say((f"verify {Path(report.gguf_path).name}", "bold"), f" ({report.quant})")
         for check in report.checks:

@@ -248,6 +248,18 @@ def _plan(model_dir: Path, out_type: str) -> tuple[ModelParams, list[TensorPlan]
     return params, plans
 
 
+def kquant_fallback_note(model_dir: str | Path, quant: str) -> str | None:
+    """What a ``quant`` (K-quant or Q4_0) export of ``model_dir`` writes in other types than the quant's own,
+    as one line for the user (:func:`~ftwiz.core.export.kquant.fallback_note`); None when nothing falls back
+    or ``quant`` is written as it is (F16, Q8_0, ...). Reads only config.json and the safetensors headers."""
+    from ftwiz.core.export.kquant import DEFAULT_TYPES, fallback_note
+
+    if quant.upper() not in DEFAULT_TYPES:
+        return None
+    params, plans = _plan(Path(model_dir), "F16")
+    return fallback_note(plans, retype_plans(plans, params, quant.upper()), quant.upper())
+
+
 def _write_header(tmp: Path, model_dir: Path, params: ModelParams, plans: list[TensorPlan], out_type: str,
                   extra_keys: Mapping[str, str | bool] | None = None) -> int:
     """Keys, vocabulary and tensor infos of the GGUF at ``tmp``; returns the data section's alignment."""

@@ -52,5 +52,6 @@ def export_step(source: str | Path, quants: list[str] | None = None, *, out: str
                         fix="try a less aggressive quantization (Q8_0 or F16) and export again"))
     else:
         bus.emit(Finished(output_path=result.gguf_paths[0] if result.gguf_paths else None,
-                          summary={"gguf_paths": result.gguf_paths, "merged": result.merged, "checks": checks}))
+                          summary={"gguf_paths": result.gguf_paths, "merged": result.merged, "checks": checks,
+                                   "notes": result.notes}))
     return result

@@ -128,8 +128,10 @@ def _with_fallback(ncols: int, target: str) -> str:
 
 
 def tensor_types(tensors: Sequence[tuple[str, Sequence[int], str]], quant: str, *, arch: str, n_layers: int,
-                 n_head: int, n_head_kv: int) -> dict[str, str]:
-    """GGML type name of every tensor in a ``quant`` GGUF, as llama.cpp's ``llama_tensor_get_type`` picks it.
+                 n_head: int, n_head_kv: int, fallbacks: dict[str, str] | None = None) -> dict[str, str]:
+    """GGML type name of every tensor in a ``quant`` GGUF, as llama.cpp's ``llama_tensor_get_type`` picks it;
+    ``fallbacks``, when given, receives {name: the K-quant type it would have had} for every tensor whose rows
+    are not whole blocks of that type (llama.cpp warns about each of them).
 
     ``tensors``: (GGUF name, numpy shape, type in the F16 GGUF llama.cpp would read: "F16" or "F32").
     Facts mirrored from llama.cpp's src/llama-quant.cpp (``llama_tensor_get_type`` and its helpers), for
@@ -159,6 +161,8 @@ def tensor_types(tensors: Sequence[tuple[str, Sequence[int], str]], quant: str, 
         category, ncols, new = _category(name), shape[-1], default
         if category == "output" or (tied and category == "token_embd"):
             new = "Q8_0" if ncols % _block(default) else "Q6_K"  # (llama.cpp keeps Q8_0 for a Q8_0 ftype)
+            if new == "Q8_0" and fallbacks is not None:
+                fallbacks[name] = "Q6_K"
         elif category == "attn_v":
             if quant in ("Q4_K_M", "Q5_K_M") and use_more_bits(i_attn_v, n_attn_v):
                 new = "Q6_K"
@@ -170,6 +174,8 @@ def tensor_types(tensors: Sequence[tuple[str, Sequence[int], str]], quant: str, 
                 new = "Q6_K"
             i_ffn_down += 1
         chosen[name] = _with_fallback(ncols, new)
+        if chosen[name] != new and fallbacks is not None:
+            fallbacks[name] = new
     return chosen
 
 
@@ -179,8 +185,9 @@ def _block(type_name: str) -> int:
     return gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType[type_name]][0]
 
 
-def retype_plans(plans: list[Any], params: Any, quant: str) -> None:
-    """Give the F16 export's tensor plans (``convert.TensorPlan``) their ``quant`` types, in place.
+def retype_plans(plans: list[Any], params: Any, quant: str) -> dict[str, str]:
+    """Give the F16 export's tensor plans (``convert.TensorPlan``) their ``quant`` types, in place; returns the
+    fallbacks (see :func:`tensor_types`).
 
     Quantized tensors are marked ``via_f16``: their values are rounded to float16 first, as in the F16 GGUF
     llama.cpp's quantizer would have read.
@@ -188,8 +195,10 @@ def retype_plans(plans: list[Any], params: Any, quant: str) -> None:
     import gguf
 
     f16_type = {gguf.GGMLQuantizationType.F16: "F16", gguf.GGMLQuantizationType.F32: "F32"}
+    fallbacks: dict[str, str] = {}
     types = tensor_types([(p.name, p.shape, f16_type[p.qtype]) for p in plans], quant, arch=params.info.gguf_arch,
-                         n_layers=params.num_layers, n_head=params.num_heads, n_head_kv=params.num_kv_heads)
+                         n_layers=params.num_layers, n_head=params.num_heads, n_head_kv=params.num_kv_heads,
+                         fallbacks=fallbacks)
     for plan in plans:
         qtype = gguf.GGMLQuantizationType[types[plan.name]]
         if qtype == plan.qtype:
@@ -199,6 +208,33 @@ def retype_plans(plans: list[Any], params: Any, quant: str) -> None:
         for d in plan.shape:
             count *= d
         plan.qtype, plan.nbytes, plan.via_f16 = qtype, count // block * size, True
+    return fallbacks
+
+
+def fallback_note(plans: list[Any], fallbacks: dict[str, str], quant: str) -> str | None:
+    """One line for the user when tensors of a ``quant`` export got another type because their rows are not
+    whole blocks (e.g. Qwen2.5-0.5B's 896-wide rows and Q4_K's 256-value blocks): which types, how many, and
+    that the file is larger than that quant usually is. None when every tensor got its K-quant type."""
+    if not fallbacks:
+        return None
+    import gguf
+
+    by_plan = {p.name: p for p in plans}
+    by_used: dict[str, list[tuple[str, int]]] = {}  # type written -> (type it replaced, row length) per tensor
+    for name, intended in fallbacks.items():
+        plan = by_plan[name]
+        by_used.setdefault(gguf.GGMLQuantizationType(plan.qtype).name, []).append((intended, plan.shape[-1]))
+    quantized = sum(1 for p in plans if len(p.shape) > 1 and p.via_f16)
+    parts = []
+    for used, items in by_used.items():
+        intended = sorted({i for i, _ in items})
+        rows = ", ".join(map(str, sorted({r for _, r in items})))
+        blocks = "/".join(str(b) for b in sorted({_block(i) for i in intended}))
+        parts.append(f"{len(items)} as {used} instead of {'/'.join(intended)} (rows of {rows} values are not "
+                     f"whole {blocks}-value blocks)")
+    return (f"{quant}: {len(fallbacks)} of {quantized} quantized tensors were written {'; '.join(parts)}, as "
+            "llama.cpp's quantizer does; the file is larger and closer in quality to those types than a "
+            f"typical {quant}")
 
 
 def quantize_via_f16(rows, src_dtype: str, qtype: Any, out=None):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ftwiz.core.atomic import scratch_dir
 from ftwiz.core.errors import FtwizError
-from ftwiz.core.export.convert import OUT_TYPES, convert_to_gguf
+from ftwiz.core.export.convert import OUT_TYPES, convert_to_gguf, kquant_fallback_note
 from ftwiz.core.export.kquant import direct_quant_available, needs_f16_intermediate
 from ftwiz.core.export.quantize import quantize_gguf
 from ftwiz.core.export.verify_record import write_verify_record
@@ -37,6 +37,7 @@ class ExportResult:
     gguf_paths: list[str] = field(default_factory=list)
     reports: list[VerifyReport] = field(default_factory=list)
     merged: bool = False
+    notes: list[str] = field(default_factory=list)  # what the user should know about the files (type fallbacks)
 
     @property
     def passed(self) -> bool:
@@ -194,6 +195,9 @@ def export_model(model_or_run: str | Path, quants: list[str], *, out: str | Path
                     source = intermediate
                 quantize_gguf(source, path, quant, overwrite=overwrite)
             result.gguf_paths.append(str(path))
+            note = kquant_fallback_note(model_dir, quant)  # rows that are not whole blocks, as llama.cpp does
+            if note:
+                result.notes.append(note)
             _remember(path, quant, default_dir)
             step += 1
             if verify:

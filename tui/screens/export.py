@@ -93,6 +93,8 @@ class ExportScreen(WizardScreen):
             for check in event.summary.get("checks", []):  # the verification report, check by check
                 mark = {True: ("pass", "green"), False: ("FAIL", "bold red"), None: ("info", "cyan")}[check["passed"]]
                 log.write(Text.assemble((f"  {mark[0]} ", mark[1]), f"{check['name']}: {check['detail']}"))
+            for note in event.summary.get("notes", []):  # e.g. tensors llama.cpp's rules give another type
+                log.write(Text.assemble(("  note ", "yellow"), note))
             self.query_one("#next", Button).disabled = event.status != "completed" or not event.output_path
             self.query_one("#next", Button).focus()
         elif event.type == "failed":
