@@ -23,7 +23,7 @@ from ftwiz.core.export.quantize import quantize_gguf
 from ftwiz.core.export.verify_record import write_verify_record
 from ftwiz.core.export.verify_report import VerifyReport
 from ftwiz.core.quant_types import QUANT_NAMES, estimated_bytes
-from ftwiz.core.trained_context import context_of_run
+from ftwiz.core.trained_context import SYSTEM_PROMPT, context_of_run
 
 ALL_QUANTS = QUANT_NAMES  # the converter's types, then the quantizer's
 
@@ -174,6 +174,9 @@ def export_model(model_or_run: str | Path, quants: list[str], *, out: str | Path
         refuse_overwrite(path, overwrite)
     _require_space(model_dir, targets)
     result = ExportResult(model_dir=str(model_dir), merged=merged)
+    if context and SYSTEM_PROMPT in context:  # said, since a GGUF may be shared: it holds the prompt's text
+        result.notes.append("the GGUF records the run's system prompt (key ftwiz.system_prompt), so chat, serve, "
+                            "register and eval send it wherever the file goes")
     steps = len(quants) * (2 if verify else 1)
     step = 0
     intermediate: Path | None = None

@@ -92,7 +92,9 @@ def test_a_moved_renamed_or_copied_gguf_is_still_prompted_as_its_run_trained(iso
     from ftwiz.core.export.pipeline import export_model
 
     run = _run(isolated / "runs", tiny_qwen2)
-    exported = Path(export_model(run, [quant]).gguf_paths[0])
+    result = export_model(run, [quant])
+    exported = Path(result.gguf_paths[0])
+    assert any("records the run's system prompt" in note for note in result.notes)  # the user is told
     trained = _trained_system(tiny_qwen2, run / "recipe.yaml")
     moved = isolated / "models" / "my-assistant.gguf"
     moved.parent.mkdir()
