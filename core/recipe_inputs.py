@@ -41,7 +41,8 @@ def parse_var_values(items: list[str] | None) -> dict[str, str]:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise FtwizError(f"--var expects NAME=VALUE, got '{item}'", where="--var", fix="e.g. --var name=Aria")
-        values[name.strip().strip("{}")] = value
+        name = name.strip().strip("{}").strip()  # '{{ name }}=Aria' names {{name}}, as the data may write it
+        values[name] = value
     return values
 
 
@@ -126,9 +127,25 @@ def unused_variable_error(names: list[str], used: set[str], *,
                           where: str = "the recipe's system prompt or data") -> FtwizError:
     """The refusal of ``--var NAME=...`` whose NAME no ``{{NAME}}`` uses: a typo would otherwise be ignored and
     the placeholder it meant trained with another value (or refused as unfilled, naming the wrong cause)."""
+    import re
+
+    from ftwiz.core.data.validate import PLACEHOLDER
+
     existing = ", ".join("{{" + n + "}}" for n in sorted(used))
     uses = f"the placeholders there are {existing}" if used else "there are no {{NAME}} placeholders there"
     hints = [f"--var {close}=VALUE instead of --var {n}=VALUE" for n in names if (close := _closest(n, used))]
+    # '{{first-name}}' may well be in the data, but as text: a placeholder name is letters, digits and _
+    invalid = [n for n in names if not PLACEHOLDER.fullmatch("{{" + n + "}}")]
+    if invalid:
+        renames = [(n, re.sub(r"\W", "_", n) if re.match(r"[A-Za-z_]", n) else "_" + re.sub(r"\W", "_", n))
+                   for n in invalid]
+        return FtwizError(
+            f"--var {', '.join(invalid)}: a placeholder name is letters, digits and _ (not starting with a digit), "
+            f"so {', '.join('{{' + n + '}}' for n in invalid)} is no placeholder: no value fills it, it is trained "
+            f"as written; {uses}", where="--var",
+            fix=(f"did you mean {'; '.join(hints)}? Else " if hints else "")
+            + "; ".join(f"write {{{{{new}}}}} in the data or system prompt and give --var {new}=VALUE"
+                        for _, new in renames))
     return FtwizError(
         f"--var {', '.join(names)}: no {', '.join('{{' + n + '}}' for n in names)} in {where}, so the value would "
         f"fill nothing; {uses}", where="--var",
