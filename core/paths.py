@@ -51,3 +51,30 @@ def safe_name(text: str) -> str:
     """A file-system-safe name for a run or model ("Qwen/Qwen3-0.6B" -> "Qwen-Qwen3-0.6B")."""
     name = _UNSAFE.sub("-", text).strip("-.")
     return name or "run"
+
+
+def run_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a run folder directly under runs/, or None when it can.
+
+    A name with a path separator or a bare ``..`` would put the run (and every later export, merge and
+    eval output) in a nested folder or outside runs/ altogether, where ``ftwiz models``/``clean`` never look.
+    """
+    if "/" in name or "\\" in name:
+        return "holds a path separator, so the run would not be a folder directly under runs/"
+    if name.strip() in (".", ".."):
+        return "is '.' or '..', which is a folder that already exists, not a new run"
+    if name != name.strip():
+        return "starts or ends with a space"
+    return None
+
+
+def check_run_name(name: str, *, flag: bool = True) -> str:
+    """``name`` when it can be a run folder directly under runs/, else FtwizError naming ``--run-name``
+    (``flag``) or the recipe's ``run_name`` (see :func:`run_name_problem`)."""
+    from ftwiz.core.errors import FtwizError, Location
+
+    problem = run_name_problem(name)
+    if problem:
+        raise FtwizError(f"the run name '{name}' {problem}", where=Location(field="--run-name" if flag else "run_name"),
+                         fix=f"use a plain folder name, e.g. --run-name {safe_name(name)}")
+    return name

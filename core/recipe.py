@@ -131,6 +131,16 @@ class Recipe(BaseModel):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("run_name")
+    @classmethod
+    def _plain_run_name(cls, value: str | None) -> str | None:
+        from ftwiz.core.paths import run_name_problem, safe_name
+
+        problem = run_name_problem(value) if value else None
+        if problem:
+            raise ValueError(f"the run name {problem}; use a plain folder name like '{safe_name(value)}'")
+        return value
+
     @field_validator("variables", mode="before")
     @classmethod
     def _variables_as_text(cls, value: object) -> object:

@@ -130,11 +130,21 @@ class RunDir:
     eval = property(lambda self: self.root / "eval")
 
     def read_json(self, path: Path) -> dict[str, Any]:
+        """One of the run's JSON files; FtwizError when it is missing or damaged (cut off, edited by hand)."""
+        what, line = "not a JSON object", None
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise FtwizError(f"{path} is missing from run '{self.name}'",
                              fix="the run may not have finished; see its events.jsonl") from None
+        except json.JSONDecodeError as exc:
+            data, what, line = None, f"not valid JSON ({exc.msg})", exc.lineno
+        except (ValueError, OSError) as exc:  # not UTF-8, a folder in its place, no permission
+            data, what = None, f"unreadable ({exc})"
+        if isinstance(data, dict):
+            return data
+        raise FtwizError(f"{path.name} of run '{self.name}' is damaged: {what}", where=Location(file=path, line=line),
+                         fix=f"restore {path.name} from a backup or a copy of the run, or train the run again")
 
     def state(self) -> str:
         """running / completed / cancelled / failed, or 'unknown' for a run that never wrote a status."""

@@ -60,7 +60,7 @@ def resolve_adapter_and_base(source: str | Path, base_dir: str | Path | None = N
             raise FtwizError(f"run '{run.name}' has no final adapter yet", where=Location(file=adapter_dir),
                              fix="wait for training to finish, or merge a checkpoint folder directly")
     if base_hint is None and card.is_file():
-        base_hint = json.loads(card.read_text(encoding="utf-8")).get("base_model")
+        base_hint = RunDir(card.parent).read_json(card).get("base_model")
     if base_hint is None:
         base_hint = adapter_base_model(adapter_dir)
     if not base_hint:

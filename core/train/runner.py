@@ -105,7 +105,7 @@ def _base_revision(model_dir: Path, recipe: Recipe) -> str | None:
 
 def open_run(recipe: Recipe, *, run_name: str | None, resume: str | None) -> tuple[RunDir, Recipe, bool]:
     """The run directory to use and whether it resumes. A completed run is never trained over."""
-    from ftwiz.core.paths import runs_dir
+    from ftwiz.core.paths import check_run_name, runs_dir
     from ftwiz.core.recipe_inputs import with_filled_system
 
     if resume:
@@ -115,7 +115,7 @@ def open_run(recipe: Recipe, *, run_name: str | None, resume: str | None) -> tup
     if not (run_name or recipe.run_name) and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise FtwizError("several processes were launched without a run name, so each would pick its own",
                          fix="pass --run-name NAME (ftwiz train --gpus N does this for you)")
-    name = run_name or recipe.run_name or default_run_name(recipe)
+    name = check_run_name(run_name or recipe.run_name or default_run_name(recipe), flag=bool(run_name))
     run = RunDir(runs_dir() / name)
     recipe = with_filled_system(recipe).model_copy(update={"run_name": name})  # stored, trained and served filled
     if run.recipe.exists() and run.state() == "completed":
