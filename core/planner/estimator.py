@@ -114,6 +114,15 @@ class TrainSetup:
     stage: str = "sft"  # sft | pt | dpo | orpo | kto
     # Training engine (see the docstring): the plain transformers Trainer (ftwiz) or DeepSpeed ZeRO-2.
     engine: str = "trainer"  # trainer | deepspeed-zero2
+    # Packing (recipe ``packing``): ftwiz's PackedCollator flattens a micro-batch into one row of
+    # micro_batch x seq_len tokens, samples kept apart by a block-diagonal mask that transformers builds over
+    # the whole row: masks and eager scores grow with the row, not the sample.
+    packed: bool = False
+    # transformers hands SDPA a 4-D bool mask (padded batches, as ftwiz's collator pads to the longest sample
+    # and a multiple of 8; packed rows): PyTorch's sdpa converts it to a new 16-bit additive mask in every
+    # layer (aten ``convert_boolean_attn_mask``: at::where) that the fused kernel saves for backward.
+    # Off for stacks that call SDPA with is_causal and no mask (torchtune, litgpt: the bench rows).
+    sdpa_mask: bool = False
     zero_bucket_elements: int = 200_000_000  # DeepSpeed reduce_bucket_size (two buffers with overlap_comm)
 
     extra: dict = field(default_factory=dict)
@@ -142,7 +151,9 @@ def _activation_bytes_per_token_layer(spec: ModelSpec, s: TrainSetup) -> float:
     if attention_kind(spec, s) == "eager":
         # per score: softmax's fp32 output and the probabilities in the compute dtype (one tensor in fp32),
         # and tanh's output where the scores are soft-capped (Gemma 2); transformers' eager_attention_forward
-        attention += spec.num_heads * s.seq_len * (4 + (half if half != 4 else 0) + (half if spec.attn_softcap else 0))
+        attention += spec.num_heads * _mask_row(s) * (4 + (half if half != 4 else 0) + (half if spec.attn_softcap else 0))
+    elif attention_kind(spec, s) == "sdpa" and s.sdpa_mask:  # the layer's own 16-bit copy of its query's mask row
+        attention += _mask_row(s) * half
     mlp = (3 if spec.gated_mlp else 2) * half * i
     if spec.num_experts:  # each token's routed experts: input copy, gate/up, activation, output; fp32 router
         expert_i = spec.expert_intermediate_size
@@ -157,6 +168,11 @@ def _activation_bytes_per_token_layer(spec: ModelSpec, s: TrainSetup) -> float:
     if s.method == "qlora" and s.quant_saves_input:
         extra += half * (2 * h + q + i)  # attention input, o_proj input, MLP input, down_proj input
     return norms + attention + mlp + extra
+
+
+def _mask_row(s: TrainSetup) -> int:
+    """Keys each query token is scored against: its sequence, or under packing the whole flattened row."""
+    return s.seq_len * (s.micro_batch if s.packed else 1)
 
 
 def attention_kind(spec: ModelSpec, s: TrainSetup) -> str:
@@ -237,6 +253,8 @@ def estimate_memory(spec: ModelSpec, s: TrainSetup) -> dict[str, int]:
         parts["activations"] = tokens * (spec.num_layers * hidden_bytes + per_layer)
     else:
         parts["activations"] = tokens * spec.num_layers * per_layer
+    if (s.packed or s.sdpa_mask) and attention_kind(spec, s) != "flash_attention_2":  # the bool mask itself
+        parts["activations"] += tokens * _mask_row(s)
     logit_bytes = (wbytes + 1) if s.chunked_ce else loss_chain_bytes(s.loss_chain, wbytes)
     if spec.final_logit_softcap:  # tanh's output over the logits stays saved while the loss chain runs
         logit_bytes += wbytes

@@ -28,7 +28,7 @@ def setup_of(plan: Plan, *, micro_batch: int, grad_ckpt: bool, seq_len: int) -> 
     """The estimator's view of ``plan`` at another micro-batch, checkpointing or length."""
     return TrainSetup(method=plan.method, seq_len=seq_len, micro_batch=micro_batch, grad_ckpt=grad_ckpt,
                       lora_rank=plan.lora_rank or 16, lora_targets=tuple(plan.lora_targets) or ("all",),
-                      dtype=plan.dtype, optimizer=plan.optimizer, device=plan.device)
+                      dtype=plan.dtype, optimizer=plan.optimizer, device=plan.device, sdpa_mask=True)
 
 
 def reestimated(plan: Plan, spec) -> MemoryEstimate:

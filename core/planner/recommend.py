@@ -198,7 +198,7 @@ def plan_recipe(recipe: Recipe, hardware: HardwareReport | None = None, *, vram_
         optimizer, _ = _optimizer(recipe, method, budget.device)
         base = TrainSetup(method=method, seq_len=max_len, lora_rank=recipe.lora_rank,
                           lora_targets=tuple(recipe.lora_target), dtype=dtype, optimizer=optimizer,
-                          device=budget.device, stage=recipe.stage)
+                          device=budget.device, stage=recipe.stage, packed=recipe.packing, sdpa_mask=True)
         chosen = _search(spec, recipe, fixed, method, base, budget)
         if chosen:
             if tried:
@@ -215,7 +215,7 @@ def plan_recipe(recipe: Recipe, hardware: HardwareReport | None = None, *, vram_
         setup = TrainSetup(method=method, seq_len=max_len, micro_batch=recipe.per_device_train_batch_size or 1,
                            grad_ckpt=recipe.gradient_checkpointing is not False, lora_rank=recipe.lora_rank,
                            lora_targets=tuple(recipe.lora_target), dtype=dtype, optimizer=optimizer,
-                           device=budget.device, stage=recipe.stage)
+                           device=budget.device, stage=recipe.stage, packed=recipe.packing, sdpa_mask=True)
         parts = estimate_memory(spec, setup)
         warnings.append(_what_would_fit(spec, setup, budget, recipe, fixed))
     else:

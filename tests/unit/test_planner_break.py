@@ -268,3 +268,24 @@ def test_a_malformed_config_is_an_error_naming_the_file_not_a_traceback(config) 
     with pytest.raises(FtwizError) as error:
         spec_from_config(config, source="model/config.json")
     assert "model/config.json" in str(error.value.where)
+
+
+def test_sdpa_masks_are_saved_per_layer_and_grow_with_the_packed_row(llama8b) -> None:
+    """transformers gives SDPA a 4-D bool mask for padded batches and packed rows; PyTorch's
+    scaled_dot_product_attention (aten convert_boolean_attn_mask: at::where) makes a new bf16 additive mask
+    from it in every layer, which the fused kernel saves for backward. Packing flattens a micro-batch into
+    one row, so 4 x 2048 tokens are masked as one 8192 x 8192 square: 32 layers x 8192^2 x 2 B = 4 GiB
+    without checkpointing, on top of the 64 MiB bool mask. ftwiz counted no mask at all."""
+    from dataclasses import replace
+
+    from ftwiz.core.planner.estimator import TrainSetup, estimate_memory
+
+    base = TrainSetup(method="lora", seq_len=2048, micro_batch=4, grad_ckpt=False)
+    plain = estimate_memory(llama8b, base)["activations"]  # SDPA with is_causal and no mask
+    padded = estimate_memory(llama8b, replace(base, sdpa_mask=True))["activations"]
+    packed = estimate_memory(llama8b, replace(base, sdpa_mask=True, packed=True))["activations"]
+    assert padded - plain == 32 * 4 * 2048**2 * 2 + 4 * 2048**2
+    assert packed - plain == 32 * 8192**2 * 2 + 8192**2
+    plan = plan_recipe(recipe(cutoff_len=2048, packing=True), vram_gb=80, dataset_lengths=[200] * 100,
+                       spec=llama8b)
+    assert plan.estimate.parts["activations"] >= plan.micro_batch**2 * 2048**2  # the planner passes both on
