@@ -287,3 +287,36 @@ def test_quitting_while_the_doctor_checks_is_immediate_and_ends_child_processes(
     assert time.monotonic() - started < 60  # the process itself did not wait for the busy worker either
     child = int(pidfile.read_text())
     assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+
+
+async def test_the_data_step_asks_for_the_system_prompts_placeholders_too(make_app, tmp_path: Path) -> None:
+    """A recipe whose `system:` holds {{name}} over data without placeholders: the data step asked for nothing,
+    Continue went on, and training then refused the unfilled system prompt with a --var fix the wizard has no
+    field for. Oracle: the system turn the data pipeline trains on (prepare_for_training)."""
+    import json
+
+    from ftwiz.core.data import prepare_for_training
+    from ftwiz.core.recipe_inputs import tokenizer_for, with_filled_system
+    from textual.widgets import Input
+
+    data = tmp_path / "shop.jsonl"
+    data.write_text("".join(json.dumps({"instruction": f"Q{i}?", "output": f"A{i}."}) + "\n" for i in range(8)),
+                    encoding="utf-8")
+    recipe_file = tmp_path / "shop.yaml"
+    recipe_file.write_text(f"model_name_or_path: demo\ndataset: [{json.dumps(str(data))}]\n"
+                           "system: You are {{name}}, the shop's assistant.\n", encoding="utf-8")
+    app = make_app(recipe_path=recipe_file, offer_resume=False)
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = await _data_step(app, pilot, str(data))
+        await wait_until(pilot, lambda: screen.query("#var-name"), what="a field for the system prompt's {{name}}")
+        await pilot.press("ctrl+n")
+        assert "fill {{name}}" in str(screen.query_one("#error").render())
+        field = screen.query_one("#var-name", Input)
+        field.value = "Aria"
+        field.focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not screen.placeholders, timeout=60, what="the placeholder to be filled")
+        recipe = with_filled_system(app.state.recipe)
+    prepared = prepare_for_training(recipe, tokenizer_for(recipe))
+    assert prepared.splits["train"][0]["messages"][0] == {"role": "system",
+                                                          "content": "You are Aria, the shop's assistant."}

@@ -73,8 +73,15 @@ def render_checks(reports: list[tuple[str, Any]]) -> Group:
     return Group(*parts)
 
 
-def unfilled(reports: list[tuple[str, Any]]) -> list[str]:
-    return sorted({p for _name, r in reports for p in r.unfilled_placeholders})
+def unfilled(reports: list[tuple[str, Any]], recipe: Any = None) -> list[str]:
+    """``{{name}}`` placeholders the data leaves unfilled, and with ``recipe`` those of its ``system:`` prompt
+    (training refuses both; the system prompt's were not asked for, so the wizard could not train)."""
+    names = {p for _name, r in reports for p in r.unfilled_placeholders}
+    if recipe is not None:
+        from ftwiz.core.recipe_inputs import filled_system
+
+        names.update(filled_system(recipe)[1])
+    return sorted(names)
 
 
 class DataScreen(WizardScreen):
@@ -155,7 +162,8 @@ class DataScreen(WizardScreen):
         box.remove_children()
         if not names:
             return
-        box.mount(Label("Fill the placeholders (training refuses to learn them literally):"))
+        box.mount(Label("Fill the placeholders of the data and system prompt (training refuses to learn them "
+                        "literally):"))
         for name in names:
             box.mount(Horizontal(Label("{{" + name + "}} =", classes="var-name"),
                                  Input(recipe.variables.get(name, ""), id=f"var-{name}",
@@ -215,7 +223,7 @@ class DataScreen(WizardScreen):
             return
         entries, reports = event.worker.result
         self.query_one("#checks", Static).update(render_checks(reports))
-        self.placeholders = unfilled(reports)
+        self.placeholders = unfilled(reports, self.wizard.state.recipe or self.wizard.load_recipe())
         self.show_variables(self.placeholders)
         self.usable = any(report.usable for _name, report in reports)
         if not self.usable:
