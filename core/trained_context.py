@@ -56,6 +56,16 @@ def context_of_run(run_root: str | Path) -> TrainedContext:
     return TrainedContext(root.name, recipe.system or None, getattr(recipe, "enable_thinking", None))
 
 
+def run_of_model_folder(model_dir: str | Path) -> Path | None:
+    """The run whose fine-tuned model ``model_dir`` is (its ``merged/`` or, for a full fine-tune, ``model/``),
+    or None: ``ftwiz export runs/RUN/merged`` exports the run's model as a plain folder, and its GGUF must still
+    carry how the run was trained to be prompted."""
+    folder = Path(model_dir).expanduser().resolve()
+    if folder.name in ("merged", "model") and (folder.parent / "recipe.yaml").is_file():
+        return folder.parent
+    return None
+
+
 def context_from_metadata(meta: dict[str, Any]) -> TrainedContext | None:
     """The context a GGUF's metadata carries, or None when ftwiz did not write one into it."""
     run = meta.get(SOURCE_RUN)

@@ -23,7 +23,7 @@ from ftwiz.core.export.quantize import quantize_gguf
 from ftwiz.core.export.verify_record import write_verify_record
 from ftwiz.core.export.verify_report import VerifyReport
 from ftwiz.core.quant_types import QUANT_NAMES, estimated_bytes
-from ftwiz.core.trained_context import SYSTEM_PROMPT, context_of_run
+from ftwiz.core.trained_context import SYSTEM_PROMPT, context_of_run, run_of_model_folder
 
 ALL_QUANTS = QUANT_NAMES  # the converter's types, then the quantizer's
 
@@ -169,7 +169,9 @@ def export_model(model_or_run: str | Path, quants: list[str], *, out: str | Path
     targets = _targets(quants, stem, out, default_dir)
     # a run's system prompt and thinking choice travel inside its GGUFs: chat, serve, register and eval still
     # prompt it as trained after the file is moved, renamed or copied elsewhere (core/trained_context.py)
-    context = _run_context_keys(default_dir.parent) if default_dir is not None else None
+    # (also `ftwiz export runs/RUN/merged`: the run's model given as a plain folder)
+    run_root = default_dir.parent if default_dir is not None else run_of_model_folder(model_dir)
+    context = _run_context_keys(run_root) if run_root is not None else None
     for path in targets.values():
         refuse_overwrite(path, overwrite)
     _require_space(model_dir, targets)

@@ -122,7 +122,9 @@ def test_the_run_keys_leave_every_tensor_and_standard_key_as_llama_cpp_reads_the
 
     run = _run(isolated / "runs", tiny_qwen2)
     with_run = Path(export_model(run, ["F16"]).gguf_paths[0])
-    plain = Path(export_model(run / "model", ["F16"], out=isolated / "plain.gguf").gguf_paths[0])
+    # the same folder outside any run (the run's model/ itself is exported as the run's, keys included)
+    outside = shutil.copytree(run / "model", isolated / "not-a-run" / "model")
+    plain = Path(export_model(outside, ["F16"], out=isolated / "plain.gguf").gguf_paths[0])
     ours, theirs = read_metadata(with_run), read_metadata(plain)
     added = {k: v for k, v in ours.items() if k not in theirs}
     assert added == {"ftwiz.source_run": "aria", "ftwiz.system_prompt": SYSTEM, "ftwiz.enable_thinking": False}
