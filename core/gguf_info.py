@@ -74,72 +74,108 @@ def read_metadata(path: Path, wanted: Callable[[str], bool] | None = None) -> di
     """
     import mmap
 
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        return _parse_metadata(mm, wanted)[0]
+
+
+def _parse_metadata(mm: Any, wanted: Callable[[str], bool] | None) -> tuple[dict[str, Any], int, str, int]:
+    """:func:`read_metadata` on a memory map: the metadata, the offset where the tensor infos start, the byte
+    order ("<" or ">") and the number of tensors."""
     import numpy as np
 
-    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        if mm[:4] != b"GGUF":
-            raise ValueError("missing GGUF magic")
-        order = "<" if struct.unpack_from("<I", mm, 4)[0] < 0x10000 else ">"
-        version = struct.unpack_from(order + "I", mm, 4)[0]
-        if version < 2:
-            raise ValueError(f"GGUF version {version} is too old")
-        _tensors, count = struct.unpack_from(order + "QQ", mm, 8)
-        pos = 24
+    if mm[:4] != b"GGUF":
+        raise ValueError("missing GGUF magic")
+    order = "<" if struct.unpack_from("<I", mm, 4)[0] < 0x10000 else ">"
+    version = struct.unpack_from(order + "I", mm, 4)[0]
+    if version < 2:
+        raise ValueError(f"GGUF version {version} is too old")
+    tensors, count = struct.unpack_from(order + "QQ", mm, 8)
+    pos = 24
 
-        def string(at: int) -> tuple[str, int]:
-            (length,) = struct.unpack_from(order + "Q", mm, at)
-            start = at + 8
-            return bytes(mm[start:start + length]).decode("utf-8", errors="replace"), start + length
+    def string(at: int) -> tuple[str, int]:
+        (length,) = struct.unpack_from(order + "Q", mm, at)
+        start = at + 8
+        return bytes(mm[start:start + length]).decode("utf-8", errors="replace"), start + length
 
-        def skip(kind: int, at: int) -> int:
-            if kind == _STRING:
-                return at + 8 + struct.unpack_from(order + "Q", mm, at)[0]
-            if kind == _ARRAY:
-                item_kind, n = struct.unpack_from(order + "IQ", mm, at)
-                at += 12
-                if item_kind in _SCALARS:
-                    return at + n * struct.calcsize(_SCALARS[item_kind])
-                if item_kind == _STRING:  # the vocabulary: one length read per item, nothing built
-                    length = struct.Struct(order + "Q").unpack_from
-                    for _ in range(n):
-                        at += 8 + length(mm, at)[0]
-                    return at
+    def skip(kind: int, at: int) -> int:
+        if kind == _STRING:
+            return at + 8 + struct.unpack_from(order + "Q", mm, at)[0]
+        if kind == _ARRAY:
+            item_kind, n = struct.unpack_from(order + "IQ", mm, at)
+            at += 12
+            if item_kind in _SCALARS:
+                return at + n * struct.calcsize(_SCALARS[item_kind])
+            if item_kind == _STRING:  # the vocabulary: one length read per item, nothing built
+                length = struct.Struct(order + "Q").unpack_from
                 for _ in range(n):
-                    at = skip(item_kind, at)
+                    at += 8 + length(mm, at)[0]
                 return at
-            if kind not in _SCALARS:
-                raise ValueError(f"unknown GGUF value type {kind}")
-            return at + struct.calcsize(_SCALARS[kind])
+            for _ in range(n):
+                at = skip(item_kind, at)
+            return at
+        if kind not in _SCALARS:
+            raise ValueError(f"unknown GGUF value type {kind}")
+        return at + struct.calcsize(_SCALARS[kind])
 
-        def value(kind: int, at: int) -> tuple[Any, int]:
-            if kind == _STRING:
-                return string(at)
-            if kind == _ARRAY:
-                item_kind, n = struct.unpack_from(order + "IQ", mm, at)
-                at += 12
-                if item_kind in _SCALARS:
-                    dtype = np.dtype(_SCALARS[item_kind] if item_kind != 7 else "?").newbyteorder(order)
-                    arr = np.frombuffer(mm, dtype=dtype, count=n, offset=at).copy()
-                    return arr, at + n * dtype.itemsize
-                items = []
-                for _ in range(n):
-                    item, at = value(item_kind, at)
-                    items.append(item)
-                return items, at
-            if kind not in _SCALARS:
-                raise ValueError(f"unknown GGUF value type {kind}")
-            fmt = order + _SCALARS[kind]
-            return struct.unpack_from(fmt, mm, at)[0], at + struct.calcsize(fmt)
+    def value(kind: int, at: int) -> tuple[Any, int]:
+        if kind == _STRING:
+            return string(at)
+        if kind == _ARRAY:
+            item_kind, n = struct.unpack_from(order + "IQ", mm, at)
+            at += 12
+            if item_kind in _SCALARS:
+                dtype = np.dtype(_SCALARS[item_kind] if item_kind != 7 else "?").newbyteorder(order)
+                arr = np.frombuffer(mm, dtype=dtype, count=n, offset=at).copy()
+                return arr, at + n * dtype.itemsize
+            items = []
+            for _ in range(n):
+                item, at = value(item_kind, at)
+                items.append(item)
+            return items, at
+        if kind not in _SCALARS:
+            raise ValueError(f"unknown GGUF value type {kind}")
+        fmt = order + _SCALARS[kind]
+        return struct.unpack_from(fmt, mm, at)[0], at + struct.calcsize(fmt)
 
-        meta: dict[str, Any] = {}
-        for _ in range(count):
-            key, pos = string(pos)
-            (kind,) = struct.unpack_from(order + "I", mm, pos)
-            if wanted is None or wanted(key):
-                meta[key], pos = value(kind, pos + 4)
-            else:
-                pos = skip(kind, pos + 4)
-        return meta
+    meta: dict[str, Any] = {}
+    for _ in range(count):
+        key, pos = string(pos)
+        (kind,) = struct.unpack_from(order + "I", mm, pos)
+        if wanted is None or wanted(key):
+            meta[key], pos = value(kind, pos + 4)
+        else:
+            pos = skip(kind, pos + 4)
+    return meta, pos, order, tensors
+
+
+def cut_off(path: Path) -> tuple[int, int] | None:
+    """(bytes its tensors need, bytes the file has) when a GGUF ends before its last tensor's data, else None.
+
+    Reads only the header and the tensor infos. llama.cpp refuses such a file with nothing more than "Failed
+    to load model"; a tensor type the installed ``gguf`` does not know is not counted.
+    """
+    import math
+    import mmap
+
+    from gguf.constants import GGML_QUANT_SIZES
+
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        meta, pos, order, tensors = _parse_metadata(mm, lambda key: key == "general.alignment")
+        end = 0
+        for _ in range(tensors):  # name, n_dims, dims, type, offset (ggml's docs/gguf.md)
+            pos += 8 + struct.unpack_from(order + "Q", mm, pos)[0]
+            (n_dims,) = struct.unpack_from(order + "I", mm, pos)
+            dims = struct.unpack_from(order + "Q" * n_dims, mm, pos + 4)
+            kind, offset = struct.unpack_from(order + "IQ", mm, pos + 4 + 8 * n_dims)
+            pos += 4 + 8 * n_dims + 12
+            if kind in GGML_QUANT_SIZES:
+                block, type_size = GGML_QUANT_SIZES[kind]
+                end = max(end, offset + math.prod(dims) // block * type_size)
+        if not tensors:  # a vocabulary-only GGUF need not be padded to the alignment
+            return None
+        alignment = int(meta.get("general.alignment", 32))
+        needed = -(-pos // alignment) * alignment + end
+        return (needed, len(mm)) if needed > len(mm) else None
 
 
 def _default_add_bos(meta: dict[str, Any]) -> bool:
@@ -158,9 +194,17 @@ def read_gguf_info(path: str | Path) -> GGUFInfo:
                          fix="give the path of a .gguf file (ftwiz export writes them to runs/<run>/export/)")
     try:
         meta = read_metadata(file)
+        cut = cut_off(file)
     except (ValueError, OSError, struct.error, IndexError) as exc:
         raise FtwizError(f"not a readable GGUF file: {exc}", where=str(file),
                          fix="export the model again with `ftwiz export`; the file may be truncated") from None
+    if cut:
+        from ftwiz.core.diskspace import human_bytes
+
+        raise FtwizError(f"the GGUF file is cut off: it has {human_bytes(cut[1])} of the {human_bytes(cut[0])} "
+                         "its tensors need", where=str(file),
+                         fix="copy it again, or export it again with `ftwiz export` (an interrupted copy or "
+                             "download leaves a file like this)")
     arch = meta.get("general.architecture") or "unknown"
     raw_tokens, raw_types = meta.get("tokenizer.ggml.tokens"), meta.get("tokenizer.ggml.token_type")
     tokens = list(raw_tokens) if raw_tokens is not None else []

@@ -33,6 +33,26 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """FtwizError when something already listens on ``host:port`` (an earlier `ftwiz serve`, another server).
+
+    SO_REUSEADDR as uvicorn sets it, so a port a stopped server left in TIME_WAIT still counts as free.
+    """
+    import errno
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return  # e.g. an address this machine lacks: the server's own error says more
+            raise FtwizError(f"port {port} on {host} is already in use", where="--port",
+                             fix="pick another --port (or leave it out to get a free one), or stop the program "
+                                 "using it, e.g. an earlier `ftwiz serve`") from None
+
+
 @dataclass
 class ServerHandle:
     """A running server: where it answers, what it serves, and how to stop it."""
@@ -127,6 +147,11 @@ def start_server(gguf_path: str | Path, *, host: str = "127.0.0.1", port: int = 
     if not gguf.is_file():
         raise FtwizError(f"GGUF file not found: {gguf}", where=str(gguf),
                          fix="give the path of a .gguf file (ftwiz export writes them to runs/<run>/export/)")
+    from ftwiz.core.gguf_info import read_gguf_info
+
+    read_gguf_info(gguf)  # a text file, an empty or a cut-off GGUF: said here, not as the server's traceback
+    if port:
+        _check_port_free(host, port)
     try:
         import llama_cpp.server  # noqa: F401 - only to fail early with a clear message
     except ImportError as exc:

@@ -86,7 +86,13 @@ class GGUFVocab:
 
         llama_logs.install()  # llama.cpp's log lines go to a logger, not over the user's terminal
         self._llama_cpp = llama_cpp
-        self.llm = llama_cpp.Llama(model_path=str(gguf), vocab_only=True, verbose=False)
+        try:
+            self.llm = llama_cpp.Llama(model_path=str(gguf), vocab_only=True, verbose=False)
+        except ValueError as exc:  # llama.cpp says only "Failed to load model from file"
+            from ftwiz.core.errors import FtwizError
+
+            raise FtwizError(f"llama.cpp could not load the GGUF: {exc}", where=str(gguf),
+                             fix="check it with `ftwiz export --verify`; it may be truncated") from None
         bos = self.llm.token_bos()
         self.bos_id: int | None = bos if bos >= 0 else None
 

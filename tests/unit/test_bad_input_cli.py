@@ -71,3 +71,51 @@ def test_a_damaged_run_card_is_named_not_a_traceback(tmp_path: Path, ftwiz_env: 
     (run / "status.json").write_text("[]", encoding="utf-8")  # valid JSON, not what ftwiz wrote
     with pytest.raises(FtwizError, match="status.json of run 'damaged-card' is damaged: not a JSON object"):
         RunDir(run).state()
+
+
+def _gguf_with_tensors(path: Path) -> Path:
+    """A small GGUF with 64 KiB of tensor data (no vocabulary: enough for the checks before any loading)."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_context_length(128)
+    writer.add_tensor("token_embd.weight", np.ones((64, 128), dtype=np.float32))
+    writer.add_tensor("output_norm.weight", np.ones(128, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_a_cut_off_gguf_is_named_by_serve_register_and_chat(tmp_path: Path) -> None:
+    # an interrupted copy: the header reads fine, the tensor data stops half way; llama.cpp said only
+    # "Failed to load model from file" (serve printed the server's traceback, register raised one)
+    whole = _gguf_with_tensors(tmp_path / "whole.gguf")
+    cut = tmp_path / "my model ü.gguf"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    for verb in ("serve", "register", "chat"):
+        err = refused(ftwiz(verb, str(cut), *(["--force"] if verb != "chat" else [])))
+        assert f"{cut}: the GGUF file is cut off: it has 16.4 KiB of the 32.7 KiB its tensors need" in err, verb
+        assert "fix: copy it again, or export it again with `ftwiz export`" in err
+
+    from ftwiz.core.gguf_info import cut_off
+
+    assert cut_off(whole) is None and cut_off(cut) == (whole.stat().st_size, cut.stat().st_size)
+    text = tmp_path / "notes.gguf"
+    text.write_text("this is not a model\n", encoding="utf-8")
+    assert "not a readable GGUF file: missing GGUF magic" in refused(ftwiz("serve", str(text), "--force"))
+
+
+def test_serve_on_a_port_in_use_says_so_before_loading(tmp_path: Path) -> None:
+    import socket
+
+    gguf_path = _gguf_with_tensors(tmp_path / "model.gguf")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        err = refused(ftwiz("serve", str(gguf_path), "--port", str(port), "--force"))
+    assert f"error: --port: port {port} on 127.0.0.1 is already in use" in err
+    assert "fix: pick another --port (or leave it out to get a free one)" in err
