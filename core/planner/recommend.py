@@ -134,8 +134,9 @@ def _assumed_flops(budget: Budget) -> float:
 
 
 def seconds_per_epoch(spec: ModelSpec, setup: TrainSetup, tokens: int, budget: Budget) -> float:
-    """6 x params FLOPs per token for full training; LoRA skips the frozen weights' gradients (~4 x)."""
-    flops_per_token = (6 if setup.method == "full" else 4) * spec.total_params
+    """6 x params FLOPs per token for full training; LoRA skips the frozen weights' gradients (~4 x). The
+    parameters a token runs through: a mixture of experts' active ones (``spec.active_params``)."""
+    flops_per_token = (6 if setup.method == "full" else 4) * spec.active_params
     seconds = tokens * flops_per_token / _assumed_flops(budget)
     return seconds * (CHECKPOINTING_SLOWDOWN if setup.grad_ckpt else 1.0)
 

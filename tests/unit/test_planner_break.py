@@ -289,3 +289,18 @@ def test_sdpa_masks_are_saved_per_layer_and_grow_with_the_packed_row(llama8b) ->
     plan = plan_recipe(recipe(cutoff_len=2048, packing=True), vram_gb=80, dataset_lengths=[200] * 100,
                        spec=llama8b)
     assert plan.estimate.parts["activations"] >= plan.micro_batch**2 * 2048**2  # the planner passes both on
+
+
+def test_time_per_epoch_of_a_mixture_of_experts_follows_its_active_parameters() -> None:
+    """Mixtral-8x7B runs 12.9B of its 46.7B parameters per token (Mistral AI), Qwen3-30B-A3B 3.3B of 30.5B
+    (its model card): compute, and so the time per epoch, scales with those. ftwiz used all 46.7B (3.6x slower)."""
+    from ftwiz.core.planner.estimator import TrainSetup
+    from ftwiz.core.planner.recommend import memory_budget, seconds_per_epoch
+    from ftwiz.core.planner.spec import spec_from_config
+
+    for config, active in ((MIXTRAL_8X7B, 12.9e9), (QWEN3_30B_A3B, 3.3e9)):
+        spec = spec_from_config(config)
+        assert spec.active_params == pytest.approx(active, rel=0.02)
+        budget = memory_budget(None, vram_gb=80)
+        seconds = seconds_per_epoch(spec, TrainSetup(method="lora", seq_len=512, grad_ckpt=False), 10**6, budget)
+        assert seconds == pytest.approx(10**6 * 4 * spec.active_params / 3e13, rel=1e-6)
