@@ -109,6 +109,7 @@ def _read_jsonl(path: Path, rejects: list[Reject]) -> Iterator[RawRecord]:
     Lines split on "\n" only (a JSON string cannot hold a raw newline), so "\r\n" files and U+2028
     inside strings read as written; a UTF-8 BOM on the first line is skipped.
     """
+    read = not_utf8 = 0
     with open(path, "rb") as fh:
         for number, raw_line in enumerate(fh, start=1):
             if number == 1:
@@ -118,9 +119,13 @@ def _read_jsonl(path: Path, rejects: list[Reject]) -> Iterator[RawRecord]:
             if not raw_line.strip():
                 continue
             index = number - 1
+            if read == 0 and raw_line.lstrip().startswith(b"["):
+                _refuse_json_array(path)
+            read += 1
             try:
                 text = raw_line.decode("utf-8")
             except UnicodeDecodeError as exc:
+                not_utf8 += 1
                 rejects.append(Reject(str(path), number, index, "invalid_utf8",
                                       f"not valid UTF-8 (byte {exc.start})", raw=raw_line.decode("utf-8", "replace")))
                 continue
@@ -134,6 +139,21 @@ def _read_jsonl(path: Path, rejects: list[Reject]) -> Iterator[RawRecord]:
                                       f"invalid JSON: {exc.msg} at column {exc.colno}", raw=text.strip()))
                 continue
             yield RawRecord(data, str(path), number, index)
+    if not_utf8 and not_utf8 * 2 >= read:  # the file's encoding, not a stray byte: one error, not a reject a line
+        raise encoding_error(path)
+
+
+def _refuse_json_array(path: Path) -> None:
+    """FtwizError when a .jsonl file is one JSON array (a .json file renamed, or saved by ``json.dump``)."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return  # not one array after all: read it line by line, each bad line a reject
+    if isinstance(data, list):
+        raise FtwizError(f"the file is one JSON array of {len(data)} records, not JSON Lines (one record a line)",
+                         where=Location(file=path, line=1),
+                         fix=f"rename it to {path.with_suffix('.json').name}: ftwiz reads a JSON array from .json "
+                             "files (or write one record per line)")
 
 
 def _read_json(path: Path, rejects: list[Reject]) -> Iterator[RawRecord]:

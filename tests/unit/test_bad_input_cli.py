@@ -119,3 +119,34 @@ def test_serve_on_a_port_in_use_says_so_before_loading(tmp_path: Path) -> None:
         err = refused(ftwiz("serve", str(gguf_path), "--port", str(port), "--force"))
     assert f"error: --port: port {port} on 127.0.0.1 is already in use" in err
     assert "fix: pick another --port (or leave it out to get a free one)" in err
+
+
+def test_a_json_array_saved_as_jsonl_is_named_with_the_rename(tmp_path: Path) -> None:
+    # json.dump(records) into data.jsonl: every line was "invalid JSON" or the whole file one rejected record
+    from ftwiz.core.data import check_dataset
+    from ftwiz.core.errors import FtwizError
+
+    rows = [{"instruction": f"Question {i}?", "output": f"Answer {i}."} for i in range(3)]
+    for text in (json.dumps(rows), json.dumps(rows, indent=2)):
+        path = tmp_path / "my data.jsonl"
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(FtwizError) as caught:
+            check_dataset(str(path))
+        assert one_line(caught.value.render()) == (
+            f"{path}, line 1: the file is one JSON array of 3 records, not JSON Lines (one record a line) fix: rename "
+            "it to my data.json: ftwiz reads a JSON array from .json files (or write one record per line)")
+        assert not (tmp_path / "my data.rejects.jsonl").exists()
+    (tmp_path / "my data.json").write_text(json.dumps(rows), encoding="utf-8")  # the fix works
+    assert check_dataset(str(tmp_path / "my data.json")).kept == 3
+
+
+def test_a_latin1_jsonl_is_one_encoding_error_not_a_reject_per_line(tmp_path: Path) -> None:
+    from ftwiz.core.data import check_dataset
+    from ftwiz.core.errors import FtwizError
+
+    path = tmp_path / "export.jsonl"
+    rows = [{"instruction": f"Où est le café {i} ?", "output": "Là-bas."} for i in range(4)]
+    path.write_bytes("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("latin-1"))
+    with pytest.raises(FtwizError) as caught:
+        check_dataset(str(path))
+    assert one_line(caught.value.render()) == f"{path}, line 1: not valid UTF-8 at byte 18 fix: re-save the file as UTF-8"
