@@ -225,6 +225,30 @@ def parse_recipe(data: Any, *, source: str | Path = "<recipe>", text: str = "") 
         ) from None
 
 
+class DuplicateKey(yaml.constructor.ConstructorError):
+    """A key given twice in one mapping: YAML keeps the last silently, so an edit of the first does nothing."""
+
+    def __init__(self, key: object, first_line: int, mark: yaml.Mark) -> None:
+        super().__init__(problem=f"'{key}' is set twice, on lines {first_line} and {mark.line + 1}", problem_mark=mark)
+        self.key = key
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader, refusing a key set twice in one mapping (``<<`` merges may still override)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise DuplicateKey(key, seen[key], key_node.start_mark)
+            if isinstance(key, (str, int, float, bool)):
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_recipe(path: str | Path) -> Recipe:
     path = Path(path)
     if not path.exists():
@@ -234,7 +258,11 @@ def load_recipe(path: str | Path) -> Recipe:
     except (OSError, UnicodeDecodeError) as exc:
         raise FtwizError(f"cannot read recipe {path}: {exc}", fix="make sure it is a readable UTF-8 text file") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_RecipeLoader)  # noqa: S506 - a SafeLoader subclass
+    except DuplicateKey as exc:
+        raise FtwizError(str(exc.problem), where=Location(file=path, field=str(exc.key),
+                         line=exc.problem_mark.line + 1 if exc.problem_mark else None),
+                         fix="delete one of the two lines: YAML keeps only the last, so the first is ignored") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise FtwizError(

@@ -150,3 +150,19 @@ def test_a_latin1_jsonl_is_one_encoding_error_not_a_reject_per_line(tmp_path: Pa
     with pytest.raises(FtwizError) as caught:
         check_dataset(str(path))
     assert one_line(caught.value.render()) == f"{path}, line 1: not valid UTF-8 at byte 18 fix: re-save the file as UTF-8"
+
+
+def test_a_recipe_key_set_twice_is_refused_with_both_lines(tmp_path: Path) -> None:
+    # a user copies `cutoff_len: 512` to the end to edit it, and edits the first one: YAML kept the last, silently
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("model_name_or_path: demo\ndataset: [demo]\ncutoff_len: 1024\nlearning_rate: 1e-4\n"
+                      "cutoff_len: 256\n", encoding="utf-8")
+    err = refused(ftwiz("recipe", "validate", str(recipe)))
+    assert f"error: {recipe}, line 5, field 'cutoff_len': 'cutoff_len' is set twice, on lines 3 and 5" in err
+    assert "fix: delete one of the two lines: YAML keeps only the last, so the first is ignored" in err
+
+    from ftwiz.core.recipe import load_recipe
+
+    # a YAML merge key (<<) may still be overridden, as YAML means it to be
+    recipe.write_text("model_name_or_path: demo\ndataset: [demo]\n<<: {lora_rank: 4}\nlora_rank: 16\n", encoding="utf-8")
+    assert load_recipe(recipe).lora_rank == 16
