@@ -57,13 +57,31 @@ def context_of_run(run_root: str | Path) -> TrainedContext:
 
 
 def run_of_model_folder(model_dir: str | Path) -> Path | None:
-    """The run whose fine-tuned model ``model_dir`` is (its ``merged/`` or, for a full fine-tune, ``model/``),
-    or None: ``ftwiz export runs/RUN/merged`` exports the run's model as a plain folder, and its GGUF must still
-    carry how the run was trained to be prompted."""
+    """The run whose fine-tune ``model_dir`` is (its ``merged/``, a full fine-tune's ``model/``, its ``adapter/``
+    or a ``checkpoints/checkpoint-N/``), or None: ``ftwiz export runs/RUN/merged`` exports the run's model as a
+    plain folder, ``export --adapter-only`` its adapter, and the GGUF must still carry how the run was trained to
+    be prompted."""
     folder = Path(model_dir).expanduser().resolve()
-    if folder.name in ("merged", "model") and (folder.parent / "recipe.yaml").is_file():
+    if folder.parent.name == "checkpoints" and folder.name.startswith("checkpoint-"):
+        folder = folder.parent.parent / "adapter"
+    if folder.name in ("merged", "model", "adapter") and (folder.parent / "recipe.yaml").is_file():
         return folder.parent
     return None
+
+
+def run_context_keys(run_root: str | Path) -> dict[str, str | bool]:
+    """The run's trained context as GGUF keys; none (with a warning) when its recipe.yaml cannot be read: an
+    export does not depend on it, chat and serve then fall back to the run folder."""
+    import logging
+
+    from ftwiz.core.errors import FtwizError
+
+    try:
+        return context_of_run(run_root).gguf_keys()
+    except (FtwizError, OSError) as exc:
+        logging.getLogger(__name__).warning("the GGUF will not carry the run's system prompt: %s",
+                                            getattr(exc, "what", exc))
+        return {}
 
 
 def context_from_metadata(meta: dict[str, Any]) -> TrainedContext | None:

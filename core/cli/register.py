@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from ftwiz.core.cli.console import console, print_json
     from ftwiz.core.deploy.register_step import register_inputs, register_model
 
-    inputs = register_inputs(args.model, name=args.name, system=args.system, num_ctx=args.num_ctx)
+    inputs = register_inputs(args.model, name=args.name, system=args.system, num_ctx=args.num_ctx,
+                             adapter=args.adapter)
     name = inputs.name
     if args.modelfile:
         from ftwiz.core.deploy.modelfile import modelfile_spec

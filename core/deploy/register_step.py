@@ -30,10 +30,11 @@ class RegisterInputs:
 
 
 def register_inputs(model: str | Path, *, name: str | None = None, system: str | None = None,
-                    num_ctx: int | None = None, recipe=None) -> RegisterInputs:
+                    num_ctx: int | None = None, recipe=None, adapter: str | Path | None = None) -> RegisterInputs:
     """``model`` (a .gguf or a run name) and the given fields, the rest filled in from the run's recipe when
-    the GGUF is a run's fine-tune, else from ``recipe`` (the wizard's) when given. FtwizError for anything
-    that is not a GGUF or a run."""
+    the GGUF is a run's fine-tune, else from ``recipe`` (the wizard's) when given. With ``adapter`` (a GGUF LoRA
+    adapter applied on top), the system prompt and thinking choice the adapter was trained with (its
+    ``ftwiz.*`` keys, else its run folder) come first. FtwizError for anything that is not a GGUF or a run."""
     from ftwiz.core.deploy.chat import resolve_chat_model
     from ftwiz.core.paths import safe_name
     from ftwiz.core.rundir import RunDir
@@ -54,6 +55,11 @@ def register_inputs(model: str | Path, *, name: str | None = None, system: str |
     # prompted as trained: what the GGUF itself records (it may have been moved, renamed or copied from another
     # machine), else its run's recipe, else the recipe given; hybrid-thinking templates keep the run's choice
     trained = ref.trained()
+    if adapter is not None:  # the adapter is the fine-tune: it was trained with its run's prompt, not the base's
+        from ftwiz.core.trained_context import trained_context
+
+        adapter_run = RunDir.of_file(adapter)
+        trained = trained_context(adapter, adapter_run.root if adapter_run else None) or trained
     if trained is not None:
         default_system, thinking = trained.system, trained.enable_thinking
     else:

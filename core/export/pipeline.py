@@ -23,7 +23,7 @@ from ftwiz.core.export.quantize import quantize_gguf
 from ftwiz.core.export.verify_record import write_verify_record
 from ftwiz.core.export.verify_report import VerifyReport
 from ftwiz.core.quant_types import QUANT_NAMES, estimated_bytes
-from ftwiz.core.trained_context import SYSTEM_PROMPT, context_of_run, run_of_model_folder
+from ftwiz.core.trained_context import SYSTEM_PROMPT, run_context_keys, run_of_model_folder
 
 ALL_QUANTS = QUANT_NAMES  # the converter's types, then the quantizer's
 
@@ -110,19 +110,6 @@ def _remember(path: Path, quant: str, run_export_dir: Path | None) -> None:
                       source_run_dir=run_export_dir.parent if run_export_dir else None)  # chat finds it from --out
 
 
-def _run_context_keys(run_root: Path) -> dict[str, str | bool]:
-    """The run's trained context as GGUF keys; none (with a warning) when its recipe.yaml cannot be read: the
-    export itself does not depend on it, chat and serve then fall back to the run folder as before."""
-    import logging
-
-    try:
-        return context_of_run(run_root).gguf_keys()
-    except (FtwizError, OSError) as exc:
-        logging.getLogger(__name__).warning("the GGUF will not carry the run's system prompt: %s",
-                                            getattr(exc, "what", exc))
-        return {}
-
-
 def _require_space(model_dir: Path, targets: dict[str, Path], merged: Path | None = None) -> None:
     """Refuse before writing when the GGUFs (and a K-quant's F16 intermediate, and the merge about to run
     into ``merged``, when on the same file system) cannot fit."""
@@ -171,7 +158,7 @@ def export_model(model_or_run: str | Path, quants: list[str], *, out: str | Path
     # prompt it as trained after the file is moved, renamed or copied elsewhere (core/trained_context.py)
     # (also `ftwiz export runs/RUN/merged`: the run's model given as a plain folder)
     run_root = default_dir.parent if default_dir is not None else run_of_model_folder(model_dir)
-    context = _run_context_keys(run_root) if run_root is not None else None
+    context = run_context_keys(run_root) if run_root is not None else None
     for path in targets.values():
         refuse_overwrite(path, overwrite)
     _require_space(model_dir, targets)
