@@ -25,6 +25,9 @@ from pydantic import BaseModel, Field
 GATED_MLP = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text", "phi3", "mixtral",
              "qwen2_moe", "qwen3_moe", "stablelm"}
 UNGATED_MLP = {"phi", "gpt_neox", "gpt2", "starcoder2", "falcon"}
+# config.json fields of layers that are not attention + MLP (Mamba/SSM, linear attention, conv, MLA)
+UNMODELLED_LAYER_FIELDS = ("mamba_", "ssm_", "layers_block_type", "block_types", "attn_layer_", "linear_num_",
+                           "kv_lora_rank", "lru_width", "conv_L_cache")
 # Gemma 2/3 blocks norm before and after both attention and MLP: four RMSNorms per block
 SANDWICH_NORMS = {"gemma2", "gemma3", "gemma3_text"}
 # LayerNorm (weight and bias) rather than RMSNorm; StableLM (1.6B/3B/12B: StableLmMLP) has a gated MLP with it
@@ -187,7 +190,12 @@ def spec_from_config(config: dict[str, Any], source: str = "config.json") -> Mod
         raise FtwizError(f"config lacks a required field: {exc}", where=Location(file=source),
                          fix="give the model's full config.json (hidden_size, num_hidden_layers, ...)") from None
     known = model_type in GATED_MLP | UNGATED_MLP
-    if not known:
+    unmodelled = sorted(k for k in cfg if k.startswith(UNMODELLED_LAYER_FIELDS))
+    if not known and unmodelled:  # layers of another kind than attention + MLP: the +/-20% would be a guess
+        warnings.append(f"unknown model type '{model_type}' with layers the planner does not model ({unmodelled[0]}: "
+                        "state-space, linear or latent attention): the estimate may be off by half or more; "
+                        "measure it with `ftwiz plan --probe` before a long run")
+    elif not known:
         warnings.append(f"unknown model type '{model_type}': estimated from generic fields; expect +/-20%")
     gated = model_type in GATED_MLP or (not known and "intermediate_size" in cfg and model_type not in UNGATED_MLP)
     intermediate = int(cfg.get("intermediate_size") or cfg.get("n_inner") or 4 * hidden)
