@@ -54,8 +54,16 @@ def read_config(model_dir: str | Path) -> dict[str, Any]:
     path = Path(model_dir)
     if not path.is_file() and path.name != "config.json":
         path = path / "config.json"
+    elif path.is_file() and path.suffix != ".json":  # a dataset or a GGUF given where the model goes
+        raise FtwizError("a file, not a model: give the model's folder (with config.json) or "
+                         "its config.json", where=Location(file=path),
+                         fix="e.g. a Hugging Face folder, a hub id like Qwen/Qwen2.5-0.5B-Instruct, or 'demo' "
+                             "(a dataset goes in the recipe's dataset:)")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise FtwizError(f"config.json is not UTF-8 text (byte {exc.start})", where=Location(file=path),
+                         fix="restore the file from the original model download") from None
     except FileNotFoundError:
         raise FtwizError(f"{path.parent} has no config.json, so it is not a Hugging Face model folder",
                          where=Location(file=path),

@@ -166,3 +166,18 @@ def test_a_recipe_key_set_twice_is_refused_with_both_lines(tmp_path: Path) -> No
     # a YAML merge key (<<) may still be overridden, as YAML means it to be
     recipe.write_text("model_name_or_path: demo\ndataset: [demo]\n<<: {lora_rank: 4}\nlora_rank: 16\n", encoding="utf-8")
     assert load_recipe(recipe).lora_rank == 16
+
+
+def test_plan_given_a_data_file_as_the_model_says_so(tmp_path: Path) -> None:
+    # `ftwiz plan my-data.csv`: a Latin-1 CSV raised UnicodeDecodeError, a .jsonl said "config.json is not valid JSON"
+    csv_file = tmp_path / "my data.csv"
+    csv_file.write_bytes("instruction,output\nCafé?,Oui\n".encode("latin-1"))
+    jsonl = tmp_path / "train.jsonl"
+    jsonl.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "c", "output": "d"}\n', encoding="utf-8")
+    for path in (csv_file, jsonl):
+        err = refused(ftwiz("plan", str(path)))
+        assert f"error: {path}: a file, not a model: give the model's folder (with config.json) or its config.json" in err
+        assert "(a dataset goes in the recipe's dataset:)" in err
+    config = tmp_path / "config.json"
+    config.write_bytes(b"\xff\xfe{\x00}\x00")  # saved as UTF-16 by an editor
+    assert f"error: {config}: config.json is not UTF-8 text (byte 0)" in refused(ftwiz("plan", str(config)))
