@@ -64,8 +64,10 @@ def run_of_model_folder(model_dir: str | Path) -> Path | None:
     folder = Path(model_dir).expanduser().resolve()
     if folder.parent.name == "checkpoints" and folder.name.startswith("checkpoint-"):
         folder = folder.parent.parent / "adapter"
-    if folder.name in ("merged", "model", "adapter") and (folder.parent / "recipe.yaml").is_file():
-        return folder.parent
+    run = folder.parent  # a run folder, not a user's project holding a recipe.yaml beside a model/ it downloaded
+    if folder.name in ("merged", "model", "adapter") and (run / "recipe.yaml").is_file() and (
+            (run / "run_card.json").is_file() or (run / "status.json").is_file()):
+        return run
     return None
 
 

@@ -35,6 +35,7 @@ def test_a_runs_model_folder_exports_with_the_runs_prompt(tmp_path: Path, tiny_q
     run = tmp_path / "runs" / "aria"
     run.mkdir(parents=True)
     shutil.copytree(tiny_qwen2, run / folder)
+    (run / "run_card.json").write_text(json.dumps({"base_model": str(tiny_qwen2), "method": "full"}))
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps({"instruction": f"question {i}", "output": f"answer {i}"}) + "\n"
                             for i in range(4)), encoding="utf-8")
@@ -56,3 +57,18 @@ def test_a_runs_model_folder_exports_with_the_runs_prompt(tmp_path: Path, tiny_q
     assert (register_inputs(out).system, register_inputs(out).enable_thinking) == (SYSTEM, False)
     target = resolve_target(out)
     assert (target.system, target.enable_thinking) == (SYSTEM, False)
+
+
+def test_a_model_folder_beside_a_users_own_recipe_is_no_run(tmp_path: Path, tiny_qwen2: Path) -> None:
+    """A project folder holding the user's recipe.yaml next to a downloaded model/ is not a run: its export
+    carries no run's prompt (the base model was never trained with it)."""
+    import llama_cpp
+    from ftwiz.core.export.pipeline import export_model
+
+    project = tmp_path / "project"
+    shutil.copytree(tiny_qwen2, project / "model")
+    (project / "recipe.yaml").write_text(f"model_name_or_path: model\ndataset: [data.jsonl]\n"
+                                         f"system: {json.dumps(SYSTEM)}\n", encoding="utf-8")
+    out = Path(export_model(project / "model", ["F16"], out=tmp_path / "base.gguf").gguf_paths[0])
+    meta = llama_cpp.Llama(str(out), vocab_only=True, verbose=False).metadata
+    assert not [key for key in meta if key.startswith("ftwiz.")]
