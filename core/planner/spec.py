@@ -232,7 +232,8 @@ def _moe_fields(cfg: dict[str, Any], layers: int, intermediate: int) -> dict[str
     step = int(cfg.get("decoder_sparse_step") or 1)
     dense_only = set(cfg.get("mlp_only_layers") or []) | set(range(int(cfg.get("first_k_dense_replace") or 0)))
     moe_layers = sum(1 for n in range(layers) if n not in dense_only and (n + 1) % step == 0)
-    return {"num_experts": experts, "experts_per_token": int(cfg.get("num_experts_per_tok") or cfg.get("top_k") or 2),
+    # not top_k: older config.json files carry generation's top_k (50), which is no expert count
+    return {"num_experts": experts, "experts_per_token": int(cfg.get("num_experts_per_tok") or 2),
             "expert_intermediate_size": expert_i, "moe_layers": moe_layers, "dense_intermediate_size": intermediate,
             "shared_intermediate": shared}
 
