@@ -48,7 +48,11 @@ Parts (see :func:`estimate_memory`):
   output and the 16-bit probabilities; +2 for tanh's output where scores are soft-capped): a model transformers
   cannot run with SDPA (Gemma 2: ``spec.NO_SDPA``) falls back to it. With gradient checkpointing only each
   layer's input (2h) is kept, plus one layer recomputed. Final-logit soft-capping (Gemma 2) keeps tanh's
-  16-bit output over the logits saved through the loss: +2 B per logit.
+  16-bit output over the logits saved through the loss: +2 B per logit. A 4-D bool attention mask (padded
+  batches, packed rows: ``sdpa_mask``) costs 1 B per query x key once and, under SDPA, 2 B per query x key in
+  every layer (PyTorch's per-call 16-bit additive copy, saved for backward); packing makes the key range the
+  whole flattened micro-batch. Mixture-of-experts layers save each routed expert's input, gate/up and
+  activation for the experts_per_token experts a token visits.
 - ``logits``: tokens x vocabulary x the loss chain's peak bytes per element -- large for 150k-token
   vocabularies (``loss_chain``, read from the loss code of each stack):
   ``transformers`` (>= 4.48, ``loss_utils.ForCausalLMLoss`` shifts the labels, not the logits): forward holds
