@@ -92,6 +92,10 @@ def export_role(path: Path) -> ExportRole:
     return "fine-tuned"
 
 
+class RunFolderIncomplete(FtwizError):
+    """A folder that was a run (it has a run card or events) but lost its recipe.yaml: not a model name either."""
+
+
 @dataclass(frozen=True)
 class RunDir:
     root: Path
@@ -107,6 +111,12 @@ class RunDir:
         for path in (candidate, runs_dir() / str(name_or_path)):
             if (path / "recipe.yaml").is_file():
                 return cls(path.resolve())
+        for path in (candidate, runs_dir() / str(name_or_path)):
+            if (path / "run_card.json").is_file() or (path / "events.jsonl").is_file():  # a run that lost recipe.yaml
+                raise RunFolderIncomplete(f"run folder '{path.name}' has no recipe.yaml, so ftwiz cannot tell how it was trained",
+                                 where=Location(file=path / "recipe.yaml"),
+                                 fix="put the run's recipe back as recipe.yaml (a copy of the recipe it was trained "
+                                     "with), or train it again")
         raise FtwizError(
             f"no ftwiz run found at '{name_or_path}'",
             fix=f"give a run directory (containing recipe.yaml) or a run name under {runs_dir()}",

@@ -27,6 +27,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             out = RunDir.resolve(args.source).merged
         except FtwizError:
+            from ftwiz.core.adapter_config import is_adapter_dir
+
+            if not is_adapter_dir(args.source):  # a mistyped run name is not an adapter missing its --out
+                raise
             raise FtwizError("--out is required when merging an adapter folder",
                              fix="add --out DIR (a new folder for the merged model)") from None
     with console.status("merging...") as status:

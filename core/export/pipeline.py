@@ -67,10 +67,12 @@ def resolve_source(model_or_run: str | Path, *, overwrite: bool = False, events=
     ``before_merge(run, base_dir)``, when given, runs before a merge starts (the export's disk check).
     """
     from ftwiz.core.models import resolve_model
-    from ftwiz.core.rundir import RunDir
+    from ftwiz.core.rundir import RunDir, RunFolderIncomplete
 
     try:
         run = RunDir.resolve(model_or_run)
+    except RunFolderIncomplete:
+        raise
     except FtwizError:
         model_dir = resolve_model(str(model_or_run))
         return model_dir, model_dir.name, None, False

@@ -47,13 +47,15 @@ class ServeSource:
 
 
 def _resolve(model_dir_or_run: str | Path, adapter_dir: str | Path | None) -> ServeSource:
-    from ftwiz.core.rundir import RunDir
+    from ftwiz.core.rundir import RunDir, RunFolderIncomplete
 
     path = Path(model_dir_or_run)
     if (path / "config.json").is_file():
         return ServeSource(path.resolve(), Path(adapter_dir).resolve() if adapter_dir else None, path.name)
     try:
         run = RunDir.resolve(model_dir_or_run)
+    except RunFolderIncomplete:
+        raise
     except FtwizError:
         from ftwiz.core.models import resolve_model
 

@@ -181,3 +181,17 @@ def test_plan_given_a_data_file_as_the_model_says_so(tmp_path: Path) -> None:
     config = tmp_path / "config.json"
     config.write_bytes(b"\xff\xfe{\x00}\x00")  # saved as UTF-16 by an editor
     assert f"error: {config}: config.json is not UTF-8 text (byte 0)" in refused(ftwiz("plan", str(config)))
+
+
+def test_a_run_folder_without_its_recipe_is_named_as_such(ftwiz_env: dict[str, Path]) -> None:
+    # recipe.yaml deleted: export and vllm said "model not found", chat took the name for an Ollama model
+    run = ftwiz_env["runs"] / "lost-recipe"
+    (run / "adapter").mkdir(parents=True)
+    (run / "run_card.json").write_text(json.dumps({"run_name": "lost-recipe"}), encoding="utf-8")
+    for verb in ("export", "chat", "merge", "eval"):
+        err = refused(ftwiz(verb, "lost-recipe"))
+        assert f"error: {run / 'recipe.yaml'}: run folder 'lost-recipe' has no recipe.yaml" in err, verb
+        assert "fix: put the run's recipe back as recipe.yaml" in err, verb
+    # a mistyped run name is not "an adapter folder missing --out"
+    err = refused(ftwiz("merge", "lost-recipie"))
+    assert "no ftwiz run found at 'lost-recipie'" in err and "--out is required" not in err
