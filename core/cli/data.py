@@ -84,7 +84,7 @@ def _check(args: argparse.Namespace) -> int:
     rejects_path = None
     if report.rejects:
         default = Path(report.files[0]).with_suffix(".rejects.jsonl") if report.files else Path("rejects.jsonl")
-        rejects_path = write_rejects(report.rejects, args.rejects or default)
+        rejects_path = write_rejects(report.rejects, _rejects_target(args.rejects, default, report.files))
     if args.json:
         print_json({"files": report.files, "formats": report.formats, "read": report.read, "kept": report.kept,
                     "rejected": report.rejected, "rejects_file": str(rejects_path) if rejects_path else None,
@@ -125,6 +125,19 @@ def _check(args: argparse.Namespace) -> int:
             console.print(f"[yellow]warning[/yellow]: unfilled placeholders {names}: "
                           "fill them with --var name=VALUE", highlight=False)
     return 0 if report.usable else 1
+
+
+def _rejects_target(given: Path | None, default: Path, inputs: list[str]) -> Path:
+    """Where ``check`` writes its rejects: ``--rejects`` (a folder: the default name inside it), else beside the
+    data; never one of the dataset's own files, which the rejects would replace."""
+    from ftwiz.core.errors import FtwizError, Location
+
+    target = default if given is None else given / default.name if given.is_dir() else given
+    if any(target.resolve() == Path(name).resolve() for name in inputs):
+        raise FtwizError(f"--rejects {target} is the dataset itself: the rejects would replace your data",
+                         where=Location(field="--rejects"),
+                         fix=f"leave --rejects out (they go to {default.name} beside the data), or name another file")
+    return target
 
 
 def _refuse_unused_vars(args: argparse.Namespace, used: list[str]) -> None:
@@ -208,6 +221,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.action == "check":
         return _check(args)
+    if args.action == "prepare" and args.out is not None and args.out.is_file():  # said before any tokenizing
+        from ftwiz.core.data.pipeline import refuse_file_as_out
+
+        refuse_file_as_out(args.out)
     recipe, tokenizer, prepared = _prepared(args)
     _refuse_unused_vars(args, prepared.placeholders)
     if args.action == "prepare":

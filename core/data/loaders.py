@@ -47,13 +47,14 @@ def expand_paths(spec: str, dataset_dir: str | None = None) -> list[Path]:
     base = Path(dataset_dir) if dataset_dir else None
     path = Path(spec) if Path(spec).is_absolute() or base is None else base / spec
     if any(ch in spec for ch in "*?[") and not path.exists():  # 'chats [v2].jsonl' that exists is no pattern
-        matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if p.endswith(SUFFIXES))
+        matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if p.endswith(SUFFIXES)
+                         and Path(p).is_file())
         if not matches:
             raise FtwizError(f"no dataset files match '{spec}'", fix=f"supported files end in {', '.join(SUFFIXES)}")
         return matches
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.name != "dataset_info.json"
-                       and not p.name.endswith(".rejects.jsonl"))
+                       and not p.name.endswith(".rejects.jsonl") and p.is_file())  # not a folder named x.jsonl
         if any(p.suffix != ".txt" for p in files):  # a README.txt beside JSON data is not training text
             files = [p for p in files if p.suffix != ".txt"]
         if not files:

@@ -66,6 +66,8 @@ class PreparedData:
         ``--out`` may be the user's own data folder, whose ``train.jsonl`` would be replaced by a split.
         """
         directory = Path(directory)
+        if directory.exists() and not directory.is_dir():
+            refuse_file_as_out(directory)
         names = [f"{name}.jsonl" for name in self.splits] + ["rejects.jsonl", "stats.json"]
         existing = [name for name in names if (directory / name).exists()]
         if existing and not overwrite:
@@ -80,6 +82,12 @@ class PreparedData:
         with atomic_path(directory / "stats.json", overwrite=True) as tmp:
             tmp.write_text(json.dumps(self.stats, indent=2), encoding="utf-8")
         return directory
+
+
+def refuse_file_as_out(path: Path) -> None:
+    """The FtwizError for a file given where the splits' folder goes (``ftwiz data prepare --out``)."""
+    raise FtwizError(f"--out {path} is a file; the splits go into a folder", where=Location(file=path),
+                     fix="give a folder (it is created if missing), e.g. --out my-data.prepared")
 
 
 def _jsonl_bytes(rows: list[dict[str, Any]], sample: int = 200) -> int:

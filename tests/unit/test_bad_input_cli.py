@@ -195,3 +195,38 @@ def test_a_run_folder_without_its_recipe_is_named_as_such(ftwiz_env: dict[str, P
     # a mistyped run name is not "an adapter folder missing --out"
     err = refused(ftwiz("merge", "lost-recipie"))
     assert "no ftwiz run found at 'lost-recipie'" in err and "--out is required" not in err
+
+
+def _with_a_broken_line(path: Path) -> bytes:
+    path.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "c", "output": \n'
+                    '{"instruction": "e", "output": "f"}\n', encoding="utf-8")
+    return path.read_bytes()
+
+
+def test_check_never_writes_its_rejects_over_the_dataset(tmp_path: Path) -> None:
+    data = tmp_path / "chats.jsonl"
+    before = _with_a_broken_line(data)
+    for given in (str(data), "./chats.jsonl"):  # it replaced the user's data with its one rejected line
+        err = refused(ftwiz("data", "check", str(data), "--rejects", given, cwd=tmp_path))
+        assert "field '--rejects'" in err and "is the dataset itself: the rejects would replace your data" in err
+        assert "fix: leave --rejects out (they go to chats.rejects.jsonl beside the data), or name another file" in err
+    assert data.read_bytes() == before
+    # a folder as --rejects gets the usual name inside it (it was an IsADirectoryError traceback)
+    (tmp_path / "reports").mkdir()
+    result = ftwiz("data", "check", str(data), "--rejects", str(tmp_path / "reports"))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert json.loads((tmp_path / "reports" / "chats.rejects.jsonl").read_text(encoding="utf-8"))["line"] == 2
+
+
+def test_prepare_out_on_a_file_and_a_folder_named_like_data(tmp_path: Path) -> None:
+    data = tmp_path / "chats.jsonl"
+    _with_a_broken_line(data)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n", encoding="utf-8")
+    err = refused(ftwiz("data", "prepare", str(data), "--out", str(notes)))  # was a FileExistsError traceback
+    assert f"error: {notes}: --out {notes} is a file; the splits go into a folder" in err
+    assert notes.read_text(encoding="utf-8") == "mine\n"
+    # a folder named old.jsonl inside a dataset folder is not a data file (it was an IsADirectoryError)
+    (tmp_path / "old.jsonl").mkdir()
+    result = ftwiz("data", "check", str(tmp_path))
+    assert "Traceback" not in result.stderr and "records read 3, kept 2, rejected 1" in one_line(result.stdout)
