@@ -249,6 +249,26 @@ class _RecipeLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+_TYPED_SCALARS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool"}
+
+
+def _variables_as_written(text: str, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with each ``variables:`` value YAML read as a number or boolean put back as the text written:
+    a placeholder is filled with what the user typed (``version: 1.50`` is "1.50", not "1.5"; ``ok: yes`` is
+    "yes", not "True"; ``at: 12:30`` is "12:30", not YAML 1.1's 750), as ``--var version=1.50`` fills it."""
+    if not isinstance(data.get("variables"), dict):
+        return data
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    written = {}
+    for key_node, value_node in getattr(root, "value", []) if isinstance(root, yaml.MappingNode) else []:
+        if key_node.value == "variables" and isinstance(value_node, yaml.MappingNode):
+            written = {k.value: v.value for k, v in value_node.value
+                       if isinstance(k, yaml.ScalarNode) and isinstance(v, yaml.ScalarNode) and v.tag in _TYPED_SCALARS}
+    variables = {k: written.get(str(k), v) if isinstance(v, (bool, int, float)) else v
+                 for k, v in data["variables"].items()}
+    return {**data, "variables": variables}
+
+
 def load_recipe(path: str | Path) -> Recipe:
     path = Path(path)
     if not path.exists():
@@ -270,6 +290,8 @@ def load_recipe(path: str | Path) -> Recipe:
             where=Location(file=path, line=mark.line + 1 if mark else None),
             fix="check indentation and quoting on that line",
         ) from None
+    if isinstance(data, dict):
+        data = _variables_as_written(text, data)
     return parse_recipe(data, source=path, text=text)
 
 
