@@ -123,22 +123,25 @@ def _closest(name: str, used: set[str]) -> str | None:
     return close[0] if close else None
 
 
+def _usable_name(name: str) -> str:
+    """``name`` as a placeholder name (letters, digits and _, not starting with a digit): itself when it is one."""
+    import re
+
+    usable = re.sub(r"\W", "_", name, flags=re.ASCII)
+    return usable if re.match(r"[A-Za-z_]", usable) else f"_{usable}"
+
+
 def unused_variable_error(names: list[str], used: set[str], *,
                           where: str = "the recipe's system prompt or data") -> FtwizError:
     """The refusal of ``--var NAME=...`` whose NAME no ``{{NAME}}`` uses: a typo would otherwise be ignored and
     the placeholder it meant trained with another value (or refused as unfilled, naming the wrong cause)."""
-    import re
-
-    from ftwiz.core.data.validate import PLACEHOLDER
-
     existing = ", ".join("{{" + n + "}}" for n in sorted(used))
     uses = f"the placeholders there are {existing}" if used else "there are no {{NAME}} placeholders there"
     hints = [f"--var {close}=VALUE instead of --var {n}=VALUE" for n in names if (close := _closest(n, used))]
     # '{{first-name}}' may well be in the data, but as text: a placeholder name is letters, digits and _
-    invalid = [n for n in names if not PLACEHOLDER.fullmatch("{{" + n + "}}")]
+    invalid = [n for n in names if _usable_name(n) != n]
     if invalid:
-        renames = [(n, re.sub(r"\W", "_", n) if re.match(r"[A-Za-z_]", n) else "_" + re.sub(r"\W", "_", n))
-                   for n in invalid]
+        renames = [(n, _usable_name(n)) for n in invalid]
         return FtwizError(
             f"--var {', '.join(invalid)}: a placeholder name is letters, digits and _ (not starting with a digit), "
             f"so {', '.join('{{' + n + '}}' for n in invalid)} is no placeholder: no value fills it, it is trained "
@@ -176,6 +179,11 @@ def check_placeholders(recipe, *, given=(), recipe_file: str | None = None) -> l
     warnings = []
     for name in sorted(set(recipe.variables) - used - set(given)):
         close = _closest(name, used)
+        if _usable_name(name) != name:  # '{{first-name}}' may be in the data, as text no value fills
+            warnings.append(f"variables: {name} fills nothing: a placeholder name is letters, digits and _, so "
+                            f"{{{{{name}}}}} is trained as written; write {{{{{_usable_name(name)}}}}} and name it "
+                            f"{_usable_name(name)} under variables:" + (f" (or did you mean {close}?)" if close else ""))
+            continue
         warnings.append(f"variables: {name} fills nothing: no {{{{{name}}}}} in the system prompt or data"
                         + (f" (did you mean {close}?)" if close else ""))
     if not recipe.allow_placeholders:

@@ -40,3 +40,16 @@ def test_a_name_no_placeholder_can_have_is_refused_saying_why(tmp_path: Path, ca
     assert "no {{first-name}} in" not in err, err  # it is in the data, as text
     assert "a placeholder name is letters, digits and _" in err and "trained as written" in err, err
     assert "--var first_name=VALUE" in err, err
+
+
+def test_a_recipe_variable_no_placeholder_can_have_is_said_so(tmp_path: Path) -> None:
+    from ftwiz.core.recipe import load_recipe
+    from ftwiz.core.recipe_inputs import check_placeholders
+
+    data = _data(tmp_path, [("Who are you?", "I am {{first-name}}.")])
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"model_name_or_path: demo\ndataset: [{json.dumps(str(data))}]\nvariables:\n  first-name: Aria\n",
+                      encoding="utf-8")
+    warnings = check_placeholders(load_recipe(recipe), recipe_file=str(recipe))
+    assert len(warnings) == 1 and "no {{first-name}} in" not in warnings[0], warnings  # it is there, as text
+    assert "trained as written" in warnings[0] and "{{first_name}}" in warnings[0], warnings
