@@ -219,9 +219,10 @@ def estimate_memory(spec: ModelSpec, s: TrainSetup) -> dict[str, int]:
     if s.method == "qlora":
         dense = spec.embedding_params + spec.lm_head_params + spec.norm_params
         upcast = s.kbit_upcast and not on_cpu
-        quantized = spec.block_linear_params + spec.tower_linear_params
+        blocks = spec.block_linear_params if spec.quantizable else 0  # FalconLinear: left 16-bit (spec.py)
+        quantized = blocks + spec.tower_linear_params
         parts["weights"] = quantized * (0.5 + NF4_CONSTANTS.get(s.quant, NF4_CONSTANTS["nf4"])) \
-            + dense * (4 if upcast else wbytes) + spec.expert_params * wbytes \
+            + dense * (4 if upcast else wbytes) + (spec.expert_params + spec.block_linear_params - blocks) * wbytes \
             + (spec.tower_params - spec.tower_linear_params) * wbytes  # 3-D experts, biases, convolutions: 16-bit
         if upcast and wbytes == 2:  # autocast's 16-bit copy of the fp32 lm_head, saved for backward
             parts["autocast_copies"] = (spec.lm_head_params or spec.embedding_params) * 2

@@ -270,6 +270,10 @@ def _method_reason(setup: TrainSetup, spec: ModelSpec, fixed: set[str], fits: bo
     wide = setup.dtype == "fp32" or setup.device == "cpu" or setup.kbit_upcast
     dense = (spec.embedding_params + spec.lm_head_params + spec.norm_params) * (4 if wide else 2) / GIB
     verdict = "so it fits" if fits else "yet it still does not fit"
+    if not spec.quantizable:  # spec.NOT_QUANTIZED: 4-bit loading leaves these linears 16-bit
+        return (f"method QLoRA, {verdict}: but the {size} {spec.model_type} model's linear layers are a subclass "
+                "of nn.Linear that transformers' 4-bit loading does not quantize, so they stay 16-bit and QLoRA "
+                "needs about what LoRA does")
     experts = ""
     if spec.expert_params:  # see spec.py: bitsandbytes quantizes nn.Linear layers only
         experts = (f"; its {spec.num_experts} experts per layer ({spec.expert_params / 1e9:.1f}B parameters, "

@@ -48,6 +48,12 @@ MODULE_NAMES: dict[str, dict[str, tuple[str, ...]]] = {
                    "c_fc": ("fc1",), "c_proj": ("fc2",)},
     "gpt_neox": {"query_key_value": _QKV, "dense": ("o_proj",), "dense_h_to_4h": ("fc1",), "dense_4h_to_h": ("fc2",)},
 }
+MODULE_NAMES["falcon"] = MODULE_NAMES["gpt_neox"]
+# Model types whose linears are nn.Linear subclasses (FalconLinear): transformers' bitsandbytes replacement
+# takes only ``type(module) is nn.Linear``, so under QLoRA they stay 16-bit (peft's all-linear still adapts them).
+NOT_QUANTIZED = {"falcon"}
+# Model types whose config class ties lm_head to the embeddings by default: their config.json omits the key
+TIED_BY_DEFAULT = ("gemma", "falcon")
 QKV_BIAS = {"qwen2", "qwen2_moe", "phi", "gpt_neox", "starcoder2"}  # StableLM says so in use_qkv_bias
 LINEAR_NAMES = {
     True: ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
@@ -72,6 +78,7 @@ class ModelSpec(BaseModel):
     norms_per_block: int = Field(2, description="phi's parallel block shares one norm")
     warnings: list[str] = Field(default_factory=list)
     sdpa: bool = Field(True, description="transformers runs it with SDPA by default (else eager: NO_SDPA)")
+    quantizable: bool = Field(True, description="4-bit loading quantizes the block linears (else NOT_QUANTIZED)")
     attn_softcap: bool = Field(False, description="attn_logit_softcapping: tanh over the attention scores")
     final_logit_softcap: bool = Field(False, description="final_logit_softcapping: tanh over the logits")
     # Mixture-of-experts (0 for dense models): routed experts per MoE layer, experts each token runs, an
@@ -198,7 +205,7 @@ def spec_from_config(config: dict[str, Any], source: str = "config.json") -> Mod
     elif not known:
         warnings.append(f"unknown model type '{model_type}': estimated from generic fields; expect +/-20%")
     gated = model_type in GATED_MLP or (not known and "intermediate_size" in cfg and model_type not in UNGATED_MLP)
-    intermediate = int(cfg.get("intermediate_size") or cfg.get("n_inner") or 4 * hidden)
+    intermediate = int(cfg.get("intermediate_size") or cfg.get("ffn_hidden_size") or cfg.get("n_inner") or 4 * hidden)
     head_dim = int(cfg.get("head_dim") or hidden // heads)
     moe = _moe_fields(cfg, layers, intermediate)
     if moe:
@@ -207,17 +214,32 @@ def spec_from_config(config: dict[str, Any], source: str = "config.json") -> Mod
     warnings += [tower_warning] if tower_warning else []
     return ModelSpec(
         model_type=model_type, hidden_size=hidden, intermediate_size=intermediate, num_layers=layers,
-        num_heads=heads, num_kv_heads=int(cfg.get("num_key_value_heads") or heads), head_dim=head_dim,
+        num_heads=heads, num_kv_heads=_kv_heads(cfg, model_type, heads), head_dim=head_dim,
         vocab_size=int(cfg.get("vocab_size") or _missing("vocab_size", source)),
-        tied_embeddings=bool(cfg.get("tie_word_embeddings", model_type.startswith("gemma"))),
+        tied_embeddings=bool(cfg.get("tie_word_embeddings", model_type.startswith(TIED_BY_DEFAULT))),
         gated_mlp=gated, qkv_bias=bool(cfg.get("attention_bias", cfg.get("use_qkv_bias", model_type in QKV_BIAS))),
         max_position_embeddings=cfg.get("max_position_embeddings"), warnings=warnings,
         rms_norm=model_type not in LAYER_NORM if known else gated, **moe,
-        norms_per_block=1 if model_type == "phi" else 4 if model_type in SANDWICH_NORMS else 2,
+        norms_per_block=_norms_per_block(cfg, model_type), quantizable=model_type not in NOT_QUANTIZED,
         sdpa=model_type not in NO_SDPA, attn_softcap=bool(cfg.get("attn_logit_softcapping")),
         final_logit_softcap=bool(cfg.get("final_logit_softcapping")), tower_params=towers,
         tower_linear_params=tower_linears,
     )
+
+
+def _kv_heads(cfg: dict[str, Any], model_type: str, heads: int) -> int:
+    """Key/value heads. Falcon before its new decoder architecture (7B) is multi-query: one, whatever
+    num_kv_heads says (FalconAttention); the new architecture (40B, 180B) reads num_kv_heads."""
+    if model_type == "falcon" and not cfg.get("new_decoder_architecture"):
+        return 1 if cfg.get("multi_query", True) else heads
+    return int(cfg.get("num_key_value_heads") or cfg.get("num_kv_heads") or heads)
+
+
+def _norms_per_block(cfg: dict[str, Any], model_type: str) -> int:
+    """phi's and Falcon-7B's parallel blocks share one norm; Gemma 2/3 have four; the rest two."""
+    if model_type == "phi" or (model_type == "falcon" and not cfg.get("new_decoder_architecture")):
+        return 1
+    return 4 if model_type in SANDWICH_NORMS else 2
 
 
 def _moe_fields(cfg: dict[str, Any], layers: int, intermediate: int) -> dict[str, int]:

@@ -318,3 +318,34 @@ def test_unknown_hybrid_layers_do_not_promise_20_percent(model_type: str, field:
     assert "+/-20%" not in warning and field in warning and "--probe" in warning
     plain = {k: v for k, v in config.items() if k != field}
     assert "+/-20%" in spec_from_config(plain).warnings[0]
+
+
+FALCON_7B = {"model_type": "falcon", "hidden_size": 4544, "num_attention_heads": 71, "num_hidden_layers": 32,
+             "multi_query": True, "new_decoder_architecture": False, "parallel_attn": True, "bias": False,
+             "vocab_size": 65024, "alibi": False}
+
+
+def test_falcon_is_multi_query_tied_and_not_quantized_by_4_bit_loading() -> None:
+    """tiiuae/falcon-7b (config as published) has 6.92B parameters: one key/value head (multi_query), the
+    lm_head tied to the embeddings (FalconConfig's default, which its config.json leaves out); ftwiz counted
+    8.22B. Its FalconLinear layers are an nn.Linear subclass, and transformers' bitsandbytes replacement takes
+    only `type(module) is nn.Linear`, so 4-bit loading leaves them 16-bit: QLoRA weights are ~13 GiB, not the
+    ~4 GiB of NF4 ftwiz planned (an 8 GB card 'fit'). Oracle: transformers' own model, built on the meta device."""
+    torch = pytest.importorskip("torch")
+    from ftwiz.core.planner.estimator import TrainSetup, estimate_memory
+    from ftwiz.core.planner.spec import spec_from_config
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    spec = spec_from_config(FALCON_7B)
+    assert spec.total_params / 1e9 == pytest.approx(6.92, rel=0.005)
+    small = {**FALCON_7B, "hidden_size": 256, "num_attention_heads": 8, "num_hidden_layers": 2, "vocab_size": 1000}
+    for extra in ({}, {"new_decoder_architecture": True, "num_kv_heads": 2}):
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**(small | extra)))
+        assert spec_from_config(small | extra).total_params == pytest.approx(
+            sum(p.numel() for p in model.parameters()), rel=0.005)
+        assert not any(type(m) is torch.nn.Linear for name, m in model.named_modules() if ".h." in name)
+    weights = estimate_memory(spec, TrainSetup(method="qlora", seq_len=512))["weights"]
+    assert weights >= spec.block_linear_params * 2
+    plan = plan_recipe(recipe(cutoff_len=512), vram_gb=8, spec=spec)
+    assert not plan.fits
