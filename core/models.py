@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ftwiz.core.errors import FtwizError
+from ftwiz.core.errors import FtwizError, Location
 
 
 def resolve_model(name_or_path: str, *, revision: str | None = None, allow_download: bool = False) -> Path:
@@ -25,7 +25,15 @@ def resolve_model(name_or_path: str, *, revision: str | None = None, allow_downl
         return path.resolve()
     if path.suffix == ".json" and path.is_file():
         return path.parent.resolve()
-    if name_or_path.count("/") != 1 or path.exists():
+    if path.is_file():  # a dataset, a GGUF: "model not found" would send the user looking for a missing file
+        gguf = path.suffix.lower() == ".gguf"
+        raise FtwizError(f"{path} is {'a GGUF file, already exported' if gguf else 'a file'}, not a Hugging Face "
+                         "model folder", where=Location(file=path),
+                         fix="chat with it, serve or register it (`ftwiz chat FILE.gguf`); to export again, give "
+                             "the run or model folder it came from" if gguf else
+                             "give the model's folder (with config.json and *.safetensors), a hub id like "
+                             "Qwen/Qwen2.5-0.5B-Instruct, or 'demo'")
+    if name_or_path.count("/") != 1 or path.exists() or name_or_path.startswith((".", "/", "~")):  # a path
         raise FtwizError(f"model not found: {name_or_path}",
                          fix="give a local model folder, a hub id like Qwen/Qwen2.5-0.5B-Instruct, or 'demo'")
     return _from_hf_cache(name_or_path, revision, allow_download)

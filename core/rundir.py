@@ -112,11 +112,17 @@ class RunDir:
             if (path / "recipe.yaml").is_file():
                 return cls(path.resolve())
         for path in (candidate, runs_dir() / str(name_or_path)):
-            if (path / "run_card.json").is_file() or (path / "events.jsonl").is_file():  # a run that lost recipe.yaml
-                raise RunFolderIncomplete(f"run folder '{path.name}' has no recipe.yaml, so ftwiz cannot tell how it was trained",
-                                 where=Location(file=path / "recipe.yaml"),
-                                 fix="put the run's recipe back as recipe.yaml (a copy of the recipe it was trained "
-                                     "with), or train it again")
+            if (path / "run_card.json").is_file():  # a run that lost its recipe.yaml
+                raise RunFolderIncomplete(f"run folder '{path.name}' has no recipe.yaml, so ftwiz cannot tell how it "
+                                          "was trained", where=Location(file=path / "recipe.yaml"),
+                                          fix="put the run's recipe back as recipe.yaml (a copy of the recipe it was "
+                                              "trained with), or train it again")
+            if (path / "status.json").is_file():  # a run that failed before training started (a bad model or data)
+                info = cls(path).status_info()
+                reason = (info.get("message") if isinstance(info, dict) else None) or "see its events.jsonl"
+                raise RunFolderIncomplete(f"run '{path.name}' failed before training started: {reason}",
+                                          where=Location(file=path), fix=f"fix that, then train again: `ftwiz train "
+                                          f"RECIPE --run-name {path.name}`")
         raise FtwizError(
             f"no ftwiz run found at '{name_or_path}'",
             fix=f"give a run directory (containing recipe.yaml) or a run name under {runs_dir()}",

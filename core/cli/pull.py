@@ -104,15 +104,18 @@ def ensure_model(name: str, revision: str | None, *, download: bool, vram_gb: fl
     the user is shown the sizes and asked; otherwise a clear error naming ``--download``.
 
     ``to_stderr``: stdout is an event stream or JSON, so the plan and progress go to stderr."""
+    from pathlib import Path
+
     from ftwiz.core.errors import FtwizError
     from ftwiz.core.hub.pull import cached_snapshot, prepare_pull
 
+    if name.count("/") > 1 or name.startswith((".", "/", "~")) or Path(name).expanduser().exists():  # a path
+        from ftwiz.core.models import resolve_model
+
+        resolve_model(name)  # a missing folder or a file given as the model: said before train makes a run folder
+        return
     if name.count("/") != 1 or not name.split("/")[0] or cached_snapshot(name, revision) is not None:
         return
-    from pathlib import Path
-
-    if Path(name).expanduser().exists():
-        return  # a local folder that happens to have one slash
     missing = FtwizError(f"{name} is not in the local Hugging Face cache",
                          fix=f"add --download to fetch it now, or run `ftwiz pull {name}` first")
     if not download and not (ask and sys.stdin.isatty()):

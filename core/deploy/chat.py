@@ -99,10 +99,10 @@ def resolve_chat_model(model: str | Path) -> ModelRef:
     if path.suffix.lower() == ".gguf" or "/" in text and (text.startswith((".", "/", "~")) or path.parent.exists()):
         raise FtwizError(f"GGUF file not found: {path}", where=str(path),
                          fix="check the path; `ftwiz models list` shows what ftwiz exported")
-    if (path / "run_card.json").is_file() or (runs_dir() / text / "run_card.json").is_file():
+    if any((folder / name).is_file() for folder in (path, runs_dir() / text) for name in ("run_card.json", "status.json")):
         from ftwiz.core.rundir import RunDir
 
-        RunDir.resolve(text)  # a run folder that lost its recipe.yaml says so, rather than being an Ollama name
+        RunDir.resolve(text)  # a run folder without its recipe.yaml says why, rather than being an Ollama name
     if _OLLAMA_NAME.match(text):
         return ModelRef("ollama", text, text)
     raise FtwizError(f"'{text}' is neither a GGUF file, an ftwiz run, nor an Ollama model name", where="MODEL",

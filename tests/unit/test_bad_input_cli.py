@@ -230,3 +230,40 @@ def test_prepare_out_on_a_file_and_a_folder_named_like_data(tmp_path: Path) -> N
     (tmp_path / "old.jsonl").mkdir()
     result = ftwiz("data", "check", str(tmp_path))
     assert "Traceback" not in result.stderr and "records read 3, kept 2, rejected 1" in one_line(result.stdout)
+
+
+def test_a_file_or_a_missing_path_as_the_model_is_refused_before_a_run_folder(tmp_path: Path,
+                                                                               ftwiz_env: dict[str, Path]) -> None:
+    from ftwiz.core.cli.pull import ensure_model  # what train checks before it makes a run folder
+    from ftwiz.core.errors import FtwizError
+
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"instruction": "a", "output": "b"}\n', encoding="utf-8")
+    runs_before = set(ftwiz_env["runs"].iterdir())
+    # ./my-model (one slash) was taken for a hub id: "not in the local Hugging Face cache, run `ftwiz pull ./my-model`"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"model_name_or_path: ./my-model\ndataset: [{data}]\n", encoding="utf-8")
+    err = refused(ftwiz("train", str(recipe), cwd=tmp_path))
+    assert "error: model not found: ./my-model" in err and "pull" not in err
+    # a GGUF or a dataset file: "model not found", and train left a failed run folder behind
+    gguf_path = _gguf_with_tensors(tmp_path / "exported.gguf")
+    for model, said in ((gguf_path, "is a GGUF file, already exported, not a Hugging Face model folder"),
+                        (data, "is a file, not a Hugging Face model folder")):
+        with pytest.raises(FtwizError) as caught:
+            ensure_model(str(model), None, download=False)
+        assert one_line(caught.value.render()).startswith(f"{model}: {model} {said} fix: ")
+    assert "fix: chat with it, serve or register it" in refused(ftwiz("export", str(gguf_path)))
+    assert set(ftwiz_env["runs"].iterdir()) == runs_before
+
+
+def test_a_run_that_failed_before_training_says_why(ftwiz_env: dict[str, Path]) -> None:
+    # what train leaves when it fails before the first step: status.json and events.jsonl, no recipe.yaml
+    run = ftwiz_env["runs"] / "failed-early"
+    run.mkdir(parents=True)
+    (run / "events.jsonl").write_text("", encoding="utf-8")
+    (run / "status.json").write_text(json.dumps({"state": "failed", "message": "no usable records in x.jsonl"}),
+                                     encoding="utf-8")
+    for verb in ("export", "chat"):
+        err = refused(ftwiz(verb, "failed-early"))
+        assert "run 'failed-early' failed before training started: no usable records in x.jsonl" in err, verb
+        assert "fix: fix that, then train again: `ftwiz train RECIPE --run-name failed-early`" in err
