@@ -25,10 +25,16 @@ def check_dataset_paths(recipe, *, recipe_file: str | None = None) -> list[str]:
                                     recipe.sample_by)
     for index, spec in enumerate(specs):
         try:
-            files += [str(p) for p in expand_paths(spec.path)]
+            paths = expand_paths(spec.path)
         except FtwizError as exc:
             raise FtwizError(exc.what, where=Location(file=recipe_file, field=f"dataset[{index}]"),
                              fix=exc.fix) from None
+        if all(p.stat().st_size == 0 for p in paths):  # a file saved before anything was written to it
+            raise FtwizError(f"the dataset {'file is' if len(paths) == 1 else 'files are all'} empty: "
+                             f"{', '.join(str(p) for p in paths[:3])}", where=Location(file=recipe_file,
+                             field=f"dataset[{index}]"), fix="put records in it (`ftwiz data check FILE` shows "
+                             "what it reads), or point dataset: at the file that holds them")
+        files += [str(p) for p in paths]
     return files
 
 

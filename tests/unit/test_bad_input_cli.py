@@ -267,3 +267,13 @@ def test_a_run_that_failed_before_training_says_why(ftwiz_env: dict[str, Path]) 
         err = refused(ftwiz(verb, "failed-early"))
         assert "run 'failed-early' failed before training started: no usable records in x.jsonl" in err, verb
         assert "fix: fix that, then train again: `ftwiz train RECIPE --run-name failed-early`" in err
+
+
+def test_an_empty_dataset_file_is_named_before_training(tmp_path: Path) -> None:
+    # train said "no usable records in data.jsonl (0 rejected)" after making a failed run folder
+    (tmp_path / "data.jsonl").write_bytes(b"")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("model_name_or_path: demo\ndataset: [data.jsonl]\n", encoding="utf-8")
+    err = refused(ftwiz("recipe", "validate", str(recipe), cwd=tmp_path))
+    assert f"error: {recipe}, field 'dataset[0]': the dataset file is empty: data.jsonl" in err
+    assert "fix: put records in it" in err
