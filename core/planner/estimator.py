@@ -142,8 +142,14 @@ def target_modules(spec: ModelSpec, targets: tuple[str, ...]) -> list[str]:
 
 
 def lora_params(spec: ModelSpec, rank: int, targets: tuple[str, ...]) -> int:
+    """rank x (in + out) per adapted linear: the language model's, and an image-text model's vision tower
+    linears whose names the targets match (peft matches by name suffix; all-linear takes every one)."""
     shapes = spec.module_shapes()
-    return spec.num_layers * sum(rank * (shapes[t][0] + shapes[t][1]) for t in target_modules(spec, targets))
+    text = spec.num_layers * sum(rank * (shapes[t][0] + shapes[t][1]) for t in target_modules(spec, targets))
+    every = not targets or "all" in targets or "all-linear" in targets
+    tower = spec.tower_layers * sum(rank * (a + b) for name, (a, b) in spec.tower_linear_shapes.items()
+                                    if every or name in targets)
+    return text + tower
 
 
 def _activation_bytes_per_token_layer(spec: ModelSpec, s: TrainSetup) -> float:

@@ -92,6 +92,9 @@ class ModelSpec(BaseModel):
     # An image-text checkpoint's vision encoder and projector (towers.py): loaded, never run on text.
     tower_params: int = 0
     tower_linear_params: int = Field(0, description="the towers' nn.Linear weights, stored NF4 under QLoRA")
+    tower_layers: int = 0
+    tower_linear_shapes: dict[str, tuple[int, int]] = Field(
+        default_factory=dict, description="(in, out) of each nn.Linear in one tower layer: LoRA targets them too")
 
     # --- per-part parameter counts -----------------------------------------------------------
     @property
@@ -210,7 +213,8 @@ def spec_from_config(config: dict[str, Any], source: str = "config.json") -> Mod
     moe = _moe_fields(cfg, layers, intermediate)
     if moe:
         intermediate = moe.pop("shared_intermediate")
-    towers, tower_linears, tower_warning = tower_params(config, hidden)
+    towers = tower_params(config, hidden)
+    tower_warning = towers.pop("warning")
     warnings += [tower_warning] if tower_warning else []
     return ModelSpec(
         model_type=model_type, hidden_size=hidden, intermediate_size=intermediate, num_layers=layers,
@@ -222,8 +226,7 @@ def spec_from_config(config: dict[str, Any], source: str = "config.json") -> Mod
         rms_norm=model_type not in LAYER_NORM if known else gated, **moe,
         norms_per_block=_norms_per_block(cfg, model_type), quantizable=model_type not in NOT_QUANTIZED,
         sdpa=model_type not in NO_SDPA, attn_softcap=bool(cfg.get("attn_logit_softcapping")),
-        final_logit_softcap=bool(cfg.get("final_logit_softcapping")), tower_params=towers,
-        tower_linear_params=tower_linears,
+        final_logit_softcap=bool(cfg.get("final_logit_softcapping")), **towers,
     )
 
 

@@ -42,16 +42,29 @@ def siglip_params(vision: dict[str, Any]) -> tuple[int, int]:
     return total, linears
 
 
-def tower_params(config: dict[str, Any], text_hidden: int) -> tuple[int, int, str | None]:
-    """(parameters, nn.Linear weights among them, a warning or None) outside the language model whose hidden
-    size is ``text_hidden``."""
+def siglip_layer_linears(vision: dict[str, Any]) -> tuple[int, dict[str, tuple[int, int]]]:
+    """(encoder layers, (in, out) of each nn.Linear in one layer by name): what peft's all-linear -- and any
+    target name that also ends a vision module's name, such as q_proj -- puts LoRA on too."""
+    h, i = int(vision.get("hidden_size", 768)), int(vision.get("intermediate_size", 3072))
+    square = (h, h)
+    return int(vision.get("num_hidden_layers", 12)), {"q_proj": square, "k_proj": square, "v_proj": square,
+                                                      "out_proj": square, "fc1": (h, i), "fc2": (i, h)}
+
+
+def tower_params(config: dict[str, Any], text_hidden: int) -> dict[str, Any]:
+    """``tower_params`` (parameters outside the language model whose hidden size is ``text_hidden``),
+    ``tower_linear_params`` (the nn.Linear weights among them), ``tower_layers`` and ``tower_linear_shapes``
+    (per encoder layer), and ``warning`` (None, or what is not counted)."""
+    none = {"tower_params": 0, "tower_linear_params": 0, "tower_layers": 0, "tower_linear_shapes": {}}
     vision = config.get("vision_config")
     if not isinstance(vision, dict):
-        return 0, 0, None
+        return none | {"warning": None}
     outer = str(config.get("model_type"))
     kind = vision.get("model_type") or ("siglip_vision_model" if outer in PROJECTORS else None)
     if kind != "siglip_vision_model" or outer not in PROJECTORS:
-        return 0, 0, (f"the vision encoder ({kind or 'unknown type'}) is not counted: the estimate covers the "
-                      "language model only, so leave a margin for the image tower's weights")
+        return none | {"warning": f"the vision encoder ({kind or 'unknown type'}) is not counted: the estimate "
+                                  "covers the language model only, so leave a margin for the image tower's weights"}
     total, linears = siglip_params(vision)
-    return total + PROJECTORS[outer](int(vision.get("hidden_size", 768)), text_hidden), linears, None
+    layers, shapes = siglip_layer_linears(vision)
+    return {"tower_params": total + PROJECTORS[outer](int(vision.get("hidden_size", 768)), text_hidden),
+            "tower_linear_params": linears, "tower_layers": layers, "tower_linear_shapes": shapes, "warning": None}

@@ -215,7 +215,8 @@ def test_image_text_gemma3_counts_the_vision_tower_it_loads() -> None:
 
 def test_vision_tower_count_matches_transformers() -> None:
     """Oracle: transformers builds a shrunk Gemma 3 image-text model (meta device): the vision tower and
-    projector's parameters, and the nn.Linear weights among them that 4-bit quantization stores in NF4."""
+    projector's parameters, the nn.Linear weights among them that 4-bit quantization stores in NF4, and the
+    linears LoRA adapts there (ftwiz counted the language model's only: 8.7M of gemma-3-4b's 38.5M at rank 16)."""
     torch = pytest.importorskip("torch")
     from ftwiz.core.planner.spec import spec_from_config
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -234,6 +235,14 @@ def test_vision_tower_count_matches_transformers() -> None:
     assert spec.tower_params == sum(p.numel() for _, p in towers)
     assert spec.tower_linear_params == linears
     assert spec.total_params == pytest.approx(sum(p.numel() for p in model.parameters()), rel=0.002)
+    # LoRA: peft's all-linear adapts every nn.Linear but the output layer, vision tower included, and a target
+    # name adapts every module whose name ends with it (SigLIP has q_proj/k_proj/v_proj too): rank x (in + out)
+    from ftwiz.core.planner.estimator import lora_params
+
+    adapted = {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear) and name != "lm_head"}
+    assert lora_params(spec, 8, ("all",)) == sum(8 * (m.in_features + m.out_features) for m in adapted.values())
+    assert lora_params(spec, 8, ("q_proj", "v_proj")) == sum(
+        8 * (m.in_features + m.out_features) for name, m in adapted.items() if name.endswith(("q_proj", "v_proj")))
 
 
 def test_packing_plans_for_the_packed_rows_not_the_samples(llama8b) -> None:
