@@ -38,17 +38,20 @@ def load_documents(path: Path, *, max_samples: int | None = None) -> list[str] |
         texts = [r.data["text"] for r in read_text_file(path)]
     else:
         texts = []
-        with open(path, encoding="utf-8") as fh:
-            for raw in fh:
-                if not raw.strip():
-                    continue
-                try:
-                    text = _document(json.loads(raw))
-                except json.JSONDecodeError:
-                    return None  # load_samples names the line
-                if text is None:
-                    return None
-                texts.append(text)
+        try:
+            raw_lines = path.read_bytes().decode("utf-8-sig").split("\n")
+        except UnicodeDecodeError:
+            return None  # load_samples names the file's encoding
+        for raw in raw_lines:
+            if not raw.strip():
+                continue
+            try:
+                text = _document(json.loads(raw))
+            except json.JSONDecodeError:
+                return None  # load_samples names the line
+            if text is None:
+                return None
+            texts.append(text)
     if not texts:
         return None
     return texts[:max_samples] if max_samples is not None else texts

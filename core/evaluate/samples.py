@@ -121,29 +121,41 @@ def _run_setting(split: Path, key: str) -> object:
 
 def load_samples(path: Path, *, system: str | None = None, max_samples: int | None = None) -> list[EvalSample]:
     """Samples with a reference answer from a JSONL file; errors name the file and line."""
+    if path.is_dir():
+        raise FtwizError(f"{path} is a folder; this takes one JSONL file", where=Location(file=path),
+                         fix=f"give a file in it, e.g. {path / 'test.jsonl'} (`ftwiz data prepare` writes "
+                             "train/validation/test.jsonl)")
     if not path.is_file():
         raise FtwizError(f"{path} does not exist", fix="check the path, or prepare the data with `ftwiz data prepare`")
     samples: list[EvalSample] = []
     records = 0
-    with open(path, encoding="utf-8") as fh:
-        for line_no, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            records += 1
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise FtwizError(f"not valid JSON ({exc.msg})", where=Location(file=path, line=line_no),
-                                 fix="fix or remove this line") from None
-            sample = _sample_from(record, len(samples), path, line_no)
-            if sample is None:
-                continue
-            if system and sample.prompt[0]["role"] != "system":
-                sample = replace(sample, prompt=[{"role": "system", "content": system}, *sample.prompt],
-                                 conversation=[{"role": "system", "content": system}, *sample.conversation])
-            samples.append(sample)
-            if max_samples is not None and len(samples) >= max_samples:
-                break
+    try:  # a BOM is skipped, as `ftwiz data` skips it; UTF-16 or Latin-1 is one error naming the first bad byte
+        lines = path.read_bytes().decode("utf-8-sig").split("\n")
+    except UnicodeDecodeError:
+        from ftwiz.core.data.loaders import encoding_error
+
+        raise encoding_error(path) from None
+    for line_no, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        records += 1
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise FtwizError(f"not valid JSON ({exc.msg})", where=Location(file=path, line=line_no),
+                             fix="fix or remove this line") from None
+        sample = _sample_from(record, len(samples), path, line_no)
+        if sample is None:
+            continue
+        if system and sample.prompt[0]["role"] != "system":
+            sample = replace(sample, prompt=[{"role": "system", "content": system}, *sample.prompt],
+                             conversation=[{"role": "system", "content": system}, *sample.conversation])
+        samples.append(sample)
+        if max_samples is not None and len(samples) >= max_samples:
+            break
+    if not records and path.stem not in ("test", "validation", "train"):  # the user's own --data file, not a split
+        raise FtwizError("the file is empty (no records)", where=Location(file=path),
+                         fix='put one JSON object a line in it: {"messages": [...]} or {"prompt": ..., "reference": ...}')
     if not records:  # a run's split is empty when its dataset was too small to hold one out (data/clean.split)
         validation = Path(path).with_name("validation.jsonl")
         offer_validation = Path(path).name != validation.name and validation.is_file() and \

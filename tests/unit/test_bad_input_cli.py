@@ -277,3 +277,34 @@ def test_an_empty_dataset_file_is_named_before_training(tmp_path: Path) -> None:
     err = refused(ftwiz("recipe", "validate", str(recipe), cwd=tmp_path))
     assert f"error: {recipe}, field 'dataset[0]': the dataset file is empty: data.jsonl" in err
     assert "fix: put records in it" in err
+
+
+def test_eval_data_in_another_encoding_a_folder_or_empty(tmp_path: Path) -> None:
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.evaluate.pretrain import load_documents
+    from ftwiz.core.evaluate.samples import load_samples
+
+    def said(path: Path) -> str:  # what `ftwiz eval RUN --data PATH` prints: the raw-text check, then the samples
+        assert load_documents(path) is None
+        with pytest.raises(FtwizError) as caught:
+            load_samples(path)
+        return one_line(caught.value.render())
+
+    record = {"prompt": "Où est la gare ?", "reference": "Là-bas."}
+    latin1 = tmp_path / "latin1.jsonl"
+    latin1.write_bytes((json.dumps(record, ensure_ascii=False) + "\n").encode("latin-1"))  # UnicodeDecodeError
+    assert said(latin1) == f"{latin1}, line 1: not valid UTF-8 at byte 13 fix: re-save the file as UTF-8"
+    utf16 = tmp_path / "utf16.jsonl"
+    utf16.write_bytes((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-16"))
+    assert said(utf16).startswith(f"{utf16}, line 1: the file is UTF-16, not UTF-8 fix: re-save the file as UTF-8")
+    # a folder "does not exist"; an empty file of the user's own "was not held out"
+    assert said(tmp_path) == (f"{tmp_path}: {tmp_path} is a folder; this takes one JSONL file fix: give a file in "
+                              f"it, e.g. {tmp_path / 'test.jsonl'} (`ftwiz data prepare` writes "
+                              "train/validation/test.jsonl)")
+    empty = tmp_path / "questions.jsonl"
+    empty.write_bytes(b"\n")
+    assert said(empty).startswith(f"{empty}: the file is empty (no records) fix: put one JSON object a line in it")
+    # a UTF-8 BOM (Notepad) is read, as `ftwiz data` reads it ("not valid JSON (Unexpected UTF-8 BOM)")
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(record).encode() + b"\n")
+    assert [s.reference for s in load_samples(bom)] == ["Là-bas."]
