@@ -32,14 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="chat with a GGUF even if its `export --verify` failed")
 
 
-def _session(model: str, args: argparse.Namespace):
+def _session(model: str, args: argparse.Namespace, system: str | None = None):
     from ftwiz.core.deploy.chat import ChatSession, resolve_chat_model
     from ftwiz.core.export.verify_record import require_verified
 
     ref = resolve_chat_model(model)
     if ref.kind == "gguf":  # a GGUF proven unlike its model is refused unless --force
         require_verified(ref.target, force=getattr(args, "force", False), command="chat")
-    system = args.system
+    system = args.system if system is None else system
     if system is None:  # a run chats with the system prompt it was trained with
         system = ref.run_system_prompt()
     return ChatSession(model, system=system, temperature=args.temperature, max_tokens=args.max_tokens,
@@ -72,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
     from ftwiz.core.errors import FtwizError
 
     session = _session(args.model, args)
-    base = _session(args.compare, args) if args.compare else None
+    # the base is asked exactly what the fine-tune is asked, system prompt included (as the wizard's compare and
+    # ftwiz eval do): a base without it answers a different question
+    base = _session(args.compare, args, system=session.system) if args.compare else None
     try:
         if args.once is not None:
             if base:

@@ -147,3 +147,34 @@ def test_reading_only_some_keys_matches_reading_all(isolated: Path, tiny_qwen2: 
     everything = read_metadata(path)
     wanted = {"general.architecture", "tokenizer.ggml.eos_token_id", "tokenizer.chat_template"}
     assert read_metadata(path, wanted=wanted.__contains__) == {k: everything[k] for k in wanted}
+
+
+def test_chat_compare_asks_the_base_with_the_fine_tunes_system_prompt(isolated: Path, tiny_qwen2: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ftwiz chat RUN --compare BASE.gguf` sent the fine-tune its trained system prompt and the base none, so
+    the two columns answered different questions (the wizard's compare and ftwiz eval give both the same)."""
+    import ftwiz.core.deploy.chat as chat
+    from ftwiz.core.cli import main
+    from ftwiz.core.export.pipeline import export_model
+
+    run = _run(isolated / "runs", tiny_qwen2)
+    tuned = export_model(run, ["F16"]).gguf_paths[0]
+    base = export_model(tiny_qwen2, ["F16"], out=isolated / "base-F16.gguf").gguf_paths[0]
+    asked: dict[str, str | None] = {}
+
+    class Recorder:
+        def __init__(self, model, *, system=None, **_kwargs) -> None:
+            asked[str(model)] = system
+            self.label, self.system, self.last_finish_reason = Path(str(model)).name, system, "stop"
+
+        def reply(self, text: str) -> str:
+            return "ok"
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(chat, "ChatSession", Recorder)
+    assert main(["chat", tuned, "--once", "Hi", "--compare", base]) == 0
+    assert asked == {tuned: SYSTEM, base: SYSTEM}
+    assert main(["chat", tuned, "--once", "Hi", "--compare", base, "--system", "Be terse."]) == 0
+    assert asked == {tuned: "Be terse.", base: "Be terse."}
