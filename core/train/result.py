@@ -28,7 +28,8 @@ def already_completed(resume: str) -> TrainResult | None:
     if run.state() != "completed":
         return None
     status = run.read_json(run.status)
-    output = Path(status["output"]) if status.get("output") else run.adapter
+    # the adapter/ or model/ inside the run where it is now: a run folder renamed or moved keeps its old path there
+    output = run.root / Path(status["output"]).name if status.get("output") else run.adapter
     return TrainResult(run.root, "completed", output,
                        {"already_complete": True, "steps": status.get("step"),
                         "message": f"run '{run.root.name}' already completed: nothing to resume"})

@@ -308,3 +308,15 @@ def test_eval_data_in_another_encoding_a_folder_or_empty(tmp_path: Path) -> None
     bom = tmp_path / "bom.jsonl"
     bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(record).encode() + b"\n")
     assert [s.reference for s in load_samples(bom)] == ["Là-bas."]
+
+
+def test_resume_of_a_renamed_run_names_its_adapter_where_it_is_now(ftwiz_env: dict[str, Path]) -> None:
+    from ftwiz.core.train.result import already_completed
+
+    run = ftwiz_env["runs"] / "renamed-run"
+    (run / "adapter").mkdir(parents=True)
+    (run / "recipe.yaml").write_text("model_name_or_path: demo\ndataset: [demo]\n", encoding="utf-8")
+    (run / "status.json").write_text(json.dumps({"state": "completed", "step": 3,  # written under its old name
+                                                 "output": str(ftwiz_env["runs"] / "old-name" / "adapter")}))
+    # `ftwiz train --resume renamed-run` prints "Its adapter: PATH" from this: it named the old, missing folder
+    assert already_completed("renamed-run").output_path == run.resolve() / "adapter"
