@@ -13,6 +13,8 @@ ignore keys they do not know; the tensors and every standard key stay as llama.c
 - ``ftwiz.system_prompt`` (string): the recipe's system prompt with its ``{{placeholders}}`` filled, as
   training used it; absent when the recipe has none.
 - ``ftwiz.enable_thinking`` (bool): the recipe's choice for thinking templates; absent when it made none.
+- ``ftwiz.cutoff_len`` (uint32): the longest sequence training saw, in tokens (``register`` gives Ollama that
+  context, ``num_ctx``, as it does for the run itself).
 
 The one reader of these facts for a GGUF is :func:`trained_context`: the file's own keys first (they describe
 exactly this file), else the run it still sits in or the models registry links it to.
@@ -27,6 +29,7 @@ from typing import Any
 SOURCE_RUN = "ftwiz.source_run"
 SYSTEM_PROMPT = "ftwiz.system_prompt"
 ENABLE_THINKING = "ftwiz.enable_thinking"
+CUTOFF_LEN = "ftwiz.cutoff_len"
 
 
 @dataclass(frozen=True)
@@ -36,15 +39,29 @@ class TrainedContext:
     source_run: str
     system: str | None  # sent first (or folded into the first user turn) when the user gives none
     enable_thinking: bool | None  # None: the template's own default
+    cutoff_len: int | None = None  # tokens; None when not recorded
 
-    def gguf_keys(self) -> dict[str, str | bool]:
+    def gguf_keys(self) -> dict[str, str | bool | int]:
         """The GGUF keys recording this context (see the module docstring)."""
-        keys: dict[str, str | bool] = {SOURCE_RUN: self.source_run}
+        keys: dict[str, str | bool | int] = {SOURCE_RUN: self.source_run}
         if self.system:
             keys[SYSTEM_PROMPT] = self.system
         if self.enable_thinking is not None:
             keys[ENABLE_THINKING] = bool(self.enable_thinking)
+        if self.cutoff_len:
+            keys[CUTOFF_LEN] = int(self.cutoff_len)
         return keys
+
+
+def add_keys(writer, keys: dict[str, str | bool | int]) -> None:
+    """Write :meth:`TrainedContext.gguf_keys` with gguf-py's ``writer`` (string, bool or uint32 values)."""
+    for key, value in keys.items():
+        if isinstance(value, bool):
+            writer.add_bool(key, value)
+        elif isinstance(value, int):
+            writer.add_uint32(key, value)
+        else:
+            writer.add_string(key, value)
 
 
 def context_of_run(run_root: str | Path) -> TrainedContext:
@@ -53,7 +70,8 @@ def context_of_run(run_root: str | Path) -> TrainedContext:
 
     root = Path(run_root)
     recipe = load_recipe(root / "recipe.yaml")
-    return TrainedContext(root.name, recipe.system or None, getattr(recipe, "enable_thinking", None))
+    return TrainedContext(root.name, recipe.system or None, getattr(recipe, "enable_thinking", None),
+                          recipe.cutoff_len)
 
 
 def run_of_model_folder(model_dir: str | Path) -> Path | None:
@@ -71,7 +89,7 @@ def run_of_model_folder(model_dir: str | Path) -> Path | None:
     return None
 
 
-def run_context_keys(run_root: str | Path) -> dict[str, str | bool]:
+def run_context_keys(run_root: str | Path) -> dict[str, str | bool | int]:
     """The run's trained context as GGUF keys; none (with a warning) when its recipe.yaml cannot be read: an
     export does not depend on it, chat and serve then fall back to the run folder."""
     import logging
@@ -93,8 +111,11 @@ def context_from_metadata(meta: dict[str, Any]) -> TrainedContext | None:
         return None
     system = meta.get(SYSTEM_PROMPT)
     thinking = meta.get(ENABLE_THINKING)
+    cutoff = meta.get(CUTOFF_LEN)
     return TrainedContext(run, system if isinstance(system, str) and system else None,
-                          bool(thinking) if thinking is not None else None)
+                          bool(thinking) if thinking is not None else None,
+                          int(cutoff) if isinstance(cutoff, int) and not isinstance(cutoff, bool) and cutoff > 0
+                          else None)
 
 
 def read_gguf_context(gguf_path: str | Path) -> TrainedContext | None:

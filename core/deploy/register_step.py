@@ -62,6 +62,7 @@ def register_inputs(model: str | Path, *, name: str | None = None, system: str |
         trained = trained_context(adapter, adapter_run.root if adapter_run else None) or trained
     if trained is not None:
         default_system, thinking = trained.system, trained.enable_thinking
+        num_ctx = num_ctx or trained.cutoff_len  # a moved GGUF: the context training used, not Ollama's default
     else:
         default_system = recipe.system if recipe is not None else None
         thinking = getattr(recipe, "enable_thinking", None) if recipe is not None else None

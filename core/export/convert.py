@@ -194,10 +194,10 @@ def write_hparams(writer, params: ModelParams, name: str, out_type: str) -> None
 
 
 def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str = "F16", *, overwrite: bool = False,
-                    progress: Progress | None = None, extra_keys: Mapping[str, str | bool] | None = None) -> Path:
+                    progress: Progress | None = None, extra_keys: Mapping[str, str | bool | int] | None = None) -> Path:
     """Write ``model_dir`` (HF safetensors) as a GGUF of type F32/F16/BF16/Q8_0, or straight to a K-quant
     (Q4_0/Q4_K_M/Q5_K_M/Q6_K, see :mod:`ftwiz.core.export.kquant`) when ggml's quantizer is loadable; return
-    the final path. ``extra_keys``: string/bool keys written after the standard ones (a run's trained context,
+    the final path. ``extra_keys``: string/bool/integer keys written after the standard ones (a run's trained context,
     :mod:`ftwiz.core.trained_context`)."""
     model_dir, out_file = Path(model_dir), Path(out_file)
     out_type = out_type.upper()
@@ -261,7 +261,7 @@ def kquant_fallback_note(model_dir: str | Path, quant: str) -> str | None:
 
 
 def _write_header(tmp: Path, model_dir: Path, params: ModelParams, plans: list[TensorPlan], out_type: str,
-                  extra_keys: Mapping[str, str | bool] | None = None) -> int:
+                  extra_keys: Mapping[str, str | bool | int] | None = None) -> int:
     """Keys, vocabulary and tensor infos of the GGUF at ``tmp``; returns the data section's alignment."""
     import gguf
     from ftwiz.core.export.gguf_kv import BulkGGUFWriter
@@ -269,6 +269,7 @@ def _write_header(tmp: Path, model_dir: Path, params: ModelParams, plans: list[T
     from ftwiz.core.export.train_bos import runtime_adds_bos
     from ftwiz.core.export.vocab import write_vocab
     from ftwiz.core.export.vocab_cache import read_vocab
+    from ftwiz.core.trained_context import add_keys
 
     writer = BulkGGUFWriter(tmp, params.info.gguf_arch)  # gguf-py's writer, vocab arrays packed in bulk
     try:
@@ -279,11 +280,7 @@ def _write_header(tmp: Path, model_dir: Path, params: ModelParams, plans: list[T
         write_vocab(writer, model_dir, params.vocab_size, add_bos=runtime_adds_bos(model_dir), tokenizer_json=tj,
                     packed_merges=merges, vocab=vocab)
         del tj, merges, vocab  # freed before the data section: peak memory stays the vocabulary's or one piece's
-        for key, value in (extra_keys or {}).items():
-            if isinstance(value, bool):
-                writer.add_bool(key, value)
-            else:
-                writer.add_string(key, value)
+        add_keys(writer, dict(extra_keys or {}))
         for plan in plans:
             writer.add_tensor_info(plan.name, plan.shape if plan.qtype in (gguf.GGMLQuantizationType.F32,
                                    gguf.GGMLQuantizationType.F16) else _byte_shape(plan), _np_dtype(plan.qtype),

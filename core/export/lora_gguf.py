@@ -27,7 +27,7 @@ def convert_adapter_to_gguf(adapter_dir: str | Path, out_file: str | Path, *, ba
     from ftwiz.core.export.convert import _arch_enum, permute_rotate_half
     from ftwiz.core.export.merge import resolve_adapter_and_base
     from ftwiz.core.export.tensor_names import BlockNameMap
-    from ftwiz.core.trained_context import run_context_keys, run_of_model_folder
+    from ftwiz.core.trained_context import add_keys, run_context_keys, run_of_model_folder
 
     adapter_dir, base = resolve_adapter_and_base(adapter_dir, base_dir)
     adapter = load_adapter(adapter_dir)
@@ -61,11 +61,7 @@ def convert_adapter_to_gguf(adapter_dir: str | Path, out_file: str | Path, *, ba
             # the run's system prompt and thinking choice (core/trained_context.py): the adapter was trained with
             # them, so register --adapter prompts it as trained wherever the file goes
             run = run_of_model_folder(adapter_dir)
-            for key, value in (run_context_keys(run) if run is not None else {}).items():
-                if isinstance(value, bool):
-                    writer.add_bool(key, value)
-                else:
-                    writer.add_string(key, value)
+            add_keys(writer, run_context_keys(run) if run is not None else {})
             for module, lora in sorted(adapter.modules.items()):
                 if lora.embedding:
                     raise FtwizError(f"LoRA on the embedding ({module}) is not supported in GGUF adapters",

@@ -49,7 +49,8 @@ def _run(root: Path, base: Path) -> Path:
     data.write_text("".join(json.dumps({"instruction": f"question {i}", "output": f"answer {i}"}) + "\n"
                             for i in range(4)), encoding="utf-8")
     (run / "recipe.yaml").write_text(f"model_name_or_path: demo\ndataset: [{json.dumps(str(data))}]\n"
-                                     f"system: {json.dumps(SYSTEM)}\nenable_thinking: false\n", encoding="utf-8")
+                                     f"system: {json.dumps(SYSTEM)}\nenable_thinking: false\ncutoff_len: 512\n",
+                                     encoding="utf-8")
     return run
 
 
@@ -105,8 +106,8 @@ def test_a_moved_renamed_or_copied_gguf_is_still_prompted_as_its_run_trained(iso
     monkeypatch.setenv("FTWIZ_RUNS_DIR", str(tmp_path / "other-runs"))
     ref = resolve_chat_model(str(moved))
     assert (ref.run_system_prompt(), ref.run_enable_thinking()) == (trained, False)  # chat and serve
-    inputs = register_inputs(moved)  # the Modelfile's SYSTEM
-    assert (inputs.system, inputs.enable_thinking) == (trained, False)
+    inputs = register_inputs(moved)  # the Modelfile's SYSTEM, and num_ctx: the length training used
+    assert (inputs.system, inputs.enable_thinking, inputs.num_ctx) == (trained, False, 512)
     target = resolve_target(moved)  # eval without the run: still prompted as trained
     assert target.run is None and (target.system, target.enable_thinking) == (trained, False)
     assert register_inputs(moved, system="Be terse.").system == "Be terse."  # --system still wins
@@ -127,7 +128,10 @@ def test_the_run_keys_leave_every_tensor_and_standard_key_as_llama_cpp_reads_the
     plain = Path(export_model(outside, ["F16"], out=isolated / "plain.gguf").gguf_paths[0])
     ours, theirs = read_metadata(with_run), read_metadata(plain)
     added = {k: v for k, v in ours.items() if k not in theirs}
-    assert added == {"ftwiz.source_run": "aria", "ftwiz.system_prompt": SYSTEM, "ftwiz.enable_thinking": False}
+    from ftwiz.core.recipe import load_recipe
+
+    assert added == {"ftwiz.source_run": "aria", "ftwiz.system_prompt": SYSTEM, "ftwiz.enable_thinking": False,
+                     "ftwiz.cutoff_len": load_recipe(run / "recipe.yaml").cutoff_len}
     for key, value in theirs.items():
         assert str(ours[key]) == str(value), key
     import gguf
