@@ -48,6 +48,9 @@ def parse_var_values(items: list[str] | None) -> dict[str, str]:
         if not sep or not name.strip():
             raise FtwizError(f"--var expects NAME=VALUE, got '{item}'", where="--var", fix="e.g. --var name=Aria")
         name = name.strip().strip("{}").strip()  # '{{ name }}=Aria' names {{name}}, as the data may write it
+        if name in values and values[name] != value:  # a script that sets a name twice means one of them
+            raise FtwizError(f"--var {name} is given twice ({values[name]!r}, then {value!r})", where="--var",
+                             fix=f"give --var {name}=VALUE once")
         values[name] = value
     return values
 
@@ -182,7 +185,8 @@ def check_placeholders(recipe, *, given=(), recipe_file: str | None = None) -> l
     loaded = load_sources(specs, variables=dict(recipe.variables))
     used = loaded.placeholders | system_placeholders(recipe)
     refuse_unused_variables(given, used, where=f"{recipe_file or 'the recipe'}'s system prompt or data")
-    warnings = []
+    warnings = [f"--var {name} is empty: {{{{{name}}}}} becomes empty text (an unset shell variable?)"
+                for name, value in dict(given).items() if value == "" and name in used]
     for name in sorted(set(recipe.variables) - used - set(given)):
         close = _closest(name, used)
         if _usable_name(name) != name:  # '{{first-name}}' may be in the data, as text no value fills

@@ -165,3 +165,19 @@ def test_ftwiz_data_and_ftwiz_train_read_a_var_value_exactly_as_typed() -> None:
     expected = {"name": "  Aria ", "motto": "a = b", "empty": ""}
     assert data_values(typed) == expected
     assert train_values(argparse.Namespace(var=typed)) == expected
+
+
+def test_an_empty_var_is_said_and_a_var_given_twice_is_refused(
+        tmp_path: Path, tiny_qwen2: Path, ftwiz_env: dict[str, Path], stop_after_data: list, capsys) -> None:
+    """`--var name=$NAME` with NAME unset trained "I am ." without a word; `--var name=Aria --var name=Bob` kept
+    Bob silently. Oracle: the filled text training uses."""
+    recipe = _recipe(tmp_path, tiny_qwen2, "empty-var")
+    assert cli_main(["train", str(recipe), "--var", "name=", "--var", "author=Sam"]) == 130  # trained, and said
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--var name is empty: {{name}} becomes empty text" in err, err
+    assert "I am ." in [r["messages"][-1]["content"] for r in _trained_on(ftwiz_env["runs"] / "empty-var")]
+    again = _recipe(tmp_path, tiny_qwen2, "twice-var")
+    assert cli_main(["train", str(again), "--var", "name=Aria", "--var", "name=Bob", "--var", "author=Sam"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--var name is given twice ('Aria', then 'Bob')" in err, err
+    assert not (ftwiz_env["runs"] / "twice-var").exists()
