@@ -62,13 +62,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true")
 
 
+# the recipe field each option fills, to name the option the user typed when its value is refused
+_OPTION_OF = {"cutoff_len": "--cutoff-len", "template": "--template", "columns": "--column", "model_name_or_path": "--model"}
+
+
 def _recipe(args: argparse.Namespace):
+    from ftwiz.core.errors import FtwizError
     from ftwiz.core.recipe import parse_recipe
 
+    if args.batch_size < 1:
+        raise FtwizError(f"--batch-size {args.batch_size} must be at least 1", where="--batch-size",
+                         fix="give the effective batch training uses (micro-batch x accumulation), e.g. --batch-size 16")
     data = {"model_name_or_path": args.model or "demo", "dataset": [args.path], "formatting": args.format,
             "columns": _pairs(args.column, "--column"), "cutoff_len": args.cutoff_len, "template": args.template,
             "dataset_dir": args.dataset_dir, "sample_by": args.sample_by}
-    return parse_recipe({k: v for k, v in data.items() if v is not None})
+    try:
+        return parse_recipe({k: v for k, v in data.items() if v is not None})
+    except FtwizError as exc:  # "invalid recipe: 'cutoff_len' ... correct the keys" for a value typed as an option
+        what = exc.what.replace("invalid recipe:", "invalid option:").replace("Value error, ", "")
+        for field, option in _OPTION_OF.items():
+            what = what.replace(f"'{field}'", option)
+        raise FtwizError(what, fix="correct the option above; `ftwiz data --help` lists them") from None
 
 
 def _check(args: argparse.Namespace) -> int:

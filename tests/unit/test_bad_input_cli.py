@@ -320,3 +320,17 @@ def test_resume_of_a_renamed_run_names_its_adapter_where_it_is_now(ftwiz_env: di
                                                  "output": str(ftwiz_env["runs"] / "old-name" / "adapter")}))
     # `ftwiz train --resume renamed-run` prints "Its adapter: PATH" from this: it named the old, missing folder
     assert already_completed("renamed-run").output_path == run.resolve() / "adapter"
+
+
+def test_data_options_out_of_range_are_named_as_options(tmp_path: Path) -> None:
+    data = tmp_path / "chats.jsonl"
+    _with_a_broken_line(data)
+    # it said "invalid recipe: 'cutoff_len' ... correct the keys above; `ftwiz recipe new`" to someone with no recipe
+    err = refused(ftwiz("data", "stats", str(data), "--cutoff-len", "0"))
+    assert "error: invalid option: - --cutoff-len: Input should be greater than or equal to 16 (got 0)" in err
+    assert "fix: correct the option above; `ftwiz data --help` lists them" in err and "recipe" not in err
+    assert "- --template: unknown chat template 'chatlm'" in refused(ftwiz("data", "preview", str(data),
+                                                                          "--template", "chatlm"))
+    # it printed "steps per epoch at an effective batch of 0: 24"
+    err = refused(ftwiz("data", "stats", str(data), "--batch-size", "0"))
+    assert "error: --batch-size: --batch-size 0 must be at least 1" in err
