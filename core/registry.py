@@ -213,6 +213,12 @@ def find_model(query: str) -> ModelEntry:
         for entry in entries:
             if entry.path == key:
                 return entry
+        if as_path.is_file() and as_path.suffix.lower() == ".gguf":  # copied or moved here: what the file says
+            from ftwiz.core.trained_context import read_gguf_context
+
+            context = read_gguf_context(as_path)
+            return ModelEntry(path=key, size=as_path.stat().st_size, quant=_quant(as_path),
+                              source_run=context.source_run if context else None)
     run = next((r for r in list_runs() if r.name == query), None)
     newest = run.latest_gguf() if run is not None else None
     if newest is not None:  # a run name means the run's own newest fine-tuned export, never its base copy

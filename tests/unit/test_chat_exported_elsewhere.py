@@ -85,7 +85,8 @@ def test_a_gguf_exported_outside_its_run_chats_and_serves_as_the_run(isolated: P
 @pytest.mark.parametrize("quant", ["F16", "Q4_K_M"])
 def test_a_moved_renamed_or_copied_gguf_is_still_prompted_as_its_run_trained(isolated: Path, tiny_qwen2: Path,
                                                                             tmp_path: Path, quant: str,
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                            monkeypatch: pytest.MonkeyPatch,
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
     """The export writes the run's system prompt and thinking choice into the GGUF (ftwiz.* keys): before, a
     GGUF moved out of runs/RUN/export/, renamed, or copied to another machine chatted without them, silently."""
     from ftwiz.core.deploy.register_step import register_inputs
@@ -111,6 +112,12 @@ def test_a_moved_renamed_or_copied_gguf_is_still_prompted_as_its_run_trained(iso
     target = resolve_target(moved)  # eval without the run: still prompted as trained
     assert target.run is None and (target.system, target.enable_thinking) == (trained, False)
     assert register_inputs(moved, system="Be terse.").system == "Be terse."  # --system still wins
+    from ftwiz.core.cli import main
+
+    capsys.readouterr()
+    assert main(["models", "show", str(moved)]) == 0  # not in this registry: the file says which run it is
+    shown = capsys.readouterr().out
+    assert "run aria" in " ".join(shown.split()) and quant in shown, shown
 
 
 def test_the_run_keys_leave_every_tensor_and_standard_key_as_llama_cpp_reads_them(isolated: Path,
