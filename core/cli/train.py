@@ -147,6 +147,10 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.gpus is not None and args.gpus < 1:
         raise FtwizError(f"--gpus {args.gpus} must be at least 1", fix="e.g. --gpus 2")
+    if args.vram_gb is not None:  # refused here, before a run folder is made for it
+        from ftwiz.core.planner.recommend import memory_budget
+
+        memory_budget(None, args.vram_gb)
     if args.gpus and args.gpus > 1:
         if args.var or args.allow_placeholders:  # the launched processes read the recipe file alone
             raise FtwizError("--var and --allow-placeholders do not reach the processes --gpus launches",

@@ -334,3 +334,14 @@ def test_data_options_out_of_range_are_named_as_options(tmp_path: Path) -> None:
     # it printed "steps per epoch at an effective batch of 0: 24"
     err = refused(ftwiz("data", "stats", str(data), "--batch-size", "0"))
     assert "error: --batch-size: --batch-size 0 must be at least 1" in err
+
+
+def test_train_refuses_a_bad_vram_gb_before_making_a_run_folder(tmp_path: Path, ftwiz_env: dict[str, Path],
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from ftwiz.core.cli import main
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("model_name_or_path: demo\ndataset: [demo]\n", encoding="utf-8")
+    assert main(["train", str(recipe), "--vram-gb", "0", "--run-name", "vram-zero"]) == 2
+    assert "--vram-gb 0.0 is not a plausible amount of GPU memory" in one_line(capsys.readouterr().err)
+    assert not (ftwiz_env["runs"] / "vram-zero").exists()  # a failed run folder was left for it
