@@ -335,8 +335,16 @@ def completion_script(shell: str) -> str:
 def install_completion(shell: str, path: Path | None = None, *, overwrite: bool = True) -> Path:
     """Write the script where ``shell`` finds it (atomically); returns the path written."""
     from ftwiz.core.atomic import write_text_atomic
+    from ftwiz.core.errors import FtwizError, Location
 
-    target = (path or INSTALL_PATHS.get(shell, Path("ftwiz.completion"))).expanduser()
+    default = INSTALL_PATHS.get(shell, Path("ftwiz.completion"))
+    target = (path or default).expanduser()
+    if target.is_dir():  # --out ~/completions/: the file the shell expects, inside it
+        target = target / default.name
+    if target.is_file() and "by ftwiz.core.cli.completion" not in target.read_bytes()[:400].decode("utf-8", "replace"):
+        raise FtwizError(f"{target} exists and is not an ftwiz completion script, and ftwiz does not overwrite "
+                         "files without asking", where=Location(file=target),
+                         fix="give another --out, or move that file away first")
     script = completion_script(shell)
     target.parent.mkdir(parents=True, exist_ok=True)
     return Path(write_text_atomic(target, script, overwrite=overwrite))
@@ -346,11 +354,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``ftwiz completion SHELL [--install]`` (for ftwiz.core.cli.VERBS)."""
     parser.add_argument("shell", choices=SHELLS)
     parser.add_argument("--install", action="store_true", help="write it where the shell looks for it")
-    parser.add_argument("--out", type=Path, help="with --install: write here instead")
+    parser.add_argument("--out", type=Path, help="install to this file or folder instead (implies --install)")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.install:
+    if args.install or args.out is not None:  # --out alone printed the script and wrote nothing
         print(f"wrote {install_completion(args.shell, args.out)}")
         if args.shell == "zsh":
             print("zsh: add `fpath+=(~/.zfunc)` before `compinit` in ~/.zshrc, then open a new shell")

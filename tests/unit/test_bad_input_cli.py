@@ -345,3 +345,17 @@ def test_train_refuses_a_bad_vram_gb_before_making_a_run_folder(tmp_path: Path, 
     assert main(["train", str(recipe), "--vram-gb", "0", "--run-name", "vram-zero"]) == 2
     assert "--vram-gb 0.0 is not a plausible amount of GPU memory" in one_line(capsys.readouterr().err)
     assert not (ftwiz_env["runs"] / "vram-zero").exists()  # a failed run folder was left for it
+
+
+def test_completion_out_never_overwrites_a_file_of_the_users(tmp_path: Path) -> None:
+    mine = tmp_path / "notes.txt"
+    mine.write_text("mine\n", encoding="utf-8")
+    err = refused(ftwiz("completion", "bash", "--install", "--out", str(mine)))  # it was replaced by the script
+    assert f"error: {mine}: {mine} exists and is not an ftwiz completion script" in err
+    assert "fix: give another --out, or move that file away first" in err and mine.read_text() == "mine\n"
+    # a folder gets the file the shell expects (IsADirectoryError), and --out alone installs (it printed and wrote
+    # nothing); writing it again replaces ftwiz's own script
+    for _ in range(2):
+        result = ftwiz("completion", "fish", "--out", str(tmp_path))
+        assert result.returncode == 0 and result.stdout.strip() == f"wrote {tmp_path / 'ftwiz.fish'}", result.stderr
+    assert "complete -c ftwiz" in (tmp_path / "ftwiz.fish").read_text(encoding="utf-8")
