@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ftwiz.core.atomic import write_text_atomic
+from ftwiz.core.deploy.server import check_counts
 from ftwiz.core.errors import FtwizError
 from ftwiz.core.gguf_info import GGUFInfo
 from ftwiz.core.paths import runs_dir
@@ -257,6 +258,7 @@ class ChatSession:
         if temperature < 0:
             raise FtwizError(f"temperature must be >= 0, got {temperature}", where="--temperature",
                              fix="use 0 for deterministic answers, 0.7 for varied ones")
+        check_counts({"--max-tokens": max_tokens, "--n-ctx": n_ctx, "--threads": n_threads})
         self.backend: Backend = (model if hasattr(model, "stream") else  # type: ignore[assignment]
                                  open_backend(model, host=host, n_ctx=n_ctx, n_threads=n_threads, seed=seed))
         self.system = system

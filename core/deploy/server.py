@@ -33,6 +33,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def check_counts(options: dict[str, int | None]) -> None:
+    """FtwizError for the first of ``options`` (flag -> value; None: not given) below 1: llama.cpp answers a
+    context of 0 tokens or -1 threads with "Failed to create llama_context", read as a broken GGUF."""
+    for option, value in options.items():
+        if value is not None and value < 1:
+            raise FtwizError(f"{option} {value} must be at least 1", where=option,
+                             fix=f"leave {option} out for the default, or give a positive number")
+
+
 def _check_port_free(host: str, port: int) -> None:
     """FtwizError when something already listens on ``host:port`` (an earlier `ftwiz serve`, another server).
 
@@ -150,6 +159,7 @@ def start_server(gguf_path: str | Path, *, host: str = "127.0.0.1", port: int = 
     from ftwiz.core.gguf_info import read_gguf_info
 
     read_gguf_info(gguf)  # a text file, an empty or a cut-off GGUF: said here, not as the server's traceback
+    check_counts({"--n-ctx": n_ctx, "--threads": n_threads})
     if port:
         _check_port_free(host, port)
     try:

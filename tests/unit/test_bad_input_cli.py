@@ -359,3 +359,13 @@ def test_completion_out_never_overwrites_a_file_of_the_users(tmp_path: Path) -> 
         result = ftwiz("completion", "fish", "--out", str(tmp_path))
         assert result.returncode == 0 and result.stdout.strip() == f"wrote {tmp_path / 'ftwiz.fish'}", result.stderr
     assert "complete -c ftwiz" in (tmp_path / "ftwiz.fish").read_text(encoding="utf-8")
+
+
+def test_chat_and_serve_refuse_a_context_or_thread_count_below_one(tmp_path: Path) -> None:
+    # --n-ctx -1 said "llama.cpp could not load the GGUF ... it may be truncated"; --max-tokens 0 was ignored
+    gguf_path = _gguf_with_tensors(tmp_path / "model.gguf")
+    for verb, option, value in (("chat", "--n-ctx", "-1"), ("chat", "--max-tokens", "0"), ("serve", "--n-ctx", "0"),
+                                ("serve", "--threads", "0")):
+        err = refused(ftwiz(verb, str(gguf_path), option, value, "--force"))
+        assert f"error: {option}: {option} {value} must be at least 1" in err, (verb, option)
+        assert f"fix: leave {option} out for the default, or give a positive number" in err and "truncated" not in err
