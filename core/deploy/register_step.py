@@ -39,6 +39,13 @@ def register_inputs(model: str | Path, *, name: str | None = None, system: str |
     from ftwiz.core.paths import safe_name
     from ftwiz.core.rundir import RunDir
 
+    if num_ctx is not None and num_ctx < 1:  # 0 fell through to the recipe's cutoff_len unsaid
+        raise FtwizError(f"--num-ctx {num_ctx} must be at least 1", where="--num-ctx",
+                         fix="leave it out to use the run's cutoff_len, or give the context length, e.g. 2048")
+    if adapter is not None:  # a text file or a folder was written into the Modelfile's ADAPTER line as it was
+        from ftwiz.core.gguf_info import read_gguf_info
+
+        read_gguf_info(adapter)
     ref = resolve_chat_model(str(model))
     if ref.kind != "gguf":
         raise FtwizError(f"'{model}' is not a GGUF file or an ftwiz run", where="GGUF|RUN",

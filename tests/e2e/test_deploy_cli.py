@@ -76,11 +76,20 @@ def test_server_start_health_chat_stop(tiny_gguf: Path) -> None:
 
 
 def test_server_start_failure_is_explained(tmp_path: Path) -> None:
+    import gguf
     from ftwiz.core.deploy.server import start_server
     from ftwiz.core.errors import FtwizError
 
     bogus = tmp_path / "bogus.gguf"
     bogus.write_bytes(b"GGUF" + b"\0" * 64)
+    with pytest.raises(FtwizError, match="not a readable GGUF file"):  # refused before a server starts
+        start_server(bogus, startup_timeout=60)
+    # a well-formed GGUF llama.cpp cannot load (no hyper-parameters, no vocabulary): the server's own exit
+    writer = gguf.GGUFWriter(str(bogus), "llama")
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
     with pytest.raises(FtwizError, match="exited"):
         start_server(bogus, startup_timeout=60)
 

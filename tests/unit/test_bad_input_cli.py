@@ -369,3 +369,16 @@ def test_chat_and_serve_refuse_a_context_or_thread_count_below_one(tmp_path: Pat
         err = refused(ftwiz(verb, str(gguf_path), option, value, "--force"))
         assert f"error: {option}: {option} {value} must be at least 1" in err, (verb, option)
         assert f"fix: leave {option} out for the default, or give a positive number" in err and "truncated" not in err
+
+
+def test_register_refuses_a_zero_context_and_an_adapter_that_is_no_gguf(tmp_path: Path) -> None:
+    # both were written into the Modelfile as given, for `ollama create` to fail on (or to ignore num_ctx 0)
+    gguf_path = _gguf_with_tensors(tmp_path / "model.gguf")
+    modelfile = tmp_path / "Modelfile"
+    err = refused(ftwiz("register", str(gguf_path), "--num-ctx", "0", "--modelfile", str(modelfile)))
+    assert "error: --num-ctx: --num-ctx 0 must be at least 1" in err
+    notes = tmp_path / "adapter.gguf"
+    notes.write_text("not an adapter\n", encoding="utf-8")
+    err = refused(ftwiz("register", str(gguf_path), "--adapter", str(notes), "--modelfile", str(modelfile)))
+    assert f"error: {notes}: not a readable GGUF file: missing GGUF magic" in err
+    assert not modelfile.exists()
