@@ -73,6 +73,9 @@ def _check_gguf(gguf: str | Path) -> Path:
         if handle.read(4) != b"GGUF":
             raise FtwizError(f"{path} is not a GGUF file (it does not start with the GGUF magic)",
                              where=Location(file=path), fix="point at the .gguf that `ftwiz export` wrote")
+    from ftwiz.core.gguf_info import read_gguf_info
+
+    read_gguf_info(path)  # a header cut short or tensor data cut off: the service would fail and restart forever
     return path
 
 
@@ -92,9 +95,10 @@ def systemd_unit(gguf: str | Path, name: str, *, host: str = "127.0.0.1", port: 
                  api_key_file: str | Path | None = None, python: str = sys.executable,
                  n_ctx: int = DEFAULT_N_CTX) -> str:
     """The text of a user unit that serves ``gguf`` on host:port with an OpenAI-compatible API."""
-    from ftwiz.core.deploy.server import _run_thinking, server_command
+    from ftwiz.core.deploy.server import _run_thinking, check_counts, server_command
 
     path = _check_gguf(gguf)
+    check_counts({"--n-ctx": n_ctx})
     if not 1 <= port <= 65535:
         raise FtwizError(f"port {port} is not a TCP port", where="port", fix="use 1024-65535, e.g. 8080")
     key_path = _check_key_file(api_key_file) if api_key_file else None

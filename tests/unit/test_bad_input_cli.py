@@ -382,3 +382,17 @@ def test_register_refuses_a_zero_context_and_an_adapter_that_is_no_gguf(tmp_path
     err = refused(ftwiz("register", str(gguf_path), "--adapter", str(notes), "--modelfile", str(modelfile)))
     assert f"error: {notes}: not a readable GGUF file: missing GGUF magic" in err
     assert not modelfile.exists()
+
+
+def test_service_install_refuses_a_cut_off_gguf_and_a_zero_context(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # both were written into a unit whose server then failed at every start, restarted by systemd forever
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    whole = _gguf_with_tensors(tmp_path / "whole.gguf")
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(whole.read_bytes()[:-1000])
+    err = refused(ftwiz("service", "install", str(cut), "--no-start"))
+    assert f"error: {cut}: the GGUF file is cut off" in err
+    err = refused(ftwiz("service", "install", str(whole), "--no-start", "--n-ctx", "0"))
+    assert "error: --n-ctx: --n-ctx 0 must be at least 1" in err
+    assert not list((tmp_path / "config").rglob("*.service"))
