@@ -22,6 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ftwiz.core.errors import FtwizError
+
+    # checked before --export merges anything: a port vLLM cannot bind, or "does not fit a -3 GB GPU"
+    if not 1 <= args.port <= 65535:
+        raise FtwizError(f"--port {args.port} is not a TCP port", where="--port", fix="use 1024-65535, e.g. 8000")
+    if args.gpu_memory_gb is not None and not 0 < args.gpu_memory_gb <= 4096:
+        raise FtwizError(f"--gpu-memory-gb {args.gpu_memory_gb:g} is not a plausible amount of GPU memory",
+                         where="--gpu-memory-gb", fix="give the card's memory in GB, e.g. --gpu-memory-gb 24")
     source = args.source
     if args.export:
         out = export_for_vllm(source, args.export, overwrite=args.overwrite)

@@ -396,3 +396,11 @@ def test_service_install_refuses_a_cut_off_gguf_and_a_zero_context(tmp_path: Pat
     err = refused(ftwiz("service", "install", str(whole), "--no-start", "--n-ctx", "0"))
     assert "error: --n-ctx: --n-ctx 0 must be at least 1" in err
     assert not list((tmp_path / "config").rglob("*.service"))
+
+
+def test_vllm_refuses_a_port_or_gpu_memory_that_cannot_be(ftwiz_env: dict[str, Path]) -> None:
+    # it printed `vllm serve ... --port 70000`, and said a model "does not fit a -3 GB GPU"
+    err = refused(ftwiz("vllm", "demo", "--port", "70000"))
+    assert "error: --port: --port 70000 is not a TCP port" in err and "vllm serve" not in err
+    err = refused(ftwiz("vllm", "demo", "--gpu-memory-gb", "-3"))
+    assert "error: --gpu-memory-gb: --gpu-memory-gb -3 is not a plausible amount of GPU memory" in err
