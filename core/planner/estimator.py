@@ -223,7 +223,8 @@ def estimate_memory(spec: ModelSpec, s: TrainSetup) -> dict[str, int]:
     parts: dict[str, float] = {"cuda_context": 0 if on_cpu else CUDA_CONTEXT_BYTES}
 
     if s.method == "qlora":
-        dense = spec.embedding_params + spec.lm_head_params + spec.norm_params
+        # position tables and biases (spec.extra_params) stay 16-bit too: Linear4bit quantizes the weight only
+        dense = spec.embedding_params + spec.lm_head_params + spec.norm_params + spec.extra_params
         upcast = s.kbit_upcast and not on_cpu
         blocks = spec.block_linear_params if spec.quantizable else 0  # FalconLinear: left 16-bit (spec.py)
         quantized = blocks + spec.tower_linear_params

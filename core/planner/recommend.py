@@ -186,7 +186,7 @@ def plan_recipe(recipe: Recipe, hardware: HardwareReport | None = None, *, vram_
     reasons = [f"budget: {budget.usable_bytes / GIB:.1f} GiB usable on {budget.label}, keeping "
                f"{SAFETY_MARGIN if budget.device != 'cpu' else 1 - CPU_RAM_SHARE:.0%} free as a safety margin",
                length_reason, dtype_reason]
-    warnings = list(spec.warnings)
+    warnings = list(spec.warnings) + ([export_note(spec)] if export_note(spec) else [])
     context = spec.max_position_embeddings
     if isinstance(context, int) and max_len > context:  # memory is no check of this: the plan may well fit
         warnings.append(f"max length {max_len} tokens is longer than the model's context (max_position_embeddings "
@@ -255,6 +255,18 @@ def plan_recipe(recipe: Recipe, hardware: HardwareReport | None = None, *, vram_
                               fixed_batch=recipe.per_device_train_batch_size is not None,
                               fixed_ckpt=recipe.gradient_checkpointing is not None,
                               effective_batch=recipe.effective_batch_size, epoch_tokens=epoch_tokens, spec=spec)
+
+
+def export_note(spec: ModelSpec) -> str | None:
+    """A warning when ``ftwiz export`` cannot write the model's architecture as GGUF (None when it can, or
+    when config.json names no architecture): training works, but the user learns it before a long run."""
+    from ftwiz.core.export.arch import ARCHITECTURES, MULTIMODAL_TEXT
+
+    if not spec.architecture or spec.architecture in ARCHITECTURES or spec.architecture in MULTIMODAL_TEXT:
+        return None
+    return (f"ftwiz export cannot write {spec.architecture} ({spec.model_type}) as GGUF: training, merge and the "
+            "adapter work, but export, register and serve need one of "
+            f"{', '.join(sorted({*ARCHITECTURES, *MULTIMODAL_TEXT}))}")
 
 
 def _method_reason(setup: TrainSetup, spec: ModelSpec, fixed: set[str], fits: bool) -> str:

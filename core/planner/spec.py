@@ -1,8 +1,10 @@
 """ModelSpec: the shape facts of a model read from its config.json, and its parameter counts by part.
 
 Counts are exact for the supported architectures (llama, mistral, qwen2, qwen3, gemma 1-3, phi3, phi,
-gpt_neox, stablelm, and the mixture-of-experts mixtral, qwen2_moe, qwen3_moe); unknown model types are estimated from
-the generic fields with a warning.
+gpt_neox, stablelm, falcon, the GPT-2 family gpt2, opt, mpt, bloom, gptj, codegen (``gpt2_family.py``), and the
+mixture-of-experts mixtral, qwen2_moe, qwen3_moe); unknown model types are estimated from the generic fields with
+a warning. Fields are read by transformers' names, aliases mapped as its config classes map them
+(``config_fields.py``: n_embd -> hidden_size, a missing tie_word_embeddings -> the class default).
 
 Mixture-of-experts: every expert's weights are in memory, though each token runs only ``experts_per_token``
 of them (Mixtral-8x7B: 46.7B parameters, not the 7.2B of one dense block stack). In transformers 5 the
@@ -19,12 +21,14 @@ from typing import Any
 
 from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.model_config import language_config, read_config
+from ftwiz.core.planner import gpt2_family
+from ftwiz.core.planner.config_fields import with_canonical_fields
 from ftwiz.core.planner.towers import tower_params
 from pydantic import BaseModel, Field
 
 GATED_MLP = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gemma3_text", "phi3", "mixtral",
              "qwen2_moe", "qwen3_moe", "stablelm"}
-UNGATED_MLP = {"phi", "gpt_neox", "gpt2", "starcoder2", "falcon"}
+UNGATED_MLP = {"phi", "gpt_neox", "starcoder2", "falcon"} | gpt2_family.FAMILY
 # config.json fields of layers that are not attention + MLP (Mamba/SSM, linear attention, conv, MLA)
 UNMODELLED_LAYER_FIELDS = ("mamba_", "ssm_", "layers_block_type", "block_types", "attn_layer_", "linear_num_",
                            "kv_lora_rank", "lru_width", "conv_L_cache")
@@ -49,6 +53,7 @@ MODULE_NAMES: dict[str, dict[str, tuple[str, ...]]] = {
     "gpt_neox": {"query_key_value": _QKV, "dense": ("o_proj",), "dense_h_to_4h": ("fc1",), "dense_4h_to_h": ("fc2",)},
 }
 MODULE_NAMES["falcon"] = MODULE_NAMES["gpt_neox"]
+MODULE_NAMES.update(gpt2_family.MODULE_NAMES)
 # Model types whose linears are nn.Linear subclasses (FalconLinear): transformers' bitsandbytes replacement
 # takes only ``type(module) is nn.Linear``, so under QLoRA they stay 16-bit (peft's all-linear still adapts them).
 NOT_QUANTIZED = {"falcon"}
@@ -95,6 +100,12 @@ class ModelSpec(BaseModel):
     tower_layers: int = 0
     tower_linear_shapes: dict[str, tuple[int, int]] = Field(
         default_factory=dict, description="(in, out) of each nn.Linear in one tower layer: LoRA targets them too")
+    # GPT-2 family (gpt2_family.py): what the llama-shaped count leaves out
+    extra_params: int = Field(0, description="position tables, linear and lm_head biases, projections: 16-bit")
+    embed_dim: int = Field(0, description="embedding width when it differs from hidden_size (OPT); 0: hidden")
+    norm_bias: bool = Field(True, description="LayerNorms carry a bias (MPT's no_bias: none)")
+    final_norm: bool = Field(True, description="a final norm after the blocks (OPT post-LN: none)")
+    architecture: str = Field("", description="config.json's architectures[0], e.g. GPT2LMHeadModel")
 
     # --- per-part parameter counts -----------------------------------------------------------
     @property
@@ -153,21 +164,21 @@ class ModelSpec(BaseModel):
 
     @property
     def norm_params(self) -> int:
-        per_norm = self.hidden_size * (1 if self.rms_norm else 2)  # LayerNorm has a bias
-        return self.num_layers * self.norms_per_block * per_norm + per_norm
+        per_norm = self.hidden_size * (1 if self.rms_norm or not self.norm_bias else 2)  # LayerNorm has a bias
+        return self.num_layers * self.norms_per_block * per_norm + (per_norm if self.final_norm else 0)
 
     @property
     def embedding_params(self) -> int:
-        return self.vocab_size * self.hidden_size
+        return self.vocab_size * (self.embed_dim or self.hidden_size)
 
     @property
     def lm_head_params(self) -> int:
-        return 0 if self.tied_embeddings else self.vocab_size * self.hidden_size
+        return 0 if self.tied_embeddings else self.embedding_params
 
     @property
     def total_params(self) -> int:
         return (self.block_linear_params + self.expert_params + self.norm_params + self.embedding_params
-                + self.lm_head_params + self.tower_params)
+                + self.lm_head_params + self.tower_params + self.extra_params)
 
     @property
     def active_params(self) -> int:
@@ -180,6 +191,7 @@ class ModelSpec(BaseModel):
         return {"embeddings": self.embedding_params, "lm_head": self.lm_head_params,
                 "block_linears": self.block_linear_params, "norms": self.norm_params,
                 **({"experts": self.expert_params} if self.num_experts else {}),
+                **({"positions_biases_projections": self.extra_params} if self.extra_params else {}),
                 **({"vision_tower": self.tower_params} if self.tower_params else {})}
 
 
@@ -189,6 +201,8 @@ def spec_from_config(config: dict[str, Any], source: str = "config.json") -> Mod
                          fix="give the model's own config.json (AutoConfig.from_pretrained(...).save_pretrained)")
     cfg = language_config(config)  # image-text models: the language model's settings, defaults filled in
     model_type = str(config.get("model_type", "unknown"))
+    if cfg is config:  # a text model: its aliases (n_embd...) and class defaults (tie_word_embeddings)
+        cfg = with_canonical_fields(config, model_type)
     warnings = []
     try:
         hidden = int(cfg["hidden_size"])
@@ -213,6 +227,9 @@ def spec_from_config(config: dict[str, Any], source: str = "config.json") -> Mod
     moe = _moe_fields(cfg, layers, intermediate)
     if moe:
         intermediate = moe.pop("shared_intermediate")
+    if model_type in gpt2_family.FAMILY:
+        intermediate = gpt2_family.intermediate_size(cfg, model_type, hidden)
+    family = gpt2_family.family_fields(cfg, model_type, hidden, layers, intermediate)
     towers = tower_params(config, hidden)
     tower_warning = towers.pop("warning")
     warnings += [tower_warning] if tower_warning else []
@@ -221,12 +238,14 @@ def spec_from_config(config: dict[str, Any], source: str = "config.json") -> Mod
         num_heads=heads, num_kv_heads=_kv_heads(cfg, model_type, heads), head_dim=head_dim,
         vocab_size=int(cfg.get("vocab_size") or _missing("vocab_size", source)),
         tied_embeddings=bool(cfg.get("tie_word_embeddings", model_type.startswith(TIED_BY_DEFAULT))),
-        gated_mlp=gated, qkv_bias=bool(cfg.get("attention_bias", cfg.get("use_qkv_bias", model_type in QKV_BIAS))),
+        gated_mlp=gated, qkv_bias=model_type not in gpt2_family.FAMILY and bool(
+            cfg.get("attention_bias", cfg.get("use_qkv_bias", model_type in QKV_BIAS))),
         max_position_embeddings=cfg.get("max_position_embeddings"), warnings=warnings,
         rms_norm=model_type not in LAYER_NORM if known else gated, **moe,
         norms_per_block=_norms_per_block(cfg, model_type), quantizable=model_type not in NOT_QUANTIZED,
         sdpa=model_type not in NO_SDPA, attn_softcap=bool(cfg.get("attn_logit_softcapping")),
         final_logit_softcap=bool(cfg.get("final_logit_softcapping")), **towers,
+        architecture=str((config.get("architectures") or [""])[0]), **family,
     )
 
 
@@ -239,8 +258,9 @@ def _kv_heads(cfg: dict[str, Any], model_type: str, heads: int) -> int:
 
 
 def _norms_per_block(cfg: dict[str, Any], model_type: str) -> int:
-    """phi's and Falcon-7B's parallel blocks share one norm; Gemma 2/3 have four; the rest two."""
-    if model_type == "phi" or (model_type == "falcon" and not cfg.get("new_decoder_architecture")):
+    """phi's, GPT-J's, CodeGen's and Falcon-7B's parallel blocks share one norm; Gemma 2/3 have four; the rest two."""
+    if model_type in {"phi", *gpt2_family.PARALLEL_BLOCK} or (
+            model_type == "falcon" and not cfg.get("new_decoder_architecture")):
         return 1
     return 4 if model_type in SANDWICH_NORMS else 2
 
