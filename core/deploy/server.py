@@ -49,14 +49,21 @@ def _check_port_free(host: str, port: int) -> None:
     """
     import errno
 
+    if not 0 <= port <= 65535:
+        raise FtwizError(f"--port {port} is not a TCP port", where="--port",
+                         fix="use 1024-65535, or leave --port out to get a free one")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
+            if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+                raise FtwizError(f"--host {host} is not an address of this machine", where="--host",
+                                 fix="use 127.0.0.1 (this machine only), or 0.0.0.0 (every network, with "
+                                     "--api-key)") from None
             if exc.errno != errno.EADDRINUSE:
-                return  # e.g. an address this machine lacks: the server's own error says more
+                return  # e.g. a privileged port: the server's own error says more
             raise FtwizError(f"port {port} on {host} is already in use", where="--port",
                              fix="pick another --port (or leave it out to get a free one), or stop the program "
                                  "using it, e.g. an earlier `ftwiz serve`") from None
@@ -160,8 +167,7 @@ def start_server(gguf_path: str | Path, *, host: str = "127.0.0.1", port: int = 
 
     read_gguf_info(gguf)  # a text file, an empty or a cut-off GGUF: said here, not as the server's traceback
     check_counts({"--n-ctx": n_ctx, "--threads": n_threads})
-    if port:
-        _check_port_free(host, port)
+    _check_port_free(host, port)  # port 0: the host is checked, the OS picks the port below
     try:
         import llama_cpp.server  # noqa: F401 - only to fail early with a clear message
     except ImportError as exc:

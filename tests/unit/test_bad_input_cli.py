@@ -404,3 +404,13 @@ def test_vllm_refuses_a_port_or_gpu_memory_that_cannot_be(ftwiz_env: dict[str, P
     assert "error: --port: --port 70000 is not a TCP port" in err and "vllm serve" not in err
     err = refused(ftwiz("vllm", "demo", "--gpu-memory-gb", "-3"))
     assert "error: --gpu-memory-gb: --gpu-memory-gb -3 is not a plausible amount of GPU memory" in err
+
+
+def test_serve_refuses_a_port_or_host_it_cannot_bind(tmp_path: Path) -> None:
+    gguf_path = _gguf_with_tensors(tmp_path / "model.gguf")
+    err = refused(ftwiz("serve", str(gguf_path), "--port", "70000", "--force"))  # an OverflowError traceback
+    assert "error: --port: --port 70000 is not a TCP port" in err
+    # an address this machine does not have (TEST-NET-1, only bound, never sent to): the server's log tail and
+    # "check the GGUF with `ftwiz export --verify`"
+    err = refused(ftwiz("serve", str(gguf_path), "--host", "192.0.2.1", "--force"))
+    assert "error: --host: --host 192.0.2.1 is not an address of this machine" in err and "verify" not in err
