@@ -24,17 +24,24 @@ MiB = 1024**2
 STORE_NAME = "measurements.json"
 
 
-def setup_of(plan: Plan, *, micro_batch: int, grad_ckpt: bool, seq_len: int) -> TrainSetup:
-    """The estimator's view of ``plan`` at another micro-batch, checkpointing or length."""
+def setup_of(plan: Plan, *, micro_batch: int, grad_ckpt: bool, seq_len: int, stage: str = "sft",
+             packed: bool = False) -> TrainSetup:
+    """The estimator's view of ``plan`` at another micro-batch, checkpointing or length.
+
+    ``stage`` and ``packed`` are the recipe's ``stage`` and ``packing`` (the Plan does not carry them): a
+    packed micro-batch is one row of micro_batch x seq_len tokens whose masks grow with the row, and
+    dpo/orpo run two sequences per example, so leaving them out compares a measurement with a smaller job.
+    """
     return TrainSetup(method=plan.method, seq_len=seq_len, micro_batch=micro_batch, grad_ckpt=grad_ckpt,
                       lora_rank=plan.lora_rank or 16, lora_targets=tuple(plan.lora_targets) or ("all",),
-                      dtype=plan.dtype, optimizer=plan.optimizer, device=plan.device, sdpa_mask=True)
+                      dtype=plan.dtype, optimizer=plan.optimizer, device=plan.device, sdpa_mask=True,
+                      stage=stage, packed=packed)
 
 
-def reestimated(plan: Plan, spec) -> MemoryEstimate:
+def reestimated(plan: Plan, spec, *, stage: str = "sft", packed: bool = False) -> MemoryEstimate:
     """The estimate for the plan's current setting (after a measurement changed it), same budget."""
     parts = estimate_memory(spec, setup_of(plan, micro_batch=plan.micro_batch, grad_ckpt=plan.gradient_checkpointing,
-                                           seq_len=plan.max_seq_len))
+                                           seq_len=plan.max_seq_len, stage=stage, packed=packed))
     return MemoryEstimate(peak_bytes=peak_bytes(parts), parts=parts, budget_bytes=plan.estimate.budget_bytes)
 
 
@@ -113,7 +120,8 @@ def matching(measurements: list[Measurement], *, model: str, method: str, seq_le
 
 def apply_measurements(plan: Plan, *, model: str, hardware, fixed_batch: bool, fixed_ckpt: bool,
                        effective_batch: int, epoch_tokens: int | None,
-                       measurements: list[Measurement] | None = None, spec=None) -> Plan:
+                       measurements: list[Measurement] | None = None, spec=None, stage: str = "sft",
+                       packed: bool = False) -> Plan:
     """The plan with this machine's measurements applied: a measured micro-batch, and measured time.
 
     Among measured setups of this job that fit the budget, the largest micro-batch wins (checkpointing
@@ -151,5 +159,5 @@ def apply_measurements(plan: Plan, *, model: str, hardware, fixed_batch: bool, f
     update["reasons"] = reasons
     measured = plan.model_copy(update=update)
     if spec is not None:
-        measured.estimate = reestimated(measured, spec)
+        measured.estimate = reestimated(measured, spec, stage=stage, packed=packed)
     return measured

@@ -69,10 +69,16 @@ def measure_once(request: dict, timeout: float = CHILD_TIMEOUT_S) -> dict:
                 "peak_bytes": 0}
 
 
+def _job(recipe) -> dict:
+    """What the recipe adds to the estimator's view of a plan: its stage and packing (see ``setup_of``)."""
+    return {"stage": recipe.stage, "packed": bool(recipe.packing)}
+
+
 def _measurement(plan: Plan, result: dict, *, model: str, identity: tuple[str, str], spec: ModelSpec,
-                 micro_batch: int, grad_ckpt: bool, seq_len: int, budget: int | None, steps: int) -> Measurement:
+                 micro_batch: int, grad_ckpt: bool, seq_len: int, budget: int | None, steps: int,
+                 job: dict) -> Measurement:
     estimate = peak_bytes(estimate_memory(spec, setup_of(plan, micro_batch=micro_batch, grad_ckpt=grad_ckpt,
-                                                         seq_len=seq_len)))
+                                                         seq_len=seq_len, **job)))
     return Measurement(model=model, method=plan.method, seq_len=seq_len, micro_batch=micro_batch, grad_ckpt=grad_ckpt,
                        lora_rank=plan.lora_rank, device=plan.device, device_name=identity[0], driver=identity[1],
                        peak_bytes=int(result.get("peak_bytes") or 0), parts=result.get("parts") or {},
@@ -113,7 +119,7 @@ def probe_plan(plan: Plan, *, recipe, spec: ModelSpec, model_dir: Path, model_ke
     def attempt(micro: int, ckpt: bool, length: int) -> Measurement:
         result = measure({**request_base, "micro_batch": micro, "grad_ckpt": ckpt, "seq_len": length})
         m = _measurement(plan, result, model=model_key, identity=identity, spec=spec, micro_batch=micro,
-                         grad_ckpt=ckpt, seq_len=length, budget=budget, steps=steps)
+                         grad_ckpt=ckpt, seq_len=length, budget=budget, steps=steps, job=_job(recipe))
         report.attempts.append(m)
         report.notes.append(f"micro-batch {micro}, checkpointing {'on' if ckpt else 'off'}, {length} tokens: "
                             f"{_verdict(m)} (estimate {m.estimate_bytes / GIB:.2f} GiB)")
@@ -142,9 +148,10 @@ def probe_plan(plan: Plan, *, recipe, spec: ModelSpec, model_dir: Path, model_ke
         ceiling = min(MAX_MICRO_BATCH, max(1, recipe.effective_batch_size))
         while micro * 2 <= ceiling and micro * 2 < failed.get((ckpt, length), MAX_MICRO_BATCH * 2):
             # What was measured plus what the estimator says the double adds (activations, logits, buffers).
-            now = peak_bytes(estimate_memory(spec, setup_of(plan, micro_batch=micro, grad_ckpt=ckpt, seq_len=length)))
+            now = peak_bytes(estimate_memory(spec, setup_of(plan, micro_batch=micro, grad_ckpt=ckpt, seq_len=length,
+                                                            **_job(recipe))))
             up = peak_bytes(estimate_memory(spec, setup_of(plan, micro_batch=micro * 2, grad_ckpt=ckpt,
-                                                           seq_len=length)))
+                                                           seq_len=length, **_job(recipe))))
             if budget is not None and best.peak_bytes + (up - now) > budget:
                 break
             trial = attempt(micro * 2, ckpt, length)
@@ -172,5 +179,5 @@ def _measured_plan(plan: Plan, best: Measurement, recipe, epoch_tokens: int | No
     if best.tokens_per_s:
         reason += f", {best.tokens_per_s:.0f} tokens/s"
     measured = plan.model_copy(update={**update, "reasons": [*plan.reasons, reason]})
-    measured.estimate = reestimated(measured, spec)
+    measured.estimate = reestimated(measured, spec, **_job(recipe))
     return measured

@@ -254,7 +254,8 @@ def plan_recipe(recipe: Recipe, hardware: HardwareReport | None = None, *, vram_
     return apply_measurements(plan, model=model_key(recipe.model_name_or_path, recipe.revision), hardware=hardware,
                               fixed_batch=recipe.per_device_train_batch_size is not None,
                               fixed_ckpt=recipe.gradient_checkpointing is not None,
-                              effective_batch=recipe.effective_batch_size, epoch_tokens=epoch_tokens, spec=spec)
+                              effective_batch=recipe.effective_batch_size, epoch_tokens=epoch_tokens, spec=spec,
+                              stage=recipe.stage, packed=recipe.packing)
 
 
 def export_note(spec: ModelSpec) -> str | None:
