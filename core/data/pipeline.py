@@ -253,6 +253,9 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
         say(Message(level="warning", text=f"{exact + near} duplicate record(s) left out (exact {exact}{near_part}); "
                     "`dedup: false` keeps them"))
     _default_system(convs, system)
+    if not convs and not loaded.read:  # "no usable records (0 rejected)" read as if something were wrong in them
+        raise FtwizError(f"no records in {', '.join(recipe.dataset)}: nothing to read (an empty file, blank lines, "
+                         "a CSV header alone, or [])", fix="put records in it, or point at the file that holds them")
     if not convs:
         raise FtwizError(f"no usable records in {', '.join(recipe.dataset)} ({len(loaded.rejects)} rejected)",
                          fix="run `ftwiz data check PATH` to see each problem with its line")

@@ -414,3 +414,19 @@ def test_serve_refuses_a_port_or_host_it_cannot_bind(tmp_path: Path) -> None:
     # "check the GGUF with `ftwiz export --verify`"
     err = refused(ftwiz("serve", str(gguf_path), "--host", "192.0.2.1", "--force"))
     assert "error: --host: --host 192.0.2.1 is not an address of this machine" in err and "verify" not in err
+
+
+def test_data_with_no_records_at_all_says_so(tmp_path: Path) -> None:
+    # "no usable records in data.jsonl (0 rejected); run `ftwiz data check`", which then found no problem
+    from ftwiz.core.data import prepare_for_training
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.recipe import Recipe
+
+    for name, text in (("blank.jsonl", "\n  \n"), ("header.csv", "instruction,output\n"), ("none.json", "[]")):
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(FtwizError) as caught:
+            prepare_for_training(Recipe(model_name_or_path="demo", dataset=[str(path)]), tokenizer=None)
+        assert one_line(caught.value.render()) == (
+            f"no records in {path}: nothing to read (an empty file, blank lines, a CSV header alone, or []) "
+            "fix: put records in it, or point at the file that holds them")
