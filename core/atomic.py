@@ -196,6 +196,11 @@ def refuse_overwrite(path: Path, overwrite: bool) -> None:
         )
 
 
+def _folder_in_the_way(final: Path) -> FtwizError:
+    return FtwizError(f"{final} is a folder, and ftwiz writes a file there",
+                      fix="give a file path: a new name, or one inside that folder")
+
+
 def _prepare(final: Path, needed: int | None, what: str | None) -> None:
     make_parent(final)
     sweep_partials(final.parent)
@@ -239,7 +244,10 @@ def atomic_path(final: str | Path, *, overwrite: bool = False, needed: int | Non
         yield tmp
         pause_point(f"write:{final.name}")
         _publish_mode(tmp, directory=tmp.is_dir())
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except IsADirectoryError:  # --overwrite onto a folder: a file cannot replace it
+            raise _folder_in_the_way(final) from None
         COMPLETED.append(final)
     except BaseException as exc:
         _failed(exc, final, tmp, needed)
@@ -296,6 +304,8 @@ def scratch_dir(near: str | Path) -> Iterator[Path]:
 
 def write_text_atomic(final: str | Path, text: str, *, overwrite: bool = True) -> Path:
     final = Path(final)
+    if overwrite and final.is_dir():
+        raise _folder_in_the_way(final)
     with atomic_path(final, overwrite=overwrite) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return final

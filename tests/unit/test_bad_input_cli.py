@@ -430,3 +430,23 @@ def test_data_with_no_records_at_all_says_so(tmp_path: Path) -> None:
         assert one_line(caught.value.render()) == (
             f"no records in {path}: nothing to read (an empty file, blank lines, a CSV header alone, or []) "
             "fix: put records in it, or point at the file that holds them")
+
+
+def test_overwrite_onto_a_folder_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
+    # `ftwiz recipe new my-recipes --overwrite` where my-recipes/ is a folder: an IsADirectoryError traceback
+    folder = tmp_path / "my-recipes"
+    folder.mkdir()
+    (folder / "kept.yaml").write_text("mine\n", encoding="utf-8")
+    err = refused(ftwiz("recipe", "new", str(folder), "--overwrite"))
+    assert f"error: {folder} is a folder, and ftwiz writes a file there" in err
+    assert "fix: give a file path: a new name, or one inside that folder" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my-recipes"]  # no .partial left beside it
+    assert (folder / "kept.yaml").read_text(encoding="utf-8") == "mine\n"
+
+    from ftwiz.core.atomic import atomic_path
+    from ftwiz.core.errors import FtwizError
+
+    with pytest.raises(FtwizError, match="is a folder, and ftwiz writes a file there"), \
+            atomic_path(folder, overwrite=True) as tmp:
+        tmp.write_text("x", encoding="utf-8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my-recipes"]
