@@ -115,7 +115,7 @@ class Recipe(BaseModel):
     save_steps: int | None = Field(None, ge=1, description="Checkpoint every N steps (None: each epoch)")
     save_total_limit: int = Field(3, ge=1, description="Keep the last N checkpoints")
     logging_steps: int = Field(1, ge=1)
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="Random seed (numpy's range: 0 to 2**32 - 1)")
     run_name: str | None = Field(None, description="Run directory name under runs/")
     report_to: list[ReportTo] = Field(default_factory=lambda: ["none"], description="Also log to: tensorboard, "
                                       "mlflow (both into the run folder), wandb; needs `pip install ftwiz[tracking]`")
@@ -124,7 +124,7 @@ class Recipe(BaseModel):
     export_quant: list[QuantType] = Field(default_factory=lambda: ["Q4_K_M"])
     ollama_name: str | None = Field(None, description="Register the result in Ollama under this name")
 
-    @field_validator("dataset", "lora_target", "report_to", mode="before")
+    @field_validator("dataset", "lora_target", "report_to", "export_quant", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         if isinstance(value, str):

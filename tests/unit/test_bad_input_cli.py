@@ -450,3 +450,16 @@ def test_overwrite_onto_a_folder_is_refused_and_leaves_nothing(tmp_path: Path) -
             atomic_path(folder, overwrite=True) as tmp:
         tmp.write_text("x", encoding="utf-8")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["my-recipes"]
+
+
+def test_recipe_seed_out_of_numpy_range_and_one_export_quant_as_text(tmp_path: Path) -> None:
+    from ftwiz.core.recipe import load_recipe
+
+    recipe = tmp_path / "recipe.yaml"
+    # seed: -1 passed validation, then training stopped in numpy ("Seed must be between 0 and 2**32 - 1")
+    recipe.write_text("model_name_or_path: demo\ndataset: [demo]\nseed: -1\n", encoding="utf-8")
+    err = refused(ftwiz("recipe", "validate", str(recipe)))
+    assert "line 3, 'seed': Input should be greater than or equal to 0 (got -1)" in err
+    # export_quant: Q4_K_M (one type, as dataset: takes one file) was "Input should be a valid list"
+    recipe.write_text("model_name_or_path: demo\ndataset: demo\nexport_quant: Q4_K_M, Q8_0\n", encoding="utf-8")
+    assert load_recipe(recipe).export_quant == ["Q4_K_M", "Q8_0"]
