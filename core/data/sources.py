@@ -48,18 +48,31 @@ def specs_from_dataset_info(names: list[str], dataset_dir: str | None, formattin
     info: dict[str, Any] = {}
     info_path = Path(dataset_dir or ".") / "dataset_info.json"
     if dataset_dir and info_path.exists():
-        try:
-            info = json.loads(info_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise FtwizError(f"invalid JSON: {exc.msg}", where=Location(file=info_path, line=exc.lineno),
-                             fix="fix dataset_info.json's syntax") from None
+        info = _read_dataset_info(info_path)
     specs = []
     for name in names:
         entry = info.get(name)
         if entry is None:
-            specs.append(SourceSpec(name if not dataset_dir or name == "demo" else str(Path(dataset_dir) / name),
-                                    formatting, columns, sample_by=sample_by))
+            path = name if not dataset_dir or name == "demo" else str(Path(dataset_dir) / name)
+            if info and not Path(path).exists() and not any(ch in name for ch in "*?["):  # a misspelled name
+                import difflib
+
+                close = difflib.get_close_matches(name, list(info), n=1)
+                raise FtwizError(f"'{name}' is neither a dataset in {info_path.name} nor a file in {dataset_dir}",
+                                 where=Location(file=info_path), fix=(f"did you mean '{close[0]}'? " if close else "")
+                                 + f"its datasets: {', '.join(sorted(info)[:10])}" + (" ..." if len(info) > 10 else ""))
+            specs.append(SourceSpec(path, formatting, columns, sample_by=sample_by))
             continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("file_name", ""), str):
+            raise FtwizError(f"dataset '{name}' must be an object with a file_name, got {entry!r}",
+                             where=Location(file=info_path, field=name),
+                             fix=f'write it as "{name}": {{"file_name": "{name}.json"}}, as LLaMA-Factory does')
+        for key in ("columns", "tags"):
+            if not isinstance(entry.get(key, {}), dict):
+                raise FtwizError(f"dataset '{name}' has {key} {entry[key]!r}; it must map names to names",
+                                 where=Location(file=info_path, field=f"{name}.{key}"),
+                                 fix=f'e.g. "{key}": {{"prompt": "instruction", "response": "output"}}'
+                                 if key == "columns" else f'e.g. "{key}": {{"role_tag": "from"}}')
         if "file_name" not in entry:
             raise FtwizError(f"dataset '{name}' has no file_name", where=Location(file=info_path, field=name),
                              fix="hub and script datasets are not supported offline; point file_name at a local file")
@@ -76,6 +89,23 @@ def specs_from_dataset_info(names: list[str], dataset_dir: str | None, formattin
         specs.append(SourceSpec(str(Path(dataset_dir or ".") / entry["file_name"]), fmt, columns, entry.get("tags"),
                                 sample_by))
     return specs
+
+
+def _read_dataset_info(info_path: Path) -> dict[str, Any]:
+    """LLaMA-Factory's dataset_info.json: dataset name -> definition; FtwizError naming what is wrong."""
+    from ftwiz.core.data.loaders import encoding_error
+
+    try:
+        info = json.loads(info_path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise encoding_error(info_path) from None
+    except json.JSONDecodeError as exc:
+        raise FtwizError(f"invalid JSON: {exc.msg}", where=Location(file=info_path, line=exc.lineno),
+                         fix="fix dataset_info.json's syntax") from None
+    if not isinstance(info, dict):
+        raise FtwizError("dataset_info.json must map dataset names to their definitions",
+                         where=Location(file=info_path), fix='e.g. {"my_data": {"file_name": "my_data.json"}}')
+    return info
 
 
 def _apply_tags(data: Any, tags: dict[str, str] | None) -> Any:

@@ -463,3 +463,20 @@ def test_recipe_seed_out_of_numpy_range_and_one_export_quant_as_text(tmp_path: P
     # export_quant: Q4_K_M (one type, as dataset: takes one file) was "Input should be a valid list"
     recipe.write_text("model_name_or_path: demo\ndataset: demo\nexport_quant: Q4_K_M, Q8_0\n", encoding="utf-8")
     assert load_recipe(recipe).export_quant == ["Q4_K_M", "Q8_0"]
+
+
+@pytest.mark.parametrize(("info", "said"), [
+    ("[1, 2]", "dataset_info.json: dataset_info.json must map dataset names to their definitions"),  # AttributeError
+    ('{"mine": "mine.jsonl"}', "field 'mine': dataset 'mine' must be an object with a file_name, got 'mine.jsonl'"),
+    ('{"mine": {"file_name": "mine.jsonl", "columns": "messages"}}',  # AttributeError: 'str' has no 'items'
+     "field 'mine.columns': dataset 'mine' has columns 'messages'; it must map names to names"),
+    ('{"mine": {"file_name": "mine.jsonl"}}', "'mien' is neither a dataset in dataset_info.json nor a file in"),
+])
+def test_a_malformed_dataset_info_json_is_named(tmp_path: Path, info: str, said: str) -> None:
+    (tmp_path / "dataset_info.json").write_text(info, encoding="utf-8")
+    _with_a_broken_line(tmp_path / "mine.jsonl")
+    name = "mien" if "mien" in said else "mine"
+    err = refused(ftwiz("data", "check", name, "--dataset-dir", str(tmp_path)))
+    assert f"error: {tmp_path / 'dataset_info.json'}" in err and said in err
+    if name == "mien":
+        assert "fix: did you mean 'mine'? its datasets: mine" in err
