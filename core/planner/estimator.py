@@ -142,14 +142,16 @@ def target_modules(spec: ModelSpec, targets: tuple[str, ...]) -> list[str]:
 
 
 def lora_params(spec: ModelSpec, rank: int, targets: tuple[str, ...]) -> int:
-    """rank x (in + out) per adapted linear: the language model's, and an image-text model's vision tower
-    linears whose names the targets match (peft matches by name suffix; all-linear takes every one)."""
+    """rank x (in + out) per adapted linear: the language model's, an image-text model's vision tower linears
+    and linears outside the blocks (OPT's project_in/out) whose names the targets match (peft matches by name
+    suffix; all-linear takes every one but lm_head)."""
     shapes = spec.module_shapes()
     text = spec.num_layers * sum(rank * (shapes[t][0] + shapes[t][1]) for t in target_modules(spec, targets))
     every = not targets or "all" in targets or "all-linear" in targets
     tower = spec.tower_layers * sum(rank * (a + b) for name, (a, b) in spec.tower_linear_shapes.items()
                                     if every or name in targets)
-    return text + tower
+    outer = sum(rank * (a + b) for name, (a, b) in spec.outer_linear_shapes.items() if every or name in targets)
+    return text + tower + outer
 
 
 def _activation_bytes_per_token_layer(spec: ModelSpec, s: TrainSetup) -> float:

@@ -62,8 +62,9 @@ def family_fields(cfg: dict[str, Any], model_type: str, hidden: int, layers: int
     elif model_type == "opt":
         extra += (int(cfg.get("max_position_embeddings") or 2048) + 2) * hidden
         embed = int(cfg.get("word_embed_proj_dim") or hidden)
-        if embed != hidden:  # project_in and project_out, no bias
+        if embed != hidden:  # project_in and project_out, no bias; nn.Linear, so all-linear adapts them
             extra += 2 * embed * hidden
+            fields["outer_linear_shapes"] = {"project_in": (embed, hidden), "project_out": (hidden, embed)}
         fields["embed_dim"] = embed
         fields["final_norm"] = bool(cfg.get("do_layer_norm_before", True)) and not cfg.get("_remove_final_layer_norm")
     elif model_type == "mpt":

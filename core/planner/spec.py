@@ -106,6 +106,9 @@ class ModelSpec(BaseModel):
     norm_bias: bool = Field(True, description="LayerNorms carry a bias (MPT's no_bias: none)")
     final_norm: bool = Field(True, description="a final norm after the blocks (OPT post-LN: none)")
     architecture: str = Field("", description="config.json's architectures[0], e.g. GPT2LMHeadModel")
+    outer_linear_shapes: dict[str, tuple[int, int]] = Field(
+        default_factory=dict, description="(in, out) of nn.Linear outside the blocks that all-linear adapts (OPT's "
+                                          "project_in/project_out); lm_head is never adapted")
 
     # --- per-part parameter counts -----------------------------------------------------------
     @property

@@ -69,6 +69,13 @@ def test_gpt2_family_is_read_and_counted_as_transformers_builds_it(model_type: s
         (match,) = [name for name in names if path.endswith("." + name)]
         assert spec.module_shapes()[match] == shape, path
     assert len(names) == len(modules)
+    # oracle for what LoRA trains: peft's all-linear on the same model (GPT-2's Conv1D and OPT's
+    # project_in/project_out included)
+    peft = pytest.importorskip("peft")
+    from ftwiz.core.planner.estimator import lora_params
+
+    adapted = peft.get_peft_model(model, peft.LoraConfig(r=8, target_modules="all-linear"))
+    assert lora_params(spec, 8, ("all",)) == sum(p.numel() for p in adapted.parameters() if p.requires_grad)
 
 
 def test_published_gpt2_and_bloom_counts() -> None:
