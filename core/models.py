@@ -59,6 +59,10 @@ def _from_hf_cache(repo_id: str, revision: str | None, allow_download: bool) -> 
                                   allow_patterns=["*.json", "*.safetensors", "tokenizer.model", "*.jinja", "*.txt"]))
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model",
+                   "vocab.txt")
+
+
 def load_tokenizer(model_dir: Path, recipe):
     """The tokenizer of ``model_dir`` as training loads it (``recipe.trust_remote_code``; EOS as pad when the
     model has no pad token), so data checks count the tokens training will see."""
@@ -67,6 +71,11 @@ def load_tokenizer(model_dir: Path, recipe):
     # A real submodule import is serialised by Python's import lock.
     from transformers.models.auto.tokenization_auto import AutoTokenizer
 
+    if Path(model_dir).is_dir() and not any((Path(model_dir) / name).is_file() for name in TOKENIZER_FILES):
+        # transformers then builds a one-token tokenizer, and "this tokenizer has no chat template" followed
+        raise FtwizError(f"{model_dir} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}...)",
+                         where=Location(file=model_dir),
+                         fix="copy the base model's tokenizer files into it (AutoTokenizer.save_pretrained(dir))")
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=recipe.trust_remote_code)
     if tokenizer.pad_token is None:
         # Padding is masked out of the loss; reusing EOS as pad is the usual, harmless choice.

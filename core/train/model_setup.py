@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ftwiz.core.errors import FtwizError
+from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.planner.plan import Plan
 from ftwiz.core.recipe import Recipe
 
@@ -54,11 +54,16 @@ def load_model(model_dir: Path, recipe: Recipe, plan: Plan):
         kwargs["dtype"] = torch.float32 if plan.device == "cpu" else torch_dtype(dtype)
     else:
         kwargs["dtype"] = torch_dtype(dtype)
+    from safetensors import SafetensorError
+
     try:
         model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
     except OSError as exc:
         raise FtwizError(f"cannot load the model from {model_dir}: {exc}",
                          fix="check that the folder holds config.json and *.safetensors weights") from None
+    except SafetensorError as exc:  # a shard cut short by an interrupted download or copy
+        raise FtwizError(f"a weights file of {model_dir} is damaged: {exc}", where=Location(file=model_dir),
+                         fix=f"fetch or copy the model again; `ftwiz export {model_dir} --check` names the file") from None
     if plan.method != "qlora" and plan.device != "cpu":
         model.to(plan.device)
     model.config.use_cache = False  # the KV cache is useless in training and costs memory

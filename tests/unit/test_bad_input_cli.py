@@ -480,3 +480,32 @@ def test_a_malformed_dataset_info_json_is_named(tmp_path: Path, info: str, said:
     assert f"error: {tmp_path / 'dataset_info.json'}" in err and said in err
     if name == "mien":
         assert "fix: did you mean 'mine'? its datasets: mine" in err
+
+
+def test_a_model_folder_without_tokenizer_or_with_a_cut_weights_file(tmp_path: Path, tiny_qwen2: Path) -> None:
+    import shutil
+
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.models import load_tokenizer
+    from ftwiz.core.planner.plan import Plan
+    from ftwiz.core.recipe import Recipe
+    from ftwiz.core.train.model_setup import load_model
+
+    recipe = Recipe(model_name_or_path=str(tiny_qwen2), dataset=["demo"])
+    # config.json and weights only: transformers built a one-token tokenizer, "this tokenizer has no chat template"
+    bare = tmp_path / "bare model"
+    bare.mkdir()
+    shutil.copy(tiny_qwen2 / "config.json", bare)
+    with pytest.raises(FtwizError) as caught:
+        load_tokenizer(bare, recipe)
+    assert one_line(caught.value.render()).startswith(f"{bare}: {bare} has no tokenizer files (tokenizer.json, ")
+    assert "fix: copy the base model's tokenizer files into it" in caught.value.render()
+    # a shard cut short: training stopped with safetensors' "invalid header length" traceback, after the run began
+    cut = tmp_path / "cut model"
+    shutil.copytree(tiny_qwen2, cut)
+    weights = next(cut.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(FtwizError) as caught:
+        load_model(cut, recipe, Plan.model_construct(method="lora", device="cpu", dtype="fp32"))
+    assert one_line(caught.value.render()).startswith(f"{cut}: a weights file of {cut} is damaged: ")
+    assert f"`ftwiz export {cut} --check` names the file" in caught.value.render()
