@@ -258,6 +258,9 @@ def load_gguf(path: Path, *, n_ctx: int = 2048) -> GGUFEngine:
     """Open a GGUF with llama-cpp-python on the CPU with logits for every position (needed for the loss)."""
     if not path.is_file():
         raise FtwizError(f"{path} does not exist", fix="give the path of a .gguf file (see `ftwiz export`)")
+    from ftwiz.core.gguf_info import read_gguf_info
+
+    read_gguf_info(path)  # not a GGUF, or cut off: said as such, not as llama.cpp's "Failed to load model"
     try:
         from llama_cpp import Llama
     except ImportError:

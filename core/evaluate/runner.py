@@ -87,7 +87,7 @@ def general_text(source: str | Path | None) -> tuple[str, str]:
     else:
         path = Path(source)
         if not path.is_file():
-            raise FtwizError(f"{path} does not exist", where=Location(file=path),
+            raise FtwizError(f"{path} {'is a folder' if path.is_dir() else 'does not exist'}", where=Location(file=path),
                              fix="give a UTF-8 text file of general writing for the forgetting check")
         try:
             text = path.read_text(encoding="utf-8")

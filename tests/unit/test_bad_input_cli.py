@@ -509,3 +509,18 @@ def test_a_model_folder_without_tokenizer_or_with_a_cut_weights_file(tmp_path: P
         load_model(cut, recipe, Plan.model_construct(method="lora", device="cpu", dtype="fp32"))
     assert one_line(caught.value.render()).startswith(f"{cut}: a weights file of {cut} is damaged: ")
     assert f"`ftwiz export {cut} --check` names the file" in caught.value.render()
+
+
+def test_eval_names_a_cut_off_gguf_and_a_folder_as_forgetting_text(tmp_path: Path) -> None:
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.evaluate.backends import load_gguf
+    from ftwiz.core.evaluate.runner import general_text
+
+    whole = _gguf_with_tensors(tmp_path / "whole.gguf")
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(whole.read_bytes()[:-1000])
+    with pytest.raises(FtwizError, match="the GGUF file is cut off"):  # "llama.cpp could not load ... Failed to load"
+        load_gguf(cut)
+    with pytest.raises(FtwizError) as caught:  # --forgetting FOLDER: "does not exist"
+        general_text(str(tmp_path))
+    assert one_line(caught.value.render()).startswith(f"{tmp_path}: {tmp_path} is a folder fix: give a UTF-8 text")
