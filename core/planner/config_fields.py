@@ -3,9 +3,9 @@
 Why: GPT-2-family configs name their sizes ``n_embd``/``n_layer``/``n_head``/``n_positions`` (GPT-2, GPT-J,
 CodeGen), ``d_model``/``n_layers``/``n_heads`` (MPT) or ``n_embed`` (BLOOM); transformers maps them onto
 ``hidden_size`` & co through ``PretrainedConfig.attribute_map`` (BLOOM in its ``__init__``). And a config.json
-saved by ``save_pretrained`` leaves out every value equal to its class default: ``tie_word_embeddings``
-(``PretrainedConfig``'s default True) is missing from most tied models' files, so reading a missing key as
-untied counted a second vocab x hidden matrix (GPT-2: 163M for its 124M).
+saved by ``save_pretrained`` leaves out every value equal to its class default: ``tie_word_embeddings`` (True
+for GPT-2, BLOOM, OPT, MPT, StarCoder2, Gemma, Falcon...) is missing from many tied models' files, so reading a
+missing key as untied counted a second vocab x hidden matrix (GPT-2: 163M for its 124M).
 
 No network and no remote code: ``AutoConfig.for_model`` builds the installed config class from the dict.
 """
@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 CANONICAL = ("hidden_size", "num_hidden_layers", "num_attention_heads", "max_position_embeddings")
 # Aliases a config class reads in its __init__ rather than through attribute_map (BloomConfig: n_embed)
 INIT_ALIASES = {"n_embed": "hidden_size"}
-# What PretrainedConfig defaults tie_word_embeddings to, for a model type transformers does not know
+# For a model type transformers does not know (remote code): transformers 4's PretrainedConfig default, under
+# which such config.json files were saved without the key. (transformers 5's PreTrainedConfig has no such
+# attribute, and its tie_weights reads a missing one as False: a remote config class that never sets it.)
 TIED_DEFAULT = True
 
 
@@ -54,5 +56,7 @@ def with_canonical_fields(cfg: dict[str, Any], model_type: str) -> dict[str, Any
             if name not in out and aliases.get(name) in cfg and getattr(hf, name, None) is not None:
                 out[name] = getattr(hf, name)
     if "tie_word_embeddings" not in out:
-        out["tie_word_embeddings"] = bool(getattr(hf, "tie_word_embeddings", TIED_DEFAULT))
+        # values its class refuses: the class default still holds for a missing key
+        default = hf if hf is not None else transformers_config({}, model_type)
+        out["tie_word_embeddings"] = bool(getattr(default, "tie_word_embeddings", TIED_DEFAULT))
     return out

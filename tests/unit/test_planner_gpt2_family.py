@@ -147,3 +147,17 @@ def test_missing_tie_word_embeddings_means_the_config_class_default(model_type: 
     # within 1% (StarCoder2's o_proj and MLP biases are not counted); an untied lm_head here is +10%
     assert spec.total_params == pytest.approx(sum(p.numel() for p in model.parameters()), rel=0.01)
     assert spec.tied_embeddings is model.config.tie_word_embeddings
+
+
+def test_a_model_type_transformers_does_not_know_is_read_as_tied() -> None:
+    """No config class to ask (a remote-code model): transformers 4's PretrainedConfig default applies,
+    tie_word_embeddings=True, under which such files were saved without the key. The lm_head is then not
+    counted twice; the estimate still carries the unknown-type warning."""
+    from ftwiz.core.planner.spec import spec_from_config
+
+    config = {"model_type": "brandnew", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+              "intermediate_size": 128, "vocab_size": 100}
+    spec = spec_from_config(config)
+    assert spec.tied_embeddings and spec.lm_head_params == 0
+    assert spec_from_config({**config, "tie_word_embeddings": False}).lm_head_params == 100 * 64
+    assert "unknown model type 'brandnew'" in spec.warnings[0]
