@@ -524,3 +524,15 @@ def test_eval_names_a_cut_off_gguf_and_a_folder_as_forgetting_text(tmp_path: Pat
     with pytest.raises(FtwizError) as caught:  # --forgetting FOLDER: "does not exist"
         general_text(str(tmp_path))
     assert one_line(caught.value.render()).startswith(f"{tmp_path}: {tmp_path} is a folder fix: give a UTF-8 text")
+
+
+def test_export_adapter_only_refuses_flags_it_would_ignore(ftwiz_env: dict[str, Path]) -> None:
+    # --adapter-only --quant Q4_K_M wrote an F32 adapter and said nothing of the Q4_K_M asked for
+    run = ftwiz_env["runs"] / "adapter-flags"
+    (run / "adapter").mkdir(parents=True)
+    (run / "recipe.yaml").write_text("model_name_or_path: demo\ndataset: [demo]\n", encoding="utf-8")
+    err = refused(ftwiz("export", "adapter-flags", "--adapter-only", "--quant", "Q4_K_M"))
+    assert "error: --quant: --adapter-only writes the LoRA adapter as F32 and checks nothing; --quant would be" in err
+    assert "fix: leave --quant out" in err
+    assert "--verify would be ignored" in refused(ftwiz("export", "adapter-flags", "--adapter-only", "--verify"))
+    assert not (run / "export").exists()
