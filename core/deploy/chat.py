@@ -240,7 +240,25 @@ def open_backend(model: str | Path, *, host: str | None = None, n_ctx: int | Non
     if ref.kind == "gguf":
         return LlamaCppBackend(Path(ref.target), n_ctx=n_ctx, n_threads=n_threads, seed=seed,
                                enable_thinking=ref.run_enable_thinking())
-    return OllamaBackend(ref.target, host=host)
+    backend = OllamaBackend(ref.target, host=host)
+    _require_ollama(backend)
+    return backend
+
+
+def _require_ollama(backend: OllamaBackend) -> None:
+    """FtwizError before the first prompt when no Ollama answers: the name was most likely a mistyped run
+    (``ftwiz chat my-rnu`` said "Ollama is not installed" only after the user typed a question)."""
+    import httpx
+    from ftwiz.core.deploy.ollama_register import _not_reachable
+
+    try:
+        httpx.get(f"{backend.host}/api/version", timeout=3)
+    except httpx.HTTPError:
+        error = _not_reachable(backend.host)
+        raise FtwizError(f"'{backend.name}' is not a .gguf file or a run in {runs_dir()}, so it would be an Ollama "
+                         f"model, but {error.what}", where="MODEL",
+                         fix=f"for a run, check its name (the folders in {runs_dir()}); for an Ollama model: "
+                             f"{error.fix}") from None
 
 
 @dataclass

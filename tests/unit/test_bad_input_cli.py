@@ -536,3 +536,15 @@ def test_export_adapter_only_refuses_flags_it_would_ignore(ftwiz_env: dict[str, 
     assert "fix: leave --quant out" in err
     assert "--verify would be ignored" in refused(ftwiz("export", "adapter-flags", "--adapter-only", "--verify"))
     assert not (run / "export").exists()
+
+
+def test_chat_with_a_mistyped_run_name_and_no_ollama_says_both(tmp_path: Path, ftwiz_env: dict[str, Path],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # it opened "chatting with ollama:my-rnu" and said "Ollama is not installed" only after the first question
+    from ftwiz.core.deploy.server import free_port
+
+    monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{free_port()}")  # nothing listens there
+    err = refused(ftwiz("chat", "my-rnu", "--once", "hello"))
+    assert f"error: MODEL: 'my-rnu' is not a .gguf file or a run in {ftwiz_env['runs']}, so it would be an Ollama " \
+           "model, but Ollama is" in err
+    assert f"fix: for a run, check its name (the folders in {ftwiz_env['runs']}); for an Ollama model:" in err
