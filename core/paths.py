@@ -21,18 +21,31 @@ def _xdg(var: str, default: str) -> Path:
     return Path(value) if value else Path.home() / default
 
 
+def _folder(path: Path, var: str, holds: str) -> Path:
+    """``path``, or FtwizError when a file stands where the folder goes (a mistyped ``var``): every later mkdir
+    under it would fail with NotADirectoryError."""
+    if path.exists() and not path.is_dir():
+        from ftwiz.core.errors import FtwizError
+
+        raise FtwizError(f"{path} is a file, but ftwiz keeps {holds} in a folder there", where=var,
+                         fix=f"point {var} at a folder (it is created if missing), or move that file away")
+    return path
+
+
 def runs_dir() -> Path:
-    return Path(os.environ.get("FTWIZ_RUNS_DIR") or "runs").resolve()
+    return _folder(Path(os.environ.get("FTWIZ_RUNS_DIR") or "runs").resolve(), "FTWIZ_RUNS_DIR", "its runs")
 
 
 def cache_dir() -> Path:
     value = os.environ.get("FTWIZ_CACHE_DIR")
-    return Path(value) if value else _xdg("XDG_CACHE_HOME", ".cache") / "ftwiz"
+    return _folder(Path(value) if value else _xdg("XDG_CACHE_HOME", ".cache") / "ftwiz", "FTWIZ_CACHE_DIR",
+                   "its cache")
 
 
 def data_dir() -> Path:
     value = os.environ.get("FTWIZ_DATA_DIR")
-    return Path(value) if value else _xdg("XDG_DATA_HOME", ".local/share") / "ftwiz"
+    return _folder(Path(value) if value else _xdg("XDG_DATA_HOME", ".local/share") / "ftwiz", "FTWIZ_DATA_DIR",
+                   "its models registry")
 
 
 def hf_cache_dir() -> Path:

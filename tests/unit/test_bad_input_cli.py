@@ -548,3 +548,23 @@ def test_chat_with_a_mistyped_run_name_and_no_ollama_says_both(tmp_path: Path, f
     assert f"error: MODEL: 'my-rnu' is not a .gguf file or a run in {ftwiz_env['runs']}, so it would be an Ollama " \
            "model, but Ollama is" in err
     assert f"fix: for a run, check its name (the folders in {ftwiz_env['runs']}); for an Ollama model:" in err
+
+
+def test_an_ftwiz_folder_variable_naming_a_file_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # FTWIZ_RUNS_DIR=~/notes.txt: train stopped with NotADirectoryError; FTWIZ_CACHE_DIR said "choose another --out"
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n", encoding="utf-8")
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.paths import cache_dir, runs_dir
+
+    for var, folder in (("FTWIZ_RUNS_DIR", runs_dir), ("FTWIZ_CACHE_DIR", cache_dir)):
+        monkeypatch.setenv(var, str(notes))
+        with pytest.raises(FtwizError) as caught:
+            folder()
+        assert one_line(caught.value.render()).startswith(f"{var}: {notes} is a file, but ftwiz keeps its ")
+        assert f"fix: point {var} at a folder (it is created if missing)" in caught.value.render()
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("FTWIZ_DATA_DIR", str(notes))
+    err = refused(ftwiz("models", "list"))
+    assert f"error: FTWIZ_DATA_DIR: {notes} is a file, but ftwiz keeps its models registry in a folder there" in err
+    assert notes.read_text(encoding="utf-8") == "mine\n"
