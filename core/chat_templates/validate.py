@@ -18,7 +18,10 @@ def check_template_file(recipe: Any, recipe_file: str | Path) -> None:
     The path is read as training reads it (relative to the current directory), so validate and train agree.
     """
     value = recipe.template
-    if value is None or template_kind(value) != "file":
+    if value is None or template_kind(value) == "named":
+        return
+    if template_kind(value) == "inline":
+        _check_syntax(value, Location(file=recipe_file, field="template"), "in the recipe's template:")
         return
     path = Path(value).expanduser()
     if not path.is_file():
@@ -26,9 +29,31 @@ def check_template_file(recipe: Any, recipe_file: str | Path) -> None:
                          where=Location(file=recipe_file, field="template"),
                          fix="fix the path (it is read relative to the directory you run ftwiz in), or use a "
                              "template name or Jinja text, or drop `template:` to keep the model's own")
-    if not path.read_text(encoding="utf-8").strip():
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:  # a template saved as UTF-16 by an editor
+        raise FtwizError(f"template: {value}: the chat template file is not UTF-8 text (byte {exc.start})",
+                         where=Location(file=path), fix="re-save it as UTF-8") from None
+    if not text.strip():
         raise FtwizError(f"template: {value}: chat template file is empty", where=Location(file=recipe_file,
                          field="template"), fix="write the Jinja chat template into it")
+    _check_syntax(text, Location(file=path), f"in {path.name}")
+
+
+def _check_syntax(text: str, where: Location, place: str) -> None:
+    """FtwizError with the template's line when it does not compile as transformers compiles chat templates
+    (training would stop there, after the run folder was made)."""
+    import jinja2
+    from transformers.utils.chat_template_utils import _compile_jinja_template
+
+    try:
+        _compile_jinja_template(text)
+    except jinja2.TemplateSyntaxError as exc:
+        if where.file is not None and where.field is None:
+            where = Location(file=where.file, line=exc.lineno)
+        raise FtwizError(f"the chat template does not parse as Jinja: {exc.message} (line {exc.lineno} {place})",
+                         where=where, fix=f"fix line {exc.lineno} of the template, or drop `template:` to keep the "
+                                          "model's own") from None
 
 
 def _local_model_dir(recipe: Any) -> Path | None:

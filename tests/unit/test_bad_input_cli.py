@@ -568,3 +568,19 @@ def test_an_ftwiz_folder_variable_naming_a_file_is_said(tmp_path: Path, monkeypa
     err = refused(ftwiz("models", "list"))
     assert f"error: FTWIZ_DATA_DIR: {notes} is a file, but ftwiz keeps its models registry in a folder there" in err
     assert notes.read_text(encoding="utf-8") == "mine\n"
+
+
+def test_a_template_that_does_not_compile_or_is_not_utf8_fails_validate(tmp_path: Path) -> None:
+    # validate said "ok", then training stopped on it after making the run folder (UTF-16: a traceback)
+    (tmp_path / "chat.jinja").write_text("{% for m in messages %}\n{{ m.content }\n{% endfor %}", encoding="utf-8")
+    (tmp_path / "utf16.jinja").write_bytes("{{ messages }}".encode("utf-16"))
+    recipe = tmp_path / "recipe.yaml"
+    cases = {"chat.jinja": "error: chat.jinja, line 2: the chat template does not parse as Jinja: "
+                           "unexpected '}' (line 2 in chat.jinja) fix: fix line 2 of the template",
+             "utf16.jinja": "error: utf16.jinja: template: utf16.jinja: the chat template file is not UTF-8 text "
+                            "(byte 0) fix: re-save it as UTF-8",
+             "'{{ messages'": f"error: {recipe}, field 'template': the chat template does not parse as Jinja: "
+                              "unexpected end of template"}
+    for value, said in cases.items():
+        recipe.write_text(f"model_name_or_path: demo\ndataset: [demo]\ntemplate: {value}\n", encoding="utf-8")
+        assert said in refused(ftwiz("recipe", "validate", str(recipe), cwd=tmp_path)), value
