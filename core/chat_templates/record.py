@@ -107,7 +107,11 @@ def _read_file(value: str, base_dir: Path | None) -> str:
     if not path.is_file():
         raise FtwizError(f"chat template file not found: {path}", where=Location(field="template"),
                          fix="give the path of a .jinja file, a template name, or Jinja text")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise FtwizError(f"the chat template file is not UTF-8 text (byte {exc.start})", where=Location(file=path),
+                         fix="re-save it as UTF-8") from None
     if not text.strip():
         raise FtwizError(f"chat template file {path} is empty", where=Location(file=path),
                          fix="write the Jinja chat template into it")

@@ -584,3 +584,15 @@ def test_a_template_that_does_not_compile_or_is_not_utf8_fails_validate(tmp_path
     for value, said in cases.items():
         recipe.write_text(f"model_name_or_path: demo\ndataset: [demo]\ntemplate: {value}\n", encoding="utf-8")
         assert said in refused(ftwiz("recipe", "validate", str(recipe), cwd=tmp_path)), value
+
+
+def test_data_preview_with_a_utf16_template_file(tmp_path: Path) -> None:
+    from ftwiz.core.chat_templates.record import resolve_template
+    from ftwiz.core.errors import FtwizError
+
+    template = tmp_path / "chat.jinja"
+    template.write_bytes("{{ messages }}".encode("utf-16"))  # UnicodeDecodeError traceback in data preview/train
+    with pytest.raises(FtwizError) as caught:
+        resolve_template(None, str(template))
+    assert one_line(caught.value.render()) == (f"{template}: the chat template file is not UTF-8 text (byte 0) "
+                                               "fix: re-save it as UTF-8")
