@@ -22,10 +22,11 @@ log = logging.getLogger(__name__)
 CANONICAL = ("hidden_size", "num_hidden_layers", "num_attention_heads", "max_position_embeddings")
 # Aliases a config class reads in its __init__ rather than through attribute_map (BloomConfig: n_embed)
 INIT_ALIASES = {"n_embed": "hidden_size"}
-# For a model type transformers does not know (remote code): transformers 4's PretrainedConfig default, under
-# which such config.json files were saved without the key. (transformers 5's PreTrainedConfig has no such
-# attribute, and its tie_weights reads a missing one as False: a remote config class that never sets it.)
-TIED_DEFAULT = True
+# For a model type transformers does not know (remote code): what the installed transformers does with it.
+# transformers 5's PreTrainedConfig has no tie_word_embeddings default and PreTrainedModel.tie_weights reads a
+# missing one as False, so a remote config class that never sets it trains with a separate lm_head (also the
+# cautious count: more memory, not less).
+TIED_DEFAULT = False
 
 
 def transformers_config(cfg: dict[str, Any], model_type: str) -> Any | None:
@@ -42,7 +43,8 @@ def transformers_config(cfg: dict[str, Any], model_type: str) -> Any | None:
 
 def with_canonical_fields(cfg: dict[str, Any], model_type: str) -> dict[str, Any]:
     """``cfg`` plus the canonical names its aliases stand for, and ``tie_word_embeddings`` as transformers'
-    config class for ``model_type`` defaults it when the file leaves it out (True where the type is unknown).
+    config class for ``model_type`` defaults it when the file leaves it out (untied where the type is unknown,
+    as transformers 5 loads it).
 
     Keys the file holds are never changed.
     """
