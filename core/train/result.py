@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.events import EventBus, Finished
 from ftwiz.core.rundir import RunDir
 
@@ -30,6 +31,11 @@ def already_completed(resume: str) -> TrainResult | None:
     status = run.read_json(run.status)
     # the adapter/ or model/ inside the run where it is now: a run folder renamed or moved keeps its old path there
     output = run.root / Path(status["output"]).name if status.get("output") else run.adapter
+    if not output.exists():  # deleted by hand: "already complete, its adapter: PATH" named a folder not there
+        raise FtwizError(f"run '{run.root.name}' completed, but its {output.name}/ folder is gone, so there is "
+                         "nothing to resume or show", where=Location(file=output),
+                         fix=f"restore {output.name}/ from a backup, or train again under a new name (ftwiz train "
+                             f"{run.recipe} --run-name {run.root.name}-2)")
     return TrainResult(run.root, "completed", output,
                        {"already_complete": True, "steps": status.get("step"),
                         "message": f"run '{run.root.name}' already completed: nothing to resume"})

@@ -596,3 +596,19 @@ def test_data_preview_with_a_utf16_template_file(tmp_path: Path) -> None:
         resolve_template(None, str(template))
     assert one_line(caught.value.render()) == (f"{template}: the chat template file is not UTF-8 text (byte 0) "
                                                "fix: re-save it as UTF-8")
+
+
+def test_resume_of_a_completed_run_whose_adapter_was_deleted(ftwiz_env: dict[str, Path]) -> None:
+    # "already complete ... Its adapter: runs/x/adapter", a folder that was not there
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.train.result import already_completed
+
+    run = ftwiz_env["runs"] / "adapter-deleted"
+    run.mkdir(parents=True)
+    (run / "recipe.yaml").write_text("model_name_or_path: demo\ndataset: [demo]\n", encoding="utf-8")
+    (run / "status.json").write_text(json.dumps({"state": "completed", "step": 3}), encoding="utf-8")
+    with pytest.raises(FtwizError) as caught:
+        already_completed("adapter-deleted")
+    said = one_line(caught.value.render())
+    assert "run 'adapter-deleted' completed, but its adapter/ folder is gone, so there is nothing to resume" in said
+    assert "--run-name adapter-deleted-2" in said
