@@ -124,7 +124,15 @@ class Recipe(BaseModel):
     export_quant: list[QuantType] = Field(default_factory=lambda: ["Q4_K_M"])
     ollama_name: str | None = Field(None, description="Register the result in Ollama under this name")
 
-    @field_validator("dataset", "lora_target", "report_to", "export_quant", mode="before")
+    @field_validator("export_quant", mode="before")
+    @classmethod
+    def _quant_names(cls, value: Any) -> Any:
+        """One type or a comma list as text, in any case (`ftwiz export --quant q4_k_m` takes lower case too)."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return [v.upper() if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
+
+    @field_validator("dataset", "lora_target", "report_to", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         if isinstance(value, str):

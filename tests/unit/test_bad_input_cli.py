@@ -463,6 +463,9 @@ def test_recipe_seed_out_of_numpy_range_and_one_export_quant_as_text(tmp_path: P
     # export_quant: Q4_K_M (one type, as dataset: takes one file) was "Input should be a valid list"
     recipe.write_text("model_name_or_path: demo\ndataset: demo\nexport_quant: Q4_K_M, Q8_0\n", encoding="utf-8")
     assert load_recipe(recipe).export_quant == ["Q4_K_M", "Q8_0"]
+    # lower case, as `ftwiz export --quant q4_k_m` takes it, was "Input should be 'F32', ... (got 'q4_k_m')"
+    recipe.write_text("model_name_or_path: demo\ndataset: demo\nexport_quant: [q4_k_m]\n", encoding="utf-8")
+    assert load_recipe(recipe).export_quant == ["Q4_K_M"]
 
 
 @pytest.mark.parametrize(("info", "said"), [
