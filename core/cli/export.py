@@ -136,6 +136,8 @@ def _events_on_stdout(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     from ftwiz.core.events import EventBus, JsonlSink
 
+    if args.quant:  # --quant Q4_K_M,Q8_0 as the recipe's export_quant writes it ("unknown quantization 'Q4_K_M,Q8_0'")
+        args.quant = [name.strip() for item in args.quant for name in item.split(",") if name.strip()]
     if args.check:
         return _check(args)
     if args.adapter_only:

@@ -615,3 +615,9 @@ def test_resume_of_a_completed_run_whose_adapter_was_deleted(ftwiz_env: dict[str
     said = one_line(caught.value.render())
     assert "run 'adapter-deleted' completed, but its adapter/ folder is gone, so there is nothing to resume" in said
     assert "--run-name adapter-deleted-2" in said
+
+
+def test_export_quant_takes_a_comma_list(tmp_path: Path, tiny_qwen2: Path) -> None:
+    # --quant Q8_0,F16 (as export_quant: is written in a recipe) was "unknown quantization 'Q8_0,F16'"
+    err = refused(ftwiz("export", str(tiny_qwen2), "--quant", "Q8_0,F16", "--out", str(tmp_path / "one.gguf")))
+    assert "--out names one file but 2 quantizations were asked for" in err
