@@ -4,121 +4,10 @@ to do (exit status 2), never a Python traceback, and nothing is written where it
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-CLI = [sys.executable, "-m", "ftwiz.tui.launcher_main"]
-
-
-def ftwiz(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
-
-
-def one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def refused(result: subprocess.CompletedProcess[str]) -> str:
-    """The error a user reads, after checking it is an error and no traceback."""
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    return one_line(result.stderr)
-
-
-def test_run_name_with_a_path_is_refused_before_any_folder(tmp_path: Path, ftwiz_env: dict[str, Path]) -> None:
-    # run_name: ../../x trained into a folder two levels above runs/, where no later verb looks for it
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text("model_name_or_path: demo\ndataset: [demo]\nrun_name: ../../escaped\n", encoding="utf-8")
-    err = refused(ftwiz("recipe", "validate", str(recipe)))
-    assert "line 3, 'run_name'" in err and "path separator" in err and "like 'escaped'" in err
-
-    from ftwiz.core.errors import FtwizError
-    from ftwiz.core.recipe import Recipe
-    from ftwiz.core.train.runner import open_run
-
-    for name in ("../escaped", "a/b", ".."):
-        with pytest.raises(FtwizError) as caught:
-            open_run(Recipe(model_name_or_path="demo", dataset=["demo"]), run_name=name, resume=None)
-        assert "--run-name" in caught.value.render() and "use a plain folder name" in caught.value.render()
-    assert not (ftwiz_env["runs"].parent / "escaped").exists() and not (ftwiz_env["runs"] / "a").exists()
-
-
-def _run_with_damaged_card(runs: Path, name: str) -> Path:
-    run = runs / name
-    (run / "adapter").mkdir(parents=True)
-    (run / "recipe.yaml").write_text("model_name_or_path: demo\ndataset: [demo]\n", encoding="utf-8")
-    (run / "adapter" / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}), encoding="utf-8")
-    (run / "status.json").write_text(json.dumps({"state": "completed"}), encoding="utf-8")
-    (run / "run_card.json").write_text('{"run_name": "damaged", "base_mo', encoding="utf-8")  # cut off
-    return run
-
-
-def test_a_damaged_run_card_is_named_not_a_traceback(tmp_path: Path, ftwiz_env: dict[str, Path]) -> None:
-    run = _run_with_damaged_card(ftwiz_env["runs"], "damaged-card")
-    err = refused(ftwiz("merge", "damaged-card", "--out", str(tmp_path / "merged")))
-    assert f"{run / 'run_card.json'}, line 1: run_card.json of run 'damaged-card' is damaged: not valid JSON" in err
-    assert "fix: restore run_card.json from a backup" in err
-    assert not (tmp_path / "merged").exists()
-
-    from ftwiz.core.errors import FtwizError
-    from ftwiz.core.rundir import RunDir
-
-    (run / "status.json").write_text("[]", encoding="utf-8")  # valid JSON, not what ftwiz wrote
-    with pytest.raises(FtwizError, match="status.json of run 'damaged-card' is damaged: not a JSON object"):
-        RunDir(run).state()
-
-
-def _gguf_with_tensors(path: Path) -> Path:
-    """A small GGUF with 64 KiB of tensor data (no vocabulary: enough for the checks before any loading)."""
-    import gguf
-    import numpy as np
-
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_context_length(128)
-    writer.add_tensor("token_embd.weight", np.ones((64, 128), dtype=np.float32))
-    writer.add_tensor("output_norm.weight", np.ones(128, dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
-
-
-def test_a_cut_off_gguf_is_named_by_serve_register_and_chat(tmp_path: Path) -> None:
-    # an interrupted copy: the header reads fine, the tensor data stops half way; llama.cpp said only
-    # "Failed to load model from file" (serve printed the server's traceback, register raised one)
-    whole = _gguf_with_tensors(tmp_path / "whole.gguf")
-    cut = tmp_path / "my model ü.gguf"
-    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
-    for verb in ("serve", "register", "chat"):
-        err = refused(ftwiz(verb, str(cut), *(["--force"] if verb != "chat" else [])))
-        assert f"{cut}: the GGUF file is cut off: it has 16.4 KiB of the 32.7 KiB its tensors need" in err, verb
-        assert "fix: copy it again, or export it again with `ftwiz export`" in err
-
-    from ftwiz.core.gguf_info import cut_off
-
-    assert cut_off(whole) is None and cut_off(cut) == (whole.stat().st_size, cut.stat().st_size)
-    text = tmp_path / "notes.gguf"
-    text.write_text("this is not a model\n", encoding="utf-8")
-    assert "not a readable GGUF file: missing GGUF magic" in refused(ftwiz("serve", str(text), "--force"))
-
-
-def test_serve_on_a_port_in_use_says_so_before_loading(tmp_path: Path) -> None:
-    import socket
-
-    gguf_path = _gguf_with_tensors(tmp_path / "model.gguf")
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
-        err = refused(ftwiz("serve", str(gguf_path), "--port", str(port), "--force"))
-    assert f"error: --port: port {port} on 127.0.0.1 is already in use" in err
-    assert "fix: pick another --port (or leave it out to get a free one)" in err
+from bad_input_cli import ftwiz, gguf_with_tensors, one_line, refused
 
 
 def test_a_json_array_saved_as_jsonl_is_named_with_the_rename(tmp_path: Path) -> None:
@@ -183,20 +72,6 @@ def test_plan_given_a_data_file_as_the_model_says_so(tmp_path: Path) -> None:
     assert f"error: {config}: config.json is not UTF-8 text (byte 0)" in refused(ftwiz("plan", str(config)))
 
 
-def test_a_run_folder_without_its_recipe_is_named_as_such(ftwiz_env: dict[str, Path]) -> None:
-    # recipe.yaml deleted: export and vllm said "model not found", chat took the name for an Ollama model
-    run = ftwiz_env["runs"] / "lost-recipe"
-    (run / "adapter").mkdir(parents=True)
-    (run / "run_card.json").write_text(json.dumps({"run_name": "lost-recipe"}), encoding="utf-8")
-    for verb in ("export", "chat", "merge", "eval"):
-        err = refused(ftwiz(verb, "lost-recipe"))
-        assert f"error: {run / 'recipe.yaml'}: run folder 'lost-recipe' has no recipe.yaml" in err, verb
-        assert "fix: put the run's recipe back as recipe.yaml" in err, verb
-    # a mistyped run name is not "an adapter folder missing --out"
-    err = refused(ftwiz("merge", "lost-recipie"))
-    assert "no ftwiz run found at 'lost-recipie'" in err and "--out is required" not in err
-
-
 def _with_a_broken_line(path: Path) -> bytes:
     path.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "c", "output": \n'
                     '{"instruction": "e", "output": "f"}\n', encoding="utf-8")
@@ -246,7 +121,7 @@ def test_a_file_or_a_missing_path_as_the_model_is_refused_before_a_run_folder(tm
     err = refused(ftwiz("train", str(recipe), cwd=tmp_path))
     assert "error: model not found: ./my-model" in err and "pull" not in err
     # a GGUF or a dataset file: "model not found", and train left a failed run folder behind
-    gguf_path = _gguf_with_tensors(tmp_path / "exported.gguf")
+    gguf_path = gguf_with_tensors(tmp_path / "exported.gguf")
     for model, said in ((gguf_path, "is a GGUF file, already exported, not a Hugging Face model folder"),
                         (data, "is a file, not a Hugging Face model folder")):
         with pytest.raises(FtwizError) as caught:
@@ -254,19 +129,6 @@ def test_a_file_or_a_missing_path_as_the_model_is_refused_before_a_run_folder(tm
         assert one_line(caught.value.render()).startswith(f"{model}: {model} {said} fix: ")
     assert "fix: chat with it, serve or register it" in refused(ftwiz("export", str(gguf_path)))
     assert set(ftwiz_env["runs"].iterdir()) == runs_before
-
-
-def test_a_run_that_failed_before_training_says_why(ftwiz_env: dict[str, Path]) -> None:
-    # what train leaves when it fails before the first step: status.json and events.jsonl, no recipe.yaml
-    run = ftwiz_env["runs"] / "failed-early"
-    run.mkdir(parents=True)
-    (run / "events.jsonl").write_text("", encoding="utf-8")
-    (run / "status.json").write_text(json.dumps({"state": "failed", "message": "no usable records in x.jsonl"}),
-                                     encoding="utf-8")
-    for verb in ("export", "chat"):
-        err = refused(ftwiz(verb, "failed-early"))
-        assert "run 'failed-early' failed before training started: no usable records in x.jsonl" in err, verb
-        assert "fix: fix that, then train again: `ftwiz train RECIPE --run-name failed-early`" in err
 
 
 def test_an_empty_dataset_file_is_named_before_training(tmp_path: Path) -> None:
@@ -310,18 +172,6 @@ def test_eval_data_in_another_encoding_a_folder_or_empty(tmp_path: Path) -> None
     assert [s.reference for s in load_samples(bom)] == ["Là-bas."]
 
 
-def test_resume_of_a_renamed_run_names_its_adapter_where_it_is_now(ftwiz_env: dict[str, Path]) -> None:
-    from ftwiz.core.train.result import already_completed
-
-    run = ftwiz_env["runs"] / "renamed-run"
-    (run / "adapter").mkdir(parents=True)
-    (run / "recipe.yaml").write_text("model_name_or_path: demo\ndataset: [demo]\n", encoding="utf-8")
-    (run / "status.json").write_text(json.dumps({"state": "completed", "step": 3,  # written under its old name
-                                                 "output": str(ftwiz_env["runs"] / "old-name" / "adapter")}))
-    # `ftwiz train --resume renamed-run` prints "Its adapter: PATH" from this: it named the old, missing folder
-    assert already_completed("renamed-run").output_path == run.resolve() / "adapter"
-
-
 def test_data_options_out_of_range_are_named_as_options(tmp_path: Path) -> None:
     data = tmp_path / "chats.jsonl"
     _with_a_broken_line(data)
@@ -359,61 +209,6 @@ def test_completion_out_never_overwrites_a_file_of_the_users(tmp_path: Path) -> 
         result = ftwiz("completion", "fish", "--out", str(tmp_path))
         assert result.returncode == 0 and result.stdout.strip() == f"wrote {tmp_path / 'ftwiz.fish'}", result.stderr
     assert "complete -c ftwiz" in (tmp_path / "ftwiz.fish").read_text(encoding="utf-8")
-
-
-def test_chat_and_serve_refuse_a_context_or_thread_count_below_one(tmp_path: Path) -> None:
-    # --n-ctx -1 said "llama.cpp could not load the GGUF ... it may be truncated"; --max-tokens 0 was ignored
-    gguf_path = _gguf_with_tensors(tmp_path / "model.gguf")
-    for verb, option, value in (("chat", "--n-ctx", "-1"), ("chat", "--max-tokens", "0"), ("serve", "--n-ctx", "0"),
-                                ("serve", "--threads", "0")):
-        err = refused(ftwiz(verb, str(gguf_path), option, value, "--force"))
-        assert f"error: {option}: {option} {value} must be at least 1" in err, (verb, option)
-        assert f"fix: leave {option} out for the default, or give a positive number" in err and "truncated" not in err
-
-
-def test_register_refuses_a_zero_context_and_an_adapter_that_is_no_gguf(tmp_path: Path) -> None:
-    # both were written into the Modelfile as given, for `ollama create` to fail on (or to ignore num_ctx 0)
-    gguf_path = _gguf_with_tensors(tmp_path / "model.gguf")
-    modelfile = tmp_path / "Modelfile"
-    err = refused(ftwiz("register", str(gguf_path), "--num-ctx", "0", "--modelfile", str(modelfile)))
-    assert "error: --num-ctx: --num-ctx 0 must be at least 1" in err
-    notes = tmp_path / "adapter.gguf"
-    notes.write_text("not an adapter\n", encoding="utf-8")
-    err = refused(ftwiz("register", str(gguf_path), "--adapter", str(notes), "--modelfile", str(modelfile)))
-    assert f"error: {notes}: not a readable GGUF file: missing GGUF magic" in err
-    assert not modelfile.exists()
-
-
-def test_service_install_refuses_a_cut_off_gguf_and_a_zero_context(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    # both were written into a unit whose server then failed at every start, restarted by systemd forever
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    whole = _gguf_with_tensors(tmp_path / "whole.gguf")
-    cut = tmp_path / "cut.gguf"
-    cut.write_bytes(whole.read_bytes()[:-1000])
-    err = refused(ftwiz("service", "install", str(cut), "--no-start"))
-    assert f"error: {cut}: the GGUF file is cut off" in err
-    err = refused(ftwiz("service", "install", str(whole), "--no-start", "--n-ctx", "0"))
-    assert "error: --n-ctx: --n-ctx 0 must be at least 1" in err
-    assert not list((tmp_path / "config").rglob("*.service"))
-
-
-def test_vllm_refuses_a_port_or_gpu_memory_that_cannot_be(ftwiz_env: dict[str, Path]) -> None:
-    # it printed `vllm serve ... --port 70000`, and said a model "does not fit a -3 GB GPU"
-    err = refused(ftwiz("vllm", "demo", "--port", "70000"))
-    assert "error: --port: --port 70000 is not a TCP port" in err and "vllm serve" not in err
-    err = refused(ftwiz("vllm", "demo", "--gpu-memory-gb", "-3"))
-    assert "error: --gpu-memory-gb: --gpu-memory-gb -3 is not a plausible amount of GPU memory" in err
-
-
-def test_serve_refuses_a_port_or_host_it_cannot_bind(tmp_path: Path) -> None:
-    gguf_path = _gguf_with_tensors(tmp_path / "model.gguf")
-    err = refused(ftwiz("serve", str(gguf_path), "--port", "70000", "--force"))  # an OverflowError traceback
-    assert "error: --port: --port 70000 is not a TCP port" in err
-    # an address this machine does not have (TEST-NET-1, only bound, never sent to): the server's log tail and
-    # "check the GGUF with `ftwiz export --verify`"
-    err = refused(ftwiz("serve", str(gguf_path), "--host", "192.0.2.1", "--force"))
-    assert "error: --host: --host 192.0.2.1 is not an address of this machine" in err and "verify" not in err
 
 
 def test_data_with_no_records_at_all_says_so(tmp_path: Path) -> None:
@@ -514,45 +309,6 @@ def test_a_model_folder_without_tokenizer_or_with_a_cut_weights_file(tmp_path: P
     assert f"`ftwiz export {cut} --check` names the file" in caught.value.render()
 
 
-def test_eval_names_a_cut_off_gguf_and_a_folder_as_forgetting_text(tmp_path: Path) -> None:
-    from ftwiz.core.errors import FtwizError
-    from ftwiz.core.evaluate.backends import load_gguf
-    from ftwiz.core.evaluate.runner import general_text
-
-    whole = _gguf_with_tensors(tmp_path / "whole.gguf")
-    cut = tmp_path / "cut.gguf"
-    cut.write_bytes(whole.read_bytes()[:-1000])
-    with pytest.raises(FtwizError, match="the GGUF file is cut off"):  # "llama.cpp could not load ... Failed to load"
-        load_gguf(cut)
-    with pytest.raises(FtwizError) as caught:  # --forgetting FOLDER: "does not exist"
-        general_text(str(tmp_path))
-    assert one_line(caught.value.render()).startswith(f"{tmp_path}: {tmp_path} is a folder fix: give a UTF-8 text")
-
-
-def test_export_adapter_only_refuses_flags_it_would_ignore(ftwiz_env: dict[str, Path]) -> None:
-    # --adapter-only --quant Q4_K_M wrote an F32 adapter and said nothing of the Q4_K_M asked for
-    run = ftwiz_env["runs"] / "adapter-flags"
-    (run / "adapter").mkdir(parents=True)
-    (run / "recipe.yaml").write_text("model_name_or_path: demo\ndataset: [demo]\n", encoding="utf-8")
-    err = refused(ftwiz("export", "adapter-flags", "--adapter-only", "--quant", "Q4_K_M"))
-    assert "error: --quant: --adapter-only writes the LoRA adapter as F32 and checks nothing; --quant would be" in err
-    assert "fix: leave --quant out" in err
-    assert "--verify would be ignored" in refused(ftwiz("export", "adapter-flags", "--adapter-only", "--verify"))
-    assert not (run / "export").exists()
-
-
-def test_chat_with_a_mistyped_run_name_and_no_ollama_says_both(tmp_path: Path, ftwiz_env: dict[str, Path],
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    # it opened "chatting with ollama:my-rnu" and said "Ollama is not installed" only after the first question
-    from ftwiz.core.deploy.server import free_port
-
-    monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{free_port()}")  # nothing listens there
-    err = refused(ftwiz("chat", "my-rnu", "--once", "hello"))
-    assert f"error: MODEL: 'my-rnu' is not a .gguf file or a run in {ftwiz_env['runs']}, so it would be an Ollama " \
-           "model, but Ollama is" in err
-    assert f"fix: for a run, check its name (the folders in {ftwiz_env['runs']}); for an Ollama model:" in err
-
-
 def test_an_ftwiz_folder_variable_naming_a_file_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # FTWIZ_RUNS_DIR=~/notes.txt: train stopped with NotADirectoryError; FTWIZ_CACHE_DIR said "choose another --out"
     notes = tmp_path / "notes.txt"
@@ -599,22 +355,6 @@ def test_data_preview_with_a_utf16_template_file(tmp_path: Path) -> None:
         resolve_template(None, str(template))
     assert one_line(caught.value.render()) == (f"{template}: the chat template file is not UTF-8 text (byte 0) "
                                                "fix: re-save it as UTF-8")
-
-
-def test_resume_of_a_completed_run_whose_adapter_was_deleted(ftwiz_env: dict[str, Path]) -> None:
-    # "already complete ... Its adapter: runs/x/adapter", a folder that was not there
-    from ftwiz.core.errors import FtwizError
-    from ftwiz.core.train.result import already_completed
-
-    run = ftwiz_env["runs"] / "adapter-deleted"
-    run.mkdir(parents=True)
-    (run / "recipe.yaml").write_text("model_name_or_path: demo\ndataset: [demo]\n", encoding="utf-8")
-    (run / "status.json").write_text(json.dumps({"state": "completed", "step": 3}), encoding="utf-8")
-    with pytest.raises(FtwizError) as caught:
-        already_completed("adapter-deleted")
-    said = one_line(caught.value.render())
-    assert "run 'adapter-deleted' completed, but its adapter/ folder is gone, so there is nothing to resume" in said
-    assert "--run-name adapter-deleted-2" in said
 
 
 def test_export_quant_takes_a_comma_list(tmp_path: Path, tiny_qwen2: Path) -> None:
