@@ -30,13 +30,15 @@ def _templates(chat_template: Any) -> list[tuple[str | None, str]]:
 
 
 def _marker(text: str) -> Path | None:
+    from ftwiz.core.errors import FtwizError
+
     try:
         from ftwiz.core.paths import cache_dir
 
         rules = "jinja-parse-1"  # changed when the parse rules below change: earlier markers no longer count
         key = hashlib.sha256(f"{rules}\0{text}".encode()).hexdigest()
         return cache_dir() / "checked-templates" / key
-    except (OSError, RuntimeError):  # no home folder: check every time
+    except (OSError, RuntimeError, FtwizError):  # no home folder, FTWIZ_CACHE_DIR a file: check every time
         return None
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftwiz.core.errors import FtwizError
 from ftwiz.core.export.vocab import END_OF_TURN, VocabData, load_vocab
 
 log = logging.getLogger(__name__)
@@ -114,8 +115,8 @@ def lookup(key: str | None) -> CachedVocab | None:
         vocab.named_ids = {name: int(i) for name, i in meta["named_ids"].items()}
         os.utime(path)  # recently used: kept when older files are pruned
         return CachedVocab(vocab, meta["tokenizer_json"])
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError):  # RuntimeError: no home folder to cache in
-        return None
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, FtwizError):  # RuntimeError: no home folder
+        return None  # FtwizError: FTWIZ_CACHE_DIR names a file (core/paths.py); exported without the cache
 
 
 def build(key: str | None, model_dir: Path, n_vocab: int, tokenizer_json: dict[str, Any] | None,
@@ -169,7 +170,8 @@ def _store(key: str, cached: CachedVocab) -> None:
         os.replace(tmp, folder / f"{key}.bin")
         tmp = None
         _prune(folder)
-    except (OSError, RuntimeError) as exc:  # read-only or full disk, no home folder: exported without it
+    except (OSError, RuntimeError, FtwizError) as exc:  # read-only or full disk, no home folder, a file for the
+        # cache folder: exported without it
         log.debug("vocabulary cache not written: %s", exc)
     finally:
         if tmp is not None:
