@@ -73,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
 
     session = _session(args.model, args)
     # the base is asked exactly what the fine-tune is asked, system prompt included (as the wizard's compare and
-    # ftwiz eval do): a base without it answers a different question
-    base = _session(args.compare, args, system=session.system) if args.compare else None
+    # ftwiz eval do): a base without it answers a different question. A fine-tune with none asks the base with
+    # none ("" is no system turn), not the one a run or GGUF given as BASE records for itself
+    base = _session(args.compare, args, system=session.system or "") if args.compare else None
     try:
         if args.once is not None:
             if base:
