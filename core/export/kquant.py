@@ -232,8 +232,8 @@ def fallback_note(plans: list[Any], fallbacks: dict[str, str], quant: str) -> st
         blocks = "/".join(str(b) for b in sorted({_block(i) for i in intended}))
         parts.append(f"{len(items)} as {used} instead of {'/'.join(intended)} (rows of {rows} values are not "
                      f"whole {blocks}-value blocks)")
-    return (f"{quant}: {len(fallbacks)} of {quantized} quantized tensors were written {'; '.join(parts)}, as "
-            "llama.cpp's quantizer does; the file is larger and closer in quality to those types than a "
+    return (f"{quant}: {len(fallbacks)} of {quantized} quantized tensors are written in other types, as llama.cpp's "
+            f"quantizer does: {'; '.join(parts)}. The file is larger and closer in quality to those types than a "
             f"typical {quant}")
 
 
