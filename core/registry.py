@@ -214,8 +214,10 @@ def find_model(query: str) -> ModelEntry:
             if entry.path == key:
                 return entry
         if as_path.is_file() and as_path.suffix.lower() == ".gguf":  # copied or moved here: what the file says
+            from ftwiz.core.gguf_info import read_gguf_info
             from ftwiz.core.trained_context import read_gguf_context
 
+            read_gguf_info(as_path)  # a text file or a cut-off copy was shown as a model of unknown quant
             context = read_gguf_context(as_path)
             return ModelEntry(path=key, size=as_path.stat().st_size, quant=_quant(as_path),
                               source_run=context.source_run if context else None)
