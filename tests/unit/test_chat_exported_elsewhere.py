@@ -162,8 +162,9 @@ def test_reading_only_some_keys_matches_reading_all(isolated: Path, tiny_qwen2: 
 
 def test_chat_compare_asks_the_base_with_the_fine_tunes_system_prompt(isolated: Path, tiny_qwen2: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """`ftwiz chat RUN --compare BASE.gguf` sent the fine-tune its trained system prompt and the base none, so
-    the two columns answered different questions (the wizard's compare and ftwiz eval give both the same)."""
+    """`ftwiz chat RUN --compare BASE.gguf` sent the fine-tune its trained system prompt and the base none (or,
+    for a BASE that records a prompt of its own, that one), so the two columns answered different questions (the
+    wizard's compare and ftwiz eval give both the same)."""
     import ftwiz.core.deploy.chat as chat
     from ftwiz.core.cli import main
     from ftwiz.core.export.pipeline import export_model
@@ -189,3 +190,7 @@ def test_chat_compare_asks_the_base_with_the_fine_tunes_system_prompt(isolated: 
     assert asked == {tuned: SYSTEM, base: SYSTEM}
     assert main(["chat", tuned, "--once", "Hi", "--compare", base, "--system", "Be terse."]) == 0
     assert asked == {tuned: "Be terse.", base: "Be terse."}
+    # the other way round: a fine-tune without a system prompt against a BASE whose GGUF records one (an earlier
+    # run's): the base was asked with its own prompt; now neither gets a system turn
+    assert main(["chat", base, "--once", "Hi", "--compare", tuned]) == 0
+    assert not asked[base] and not asked[tuned]
