@@ -158,7 +158,13 @@ def _refuse_unused_vars(args: argparse.Namespace, used: list[str]) -> None:
     """FtwizError naming each --var that no {{NAME}} in the data uses (and the closest one that does)."""
     from ftwiz.core.recipe_inputs import refuse_unused_variables
 
-    refuse_unused_variables(_var_values(args.var) or {}, set(used), where=f"the data ({args.path})")
+    given = _var_values(args.var) or {}
+    refuse_unused_variables(given, set(used), where=f"the data ({args.path})")
+    from ftwiz.core.cli.console import say
+
+    for name in sorted(n for n, value in given.items() if value == "" and n in used):  # as ftwiz train says it
+        say(("warning:", "yellow"), f" --var {name} is empty: {{{{{name}}}}} becomes empty text (an unset shell "
+            "variable?)", stderr=True)
 
 
 def _print_over_cutoff(console, report) -> None:

@@ -122,6 +122,17 @@ def test_data_check_and_preview_refuse_a_misspelled_var(tmp_path: Path, tiny_qwe
     assert "did you mean --var author=VALUE" in err, err
 
 
+def test_data_check_says_an_empty_var_as_train_does(tmp_path: Path, tiny_qwen2: Path, capsys) -> None:
+    """`ftwiz data check --var name=` (an unset shell variable) filled {{name}} with nothing, unsaid; ftwiz train
+    says it. Oracle: the filled record the check reports."""
+    data = Path(yaml.safe_load(_recipe(tmp_path, tiny_qwen2, "data").read_text())["dataset"][0])
+    assert cli_main(["data", "check", str(data), "--var", "name=", "--var", "author=Sam"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "warning: --var name is empty: {{name}} becomes empty text" in err, err
+    assert cli_main(["data", "check", str(data), "--var", "name=Aria", "--var", "author=Sam"]) == 0
+    assert "is empty" not in capsys.readouterr().err
+
+
 def test_the_values_are_part_of_the_dataset_hash_and_a_rerun_with_another_value_is_refused(
         tmp_path: Path, tiny_qwen2: Path, ftwiz_env: dict[str, Path], stop_after_data: list, capsys) -> None:
     from ftwiz.core.recipe import load_recipe
