@@ -41,14 +41,20 @@ _SHAPE_WHY = {
 
 
 def apply_columns(data: Any, columns: Mapping[str, str] | None) -> Any:
-    """Rename the user's columns to ours (``columns`` maps our name or LF's name -> their column)."""
+    """Rename the user's columns to ours (``columns`` maps our name or LF's name -> their column).
+
+    A mapped column missing from this record leaves our field absent, as in LLaMA-Factory (its value is None
+    there): the record's own field of our name is not used in its place (core/data/column_map.py has the rule).
+    """
     if not columns or not isinstance(data, dict):
         return data
-    renamed = dict(data)
-    for ours, theirs in columns.items():
-        ours = LF_COLUMNS.get(ours, ours)
-        if theirs in data and theirs != ours:
-            renamed[ours] = renamed.pop(theirs)
+    mapping = {LF_COLUMNS.get(ours, ours): theirs for ours, theirs in columns.items()}
+    renamed = {key: value for key, value in data.items() if key not in mapping.values() or key in mapping}
+    for ours, theirs in mapping.items():
+        if theirs in data:
+            renamed[ours] = data[theirs]
+        else:
+            renamed.pop(ours, None)
     return renamed
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftwiz.core.data.column_map import explain_missing, refuse_absent_columns
 from ftwiz.core.data.formats import FORMATS, apply_columns, detect_format, normalise
 from ftwiz.core.data.loaders import expand_paths, json_record_lines, read_file
 from ftwiz.core.data.records import Conversation, RawRecord, RecordProblem, Reject
@@ -30,6 +31,7 @@ class SourceSpec:
     columns: dict[str, str] | None = None
     tags: dict[str, str] | None = None
     sample_by: str = "line"  # .txt files: one record a line / paragraph / document (datasets' text builder)
+    columns_from: str | None = None  # where `columns` was written, for messages; None: --column / a recipe's columns:
 
 
 @dataclass
@@ -87,7 +89,7 @@ def specs_from_dataset_info(names: list[str], dataset_dir: str | None, formattin
             # LLaMA-Factory's pre-training entries (c4_demo): only a prompt column, trained as plain text
             fmt, columns = "text", {"text": columns["prompt"]}
         specs.append(SourceSpec(str(Path(dataset_dir or ".") / entry["file_name"]), fmt, columns, entry.get("tags"),
-                                sample_by))
+                                sample_by, columns_from=f"{info_path.name}'s \"columns\" of '{name}'"))
     return specs
 
 
@@ -133,6 +135,8 @@ def load_sources(specs: list[SourceSpec], *, variables: dict[str, str] | None = 
             result.files.append(path)
             unreadable = len(result.rejects)
             records: list[RawRecord] = list(read_file(path, result.rejects, spec.sample_by))
+            if records:  # a mapping to a column no record has would otherwise do nothing, silently
+                refuse_absent_columns((r.data for r in records), spec.columns, path, spec.columns_from)
             prepared = [RawRecord(_apply_tags(apply_columns(r.data, spec.columns), spec.tags), r.file, r.line, r.index)
                         for r in records]
             # lines that could not be read (broken JSON, bad UTF-8, extra CSV cells) were read too:
@@ -149,11 +153,12 @@ def load_sources(specs: list[SourceSpec], *, variables: dict[str, str] | None = 
                     raise FtwizError(problem.message, where=Location(file=path), fix=DETECT_FIX) from None
             result.formats[str(path)] = (fmt, why)
             lines: list[int] | None = None
-            for record in prepared:
+            for raw, record in zip(records, prepared, strict=True):
                 try:
                     conv = normalise(record, fmt)
                     check_conversation(conv, fmt)
                 except RecordProblem as problem:
+                    problem = explain_missing(problem, raw.data, spec.columns, spec.columns_from)
                     if record.line is None and path.suffix == ".json":  # name the line, as for JSONL and CSV
                         lines = json_record_lines(path) if lines is None else lines
                         record.line = lines[record.index] if record.index < len(lines) else None

@@ -1,0 +1,83 @@
+"""Column mappings (``--column OURS=THEIRS``, a recipe's ``columns:``, dataset_info.json's ``"columns"``) checked
+against the records they apply to, so a mapping never silently does nothing.
+
+The rule follows LLaMA-Factory, whose converters read ``example[column]`` for every mapped column:
+
+- a mapped column that no record of a file has is refused for the whole file (LLaMA-Factory stops with a
+  ``KeyError``), naming the mapping, the column, the file and the columns its records do have;
+- a mapped column missing from only some records reads as absent in those records (LLaMA-Factory's ``datasets``
+  fills it with ``None``): the record's own field of our name is *not* used instead, so a required field
+  (``instruction``, ``output``, ``conversations``...) rejects that record with its line, and an optional one
+  (``system``, ``input``, ``history``, ``tools``) is left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ftwiz.core.data.formats import LF_COLUMNS
+from ftwiz.core.data.records import RecordProblem
+from ftwiz.core.errors import FtwizError, Location
+
+SHOWN_COLUMNS = 20  # columns listed in a message before '...'
+
+
+def mapping_label(ours: str, theirs: str, origin: str | None) -> str:
+    """How the user wrote one mapping: the CLI flag and the recipe key, or the dataset_info.json entry."""
+    if origin:
+        return f'{origin} ("{ours}": "{theirs}")'
+    return f"--column {ours}={theirs} (in a recipe: columns: {{{ours}: {theirs}}})"
+
+
+def _listed(columns: Iterable[str]) -> str:
+    names = sorted(columns)
+    shown = ", ".join(names[:SHOWN_COLUMNS]) + (" ..." if len(names) > SHOWN_COLUMNS else "")
+    return shown or "none"
+
+
+def refuse_absent_columns(rows: Iterable[Any], columns: Mapping[str, str] | None, path: Path,
+                          origin: str | None) -> None:
+    """Raise FtwizError when a mapped column is in no record of ``path`` (``rows``: the records' decoded data).
+
+    Plain-text records (not JSON objects) have no columns, so any mapping on them is refused too.
+    """
+    if not columns:
+        return
+    seen: set[str] = set()
+    for data in rows:
+        if isinstance(data, dict):
+            seen.update(str(key) for key in data)
+    for ours, theirs in columns.items():
+        if theirs in seen:
+            continue
+        have = (f"its records have the columns {_listed(seen)}" if seen
+                else "its records are plain text, with no named columns")
+        field = ours if LF_COLUMNS.get(ours, ours) == ours else f"{ours} (ftwiz's '{LF_COLUMNS[ours]}')"
+        raise FtwizError(f"{mapping_label(ours, theirs, origin)} maps '{field}' to the column '{theirs}', which no "
+                         f"record of {path.name} has; {have}", where=Location(file=path, field=f"columns.{ours}"),
+                         fix=f"name one of those columns (e.g. --column {ours}={_example(theirs, seen)}), or drop "
+                             "the mapping" if seen else "drop the mapping, or point it at a JSON/JSONL/CSV file")
+
+
+def _example(theirs: str, seen: set[str]) -> str:
+    """The existing column closest to the mistyped one, for the fix."""
+    import difflib
+
+    close = difflib.get_close_matches(theirs, sorted(seen), n=1, cutoff=0.5)
+    return close[0] if close else sorted(seen)[0]
+
+
+def explain_missing(problem: RecordProblem, data: Any, columns: Mapping[str, str] | None,
+                    origin: str | None) -> RecordProblem:
+    """A record rejected for a missing field that the mapping renamed: say it is the mapped column that is missing
+    in this record (its own field of our name was not used), not that the column needs mapping."""
+    if problem.reason != "missing_field" or not columns or not isinstance(data, dict):
+        return problem
+    for ours, theirs in columns.items():
+        if LF_COLUMNS.get(ours, ours) == problem.field and theirs not in data:
+            return RecordProblem("missing_field", f"the column '{theirs}' is missing from this record, and "
+                                 f"{mapping_label(ours, theirs, origin)} takes '{problem.field}' from it (the record "
+                                 f"has {_listed(str(k) for k in data)}; its own '{problem.field}' is not used)", theirs)
+    return problem

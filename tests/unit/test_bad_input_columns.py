@@ -1,0 +1,78 @@
+"""Column mappings that point at nothing: `--column instruction=nosuch` on records that already have an
+`instruction` was silently ignored (the record's own field was trained), as was a mapped column missing from
+some records. LLaMA-Factory reads ``example[column]``: a column in no record stops it, a column missing from a
+record is None there; ftwiz refuses the first by name and treats the second as absent in that record."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from bad_input_cli import one_line
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_a_mapping_to_a_column_no_record_has_is_refused_naming_flag_file_and_columns(
+        tmp_path: Path, ftwiz_env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    from ftwiz.core.cli import main
+
+    data = _write(tmp_path / "qa.jsonl", [{"instruction": "Say hi", "output": "hi", "question": "Q1"},
+                                          {"instruction": "Say bye", "output": "bye", "question": "Q2"}])
+    assert main(["data", "check", str(data), "--column", "instruction=nosuch"]) == 2
+    err = one_line(capsys.readouterr().err)
+    assert err == (f"error: {data}, field 'columns.instruction': --column instruction=nosuch (in a recipe: columns: "
+                   "{instruction: nosuch}) maps 'instruction' to the column 'nosuch', which no record of qa.jsonl has; "
+                   "its records have the columns instruction, output, question fix: name one of those columns "
+                   "(e.g. --column instruction=instruction), or drop the mapping")
+    assert not (tmp_path / "qa.rejects.jsonl").exists()
+    # LLaMA-Factory's name for the column, mistyped: the closest existing column is offered
+    assert main(["data", "preview", str(data), "--column", "prompt=questoin"]) == 2
+    assert "e.g. --column prompt=question" in one_line(capsys.readouterr().err)
+    # the same mapping in a recipe stops `ftwiz train` before a run folder is made
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"model_name_or_path: demo\ndataset: [{data}]\ncolumns: {{instruction: nosuch}}\n",
+                      encoding="utf-8")
+    assert main(["train", str(recipe), "--run-name", "cols-nosuch"]) == 2
+    assert "maps 'instruction' to the column 'nosuch', which no record of qa.jsonl has" in one_line(
+        capsys.readouterr().err)
+    assert not (ftwiz_env["runs"] / "cols-nosuch").exists()
+
+
+def test_a_mapped_column_missing_from_some_records_is_absent_there(tmp_path: Path) -> None:
+    from ftwiz.core.data import check_dataset
+    from ftwiz.core.data.sources import load_sources, specs_from_dataset_info
+
+    data = _write(tmp_path / "qa.jsonl", [{"instruction": "unused", "output": "4", "question": "2+2?"},
+                                          {"instruction": "Say bye", "output": "bye"}])
+    report = check_dataset(str(data), columns={"instruction": "question"})
+    assert (report.kept, report.rejected) == (1, {"missing_field": 1})  # 'Say bye' was trained as the question
+    reject = report.rejects[0]
+    assert (reject.line, reject.field) == (2, "question")
+    assert reject.message.startswith("the column 'question' is missing from this record, and --column "
+                                     "instruction=question")
+    # an optional column (the system prompt) missing from a record: no system there, not the record's 'system'
+    data = _write(tmp_path / "sys.jsonl", [{"instruction": "a", "output": "b", "persona": "You are Ann."},
+                                           {"instruction": "c", "output": "d", "system": "not this one"}])
+    loaded = load_sources(specs_from_dataset_info([str(data)], None, "auto", {"system": "persona"}))
+    systems = [[m["content"] for m in c.messages if m["role"] == "system"] for c in loaded.conversations]
+    assert systems == [["You are Ann."], []]
+
+
+def test_a_dataset_info_mapping_to_a_missing_column_names_the_entry(tmp_path: Path) -> None:
+    from ftwiz.core.data import check_dataset
+    from ftwiz.core.errors import FtwizError
+
+    _write(tmp_path / "qa.jsonl", [{"q": "2+2?", "a": "4"}])
+    (tmp_path / "dataset_info.json").write_text(json.dumps(
+        {"my_qa": {"file_name": "qa.jsonl", "columns": {"prompt": "q", "response": "answer"}}}), encoding="utf-8")
+    with pytest.raises(FtwizError) as caught:
+        check_dataset("my_qa", dataset_dir=str(tmp_path))
+    assert one_line(caught.value.render()).startswith(
+        f"{tmp_path / 'qa.jsonl'}, field 'columns.response': dataset_info.json's \"columns\" of 'my_qa' "
+        "(\"response\": \"answer\") maps 'response (ftwiz's 'output')' to the column 'answer', which no record of "
+        "qa.jsonl has; its records have the columns a, q")
