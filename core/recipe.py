@@ -32,6 +32,36 @@ ReportTo = Literal["none", "tensorboard", "mlflow", "wandb"]
 QuantType = QuantName  # the GGUF types of core/quant_types.py
 
 
+MAX_STEPS = 10_000_000  # ~4 months at a step a second: more is a typo (an extra 0 or two), not a plan
+MAX_EPOCHS = 1000  # LLaMA-Factory's examples train 3; identity data a few dozen at most
+
+
+def max_steps_problem(value: int) -> str | None:
+    """Why ``value`` is no ``max_steps`` (the recipe key and ``--max-steps`` alike), or None when it is one.
+
+    transformers reads any value below 1 as "use num_train_epochs", so 0 or -5 would silently train for the
+    epochs: only -1 means that here, as the recipe's default.
+    """
+    if value == -1 or 1 <= value <= MAX_STEPS:
+        return None
+    if value < 1:
+        return (f"{value} is not a number of steps: give 1 to {MAX_STEPS:,} steps, or -1 to train for "
+                "num_train_epochs (transformers would read it as -1, silently)")
+    return f"{value:,} steps is more than {MAX_STEPS:,} (months of training): give 1 to {MAX_STEPS:,}"
+
+
+def epochs_problem(value: float) -> str | None:
+    """Why ``value`` is no ``num_train_epochs``, or None when it is one (more than 0, at most MAX_EPOCHS)."""
+    import math
+
+    if not math.isfinite(value) or value <= 0:
+        return f"{value} is not a number of passes over the data: give more than 0, e.g. 3"
+    if value > MAX_EPOCHS:
+        return (f"{value:g} epochs is more than {MAX_EPOCHS}: each record would be learned {value:g} times, which "
+                f"memorises the data and runs for ages; give at most {MAX_EPOCHS} (a fixed length: max_steps)")
+    return None
+
+
 class Recipe(BaseModel):
     """A fine-tuning job. See ``ftwiz recipe new`` for a commented template of every field."""
 
@@ -57,6 +87,9 @@ class Recipe(BaseModel):
                                          "the template's default")
     system: str | None = Field(None, description="Default system prompt for records without one; its {{name}} "
                                "placeholders are filled from variables: like the data's")
+    system_filled: bool = Field(False, description="Set by ftwiz in a run's recipe.yaml: system is stored with its "
+                                "{{name}} placeholders filled, and is trained as written, not filled again (a "
+                                "value's own {{other}} stays literal when the run's recipe is trained again)")
     variables: dict[str, str] = Field(default_factory=dict, description="Values for {{name}} placeholders in "
                                       "the data and system, e.g. {name: Aria, author: Sam} for identity datasets")
     allow_placeholders: bool = Field(False, description="Train even when {{name}} placeholders are left "
@@ -101,8 +134,9 @@ class Recipe(BaseModel):
     gradient_accumulation_steps: int | None = Field(None, ge=1, description="None = planner")
     effective_batch_size: int = Field(16, ge=1, description="Target micro-batch x accumulation")
     learning_rate: float = Field(2e-4, gt=0.0, lt=1.0)
-    num_train_epochs: float = Field(3.0, gt=0.0)
-    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: use epochs)")
+    num_train_epochs: float = Field(3.0, description=f"Passes over the data (more than 0, at most {MAX_EPOCHS})")
+    max_steps: int = Field(-1, description=f"Stop after this many optimizer steps (1 to {MAX_STEPS:,}); "
+                           "-1: train for num_train_epochs")
     warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
     lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
     weight_decay: float = Field(0.0, ge=0.0)
@@ -137,6 +171,22 @@ class Recipe(BaseModel):
     def _one_or_many(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("max_steps")
+    @classmethod
+    def _max_steps_in_range(cls, value: int) -> int:
+        problem = max_steps_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("num_train_epochs")
+    @classmethod
+    def _epochs_in_range(cls, value: float) -> float:
+        problem = epochs_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("run_name")
@@ -225,7 +275,8 @@ def parse_recipe(data: Any, *, source: str | Path = "<recipe>", text: str = "") 
             elif err["type"] == "missing":
                 problems.append(f"{where}missing required key '{path}'")
             else:
-                problems.append(f"{where}'{path}': {err['msg']} (got {err.get('input')!r})")
+                msg = err["msg"].removeprefix("Value error, ")  # pydantic's wording for our validators' reasons
+                problems.append(f"{where}'{path}': {msg} (got {err.get('input')!r})")
         raise FtwizError(
             "invalid recipe:\n  - " + "\n  - ".join(problems),
             where=Location(file=source, line=first_line if len(problems) == 1 else None),

@@ -53,6 +53,13 @@ def run(args: argparse.Namespace) -> int:
     from ftwiz.core.events import EventBus
     from rich.table import Table
 
+    if args.max_steps is not None:
+        from ftwiz.core.errors import FtwizError
+        from ftwiz.core.recipe import max_steps_problem  # the recipe's own rule, as `ftwiz train --max-steps`
+
+        problem = max_steps_problem(args.max_steps)
+        if problem:  # 0 was ignored (the full demo ran), -5 trained for the epochs
+            raise FtwizError(f"--max-steps {problem}", where="--max-steps", fix="e.g. --max-steps 10")
     progress = TrainProgress()
     build = BuildBar()
     bus = EventBus([lambda e: progress(e) if e.type != "progress" else build(e)])

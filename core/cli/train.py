@@ -191,8 +191,11 @@ def run(args: argparse.Namespace) -> int:
             raise FtwizError(f"--max-steps cannot change when resuming run '{args.resume}' (it started with "
                              f"max_steps {recipe.max_steps}): the learning-rate schedule depends on it",
                              fix="resume without --max-steps, or start a new run with the new length")
-        if args.max_steps < 1:
-            raise FtwizError(f"--max-steps {args.max_steps} must be at least 1", fix="e.g. --max-steps 100")
+        from ftwiz.core.recipe import max_steps_problem  # the recipe's own rule for max_steps
+
+        problem = max_steps_problem(args.max_steps)
+        if problem:
+            raise FtwizError(f"--max-steps {problem}", where="--max-steps", fix="e.g. --max-steps 100")
         recipe = recipe.model_copy(update={"max_steps": args.max_steps})
 
     bus = EventBus()
