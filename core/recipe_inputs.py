@@ -78,10 +78,12 @@ def placeholder_error(names: list[str], *, recipe_file: str | None = None) -> Ft
 
 def filled_system(recipe, variables: dict[str, str] | None = None) -> tuple[str | None, list[str]]:
     """The recipe's ``system`` prompt with its ``{{name}}`` placeholders filled from ``variables`` (default: the
-    recipe's ``variables:``, which ``--var`` adds to), as the data's are; and the names left unfilled."""
+    recipe's ``variables:``, which ``--var`` adds to), as the data's are; and the names left unfilled. A prompt
+    stored filled (``system_filled``: a run's recipe.yaml) is returned as it is: filling it again would fill a
+    value's own ``{{other}}``, and training the run's recipe again would learn other text than the run did."""
     from ftwiz.core.data.validate import fill_text
 
-    if not recipe.system:
+    if not recipe.system or getattr(recipe, "system_filled", False):
         return recipe.system, []
     text, missing = fill_text(recipe.system, dict(recipe.variables if variables is None else variables))
     return text, sorted(missing)
@@ -89,9 +91,10 @@ def filled_system(recipe, variables: dict[str, str] | None = None) -> tuple[str 
 
 def with_filled_system(recipe):
     """The recipe with its system prompt filled (what a run stores, trains with, and chat/serve/eval send);
-    unfilled names stay as written, for training to refuse (or, with allow_placeholders, to learn literally)."""
+    unfilled names stay as written, for training to refuse (or, with allow_placeholders, to learn literally).
+    A prompt that filling changed is marked ``system_filled``, so the run's stored recipe trains that text again."""
     system, _missing = filled_system(recipe)
-    return recipe if system == recipe.system else recipe.model_copy(update={"system": system})
+    return recipe if system == recipe.system else recipe.model_copy(update={"system": system, "system_filled": True})
 
 
 def system_placeholder_error(names: list[str], *, recipe_file: str | None = None) -> FtwizError:
@@ -119,9 +122,12 @@ def refuse_unfilled_placeholders(recipe, *, recipe_file: str | None = None) -> N
 
 
 def system_placeholders(recipe) -> set[str]:
-    """The ``{{name}}`` names the recipe's ``system`` prompt uses, as written (before any filling)."""
+    """The ``{{name}}`` names the recipe's ``system`` prompt uses, as written (before any filling); none for a
+    prompt stored filled (``system_filled``), which no value fills again."""
     from ftwiz.core.data.validate import PLACEHOLDER
 
+    if getattr(recipe, "system_filled", False):
+        return set()
     return set(PLACEHOLDER.findall(getattr(recipe, "system", None) or ""))
 
 
@@ -184,10 +190,20 @@ def check_placeholders(recipe, *, given=(), recipe_file: str | None = None) -> l
                                     recipe.sample_by)
     loaded = load_sources(specs, variables=dict(recipe.variables))
     used = loaded.placeholders | system_placeholders(recipe)
+    stored = bool(getattr(recipe, "system_filled", False))  # a run's recipe.yaml: its values are in the prompt
+    refill = sorted((set(given) - used) & set(recipe.variables)) if stored else []
+    if refill:  # `ftwiz train runs/X/recipe.yaml --var name=Bob`: the stored prompt says the old value
+        raise FtwizError(
+            f"--var {', '.join(refill)}: {recipe_file or 'this recipe'} stores its system prompt filled "
+            f"(system_filled: true, as a run's recipe.yaml does), so a new value cannot reach it; its data has no "
+            f"{', '.join('{{' + n + '}}' for n in refill)}", where="--var",
+            fix="train from the recipe the run started with, giving the new --var there; or edit system: in a copy "
+                "of this file and delete its system_filled line")
     refuse_unused_variables(given, used, where=f"{recipe_file or 'the recipe'}'s system prompt or data")
     warnings = [f"--var {name} is empty: {{{{{name}}}}} becomes empty text (an unset shell variable?)"
                 for name, value in dict(given).items() if value == "" and name in used]
-    for name in sorted(set(recipe.variables) - used - set(given)):
+    # a run's recipe.yaml keeps the values its (stored filled) system prompt used: checked when the run started
+    for name in sorted(set() if stored else set(recipe.variables) - used - set(given)):
         close = _closest(name, used)
         if _usable_name(name) != name:  # '{{first-name}}' may be in the data, as text no value fills
             warnings.append(f"variables: {name} fills nothing: a placeholder name is letters, digits and _, so "

@@ -1,0 +1,81 @@
+"""Training a run's stored recipe.yaml again (``ftwiz train runs/X/recipe.yaml --run-name X-2``, the command a
+completed run suggests) trains the text the run trained.
+
+The run stores its system prompt filled; a ``--var`` value holding ``{{author}}`` was filled a second time on the
+retrain ("You are {{author}} bot" became "You are Sam bot"). Oracle: transformers' ``apply_chat_template`` of the
+records each run trains on, and the prompt filled by hand. Each run stops after its data step (a pre-set cancel
+flag), so the test costs two data steps, no training.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from ftwiz.core.cli import main as cli_main
+
+SYSTEM = "You are {{name}}, made by {{author}}."
+FILLED = "You are {{author}} bot, made by Sam."  # SYSTEM with name='{{author}} bot', author=Sam, by hand
+
+
+class _Stopped:
+    """A CancelFlag already set: the run stops after its data step (splits written), before a model is built."""
+
+    signal_name = "test"
+
+    def set(self, signal_name: str = "cancel") -> None:
+        self.signal_name = signal_name
+
+    def __bool__(self) -> bool:
+        return True
+
+
+@pytest.fixture()
+def stop_after_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ftwiz.core.cli.train as cli_train
+    import ftwiz.core.train.callbacks as callbacks
+
+    monkeypatch.setattr(callbacks, "CancelFlag", _Stopped)
+    monkeypatch.setattr(cli_train, "_install_signal_handlers", lambda *_a, **_k: None)  # pytest keeps its Ctrl-C
+
+
+def _rendered(tok, run: Path) -> list[str]:
+    """What the run trains on, rendered by the model's own chat template (transformers)."""
+    records = [json.loads(line) for line in (run / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    return sorted(tok.apply_chat_template(r["messages"], tokenize=False) for r in records)
+
+
+def test_training_a_runs_recipe_again_trains_the_same_system_prompt(
+        tmp_path: Path, tiny_qwen2: Path, ftwiz_env: dict[str, Path], stop_after_data: None, capsys) -> None:
+    import transformers
+
+    data = tmp_path / "identity.jsonl"
+    data.write_text("".join(json.dumps({"instruction": f"question {i}?", "output": f"answer {i}, by {{{{author}}}}."})
+                            + "\n" for i in range(3)), encoding="utf-8")
+    recipe = tmp_path / "identity.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "model_name_or_path": str(tiny_qwen2), "dataset": [str(data)], "finetuning_type": "lora", "max_steps": 1,
+        "cutoff_len": 256, "val_size": 0.0, "test_size": 0.0, "near_dedup_threshold": None, "system": SYSTEM,
+        "variables": {"author": "Sam"}}), encoding="utf-8")
+    assert cli_main(["train", str(recipe), "--run-name", "first", "--var", "name={{author}} bot"]) == 130
+    first = ftwiz_env["runs"] / "first"
+    capsys.readouterr()
+    assert cli_main(["train", str(first / "recipe.yaml"), "--run-name", "again"]) == 130
+    err = " ".join(capsys.readouterr().err.split())
+    assert "fills nothing" not in err, err  # the stored values filled the stored prompt: nothing to warn about
+
+    tok = transformers.AutoTokenizer.from_pretrained(tiny_qwen2)
+    trained = _rendered(tok, first)
+    assert len(trained) == 3 and all(FILLED in text and "answer" in text for text in trained), trained
+    assert _rendered(tok, ftwiz_env["runs"] / "again") == trained
+    cards = [json.loads((ftwiz_env["runs"] / run / "run_card.json").read_text()) for run in ("first", "again")]
+    assert cards[0]["dataset_hash"] == cards[1]["dataset_hash"]  # the same data, as the run card tells
+
+    # another value cannot reach a prompt stored filled: refused with the way out, not trained with the old one
+    assert cli_main(["train", str(first / "recipe.yaml"), "--run-name", "bob", "--var", "name=Bob"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--var name:" in err and "stores its system prompt filled" in err, err
+    assert "train from the recipe the run started with" in err, err
+    assert not (ftwiz_env["runs"] / "bob").exists()
