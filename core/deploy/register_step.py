@@ -58,7 +58,6 @@ def register_inputs(model: str | Path, *, name: str | None = None, system: str |
     thinking: bool | None = None
     if recipe is not None:
         name = name or recipe.ollama_name
-        num_ctx = num_ctx or recipe.cutoff_len
     # prompted as trained: what the GGUF itself records (it may have been moved, renamed or copied from another
     # machine), else its run's recipe, else the recipe given; hybrid-thinking templates keep the run's choice
     trained = ref.trained()
@@ -69,10 +68,14 @@ def register_inputs(model: str | Path, *, name: str | None = None, system: str |
         trained = trained_context(adapter, adapter_run.root if adapter_run else None) or trained
     if trained is not None:
         default_system, thinking = trained.system, trained.enable_thinking
-        num_ctx = num_ctx or trained.cutoff_len  # a moved GGUF: the context training used, not Ollama's default
+        # the context training used, as the GGUF records it (else its run's recipe): a moved GGUF registered from
+        # the wizard must not take the wizard recipe's cutoff_len, nor Ollama's default
+        num_ctx = num_ctx or trained.cutoff_len
     else:
         default_system = recipe.system if recipe is not None else None
         thinking = getattr(recipe, "enable_thinking", None) if recipe is not None else None
+    if recipe is not None:  # a GGUF that records no length: its run's recipe, else the one given
+        num_ctx = num_ctx or recipe.cutoff_len
     system = system if system is not None else default_system
     return RegisterInputs(gguf, name or safe_name(gguf.stem).lower(), system, num_ctx, thinking)
 
