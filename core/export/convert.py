@@ -38,6 +38,7 @@ from ftwiz.core.export.arch import (
     rope_factor_tensors,
     text_tensor_name,
 )
+from ftwiz.core.export.f16_range import OverflowLog, overflow_flag_works, overflow_note, watched
 from ftwiz.core.export.gguf_data import write_data
 from ftwiz.core.export.kquant import direct_quant_available, retype_plans
 from ftwiz.core.export.shape_check import check_shapes
@@ -194,23 +195,41 @@ def write_hparams(writer, params: ModelParams, name: str, out_type: str) -> None
 
 
 def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str = "F16", *, overwrite: bool = False,
-                    progress: Progress | None = None, extra_keys: Mapping[str, str | bool | int] | None = None) -> Path:
+                    progress: Progress | None = None, extra_keys: Mapping[str, str | bool | int] | None = None,
+                    notes: list[str] | None = None) -> Path:
     """Write ``model_dir`` (HF safetensors) as a GGUF of type F32/F16/BF16/Q8_0, or straight to a K-quant
     (Q4_0/Q4_K_M/Q5_K_M/Q6_K, see :mod:`ftwiz.core.export.kquant`) when ggml's quantizer is loadable; return
     the final path. ``extra_keys``: string/bool/integer keys written after the standard ones (a run's trained context,
-    :mod:`ftwiz.core.trained_context`)."""
+    :mod:`ftwiz.core.trained_context`). Weights that the float16 step turns into ±inf (beyond ±65504,
+    :mod:`ftwiz.core.export.f16_range`) are written as llama.cpp's converter writes them, and said in a line
+    appended to ``notes`` (logged as a warning when ``notes`` is None)."""
     model_dir, out_file = Path(model_dir), Path(out_file)
     out_type = out_type.upper()
     with collector_paused():
         params, plans = _plan(model_dir, out_type)
+        overflow = _overflow_log(plans)
         make_parent(out_file)
         needed = sum(p.nbytes for p in plans)  # checked by atomic_path after it swept old partials away
         with atomic_path(out_file, overwrite=overwrite, needed=needed, what=f"the GGUF {out_file.name}") as tmp:
             alignment = _write_header(tmp, model_dir, params, plans, out_type, extra_keys or {})
             pause_point("export.header")  # disk-full tests fill the disk here: header written, data not yet
             # the data section is ours: aligned blocks in header order, so unchanged bytes can be copied
-            write_data(tmp, alignment, plans, _pausable(progress))
+            write_data(tmp, alignment, plans, _pausable(progress), overflow=overflow)
+    note = overflow_note(overflow.counts, out_type) if overflow is not None else None
+    if note and notes is not None:
+        notes.append(note)
+    elif note:
+        log.warning("%s", note)
     return out_file
+
+
+def _overflow_log(plans: list[TensorPlan]) -> OverflowLog | None:
+    """A log for the values written as float16 that become ±inf, when some tensor is written through float16
+    from bfloat16/float32; the overflow flag's self-test runs here, once, rather than in a worker thread."""
+    if not any(watched(plan) for plan in plans):
+        return None
+    overflow_flag_works()
+    return OverflowLog()
 
 
 @contextlib.contextmanager

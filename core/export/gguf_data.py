@@ -206,8 +206,10 @@ def _plain_bf16_to_f16(plan: Any) -> Any:
 class _Converter:
     """Converts pieces on worker threads; each thread keeps one output buffer for bfloat16 -> float16."""
 
-    def __init__(self, src_fds: dict[Path, int], dst_fd: int, maps: dict[Path, SourceMap] | None = None) -> None:
+    def __init__(self, src_fds: dict[Path, int], dst_fd: int, maps: dict[Path, SourceMap] | None = None,
+                 overflow: Any = None) -> None:
         self.src_fds, self.dst_fd, self.maps = src_fds, dst_fd, maps or {}
+        self.overflow = overflow  # f16_range.OverflowLog: values that become ±inf as float16, or None (not looked for)
         self.local = threading.local()
 
     def _buffer(self, size: int):
@@ -236,6 +238,9 @@ class _Converter:
         shape = (count, *plan.shape[1:]) if len(plan.shape) > 1 else plan.shape
         kernels = _plain_bf16_to_f16(plan)
         if kernels is not None:
+            from ftwiz.core.export import f16_range
+
+            f16_range.clear_overflow_flag()  # raised by ggml's float16 step for a finite value that becomes inf
             source = self.maps.get(plan.ref.file)
             if source is not None:
                 self._bf16_to_f16_mapped(source, plan.ref.start + piece.first * src_row, count * src_row,
@@ -243,6 +248,9 @@ class _Converter:
             else:
                 self._bf16_to_f16_read(src_fd, plan.ref.start + piece.first * src_row, count * src_row,
                                        piece.dst_offset, kernels)
+            if self.overflow is not None and (f16_range.overflow_flag_raised() or not f16_range.overflow_flag_works()):
+                with mapped(src_fd, plan.ref.start + piece.first * src_row, count * src_row) as view:
+                    self.overflow.add(plan.ref.name, f16_range.count_overflows(np.frombuffer(view, np.uint16), "BF16"))
             return
         with mapped(src_fd, plan.ref.start + piece.first * src_row, count * src_row) as view:
             self._convert_rows(plan, piece, np.frombuffer(view, dtype=NUMPY_DTYPES[plan.ref.dtype]).reshape(shape))
@@ -292,7 +300,9 @@ class _Converter:
         import numpy as np
         from ftwiz.core.export.convert import permute_rotate_half
         from ftwiz.core.export.dtypes import as_f32, to_gguf_array
+        from ftwiz.core.export.f16_range import count_overflows, watched
 
+        watch = self.overflow is not None and watched(plan)
         rows = plan.shape[0] if len(plan.shape) > 1 else 1
         count, src_row, dst_row = piece.stop - piece.first, plan.ref.nbytes // rows, plan.nbytes // rows
         part = data = None
@@ -306,6 +316,8 @@ class _Converter:
             buffer = self._buffer(min(count, block) * array.shape[1])
             for first in range(0, count, block):
                 part, src_dtype = array[first: first + block], plan.ref.dtype
+                if watch:  # while the block is in cache (here the overflow flag would not survive numpy's casts)
+                    self.overflow.add(plan.ref.name, count_overflows(part, src_dtype))
                 if plan.add_one:  # Gemma norm: 1 + w, in float32 (1-D tensors are always written as F32)
                     part, src_dtype = as_f32(part, src_dtype) + np.float32(1.0), "F32"
                 if plan.via_f16:  # a K-quant export: quantized from the F16 values, as llama.cpp would
@@ -325,8 +337,10 @@ class _Converter:
 
 
 def write_data(path: Path, alignment: int, plans: list[Any], progress: Progress | None = None,
-               threads: int | None = None) -> None:
-    """Fill the data section of ``path`` (whose header is already written) with every planned tensor."""
+               threads: int | None = None, overflow: Any = None) -> None:
+    """Fill the data section of ``path`` (whose header is already written) with every planned tensor;
+    ``overflow`` (an :class:`~ftwiz.core.export.f16_range.OverflowLog`) receives the values written as float16
+    that became ±inf."""
     header_end = path.stat().st_size
     pieces: list[Piece] = []
     position = header_end + (-header_end % alignment)
@@ -345,7 +359,7 @@ def write_data(path: Path, alignment: int, plans: list[Any], progress: Progress 
                     and _plain_bf16_to_f16(plan) is not None):
                 with contextlib.suppress(OSError, ValueError):  # a file system that cannot map: read it instead
                     maps[plan.ref.file] = SourceMap(src_fds[plan.ref.file], os.fstat(src_fds[plan.ref.file]).st_size)
-        convert = _Converter(src_fds, dst_fd, maps)
+        convert = _Converter(src_fds, dst_fd, maps, overflow)
         remaining = {id(plan): 0 for plan in plans}
         for piece in pieces:
             remaining[id(piece.plan)] += 1

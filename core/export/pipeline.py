@@ -37,7 +37,8 @@ class ExportResult:
     gguf_paths: list[str] = field(default_factory=list)
     reports: list[VerifyReport] = field(default_factory=list)
     merged: bool = False
-    notes: list[str] = field(default_factory=list)  # what the user should know about the files (type fallbacks)
+    notes: list[str] = field(default_factory=list)  # what the user should know about the files (type fallbacks,
+    # weights beyond float16's range written as inf: core/export/f16_range.py)
 
     @property
     def passed(self) -> bool:
@@ -175,7 +176,7 @@ def export_model(model_or_run: str | Path, quants: list[str], *, out: str | Path
         for quant, path in targets.items():
             _emit(events, step, steps, f"writing {path.name}")
             if quant in OUT_TYPES or direct_quant_available(quant):  # K-quants too, without an F16 first
-                convert_to_gguf(model_dir, path, quant, overwrite=overwrite,
+                convert_to_gguf(model_dir, path, quant, overwrite=overwrite, notes=result.notes,
                                 progress=_reporter(events, step, 1.0, steps, quant), extra_keys=context)
             else:
                 source = targets.get("F16") if "F16" in targets and targets["F16"].is_file() else None
@@ -183,7 +184,7 @@ def export_model(model_or_run: str | Path, quants: list[str], *, out: str | Path
                     if intermediate is None:  # a locked scratch folder: swept like any partial if killed
                         folder = scratch.enter_context(scratch_dir(path.with_name(f"{stem}-F16.intermediate")))
                         intermediate = folder / f"{stem}-F16.gguf"
-                        convert_to_gguf(model_dir, intermediate, "F16", overwrite=True,
+                        convert_to_gguf(model_dir, intermediate, "F16", overwrite=True, notes=result.notes,
                                         progress=_reporter(events, step, 0.5, steps, f"F16 for {quant}"),
                                         extra_keys=context)  # the quantizer copies every key
                     source = intermediate
