@@ -12,6 +12,11 @@ Where the magnitude bits start overflowing (checked against numpy by tests/unit/
 - bfloat16: 65536 (0x4780); its largest value below, 65280 (0x477F), is representable in float16. Nothing in
   between, so a bfloat16 model's "65504" (stored as 65536) overflows.
 
+Why a note and not a refusal: the values are found while the data section is written (looking first would
+cost a second read of the model, in the benchmarked F16 export), the file is byte for byte what llama.cpp's
+converter writes, and a value in a row nothing uses (an unused token's embedding) does no harm; the note names
+the tensors and the types that keep the values (BF16, Q8_0).
+
 Source values that already are inf or NaN are not counted: they are the checkpoint's own (a diverged training),
 an export to any type keeps them, and no export choice fixes them.
 
