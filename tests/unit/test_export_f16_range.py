@@ -117,3 +117,12 @@ def test_k_quant_warns_for_its_float16_step_and_json_carries_it(tiny_qwen2: Path
     (note,) = notes
     assert note.startswith("Q4_K_M: ") and "float16 step" in note
     assert _named(note) == _expected(tensors)
+
+
+def test_llama_q_and_k_rows_permuted_for_gguf_are_checked_too(tiny_llama: Path, tmp_path: Path) -> None:
+    from ftwiz.core.export.pipeline import export_model
+
+    planted = [("model.layers.0.self_attn.q_proj.weight", 17, 1e5), ("model.layers.1.self_attn.k_proj.weight", 3, -1e6)]
+    model, tensors = _model_with(tiny_llama, tmp_path / "model", planted, "bfloat16")
+    (note,) = export_model(model, ["F16"], out=tmp_path / "m.gguf").notes
+    assert _named(note) == _expected(tensors) == {name: 1 for name, _, _ in planted}
