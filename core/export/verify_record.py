@@ -3,7 +3,9 @@
 ``export --verify`` writes ``<file>.gguf.verify.json`` (a :class:`~ftwiz.core.export.verify.VerifyReport`).
 ``register``, ``chat`` and ``serve`` read it so that a GGUF proven wrong (e.g. its tokenization differs
 from the model's) is not silently deployed. A GGUF with no record, or a record older than the file (the
-GGUF was written again without ``--verify``), counts as unverified and is used as before.
+GGUF was written again without ``--verify``), counts as unverified and is used as before. A GGUF moved or copied
+away from its record keeps its verdict: the record is also kept under the file's content identity
+(:mod:`ftwiz.core.export.verify_identity`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from ftwiz.core.atomic import write_text_atomic
 from ftwiz.core.errors import FtwizError
+from ftwiz.core.export.verify_identity import keep_verdict, stored_record
 from ftwiz.core.export.verify_report import Check, VerifyReport
 
 
@@ -24,8 +27,23 @@ def record_path(gguf: str | Path) -> Path:
 
 
 def write_verify_record(gguf: str | Path, report: VerifyReport) -> Path:
-    """Write ``report`` as ``<gguf>.verify.json`` (temp name, then renamed) after the GGUF; returns its path."""
-    return write_text_atomic(record_path(gguf), report.to_json())
+    """Write ``report`` as ``<gguf>.verify.json`` (temp name, then renamed) after the GGUF, and keep it under the
+    file's content identity so that it follows a moved or copied GGUF (:mod:`.verify_identity`); returns the
+    path beside the GGUF."""
+    text = report.to_json()
+    written = write_text_atomic(record_path(gguf), text)
+    keep_verdict(gguf, text)
+    return written
+
+
+def _record_of(gguf: Path) -> tuple[Path | None, bool]:
+    """The record that judges this file and whether it is stale: the one beside it (stale when older than the
+    GGUF: the file was written again after the check), else the one kept for its content (a GGUF moved or
+    copied away from its record; never stale, as it judged these very bytes), else None."""
+    beside = record_path(gguf)
+    if beside.is_file():
+        return beside, gguf.is_file() and beside.stat().st_mtime < gguf.stat().st_mtime
+    return stored_record(gguf) if gguf.is_file() else None, False
 
 
 def _first_problem(exc: Exception) -> str:
@@ -48,11 +66,9 @@ def read_verify_record(gguf: str | Path) -> VerifyReport | None:
 
     FtwizError when the record exists but cannot be read (so a damaged record is not taken for a pass).
     """
-    gguf, path = Path(gguf), record_path(gguf)
-    if not path.is_file():
+    path, stale = _record_of(Path(gguf))
+    if path is None or stale:  # stale: the GGUF was written again after this check, which judged an older file
         return None
-    if gguf.is_file() and path.stat().st_mtime < gguf.stat().st_mtime:
-        return None  # the GGUF was written again after this check: the record is about an older file
     try:
         return VerifyReport.from_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -91,10 +107,9 @@ class VerifyStatus:
 def verify_status(gguf: str | Path) -> VerifyStatus:
     """The ``export --verify`` verdict on this GGUF, for listings: never raises (a damaged record is
     ``unreadable``, which ``register``/``chat``/``serve`` refuse with :func:`read_verify_record`'s error)."""
-    gguf, path = Path(gguf), record_path(gguf)
-    if not path.is_file():
-        return VerifyStatus("unverified", str(path))
-    stale = gguf.is_file() and path.stat().st_mtime < gguf.stat().st_mtime  # as read_verify_record judges it
+    path, stale = _record_of(Path(gguf))  # as read_verify_record finds and judges it
+    if path is None:
+        return VerifyStatus("unverified", str(record_path(gguf)))
     try:
         report = VerifyReport.from_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -129,7 +144,7 @@ def require_verified(gguf: str | Path, *, force: bool = False, command: str = "r
     if failed and not force:
         raise FtwizError(
             f"{Path(gguf).name} failed `ftwiz export --verify`: {describe(failed)}, so it does not behave "
-            f"like the model it was exported from", where=str(record_path(gguf)),
+            f"like the model it was exported from", where=str(_record_of(Path(gguf))[0] or record_path(gguf)),
             fix="export again (`ftwiz export RUN --verify`) once the cause is fixed, or pass --force to "
                 f"`ftwiz {command}` to use this GGUF anyway")
     return failed
