@@ -20,6 +20,7 @@ from ftwiz.core.errors import FtwizError
 from ftwiz.core.export.convert import OUT_TYPES, convert_to_gguf, kquant_fallback_note
 from ftwiz.core.export.kquant import direct_quant_available, needs_f16_intermediate
 from ftwiz.core.export.quantize import quantize_gguf
+from ftwiz.core.export.verify_identity import forget_verdict
 from ftwiz.core.export.verify_record import write_verify_record
 from ftwiz.core.export.verify_report import VerifyReport
 from ftwiz.core.quant_types import QUANT_NAMES, estimated_bytes
@@ -194,6 +195,7 @@ def export_model(model_or_run: str | Path, quants: list[str], *, out: str | Path
             if note:
                 result.notes.append(note)
             _remember(path, quant, default_dir)
+            forget_verdict(path)  # new bytes: no verdict kept for an earlier file they might resemble carries over
             step += 1
             if verify:
                 _emit(events, step, steps, f"verifying {path.name}")
