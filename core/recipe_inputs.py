@@ -140,10 +140,9 @@ def _closest(name: str, used: set[str]) -> str | None:
 
 def _usable_name(name: str) -> str:
     """``name`` as a placeholder name (letters, digits and _, not starting with a digit): itself when it is one."""
-    import re
+    from ftwiz.core.data.near_placeholders import usable_name
 
-    usable = re.sub(r"\W", "_", name, flags=re.ASCII)
-    return usable if re.match(r"[A-Za-z_]", usable) else f"_{usable}"
+    return usable_name(name)  # one rule, also for '{{first-name}}' in the data
 
 
 def unused_variable_error(names: list[str], used: set[str], *,

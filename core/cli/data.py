@@ -103,6 +103,7 @@ def _check(args: argparse.Namespace) -> int:
         print_json({"files": report.files, "formats": report.formats, "read": report.read, "kept": report.kept,
                     "rejected": report.rejected, "rejects_file": str(rejects_path) if rejects_path else None,
                     "unfilled_placeholders": report.unfilled_placeholders, "documents": report.documents,
+                    "placeholder_like": report.near_placeholders,
                     "over_cutoff": report.over_cutoff,
                     "problems": [r.to_json() | {"raw": None} for r in report.rejects]})
     else:
@@ -138,6 +139,10 @@ def _check(args: argparse.Namespace) -> int:
             names = ", ".join("{{" + n + "}}" for n in report.unfilled_placeholders)
             console.print(f"[yellow]warning[/yellow]: unfilled placeholders {names}: "
                           "fill them with --var name=VALUE", highlight=False)
+        from ftwiz.core.cli.console import say
+
+        for line in report.near_placeholders:  # '{{first-name}}': no placeholder, trained as written
+            say(("warning:", "yellow"), f" {line}")
     return 0 if report.usable else 1
 
 

@@ -17,6 +17,7 @@ from ftwiz.core.atomic import atomic_path
 from ftwiz.core.data.blocks import count_blocks, documents_line
 from ftwiz.core.data.clean import exact_dedup, mix_in, near_dedup, normalise_whitespace, remove_leakage, split
 from ftwiz.core.data.held_out import HELD_OUT, held_out_line, mark_held_out
+from ftwiz.core.data.near_placeholders import data_warnings, system_warnings
 from ftwiz.core.data.records import Conversation, Reject
 from ftwiz.core.data.sources import LoadResult, load_sources, specs_from_dataset_info
 from ftwiz.core.data.tokenize import tokenize_split
@@ -40,6 +41,7 @@ class CheckReport:
     # with a tokenizer: conversations longer than cutoff_len, and how many training drops or truncates
     over_cutoff: dict[str, int] | None = None
     placeholders: list[str] = field(default_factory=list)  # every {{name}} the kept records use (--var checks)
+    near_placeholders: list[str] = field(default_factory=list)  # '{{first-name}}' warnings (trained as written)
 
     @property
     def usable(self) -> bool:
@@ -152,7 +154,7 @@ def check_dataset(path: str, *, formatting: str = "auto", columns: dict[str, str
         kept=len(loaded.conversations), rejected=dict(Counter(r.reason for r in loaded.rejects)),
         rejects=loaded.rejects, samples=[c.to_json() for c in loaded.conversations[:3]],
         unfilled_placeholders=sorted(loaded.unfilled_placeholders), documents=documents,
-        placeholders=sorted(loaded.placeholders),
+        placeholders=sorted(loaded.placeholders), near_placeholders=data_warnings(loaded.near_placeholders),
         cutoff_len=recipe.cutoff_len if recipe is not None else None, over_cutoff=over_cutoff,
     )
 
@@ -243,6 +245,11 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
     if loaded.unfilled_placeholders:
         say(Message(level="warning", text="unfilled placeholders: " + ", ".join(
             "{{" + name + "}}" for name in sorted(loaded.unfilled_placeholders))))
+    # '{{first-name}}' is trained as written: said in the system prompt as written (a stored, filled one was
+    # said when its run started), and in the data
+    as_written = None if system_filled or getattr(recipe, "system_filled", False) else recipe.system
+    for line in system_warnings(as_written) + data_warnings(loaded.near_placeholders):
+        say(Message(level="warning", text=line))
     stats: dict[str, Any] = {"read": loaded.read, "formats": {k: v[0] for k, v in loaded.formats.items()},
                              "rejected": dict(Counter(r.reason for r in loaded.rejects))}
     convs = _clean(loaded, recipe, stats)

@@ -15,8 +15,14 @@ from typing import Any
 from ftwiz.core.data.column_map import explain_missing, refuse_absent_columns
 from ftwiz.core.data.formats import FORMATS, apply_columns, detect_format, normalise
 from ftwiz.core.data.loaders import expand_paths, json_record_lines, read_file
+from ftwiz.core.data.near_placeholders import near_in_texts
 from ftwiz.core.data.records import Conversation, RawRecord, RecordProblem, Reject
-from ftwiz.core.data.validate import check_conversation, conversation_placeholders, fill_placeholders
+from ftwiz.core.data.validate import (
+    check_conversation,
+    conversation_placeholders,
+    conversation_texts,
+    fill_placeholders,
+)
 from ftwiz.core.errors import FtwizError, Location
 
 DETECT_FROM = 20  # readable records whose keys decide the format
@@ -42,6 +48,8 @@ class LoadResult:
     files: list[Path] = field(default_factory=list)
     unfilled_placeholders: set[str] = field(default_factory=set)
     placeholders: set[str] = field(default_factory=set)  # every {{name}} the kept records use, filled or not
+    # '{{first-name}}' as written in kept records (no placeholder, trained as written) -> (first where, records)
+    near_placeholders: dict[str, tuple[str, int]] = field(default_factory=dict)
     read: int = 0
 
 
@@ -167,6 +175,9 @@ def load_sources(specs: list[SourceSpec], *, variables: dict[str, str] | None = 
                     continue
                 conv.source = record
                 if variables is not None:
+                    for text in near_in_texts(conversation_texts(conv)):  # before filling: a value's text is its own
+                        where, count = result.near_placeholders.get(text, (record.where(), 0))
+                        result.near_placeholders[text] = (where, count + 1)
                     result.placeholders |= conversation_placeholders(conv)
                     result.unfilled_placeholders |= fill_placeholders(conv, variables)
                 result.conversations.append(conv)

@@ -69,10 +69,14 @@ def fill_text(text: str, variables: dict[str, str]) -> tuple[str, set[str]]:
     return PLACEHOLDER.sub(repl, text), missing
 
 
+def conversation_texts(conv: Conversation) -> list[str]:
+    """The texts of a conversation that :func:`fill_placeholders` fills: every message, chosen and rejected."""
+    return [m["content"] for m in conv.messages] + [conv.chosen or "", conv.rejected or ""]
+
+
 def conversation_placeholders(conv: Conversation) -> set[str]:
     """The ``{{name}}`` names a conversation uses, in the texts :func:`fill_placeholders` fills."""
-    texts = [m["content"] for m in conv.messages] + [conv.chosen or "", conv.rejected or ""]
-    return {name for text in texts for name in PLACEHOLDER.findall(text)}
+    return {name for text in conversation_texts(conv) for name in PLACEHOLDER.findall(text)}
 
 
 def fill_placeholders(conv: Conversation, variables: dict[str, str]) -> set[str]:
