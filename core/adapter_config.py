@@ -54,3 +54,31 @@ def adapter_base_model(adapter_dir: str | Path) -> str | None:
 def adapter_rank(adapter_dir: str | Path, default: int = 8) -> int:
     """The LoRA rank ``r`` (peft's default 8 when the file leaves it out, unless ``default`` says otherwise)."""
     return int(read_adapter_config(adapter_dir).get("r", default))
+
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+def lora_adapter_files(adapter_dir: str | Path) -> tuple[dict[str, Any], Path]:
+    """(adapter_config.json's contents, the adapter_model.safetensors path) of a LoRA/DoRA adapter folder.
+
+    The checks merge, GGUF adapter export, ``ftwiz train`` (continuing an adapter) and ``recipe validate`` share:
+    the config is JSON (see read_adapter_config), ``peft_type`` is LORA, the weights are safetensors (a pickled
+    ``adapter_model.bin`` is never loaded). FtwizError names the file and field.
+    """
+    root = Path(adapter_dir)
+    config = read_adapter_config(root)
+    peft_type = str(config.get("peft_type", "LORA")).upper()
+    if peft_type != "LORA":
+        raise FtwizError(f"adapter type {peft_type} is not a LoRA adapter (only LoRA/DoRA are merged or continued)",
+                         where=Location(file=root / ADAPTER_CONFIG, field="peft_type"),
+                         fix="train with method lora or qlora")
+    weights = root / ADAPTER_WEIGHTS
+    if not weights.is_file():
+        pickled = (root / "adapter_model.bin").is_file()
+        raise FtwizError(f"{ADAPTER_WEIGHTS} is missing" + (" (only a pickled adapter_model.bin)" if pickled else ""),
+                         where=Location(file=root),
+                         fix="the run may not have finished; ftwiz never loads pickled adapter_model.bin"
+                         + ("; re-save it with peft's save_pretrained(dir, safe_serialization=True)" if pickled else ""))
+    return config, weights
+

@@ -225,6 +225,10 @@ class Recipe(BaseModel):
             object.__setattr__(self, "finetuning_type", "qlora")
         if self.quantization_bit == 4 and self.finetuning_type == "full":
             raise ValueError("quantization_bit: 4 cannot be combined with finetuning_type: full")
+        if self.adapter_name_or_path and self.finetuning_type == "full":  # LLaMA-Factory refuses it too
+            raise ValueError("adapter_name_or_path continues a LoRA adapter, but finetuning_type: full trains every "
+                             "weight and would ignore it: use finetuning_type: lora (or qlora), or remove "
+                             "adapter_name_or_path")
         if self.val_size + self.test_size >= 1.0:
             raise ValueError("val_size + test_size must leave something to train on (sum < 1)")
         return self
@@ -276,7 +280,8 @@ def parse_recipe(data: Any, *, source: str | Path = "<recipe>", text: str = "") 
                 problems.append(f"{where}missing required key '{path}'")
             else:
                 msg = err["msg"].removeprefix("Value error, ")  # pydantic's wording for our validators' reasons
-                problems.append(f"{where}'{path}': {msg} (got {err.get('input')!r})")
+                # a rule across keys (the model validator) names its keys itself; its input is the whole recipe
+                problems.append(f"{where}'{path}': {msg} (got {err.get('input')!r})" if err["loc"] else msg)
         raise FtwizError(
             "invalid recipe:\n  - " + "\n  - ".join(problems),
             where=Location(file=source, line=first_line if len(problems) == 1 else None),

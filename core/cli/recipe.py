@@ -28,6 +28,10 @@ def run(args: argparse.Namespace) -> int:
         recipe = load_recipe(args.file)
         check_dataset_paths(recipe, recipe_file=str(args.file))  # a schema-valid recipe can still point nowhere
         check_template_file(recipe, args.file)  # train would fail on a missing template file
+        if recipe.adapter_name_or_path:  # the checks train makes before a run folder: an adapter that fits
+            from ftwiz.core.train.adapter_check import check_recipe_adapter
+
+            check_recipe_adapter(recipe, recipe_file=args.file)
         warnings = template_warnings(recipe)  # the warnings train prints, before a run is started
         _system, missing = filled_system(recipe)
         if missing and not recipe.allow_placeholders:  # train refuses them unless --var gives their values

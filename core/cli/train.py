@@ -95,12 +95,10 @@ def _check_inputs(recipe, args: argparse.Namespace, bus, cancel=None) -> None:
         # a misspelled --var is refused (it would fill nothing); an unused name under variables: is only said
         for warning in check_placeholders(recipe, given=_var_values(args), recipe_file=str(args.recipe)):
             bus.emit(Message(level="warning", text=warning))
-        if recipe.adapter_name_or_path:  # SFT -> DPO: the same chat format as the run whose adapter continues
-            from ftwiz.core.chat_templates.continuation import check_continuation
-            from ftwiz.core.train.model_setup import resolve_adapter
+        if recipe.adapter_name_or_path:  # an adapter that fits, in the chat format of the run it continues
+            from ftwiz.core.train.adapter_check import check_recipe_adapter
 
-            check_continuation(resolve_adapter(recipe.adapter_name_or_path), recipe.template,
-                               getattr(recipe, "enable_thinking", None))
+            check_recipe_adapter(recipe, recipe_file=args.recipe)  # safetensors, fits the base model
     except FtwizError as exc:
         if args.events:
             where = f"{exc.where}: " if exc.where else ""

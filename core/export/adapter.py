@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftwiz.core.adapter_config import ADAPTER_CONFIG, read_adapter_config
+from ftwiz.core.adapter_config import lora_adapter_files
 from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.export.tensors import read_header, read_tensor
 
@@ -67,16 +67,7 @@ def _pattern_value(patterns: dict[str, Any], module: str, default: Any) -> Any:
 def load_adapter(adapter_dir: str | Path) -> Adapter:
     """Read a PEFT LoRA/DoRA adapter folder; raise FtwizError for anything merge cannot apply."""
     root = Path(adapter_dir)
-    cfg_path = root / ADAPTER_CONFIG
-    config = read_adapter_config(root)
-    peft_type = str(config.get("peft_type", "LORA")).upper()
-    if peft_type != "LORA":
-        raise FtwizError(f"adapter type {peft_type} cannot be merged (only LoRA/DoRA)",
-                         where=Location(file=cfg_path, field="peft_type"), fix="train with method lora or qlora")
-    weights = root / "adapter_model.safetensors"
-    if not weights.is_file():
-        raise FtwizError("adapter_model.safetensors is missing", where=Location(file=root),
-                         fix="the run may not have finished; ftwiz never loads pickled adapter_model.bin")
+    config, weights = lora_adapter_files(root)
     adapter = Adapter(root=root, config=config)
     refs, _ = read_header(weights)
     with open(weights, "rb") as handle:

@@ -107,8 +107,10 @@ def resolve_adapter(name_or_path: str) -> Path:
         run = None
     if run is not None and (run.adapter / "adapter_config.json").is_file():
         return run.adapter
-    raise FtwizError(f"no LoRA adapter at '{name_or_path}' (no adapter_config.json there, and no completed run "
-                     "of that name with an adapter)", where="recipe: adapter_name_or_path",
+    there = ("the folder has no adapter_config.json" if path.is_dir() else "that is a file, not a folder"
+             if path.exists() else "no such folder")
+    raise FtwizError(f"no LoRA adapter at '{name_or_path}' ({there}, and no completed run of that name with an "
+                     "adapter)", where="recipe: adapter_name_or_path",
                      fix="give a run name (`ftwiz train --from RUN`) or a folder holding adapter_config.json")
 
 

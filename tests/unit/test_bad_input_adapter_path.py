@@ -1,0 +1,85 @@
+"""`adapter_name_or_path` that training cannot continue: `ftwiz recipe validate` said ok to a missing folder, a
+folder without adapter_config.json, a pickled adapter_model.bin (which train then unpickled, with a traceback)
+and an adapter of another base model (train failed after making a run folder, with one size mismatch per tensor).
+Now validate and train refuse each, naming the recipe field and the adapter path."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from bad_input_cli import one_line
+
+
+@pytest.fixture(scope="module")
+def qwen2_adapter(tiny_qwen2: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA adapter saved by peft (safetensors) on tiny_qwen2's q_proj/v_proj."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    adapter = tmp_path_factory.mktemp("adapter") / "adapter"
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_qwen2),
+                           LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    model.save_pretrained(adapter)
+    return adapter
+
+
+def _validate(tmp_path: Path, model: Path | str, adapter: Path | str, capsys: pytest.CaptureFixture[str],
+              method: str = "lora") -> tuple[int, str, Path]:
+    from ftwiz.core.cli import main
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"model_name_or_path: {model}\ndataset: [demo]\nfinetuning_type: {method}\n"
+                      f"adapter_name_or_path: {adapter}\n", encoding="utf-8")
+    code = main(["recipe", "validate", str(recipe)])
+    return code, one_line(capsys.readouterr().err), recipe
+
+
+def test_validate_refuses_an_adapter_path_training_could_not_continue(
+        tmp_path: Path, tiny_qwen2: Path, qwen2_adapter: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _validate(tmp_path, tiny_qwen2, qwen2_adapter, capsys)[0] == 0  # the adapter of this base: ok
+    head = "error: {recipe}, field 'adapter_name_or_path': adapter_name_or_path '{path}': "
+    missing = tmp_path / "no-such-adapter"
+    code, err, recipe = _validate(tmp_path, tiny_qwen2, missing, capsys)
+    assert code == 2 and err.startswith(head.format(recipe=recipe, path=missing) + f"no LoRA adapter at '{missing}' "
+                                        "(no such folder, and no completed run of that name with an adapter)")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, err, recipe = _validate(tmp_path, tiny_qwen2, empty, capsys)
+    assert code == 2 and "(the folder has no adapter_config.json," in err
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    shutil.copy(qwen2_adapter / "adapter_config.json", pickled)
+    (pickled / "adapter_model.bin").write_bytes(b"\x80\x04not really a pickle")
+    code, err, recipe = _validate(tmp_path, tiny_qwen2, pickled, capsys)
+    assert code == 2 and err.startswith(head.format(recipe=recipe, path=pickled) + f"{pickled}: adapter_model."
+                                        "safetensors is missing (only a pickled adapter_model.bin) fix: ")
+    cut = tmp_path / "cut"
+    shutil.copytree(qwen2_adapter, cut)
+    data = (cut / "adapter_model.safetensors").read_bytes()
+    (cut / "adapter_model.safetensors").write_bytes(data[: len(data) // 2])
+    code, err, recipe = _validate(tmp_path, tiny_qwen2, cut, capsys)
+    assert code == 2 and err.startswith(head.format(recipe=recipe, path=cut) + f"{cut / 'adapter_model.safetensors'}:"
+                                        " file is truncated")
+    code, err, recipe = _validate(tmp_path, tiny_qwen2, qwen2_adapter, capsys, method="full")
+    assert code == 2 and ("adapter_name_or_path continues a LoRA adapter, but finetuning_type: full trains every "
+                          "weight and would ignore it") in err
+
+
+def test_an_adapter_of_another_base_model_is_refused_before_a_run_folder(
+        tmp_path: Path, tiny_qwen2: Path, tiny_qwen3: Path, qwen2_adapter: Path, ftwiz_env: dict[str, Path],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from ftwiz.core.cli import main
+
+    code, err, recipe = _validate(tmp_path, tiny_qwen3, qwen2_adapter, capsys)
+    weights = qwen2_adapter / "adapter_model.safetensors"
+    assert code == 2 and err.startswith(
+        f"error: {recipe}, field 'adapter_name_or_path': adapter_name_or_path '{qwen2_adapter}': {weights}: the "
+        f"adapter at {qwen2_adapter} was trained on {tiny_qwen2} and does not fit model_name_or_path '{tiny_qwen3}': "
+        "its LoRA pair for model.layers.0.self_attn.q_proj is for a [64, 64] weight, the base model's "
+        "model.layers.0.self_attn.q_proj.weight is [128, 64] fix: set model_name_or_path to the model the adapter "
+        f"was trained on ({tiny_qwen2})")
+    assert main(["train", str(recipe), "--run-name", "other-base"]) == 2
+    assert "does not fit model_name_or_path" in one_line(capsys.readouterr().err)
+    assert not (ftwiz_env["runs"] / "other-base").exists()
