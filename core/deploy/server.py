@@ -223,9 +223,15 @@ def llama_server_command(handle_or_gguf: ServerHandle | str | Path, *, host: str
 
 
 def _run_thinking(gguf: Path) -> bool | None:
-    """The ``enable_thinking`` the run of this GGUF trained with (None: not set, or not a run's GGUF)."""
+    """The ``enable_thinking`` this GGUF was trained with (None: not set, or not a fine-tune ftwiz knows): the
+    file's own ``ftwiz.enable_thinking`` first (it may have been moved, renamed or copied; chat reads it so
+    too), else the run folder it sits in."""
     from ftwiz.core.chat_templates import record_of_model_dir
+    from ftwiz.core.trained_context import read_gguf_context
 
+    carried = read_gguf_context(gguf)
+    if carried is not None:  # the file records its run: its choice, or None (the template's default) as trained
+        return carried.enable_thinking
     record = record_of_model_dir(gguf.parent)
     return record.enable_thinking if record is not None else None
 
