@@ -61,12 +61,10 @@ def pack_strings(values: Sequence[str | bytes], byteorder: str = "<") -> bytes:
 def interleave_lengths(lengths: np.ndarray, payload: np.ndarray, byteorder: str = "<") -> bytes:
     """GGUF string items from their byte ``lengths`` (uint64) and their bytes joined (``payload``, uint8)."""
     n = lengths.size
-    # where each string's length field starts: 8 bytes per earlier string plus their text
-    starts = np.arange(n, dtype=np.int64) * 8
-    starts[1:] += np.cumsum(lengths[:-1].astype(np.int64))
     out = np.empty(8 * n + payload.size, dtype=np.uint8)
-    is_length = np.zeros(out.size, dtype=bool)
-    is_length[(starts[:, None] + np.arange(8)).ravel()] = True  # ascending: same order as the lengths
+    runs = np.empty(2 * n, dtype=np.int64)  # per string: its 8 length bytes, then its text
+    runs[0::2], runs[1::2] = 8, lengths
+    is_length = np.repeat(np.arange(2 * n) % 2 == 0, runs)
     out[is_length] = lengths.astype(f"{byteorder}u8").view(np.uint8)
     out[~is_length] = payload
     return out.tobytes()

@@ -13,11 +13,14 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.export.vocab_json import bpe_merges, parsed_once
 from ftwiz.core.export.vocab_spm_json import is_spm_bpe_json, prepend_scheme, spm_vocab_from_json
+
+if TYPE_CHECKING:
+    from ftwiz.core.export.tokenizer_split import SplitTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -124,18 +127,18 @@ def read_tokenizer_json(model_dir: Path) -> dict[str, Any] | None:
     return slow_bpe_tokenizer_json(model_dir) if has_slow_bpe_files(model_dir) else None
 
 
-def read_tokenizer_json_split(model_dir: Path) -> tuple[dict[str, Any] | None, Any]:
-    """(the parsed tokenizer.json or None, a byte-level BPE's merges already packed for GGUF or None).
-
-    With packed merges, the dict's ``model.merges`` is empty: they were never turned into 151k Python lists
-    (:mod:`ftwiz.core.export.merges_raw`); pass them to :func:`write_vocab` as ``packed_merges``."""
-    from ftwiz.core.export.merges_raw import read_split
+def read_tokenizer_json_split(model_dir: Path) -> SplitTokenizer:
+    """The tokenizer.json parsed (``parsed`` is None when there is none), a byte-level BPE's merges and vocab
+    read straight from its bytes where they can be (:mod:`ftwiz.core.export.tokenizer_split`; the dict's
+    ``model.merges`` / ``model.vocab`` are then empty: pass ``merges`` to :func:`write_vocab` as
+    ``packed_merges``, build the vocabulary with :func:`ftwiz.core.export.vocab_raw.assemble`)."""
+    from ftwiz.core.export.tokenizer_split import SplitTokenizer, read_split
 
     path = Path(model_dir) / "tokenizer.json"
     if not path.is_file():  # vocab.json + merges.txt: built by transformers, merges packed by write_vocab
-        return read_tokenizer_json(model_dir), None
+        return SplitTokenizer(read_tokenizer_json(model_dir))  # type: ignore[arg-type]
     split = read_split(path, is_byte_level_bpe)
-    return split if split is not None else (_load_json(path), None)
+    return split if split is not None else SplitTokenizer(_load_json(path))
 
 
 def tokenizer_kind(model_dir: Path, tokenizer_json: dict[str, Any] | None = None) -> str:
@@ -165,6 +168,11 @@ def _bpe_vocab(model_dir: Path, n_vocab: int, tj: dict[str, Any]) -> VocabData:
     for item in tj.get("added_tokens") or []:
         vocab[item["content"]] = item["id"]
         (special if item.get("special") else added_normal).add(item["id"])
+    if set(map(type, vocab.values())) != {int} or min(vocab.values()) < 0:  # C-level passes over 151k ids
+        text, i = next((t, i) for t, i in vocab.items() if type(i) is not int or i < 0)
+        raise FtwizError(f"token {text!r} has id {i!r}; token ids are whole numbers from 0",
+                         where=Location(file=model_dir / "tokenizer.json", field="model.vocab / added_tokens"),
+                         fix="restore tokenizer.json from the base model")
     top = max(vocab.values())
     if top >= n_vocab:
         raise FtwizError(f"tokenizer has token id {top} but config.json says vocab_size={n_vocab}",
@@ -179,9 +187,10 @@ def _bpe_vocab(model_dir: Path, n_vocab: int, tj: dict[str, Any]) -> VocabData:
         types[i] = USER_DEFINED
     for i in special:
         types[i] = CONTROL
-    if len(vocab) < n_vocab:  # embedding rows beyond the tokenizer (padding for speed)
-        for i in sorted(set(range(n_vocab)).difference(vocab.values())):  # set algebra in C, not a 151k loop
-            tokens[i], types[i] = f"[PAD{i}]", UNUSED
+    # rows no token names: embedding rows beyond the tokenizer (padding for speed), or an id an added token
+    # took from a vocab entry
+    for i in sorted(set(range(n_vocab)).difference(vocab.values())):  # set algebra in C, not a 151k loop
+        tokens[i], types[i] = f"[PAD{i}]", UNUSED
     return VocabData(model="gpt2", pre=detect_pre_tokenizer(tj), tokens=tokens, types=types)
 
 

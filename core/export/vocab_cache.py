@@ -24,10 +24,13 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftwiz.core.errors import FtwizError
-from ftwiz.core.export.vocab import END_OF_TURN, VocabData, load_vocab
+from ftwiz.core.export.vocab import END_OF_TURN, VocabData, detect_pre_tokenizer, load_vocab
+
+if TYPE_CHECKING:
+    from ftwiz.core.export.tokenizer_split import SplitTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +63,11 @@ def _fingerprint() -> bytes:
     """SHA-256 of the source files whose code decides the cached bytes; empty when one cannot be read."""
     import gguf.gguf_writer
     import gguf.vocab
-    from ftwiz.core.export import gguf_kv, merges_raw, vocab
+    from ftwiz.core.export import gguf_kv, merges_raw, tokenizer_split, vocab, vocab_raw
 
     digest = hashlib.sha256()
-    files = [m.__file__ or "" for m in (vocab, merges_raw, gguf_kv, gguf.gguf_writer, gguf.vocab)] + [__file__]
+    files = [m.__file__ or "" for m in (vocab, merges_raw, vocab_raw, tokenizer_split, gguf_kv, gguf.gguf_writer,
+                                         gguf.vocab)] + [__file__]
     try:
         for file in files:
             digest.update(Path(file).read_bytes())
@@ -119,31 +123,44 @@ def lookup(key: str | None) -> CachedVocab | None:
         return None  # FtwizError: FTWIZ_CACHE_DIR names a file (core/paths.py); exported without the cache
 
 
-def build(key: str | None, model_dir: Path, n_vocab: int, tokenizer_json: dict[str, Any] | None,
-          packed_merges: Any) -> CachedVocab | None:
+def build(key: str | None, model_dir: Path, n_vocab: int, split: SplitTokenizer) -> CachedVocab | None:
     """The vocabulary of a byte-level BPE tokenizer.json as :class:`RawArray` items (stored under ``key``), or
-    None for other tokenizers and for files ``write_vocab`` must report on (no merges)."""
+    None for other tokenizers and for files ``write_vocab`` must report on (no merges; then ``split.parsed``
+    holds the whole file again)."""
     import gguf
     import numpy as np
     from ftwiz.core.export.gguf_kv import pack_strings
     from ftwiz.core.export.vocab import tokenizer_kind
     from ftwiz.core.export.vocab_json import bpe_merges
+    from ftwiz.core.export.vocab_raw import assemble
 
+    tokenizer_json = split.parsed
     if tokenizer_json is None or tokenizer_kind(model_dir, tokenizer_json) != "bpe":
         return None
-    data = load_vocab(model_dir, n_vocab, tokenizer_json)
-    merges = packed_merges if packed_merges is not None else bpe_merges(tokenizer_json)
+    merges = split.merges if split.merges is not None else bpe_merges(tokenizer_json)
     if not len(merges):
+        split.restore_vocab()
         return None
     v = gguf.GGUFValueType
-    present = set(END_OF_TURN).intersection(data.tokens)
-    named_ids = {name: data.tokens.index(name) for name in END_OF_TURN if name in present}
-    tokens = RawArray(int(v.STRING), len(data.tokens), pack_strings(data.tokens))
-    types = RawArray(int(v.INT32), len(data.types), np.asarray(data.types, dtype="<i4").tobytes())
+    packed = None if split.vocab is None else assemble(split.vocab, tokenizer_json.get("added_tokens"), n_vocab,
+                                                       END_OF_TURN)
+    if packed is not None:  # straight from the file's bytes (vocab_raw.py)
+        token_items, type_array, named_ids = packed
+        tokens = RawArray(int(v.STRING), len(token_items), token_items.items())
+        types = RawArray(int(v.INT32), type_array.size, type_array.astype("<i4").tobytes())
+        pre = detect_pre_tokenizer(tokenizer_json)
+    else:  # parsed by json (layouts vocab_raw.py does not read, and its errors)
+        split.restore_vocab()
+        data = load_vocab(model_dir, n_vocab, tokenizer_json)
+        present = set(END_OF_TURN).intersection(data.tokens)
+        named_ids = {name: data.tokens.index(name) for name in END_OF_TURN if name in present}
+        tokens = RawArray(int(v.STRING), len(data.tokens), pack_strings(data.tokens))
+        types = RawArray(int(v.INT32), len(data.types), np.asarray(data.types, dtype="<i4").tobytes())
+        pre = data.pre
     merged = RawArray(int(v.STRING), len(merges),
                       merges.items() if hasattr(merges, "items") else pack_strings(merges))
     small = {**tokenizer_json, "model": {**tokenizer_json["model"], "vocab": {}, "merges": []}}
-    cached = CachedVocab(VocabData(model="gpt2", pre=data.pre, tokens=tokens, types=types,  # type: ignore[arg-type]
+    cached = CachedVocab(VocabData(model="gpt2", pre=pre, tokens=tokens, types=types,  # type: ignore[arg-type]
                                    merges=merged), small)
     cached.vocab.named_ids = named_ids
     if key is not None:
@@ -198,6 +215,6 @@ def read_vocab(model_dir: Path, n_vocab: int) -> tuple[dict[str, Any] | None, An
     hit = lookup(key)
     if hit is not None:
         return hit.tokenizer_json, None, hit.vocab
-    tj, merges = read_tokenizer_json_split(model_dir)
-    built = build(key, model_dir, n_vocab, tj, merges)
-    return (tj, merges, None) if built is None else (built.tokenizer_json, None, built.vocab)
+    split = read_tokenizer_json_split(model_dir)
+    built = build(key, model_dir, n_vocab, split)
+    return (split.parsed, split.merges, None) if built is None else (built.tokenizer_json, None, built.vocab)

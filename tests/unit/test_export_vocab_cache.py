@@ -73,6 +73,13 @@ def test_cached_vocabulary_is_byte_identical(saved: dict[str, Path], tmp_path: P
     warm = _metadata(BulkGGUFWriter, tmp_path / "warm.gguf", model, n_vocab, from_cache=True)
     assert cold == expected
     assert warm == expected
+    if byte_level:  # the cold route read the vocab and merges from the bytes (vocab_raw.py), not through json
+        from ftwiz.core.export.vocab import END_OF_TURN, read_tokenizer_json_split
+        from ftwiz.core.export.vocab_raw import assemble
+
+        split = read_tokenizer_json_split(model)
+        assert split.merges is not None and split.vocab is not None
+        assert assemble(split.vocab, split.parsed["added_tokens"], n_vocab, END_OF_TURN) is not None
     assert len(expected) > (3_000_000 if byte_level else 300_000)  # tokens (and merges) really were written
 
 
