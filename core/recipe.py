@@ -38,10 +38,7 @@ MAX_EPOCHS = 1000  # LLaMA-Factory's examples train 3; identity data a few dozen
 
 def max_steps_problem(value: int) -> str | None:
     """Why ``value`` is no ``max_steps`` (the recipe key and ``--max-steps`` alike), or None when it is one.
-
-    transformers reads any value below 1 as "use num_train_epochs", so 0 or -5 would silently train for the
-    epochs: only -1 means that here, as the recipe's default.
-    """
+    transformers reads any value below 1 as "use num_train_epochs": only -1 means that here, the default."""
     if value == -1 or 1 <= value <= MAX_STEPS:
         return None
     if value < 1:
@@ -359,9 +356,28 @@ def load_recipe(path: str | Path) -> Recipe:
     return parse_recipe(data, source=path, text=text)
 
 
+# YAML's line breaks and tabs: a string holding one is written double-quoted, where PyYAML escapes them (\N, \L,
+# \P, \r, \t), so it reads back exactly (single-quoted, PyYAML wrote a NEL raw and read it back as a space)
+_ESCAPE_IN_QUOTES = frozenset("\r\x85\u2028\u2029\t")
+
+
+class _ExactDumper(yaml.SafeDumper):
+    """``yaml.safe_dump``'s dumper, writing strings with breaks YAML would fold in double quotes (see above)."""
+
+
+def _exact_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if _ESCAPE_IN_QUOTES.intersection(value):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+    return dumper.represent_str(value)
+
+
+_ExactDumper.add_representer(str, _exact_str)
+
+
 def dump_recipe(recipe: Recipe) -> str:
-    """The recipe as YAML with every field resolved (what a run directory stores)."""
-    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    """The recipe as YAML with every field resolved (what a run directory stores); load_recipe reads every string
+    back byte for byte (NEL, U+2028/U+2029, CR, tabs, leading/trailing spaces and newlines included)."""
+    return yaml.dump(recipe.model_dump(mode="json"), Dumper=_ExactDumper, sort_keys=False, allow_unicode=True)
 
 
 def recipe_template() -> str:
