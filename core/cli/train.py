@@ -136,7 +136,7 @@ def _report_already_completed(args: argparse.Namespace) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from ftwiz.core.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR
-    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.errors import FtwizError, Location
     from ftwiz.core.events import EventBus, JsonlSink
     from ftwiz.core.recipe import load_recipe
     from ftwiz.core.rundir import RunDir
@@ -179,8 +179,15 @@ def run(args: argparse.Namespace) -> int:
             raise FtwizError("--from starts a new run from another run's adapter; it cannot change a run being resumed",
                              fix="resume without --from")
         from ftwiz.core.train.model_setup import resolve_adapter
+        from pydantic import ValidationError
 
-        recipe = recipe.model_copy(update={"adapter_name_or_path": str(resolve_adapter(args.from_run))})
+        adapter, recipe = str(resolve_adapter(args.from_run)), recipe.model_copy()
+        try:  # the recipe's own rules (a full fine-tune would ignore the adapter), said of --from
+            recipe.adapter_name_or_path = adapter
+        except ValidationError as exc:
+            raise FtwizError(f"--from {args.from_run}: " + exc.errors()[0]["msg"].removeprefix("Value error, "),
+                             where=Location(file=args.recipe), fix="train without --from, or set finetuning_type: "
+                             "lora (or qlora) in the recipe") from None
     if (args.var or args.allow_placeholders) and args.resume:
         raise FtwizError("--var and --allow-placeholders cannot change the data of a run being resumed",
                          fix="resume without them, or start a new run with the new values")

@@ -83,3 +83,19 @@ def test_an_adapter_of_another_base_model_is_refused_before_a_run_folder(
     assert main(["train", str(recipe), "--run-name", "other-base"]) == 2
     assert "does not fit model_name_or_path" in one_line(capsys.readouterr().err)
     assert not (ftwiz_env["runs"] / "other-base").exists()
+
+
+def test_train_from_with_a_full_fine_tune_is_refused(tmp_path: Path, tiny_qwen2: Path, qwen2_adapter: Path,
+                                                      ftwiz_env: dict[str, Path],
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # --from set adapter_name_or_path past the recipe's rules: full training ignored the adapter, silently
+    from ftwiz.core.cli import main
+
+    recipe = tmp_path / "full.yaml"
+    recipe.write_text(f"model_name_or_path: {tiny_qwen2}\ndataset: [demo]\nfinetuning_type: full\n", encoding="utf-8")
+    assert main(["train", str(recipe), "--from", str(qwen2_adapter), "--run-name", "full-from"]) == 2
+    assert one_line(capsys.readouterr().err) == (
+        f"error: {recipe}: --from {qwen2_adapter}: adapter_name_or_path continues a LoRA adapter, but finetuning_type: "
+        "full trains every weight and would ignore it: use finetuning_type: lora (or qlora), or remove "
+        "adapter_name_or_path fix: train without --from, or set finetuning_type: lora (or qlora) in the recipe")
+    assert not (ftwiz_env["runs"] / "full-from").exists()
