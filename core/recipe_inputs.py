@@ -177,6 +177,11 @@ def refuse_unused_variables(given, used: set[str], *, where: str = "the recipe's
         raise unused_variable_error(unused, used, where=where)
 
 
+def empty_var_warning(name: str) -> str:
+    """What ``ftwiz train`` and ``ftwiz data`` say of ``--var NAME=`` that fills a placeholder with nothing."""
+    return f"--var {name} is empty: {{{{{name}}}}} becomes empty text (an unset shell variable?)"
+
+
 def check_placeholders(recipe, *, given=(), recipe_file: str | None = None) -> list[str]:
     """What ``ftwiz train`` checks before a run folder is made, reading the data once: every ``--var`` name in
     ``given`` fills a ``{{name}}`` in the system prompt (as written) or the data, else
@@ -199,8 +204,7 @@ def check_placeholders(recipe, *, given=(), recipe_file: str | None = None) -> l
             fix="train from the recipe the run started with, giving the new --var there; or edit system: in a copy "
                 "of this file and delete its system_filled line")
     refuse_unused_variables(given, used, where=f"{recipe_file or 'the recipe'}'s system prompt or data")
-    warnings = [f"--var {name} is empty: {{{{{name}}}}} becomes empty text (an unset shell variable?)"
-                for name, value in dict(given).items() if value == "" and name in used]
+    warnings = [empty_var_warning(name) for name, value in dict(given).items() if value == "" and name in used]
     # a run's recipe.yaml keeps the values its (stored filled) system prompt used: checked when the run started
     for name in sorted(set() if stored else set(recipe.variables) - used - set(given)):
         close = _closest(name, used)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     console: Console
     err_console: Console
 
-__all__ = ["console", "err_console", "human_bytes", "print_error", "print_json", "say"]  # human_bytes: the verbs' import
+__all__ = ["console", "err_console", "human_bytes", "print_error", "print_json", "say", "warn", "warning_parts"]  # human_bytes: the verbs' import
 
 _consoles: dict[str, Any] = {}
 
@@ -80,6 +80,19 @@ def say(*parts: str | tuple[str, str], stderr: bool = False) -> None:
 
     markup = "".join(escape(part) if isinstance(part, str) else f"[{part[1]}]{escape(part[0])}[/]" for part in parts)
     _console("err_console" if stderr else "console").print(markup, highlight=False)
+
+
+def warning_parts(text: str) -> tuple[str | tuple[str, str], ...]:
+    """A warning line as :func:`say`'s parts: ``warning:`` (yellow) and the text, so a log or a pipe, where no
+    colour shows, still says which lines are warnings. A text that names its own kind (``note: ...``) keeps it."""
+    if text.startswith(("note:", "warning:")):
+        return ((text, "yellow"),)
+    return (("warning:", "yellow"), f" {text}")
+
+
+def warn(text: str, *, stderr: bool = True) -> None:
+    """``warning: TEXT`` through :func:`say` (see :func:`warning_parts`): how every CLI verb says a warning."""
+    say(*warning_parts(text), stderr=stderr)
 
 
 def print_error(exc: FtwizError) -> None:

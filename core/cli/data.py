@@ -139,10 +139,10 @@ def _check(args: argparse.Namespace) -> int:
             names = ", ".join("{{" + n + "}}" for n in report.unfilled_placeholders)
             console.print(f"[yellow]warning[/yellow]: unfilled placeholders {names}: "
                           "fill them with --var name=VALUE", highlight=False)
-        from ftwiz.core.cli.console import say
+        from ftwiz.core.cli.console import warn
 
         for line in report.near_placeholders:  # '{{first-name}}': no placeholder, trained as written
-            say(("warning:", "yellow"), f" {line}")
+            warn(line, stderr=False)
     return 0 if report.usable else 1
 
 
@@ -165,11 +165,11 @@ def _refuse_unused_vars(args: argparse.Namespace, used: list[str]) -> None:
 
     given = _var_values(args.var) or {}
     refuse_unused_variables(given, set(used), where=f"the data ({args.path})")
-    from ftwiz.core.cli.console import say
+    from ftwiz.core.cli.console import warn
+    from ftwiz.core.recipe_inputs import empty_var_warning
 
     for name in sorted(n for n, value in given.items() if value == "" and n in used):  # as ftwiz train says it
-        say(("warning:", "yellow"), f" --var {name} is empty: {{{{{name}}}}} becomes empty text (an unset shell "
-            "variable?)", stderr=True)
+        warn(empty_var_warning(name))
 
 
 def _print_over_cutoff(console, report) -> None:
@@ -225,13 +225,15 @@ def _preview(args: argparse.Namespace, recipe, tokenizer, prepared) -> None:
 
 
 def _prepared(args: argparse.Namespace):
-    from ftwiz.core.cli.console import say
+    from ftwiz.core.cli.console import say, warn
     from ftwiz.core.events import EventBus
     from ftwiz.core.recipe_inputs import prepare_dataset
 
     def _warn(event) -> None:  # what training says about the same data (records left out and why), said here too
-        if event.type == "message":  # on stderr under --json, whose stdout is one JSON document
-            say((event.text, "yellow") if event.level == "warning" else event.text, stderr=bool(args.json))
+        if event.type == "message" and event.level == "warning":  # on stderr under --json (stdout: one document)
+            warn(event.text, stderr=bool(args.json))
+        elif event.type == "message":
+            say(event.text, stderr=bool(args.json))
 
     recipe = _recipe(args)
     tokenizer = _tokenizer(recipe)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from ftwiz.core.cli.console import human_bytes, styled
+from ftwiz.core.cli.console import human_bytes, styled, warning_parts
 from ftwiz.core.rate import RateWindow
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -90,8 +90,12 @@ class TrainProgress:
                                f"{event.new_micro_batch}, accumulation -> {event.new_grad_accum}; resuming from step "
                                f"{event.step}[/yellow]")
         elif kind == "message":
-            style = "yellow" if event.level == "warning" else None
-            self.console.print(event.text, style=style)
+            if event.level == "warning":  # 'warning: ...' as every verb says one, also in a log; text not markup
+                from rich.text import Text
+
+                self.console.print(Text.assemble(*warning_parts(event.text)))
+            else:
+                self.console.print(event.text)
         elif kind == "failed":
             self.stop()  # the error itself is printed once, with its fix, by the CLI's error handler
         elif kind == "finished":

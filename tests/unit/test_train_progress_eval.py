@@ -63,4 +63,4 @@ def test_a_long_warning_reaches_a_log_whole(capsys) -> None:
 
     text = "5 of 20 records are not trained (over_max_length 5): the first is " + "/data/" + "x" * 120 + ".jsonl line 7"
     TrainProgress()(Message(level="warning", text=text))
-    assert text in capsys.readouterr().err.splitlines()
+    assert f"warning: {text}" in capsys.readouterr().err.splitlines()  # whole, and said to be a warning
