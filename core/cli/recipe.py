@@ -38,6 +38,10 @@ def run(args: argparse.Namespace) -> int:
             warnings.append("system: " + ", ".join("{{" + n + "}}" for n in missing) + " has no value under "
                             "variables:, so `ftwiz train` refuses it unless given with "
                             + " ".join(f"--var {n}=VALUE" for n in missing))
+        if not recipe.system_filled:  # '{{first-name}}' is trained as written (a stored, filled prompt was said)
+            from ftwiz.core.data.near_placeholders import system_warnings
+
+            warnings += system_warnings(recipe.system, recipe_file=str(args.file))
         for text in warnings:
             console.print(f"warning: {text}", style="yellow", highlight=False, markup=False)
         say(("ok", "green"), f" {args.file}: {recipe.finetuning_type} on {recipe.model_name_or_path}, "

@@ -69,6 +69,9 @@ def test_train_says_a_placeholder_like_system_prompt_and_trains_it_as_written(
         "model_name_or_path": str(tiny_qwen2), "dataset": [str(data)], "finetuning_type": "lora", "max_steps": 1,
         "cutoff_len": 256, "val_size": 0.0, "test_size": 0.0, "near_dedup_threshold": None, "system": system}),
         encoding="utf-8")
+    assert cli_main(["recipe", "validate", str(recipe)]) == 0  # said before training too, naming the file
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"warning: {recipe}, system: {{{{first-name}}}} is no placeholder" in out, out
     # a value's own braces are the value: '{{x-y}}' given for {{user}} is not said
     assert cli_main(["train", str(recipe), "--run-name", "shop", "--var", "user={{x-y}}"]) == 130
     err = " ".join(capsys.readouterr().err.split())
