@@ -168,8 +168,10 @@ def run(args: argparse.Namespace) -> int:
         check_resume_pin(RunDir.resolve(args.resume), recipe)  # the same weights, or a refusal saying how
         from ftwiz.core.recipe_inputs import with_filled_system  # the run stores its system prompt filled
 
-        if args.recipe is not None and with_filled_system(load_recipe(args.recipe)) != recipe.model_copy(
-                update={"run_name": load_recipe(args.recipe).run_name}):
+        given = with_filled_system(load_recipe(args.recipe)) if args.recipe is not None else None
+        # a run started before ftwiz stored system_filled holds the same filled prompt without the mark
+        if given is not None and given.model_copy(update={"system_filled": recipe.system_filled}) != \
+                recipe.model_copy(update={"run_name": given.run_name}):
             raise FtwizError(f"{args.recipe} differs from the recipe run '{args.resume}' was started with",
                              fix="resume without a recipe (ftwiz train --resume RUN), or train it as a new run")
     else:

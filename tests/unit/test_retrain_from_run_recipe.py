@@ -79,3 +79,30 @@ def test_training_a_runs_recipe_again_trains_the_same_system_prompt(
     assert "--var name:" in err and "stores its system prompt filled" in err, err
     assert "train from the recipe the run started with" in err, err
     assert not (ftwiz_env["runs"] / "bob").exists()
+
+
+def test_resume_with_the_recipe_given_accepts_runs_stored_with_and_without_the_mark(
+        tmp_path: Path, tiny_qwen2: Path, ftwiz_env: dict[str, Path], stop_after_data: None, capsys) -> None:
+    """`ftwiz train RECIPE --resume RUN` compares RECIPE, filled, with the run's recipe.yaml; a run started before
+    ftwiz marked its stored prompt (no system_filled line) must still match. Oracle: the recipe file itself."""
+    data = tmp_path / "identity.jsonl"
+    data.write_text("".join(json.dumps({"instruction": f"question {i}?", "output": f"answer {i}."}) + "\n"
+                            for i in range(3)), encoding="utf-8")
+    recipe = tmp_path / "aria.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "model_name_or_path": str(tiny_qwen2), "dataset": [str(data)], "finetuning_type": "lora", "max_steps": 1,
+        "cutoff_len": 256, "val_size": 0.0, "test_size": 0.0, "near_dedup_threshold": None,
+        "system": "You are {{name}}.", "variables": {"name": "Aria"}, "run_name": "aria"}), encoding="utf-8")
+    assert cli_main(["train", str(recipe)]) == 130  # cancelled after its data step: a run to resume
+    stored = ftwiz_env["runs"] / "aria" / "recipe.yaml"
+    assert yaml.safe_load(stored.read_text())["system"] == "You are Aria."
+    for older in (False, True):
+        if older:  # as an older ftwiz wrote it: the same filled prompt, no mark
+            fields = yaml.safe_load(stored.read_text())
+            del fields["system_filled"]
+            stored.write_text(yaml.safe_dump(fields, sort_keys=False), encoding="utf-8")
+        assert cli_main(["train", str(recipe), "--resume", "aria"]) == 130, capsys.readouterr().err
+    other = tmp_path / "bob.yaml"
+    other.write_text(recipe.read_text().replace("Aria", "Bob"), encoding="utf-8")
+    assert cli_main(["train", str(other), "--resume", "aria"]) == 2  # another value is another recipe
+    assert "differs from the recipe run 'aria' was started with" in " ".join(capsys.readouterr().err.split())
