@@ -1,7 +1,7 @@
 """An in-process server that speaks Ollama's documented REST API, for registration tests.
 
 It implements /api/version, /api/blobs/:digest (HEAD + POST, digest verified), /api/create (streamed
-status lines and streamed errors), /api/show, /api/chat and /api/delete; the ``fake_ollama`` fixture in
+status lines and streamed errors), /api/show, /api/chat, raw /api/generate and /api/delete; the ``fake_ollama`` fixture in
 conftest.py starts one per test. Shared by the registration contract tests and the wizard's deploy tests.
 """
 
@@ -26,6 +26,8 @@ class FakeOllama:
         self.create_error: str | None = None
         self.create_http_error: int | None = None
         self.corrupt_uploads = False
+        # the prompt each /api/chat or /api/generate rendered, as Ollama builds it (Modelfile SYSTEM included)
+        self.prompts: list[str] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -101,10 +103,12 @@ class FakeOllama:
                 elif self.path == "/api/show":
                     model = fake.models.get(body.get("model", ""))
                     if model:
-                        self._send(200, {"template": model.get("template", "")})
+                        # Ollama's ShowResponse carries the Modelfile SYSTEM too (omitted when empty)
+                        self._send(200, {"template": model.get("template", "")}
+                                   | ({"system": model["system"]} if model.get("system") else {}))
                     else:
                         self._send(404, {"error": f"model '{body.get('model')}' not found"})
-                elif self.path == "/api/chat":
+                elif self.path in ("/api/chat", "/api/generate"):
                     self._chat(body)
                 else:
                     self._send(404, {"error": "not found"})
@@ -140,16 +144,33 @@ class FakeOllama:
                 if body.get("model") not in fake.models:
                     self._send(404, {"error": f"model '{body.get('model')}' not found"})
                     return
+                fake.prompts.append(self._prompt(body))
                 base = {"model": body["model"], "created_at": "2026-01-01T00:00:00Z"}
-                final = {**base, "message": {"role": "assistant", "content": ""}, "done": True,
-                         "done_reason": fake.done_reason}
+                generate = self.path == "/api/generate"  # its answer is "response", not a "message"
+
+                def text(content: str) -> dict[str, Any]:
+                    return {"response": content} if generate else {"message": {"role": "assistant", "content": content}}
+
+                final = {**base, **text(""), "done": True, "done_reason": fake.done_reason}
                 if body.get("stream", True):
                     words = fake.answer.split(" ")
-                    chunks = [{**base, "message": {"role": "assistant", "content": w + (" " if i < len(words) - 1
-                                                                                        else "")}, "done": False}
+                    chunks = [{**base, **text(w + (" " if i < len(words) - 1 else "")), "done": False}
                               for i, w in enumerate(words)]
                     self._send(200, lines=[*chunks, final])
                 else:
-                    self._send(200, {**final, "message": {"role": "assistant", "content": fake.answer}})
+                    self._send(200, {**final, **text(fake.answer)})
+
+            def _prompt(self, body: dict[str, Any]) -> str:
+                """The prompt Ollama renders: a raw /api/generate prompt as sent; /api/chat's messages through the
+                model's TEMPLATE with its SYSTEM (server/routes.go), by ftwiz's Go-template interpreter."""
+                if self.path == "/api/generate":
+                    assert body.get("raw"), "only raw /api/generate is modelled"
+                    return str(body.get("prompt", ""))
+                model = fake.models[body["model"]]
+                if not model.get("template"):
+                    return ""
+                from ftwiz.core.deploy.probes import ollama_prompt
+
+                return ollama_prompt(model["template"], body.get("messages", []), system=model.get("system"))
 
         return Handler

@@ -207,6 +207,9 @@ class OllamaBackend:
         self.name = name
         self.last_finish_reason: str | None = None
         self._ollama = ollama
+        # set for a comparison's base asked with no system prompt: Ollama would add the Modelfile SYSTEM
+        self.no_default_system = False
+        self._modelfile: tuple[str, str] | None = None  # its SYSTEM and TEMPLATE, asked once
 
     def stream(self, messages: list[dict[str, str]], *, temperature: float, max_tokens: int,
                seed: int | None) -> Iterator[str]:
@@ -217,7 +220,22 @@ class OllamaBackend:
         options: dict[str, Any] = {"temperature": temperature, "num_predict": max_tokens}
         if seed is not None:
             options["seed"] = seed
+        raw = None
+        if self.no_default_system:
+            from ftwiz.core.deploy.ollama_no_system import modelfile_system_and_template, without_system
+
+            if self._modelfile is None:
+                self._modelfile = modelfile_system_and_template(self.host, self.name)
+            request = without_system(messages, *self._modelfile)
+            messages, raw = request.messages, request.raw_prompt
         try:
+            if raw is not None:  # the prompt Ollama renders without a SYSTEM, as its tokens (see ollama_no_system)
+                for got in self.client.generate(model=self.name, prompt=raw, raw=True, options=options, stream=True):
+                    if got.response:
+                        yield got.response
+                    if got.done:
+                        self.last_finish_reason = got.done_reason
+                return
             for part in self.client.chat(model=self.name, messages=messages, options=options, stream=True):
                 if part.message and part.message.content:
                     yield part.message.content
@@ -280,6 +298,8 @@ class ChatSession:
         self.backend: Backend = (model if hasattr(model, "stream") else  # type: ignore[assignment]
                                  open_backend(model, host=host, n_ctx=n_ctx, n_threads=n_threads, seed=seed))
         self.system = system
+        if system == "" and hasattr(self.backend, "no_default_system"):  # "" is no system prompt, not the model's
+            self.backend.no_default_system = True
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.seed = seed
