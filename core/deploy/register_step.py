@@ -3,7 +3,8 @@
 Given a GGUF (or a run: its newest fine-tuned export; a GGUF it exported with ``--out`` elsewhere is found by
 the models registry's record), the run's recipe supplies the defaults (Ollama name,
 SYSTEM prompt, ``num_ctx`` from ``cutoff_len``, ``enable_thinking``); a GGUF outside a run takes them from the
-caller's recipe (the wizard's) or none. The model is registered with Ollama, smoke-tested, and recorded in
+``ftwiz.*`` keys its export wrote into it (:mod:`ftwiz.core.trained_context`, which also wins over the recipe
+of the run it sits in), else from the caller's recipe (the wizard's), else none. The model is registered with Ollama, smoke-tested, and recorded in
 the models registry, so ``ftwiz models list`` shows it whichever way it was registered.
 """
 
