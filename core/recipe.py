@@ -170,18 +170,10 @@ class Recipe(BaseModel):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("max_steps")
+    @field_validator("max_steps", "num_train_epochs")
     @classmethod
-    def _max_steps_in_range(cls, value: int) -> int:
-        problem = max_steps_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
-
-    @field_validator("num_train_epochs")
-    @classmethod
-    def _epochs_in_range(cls, value: float) -> float:
-        problem = epochs_problem(value)
+    def _length_in_range(cls, value: float, info: Any) -> float:  # info: pydantic's ValidationInfo
+        problem = (max_steps_problem if info.field_name == "max_steps" else epochs_problem)(value)
         if problem:
             raise ValueError(problem)
         return value
