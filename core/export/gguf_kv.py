@@ -21,6 +21,7 @@ from typing import Any
 
 import gguf
 import numpy as np
+from ftwiz.core.export.merges_raw import interleave_lengths
 
 _V = gguf.GGUFValueType
 # GGUF value type -> numpy dtype character (byte order added per file)
@@ -56,18 +57,6 @@ def pack_strings(values: Sequence[str | bytes], byteorder: str = "<") -> bytes:
         lengths = np.fromiter(map(len, encoded), dtype=np.uint64, count=n)
         joined = b"".join(encoded)
     return interleave_lengths(lengths, np.frombuffer(joined, dtype=np.uint8), byteorder)
-
-
-def interleave_lengths(lengths: np.ndarray, payload: np.ndarray, byteorder: str = "<") -> bytes:
-    """GGUF string items from their byte ``lengths`` (uint64) and their bytes joined (``payload``, uint8)."""
-    n = lengths.size
-    out = np.empty(8 * n + payload.size, dtype=np.uint8)
-    runs = np.empty(2 * n, dtype=np.int64)  # per string: its 8 length bytes, then its text
-    runs[0::2], runs[1::2] = 8, lengths
-    is_length = np.repeat(np.arange(2 * n) % 2 == 0, runs)
-    out[is_length] = lengths.astype(f"{byteorder}u8").view(np.uint8)
-    out[~is_length] = payload
-    return out.tobytes()
 
 
 def uniform_type(values: Sequence[Any]) -> Any | None:

@@ -37,9 +37,19 @@ class PackedStrings:
 
     def items(self, byteorder: str = "<") -> bytes:
         """The array's items as GGUF stores them (no type or count prefix)."""
-        from ftwiz.core.export.gguf_kv import interleave_lengths
-
         return interleave_lengths(self.lengths, self.payload, byteorder)
+
+
+def interleave_lengths(lengths: np.ndarray, payload: np.ndarray, byteorder: str = "<") -> bytes:
+    """GGUF string items from their byte ``lengths`` (uint64) and their bytes joined (``payload``, uint8)."""
+    n = lengths.size
+    out = np.empty(8 * n + payload.size, dtype=np.uint8)
+    runs = np.empty(2 * n, dtype=np.int64)  # per string: its 8 length bytes, then its text
+    runs[0::2], runs[1::2] = 8, lengths
+    is_length = np.repeat(np.arange(2 * n) % 2 == 0, runs)
+    out[is_length] = lengths.astype(f"{byteorder}u8").view(np.uint8)
+    out[~is_length] = payload
+    return out.tobytes()
 
 
 def array_span(raw: bytes) -> tuple[int, int, int] | None:

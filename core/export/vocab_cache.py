@@ -4,7 +4,7 @@ Parsing a Qwen2 tokenizer.json (11 MB: 151k tokens, 151k merges) and packing its
 export, a fifth of a whole ``ftwiz export --quant F16`` of a 0.5B model. The same tokenizer is exported again
 and again (one GGUF per quant type; every run trained from the same base), so its arrays as GGUF stores them
 are kept in ``cache_dir()/gguf-vocab/``, keyed by the SHA-256 of tokenizer.json's bytes (~10 ms), the model's
-embedding rows and a fingerprint of the code deriving them (this module, vocab.py, merges_raw.py, gguf_kv.py
+embedding rows and a fingerprint of the code deriving them (this module, vocab.py, the raw readers, gguf_kv.py
 and gguf-py's writer and vocab modules): editing any of them misses the cache instead of reusing an old answer.
 
 Only what depends on tokenizer.json and the row count alone is cached: the token, type and merge arrays, the
@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"FTWIZ-GGUF-VOCAB-1\n"
 KEEP = 8  # cache files kept (newest first); one Qwen2 vocabulary is ~5 MB
+# gguf.GGUFValueType's STRING and INT32 (the GGUF specification's numbers), without loading gguf-py's writer in
+# the process vocab_ahead.py forks (tests/unit/test_export_vocab_ahead.py compares them with gguf's)
+GGUF_STRING, GGUF_INT32 = 8, 5
 
 
 @dataclass(frozen=True)
@@ -60,18 +63,20 @@ class CachedVocab:
 
 
 def _fingerprint() -> bytes:
-    """SHA-256 of the source files whose code decides the cached bytes; empty when one cannot be read."""
-    import gguf.gguf_writer
-    import gguf.vocab
-    from ftwiz.core.export import gguf_kv, merges_raw, tokenizer_split, vocab, vocab_raw
+    """SHA-256 of the source files whose code decides the cached bytes; empty when one cannot be read. Found
+    without importing them: :mod:`ftwiz.core.export.vocab_ahead` computes the key before numpy and gguf load."""
+    import importlib.util
 
     digest = hashlib.sha256()
-    files = [m.__file__ or "" for m in (vocab, merges_raw, vocab_raw, tokenizer_split, gguf_kv, gguf.gguf_writer,
-                                         gguf.vocab)] + [__file__]
+    modules = ("vocab", "merges_raw", "vocab_raw", "json_scan", "tokenizer_split", "gguf_kv", "vocab_cache")
+    names = [f"ftwiz.core.export.{m}" for m in modules] + ["gguf.gguf_writer", "gguf.vocab"]
     try:
-        for file in files:
-            digest.update(Path(file).read_bytes())
-    except OSError:
+        for name in names:
+            spec = importlib.util.find_spec(name)
+            if spec is None or spec.origin is None:
+                return b""
+            digest.update(Path(spec.origin).read_bytes())
+    except (OSError, ImportError, ValueError):
         return b""
     return digest.digest()
 
@@ -91,6 +96,11 @@ def cache_key(model_dir: Path, n_vocab: int) -> str | None:
     digest.update(code)
     digest.update(f"|{n_vocab}".encode())
     return digest.hexdigest()
+
+
+def cached_file(key: str) -> Path:
+    """Where the cache entry ``key`` is stored."""
+    return _folder() / f"{key}.bin"
 
 
 def _folder() -> Path:
@@ -127,9 +137,7 @@ def build(key: str | None, model_dir: Path, n_vocab: int, split: SplitTokenizer)
     """The vocabulary of a byte-level BPE tokenizer.json as :class:`RawArray` items (stored under ``key``), or
     None for other tokenizers and for files ``write_vocab`` must report on (no merges; then ``split.parsed``
     holds the whole file again)."""
-    import gguf
     import numpy as np
-    from ftwiz.core.export.gguf_kv import pack_strings
     from ftwiz.core.export.vocab import tokenizer_kind
     from ftwiz.core.export.vocab_json import bpe_merges
     from ftwiz.core.export.vocab_raw import assemble
@@ -141,24 +149,29 @@ def build(key: str | None, model_dir: Path, n_vocab: int, split: SplitTokenizer)
     if not len(merges):
         split.restore_vocab()
         return None
-    v = gguf.GGUFValueType
     packed = None if split.vocab is None else assemble(split.vocab, tokenizer_json.get("added_tokens"), n_vocab,
                                                        END_OF_TURN)
     if packed is not None:  # straight from the file's bytes (vocab_raw.py)
         token_items, type_array, named_ids = packed
-        tokens = RawArray(int(v.STRING), len(token_items), token_items.items())
-        types = RawArray(int(v.INT32), type_array.size, type_array.astype("<i4").tobytes())
+        tokens = RawArray(GGUF_STRING, len(token_items), token_items.items())
+        types = RawArray(GGUF_INT32, type_array.size, type_array.astype("<i4").tobytes())
         pre = detect_pre_tokenizer(tokenizer_json)
     else:  # parsed by json (layouts vocab_raw.py does not read, and its errors)
+        from ftwiz.core.export.gguf_kv import pack_strings
+
         split.restore_vocab()
         data = load_vocab(model_dir, n_vocab, tokenizer_json)
         present = set(END_OF_TURN).intersection(data.tokens)
         named_ids = {name: data.tokens.index(name) for name in END_OF_TURN if name in present}
-        tokens = RawArray(int(v.STRING), len(data.tokens), pack_strings(data.tokens))
-        types = RawArray(int(v.INT32), len(data.types), np.asarray(data.types, dtype="<i4").tobytes())
+        tokens = RawArray(GGUF_STRING, len(data.tokens), pack_strings(data.tokens))
+        types = RawArray(GGUF_INT32, len(data.types), np.asarray(data.types, dtype="<i4").tobytes())
         pre = data.pre
-    merged = RawArray(int(v.STRING), len(merges),
-                      merges.items() if hasattr(merges, "items") else pack_strings(merges))
+    if hasattr(merges, "items"):  # packed from the bytes (merges_raw.py)
+        merged = RawArray(GGUF_STRING, len(merges), merges.items())
+    else:
+        from ftwiz.core.export.gguf_kv import pack_strings
+
+        merged = RawArray(GGUF_STRING, len(merges), pack_strings(merges))
     small = {**tokenizer_json, "model": {**tokenizer_json["model"], "vocab": {}, "merges": []}}
     cached = CachedVocab(VocabData(model="gpt2", pre=pre, tokens=tokens, types=types,  # type: ignore[arg-type]
                                    merges=merged), small)
@@ -210,7 +223,9 @@ def read_vocab(model_dir: Path, n_vocab: int) -> tuple[dict[str, Any] | None, An
     ``write_vocab``: from the cache when it holds this tokenizer.json, else parsed (and cached when it is a
     byte-level BPE). With a vocabulary, the parsed file has no ``model.vocab`` / ``model.merges``."""
     from ftwiz.core.export.vocab import read_tokenizer_json_split
+    from ftwiz.core.export.vocab_ahead import wait_for
 
+    wait_for(model_dir, n_vocab)  # a child reading it ahead (vocab_ahead.py) fills the cache entry
     key = cache_key(model_dir, n_vocab)
     hit = lookup(key)
     if hit is not None:
