@@ -203,12 +203,9 @@ def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str =
     :mod:`ftwiz.core.trained_context`). Weights that the float16 step turns into ±inf (beyond ±65504,
     :mod:`ftwiz.core.export.f16_range`) are written as llama.cpp's converter writes them, and said in a line
     appended to ``notes`` (logged as a warning when ``notes`` is None)."""
-    from ftwiz.core.export.vocab_ahead import vocab_ahead
-
     model_dir, out_file = Path(model_dir), Path(out_file)
     out_type = out_type.upper()
-    # a first export's vocabulary is read on another core while numpy and gguf-py load (vocab_ahead.py)
-    with collector_paused(), vocab_ahead(model_dir):
+    with collector_paused():
         params, plans = _plan(model_dir, out_type)
         overflow = _overflow_log(plans)
         make_parent(out_file)

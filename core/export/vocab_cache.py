@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"FTWIZ-GGUF-VOCAB-1\n"
 KEEP = 8  # cache files kept (newest first); one Qwen2 vocabulary is ~5 MB
-# gguf.GGUFValueType's STRING and INT32 (the GGUF specification's numbers), without loading gguf-py's writer in
-# the process vocab_ahead.py forks (tests/unit/test_export_vocab_ahead.py compares them with gguf's)
+# gguf.GGUFValueType's STRING and INT32 (the GGUF specification's numbers): a cold read needs no more of
+# gguf-py than the writer does later (tests/unit/test_export_vocab_raw.py compares them with gguf's)
 GGUF_STRING, GGUF_INT32 = 8, 5
 
 
@@ -64,7 +64,7 @@ class CachedVocab:
 
 def _fingerprint() -> bytes:
     """SHA-256 of the source files whose code decides the cached bytes; empty when one cannot be read. Found
-    without importing them: :mod:`ftwiz.core.export.vocab_ahead` computes the key before numpy and gguf load."""
+    without importing them (gguf-py's writer loads only when the export writes)."""
     import importlib.util
 
     digest = hashlib.sha256()
@@ -223,9 +223,6 @@ def read_vocab(model_dir: Path, n_vocab: int) -> tuple[dict[str, Any] | None, An
     ``write_vocab``: from the cache when it holds this tokenizer.json, else parsed (and cached when it is a
     byte-level BPE). With a vocabulary, the parsed file has no ``model.vocab`` / ``model.merges``."""
     from ftwiz.core.export.vocab import read_tokenizer_json_split
-    from ftwiz.core.export.vocab_ahead import wait_for
-
-    wait_for(model_dir, n_vocab)  # a child reading it ahead (vocab_ahead.py) fills the cache entry
     key = cache_key(model_dir, n_vocab)
     hit = lookup(key)
     if hit is not None:

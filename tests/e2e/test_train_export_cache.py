@@ -37,7 +37,6 @@ def test_the_first_export_after_training_reads_the_cached_vocabulary(tiny_qwen2:
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("FTWIZ_CACHE_DIR", str(cache))  # empty: only the training can fill it
-    monkeypatch.setenv("FTWIZ_NO_FORK", "1")  # every read counted here: none by a child (vocab_ahead.py)
     run = f"cache-{method}"
     assert cli_main(["train", str(_recipe_file(tiny_qwen2, tmp_path, run, finetuning_type=method))]) == 0
 
@@ -116,7 +115,6 @@ def test_ftwiz_merge_of_an_adapter_from_elsewhere_leaves_its_first_export_warm(
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("FTWIZ_CACHE_DIR", str(cache))
-    monkeypatch.setenv("FTWIZ_NO_FORK", "1")  # every read counted here: none by a child (vocab_ahead.py)
     assert cli_main(["train", str(_recipe_file(tiny_qwen2, tmp_path, "elsewhere"))]) == 0
     shutil.rmtree(cache)  # as if trained elsewhere: nothing cached for this tokenizer
     merged = tmp_path / "merged [v2]"

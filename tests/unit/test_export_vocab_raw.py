@@ -151,3 +151,10 @@ def test_an_id_beyond_the_models_rows_is_the_json_routes_error(tmp_path: Path, c
     with pytest.raises(FtwizError, match="vocab_size") as cold_route:
         _metadata(folder, len(BASE) - 1, tmp_path / "cold.gguf", cold_route=True)
     assert str(cold_route.value) == str(json_route.value)
+
+
+def test_value_type_numbers_are_gguf_pys() -> None:
+    import gguf
+    from ftwiz.core.export.vocab_cache import GGUF_INT32, GGUF_STRING
+
+    assert (int(gguf.GGUFValueType.STRING), int(gguf.GGUFValueType.INT32)) == (GGUF_STRING, GGUF_INT32)
