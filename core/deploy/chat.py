@@ -221,13 +221,10 @@ class OllamaBackend:
         if seed is not None:
             options["seed"] = seed
         raw = None
-        if self.no_default_system:
-            from ftwiz.core.deploy.ollama_no_system import modelfile_system_and_template, without_system
+        if self.no_default_system:  # the Modelfile's SYSTEM left out, as the other side has none
+            from ftwiz.core.deploy.ollama_no_system import backend_request
 
-            if self._modelfile is None:
-                self._modelfile = modelfile_system_and_template(self.host, self.name)
-            request = without_system(messages, *self._modelfile)
-            messages, raw = request.messages, request.raw_prompt
+            messages, raw = backend_request(self, messages)
         try:
             if raw is not None:  # the prompt Ollama renders without a SYSTEM, as its tokens (see ollama_no_system)
                 for got in self.client.generate(model=self.name, prompt=raw, raw=True, options=options, stream=True):

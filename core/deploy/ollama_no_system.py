@@ -61,3 +61,12 @@ def without_system(messages: list[dict[str, str]], system: str, template: str) -
     except (GoTemplateError, KeyError, TypeError, ValueError):
         return NoSystemRequest(flagged)  # a template the interpreter cannot follow: still no SYSTEM added
     return NoSystemRequest(list(messages), raw_prompt=wanted)
+
+
+def backend_request(backend: Any, messages: list[dict[str, str]]) -> tuple[list[dict[str, str]], str | None]:
+    """(messages, raw prompt or None) for an ``OllamaBackend`` asked with no system prompt; its model's SYSTEM
+    and TEMPLATE are asked once and kept on the backend (``_modelfile``)."""
+    if backend._modelfile is None:
+        backend._modelfile = modelfile_system_and_template(backend.host, backend.name)
+    request = without_system(messages, *backend._modelfile)
+    return request.messages, request.raw_prompt

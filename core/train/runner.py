@@ -235,12 +235,11 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
     packing = recipe.packing or recipe.stage == "pt"  # continued pre-training packs raw text
     if packing and is_preference(recipe.stage):
         packing = False  # TRL's preference trainers pad each pair; packing would change nothing but the stats
-        bus.emit(Message(level="warning", text=f"packing: true is ignored for stage {recipe.stage} (pairs are "
-                                               "padded, not packed)"))
+        bus.emit(Message(level="warning", text=f"packing: true is ignored for stage {recipe.stage} (pairs: padded)"))
     written = recipe if as_written is None else as_written  # filled once: a value's {{x}} stays literal
-    prepared = prepare_for_training(recipe.model_copy(update={"packing": packing, "system": written.system,
-                                                              "system_filled": written.system_filled}), tokenizer,
-                                    events=bus, refuse_placeholders=True, system_filled=as_written is None)
+    as_trained = {"packing": packing, "system": written.system, "system_filled": written.system_filled}
+    prepared = prepare_for_training(recipe.model_copy(update=as_trained), tokenizer, events=bus,
+                                    refuse_placeholders=True, system_filled=as_written is None)
     check_stage_data(recipe.stage, prepared.splits.get("train", []))
     current = fingerprint(recipe, model_dir, prepared.dataset_hash, prepared.template_hash)
     if resuming:
