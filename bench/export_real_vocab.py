@@ -16,7 +16,7 @@ cold), every command runs with Python's bytecode cached as an installed package 
 and each command's CPU seconds are printed: on a shared machine CPU seconds move much less than wall times.
 The F16 and Q8_0 outputs of the first round are kept only until they are compared with llama.cpp's.
 
-The vocabulary cache starts empty: "ftwiz F16 cold" is the first export of a tokenizer ftwiz has never seen
+Each "ftwiz F16 cold" starts with an empty vocabulary cache: it is the first export of a tokenizer ftwiz has never seen
 (parsed, packed and cached), "ftwiz F16" / "Q8_0" re-export it (another quant, another run of the same base
 model). A model that came through ``ftwiz pull`` or ``ftwiz train`` is already warm at its first export: both
 fill the cache when they finish (core/export/vocab_warm.py).
@@ -257,17 +257,19 @@ def main(repeat: int = 3, llamacpp_dir: str | None = None, layers: int | None = 
                             str(work / "warmup-llamacpp.gguf")], check=True, capture_output=True)
         for leftover in ("warmup.gguf", "warmup-llamacpp.gguf"):
             (work / leftover).unlink(missing_ok=True)
-        # a fresh vocabulary cache (core/export/vocab_cache.py): the first export of this tokenizer.json is timed
-        # apart ("cold": parsed and packed, then cached), the repeats re-export it as a second quant or run would
-        os.environ["FTWIZ_CACHE_DIR"] = str(work / "ftwiz-cache")
-        record("ftwiz F16 cold", [ftwiz, "export", str(model), "--quant", "F16", "--out",
-                                  str(work / "ftwiz-F16.gguf"), "--overwrite"], work / "ftwiz-F16.gguf")
         inner: list[float] = []
         diffs: dict[str, list[str]] = {}
         for rep in range(repeat):  # interleaved, best of N: other load on the machine hits all alike
             compare = rep == 0 and with_llamacpp  # the converter takes ~10x longer: once is enough to compare
             record("cp", ["cp", str(model / "model.safetensors"), str(work / "copy.safetensors")],
                    work / "copy.safetensors")
+            # an empty vocabulary cache (core/export/vocab_cache.py) each time: "cold" is the first export of a
+            # tokenizer.json ftwiz has never seen (read and packed, then cached); the others re-export it as a
+            # second quant or run would, from the cache the first cold export filled
+            os.environ["FTWIZ_CACHE_DIR"] = str(work / f"ftwiz-cache-cold-{rep}")
+            record("ftwiz F16 cold", [ftwiz, "export", str(model), "--quant", "F16", "--out",
+                                      str(work / "ftwiz-F16.gguf"), "--overwrite"], work / "ftwiz-F16.gguf")
+            os.environ["FTWIZ_CACHE_DIR"] = str(work / "ftwiz-cache-cold-0")
             for quant in ("F16", "Q8_0"):
                 out = work / f"ftwiz-{quant}.gguf"
                 record(f"ftwiz {quant}", [ftwiz, "export", str(model), "--quant", quant, "--out", str(out),
