@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     from ftwiz.core.events import EventBus, JsonlSink
     from ftwiz.core.recipe import load_recipe
     from ftwiz.core.rundir import RunDir
-    from ftwiz.core.train.callbacks import CancelFlag
+    from ftwiz.core.train.cancel import CancelFlag  # transformers loads only once the inputs are checked
 
     if args.recipe is None and not args.resume:
         raise FtwizError("give a recipe to train, or --resume RUN", fix="e.g. ftwiz train recipes/demo.yaml")
@@ -220,12 +220,11 @@ def run(args: argparse.Namespace) -> int:
         bus.subscribe(progress)
     cancel = CancelFlag()
     _install_signal_handlers(cancel, terminal=not to_stdout)
-
-    from ftwiz.core.train.runner import is_main_process, train
-
     try:
         if not args.resume:  # before a run folder exists: a typo is one clear error, not a failed run
             _check_inputs(recipe, args, bus, cancel)
+        from ftwiz.core.train.runner import is_main_process, train  # transformers and torch: ~10 s cold
+
         result = train(recipe, events=bus, run_name=args.run_name, resume=args.resume, vram_gb=args.vram_gb,
                        cancel=cancel)
     except KeyboardInterrupt:

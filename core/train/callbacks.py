@@ -10,32 +10,17 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
 from pathlib import Path
 
 from ftwiz.core.events import CheckpointSaved, Eval, EventBus, Step
+from ftwiz.core.train.cancel import CancelFlag  # where callers have always found it
 from ftwiz.core.train.divergence import LossWatch, hold_back, trainable_weights_finite
 from transformers import TrainerCallback
 
 # Test-only seam: raise the exception CUDA raises when the micro-batch is above this value, so the
 # out-of-memory back-off path runs on machines without a GPU. Never set by the product.
 TEST_OOM_ENV = "FTWIZ_TEST_OOM_ABOVE_MICRO_BATCH"
-
-
-class CancelFlag:
-    """Set from a signal handler (or the wizard); read by the callback at the next step boundary."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self.signal_name = ""
-
-    def set(self, signal_name: str = "cancel") -> None:
-        self.signal_name = signal_name
-        self._event.set()
-
-    def __bool__(self) -> bool:
-        return self._event.is_set()
 
 
 def memory_snapshot(device: str) -> dict[str, int | None]:
