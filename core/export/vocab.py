@@ -105,9 +105,9 @@ def detect_pre_tokenizer(tokenizer_json: dict[str, Any]) -> str:
 def _load_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise FtwizError(f"not valid JSON: {exc.msg}", where=Location(file=path, line=exc.lineno),
-                         fix="restore the tokenizer files from the original model") from None
+    except ValueError as exc:  # JSONDecodeError, or UnicodeDecodeError: saved as Latin-1/cp1252, not UTF-8
+        raise FtwizError(f"not valid JSON: {getattr(exc, 'msg', exc)}", where=Location(file=path, line=getattr(
+            exc, "lineno", None)), fix="restore the tokenizer files from the original model") from None
 
 
 def is_byte_level_bpe(tokenizer_json: dict[str, Any]) -> bool:
