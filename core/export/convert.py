@@ -215,7 +215,10 @@ def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str =
             pause_point("export.header")  # disk-full tests fill the disk here: header written, data not yet
             # the data section is ours: aligned blocks in header order, so unchanged bytes can be copied
             write_data(tmp, alignment, plans, _pausable(progress), overflow=overflow)
-    note = overflow_note(overflow.counts, out_type) if overflow is not None else None
+    note = None
+    if overflow is not None:  # BF16 keeps a bfloat16 source's values exactly, not a float32 one's
+        f32 = any(p.ref is not None and p.ref.dtype == "F32" and p.ref.name in overflow.counts for p in plans)
+        note = overflow_note(overflow.counts, out_type, lossless="F32" if f32 else "BF16")
     if note and notes is not None:
         notes.append(note)
     elif note:

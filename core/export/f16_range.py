@@ -152,9 +152,11 @@ class OverflowLog:
                 self.counts[name] = self.counts.get(name, 0) + count
 
 
-def overflow_note(counts: dict[str, int], out_type: str, shown: int = 3) -> str | None:
+def overflow_note(counts: dict[str, int], out_type: str, shown: int = 3, lossless: str = "BF16") -> str | None:
     """One line for the user when tensors (safetensors names -> values) overflowed float16 in a ``out_type``
-    export; None when none did. Names the ``shown`` tensors with the most, the total and what to export instead."""
+    export; None when none did. Names the ``shown`` tensors with the most, the total and what to export instead;
+    ``lossless``: the type that keeps those tensors' values exactly (BF16 for bfloat16 sources, F32 when one of
+    them is float32: BF16 drops 16 of its mantissa bits)."""
     if not counts:
         return None
     out_type = out_type.upper()
@@ -165,7 +167,9 @@ def overflow_note(counts: dict[str, int], out_type: str, shown: int = 3) -> str 
     how = ("are written as ±inf" if out_type == "F16" else
            f"become ±inf in the float16 step {out_type} is made from (as llama.cpp's quantizer works from an F16 "
            f"GGUF), so their blocks are ruined")
-    instead = " or ".join(f"--quant {q}{' (lossless)' if q == 'BF16' else ''}" for q in ("BF16", "Q8_0") if q != out_type)
+    choices = [f"--quant {q}{' (lossless)' if q == lossless else ''}"
+               for q in dict.fromkeys((lossless, "BF16", "Q8_0")) if q != out_type]
+    instead = ", ".join(choices[:-1]) + " or " + choices[-1] if len(choices) > 1 else choices[0]
     return (f"{out_type}: {total} weight value{'s' if total != 1 else ''} in {len(top)} tensor"
             f"{'s' if len(top) != 1 else ''} exceed float16's range (±65504) and {how}: {listed}{more}. llama.cpp "
             f"computes inf/NaN from them (garbage output), as it would from its own converter's file. Export with "

@@ -126,3 +126,21 @@ def test_llama_q_and_k_rows_permuted_for_gguf_are_checked_too(tiny_llama: Path, 
     model, tensors = _model_with(tiny_llama, tmp_path / "model", planted, "bfloat16")
     (note,) = export_model(model, ["F16"], out=tmp_path / "m.gguf").notes
     assert _named(note) == _expected(tensors) == {name: 1 for name, _, _ in planted}
+
+
+def test_a_float32_models_note_offers_f32_as_the_lossless_type(tiny_qwen2: Path, tmp_path: Path) -> None:
+    """BF16 keeps a bfloat16 checkpoint's values, not a float32 one's: the note called BF16 lossless for both."""
+    import gguf
+    from ftwiz.core.export.pipeline import export_model
+
+    model, tensors = _model_with(tiny_qwen2, tmp_path / "model", F32_VALUES, "float32")
+    (note,) = export_model(model, ["F16"], out=tmp_path / "m.gguf").notes
+    lossless = re.findall(r"--quant (\w+) \(lossless\)", note)
+    assert lossless == ["F32"] and "--quant BF16" in note and "--quant Q8_0" in note
+    result = export_model(model, ["BF16", "F32"], out=tmp_path / "out")
+    written = {Path(path).name.rsplit("-", 1)[-1]: {t.name: np.array(t.data) for t in gguf.GGUFReader(path).tensors}
+               for path in result.gguf_paths}
+    source = tensors["model.layers.1.self_attn.o_proj.weight"]
+    assert np.array_equal(written["F32.gguf"]["blk.1.attn_output.weight"].reshape(source.shape), source)
+    bf16 = written["BF16.gguf"]["blk.1.attn_output.weight"].view(np.uint16).astype(np.uint32) << 16
+    assert not np.array_equal(bf16.view(np.float32).reshape(source.shape), source)  # BF16 is not lossless here
