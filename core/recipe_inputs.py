@@ -9,6 +9,8 @@ calling core directly is held to the same rule.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ftwiz.core.errors import FtwizError, Location
 
 
@@ -182,12 +184,15 @@ def empty_var_warning(name: str) -> str:
     return f"--var {name} is empty: {{{{{name}}}}} becomes empty text (an unset shell variable?)"
 
 
-def check_placeholders(recipe, *, given=(), recipe_file: str | None = None) -> list[str]:
+def check_placeholders(recipe, *, given=(), recipe_file: str | None = None,
+                       stored_values: Mapping[str, str] | None = None) -> list[str]:
     """What ``ftwiz train`` checks before a run folder is made, reading the data once: every ``--var`` name in
     ``given`` fills a ``{{name}}`` in the system prompt (as written) or the data, else
     :func:`unused_variable_error`; then :func:`refuse_unfilled_placeholders`' rule. Returns warnings for names
     set under the recipe's own ``variables:`` that nothing uses (a shared recipe may fill more than one dataset
-    needs: said, not refused)."""
+    needs: said, not refused). ``stored_values``: the recipe file's own ``variables:`` (before ``--var``); on a
+    prompt stored filled, a new value for a name whose old value the prompt holds is refused too (the data would
+    say the new value, the system prompt the old one)."""
     from ftwiz.core.data.sources import load_sources, specs_from_dataset_info
 
     specs = specs_from_dataset_info(list(recipe.dataset), recipe.dataset_dir, recipe.formatting, recipe.columns,
@@ -196,11 +201,18 @@ def check_placeholders(recipe, *, given=(), recipe_file: str | None = None) -> l
     used = loaded.placeholders | system_placeholders(recipe)
     stored = bool(getattr(recipe, "system_filled", False))  # a run's recipe.yaml: its values are in the prompt
     refill = sorted((set(given) - used) & set(recipe.variables)) if stored else []
+    old = dict(stored_values or {})
+    if stored and not refill:  # `--var name=Bob` filling the data's {{name}}: the stored prompt keeps 'Aria'
+        refill = sorted(name for name, value in dict(given).items() if old.get(name) and old[name] != value
+                        and old[name] in (recipe.system or ""))
     if refill:  # `ftwiz train runs/X/recipe.yaml --var name=Bob`: the stored prompt says the old value
         raise FtwizError(
             f"--var {', '.join(refill)}: {recipe_file or 'this recipe'} stores its system prompt filled "
-            f"(system_filled: true, as a run's recipe.yaml does), so a new value cannot reach it; its data has no "
-            f"{', '.join('{{' + n + '}}' for n in refill)}", where="--var",
+            f"(system_filled: true, as a run's recipe.yaml does), so a new value cannot reach it; "
+            + (f"its data has no {', '.join('{{' + n + '}}' for n in refill)}" if not set(refill) & used else
+               "it holds " + ", ".join(f"'{old[n]}' ({n}'s value when the run started)" for n in refill)
+               + " while the data's " + ", ".join("{{" + n + "}}" for n in refill) + " would get the new value"),
+            where="--var",
             fix="train from the recipe the run started with, giving the new --var there; or edit system: in a copy "
                 "of this file and delete its system_filled line")
     refuse_unused_variables(given, used, where=f"{recipe_file or 'the recipe'}'s system prompt or data")

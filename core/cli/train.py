@@ -93,7 +93,11 @@ def _check_inputs(recipe, args: argparse.Namespace, bus, cancel=None) -> None:
 
         check_template_file(recipe, str(args.recipe))  # a template: that does not compile stops here, not mid-run
         # a misspelled --var is refused (it would fill nothing); an unused name under variables: is only said
-        for warning in check_placeholders(recipe, given=_var_values(args), recipe_file=str(args.recipe)):
+        from ftwiz.core.recipe import load_recipe
+
+        stored = load_recipe(args.recipe).variables if recipe.system_filled and args.var else None
+        for warning in check_placeholders(recipe, given=_var_values(args), recipe_file=str(args.recipe),
+                                          stored_values=stored):
             bus.emit(Message(level="warning", text=warning))
         if recipe.adapter_name_or_path:  # an adapter that fits, in the chat format of the run it continues
             from ftwiz.core.train.adapter_check import check_recipe_adapter

@@ -35,9 +35,9 @@ class _Stopped:
 @pytest.fixture()
 def stop_after_data(monkeypatch: pytest.MonkeyPatch) -> None:
     import ftwiz.core.cli.train as cli_train
-    import ftwiz.core.train.callbacks as callbacks
+    import ftwiz.core.train.cancel as cancel
 
-    monkeypatch.setattr(callbacks, "CancelFlag", _Stopped)
+    monkeypatch.setattr(cancel, "CancelFlag", _Stopped)  # where ftwiz train takes it from
     monkeypatch.setattr(cli_train, "_install_signal_handlers", lambda *_a, **_k: None)  # pytest keeps its Ctrl-C
 
 
@@ -106,3 +106,27 @@ def test_resume_with_the_recipe_given_accepts_runs_stored_with_and_without_the_m
     other.write_text(recipe.read_text().replace("Aria", "Bob"), encoding="utf-8")
     assert cli_main(["train", str(other), "--resume", "aria"]) == 2  # another value is another recipe
     assert "differs from the recipe run 'aria' was started with" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_new_value_for_a_name_the_data_and_the_stored_prompt_both_used_is_refused(
+        tmp_path: Path, tiny_qwen2: Path, ftwiz_env: dict[str, Path], stop_after_data: None, capsys) -> None:
+    """`ftwiz train runs/X/recipe.yaml --var name=Bob` where {{name}} was in the system prompt and the data: the data
+    would say Bob while the stored prompt says Aria (it was trained so, silently). Oracle: the stored recipe.yaml."""
+    data = tmp_path / "identity.jsonl"
+    data.write_text("".join(json.dumps({"instruction": f"who {i}?", "output": f"I am {{{{name}}}} ({i})."}) + "\n"
+                            for i in range(3)), encoding="utf-8")
+    recipe = tmp_path / "aria.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "model_name_or_path": str(tiny_qwen2), "dataset": [str(data)], "finetuning_type": "lora", "max_steps": 1,
+        "cutoff_len": 256, "val_size": 0.0, "test_size": 0.0, "near_dedup_threshold": None,
+        "system": "You are {{name}}.", "variables": {"name": "Aria"}}), encoding="utf-8")
+    assert cli_main(["train", str(recipe), "--run-name", "aria-both"]) == 130
+    stored = ftwiz_env["runs"] / "aria-both" / "recipe.yaml"
+    assert yaml.safe_load(stored.read_text(encoding="utf-8"))["system"] == "You are Aria."
+    capsys.readouterr()
+    assert cli_main(["train", str(stored), "--run-name", "bob-both", "--var", "name=Bob"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--var name:" in err and "'Aria'" in err and "train from the recipe the run started with" in err, err
+    assert not (ftwiz_env["runs"] / "bob-both").exists()
+    # the same value is the same run's text: trained again
+    assert cli_main(["train", str(stored), "--run-name", "aria-both-2", "--var", "name=Aria"]) == 130
