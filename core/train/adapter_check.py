@@ -75,6 +75,7 @@ def _check_fits_base(adapter: Path, weights: Path, config: dict, recipe) -> None
     from ftwiz.core.export.tensors import list_tensors, read_header  # headers only, as export's preflight
 
     refs, _ = read_header(weights)  # a cut or corrupt file is named here, as merge names it
+    _check_rank(refs, config, adapter, weights)
     base = _base_dir(recipe)
     if base is None:
         return
@@ -111,6 +112,23 @@ def _check_fits_base(adapter: Path, weights: Path, config: dict, recipe) -> None
                          f"(e.g. {example})", where=Location(file=weights),
                          fix=f"set model_name_or_path to the model the adapter was trained on ({recorded}), or "
                              f"remove {FIELD} to train a new adapter")
+
+
+def _check_rank(refs, config: dict, adapter: Path, weights: Path) -> None:
+    """FtwizError when adapter_config.json's ``r`` is not the rank of the weights (an edited config): peft builds
+    the LoRA pairs at ``r`` and then fails to load each saved pair (a size mismatch per tensor). Skipped when
+    ``rank_pattern`` gives some modules another rank."""
+    rank = config.get("r", 8)  # peft's default
+    if config.get("rank_pattern") or not isinstance(rank, int):
+        return
+    for ref in refs:
+        if ref.name.endswith(".lora_A.weight") and len(ref.shape) == 2 and ref.shape[0] != rank:
+            raise FtwizError(f"adapter_config.json says r: {rank}, but the adapter's weights have rank "
+                             f"{ref.shape[0]} ({ref.name.removeprefix(PEFT_PREFIX)} is [{ref.shape[0]}, "
+                             f"{ref.shape[1]}])", where=Location(file=adapter / "adapter_config.json", field="r"),
+                             fix=f"set \"r\": {ref.shape[0]} in {adapter / 'adapter_config.json'} (the rank the "
+                                 f"adapter was trained with; lora_rank: in a recipe does not change a continued "
+                                 f"adapter), or remove {FIELD} to train a new adapter")
 
 
 def _base_tensor(module: str, shapes: dict[str, tuple[int, ...]]) -> str | None:

@@ -99,3 +99,31 @@ def test_train_from_with_a_full_fine_tune_is_refused(tmp_path: Path, tiny_qwen2:
         "full trains every weight and would ignore it: use finetuning_type: lora (or qlora), or remove "
         "adapter_name_or_path fix: train without --from, or set finetuning_type: lora (or qlora) in the recipe")
     assert not (ftwiz_env["runs"] / "full-from").exists()
+
+
+def test_an_adapter_config_whose_r_is_not_the_weights_rank_is_refused_naming_r(
+        tmp_path: Path, tiny_qwen2: Path, qwen2_adapter: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """adapter_config.json edited to another r: validate said ok, and train failed after making a run folder with a
+    size mismatch per tensor and the fix 'use the same model_name_or_path'. Oracle: peft refuses to load it, and the
+    rank is the safetensors file's own lora_A shape."""
+    import json
+
+    from peft import PeftModel
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM
+
+    edited = tmp_path / "edited"
+    shutil.copytree(qwen2_adapter, edited)
+    config = json.loads((edited / "adapter_config.json").read_text(encoding="utf-8"))
+    config["r"] = 8
+    (edited / "adapter_config.json").write_text(json.dumps(config), encoding="utf-8")
+    with safe_open(str(edited / "adapter_model.safetensors"), "pt") as weights:
+        ranks = {weights.get_slice(k).get_shape()[0] for k in weights.keys()  # noqa: SIM118
+                 if k.endswith("lora_A.weight")}
+    assert ranks == {4}
+    with pytest.raises(RuntimeError, match="size mismatch"):  # what training met after its run folder was made
+        PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_qwen2), str(edited))
+    code, err, recipe = _validate(tmp_path, tiny_qwen2, edited, capsys)
+    assert code == 2 and f"{edited / 'adapter_config.json'}, field 'r': adapter_config.json says r: 8, but the " \
+        "adapter's weights have rank 4" in err, err
+    assert 'fix: set "r": 4 in' in err, err
