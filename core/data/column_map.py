@@ -13,6 +13,8 @@ The rule follows LLaMA-Factory, whose converters read ``example[column]`` for ev
 
 from __future__ import annotations
 
+import json
+import shlex
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -57,8 +59,16 @@ def refuse_absent_columns(rows: Iterable[Any], columns: Mapping[str, str] | None
         field = ours if LF_COLUMNS.get(ours, ours) == ours else f"{ours} (ftwiz's '{LF_COLUMNS[ours]}')"
         raise FtwizError(f"{mapping_label(ours, theirs, origin)} maps '{field}' to the column '{theirs}', which no "
                          f"record of {path.name} has; {have}", where=Location(file=path, field=f"columns.{ours}"),
-                         fix=f"name one of those columns (e.g. --column {ours}={_example(theirs, seen)}), or drop "
-                             "the mapping" if seen else "drop the mapping, or point it at a JSON/JSONL/CSV file")
+                         fix=f"name one of those columns (e.g. {_written(ours, _example(theirs, seen), origin)}), "
+                             "or drop the mapping" if seen else "drop the mapping, or point it at a JSON/JSONL/CSV file")
+
+
+def _written(ours: str, theirs: str, origin: str | None) -> str:
+    """The corrected mapping as the user writes it where it came from: a dataset_info.json entry (a --column flag
+    does not reach a named entry), else the flag, shell-quoted (a column name may hold spaces)."""
+    if origin:
+        return f"{json.dumps(ours)}: {json.dumps(theirs, ensure_ascii=False)} in {origin}"
+    return "--column " + shlex.quote(f"{ours}={theirs}")
 
 
 def _example(theirs: str, seen: set[str]) -> str:

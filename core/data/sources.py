@@ -170,8 +170,9 @@ def load_sources(specs: list[SourceSpec], *, variables: dict[str, str] | None = 
                     if record.line is None and path.suffix == ".json":  # name the line, as for JSONL and CSV
                         lines = json_record_lines(path) if lines is None else lines
                         record.line = lines[record.index] if record.index < len(lines) else None
+                    # the record as the file holds it (not renamed by columns/tags): what the user finds and fixes
                     result.rejects.append(Reject(record.file, record.line, record.index, problem.reason,
-                                                 problem.message, problem.field, record.data))
+                                                 problem.message, problem.field, raw.data))
                     continue
                 conv.source = record
                 if variables is not None:

@@ -76,3 +76,26 @@ def test_a_dataset_info_mapping_to_a_missing_column_names_the_entry(tmp_path: Pa
         f"{tmp_path / 'qa.jsonl'}, field 'columns.response': dataset_info.json's \"columns\" of 'my_qa' "
         "(\"response\": \"answer\") maps 'response (ftwiz's 'output')' to the column 'answer', which no record of "
         "qa.jsonl has; its records have the columns a, q")
+
+
+def test_rejects_keep_the_record_as_the_file_holds_it_and_fixes_are_written_where_the_mapping_is(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A record rejected under a mapping went to the rejects file renamed ({"output": ...} for a file whose column is
+    "answer"); a fix for a dataset_info.json mapping offered a --column flag, which a named entry never reads; a
+    column name with a space was offered unquoted. Oracle: the input file's own lines and columns."""
+    from ftwiz.core.cli import main
+
+    data = _write(tmp_path / "qa.jsonl", [{"question": "2+2?", "answer": "4"},
+                                          {"question": "sky?", "answer": "blue", "ctx": "day"}])
+    assert main(["data", "check", str(data), "--column", "instruction=ctx", "--column", "output=answer"]) == 0
+    rejects = [json.loads(line) for line in (tmp_path / "qa.rejects.jsonl").read_text(encoding="utf-8").splitlines()]
+    first = json.loads(data.read_text(encoding="utf-8").splitlines()[0])
+    assert [(r["line"], r["raw"]) for r in rejects] == [(1, first)]
+    (tmp_path / "dataset_info.json").write_text(json.dumps(
+        {"my_qa": {"file_name": "qa.jsonl", "columns": {"prompt": "questoin", "response": "answer"}}}), encoding="utf-8")
+    assert main(["data", "check", "my_qa", "--dataset-dir", str(tmp_path)]) == 2
+    assert "fix: name one of those columns (e.g. \"prompt\": \"question\" in dataset_info.json's \"columns\" of " \
+           "'my_qa'), or drop the mapping" in one_line(capsys.readouterr().err)
+    spaced = _write(tmp_path / "spaced.jsonl", [{"my question": "2+2?", "answer": "4"}])
+    assert main(["data", "check", str(spaced), "--column", "instruction=my  question"]) == 2
+    assert "(e.g. --column 'instruction=my question')" in one_line(capsys.readouterr().err)
