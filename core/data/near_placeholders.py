@@ -7,7 +7,8 @@ the model learns the braces as written. Said as a warning, never refused: braces
 Which shapes are said where (literal braces are ordinary in data, rare in a system prompt):
 
 - data: only words joined by hyphens (``{{first-name}}``). Code samples in data hold ``{{ u.name }}`` (Jinja),
-  ``{{.Name}}`` / ``{{range .Items}}`` (Go), ``{{#each items}}`` / ``{{uppercase name}}`` (Handlebars); a
+  ``{{.Name}}`` / ``{{range .Items}}`` (Go), ``{{#each items}}`` / ``{{uppercase name}}`` (Handlebars),
+  ``{{{raw-html}}}`` (Mustache's unescaped variable: three braces are never a placeholder); a
   spaced pair of words is a Handlebars helper call there, so only the hyphenated shape, which reads as a
   misspelled name, is said.
 - the recipe's ``system:`` prompt: hyphenated or space-separated words (``{{bot name}}``), as written by the
@@ -19,8 +20,9 @@ from __future__ import annotations
 import re
 
 _WORD = r"[A-Za-z_][A-Za-z0-9_]*"
-NEAR_IN_DATA = re.compile(r"\{\{\s*(" + _WORD + r"(?:-[A-Za-z0-9_]+)+)\s*\}\}")
-NEAR_IN_SYSTEM = re.compile(r"\{\{\s*(" + _WORD + r"(?:(?:-|\s+)[A-Za-z0-9_]+)+)\s*\}\}")
+# not inside a third brace: {{{raw-html}}} is Mustache/Handlebars' unescaped variable, template code
+NEAR_IN_DATA = re.compile(r"(?<!\{)\{\{\s*(" + _WORD + r"(?:-[A-Za-z0-9_]+)+)\s*\}\}(?!\})")
+NEAR_IN_SYSTEM = re.compile(r"(?<!\{)\{\{\s*(" + _WORD + r"(?:(?:-|\s+)[A-Za-z0-9_]+)+)\s*\}\}(?!\})")
 SHOWN = 5  # distinct texts named one by one; more are counted
 
 
