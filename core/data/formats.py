@@ -228,8 +228,14 @@ def _sharegpt_turns(turns: Any, field: str) -> list[dict[str, Any]]:
             raise RecordProblem("not_an_object", f"{where} must be an object with from/value", where)
         role_name = turn.get("from", turn.get("role"))
         if role_name not in SHAREGPT_ROLES:
+            if "from" not in turn and "role" not in turn:  # other key names (speaker/text): LLaMA-Factory's tags
+                raise RecordProblem("missing_field", f"{where} has no 'from' (its keys: {', '.join(map(str, turn))}); "
+                                    f"a turn is from/value (or role/content); name yours in dataset_info.json's "
+                                    f'"tags" (e.g. {{"role_tag": "speaker", "content_tag": "text"}}), as in '
+                                    "LLaMA-Factory", f"{where}.from")
             raise RecordProblem("unknown_role", f"{where}.from is {role_name!r}; expected one of "
-                                f"{sorted(SHAREGPT_ROLES)}", f"{where}.from")
+                                f"{sorted(SHAREGPT_ROLES)} (other role names: dataset_info.json's \"tags\", e.g. "
+                                '{"user_tag": "me", "assistant_tag": "bot"})', f"{where}.from")
         value = turn.get("value", turn.get("content"))
         if role_name == "function_call":  # glaive: the value is the call as JSON, learned as the assistant's turn
             messages.append({"role": "assistant", "content": "",

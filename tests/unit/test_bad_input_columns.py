@@ -99,3 +99,24 @@ def test_rejects_keep_the_record_as_the_file_holds_it_and_fixes_are_written_wher
     spaced = _write(tmp_path / "spaced.jsonl", [{"my question": "2+2?", "answer": "4"}])
     assert main(["data", "check", str(spaced), "--column", "instruction=my  question"]) == 2
     assert "(e.g. --column 'instruction=my question')" in one_line(capsys.readouterr().err)
+
+
+def test_sharegpt_turns_with_other_key_or_role_names_point_at_dataset_info_tags(tmp_path: Path) -> None:
+    """`--column conversations=talk` on turns of speaker/text said "conversations[0].from is None": nothing the user
+    wrote. Now the turn's own keys are named with LLaMA-Factory's way to map them (dataset_info.json "tags"), which
+    then reads the file. Oracle: the file's turns, and the same file read through the tags."""
+    from ftwiz.core.data import check_dataset
+
+    data = _write(tmp_path / "talk.jsonl", [{"talk": [{"speaker": "me", "text": "hi"}, {"speaker": "bot", "text": "yo"}]}])
+    report = check_dataset(str(data), columns={"conversations": "talk"})
+    assert report.kept == 0 and report.rejects[0].field == "conversations[0].from"
+    assert report.rejects[0].message.startswith("conversations[0] has no 'from' (its keys: speaker, text)")
+    assert '"tags"' in report.rejects[0].message
+    named = _write(tmp_path / "named.jsonl", [{"conversations": [{"from": "me", "value": "hi"},
+                                                                 {"from": "bot", "value": "yo"}]}])
+    assert '"user_tag": "me"' in check_dataset(str(named)).rejects[0].message
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"talk": {
+        "file_name": "talk.jsonl", "formatting": "sharegpt", "columns": {"messages": "talk"},
+        "tags": {"role_tag": "speaker", "content_tag": "text", "user_tag": "me", "assistant_tag": "bot"}}}))
+    kept = check_dataset("talk", dataset_dir=str(tmp_path))
+    assert kept.kept == 1 and [m["content"] for m in kept.samples[0]["messages"]] == ["hi", "yo"]
