@@ -37,13 +37,17 @@ def write_verify_record(gguf: str | Path, report: VerifyReport) -> Path:
 
 
 def _record_of(gguf: Path) -> tuple[Path | None, bool]:
-    """The record that judges this file and whether it is stale: the one beside it (stale when older than the
-    GGUF: the file was written again after the check), else the one kept for its content (a GGUF moved or
-    copied away from its record; never stale, as it judged these very bytes), else None."""
+    """The record that judges this file and whether it is stale: the one kept for its content (never stale, as
+    it judged these very bytes), else the one beside it (stale when older than the GGUF: the file was written
+    again after the check), else None. Content first: a GGUF moved or copied onto another export's path (``mv``
+    keeps its mtime) sits beside a record that judged other bytes."""
+    kept = stored_record(gguf) if gguf.is_file() else None
+    if kept is not None:
+        return kept, False
     beside = record_path(gguf)
     if beside.is_file():
         return beside, gguf.is_file() and beside.stat().st_mtime < gguf.stat().st_mtime
-    return stored_record(gguf) if gguf.is_file() else None, False
+    return None, False
 
 
 def _first_problem(exc: Exception) -> str:

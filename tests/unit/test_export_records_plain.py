@@ -63,7 +63,9 @@ PYDANTIC_RECORD = """{
 
 def _gguf(tmp_path: Path) -> Path:
     gguf = tmp_path / "demo-Q8_0.gguf"
-    gguf.write_bytes(b"GGUF")  # the record only has to be newer than the file it judges
+    # the record only has to be newer than the file it judges; bytes of its own, as verdicts are also kept per
+    # content in the session's data dir (verify_identity.py), where another test's verdict would judge it
+    gguf.write_bytes(b"GGUF" + str(tmp_path).encode())
     return gguf
 
 

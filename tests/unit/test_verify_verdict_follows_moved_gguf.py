@@ -77,3 +77,28 @@ def test_a_fresh_export_does_not_inherit_a_kept_verdict(failed_gguf: Path, tiny_
     again = Path(export_model(tiny_qwen2, ["F16"], out=tmp_path / "again" / "m.gguf").gguf_paths[0])
     assert again.read_bytes() == Path(moved).read_bytes()
     assert read_verify_record(again) is None and read_verify_record(moved) is None
+
+
+@pytest.mark.parametrize("record_age", ["newer", "older"])
+def test_a_failed_gguf_moved_onto_a_passed_exports_path_is_still_refused(
+        failed_gguf: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], record_age: str) -> None:
+    """``mv failed.gguf models/aria.gguf`` over an earlier export that passed: the record beside the path judged
+    the old bytes (newer than the moved file, as mv keeps its mtime, or older: stale), not these."""
+    import os
+
+    from ftwiz.core.export.verify_record import verify_status
+
+    before = _refusal(["chat", str(failed_gguf), "--once", "hi"], capsys)
+    target = tmp_path / "models" / "aria-F16.gguf"
+    target.parent.mkdir()
+    target.write_bytes(failed_gguf.read_bytes()[:-1] + b"\0")  # an earlier export: other bytes, same size
+    write_verify_record(target, VerifyReport(gguf_path=str(target), hf_model_dir="m", quant="F16",
+                                             checks=[Check(name="tokenization", passed=True)]))
+    assert verify_status(target).label == "passed"
+    record = target.with_name(target.name + ".verify.json")
+    stamp = record.stat().st_mtime + (-100 if record_age == "newer" else 100)
+    os.utime(failed_gguf, (stamp, stamp))
+    shutil.move(failed_gguf, target)
+    assert verify_status(target).label == "FAILED (tokenization)"  # ftwiz models list
+    assert _what(_refusal(["chat", str(target), "--once", "hi"], capsys)) == _what(before)
+    assert "failed `ftwiz export --verify`" in _refusal(["serve", str(target)], capsys)
