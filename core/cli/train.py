@@ -172,11 +172,16 @@ def run(args: argparse.Namespace) -> int:
         check_resume_pin(RunDir.resolve(args.resume), recipe)  # the same weights, or a refusal saying how
         from ftwiz.core.recipe_inputs import with_filled_system  # the run stores its system prompt filled
 
-        given = with_filled_system(load_recipe(args.recipe)) if args.recipe is not None else None
+        # the command that started the run, --resume added: its --var values are part of the recipe compared
+        given = with_filled_system(_with_variables(load_recipe(args.recipe), args)) if args.recipe is not None \
+            else None
         # a run started before ftwiz stored system_filled holds the same filled prompt without the mark
-        if given is not None and given.model_copy(update={"system_filled": recipe.system_filled}) != \
-                recipe.model_copy(update={"run_name": given.run_name}):
-            raise FtwizError(f"{args.recipe} differs from the recipe run '{args.resume}' was started with",
+        same = given.model_copy(update={"system_filled": recipe.system_filled, "run_name": recipe.run_name}) \
+            if given is not None else recipe
+        differ = [key for key in type(recipe).model_fields if getattr(same, key) != getattr(recipe, key)]
+        if differ:
+            raise FtwizError(f"{args.recipe} differs from the recipe run '{args.resume}' was started with (in "
+                             f"{', '.join(differ)})",
                              fix="resume without a recipe (ftwiz train --resume RUN), or train it as a new run")
     else:
         recipe = _with_variables(load_recipe(args.recipe), args)
@@ -194,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
             raise FtwizError(f"--from {args.from_run}: " + exc.errors()[0]["msg"].removeprefix("Value error, "),
                              where=Location(file=args.recipe), fix="train without --from, or set finetuning_type: "
                              "lora (or qlora) in the recipe") from None
-    if (args.var or args.allow_placeholders) and args.resume:
+    if (args.var or args.allow_placeholders) and args.resume and _with_variables(recipe, args) != recipe:
         raise FtwizError("--var and --allow-placeholders cannot change the data of a run being resumed",
                          fix="resume without them, or start a new run with the new values")
     if args.max_steps is not None:

@@ -130,3 +130,30 @@ def test_a_new_value_for_a_name_the_data_and_the_stored_prompt_both_used_is_refu
     assert not (ftwiz_env["runs"] / "bob-both").exists()
     # the same value is the same run's text: trained again
     assert cli_main(["train", str(stored), "--run-name", "aria-both-2", "--var", "name=Aria"]) == 130
+
+
+def test_resume_with_the_starting_command_and_its_var_values_is_accepted(
+        tmp_path: Path, tiny_qwen2: Path, ftwiz_env: dict[str, Path], stop_after_data: None, capsys) -> None:
+    """`ftwiz train r.yaml --var name=Zed`, cancelled, then the same command with `--resume RUN` added: it was
+    refused as "r.yaml differs from the recipe run was started with" (the --var value was not applied to the recipe
+    compared), and --var with --resume was refused even when it changed nothing. Oracle: the stored recipe.yaml."""
+    data = tmp_path / "identity.jsonl"
+    data.write_text("".join(json.dumps({"instruction": f"question {i}?", "output": f"answer {i}."}) + "\n"
+                            for i in range(3)), encoding="utf-8")
+    recipe = tmp_path / "zed.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "model_name_or_path": str(tiny_qwen2), "dataset": [str(data)], "finetuning_type": "lora", "max_steps": 1,
+        "cutoff_len": 256, "val_size": 0.0, "test_size": 0.0, "near_dedup_threshold": None,
+        "system": "You are {{name}}.", "run_name": "zed-resume"}), encoding="utf-8")
+    assert cli_main(["train", str(recipe), "--var", "name=Zed"]) == 130  # cancelled after its data step
+    stored = yaml.safe_load((ftwiz_env["runs"] / "zed-resume" / "recipe.yaml").read_text(encoding="utf-8"))
+    assert (stored["system"], stored["variables"]) == ("You are Zed.", {"name": "Zed"})
+    capsys.readouterr()
+    assert cli_main(["train", str(recipe), "--var", "name=Zed", "--resume", "zed-resume"]) == 130, \
+        capsys.readouterr().err
+    assert cli_main(["train", "--var", "name=Zed", "--resume", "zed-resume"]) == 130, capsys.readouterr().err
+    assert cli_main(["train", str(recipe), "--var", "name=Bob", "--resume", "zed-resume"]) == 2
+    assert "differs from the recipe run 'zed-resume' was started with (in system, variables)" in " ".join(
+        capsys.readouterr().err.split())
+    assert cli_main(["train", "--var", "name=Bob", "--resume", "zed-resume"]) == 2
+    assert "cannot change the data of a run being resumed" in capsys.readouterr().err
