@@ -57,10 +57,10 @@ def test_train_says_a_placeholder_like_system_prompt_and_trains_it_as_written(
         tmp_path: Path, tiny_qwen2: Path, ftwiz_env: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
         capsys) -> None:
     import ftwiz.core.cli.train as cli_train
-    import ftwiz.core.train.callbacks as callbacks
+    import ftwiz.core.train.cancel as cancel_module
     import transformers
 
-    monkeypatch.setattr(callbacks, "CancelFlag", _Stopped)
+    monkeypatch.setattr(cancel_module, "CancelFlag", _Stopped)  # where ftwiz train takes it from
     monkeypatch.setattr(cli_train, "_install_signal_handlers", lambda *_a, **_k: None)
     data = _write(tmp_path / "plain.jsonl", [f"answer {i}." for i in range(3)])
     system = "You are {{bot name}}, made by {{first-name}} for {{user}}."

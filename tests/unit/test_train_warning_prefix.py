@@ -31,9 +31,9 @@ def test_piped_train_prefixes_its_warnings_as_data_check_does(
         tmp_path: Path, tiny_qwen2: Path, ftwiz_env: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
         capsys) -> None:
     import ftwiz.core.cli.train as cli_train
-    import ftwiz.core.train.callbacks as callbacks
+    import ftwiz.core.train.cancel as cancel_module
 
-    monkeypatch.setattr(callbacks, "CancelFlag", _Stopped)
+    monkeypatch.setattr(cancel_module, "CancelFlag", _Stopped)  # where ftwiz train takes it from
     monkeypatch.setattr(cli_train, "_install_signal_handlers", lambda *_a, **_k: None)
     monkeypatch.delenv("FORCE_COLOR", raising=False)
     monkeypatch.delenv("TTY_COMPATIBLE", raising=False)

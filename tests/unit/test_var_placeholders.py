@@ -40,9 +40,9 @@ def stop_after_data(monkeypatch: pytest.MonkeyPatch) -> list:
     """`ftwiz train` in-process stops after the data step; returns the PreparedData each data step made."""
     import ftwiz.core.cli.train as cli_train
     import ftwiz.core.data as data
-    import ftwiz.core.train.callbacks as callbacks
+    import ftwiz.core.train.cancel as cancel_module
 
-    monkeypatch.setattr(callbacks, "CancelFlag", _Stopped)
+    monkeypatch.setattr(cancel_module, "CancelFlag", _Stopped)  # where ftwiz train takes it from
     monkeypatch.setattr(cli_train, "_install_signal_handlers", lambda *_a, **_k: None)  # pytest keeps its Ctrl-C
     prepared: list = []
     real = data.prepare_for_training
