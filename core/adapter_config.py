@@ -72,7 +72,8 @@ def lora_adapter_files(adapter_dir: str | Path) -> tuple[dict[str, Any], Path]:
     if peft_type != "LORA":
         raise FtwizError(f"adapter type {peft_type} is not a LoRA adapter (only LoRA/DoRA are merged or continued)",
                          where=Location(file=root / ADAPTER_CONFIG, field="peft_type"),
-                         fix="train with method lora or qlora")
+                         fix="point at a LoRA adapter: one saved by a finetuning_type: lora (or qlora) run, or by "
+                             "peft with a LoraConfig")
     weights = root / ADAPTER_WEIGHTS
     if not weights.is_file():
         pickled = (root / "adapter_model.bin").is_file()

@@ -127,3 +127,19 @@ def test_an_adapter_config_whose_r_is_not_the_weights_rank_is_refused_naming_r(
     assert code == 2 and f"{edited / 'adapter_config.json'}, field 'r': adapter_config.json says r: 8, but the " \
         "adapter's weights have rank 4" in err, err
     assert 'fix: set "r": 4 in' in err, err
+
+
+def test_an_adapter_of_another_peft_type_is_refused_with_a_fix_that_is_not_the_recipe_it_already_has(
+        tmp_path: Path, tiny_qwen2: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An IA3 adapter (peft's own config) given to a lora recipe: the fix said 'train with method lora or qlora',
+    which the recipe already does. Oracle: peft's IA3Config saved by save_pretrained."""
+    from peft import IA3Config, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    ia3 = tmp_path / "ia3"
+    get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_qwen2),
+                   IA3Config(target_modules=["k_proj", "v_proj", "down_proj"],
+                             feedforward_modules=["down_proj"])).save_pretrained(ia3)
+    code, err, _recipe = _validate(tmp_path, tiny_qwen2, ia3, capsys)
+    assert code == 2 and "adapter type IA3 is not a LoRA adapter" in err, err
+    assert "fix: point at a LoRA adapter" in err and "train with method" not in err, err
