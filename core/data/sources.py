@@ -92,12 +92,16 @@ def specs_from_dataset_info(names: list[str], dataset_dir: str | None, formattin
                              fix=f"use one of {', '.join(FORMATS)}")
         if entry.get("ranking"):
             fmt = "dpo"
-        columns = entry.get("columns")
-        if fmt == "alpaca" and isinstance(columns, dict) and set(columns) == {"prompt"}:
+        # the entry's own "columns"; an entry without them takes --column / the recipe's columns: (it ignored them,
+        # and the records were then rejected with 'map it with --column'). Not `columns`: the next name needs it
+        entry_columns, origin = entry.get("columns"), f"{info_path.name}'s \"columns\" of '{name}'"
+        if "columns" not in entry and columns:
+            entry_columns, origin = columns, None
+        if fmt == "alpaca" and isinstance(entry_columns, dict) and set(entry_columns) == {"prompt"}:
             # LLaMA-Factory's pre-training entries (c4_demo): only a prompt column, trained as plain text
-            fmt, columns = "text", {"text": columns["prompt"]}
-        specs.append(SourceSpec(str(Path(dataset_dir or ".") / entry["file_name"]), fmt, columns, entry.get("tags"),
-                                sample_by, columns_from=f"{info_path.name}'s \"columns\" of '{name}'"))
+            fmt, entry_columns = "text", {"text": entry_columns["prompt"]}
+        specs.append(SourceSpec(str(Path(dataset_dir or ".") / entry["file_name"]), fmt, entry_columns,
+                                entry.get("tags"), sample_by, columns_from=origin))
     return specs
 
 

@@ -120,3 +120,23 @@ def test_sharegpt_turns_with_other_key_or_role_names_point_at_dataset_info_tags(
         "tags": {"role_tag": "speaker", "content_tag": "text", "user_tag": "me", "assistant_tag": "bot"}}}))
     kept = check_dataset("talk", dataset_dir=str(tmp_path))
     assert kept.kept == 1 and [m["content"] for m in kept.samples[0]["messages"]] == ["hi", "yo"]
+
+
+def test_a_recipes_columns_reach_its_files_after_a_dataset_info_entry_and_entries_without_columns(
+        tmp_path: Path) -> None:
+    """`dataset: [my_qa, other.jsonl]` with `columns: {instruction: question, output: answer}`: other.jsonl was read
+    with my_qa's "columns" (a refusal naming a `--column prompt=q` nobody wrote, or a silent wrong mapping), and an
+    entry without "columns" ignored the recipe's and rejected every record with 'map it with --column'. Oracle: the
+    input files' own texts."""
+    from ftwiz.core.data.sources import load_sources, specs_from_dataset_info
+
+    _write(tmp_path / "qa.jsonl", [{"q": "2+2?", "a": "4"}])
+    _write(tmp_path / "other.jsonl", [{"question": "sky?", "answer": "blue"}])
+    (tmp_path / "dataset_info.json").write_text(json.dumps({
+        "my_qa": {"file_name": "qa.jsonl", "columns": {"prompt": "q", "response": "a"}},
+        "plain": {"file_name": "other.jsonl"}}), encoding="utf-8")
+    ours = {"instruction": "question", "output": "answer"}
+    for names in (["my_qa", "other.jsonl"], ["my_qa", "plain"]):
+        loaded = load_sources(specs_from_dataset_info(names, str(tmp_path), "auto", ours))
+        assert not loaded.rejects, [r.message for r in loaded.rejects]
+        assert [[m["content"] for m in c.messages] for c in loaded.conversations] == [["2+2?", "4"], ["sky?", "blue"]]
