@@ -57,6 +57,12 @@ def refuse_absent_columns(rows: Iterable[Any], columns: Mapping[str, str] | None
         have = (f"its records have the columns {_listed(seen)}" if seen
                 else "its records are plain text, with no named columns")
         field = ours if LF_COLUMNS.get(ours, ours) == ours else f"{ours} (ftwiz's '{LF_COLUMNS[ours]}')"
+        header = next(iter(seen)) if len(seen) == 1 and path.suffix.lower() == ".csv" else ""
+        if ";" in header:  # a spreadsheet's semicolon-separated export read as CSV (commas): one column
+            raise FtwizError(f"{mapping_label(ours, theirs, origin)}: {path.name}'s header '{header}' is one column, "
+                             "so its values are separated by ';', not the commas a CSV file has",
+                             where=Location(file=path, line=1), fix="save it as comma-separated CSV (in a spreadsheet: "
+                             "CSV, comma-delimited), as LLaMA-Factory reads it too")
         raise FtwizError(f"{mapping_label(ours, theirs, origin)} maps '{field}' to the column '{theirs}', which no "
                          f"record of {path.name} has; {have}", where=Location(file=path, field=f"columns.{ours}"),
                          fix=f"name one of those columns (e.g. {_written(ours, _example(theirs, seen), origin)}), "

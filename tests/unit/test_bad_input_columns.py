@@ -140,3 +140,21 @@ def test_a_recipes_columns_reach_its_files_after_a_dataset_info_entry_and_entrie
         loaded = load_sources(specs_from_dataset_info(names, str(tmp_path), "auto", ours))
         assert not loaded.rejects, [r.message for r in loaded.rejects]
         assert [[m["content"] for m in c.messages] for c in loaded.conversations] == [["2+2?", "4"], ["sky?", "blue"]]
+
+
+def test_a_semicolon_separated_csv_is_named_as_such_not_offered_its_whole_header_as_a_column(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A spreadsheet's ';'-separated export: the fix offered `--column 'instruction=question;answer'`. Oracle: Python's
+    csv module reads the header as one column, as any comma CSV reader does."""
+    import csv
+
+    from ftwiz.core.cli import main
+
+    data = tmp_path / "sheet.csv"
+    data.write_text("question;answer\n2+2?;4\n", encoding="utf-8")
+    with data.open(newline="", encoding="utf-8") as handle:
+        assert next(csv.reader(handle)) == ["question;answer"]
+    assert main(["data", "check", str(data), "--column", "instruction=question", "--column", "output=answer"]) == 2
+    err = one_line(capsys.readouterr().err)
+    assert f"{data}, line 1:" in err and "header 'question;answer' is one column" in err, err
+    assert "fix: save it as comma-separated CSV" in err and "instruction=question;answer" not in err, err
