@@ -35,12 +35,10 @@ _JSON_SWAP = threading.Lock()
 @contextlib.contextmanager
 def parsed_once(path: Path, parsed: dict[str, Any] | None) -> Iterator[None]:
     """While gguf.SpecialVocab reads its files, hand it the tokenizer.json already parsed here instead of
-    parsing the same 7 MB (Qwen) again: its module's ``json.load`` returns ``parsed`` for that one file."""
+    parsing the same 7 MB (Qwen) again: its module's ``json.load`` returns ``parsed`` for that one file. A file
+    it cannot parse (tokenizer_config.json saved with a BOM or as Latin-1 by an editor) is an FtwizError naming
+    it, not gguf-py's traceback."""
     import gguf.vocab
-
-    if parsed is None:
-        yield
-        return
 
     class _Json:
         def __getattr__(self, name: str) -> Any:
@@ -48,9 +46,17 @@ def parsed_once(path: Path, parsed: dict[str, Any] | None) -> Iterator[None]:
 
         @staticmethod
         def load(fp, *args, **kwargs):
-            if Path(getattr(fp, "name", "")) == path:
+            name = getattr(fp, "name", "")
+            if parsed is not None and Path(name) == path:
                 return parsed
-            return json.load(fp, *args, **kwargs)
+            try:
+                return json.load(fp, *args, **kwargs)
+            except ValueError as exc:  # JSONDecodeError (a BOM too), UnicodeDecodeError
+                from ftwiz.core.errors import FtwizError, Location
+
+                raise FtwizError(f"not valid JSON: {getattr(exc, 'msg', exc)}", where=Location(
+                    file=name, line=getattr(exc, "lineno", None)), fix="save it as UTF-8 without a BOM, or restore "
+                    "the tokenizer files from the original model") from None
 
     with _JSON_SWAP:
         real = gguf.vocab.json

@@ -40,3 +40,28 @@ def test_a_tokenizer_json_in_latin1_is_an_ftwiz_error_naming_the_file(tmp_path: 
         read_vocab(folder, 4) if route == "cold" else load_vocab(folder, 4)
     assert str(folder / "tokenizer.json") in str(refused.value)
     assert "utf-8" in str(refused.value).lower()
+
+
+@pytest.mark.parametrize("damage", ["bom", "latin-1"])
+def test_a_tokenizer_config_an_editor_saved_badly_is_an_ftwiz_error_naming_it(tiny_qwen2: Path, tmp_path: Path,
+                                                                              damage: str) -> None:
+    """tokenizer_config.json saved with a BOM (Windows Notepad) or as Latin-1 after editing its chat template:
+    transformers refuses it too; the export stopped in gguf-py with a JSONDecodeError traceback (and
+    ``ftwiz export --check`` said exportable)."""
+    import shutil
+
+    import transformers
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.export.pipeline import export_model
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_qwen2, model)
+    config = model / "tokenizer_config.json"
+    text = config.read_text(encoding="utf-8").replace('"tokenizer_class"', '"note": "caf\u00e9", "tokenizer_class"')
+    config.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8") if damage == "bom" else text.encode("latin-1"))
+    with pytest.raises(ValueError):  # the library the model is trained with refuses it too
+        transformers.AutoTokenizer.from_pretrained(model)
+    with pytest.raises(FtwizError) as refused:
+        export_model(model, ["F16"], out=tmp_path / "m.gguf")
+    assert str(config) in str(refused.value) and "not valid JSON" in str(refused.value)
+    assert not (tmp_path / "m.gguf").exists()
