@@ -54,9 +54,13 @@ def quantize_gguf(src: str | Path, dst: str | Path, quant: str, *, overwrite: bo
         status = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params))
         if status != 0:
             tail = " | ".join(log.read().strip().splitlines()[-3:])
+            invalid = "found inf value" in log.text or "found nan value" in log.text  # ggml_validate_row_data
             raise FtwizError(f"llama.cpp could not quantize to {quant} (status {status}): {tail}",
                              where=Location(file=src),
-                             fix="check that the source is an F16/BF16/F32 GGUF written by ftwiz export")
+                             fix="the model has weights beyond float16's range (±65504), which are inf in the F16 "
+                                 "GGUF a K-quant is made from (or NaN weights of its own): export with --quant BF16 "
+                                 "or --quant Q8_0 instead" if invalid else
+                                 "check that the source is an F16/BF16/F32 GGUF written by ftwiz export")
     fallback = [line for line in log.text.splitlines() if "required fallback quantization" in line]
     if fallback:  # rows not a multiple of 256: worth knowing, not an error
         log_.info("%s", fallback[-1].split("WARNING:")[-1].strip())

@@ -144,3 +144,22 @@ def test_a_float32_models_note_offers_f32_as_the_lossless_type(tiny_qwen2: Path,
     assert np.array_equal(written["F32.gguf"]["blk.1.attn_output.weight"].reshape(source.shape), source)
     bf16 = written["BF16.gguf"]["blk.1.attn_output.weight"].view(np.uint16).astype(np.uint32) << 16
     assert not np.array_equal(bf16.view(np.float32).reshape(source.shape), source)  # BF16 is not lossless here
+
+
+def test_llama_cpps_quantizer_refusing_the_inf_says_why(tiny_qwen2: Path, tmp_path: Path) -> None:
+    """Where K-quants go through llama.cpp's quantizer (no direct ggml quantizer in this build), it refuses an F16
+    GGUF holding inf ("found inf value"); the error's fix said to check the source was written by ftwiz export."""
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.export.convert import convert_to_gguf
+    from ftwiz.core.export.quantize import quantize_gguf
+
+    pytest.importorskip("llama_cpp")
+    model, tensors = _model_with(tiny_qwen2, tmp_path / "model", BF16_VALUES, "bfloat16")
+    assert _expected(tensors)  # numpy's float16 cast makes some of them inf
+    f16 = convert_to_gguf(model, tmp_path / "m-F16.gguf", "F16", notes=[])
+    with pytest.raises(FtwizError) as refused:
+        quantize_gguf(f16, tmp_path / "m-Q4_K_M.gguf", "Q4_K_M")
+    assert "inf value" in refused.value.what  # llama.cpp's own reason, quoted
+    assert "float16's range" in refused.value.fix and "--quant BF16" in refused.value.fix
+    plain = convert_to_gguf(tiny_qwen2, tmp_path / "plain-F16.gguf", "F16")
+    assert quantize_gguf(plain, tmp_path / "plain-Q4_K_M.gguf", "Q4_K_M").is_file()  # the path itself works
