@@ -91,6 +91,30 @@ def filled_system(recipe, variables: dict[str, str] | None = None) -> tuple[str 
     return text, sorted(missing)
 
 
+def edited_stored_system(recipe) -> list[str]:
+    """Names whose ``{{name}}`` a prompt stored filled (``system_filled``) holds although ``variables:`` gives them a
+    value no other value brought in: filling left none such when the run started, so the prompt was edited after
+    (a copy of a run's recipe.yaml with a new ``{{name}}``) and would be trained with the braces, not the value."""
+    from ftwiz.core.data.validate import PLACEHOLDER
+
+    if not recipe.system or not getattr(recipe, "system_filled", False):
+        return []
+    values = dict(recipe.variables)
+    brought = {name for value in values.values() for name in PLACEHOLDER.findall(str(value))}  # a value's own braces
+    return sorted(set(PLACEHOLDER.findall(recipe.system)) & set(values) - brought)
+
+
+def edited_stored_system_error(names: list[str], *, recipe_file: str | None = None) -> FtwizError:
+    """The refusal for :func:`edited_stored_system`'s names."""
+    shown = ", ".join("{{" + n + "}}" for n in names)
+    return FtwizError(
+        f"system: holds {shown}, but system_filled: true marks it as a run's prompt filled already, so it would be "
+        "trained and sent with the braces, not the value under variables: (was system: edited in a copy of a run's "
+        "recipe.yaml?)", where=Location(file=recipe_file, field="system_filled"),
+        fix="delete the system_filled line, so system: is filled from variables:; or keep the braces as written with "
+            "--allow-placeholders")
+
+
 def with_filled_system(recipe):
     """The recipe with its system prompt filled (what a run stores, trains with, and chat/serve/eval send);
     unfilled names stay as written, for training to refuse (or, with allow_placeholders, to learn literally).
@@ -215,6 +239,9 @@ def check_placeholders(recipe, *, given=(), recipe_file: str | None = None,
             where="--var",
             fix="train from the recipe the run started with, giving the new --var there; or edit system: in a copy "
                 "of this file and delete its system_filled line")
+    edited = [] if recipe.allow_placeholders else edited_stored_system(recipe)
+    if edited:
+        raise edited_stored_system_error(edited, recipe_file=recipe_file)
     refuse_unused_variables(given, used, where=f"{recipe_file or 'the recipe'}'s system prompt or data")
     warnings = [empty_var_warning(name) for name, value in dict(given).items() if value == "" and name in used]
     # a run's recipe.yaml keeps the values its (stored filled) system prompt used: checked when the run started

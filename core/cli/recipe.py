@@ -38,6 +38,13 @@ def run(args: argparse.Namespace) -> int:
             warnings.append("system: " + ", ".join("{{" + n + "}}" for n in missing) + " has no value under "
                             "variables:, so `ftwiz train` refuses it unless given with "
                             + " ".join(f"--var {n}=VALUE" for n in missing))
+        from ftwiz.core.recipe_inputs import edited_stored_system
+
+        edited = [] if recipe.allow_placeholders else edited_stored_system(recipe)
+        if edited:  # a copy of a run's recipe.yaml given a new {{name}}: train refuses it
+            warnings.append("system: " + ", ".join("{{" + n + "}}" for n in edited) + " is kept as written "
+                            "(system_filled: true), so `ftwiz train` refuses it; delete the system_filled line to "
+                            "fill it from variables:")
         if not recipe.system_filled:  # '{{first-name}}' is trained as written (a stored, filled prompt was said)
             from ftwiz.core.data.near_placeholders import system_warnings
 

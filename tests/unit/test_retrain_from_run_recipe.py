@@ -157,3 +157,41 @@ def test_resume_with_the_starting_command_and_its_var_values_is_accepted(
         capsys.readouterr().err.split())
     assert cli_main(["train", "--var", "name=Bob", "--resume", "zed-resume"]) == 2
     assert "cannot change the data of a run being resumed" in capsys.readouterr().err
+
+
+def test_a_copy_of_a_runs_recipe_given_a_new_placeholder_is_not_trained_with_the_braces(
+        tmp_path: Path, tiny_qwen2: Path, ftwiz_env: dict[str, Path], stop_after_data: None, capsys) -> None:
+    """A copy of runs/X/recipe.yaml whose system: was edited to 'You are {{name}} v2', system_filled: true left in:
+    the braces were trained and stored as written, silently, though variables: gives name. Oracle: transformers'
+    apply_chat_template of what the run trains on once the system_filled line is deleted."""
+    import transformers
+
+    data = tmp_path / "identity.jsonl"
+    data.write_text("".join(json.dumps({"instruction": f"who {i}?", "output": f"answer {i}."}) + "\n"
+                            for i in range(3)), encoding="utf-8")
+    recipe = tmp_path / "v1.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "model_name_or_path": str(tiny_qwen2), "dataset": [str(data)], "finetuning_type": "lora", "max_steps": 1,
+        "cutoff_len": 256, "val_size": 0.0, "test_size": 0.0, "near_dedup_threshold": None,
+        "system": "You are {{name}}.", "variables": {"name": "Aria"}}), encoding="utf-8")
+    assert cli_main(["train", str(recipe), "--run-name", "edit-v1"]) == 130
+    fields = yaml.safe_load((ftwiz_env["runs"] / "edit-v1" / "recipe.yaml").read_text(encoding="utf-8"))
+    fields["system"] = "You are {{name}} v2."
+    edited = tmp_path / "v2.yaml"
+    edited.write_text(yaml.safe_dump(fields, sort_keys=False), encoding="utf-8")
+    capsys.readouterr()
+    assert cli_main(["recipe", "validate", str(edited)]) == 0
+    assert "system: {{name}} is kept as written (system_filled: true)" in capsys.readouterr().out
+    assert cli_main(["train", str(edited), "--run-name", "edit-v2"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{edited}, field 'system_filled': system: holds {{{{name}}}}" in err and "delete the system_filled" in err
+    assert not (ftwiz_env["runs"] / "edit-v2").exists()
+    del fields["system_filled"]
+    edited.write_text(yaml.safe_dump(fields, sort_keys=False), encoding="utf-8")
+    assert cli_main(["train", str(edited), "--run-name", "edit-v2"]) == 130
+    tok = transformers.AutoTokenizer.from_pretrained(tiny_qwen2)
+    rendered = _rendered(tok, ftwiz_env["runs"] / "edit-v2")
+    expected = tok.apply_chat_template([{"role": "system", "content": "You are Aria v2."},
+                                        {"role": "user", "content": "who 0?"},
+                                        {"role": "assistant", "content": "answer 0."}], tokenize=False)
+    assert expected in rendered, rendered
