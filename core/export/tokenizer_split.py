@@ -18,6 +18,9 @@ from typing import Any
 from ftwiz.core.export.merges_raw import PackedStrings, array_span, pack_merges
 from ftwiz.core.export.vocab_raw import RawVocab, scan_vocab, vocab_span
 
+_MARK = {"merges": "\u0000ftwiz: merges read from the bytes", "vocab": "\u0000ftwiz: vocab read from the bytes"}
+_MERGES_MARK, _VOCAB_MARK = (json.dumps(_MARK[k]).encode() for k in ("merges", "vocab"))
+
 
 @dataclass
 class SplitTokenizer:
@@ -45,17 +48,23 @@ def read_split(path: Path, wanted: Callable[[dict[str, Any]], bool]) -> SplitTok
         return None
     start, end, key_at = span
     cut = vocab_span(raw, key_at)
+    # each cut part is replaced by a marker no tokenizer.json holds: found anywhere but at model.merges /
+    # model.vocab, the cut was another object's array (a file laid out otherwise) and json parses it all
     if cut is None:
-        text = raw[:start] + b"[]" + raw[end + 1:]
+        text = raw[:start] + _MERGES_MARK + raw[end + 1:]
     else:
-        text = raw[:cut[0]] + b"{}" + raw[cut[1] + 1:start] + b"[]" + raw[end + 1:]
+        text = raw[:cut[0]] + _VOCAB_MARK + raw[cut[1] + 1:start] + _MERGES_MARK + raw[end + 1:]
     try:
         parsed = json.loads(text.decode("utf-8"))
     except ValueError:  # not JSON, not UTF-8, a BOM: the whole-file parse says what is wrong
         return None
     model = parsed.get("model") if isinstance(parsed, dict) else None
-    if not isinstance(model, dict) or model.get("merges") != [] or (cut is not None and model.get("vocab") != {}):
+    if not isinstance(model, dict) or model.get("merges") != _MARK["merges"] or (
+            cut is not None and model.get("vocab") != _MARK["vocab"]):
         return None
+    model["merges"] = []
+    if cut is not None:
+        model["vocab"] = {}
     split = SplitTokenizer(parsed)
     if wanted(parsed):
         split.merges = pack_merges(raw[start: end + 1])

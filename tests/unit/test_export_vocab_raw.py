@@ -158,3 +158,22 @@ def test_value_type_numbers_are_gguf_pys() -> None:
     from ftwiz.core.export.vocab_cache import GGUF_INT32, GGUF_STRING
 
     assert (int(gguf.GGUFValueType.STRING), int(gguf.GGUFValueType.INT32)) == (GGUF_STRING, GGUF_INT32)
+
+
+def test_arrays_of_another_object_are_never_taken_for_the_models(tmp_path: Path, cache) -> None:
+    """The model has no merges; a later top-level object's "merges" closes the file."""
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.export.vocab import read_tokenizer_json_split
+
+    folder = tmp_path / "tok"
+    content = _tokenizer(ordered)
+    content["model"]["merges"] = []
+    content["zz_extra"] = {"merges": [["a", "b"]]}
+    _write(folder, content)
+    split = read_tokenizer_json_split(folder)
+    assert split.merges is None and split.vocab is None and split.parsed == content
+    with pytest.raises(FtwizError, match="no merges") as json_route:
+        _metadata(folder, len(BASE), tmp_path / "json.gguf", cold_route=False)
+    with pytest.raises(FtwizError, match="no merges") as cold_route:
+        _metadata(folder, len(BASE), tmp_path / "cold.gguf", cold_route=True)
+    assert str(cold_route.value) == str(json_route.value)
