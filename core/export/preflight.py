@@ -64,7 +64,7 @@ def check_exportable(model_dir: str | Path, *, quants: list[str] | None = None, 
                      needs_merge: bool = True) -> ExportCheck:
     """Architecture, tokenizer and disk space for merge + F16 + each quant, without raising."""
     from ftwiz.core.export.arch import model_params
-    from ftwiz.core.export.vocab import _load_json, detect_pre_tokenizer, tokenizer_kind
+    from ftwiz.core.export.vocab import detect_pre_tokenizer, read_tokenizer_json, tokenizer_kind
     from ftwiz.core.export.vocab_slow import has_slow_bpe_files
     from ftwiz.core.models import resolve_model
 
@@ -93,7 +93,7 @@ def check_exportable(model_dir: str | Path, *, quants: list[str] | None = None, 
         else:
             kind = tokenizer_kind(path)
             if kind == "bpe":
-                pre = detect_pre_tokenizer(_load_json(path / "tokenizer.json"))
+                pre = detect_pre_tokenizer(read_tokenizer_json(path))  # checked as the export reads it
                 check.tokenizer = f"byte-level BPE (pre-tokenizer {pre})"
             else:
                 check.tokenizer = "SentencePiece"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ftwiz.core.export.merges_raw import PackedStrings, array_span, pack_merges
+from ftwiz.core.export.tokenizer_json_check import checked_tokenizer_json
 from ftwiz.core.export.vocab_raw import RawVocab, scan_vocab, vocab_span
 
 _MARK = {"merges": "\u0000ftwiz: merges read from the bytes", "vocab": "\u0000ftwiz: vocab read from the bytes"}
@@ -77,4 +78,22 @@ def read_split(path: Path, wanted: Callable[[dict[str, Any]], bool]) -> SplitTok
             model["vocab"] = json.loads(raw[cut[0]: cut[1] + 1].decode("utf-8"))
     except ValueError:
         return None
+    return split
+
+
+def read_tokenizer_json_split(model_dir: Path) -> SplitTokenizer:
+    """The tokenizer.json parsed (``parsed`` is None when there is none), a byte-level BPE's merges and vocab
+    read straight from its bytes where they can be (:func:`read_split`; the dict's ``model.merges`` /
+    ``model.vocab`` are then empty: pass ``merges`` to ``write_vocab`` as ``packed_merges``, build the
+    vocabulary with :func:`ftwiz.core.export.vocab_raw.assemble`). FtwizError, naming the file and field, for
+    a tokenizer.json whose parts the export reads are not what the tokenizers library writes."""
+    from ftwiz.core.export.vocab import _load_json, is_byte_level_bpe, read_tokenizer_json
+
+    path = Path(model_dir) / "tokenizer.json"
+    if not path.is_file():  # vocab.json + merges.txt: built by transformers, merges packed by write_vocab
+        return SplitTokenizer(read_tokenizer_json(model_dir))  # type: ignore[arg-type]
+    split = read_split(path, is_byte_level_bpe)
+    if split is None:
+        split = SplitTokenizer(_load_json(path))
+    checked_tokenizer_json(split.parsed, path)
     return split

@@ -13,14 +13,11 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.export.vocab_json import bpe_merges, parsed_once
 from ftwiz.core.export.vocab_spm_json import is_spm_bpe_json, prepend_scheme, spm_vocab_from_json
-
-if TYPE_CHECKING:
-    from ftwiz.core.export.tokenizer_split import SplitTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -119,26 +116,14 @@ def is_byte_level_bpe(tokenizer_json: dict[str, Any]) -> bool:
 def read_tokenizer_json(model_dir: Path) -> dict[str, Any] | None:
     """The parsed tokenizer.json (parsed once per export); for a folder with only vocab.json + merges.txt, the
     one transformers builds from them (:mod:`ftwiz.core.export.vocab_slow`); None when there is neither."""
+    from ftwiz.core.export.tokenizer_json_check import checked_tokenizer_json
+
     path = Path(model_dir) / "tokenizer.json"
     if path.is_file():
-        return _load_json(path)
+        return checked_tokenizer_json(_load_json(path), path)
     from ftwiz.core.export.vocab_slow import has_slow_bpe_files, slow_bpe_tokenizer_json
 
     return slow_bpe_tokenizer_json(model_dir) if has_slow_bpe_files(model_dir) else None
-
-
-def read_tokenizer_json_split(model_dir: Path) -> SplitTokenizer:
-    """The tokenizer.json parsed (``parsed`` is None when there is none), a byte-level BPE's merges and vocab
-    read straight from its bytes where they can be (:mod:`ftwiz.core.export.tokenizer_split`; the dict's
-    ``model.merges`` / ``model.vocab`` are then empty: pass ``merges`` to :func:`write_vocab` as
-    ``packed_merges``, build the vocabulary with :func:`ftwiz.core.export.vocab_raw.assemble`)."""
-    from ftwiz.core.export.tokenizer_split import SplitTokenizer, read_split
-
-    path = Path(model_dir) / "tokenizer.json"
-    if not path.is_file():  # vocab.json + merges.txt: built by transformers, merges packed by write_vocab
-        return SplitTokenizer(read_tokenizer_json(model_dir))  # type: ignore[arg-type]
-    split = read_split(path, is_byte_level_bpe)
-    return split if split is not None else SplitTokenizer(_load_json(path))
 
 
 def tokenizer_kind(model_dir: Path, tokenizer_json: dict[str, Any] | None = None) -> str:
@@ -333,7 +318,7 @@ def write_vocab(writer, model_dir: Path, n_vocab: int, *, add_bos: bool | None =
     ``add_bos``: the runtime-adds-BOS flag decided by the caller (core/export/train_bos.py: False when the
     training template writes no BOS); None keeps the tokenizer's own setting. ``tokenizer_json``: the
     folder's tokenizer.json when the caller already parsed it (read here otherwise); ``packed_merges``: its
-    merges from :func:`read_tokenizer_json_split` (needs a BulkGGUFWriter). ``vocab``: the vocabulary already
+    merges from :func:`~ftwiz.core.export.tokenizer_split.read_tokenizer_json_split` (needs a BulkGGUFWriter). ``vocab``: the vocabulary already
     loaded (:mod:`ftwiz.core.export.vocab_cache`, arrays packed; needs a BulkGGUFWriter)."""
     import gguf
 

@@ -222,7 +222,7 @@ def read_vocab(model_dir: Path, n_vocab: int) -> tuple[dict[str, Any] | None, An
     """(tokenizer.json parsed, a BPE's merges packed from its bytes or None, the vocabulary or None) for
     ``write_vocab``: from the cache when it holds this tokenizer.json, else parsed (and cached when it is a
     byte-level BPE). With a vocabulary, the parsed file has no ``model.vocab`` / ``model.merges``."""
-    from ftwiz.core.export.vocab import read_tokenizer_json_split
+    from ftwiz.core.export.tokenizer_split import read_tokenizer_json_split
     key = cache_key(model_dir, n_vocab)
     hit = lookup(key)
     if hit is not None:

@@ -45,7 +45,7 @@ def _merges_file(tmp_path: Path, name: str, fill) -> bytes:
 def _ours_vs_gguf_py(folder: Path, tmp_path: Path) -> bool:
     """Whether the fast path packed the merges; asserts both files are identical."""
     import gguf
-    from ftwiz.core.export.vocab import read_tokenizer_json_split
+    from ftwiz.core.export.tokenizer_split import read_tokenizer_json_split
     from ftwiz.core.export.vocab_json import bpe_merges
 
     split = read_tokenizer_json_split(folder)

@@ -74,7 +74,8 @@ def test_cached_vocabulary_is_byte_identical(saved: dict[str, Path], tmp_path: P
     assert cold == expected
     assert warm == expected
     if byte_level:  # the cold route read the vocab and merges from the bytes (vocab_raw.py), not through json
-        from ftwiz.core.export.vocab import END_OF_TURN, read_tokenizer_json_split
+        from ftwiz.core.export.tokenizer_split import read_tokenizer_json_split
+        from ftwiz.core.export.vocab import END_OF_TURN
         from ftwiz.core.export.vocab_raw import assemble
 
         split = read_tokenizer_json_split(model)

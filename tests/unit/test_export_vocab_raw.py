@@ -52,7 +52,8 @@ def _metadata(folder: Path, n_vocab: int, out: Path, *, cold_route: bool) -> byt
 
 def _read_from_bytes(folder: Path, n_vocab: int) -> bool:
     """Whether the vocab is read from the bytes (True) or goes the json route (False)."""
-    from ftwiz.core.export.vocab import END_OF_TURN, read_tokenizer_json_split
+    from ftwiz.core.export.tokenizer_split import read_tokenizer_json_split
+    from ftwiz.core.export.vocab import END_OF_TURN
     from ftwiz.core.export.vocab_raw import assemble
 
     split = read_tokenizer_json_split(folder)
@@ -163,7 +164,7 @@ def test_value_type_numbers_are_gguf_pys() -> None:
 def test_arrays_of_another_object_are_never_taken_for_the_models(tmp_path: Path, cache) -> None:
     """The model has no merges; a later top-level object's "merges" closes the file."""
     from ftwiz.core.errors import FtwizError
-    from ftwiz.core.export.vocab import read_tokenizer_json_split
+    from ftwiz.core.export.tokenizer_split import read_tokenizer_json_split
 
     folder = tmp_path / "tok"
     content = _tokenizer(ordered)
