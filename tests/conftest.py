@@ -94,6 +94,28 @@ def demo_base_model(session_dirs: dict[str, Path]) -> Path:
 
 
 @pytest.fixture()
+def stop_after_data(monkeypatch: pytest.MonkeyPatch) -> list:
+    """`ftwiz train` in-process stops after its data step (tests/stopped_flag.py), with pytest's own Ctrl-C
+    handling kept; returns the PreparedData each data step made."""
+    import ftwiz.core.cli.train as cli_train
+    import ftwiz.core.data as data
+    import ftwiz.core.train.cancel as cancel_module
+    from stopped_flag import StoppedFlag
+
+    monkeypatch.setattr(cancel_module, "CancelFlag", StoppedFlag)  # where ftwiz train takes it from
+    monkeypatch.setattr(cli_train, "_install_signal_handlers", lambda *_a, **_k: None)
+    prepared: list = []
+    real = data.prepare_for_training
+
+    def spy(*args, **kwargs):
+        prepared.append(real(*args, **kwargs))
+        return prepared[-1]
+
+    monkeypatch.setattr(data, "prepare_for_training", spy)
+    return prepared
+
+
+@pytest.fixture()
 def fake_ollama():
     """An in-process Ollama REST server (tests/fake_ollama.py), shut down after the test."""
     from fake_ollama import FakeOllama

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import yaml
 from ftwiz.core.cli import main as cli_main
 
@@ -41,27 +40,10 @@ def test_data_check_says_a_hyphenated_placeholder_with_its_line_and_not_code_bra
     assert len(report["placeholder_like"]) == 2 and report["kept"] == 7  # said, never rejected
 
 
-class _Stopped:
-    """A CancelFlag already set: the run stops after its data step (splits written), before a model is built."""
-
-    signal_name = "test"
-
-    def set(self, signal_name: str = "cancel") -> None:
-        self.signal_name = signal_name
-
-    def __bool__(self) -> bool:
-        return True
-
-
 def test_train_says_a_placeholder_like_system_prompt_and_trains_it_as_written(
-        tmp_path: Path, tiny_qwen2: Path, ftwiz_env: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
-        capsys) -> None:
-    import ftwiz.core.cli.train as cli_train
-    import ftwiz.core.train.cancel as cancel_module
+        tmp_path: Path, tiny_qwen2: Path, ftwiz_env: dict[str, Path], capsys, stop_after_data: list) -> None:
     import transformers
 
-    monkeypatch.setattr(cancel_module, "CancelFlag", _Stopped)  # where ftwiz train takes it from
-    monkeypatch.setattr(cli_train, "_install_signal_handlers", lambda *_a, **_k: None)
     data = _write(tmp_path / "plain.jsonl", [f"answer {i}." for i in range(3)])
     system = "You are {{bot name}}, made by {{first-name}} for {{user}}."
     recipe = tmp_path / "shop.yaml"

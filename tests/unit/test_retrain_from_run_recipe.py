@@ -12,33 +12,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import yaml
 from ftwiz.core.cli import main as cli_main
 
 SYSTEM = "You are {{name}}, made by {{author}}."
 FILLED = "You are {{author}} bot, made by Sam."  # SYSTEM with name='{{author}} bot', author=Sam, by hand
-
-
-class _Stopped:
-    """A CancelFlag already set: the run stops after its data step (splits written), before a model is built."""
-
-    signal_name = "test"
-
-    def set(self, signal_name: str = "cancel") -> None:
-        self.signal_name = signal_name
-
-    def __bool__(self) -> bool:
-        return True
-
-
-@pytest.fixture()
-def stop_after_data(monkeypatch: pytest.MonkeyPatch) -> None:
-    import ftwiz.core.cli.train as cli_train
-    import ftwiz.core.train.cancel as cancel
-
-    monkeypatch.setattr(cancel, "CancelFlag", _Stopped)  # where ftwiz train takes it from
-    monkeypatch.setattr(cli_train, "_install_signal_handlers", lambda *_a, **_k: None)  # pytest keeps its Ctrl-C
 
 
 def _rendered(tok, run: Path) -> list[str]:

@@ -15,26 +15,9 @@ import yaml
 from ftwiz.core.cli import main as cli_main
 
 
-class _Stopped:
-    """A CancelFlag already set: the run stops after its data step (splits written), before a model is built."""
-
-    signal_name = "test"
-
-    def set(self, signal_name: str = "cancel") -> None:
-        self.signal_name = signal_name
-
-    def __bool__(self) -> bool:
-        return True
-
-
 def test_piped_train_prefixes_its_warnings_as_data_check_does(
         tmp_path: Path, tiny_qwen2: Path, ftwiz_env: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
-        capsys) -> None:
-    import ftwiz.core.cli.train as cli_train
-    import ftwiz.core.train.cancel as cancel_module
-
-    monkeypatch.setattr(cancel_module, "CancelFlag", _Stopped)  # where ftwiz train takes it from
-    monkeypatch.setattr(cli_train, "_install_signal_handlers", lambda *_a, **_k: None)
+        capsys, stop_after_data: list) -> None:
     monkeypatch.delenv("FORCE_COLOR", raising=False)
     monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
     data = tmp_path / "identity.jsonl"

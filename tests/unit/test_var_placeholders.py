@@ -16,43 +16,10 @@ import yaml
 from ftwiz.core.cli import main as cli_main
 from ftwiz.core.errors import FtwizError
 from ftwiz.core.rundir import RunDir
+from stopped_flag import StoppedFlag
 
 SYSTEM = "You are {{name}}, made by {{author}}."
 ROWS = [("Who are you?", "I am {{name}}."), ("Who made you?", "{{author}} made me."), ("Your name?", "{{name}}.")]
-
-
-class _Stopped:
-    """A CancelFlag already set: the run stops after its data step (splits and run card written), before a model
-    is built."""
-
-    def __init__(self) -> None:
-        self.signal_name = "test"
-
-    def set(self, signal_name: str = "cancel") -> None:
-        self.signal_name = signal_name
-
-    def __bool__(self) -> bool:
-        return True
-
-
-@pytest.fixture()
-def stop_after_data(monkeypatch: pytest.MonkeyPatch) -> list:
-    """`ftwiz train` in-process stops after the data step; returns the PreparedData each data step made."""
-    import ftwiz.core.cli.train as cli_train
-    import ftwiz.core.data as data
-    import ftwiz.core.train.cancel as cancel_module
-
-    monkeypatch.setattr(cancel_module, "CancelFlag", _Stopped)  # where ftwiz train takes it from
-    monkeypatch.setattr(cli_train, "_install_signal_handlers", lambda *_a, **_k: None)  # pytest keeps its Ctrl-C
-    prepared: list = []
-    real = data.prepare_for_training
-
-    def spy(*args, **kwargs):
-        prepared.append(real(*args, **kwargs))
-        return prepared[-1]
-
-    monkeypatch.setattr(data, "prepare_for_training", spy)
-    return prepared
 
 
 def _recipe(tmp_path: Path, model: Path, run_name: str, **extra: object) -> Path:
@@ -142,7 +109,7 @@ def test_the_values_are_part_of_the_dataset_hash_and_a_rerun_with_another_value_
     hashes = {}
     for run_name, name in (("hash-aria", "Aria"), ("hash-bob", "Bob")):
         result = train(recipe.model_copy(update={"variables": {"author": "Sam", "name": name}}), run_name=run_name,
-                       cancel=_Stopped())
+                       cancel=StoppedFlag())
         assert result.status == "cancelled"
         assert f"I am {name}." in [r["messages"][-1]["content"] for r in _trained_on(Path(result.run_dir))]
         hashes[name] = json.loads(RunDir(Path(result.run_dir)).run_card.read_text())["dataset_hash"]
@@ -150,7 +117,7 @@ def test_the_values_are_part_of_the_dataset_hash_and_a_rerun_with_another_value_
     # the cancelled run 'hash-aria' continued under its name with another value: refused, naming the data
     with pytest.raises(FtwizError, match="the dataset changed"):
         train(recipe.model_copy(update={"variables": {"author": "Sam", "name": "Bob"}}), run_name="hash-aria",
-              cancel=_Stopped())
+              cancel=StoppedFlag())
     assert "I am Aria." in [r["messages"][-1]["content"] for r in _trained_on(ftwiz_env["runs"] / "hash-aria")]
 
 
