@@ -170,6 +170,14 @@ class Recipe(BaseModel):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_yes_no_for_numbers(cls, value: Any, info: Any) -> Any:  # pydantic would read true as 1, false as 0
+        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation in (int, float, int | None,
+                                                                                          float | None):
+            raise ValueError(f"{str(value).lower()} is a yes/no value (YAML reads yes/no/on/off so), not a number")
+        return value
+
     @field_validator("max_steps", "num_train_epochs")
     @classmethod
     def _length_in_range(cls, value: float, info: Any) -> float:  # info: pydantic's ValidationInfo
