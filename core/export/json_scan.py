@@ -69,7 +69,7 @@ class Strings:
             return None if np.any(content < 0x20) else (content, lengths)
         owner = np.searchsorted(opens, backslashes, side="right") - 1
         lengths -= np.bincount(owner, minlength=opens.size)
-        decode = np.unique(owner[~np.isin(b[self.escaped], _SIMPLE_ESCAPES)])  # \n, \u00e9, ...: json's job
+        decode = _distinct_sorted(owner[~np.isin(b[self.escaped], _SIMPLE_ESCAPES)])  # \n, \u00e9, ...: json's job
         if decode.size:
             bounds = np.stack([opens[decode], closes[decode]], axis=1).ravel()
             text &= ~np.repeat(np.arange(bounds.size + 1) % 2 == 1, np.diff(bounds, prepend=0, append=b.size))
@@ -93,6 +93,17 @@ class Strings:
         out[spliced] = np.frombuffer(b"".join(decoded), dtype=np.uint8)
         out[~spliced] = content
         return out, lengths
+
+
+def _distinct_sorted(values: np.ndarray) -> np.ndarray:
+    """``np.unique`` of an already sorted array, without it: ``np.unique`` imports ``numpy.ma`` on first use
+    (0.02-0.04 s of a one-second export)."""
+    if values.size < 2:
+        return values
+    keep = np.empty(values.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
 
 
 def scan_strings(text: bytes) -> Strings | None:
