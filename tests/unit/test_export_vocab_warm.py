@@ -86,3 +86,38 @@ def test_a_folder_that_cannot_be_looked_into_is_skipped_quietly(tmp_path: Path,
     too_long = tmp_path / ("x" * 300)
     assert warm_vocab_cache(too_long) is False
     assert warm_vocab_cache(tmp_path, too_long) is False
+
+
+def test_the_first_export_after_warming_skips_the_template_check(tiny_qwen2: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training and downloads also check the chat template the GGUF will carry, so the export that follows
+    does not import jinja2 for it (~0.1 s of a one-second export)."""
+    from ftwiz.core.export import template_syntax
+    from ftwiz.core.export.vocab_warm import warm_vocab_cache
+
+    monkeypatch.setenv("FTWIZ_CACHE_DIR", str(tmp_path / "cache"))
+    parses: list[int] = []
+    real_parser = template_syntax._parser
+    monkeypatch.setattr(template_syntax, "_parser", lambda: parses.append(1) or real_parser())
+    assert warm_vocab_cache(tiny_qwen2)
+    assert parses == [1]  # checked once, while warming
+    _export(tiny_qwen2, tmp_path / "first.gguf")
+    assert parses == [1]  # the first export found it checked
+
+
+def test_a_broken_template_is_still_reported_by_the_export(tiny_qwen2: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Warming does not hide a template that does not parse: training still ends well, and the export names
+    the file and the line, as it would without the warm-up."""
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.export.vocab_warm import warm_vocab_cache
+
+    monkeypatch.setenv("FTWIZ_CACHE_DIR", str(tmp_path / "cache"))
+    model = tmp_path / "model"
+    shutil.copytree(tiny_qwen2, model)
+    (model / "chat_template.jinja").write_text("{% for m in messages %}{{ m.content }\n{% endfor %}")
+    assert warm_vocab_cache(model)  # the vocabulary is cached all the same
+    with pytest.raises(FtwizError) as err:
+        _export(model, tmp_path / "out.gguf")
+    assert "chat_template.jinja" in str(err.value.where.file) and err.value.where.line == 1
+    assert not (tmp_path / "out.gguf").exists()
