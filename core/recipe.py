@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from ftwiz.core.column_roles import RoleMap
 from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.quant_types import QuantName
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -30,7 +31,6 @@ PrefLoss = Literal["sigmoid", "hinge", "ipo", "robust", "exo_pair", "nca_pair", 
                    "aot_pair", "apo_zero", "apo_down", "discopop", "sigmoid_norm"]
 ReportTo = Literal["none", "tensorboard", "mlflow", "wandb"]
 QuantType = QuantName  # the GGUF types of core/quant_types.py
-
 
 MAX_STEPS = 10_000_000  # ~4 months at a step a second: more is a typo (an extra 0 or two), not a plan
 MAX_EPOCHS = 1000  # LLaMA-Factory's examples train 3; identity data a few dozen at most
@@ -73,7 +73,7 @@ class Recipe(BaseModel):
     dataset: list[str] = Field(description="Files, directories, globs, or names in dataset_info.json")
     dataset_dir: str | None = Field(None, description="Folder holding dataset_info.json (LLaMA-Factory)")
     formatting: DataFormat = Field("auto", description="Record format; auto-detected when 'auto'")
-    columns: dict[str, str] | None = Field(None, description="Map of our field names to your column names")
+    columns: RoleMap | None = Field(None, description="Map of our field names to your column names")
     sample_by: Literal["line", "paragraph", "document"] = Field(
         "line", description=".txt files (text format): one record a line, a blank-line-separated paragraph, "
                             "or the whole file (the `datasets` text builder's sample_by)")

@@ -17,6 +17,18 @@ def _pairs(values: list[str] | None, flag: str) -> dict[str, str] | None:
         if not sep or not key:
             raise FtwizError(f"{flag} expects KEY=VALUE, got '{item}'", fix=f"e.g. {flag} instruction=question")
         out[key.strip()] = value.strip()
+    if flag == "--column":  # a misspelled role was renamed to and read by nothing; the records failed much later
+        import shlex
+
+        from ftwiz.core.column_roles import corrected_mapping, role_problem, roles_sentence
+
+        for ours, theirs in out.items():
+            problem = role_problem(ours, theirs)
+            if problem:
+                role, column = corrected_mapping(ours, theirs)
+                raise FtwizError(f"--column {shlex.quote(f'{ours}={theirs}')}: {problem}; {roles_sentence()}",
+                                 where="--column", fix=f"e.g. --column {shlex.quote(f'{role}={column}')} (in a "
+                                 f"recipe: columns: {{{role}: {column}}})")
     return out
 
 
