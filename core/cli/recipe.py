@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
         recipe = load_recipe(args.file)
         check_dataset_paths(recipe, recipe_file=str(args.file))  # a schema-valid recipe can still point nowhere
+        _check_columns(recipe, args.file)  # ... or map a column its data does not have
         check_template_file(recipe, args.file)  # train would fail on a missing template file
         if recipe.adapter_name_or_path:  # the checks train makes before a run folder: an adapter that fits
             from ftwiz.core.train.adapter_check import check_recipe_adapter
@@ -62,6 +63,16 @@ def run(args: argparse.Namespace) -> int:
         tmp.write_text(text, encoding="utf-8")
     say(f"wrote {args.file}; edit it, then `ftwiz recipe validate {args.file}`")  # 'r [v2].yaml' printed as it is
     return 0
+
+
+def _check_columns(recipe, recipe_file: Path) -> None:
+    """The recipe's ``columns:`` (and dataset_info.json entries' own) against the first records of its data."""
+    from ftwiz.core.data.column_map import refuse_absent_recipe_columns
+    from ftwiz.core.data.sources import specs_from_dataset_info
+
+    specs = specs_from_dataset_info(list(recipe.dataset), recipe.dataset_dir, recipe.formatting, recipe.columns,
+                                    recipe.sample_by)
+    refuse_absent_recipe_columns(specs, recipe_file)
 
 
 def _template_words(value: str | None) -> str:

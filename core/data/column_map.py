@@ -26,10 +26,13 @@ from ftwiz.core.errors import FtwizError, Location
 SHOWN_COLUMNS = 20  # columns listed in a message before '...'
 
 
-def mapping_label(ours: str, theirs: str, origin: str | None) -> str:
-    """How the user wrote one mapping: the CLI flag and the recipe key, or the dataset_info.json entry."""
+def mapping_label(ours: str, theirs: str, origin: str | None, recipe_file: str | Path | None = None) -> str:
+    """How the user wrote one mapping: the CLI flag and the recipe key, the dataset_info.json entry, or (known to
+    come from one) the recipe file's key."""
     if origin:
         return f'{origin} ("{ours}": "{theirs}")'
+    if recipe_file is not None:
+        return f"{recipe_file}'s columns: {{{ours}: {theirs}}}"
     return f"--column {ours}={theirs} (in a recipe: columns: {{{ours}: {theirs}}})"
 
 
@@ -40,10 +43,11 @@ def _listed(columns: Iterable[str]) -> str:
 
 
 def refuse_absent_columns(rows: Iterable[Any], columns: Mapping[str, str] | None, path: Path,
-                          origin: str | None) -> None:
+                          origin: str | None, recipe_file: str | Path | None = None) -> None:
     """Raise FtwizError when a mapped column is in no record of ``path`` (``rows``: the records' decoded data).
 
-    Plain-text records (not JSON objects) have no columns, so any mapping on them is refused too.
+    Plain-text records (not JSON objects) have no columns, so any mapping on them is refused too. ``recipe_file``:
+    the recipe whose ``columns:`` these are (``origin`` None), named instead of the flag.
     """
     if not columns:
         return
@@ -59,21 +63,25 @@ def refuse_absent_columns(rows: Iterable[Any], columns: Mapping[str, str] | None
         field = ours if LF_COLUMNS.get(ours, ours) == ours else f"{ours} (ftwiz's '{LF_COLUMNS[ours]}')"
         header = next(iter(seen)) if len(seen) == 1 and path.suffix.lower() == ".csv" else ""
         if ";" in header:  # a spreadsheet's semicolon-separated export read as CSV (commas): one column
-            raise FtwizError(f"{mapping_label(ours, theirs, origin)}: {path.name}'s header '{header}' is one column, "
+            raise FtwizError(f"{mapping_label(ours, theirs, origin, recipe_file)}: {path.name}'s header '{header}' is one column, "
                              "so its values are separated by ';', not the commas a CSV file has",
                              where=Location(file=path, line=1), fix="save it as comma-separated CSV (in a spreadsheet: "
                              "CSV, comma-delimited), as LLaMA-Factory reads it too")
-        raise FtwizError(f"{mapping_label(ours, theirs, origin)} maps '{field}' to the column '{theirs}', which no "
+        raise FtwizError(f"{mapping_label(ours, theirs, origin, recipe_file)} maps '{field}' to the column '{theirs}', "
+                         "which no "
                          f"record of {path.name} has; {have}", where=Location(file=path, field=f"columns.{ours}"),
-                         fix=f"name one of those columns (e.g. {_written(ours, _example(theirs, seen), origin)}), "
+                         fix=f"name one of those columns (e.g. {_written(ours, _example(theirs, seen), origin, recipe_file)}), "
                              "or drop the mapping" if seen else "drop the mapping, or point it at a JSON/JSONL/CSV file")
 
 
-def _written(ours: str, theirs: str, origin: str | None) -> str:
+def _written(ours: str, theirs: str, origin: str | None, recipe_file: str | Path | None = None) -> str:
     """The corrected mapping as the user writes it where it came from: a dataset_info.json entry (a --column flag
-    does not reach a named entry), else the flag, shell-quoted (a column name may hold spaces)."""
+    does not reach a named entry), the recipe file's key, else the flag, shell-quoted (a column name may hold
+    spaces)."""
     if origin:
         return f"{json.dumps(ours)}: {json.dumps(theirs, ensure_ascii=False)} in {origin}"
+    if recipe_file is not None:
+        return f"columns: {{{ours}: {theirs}}} in {recipe_file}"
     return "--column " + shlex.quote(f"{ours}={theirs}")
 
 
@@ -97,3 +105,34 @@ def explain_missing(problem: RecordProblem, data: Any, columns: Mapping[str, str
                                  f"{mapping_label(ours, theirs, origin)} takes '{problem.field}' from it (the record "
                                  f"has {_listed(str(k) for k in data)}; its own '{problem.field}' is not used)", theirs)
     return problem
+
+
+FIRST_RECORDS = 100  # records a recipe check reads from each file before looking further
+
+
+def refuse_absent_recipe_columns(specs: Iterable[Any], recipe_file: str | Path) -> None:
+    """``ftwiz recipe validate``'s check of a recipe's ``columns:`` (and dataset_info.json entries' own
+    ``"columns"``) against its dataset files, with the loader's own reader (``loaders.read_file``).
+
+    ``specs``: ``sources.SourceSpec`` of the recipe's datasets (paths already checked to exist). Only the first
+    FIRST_RECORDS records of a file are read when they hold every mapped column; when one is missing there the rest
+    of the file is read before refusing, as training (which reads it all) would refuse it. Lines the reader cannot
+    decode are skipped (`ftwiz data check` reports them). Raises FtwizError naming the recipe file, the key and the
+    dataset file, listing the columns its records have.
+    """
+    from contextlib import closing
+    from itertools import islice
+
+    from ftwiz.core.data.loaders import expand_paths, read_file
+
+    for spec in specs:
+        if not spec.columns:
+            continue
+        for path in expand_paths(spec.path):
+            with closing(read_file(path, [], spec.sample_by)) as records:  # a JSONL file is closed unread to its end
+                rows = [r.data for r in islice(records, FIRST_RECORDS)]
+                seen = {str(key) for data in rows if isinstance(data, dict) for key in data}
+                if rows and not set(spec.columns.values()) <= seen:  # the rest is read before refusing the file
+                    rows += [r.data for r in records]
+            if rows:  # nothing readable: training says so, by line
+                refuse_absent_columns(rows, spec.columns, path, spec.columns_from, recipe_file)
