@@ -99,7 +99,7 @@ def print_error(exc: FtwizError) -> None:
     """``error: WHERE: WHAT`` and ``  fix: FIX`` on stderr, through :func:`say`: styled on a terminal, whole
     lines in a log (a long path is not split at 80 columns); brackets (``pip install 'ftwiz[modelscope]'``)
     print as they are."""
-    where = ((str(exc.where), "bold"), ": ") if exc.where else ()
+    where = ((exc.shown_where, "bold"), ": ") if exc.shown_where else ()
     say(("error:", "bold red"), " ", *where, exc.what, stderr=True)
     if exc.fix:
         say("  ", ("fix:", "green"), f" {exc.fix}", stderr=True)

@@ -91,8 +91,8 @@ def _adapter_only(args: argparse.Namespace) -> int:
     ignored = [flag for flag, given in (("--quant", any(q.upper() != "F32" for q in args.quant or [])),
                                         ("--verify", args.verify)) if given]
     if ignored:  # they were dropped silently: an F32 adapter came back for --quant Q4_K_M
-        raise FtwizError(f"--adapter-only writes the LoRA adapter as F32 and checks nothing; {' and '.join(ignored)} "
-                         "would be ignored", where=ignored[0],
+        raise FtwizError(f"{' and '.join(ignored)} would be ignored: --adapter-only writes the LoRA adapter as F32 "
+                         "and checks nothing", where=ignored[0],
                          fix=f"leave {' and '.join(ignored)} out (llama.cpp applies an F32 adapter over a base of any "
                              "quantization), or leave --adapter-only out to export the merged model")
     out = args.out

@@ -105,8 +105,7 @@ def _check_inputs(recipe, args: argparse.Namespace, bus, cancel=None) -> None:
             check_recipe_adapter(recipe, recipe_file=args.recipe)  # safetensors, fits the base model
     except FtwizError as exc:
         if args.events:
-            where = f"{exc.where}: " if exc.where else ""
-            bus.emit(Failed(reason=f"{where}{exc.what}", fix=exc.fix))
+            bus.emit(Failed(reason=exc.headline(), fix=exc.fix))
         raise
 
 

@@ -42,8 +42,7 @@ def export_step(source: str | Path, quants: list[str] | None = None, *, out: str
         bus.emit(Finished(status="cancelled"))
         raise
     except FtwizError as exc:
-        where = f"{exc.where}: " if exc.where else ""
-        bus.emit(Failed(reason=f"{where}{exc.what}", fix=exc.fix))
+        bus.emit(Failed(reason=exc.headline(), fix=exc.fix))
         raise
     checks = [{"name": c.name, "passed": c.passed, "detail": c.detail} for r in result.reports for c in r.checks]
     if not result.passed:

@@ -73,7 +73,7 @@ def check_exportable(model_dir: str | Path, *, quants: list[str] | None = None, 
 
     def problem(error: FtwizError) -> None:
         check.ok = False
-        check.problems.append(f"{error.where}: {error.what}" if error.where else error.what)
+        check.problems.append(error.headline())
         check.fixes.append(error.fix or "")  # kept index-aligned with problems
 
     try:

@@ -50,7 +50,7 @@ def check_recipe_adapter(recipe, *, recipe_file: str | Path | None = None) -> Pa
 
 def _named(exc: FtwizError, value: str, recipe_file: str | Path | None) -> FtwizError:
     """``exc`` said of the recipe's field: the recipe file and field first, then the adapter file it is about."""
-    inner = f"{exc.where}: " if exc.where and str(exc.where) != f"recipe: {FIELD}" else ""
+    inner = f"{exc.shown_where}: " if exc.shown_where and str(exc.where) != f"recipe: {FIELD}" else ""
     return FtwizError(f"{FIELD} '{value}': {inner}{exc.what}", where=Location(file=recipe_file, field=FIELD),
                       fix=exc.fix)
 

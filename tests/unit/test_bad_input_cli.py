@@ -126,7 +126,7 @@ def test_a_file_or_a_missing_path_as_the_model_is_refused_before_a_run_folder(tm
                         (data, "is a file, not a Hugging Face model folder")):
         with pytest.raises(FtwizError) as caught:
             ensure_model(str(model), None, download=False)
-        assert one_line(caught.value.render()).startswith(f"{model}: {model} {said} fix: ")
+        assert one_line(caught.value.render()).startswith(f"{model} {said} fix: ")
     assert "fix: chat with it, serve or register it" in refused(ftwiz("export", str(gguf_path)))
     assert set(ftwiz_env["runs"].iterdir()) == runs_before
 
@@ -160,7 +160,7 @@ def test_eval_data_in_another_encoding_a_folder_or_empty(tmp_path: Path) -> None
     utf16.write_bytes((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-16"))
     assert said(utf16).startswith(f"{utf16}, line 1: the file is UTF-16, not UTF-8 fix: re-save the file as UTF-8")
     # a folder "does not exist"; an empty file of the user's own "was not held out"
-    assert said(tmp_path) == (f"{tmp_path}: {tmp_path} is a folder; this takes one JSONL file fix: give a file in "
+    assert said(tmp_path) == (f"{tmp_path} is a folder; this takes one JSONL file fix: give a file in "
                               f"it, e.g. {tmp_path / 'test.jsonl'} (`ftwiz data prepare` writes "
                               "train/validation/test.jsonl)")
     empty = tmp_path / "questions.jsonl"
@@ -183,7 +183,7 @@ def test_data_options_out_of_range_are_named_as_options(tmp_path: Path) -> None:
                                                                           "--template", "chatlm"))
     # it printed "steps per epoch at an effective batch of 0: 24"
     err = refused(ftwiz("data", "stats", str(data), "--batch-size", "0"))
-    assert "error: --batch-size: --batch-size 0 must be at least 1" in err
+    assert "error: --batch-size 0 must be at least 1" in err
 
 
 def test_train_refuses_a_bad_vram_gb_before_making_a_run_folder(tmp_path: Path, ftwiz_env: dict[str, Path],
@@ -201,7 +201,7 @@ def test_completion_out_never_overwrites_a_file_of_the_users(tmp_path: Path) -> 
     mine = tmp_path / "notes.txt"
     mine.write_text("mine\n", encoding="utf-8")
     err = refused(ftwiz("completion", "bash", "--install", "--out", str(mine)))  # it was replaced by the script
-    assert f"error: {mine}: {mine} exists and is not an ftwiz completion script" in err
+    assert f"error: {mine} exists and is not an ftwiz completion script" in err
     assert "fix: give another --out, or move that file away first" in err and mine.read_text() == "mine\n"
     # a folder gets the file the shell expects (IsADirectoryError), and --out alone installs (it printed and wrote
     # nothing); writing it again replaces ftwiz's own script
@@ -296,7 +296,7 @@ def test_a_model_folder_without_tokenizer_or_with_a_cut_weights_file(tmp_path: P
     shutil.copy(tiny_qwen2 / "config.json", bare)
     with pytest.raises(FtwizError) as caught:
         load_tokenizer(bare, recipe)
-    assert one_line(caught.value.render()).startswith(f"{bare}: {bare} has no tokenizer files (tokenizer.json, ")
+    assert one_line(caught.value.render()).startswith(f"{bare} has no tokenizer files (tokenizer.json, ")
     assert "fix: copy the base model's tokenizer files into it" in caught.value.render()
     # a shard cut short: training stopped with safetensors' "invalid header length" traceback, after the run began
     cut = tmp_path / "cut model"

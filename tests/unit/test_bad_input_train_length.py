@@ -47,5 +47,5 @@ def test_max_steps_minus_one_and_the_cli_follow_the_same_rule(tmp_path: Path, ft
     recipe.write_text("model_name_or_path: demo\ndataset: [demo]\n", encoding="utf-8")
     for command in (["train", str(recipe), "--run-name", "zero-steps"], ["demo", "--no-serve"]):
         assert main([*command, "--max-steps", "0"]) == 2
-        assert one_line(capsys.readouterr().err).startswith(f"error: --max-steps: --max-steps {reason} fix: ")
+        assert one_line(capsys.readouterr().err).startswith(f"error: --max-steps {reason} fix: ")
     assert not (ftwiz_env["runs"] / "zero-steps").exists()
