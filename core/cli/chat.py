@@ -27,23 +27,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compare", metavar="BASE", help="also ask BASE (GGUF, run or Ollama name), side by side")
     parser.add_argument("--once", metavar="PROMPT", help="answer PROMPT and exit")
     parser.add_argument("--host", help="Ollama URL for Ollama models")
-    parser.add_argument("--n-ctx", type=int, help="context length for GGUFs (default: the model's, at most 4096)")
+    parser.add_argument("--n-ctx", type=int, help="context length for GGUFs (default: as `ftwiz serve` chooses)")
     parser.add_argument("--threads", type=int, help="CPU threads for GGUFs")
     parser.add_argument("--force", action="store_true", help="chat with a GGUF even if its `export --verify` failed")
 
 
 def _session(model: str, args: argparse.Namespace, system: str | None = None):
     from ftwiz.core.deploy.chat import ChatSession, resolve_chat_model
-    from ftwiz.core.export.verify_record import require_verified
 
     ref = resolve_chat_model(model)
-    if ref.kind == "gguf":  # a GGUF proven unlike its model is refused unless --force
-        require_verified(ref.target, force=getattr(args, "force", False), command="chat")
     system = args.system if system is None else system
     if system is None:  # a run chats with the system prompt it was trained with
         system = ref.run_system_prompt()
     return ChatSession(model, system=system, temperature=args.temperature, max_tokens=args.max_tokens,
-                       seed=args.seed, host=args.host, n_ctx=args.n_ctx, n_threads=args.threads)
+                       seed=args.seed, host=args.host, n_ctx=args.n_ctx, n_threads=args.threads,
+                       # a GGUF proven unlike its model is refused (in the core, as in the wizard) unless --force
+                       force_unverified=getattr(args, "force", False))
 
 
 def _answer(session, text: str, console) -> None:

@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="address to bind (default 127.0.0.1: only this machine; 0.0.0.0 exposes it)")
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     parser.add_argument("--api-key", help="require this key as 'Authorization: Bearer KEY'")
-    parser.add_argument("--n-ctx", type=int, default=2048, help="context length in tokens")
+    parser.add_argument("--n-ctx", type=int, help="context length in tokens (default: the model's context_length, at "
+                        "most 4096, or the longer cutoff_len it was trained with)")
     parser.add_argument("--alias", help="model name clients send (default: the file name without .gguf)")
     parser.add_argument("--threads", type=int, help="CPU threads")
     parser.add_argument("--force", action="store_true", help="serve a GGUF even if its `export --verify` failed")
@@ -29,32 +30,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import signal
     import threading
-    from pathlib import Path
 
     from ftwiz.core.cli.console import console, err_console
-    from ftwiz.core.deploy.chat import resolve_chat_model
+    from ftwiz.core.deploy.serve_step import serve_inputs
     from ftwiz.core.deploy.server import first_messages, snippets, start_server
     from ftwiz.core.errors import FtwizError
     from ftwiz.core.gguf_info import read_gguf_info
     from rich.markup import escape
 
-    ref = resolve_chat_model(args.model)
-    if ref.kind != "gguf":
-        raise FtwizError(f"'{args.model}' is not a GGUF file or an ftwiz run", where="GGUF|RUN",
-                         fix="`ftwiz serve` runs GGUFs; for an Ollama model, Ollama already serves it")
-    from ftwiz.core.export.verify_record import require_verified
-
-    require_verified(ref.target, force=args.force, command="serve")
+    # refuses a GGUF whose `export --verify` failed unless --force (the wizard's Serve goes through it too)
+    inputs = serve_inputs(args.model, n_ctx=args.n_ctx, force_unverified=args.force)
+    ref, context = inputs.ref, inputs.context
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
         err_console.print(f"[yellow]warning:[/yellow] binding {args.host} without --api-key lets anyone on "
                           "your network use this model")
-    console.print(f"starting llama.cpp server for {Path(ref.target).name} ...", highlight=False)
+    console.print(f"starting llama.cpp server for {inputs.gguf.name}, context {context.n_ctx} tokens "
+                  f"({escape(context.reason)}) ...", highlight=False)
     def interrupt(*_: object) -> None:
         raise KeyboardInterrupt
 
     # SIGTERM (e.g. from a service manager) stops as cleanly as Ctrl-C
     signal.signal(signal.SIGTERM, interrupt)
-    handle = start_server(ref.target, host=args.host, port=args.port, api_key=args.api_key, n_ctx=args.n_ctx,
+    handle = start_server(inputs.gguf, host=args.host, port=args.port, api_key=args.api_key, n_ctx=context.n_ctx,
                           model_alias=args.alias, n_threads=args.threads)
     try:
         system = ref.run_system_prompt()  # trained in front of every record: clients must send it (none is added)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ftwiz.core.deploy.service import DEFAULT_N_CTX, DEFAULT_PORT, install_service, uninstall_service
+from ftwiz.core.deploy.service import DEFAULT_PORT, install_service, uninstall_service
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     install.add_argument("--name", help="service name (ftwiz-NAME.service; default: the run or file name)")
     install.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     install.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    install.add_argument("--n-ctx", type=int, default=DEFAULT_N_CTX, help="context length in tokens")
+    install.add_argument("--n-ctx", type=int, help="context length in tokens (default: as `ftwiz serve` chooses)")
     install.add_argument("--api-key-file", type=Path, help="file with a line API_KEY=... (needed off loopback)")
     install.add_argument("--overwrite", action="store_true", help="replace an existing unit of that name")
     install.add_argument("--no-start", action="store_true", help="only write the unit; print the commands")

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ftwiz.core.atomic import write_text_atomic
+from ftwiz.core.deploy.context_size import choose_n_ctx
+from ftwiz.core.deploy.ollama_chat import OllamaBackend, require_ollama
 from ftwiz.core.deploy.server import check_counts
 from ftwiz.core.errors import FtwizError
 from ftwiz.core.gguf_info import GGUFInfo
@@ -144,7 +146,7 @@ class LlamaCppBackend:
 
         info = read_gguf_info(gguf)
         formatter, stop_texts = chat_formatter(info)
-        ctx = n_ctx or min(info.context_length or 2048, 4096)
+        n_ctx = choose_n_ctx(gguf, n_ctx, context_length=info.context_length).n_ctx  # as `ftwiz serve` chooses
         handler = formatter.to_chat_handler()
         if enable_thinking is not None:  # a hybrid-thinking template's flag, as the run trained with
             base_handler = handler
@@ -152,7 +154,7 @@ class LlamaCppBackend:
             def handler(*args: Any, **kw: Any) -> Any:
                 return base_handler(*args, **{**kw, "enable_thinking": enable_thinking})
 
-        kwargs: dict[str, Any] = {"model_path": str(info.path), "n_ctx": ctx, "verbose": False,
+        kwargs: dict[str, Any] = {"model_path": str(info.path), "n_ctx": n_ctx, "verbose": False,
                                   "chat_handler": handler}
         if n_threads:
             kwargs["n_threads"] = n_threads
@@ -194,86 +196,19 @@ class LlamaCppBackend:
         self.llm.close()
 
 
-class OllamaBackend:
-    """A model registered with Ollama, through ``/api/chat``."""
-
-    def __init__(self, name: str, *, host: str | None = None) -> None:
-        import ollama
-        from ftwiz.core.deploy.ollama_register import ollama_host
-
-        self.host = ollama_host(host)
-        self.client = ollama.Client(host=self.host, timeout=600)
-        self.label = f"ollama:{name}"
-        self.name = name
-        self.last_finish_reason: str | None = None
-        self._ollama = ollama
-        # set for a comparison's base asked with no system prompt: Ollama would add the Modelfile SYSTEM
-        self.no_default_system = False
-        self._modelfile: tuple[str, str] | None = None  # its SYSTEM and TEMPLATE, asked once
-
-    def stream(self, messages: list[dict[str, str]], *, temperature: float, max_tokens: int,
-               seed: int | None) -> Iterator[str]:
-        import httpx
-        from ftwiz.core.deploy.ollama_register import _not_reachable
-
-        self.last_finish_reason = None
-        options: dict[str, Any] = {"temperature": temperature, "num_predict": max_tokens}
-        if seed is not None:
-            options["seed"] = seed
-        raw = None
-        if self.no_default_system:  # the Modelfile's SYSTEM left out, as the other side has none
-            from ftwiz.core.deploy.ollama_no_system import backend_request
-
-            messages, raw = backend_request(self, messages)
-        try:
-            if raw is not None:  # the prompt Ollama renders without a SYSTEM, as its tokens (see ollama_no_system)
-                for got in self.client.generate(model=self.name, prompt=raw, raw=True, options=options, stream=True):
-                    if got.response:
-                        yield got.response
-                    if got.done:
-                        self.last_finish_reason = got.done_reason
-                return
-            for part in self.client.chat(model=self.name, messages=messages, options=options, stream=True):
-                if part.message and part.message.content:
-                    yield part.message.content
-                if part.done:
-                    self.last_finish_reason = part.done_reason
-        except (ConnectionError, httpx.ConnectError):
-            raise _not_reachable(self.host) from None
-        except self._ollama.ResponseError as exc:
-            fix = ("register it first: `ftwiz register GGUF --name NAME`" if exc.status_code == 404
-                   else "see the Ollama server log")
-            raise FtwizError(f"Ollama could not chat with '{self.name}': {exc.error}", fix=fix) from None
-
-    def close(self) -> None:
-        pass
-
-
-def open_backend(model: str | Path, *, host: str | None = None, n_ctx: int | None = None,
-                 n_threads: int | None = None, seed: int | None = None) -> Backend:
+def open_backend(model: str | Path, *, host: str | None = None, n_ctx: int | None = None, n_threads: int | None = None,
+                 seed: int | None = None, force_unverified: bool = False) -> Backend:
+    """The model's backend; a GGUF whose `export --verify` failed is refused (VerifyFailedRefusal) unless forced."""
     ref = resolve_chat_model(model)
     if ref.kind == "gguf":
-        return LlamaCppBackend(Path(ref.target), n_ctx=n_ctx, n_threads=n_threads, seed=seed,
-                               enable_thinking=ref.run_enable_thinking())
+        from ftwiz.core.export.verify_record import require_verified
+
+        require_verified(ref.target, force=force_unverified, command="chat")  # the CLI's and the wizard's one check
+        return LlamaCppBackend(Path(ref.target), n_ctx=choose_n_ctx(ref, n_ctx).n_ctx, n_threads=n_threads,
+                               seed=seed, enable_thinking=ref.run_enable_thinking())
     backend = OllamaBackend(ref.target, host=host)
-    _require_ollama(backend)
+    require_ollama(backend)
     return backend
-
-
-def _require_ollama(backend: OllamaBackend) -> None:
-    """FtwizError before the first prompt when no Ollama answers: the name was most likely a mistyped run
-    (``ftwiz chat my-rnu`` said "Ollama is not installed" only after the user typed a question)."""
-    import httpx
-    from ftwiz.core.deploy.ollama_register import _not_reachable
-
-    try:
-        httpx.get(f"{backend.host}/api/version", timeout=3)
-    except httpx.HTTPError:
-        error = _not_reachable(backend.host)
-        raise FtwizError(f"'{backend.name}' is not a .gguf file or a run in {runs_dir()}, so it would be an Ollama "
-                         f"model, but {error.what}", where="MODEL",
-                         fix=f"for a run, check its name (the folders in {runs_dir()}); for an Ollama model: "
-                             f"{error.fix}") from None
 
 
 @dataclass
@@ -287,13 +222,14 @@ class ChatSession:
 
     def __init__(self, model: str | Path | Backend, *, system: str | None = None, temperature: float = 0.7,
                  max_tokens: int = 512, seed: int | None = None, host: str | None = None,
-                 n_ctx: int | None = None, n_threads: int | None = None) -> None:
+                 n_ctx: int | None = None, n_threads: int | None = None, force_unverified: bool = False) -> None:
         if temperature < 0:
             raise FtwizError(f"temperature must be >= 0, got {temperature}", where="--temperature",
                              fix="use 0 for deterministic answers, 0.7 for varied ones")
         check_counts({"--max-tokens": max_tokens, "--n-ctx": n_ctx, "--threads": n_threads})
         self.backend: Backend = (model if hasattr(model, "stream") else  # type: ignore[assignment]
-                                 open_backend(model, host=host, n_ctx=n_ctx, n_threads=n_threads, seed=seed))
+                                 open_backend(model, host=host, n_ctx=n_ctx, n_threads=n_threads, seed=seed,
+                                              force_unverified=force_unverified))
         self.system = system
         if system == "" and hasattr(self.backend, "no_default_system"):  # "" is no system prompt, not the model's
             self.backend.no_default_system = True

@@ -23,8 +23,6 @@ from types import TracebackType
 
 from ftwiz.core.errors import FtwizError
 
-DEFAULT_N_CTX = 2048
-
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nobody listens on right now (the OS picks it)."""
@@ -153,10 +151,12 @@ def _get_models(handle: ServerHandle, timeout: float = 2.0) -> dict[str, object]
 
 
 def start_server(gguf_path: str | Path, *, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None,
-                 n_ctx: int = DEFAULT_N_CTX, model_alias: str | None = None, n_threads: int | None = None,
+                 n_ctx: int | None = None, model_alias: str | None = None, n_threads: int | None = None,
                  startup_timeout: float = 120.0, enable_thinking: bool | None = None) -> ServerHandle:
     """Start the server and return once ``/v1/models`` lists the model; FtwizError with the log otherwise.
 
+    ``n_ctx`` (tokens) defaults to :func:`ftwiz.core.deploy.context_size.choose_n_ctx`'s choice (``ftwiz serve``
+    and the wizard pass the one :func:`ftwiz.core.deploy.serve_step.serve_inputs` made, with its reason).
     ``enable_thinking`` defaults to what the GGUF's run trained with (None: the template's own default).
     """
     gguf = Path(gguf_path).expanduser().resolve()
@@ -165,7 +165,11 @@ def start_server(gguf_path: str | Path, *, host: str = "127.0.0.1", port: int = 
                          fix="give the path of a .gguf file (ftwiz export writes them to runs/<run>/export/)")
     from ftwiz.core.gguf_info import read_gguf_info
 
-    read_gguf_info(gguf)  # a text file, an empty or a cut-off GGUF: said here, not as the server's traceback
+    info = read_gguf_info(gguf)  # a text file, an empty or a cut-off GGUF: said here, not as the server's traceback
+    if n_ctx is None:
+        from ftwiz.core.deploy.context_size import choose_n_ctx
+
+        n_ctx = choose_n_ctx(gguf, context_length=info.context_length).n_ctx
     check_counts({"--n-ctx": n_ctx, "--threads": n_threads})
     _check_port_free(host, port)  # port 0: the host is checked, the OS picks the port below
     try:
@@ -204,13 +208,18 @@ def start_server(gguf_path: str | Path, *, host: str = "127.0.0.1", port: int = 
 
 
 def llama_server_command(handle_or_gguf: ServerHandle | str | Path, *, host: str = "127.0.0.1", port: int = 8080,
-                         api_key: str | None = None, n_ctx: int = DEFAULT_N_CTX, alias: str | None = None) -> str:
-    """The equivalent command for users who have llama.cpp's own ``llama-server`` (same template, via --jinja)."""
+                         api_key: str | None = None, n_ctx: int | None = None, alias: str | None = None) -> str:
+    """The equivalent command for users who have llama.cpp's own ``llama-server`` (same template, via --jinja;
+    ``n_ctx`` None: the context ``ftwiz serve`` would choose)."""
     if isinstance(handle_or_gguf, ServerHandle):
         h = handle_or_gguf
         gguf, host, port, api_key, n_ctx, alias = h.gguf, h.host, h.port, h.api_key, h.n_ctx, h.model_alias
     else:
         gguf = Path(handle_or_gguf)
+    if n_ctx is None:
+        from ftwiz.core.deploy.context_size import choose_n_ctx
+
+        n_ctx = choose_n_ctx(gguf).n_ctx
     parts = ["llama-server", "-m", _shell(str(gguf)), "--host", host, "--port", str(port), "-c", str(n_ctx), "--jinja"]
     if alias:
         parts += ["--alias", _shell(alias)]

@@ -28,7 +28,6 @@ from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.paths import safe_name
 
 DEFAULT_PORT = 8080
-DEFAULT_N_CTX = 2048
 UNIT_PREFIX = "ftwiz-"
 
 
@@ -93,11 +92,14 @@ def _check_key_file(api_key_file: str | Path) -> Path:
 
 def systemd_unit(gguf: str | Path, name: str, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                  api_key_file: str | Path | None = None, python: str = sys.executable,
-                 n_ctx: int = DEFAULT_N_CTX) -> str:
-    """The text of a user unit that serves ``gguf`` on host:port with an OpenAI-compatible API."""
+                 n_ctx: int | None = None) -> str:
+    """The text of a user unit that serves ``gguf`` on host:port with an OpenAI-compatible API (``n_ctx`` None:
+    the context ``ftwiz serve`` chooses, :func:`ftwiz.core.deploy.context_size.choose_n_ctx`)."""
+    from ftwiz.core.deploy.context_size import choose_n_ctx
     from ftwiz.core.deploy.server import _run_thinking, check_counts, server_command
 
     path = _check_gguf(gguf)
+    n_ctx = choose_n_ctx(path, n_ctx).n_ctx
     check_counts({"--n-ctx": n_ctx})
     if not 1 <= port <= 65535:
         raise FtwizError(f"port {port} is not a TCP port", where="port", fix="use 1024-65535, e.g. 8080")
@@ -170,7 +172,7 @@ def _run_commands(commands: list[list[str]], say: Callable[[str], None]) -> list
 
 def install_service(gguf: str | Path, name: str, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                     api_key_file: str | Path | None = None, python: str = sys.executable,
-                    n_ctx: int = DEFAULT_N_CTX, overwrite: bool = False, run: bool | None = None,
+                    n_ctx: int | None = None, overwrite: bool = False, run: bool | None = None,
                     say: Callable[[str], None] = print) -> ServiceResult:
     """Write ``ftwiz-NAME.service`` atomically, then enable and start it when ``systemctl --user`` works.
 

@@ -139,14 +139,19 @@ def describe(checks: list[Check]) -> str:
     return ", ".join(f"{c.name} ({short(c.detail)})" if c.detail else c.name for c in checks)
 
 
+class VerifyFailedRefusal(FtwizError):
+    """The refusal of a GGUF whose ``export --verify`` failed: the CLI's ``--force`` and the wizard's "... anyway"
+    (it asks, seeing this type) use the GGUF anyway."""
+
+
 def require_verified(gguf: str | Path, *, force: bool = False, command: str = "register") -> list[Check]:
     """Refuse a GGUF whose ``export --verify`` failed, unless ``force``; returns the failed checks (when forced).
 
-    FtwizError naming the failed checks, the record and the two fixes (re-export, or ``--force``).
+    :class:`VerifyFailedRefusal` naming the failed checks, the record and the two fixes (re-export, or ``--force``).
     """
     failed = failed_checks(gguf)
     if failed and not force:
-        raise FtwizError(
+        raise VerifyFailedRefusal(
             f"{Path(gguf).name} failed `ftwiz export --verify`: {describe(failed)}, so it does not behave "
             f"like the model it was exported from", where=str(_record_of(Path(gguf))[0] or record_path(gguf)),
             fix="export again (`ftwiz export RUN --verify`) once the cause is fixed, or pass --force to "

@@ -62,6 +62,8 @@ class ChatScreen(WizardScreen):
         self.reply_parts: list[str] = []
         self.replies: list[str] = []
         self.base_replies: list[str] = []
+        self.force_unverified = False  # the user chose "Chat anyway" for a GGUF whose `export --verify` failed
+        self.pending = ""  # the message being answered: sent again once the user chooses "Chat anyway"
 
     def action_toggle_compare(self) -> None:
         """Base and fine-tuned answers side by side: the base is exported once (Q8_0) next to the run."""
@@ -127,6 +129,7 @@ class ChatScreen(WizardScreen):
         self.query_one("#transcript", RichLog).write(Text.assemble(("you: ", "bold cyan"), text))
         self.query_one("#typing", Static).update(Text("model is writing...", style="dim"))
         self.reply_parts = []
+        self.pending = text
         self.reply(model, text)
 
     @work(thread=True, exclusive=True, group="chat", exit_on_error=False)
@@ -135,15 +138,15 @@ class ChatScreen(WizardScreen):
         from ftwiz.core.recipe_inputs import filled_system
 
         system = filled_system(self.wizard.load_recipe())[0]  # {{name}} filled from variables:, as trained
-        if self.session is None:
-            self.session = ChatSession(model, system=system)
+        if self.session is None:  # refuses a GGUF whose `export --verify` failed, as `ftwiz chat` does
+            self.session = ChatSession(model, system=system, force_unverified=self.force_unverified)
         for chunk in self.session.stream_reply(text):
             self.app.call_from_thread(self._chunk, str(chunk))
         tuned = "".join(self.reply_parts)
         base_model = self.wizard.state.base_chat_model
         if self.compare and base_model:
             if self.base_session is None:
-                self.base_session = ChatSession(base_model, system=system)
+                self.base_session = ChatSession(base_model, system=system, force_unverified=self.force_unverified)
             base = self.base_session.reply(text)
             self.base_replies.append(base)
             self.app.call_from_thread(self.query_one("#transcript", RichLog).write, side_by_side(text, base, tuned))
@@ -172,9 +175,32 @@ class ChatScreen(WizardScreen):
             return
         self.query_one("#typing", Static).update("")
         if event.state == WorkerState.ERROR:
+            from ftwiz.core.export.verify_record import VerifyFailedRefusal
+
             self.show_error(event.worker.error or "the model could not answer")
+            if isinstance(event.worker.error, VerifyFailedRefusal):  # the CLI's --force, as a question
+                self._ask_anyway(event.worker.error)
             return
         reply = event.worker.result
         self.replies.append(reply)
         if not (self.compare and self.wizard.state.base_chat_model):  # else the side-by-side table shows it
             self.query_one("#transcript", RichLog).write(Text.assemble(("model: ", "bold green"), reply))
+
+    def _ask_anyway(self, refusal: BaseException) -> None:
+        """The refusal as the CLI says it; the message is answered by the refused GGUF only if the user says so
+        (Enter and Esc keep it refused)."""
+        from ftwiz.tui.screens.base import error_text
+        from ftwiz.tui.screens.confirm import ConfirmScreen
+
+        def answered(anyway: bool | None) -> None:
+            model = self.wizard.state.chat_model or self.wizard.state.gguf_path
+            if not anyway or not model or not self.pending:
+                return
+            self.force_unverified = True
+            self.show_error(None)
+            self.query_one("#typing", Static).update(Text("model is writing...", style="dim"))
+            self.reply_parts = []
+            self.reply(model, self.pending)
+
+        question = error_text(refusal).append("\n\nChat with it anyway?", style="bold")
+        self.app.push_screen(ConfirmScreen(question, yes="Chat anyway", no="Cancel"), answered)

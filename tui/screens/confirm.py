@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.console import RenderableType
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -21,7 +22,8 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("n", "answer(False)", "No"),
     ]
 
-    def __init__(self, question: str, yes: str = "Yes", no: str = "No", *, default_yes: bool = False) -> None:
+    def __init__(self, question: RenderableType, yes: str = "Yes", no: str = "No", *,
+                 default_yes: bool = False) -> None:
         super().__init__()
         self.question, self.yes, self.no, self.default_yes = question, yes, no, default_yes
 

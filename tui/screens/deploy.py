@@ -1,12 +1,13 @@
 """Step 7, deploy: make the exported GGUF usable outside ftwiz (Ollama, an OpenAI-compatible llama.cpp
 server) and show copy-ready snippets. Registration talks to Ollama over HTTP, so it runs in a thread
-worker; serving starts llama.cpp bound to 127.0.0.1.
+worker; serving starts llama.cpp bound to 127.0.0.1. Both go through the core functions the CLI calls, so a GGUF
+whose ``export --verify`` failed is refused here too; the wizard then asks whether to go on anyway (the CLI's
+``--force``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from ftwiz.tui.screens.base import WizardScreen
@@ -77,21 +78,47 @@ class DeployScreen(WizardScreen):
                 self.serve(gguf)
 
     @work(thread=True, exclusive=True, group="deploy", exit_on_error=False)
-    def register(self, gguf: str, name: str) -> Any:
+    def register(self, gguf: str, name: str, force_unverified: bool = False) -> Any:
         from ftwiz.core.deploy.register_step import register_inputs, register_model
 
         # as `ftwiz register` does: a run's GGUF takes its run's recipe; another GGUF the wizard's
         inputs = register_inputs(gguf, name=name, recipe=self.wizard.load_recipe())
         status = self.query_one("#deploy-status", Static)
         # Registration reports its stages (upload, create, smoke test); show each as it happens.
-        return register_model(inputs, overwrite=True,
+        return register_model(inputs, overwrite=True, force_unverified=force_unverified,
                               on_status=lambda text: self.app.call_from_thread(status.update, text))
 
     @work(thread=True, exclusive=True, group="deploy", exit_on_error=False)
-    def serve(self, gguf: str) -> Any:
+    def serve(self, gguf: str, force_unverified: bool = False) -> Any:
+        from ftwiz.core.deploy.serve_step import serve_inputs
         from ftwiz.core.deploy.server import start_server
 
-        return start_server(Path(gguf))
+        # as `ftwiz serve` does: a GGUF whose `export --verify` failed is refused (then asked), same context rule
+        inputs = serve_inputs(gguf, force_unverified=force_unverified)
+        return start_server(inputs.gguf, n_ctx=inputs.context.n_ctx), inputs.context
+
+    def _ask_anyway(self, step: str, refusal: BaseException) -> None:
+        """The wizard's ``--force``: the refusal is shown as the CLI says it, and ``step`` (register or serve) runs
+        on the same GGUF only if the user says so (Enter and Esc keep it refused)."""
+        from ftwiz.tui.screens.base import error_text
+        from ftwiz.tui.screens.confirm import ConfirmScreen
+
+        gguf, verb = self.wizard.state.gguf_path, "Register" if step == "register" else "Serve"
+        question = error_text(refusal).append(f"\n\n{verb} it anyway?", style="bold")
+
+        def answered(anyway: bool | None) -> None:
+            if not anyway or not gguf:
+                return
+            self.show_error(None)
+            if step == "register":
+                name = self.query_one("#ollama-name", Input).value.strip()
+                self.query_one("#deploy-status", Static).update(f"registering {name} with Ollama...")
+                self.register(gguf, name, force_unverified=True)
+            else:
+                self.query_one("#serve-status", Static).update("starting the llama.cpp server...")
+                self.serve(gguf, force_unverified=True)
+
+        self.app.push_screen(ConfirmScreen(question, yes=f"{verb} anyway", no="Cancel"), answered)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "deploy" or event.state not in (WorkerState.SUCCESS, WorkerState.ERROR):
@@ -100,8 +127,12 @@ class DeployScreen(WizardScreen):
         status = self.query_one("#deploy-status" if event.worker.name == "register" else "#serve-status", Static)
         gguf = self.wizard.state.gguf_path or "MODEL.gguf"
         if event.state == WorkerState.ERROR:
+            from ftwiz.core.export.verify_record import VerifyFailedRefusal
+
             status.update("")
             self.show_error(event.worker.error or "deploy failed")
+            if isinstance(event.worker.error, VerifyFailedRefusal):  # the CLI's --force, as a question
+                self._ask_anyway(event.worker.name, event.worker.error)
             return
         result = event.worker.result
         if event.worker.name == "register":
@@ -115,11 +146,11 @@ class DeployScreen(WizardScreen):
         else:
             from ftwiz.core.deploy.server import snippets as server_snippets
 
-            self.server = result
-            status.update(Text(f"serving {result.model_alias} at {result.base_url} (Esc stops it)",
-                               style="bold green"))
-            text = snippets(gguf, None, result.base_url)
-            text.append("\n" + server_snippets(result)["openai"] + "\n", style="")
+            self.server, context = result
+            status.update(Text(f"serving {self.server.model_alias} at {self.server.base_url} (Esc stops it)\n"
+                               f"context {context.n_ctx} tokens ({context.reason})", style="bold green"))
+            text = snippets(gguf, None, self.server.base_url)
+            text.append("\n" + server_snippets(self.server)["openai"] + "\n", style="")
             self.query_one("#snippets", Static).update(text)
 
     def on_unmount(self) -> None:

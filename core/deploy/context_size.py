@@ -1,0 +1,86 @@
+"""How many tokens of context a GGUF is run with when the user names none: the one rule behind ``ftwiz serve``,
+``ftwiz chat``, ``ftwiz service install`` and the wizard's Serve and Chat.
+
+    from ftwiz.core.deploy.context_size import choose_n_ctx
+    choose_n_ctx("runs/demo/export/demo-Q8_0.gguf")   # ContextChoice(n_ctx=4096, reason="the model's ...")
+
+The rule, in order:
+
+1. a length the user gives (``--n-ctx``) always wins;
+2. otherwise the model's own ``<arch>.context_length``, capped at :data:`CONTEXT_CAP` tokens (:data:`FALLBACK`
+   when the GGUF records none). Why a cap: llama.cpp allocates the whole KV cache up front, and GGUFs record
+   their architecture's full window: Llama 3.1 8B records 131072 tokens, an F16 KV cache of 16 GiB;
+3. a fine-tune trained on longer sequences than that (``cutoff_len``, which ``ftwiz export`` writes into the
+   GGUF as ``ftwiz.cutoff_len``, else its run's recipe: :meth:`ModelRef.trained`) gets its trained length, up to
+   the model's context_length: training already held activations for that length, so its KV cache fits.
+
+A trained length *shorter* than (2) does not shrink the context: LoRA at 512 tokens keeps the base model's longer
+window, and a shorter context only makes a long chat fail ("Requested tokens exceed context window").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ftwiz.core.deploy.chat import ModelRef
+
+CONTEXT_CAP = 4096  # tokens; at most this from context_length alone (see the module docstring)
+FALLBACK = 2048  # tokens, for a GGUF without <arch>.context_length
+
+
+@dataclass(frozen=True)
+class ContextChoice:
+    """The context length chosen (tokens) and why, in words for a start-up line."""
+
+    n_ctx: int
+    reason: str
+
+
+def gguf_context_length(gguf: str | Path) -> int | None:
+    """``<arch>.context_length`` of the GGUF (tokens), or None when absent or the file cannot be read (the loader
+    says why a file is unreadable; the vocabulary is stepped over, not read)."""
+    import struct
+
+    from ftwiz.core.gguf_info import read_metadata
+
+    try:
+        meta = read_metadata(Path(gguf), wanted=lambda key: key == "general.architecture"
+                             or key.endswith(".context_length"))
+    except (OSError, ValueError, struct.error, IndexError):
+        return None
+    value = meta.get(f"{meta.get('general.architecture')}.context_length")
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def choose_n_ctx(model: ModelRef | str | Path, given: int | None = None, *,
+                 context_length: int | None = None) -> ContextChoice:
+    """The context for ``model`` (a resolved GGUF :class:`ModelRef`, or a .gguf path / run name resolved here).
+
+    ``given``: the user's ``--n-ctx`` (None: choose); it is returned unchanged, even when invalid (the caller's
+    ``check_counts`` refuses it with the flag's name). ``context_length``: the GGUF's, when the caller has read it
+    already (None: read here).
+    """
+    if given is not None:
+        return ContextChoice(given, "as given with --n-ctx")
+    from ftwiz.core.deploy.chat import ModelRef, resolve_chat_model
+
+    ref = model if isinstance(model, ModelRef) else resolve_chat_model(model)
+    limit = context_length if context_length is not None else gguf_context_length(ref.target)
+    trained = ref.trained()
+    cutoff = trained.cutoff_len if trained is not None else None
+    if limit is None:
+        default, reason = FALLBACK, f"the GGUF records no context_length; {FALLBACK} by default"
+    elif limit > CONTEXT_CAP:
+        default, reason = CONTEXT_CAP, f"the model's context_length {limit}, capped at {CONTEXT_CAP} to bound memory"
+    else:
+        default, reason = limit, f"the model's context_length {limit}"
+    if cutoff is None:
+        return ContextChoice(default, reason)
+    if cutoff <= default:
+        return ContextChoice(default, f"{reason}; trained with cutoff_len {cutoff}, which fits")
+    if limit is not None and cutoff > limit:
+        return ContextChoice(limit, f"trained with cutoff_len {cutoff}, at most the model's context_length {limit}")
+    return ContextChoice(cutoff, f"trained with cutoff_len {cutoff}")
