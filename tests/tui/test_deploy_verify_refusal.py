@@ -1,5 +1,5 @@
-"""The wizard refuses to serve or chat with a GGUF whose ``export --verify`` failed, as ``ftwiz serve`` and
-``ftwiz chat`` do, and goes on only when the user confirms (the CLI's ``--force``).
+"""The wizard refuses to serve, chat with or register a GGUF whose ``export --verify`` failed, as ``ftwiz serve``,
+``ftwiz chat`` and ``ftwiz register`` do, and goes on only when the user confirms (the CLI's ``--force``).
 
 Before, only the CLI checked the record: the wizard's Serve started llama.cpp on a GGUF the CLI refused. The GGUF
 is a tiny one written with gguf-py (tests/meta_gguf.py) and its record is written beside it as ``export --verify``
@@ -130,3 +130,37 @@ async def test_chat_with_a_failed_gguf_asks_first_and_answers_only_when_confirme
         assert chat.replies == ["Hello."]
         assert [Path(str(load["model_path"])) for load in _Llama.loads] == [failed_gguf.resolve()]
         assert _Llama.loads[0]["n_ctx"] == 8192  # the same context rule as Serve
+
+
+async def test_register_of_a_failed_gguf_asks_first_and_registers_only_when_confirmed(
+        make_app, fake_ollama, phi3_vocab_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from ftwiz.tui.screens.deploy import DeployScreen
+
+    monkeypatch.setenv("OLLAMA_HOST", fake_ollama.url)
+    gguf = Path(shutil.copyfile(phi3_vocab_gguf, tmp_path / "phi3-Q8_0.gguf"))
+    report = VerifyReport(gguf_path=str(gguf), hf_model_dir="/hf/model", quant="Q8_0",
+                          checks=[Check(name="tokenization", passed=False, detail=DETAIL)])
+    record_path(gguf).write_text(report.to_json())
+    app = make_app(offer_resume=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.state.run_name = "demo"
+        app.state.gguf_path = str(gguf)
+        app.goto("deploy")
+        await wait_until(pilot, lambda: isinstance(app.screen, DeployScreen), what="the deploy screen")
+        await pilot.pause()
+        deploy = app.screen
+        deploy.query_one("#ollama-name").value = "refused-bot"
+        deploy.query_one("#register").press()
+        await wait_until(pilot, lambda: _is_dialog(app), what="the refusal's question")
+        assert DETAIL in _dialog_text(app) and "Register it anyway?" in _dialog_text(app)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is deploy, what="the dialog to close")
+        await pilot.pause()
+        assert "refused-bot" not in fake_ollama.models
+        deploy.query_one("#register").press()
+        await wait_until(pilot, lambda: _is_dialog(app), what="the question again")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: "registered in Ollama as refused-bot" in screen_text(app), what="registration")
+    assert "refused-bot" in fake_ollama.models
