@@ -41,6 +41,7 @@ from ftwiz.core.export.arch import (
 from ftwiz.core.export.f16_range import OverflowLog, overflow_flag_works, overflow_note, watched
 from ftwiz.core.export.gguf_data import write_data
 from ftwiz.core.export.kquant import direct_quant_available, retype_plans
+from ftwiz.core.export.q8_range import scale_overflow_note, scale_watched
 from ftwiz.core.export.shape_check import check_shapes
 from ftwiz.core.export.tensor_names import BlockNameMap
 from ftwiz.core.export.tensors import TensorRef, list_tensors
@@ -201,8 +202,9 @@ def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str =
     (Q4_0/Q4_K_M/Q5_K_M/Q6_K, see :mod:`ftwiz.core.export.kquant`) when ggml's quantizer is loadable; return
     the final path. ``extra_keys``: string/bool/integer keys written after the standard ones (a run's trained context,
     :mod:`ftwiz.core.trained_context`). Weights that the float16 step turns into ±inf (beyond ±65504,
-    :mod:`ftwiz.core.export.f16_range`) are written as llama.cpp's converter writes them, and said in a line
-    appended to ``notes`` (logged as a warning when ``notes`` is None)."""
+    :mod:`ftwiz.core.export.f16_range`), and Q8_0 blocks whose float16 scale does (a weight of 8.32 million or more,
+    :mod:`ftwiz.core.export.q8_range`), are written as llama.cpp's converter writes them, and said in a line
+    each appended to ``notes`` (logged as a warning when ``notes`` is None)."""
     model_dir, out_file = Path(model_dir), Path(out_file)
     out_type = out_type.upper()
     with collector_paused():
@@ -215,23 +217,31 @@ def convert_to_gguf(model_dir: str | Path, out_file: str | Path, out_type: str =
             pause_point("export.header")  # disk-full tests fill the disk here: header written, data not yet
             # the data section is ours: aligned blocks in header order, so unchanged bytes can be copied
             write_data(tmp, alignment, plans, _pausable(progress), overflow=overflow)
-    note = None
-    if overflow is not None:  # BF16 keeps a bfloat16 source's values exactly, not a float32 one's
-        f32 = any(p.ref is not None and p.ref.dtype == "F32" and p.ref.name in overflow.counts for p in plans)
-        note = overflow_note(overflow.counts, out_type, lossless="F32" if f32 else "BF16")
-    if note and notes is not None:
-        notes.append(note)
-    elif note:
-        log.warning("%s", note)
+    said = [] if overflow is None else [
+        overflow_note(overflow.counts, out_type, lossless=_lossless(overflow.counts, plans)),
+        scale_overflow_note(overflow.blocks, lossless=_lossless(overflow.blocks, plans))]
+    for note in filter(None, said):
+        if notes is not None:
+            notes.append(note)
+        else:
+            log.warning("%s", note)
     return out_file
+
+
+def _lossless(counts: dict[str, int], plans: list[TensorPlan]) -> str:
+    """The type that keeps the counted tensors' values: BF16 for a bfloat16 source, F32 when one is float32."""
+    f32 = any(p.ref is not None and p.ref.dtype == "F32" and p.ref.name in counts for p in plans)
+    return "F32" if f32 else "BF16"
 
 
 def _overflow_log(plans: list[TensorPlan]) -> OverflowLog | None:
     """A log for the values written as float16 that become ±inf, when some tensor is written through float16
-    from bfloat16/float32; the overflow flag's self-test runs here, once, rather than in a worker thread."""
-    if not any(watched(plan) for plan in plans):
+    from bfloat16/float32, and for the Q8_0 blocks whose float16 scale does (:mod:`ftwiz.core.export.q8_range`);
+    the overflow flag's self-test runs here, once, rather than in a worker thread."""
+    if any(watched(plan) for plan in plans):
+        overflow_flag_works()
+    elif not any(scale_watched(plan) for plan in plans):
         return None
-    overflow_flag_works()
     return OverflowLog()
 
 

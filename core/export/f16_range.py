@@ -140,16 +140,19 @@ def overflow_flag_works() -> bool:
 
 
 class OverflowLog:
-    """Overflowing values per tensor, filled by the export's worker threads."""
+    """Overflowing values per tensor (``counts``) and Q8_0 blocks whose float16 scale overflowed per tensor
+    (``blocks``, :mod:`ftwiz.core.export.q8_range`), filled by the export's worker threads."""
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
+        self.blocks: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def add(self, name: str, count: int) -> None:
+    def add(self, name: str, count: int, *, blocks: bool = False) -> None:
         if count:
+            into = self.blocks if blocks else self.counts
             with self._lock:
-                self.counts[name] = self.counts.get(name, 0) + count
+                into[name] = into.get(name, 0) + count
 
 
 def overflow_note(counts: dict[str, int], out_type: str, shown: int = 3, lossless: str = "BF16") -> str | None:

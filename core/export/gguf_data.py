@@ -301,8 +301,10 @@ class _Converter:
         from ftwiz.core.export.convert import permute_rotate_half
         from ftwiz.core.export.dtypes import as_f32, to_gguf_array
         from ftwiz.core.export.f16_range import count_overflows, watched
+        from ftwiz.core.export.q8_range import count_scale_overflows, scale_watched
 
         watch = self.overflow is not None and watched(plan)
+        scales = self.overflow is not None and scale_watched(plan)  # Q8_0 from bfloat16/float32: scale beyond f16
         rows = plan.shape[0] if len(plan.shape) > 1 else 1
         count, src_row, dst_row = piece.stop - piece.first, plan.ref.nbytes // rows, plan.nbytes // rows
         part = data = None
@@ -318,6 +320,8 @@ class _Converter:
                 part, src_dtype = array[first: first + block], plan.ref.dtype
                 if watch:  # while the block is in cache (here the overflow flag would not survive numpy's casts)
                     self.overflow.add(plan.ref.name, count_overflows(part, src_dtype))
+                if scales:
+                    self.overflow.add(plan.ref.name, count_scale_overflows(part, src_dtype), blocks=True)
                 if plan.add_one:  # Gemma norm: 1 + w, in float32 (1-D tensors are always written as F32)
                     part, src_dtype = as_f32(part, src_dtype) + np.float32(1.0), "F32"
                 if plan.via_f16:  # a K-quant export: quantized from the F16 values, as llama.cpp would
