@@ -90,6 +90,8 @@ def tiny_gguf(tiny_qwen2: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 async def test_serve_answers_on_localhost_and_stops_when_the_wizard_closes(make_app, tiny_gguf: Path) -> None:
+    from ftwiz.core.gguf_info import read_gguf_info
+
     app = make_app(offer_resume=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await _open_deploy(app, pilot, tiny_gguf)
@@ -98,6 +100,9 @@ async def test_serve_answers_on_localhost_and_stops_when_the_wizard_closes(make_
         server = app.screen.server
         assert server.base_url.startswith("http://127.0.0.1:")
         assert f"serving tiny-Q8_0 at {server.base_url}" in screen_text(app)
+        # the context `ftwiz serve` would pick (the model's context_length, at most 4096), and why
+        assert f"context {server.n_ctx} tokens (the model's context_length" in screen_text(app)
+        assert server.n_ctx == min(read_gguf_info(tiny_gguf).context_length, 4096)
         assert f"curl {server.base_url}/chat/completions" in screen_text(app)
         with urllib.request.urlopen(f"{server.base_url}/models", timeout=10) as response:
             models = json.load(response)
