@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     install.add_argument("--api-key-file", type=Path, help="file with a line API_KEY=... (needed off loopback)")
     install.add_argument("--overwrite", action="store_true", help="replace an existing unit of that name")
     install.add_argument("--no-start", action="store_true", help="only write the unit; print the commands")
+    install.add_argument("--force", action="store_true", help="serve a GGUF even if its `export --verify` failed")
     uninstall = sub.add_parser("uninstall", help="stop, disable and delete an ftwiz service")
     uninstall.add_argument("name")
 
@@ -40,5 +41,5 @@ def run(args: argparse.Namespace) -> int:
     gguf = _gguf_of(args.model)
     name = args.name or (gguf.stem if Path(args.model).suffix == ".gguf" else Path(args.model).name)
     install_service(gguf, name, host=args.host, port=args.port, api_key_file=args.api_key_file, n_ctx=args.n_ctx,
-                    overwrite=args.overwrite, run=False if args.no_start else None)
+                    overwrite=args.overwrite, run=False if args.no_start else None, force_unverified=args.force)
     return 0

@@ -92,13 +92,16 @@ def _check_key_file(api_key_file: str | Path) -> Path:
 
 def systemd_unit(gguf: str | Path, name: str, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                  api_key_file: str | Path | None = None, python: str = sys.executable,
-                 n_ctx: int | None = None) -> str:
+                 n_ctx: int | None = None, force_unverified: bool = False) -> str:
     """The text of a user unit that serves ``gguf`` on host:port with an OpenAI-compatible API (``n_ctx`` None:
-    the context ``ftwiz serve`` chooses, :func:`ftwiz.core.deploy.context_size.choose_n_ctx`)."""
+    the context ``ftwiz serve`` chooses, :func:`ftwiz.core.deploy.context_size.choose_n_ctx`). A GGUF whose
+    ``export --verify`` failed is refused as ``ftwiz serve`` refuses it, unless ``force_unverified``."""
     from ftwiz.core.deploy.context_size import choose_n_ctx
     from ftwiz.core.deploy.server import _run_thinking, check_counts, server_command
+    from ftwiz.core.export.verify_record import require_verified
 
     path = _check_gguf(gguf)
+    require_verified(path, force=force_unverified, command="service install")
     n_ctx = choose_n_ctx(path, n_ctx).n_ctx
     check_counts({"--n-ctx": n_ctx})
     if not 1 <= port <= 65535:
@@ -173,12 +176,13 @@ def _run_commands(commands: list[list[str]], say: Callable[[str], None]) -> list
 def install_service(gguf: str | Path, name: str, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                     api_key_file: str | Path | None = None, python: str = sys.executable,
                     n_ctx: int | None = None, overwrite: bool = False, run: bool | None = None,
-                    say: Callable[[str], None] = print) -> ServiceResult:
+                    say: Callable[[str], None] = print, force_unverified: bool = False) -> ServiceResult:
     """Write ``ftwiz-NAME.service`` atomically, then enable and start it when ``systemctl --user`` works.
 
     ``run``: None = run the systemctl commands only if systemd answers; False = only print them.
     """
-    text = systemd_unit(gguf, name, host=host, port=port, api_key_file=api_key_file, python=python, n_ctx=n_ctx)
+    text = systemd_unit(gguf, name, host=host, port=port, api_key_file=api_key_file, python=python, n_ctx=n_ctx,
+                        force_unverified=force_unverified)
     target = unit_dir() / unit_name(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(target, text, overwrite=overwrite)

@@ -73,3 +73,19 @@ def test_chat_session_refuses_a_failed_gguf_before_loading_it(tmp_path: Path, ll
     with ChatSession(str(path), force_unverified=True):
         pass
     assert [Path(str(kw["model_path"])) for kw in llama_loads] == [path.resolve()]
+
+
+def test_service_install_refuses_a_failed_gguf_unless_forced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys) -> None:
+    from ftwiz.core.cli import main as cli_main
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    path = _gguf_with_record(tmp_path, passed=False)
+    unit = tmp_path / "config" / "systemd" / "user" / "ftwiz-tuned.service"
+    argv = ["service", "install", str(path), "--name", "tuned", "--no-start"]
+    assert cli_main(argv) != 0
+    err = capsys.readouterr().err
+    assert "export --verify" in err and "tokenization" in err and "ftwiz service install" in err
+    assert not unit.exists()  # no unit that would serve it at every login
+    assert cli_main([*argv, "--force"]) == 0
+    assert "--n_ctx 2048" in unit.read_text()  # the context `ftwiz serve` picks for it (its context_length)
