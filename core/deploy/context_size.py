@@ -66,10 +66,19 @@ def choose_n_ctx(model: ModelRef | str | Path, given: int | None = None, *,
     if given is not None:
         return ContextChoice(given, "as given with --n-ctx")
     from ftwiz.core.deploy.chat import ModelRef, resolve_chat_model
+    from ftwiz.core.errors import FtwizError
 
-    ref = model if isinstance(model, ModelRef) else resolve_chat_model(model)
-    limit = context_length if context_length is not None else gguf_context_length(ref.target)
-    trained = ref.trained()
+    if isinstance(model, ModelRef):
+        target, trained = model.target, model.trained()
+    else:
+        try:
+            ref = resolve_chat_model(model)
+            target, trained = ref.target, ref.trained()
+        except FtwizError:  # a GGUF without the .gguf suffix (an Ollama blob) given to start_server: its own keys
+            from ftwiz.core.trained_context import read_gguf_context
+
+            target, trained = str(model), read_gguf_context(model)
+    limit = context_length if context_length is not None else gguf_context_length(target)
     cutoff = trained.cutoff_len if trained is not None else None
     if limit is None:
         default, reason = FALLBACK, f"the GGUF records no context_length; {FALLBACK} by default"

@@ -112,3 +112,8 @@ def test_serve_and_chat_give_the_same_gguf_the_same_context(tmp_path: Path, serv
         with pytest.raises(_Started):
             start_server(path)  # the core function with no n_ctx, as a script calls it
         assert loaded[-1]["n_ctx"] == _n_ctx(server_popen[-1]) == choose_n_ctx(path).n_ctx
+
+
+def test_a_gguf_without_the_suffix_still_gets_its_trained_context(tmp_path: Path) -> None:
+    blob = write_gguf(tmp_path / "sha256-0123abcd", context_length=32768, cutoff_len=8192)  # as Ollama stores it
+    assert choose_n_ctx(blob).n_ctx == 8192
