@@ -14,16 +14,20 @@ from typing import Any
 from real_tokenizers import require_shared
 
 
-def chatml_on_tinyllama_folder(folder: Path) -> tuple[Any, Any]:
+def chatml_on_tinyllama_folder(folder: Path, template: str | None = "chatml") -> tuple[Any, Any]:
     """Fill ``folder`` (tokenizer files, chat template, safetensors, generation_config.json); return
-    (the HF tokenizer, the model). Skips the test when ../shared is absent."""
+    (the HF tokenizer, the model). Skips the test when ../shared is absent.
+
+    ``template=None`` keeps TinyLlama's own files untouched (its zephyr template, its tokenizer.json as the
+    hub has it): the folder a user downloads."""
     import torch
     import transformers
     from ftwiz.core.chat_templates import NAMED_TEMPLATES, write_template_files
 
     for item in (require_shared() / "TinyLlama-1.1B-Chat-v1.0").iterdir():
         shutil.copy(item, folder / item.name)
-    write_template_files(folder, NAMED_TEMPLATES["chatml"])
+    if template is not None:
+        write_template_files(folder, NAMED_TEMPLATES[template])
     tok = transformers.AutoTokenizer.from_pretrained(folder)
     config = transformers.LlamaConfig(vocab_size=32000, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                       num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,

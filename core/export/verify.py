@@ -4,7 +4,9 @@ A file that loads is not a file that works: a missing Q/K permutation, a wrong p
 chat template all load fine and then answer gibberish. So after export, the GGUF is loaded with
 llama-cpp-python and compared with transformers on sample prompts:
 
-- tokenization: token ids identical (raw prompts and chat-rendered ones);
+- tokenization: token ids identical (raw prompts and chat-rendered ones); the reference is transformers, or
+  for a hub folder whose tokenizer.json transformers rebuilds differently the file's own pipeline, as the
+  GGUF follows it (core/export/verify_reference.py; an info check ``tokenizer_reference`` says so);
 - logits: F32/F16/BF16 max |diff| relative to the logit range <= 1e-3 (2e-2 for BF16's 8-bit mantissa;
   2e-3 for GELU models such as Gemma, whose GELU llama.cpp's CPU backend reads from a float16 table, so
   even an F32 file differs by ~3e-4); Q8_0 cosine similarity >= 0.99 (0.95-0.99 reported, not failed:
@@ -295,12 +297,17 @@ def verify_gguf(gguf_path: str | Path, hf_model_dir: str | Path, *, prompts: lis
     import torch
     import transformers
     from ftwiz.core.chat_templates import record_of_model_dir
+    from ftwiz.core.export.verify_reference import reference_tokenizer
 
     gguf_path, hf_model_dir = Path(gguf_path), Path(hf_model_dir)
     training = training if training is not None else record_of_model_dir(hf_model_dir)
     quant = gguf_quant(gguf_path)
     report = VerifyReport(gguf_path=str(gguf_path), hf_model_dir=str(hf_model_dir), quant=quant)
     tokenizer = transformers.AutoTokenizer.from_pretrained(hf_model_dir)
+    # a hub folder whose tokenizer.json pipeline transformers rebuilds differently: the file's (verify_reference)
+    tokenizer, reference_check = reference_tokenizer(hf_model_dir, tokenizer, training)
+    if reference_check is not None:
+        report.checks.append(reference_check)
     model = transformers.AutoModelForCausalLM.from_pretrained(hf_model_dir, dtype=torch.float32)
     model.eval()
     texts = list(prompts or DEFAULT_PROMPTS)
@@ -322,6 +329,7 @@ def verify_gguf(gguf_path: str | Path, hf_model_dir: str | Path, *, prompts: lis
                                   f"GGUF {gg[first:first + 3]})")
         report.checks.append(Check(name="tokenization", passed=not mismatches,
                                    detail="; ".join(mismatches) or f"{len(texts)} texts, identical token ids"
+                                   + (" (reference: the folder's tokenizer.json pipeline)" if reference_check else "")
                                    + (" (plain text sent after a leading space, as the GGUF's chat template does: "
                                       "prepend_scheme=first)" if any(lead(t) for t in texts) else ""),
                                    value=float(len(mismatches))))
