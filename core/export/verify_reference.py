@@ -26,13 +26,18 @@ The report then carries an info check ``tokenizer_reference`` (passed None) nami
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from ftwiz.core.export.verify_report import Check
 
 PIPELINE_FIELDS = ("normalizer", "pre_tokenizer")
+# the top-level "model" key (a vocabulary entry is "model": <id>; a string's quotes inside JSON are escaped)
+_MODEL_KEY = re.compile(rb'"model"\s*:\s*\{')
+_NO_MODEL = {"type": "WordLevel", "vocab": {"<unk>": 0}, "unk_token": "<unk>"}  # to load a pipeline alone
 
 
 def _describe(pipeline: dict[str, Any]) -> str:
@@ -48,9 +53,38 @@ def _describe(pipeline: dict[str, Any]) -> str:
     return f"{' + '.join(kinds) or 'no normalizer/pre-tokenizer'} ('\u2581' {scheme or 'never'})"
 
 
-def differing_fields(file_pipeline: dict[str, Any], built_pipeline: dict[str, Any]) -> list[str]:
-    """The :data:`PIPELINE_FIELDS` in which two tokenizer.json dicts (tokenizers' ``to_str`` form) differ."""
-    return [key for key in PIPELINE_FIELDS if file_pipeline.get(key) != built_pipeline.get(key)]
+def _sections_of(tokenizer) -> dict[str, Any]:
+    """A ``tokenizers.Tokenizer``'s :data:`PIPELINE_FIELDS` as tokenizers serialises them (None when unset)."""
+    parts = {"normalizer": tokenizer.normalizer, "pre_tokenizer": tokenizer.pre_tokenizer}
+    return {key: json.loads(part.__getstate__()) if part is not None else None for key, part in parts.items()}
+
+
+def file_pipeline(path: Path) -> dict[str, Any]:
+    """tokenizer.json's :data:`PIPELINE_FIELDS`, serialised as the tokenizers library writes them (so that a
+    file written by an older version, without fields added since, compares equal to the same pipeline).
+
+    Without parsing the vocabulary (a 151k-token file takes ~0.5-1.5 s): tokenizers writes ``"model"`` last,
+    so the text before it, closed, holds the pipeline; a file laid out otherwise is parsed whole. Raises
+    ValueError (json's) for a file that is not JSON, as transformers would have already.
+    """
+    from tokenizers import Tokenizer
+
+    data = path.read_bytes()
+    match = _MODEL_KEY.search(data)
+    head: Any = None
+    if match:
+        with contextlib.suppress(ValueError):
+            head = json.loads(data[:match.start()] + b'"model": null}')
+    if not isinstance(head, dict) or any(key not in head for key in PIPELINE_FIELDS):
+        head = json.loads(data)
+    minimal = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [], "post_processor": None,
+               "decoder": None, "model": _NO_MODEL, **{key: head.get(key) for key in PIPELINE_FIELDS}}
+    return _sections_of(Tokenizer.from_str(json.dumps(minimal)))
+
+
+def differing_fields(file_sections: dict[str, Any], built_sections: dict[str, Any]) -> list[str]:
+    """The :data:`PIPELINE_FIELDS` in which two pipelines (:func:`file_pipeline`'s form) differ."""
+    return [key for key in PIPELINE_FIELDS if file_sections.get(key) != built_sections.get(key)]
 
 
 def reference_tokenizer(hf_model_dir: Path, tokenizer, training=None) -> tuple[Any, Check | None]:
@@ -63,17 +97,16 @@ def reference_tokenizer(hf_model_dir: Path, tokenizer, training=None) -> tuple[A
     path = Path(hf_model_dir) / "tokenizer.json"
     if training is not None or backend is None or not path.is_file():
         return tokenizer, None
-    from tokenizers import Tokenizer
-
-    from_file = Tokenizer.from_file(str(path))
-    file_pipeline, built = json.loads(from_file.to_str()), json.loads(backend.to_str())
-    fields = differing_fields(file_pipeline, built)
+    in_file, built = file_pipeline(path), _sections_of(backend)
+    fields = differing_fields(in_file, built)
     if not fields:
         return tokenizer, None
     import transformers
+    from tokenizers import Tokenizer
 
-    reference = transformers.PreTrainedTokenizerFast.from_pretrained(hf_model_dir, tokenizer_object=from_file)
-    detail = (f"reference ids from the folder's own tokenizer.json pipeline ({_describe(file_pipeline)}, tokenizers "
+    reference = transformers.PreTrainedTokenizerFast.from_pretrained(
+        hf_model_dir, tokenizer_object=Tokenizer.from_file(str(path)))
+    detail = (f"reference ids from the folder's own tokenizer.json pipeline ({_describe(in_file)}, tokenizers "
               f"library), which the GGUF follows as llama.cpp's convert_hf_to_gguf.py does; transformers "
               f"{transformers.__version__} rebuilds {type(tokenizer).__name__}'s pipeline ({_describe(built)}; "
               f"{' and '.join(fields)} differ), whose ids differ where '\u2581' goes (e.g. after </s>)")

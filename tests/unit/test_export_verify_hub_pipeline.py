@@ -85,14 +85,24 @@ def _llama_ids_of_file(folder: Path, text: str) -> list[int]:
 
 
 def test_a_folder_saved_by_transformers_keeps_transformers_as_reference(hub_tinyllama: Path, tmp_path: Path) -> None:
-    """What a run trained by ftwiz holds (transformers 5 saved its tokenizer.json): nothing changes."""
+    """What a run trained by ftwiz holds (transformers 5 saved its tokenizer.json): nothing changes, and its
+    export (add_space_prefix false, a served leading space) passes against transformers' own ids."""
+    import shutil
+
     import transformers
     from ftwiz.core.export.verify_reference import reference_tokenizer
 
-    auto = transformers.AutoTokenizer.from_pretrained(hub_tinyllama)
-    auto.save_pretrained(tmp_path)
-    saved = transformers.AutoTokenizer.from_pretrained(tmp_path)
-    assert reference_tokenizer(tmp_path, saved) == (saved, None)
+    folder = tmp_path / "merged"
+    folder.mkdir()
+    for name in ("config.json", "generation_config.json", "model.safetensors"):
+        shutil.copy(hub_tinyllama / name, folder / name)
+    transformers.AutoTokenizer.from_pretrained(hub_tinyllama).save_pretrained(folder)
+    saved = transformers.AutoTokenizer.from_pretrained(folder)
+    assert reference_tokenizer(folder, saved) == (saved, None)
+    report = _export(folder, tmp_path / "out", verify=True).reports[0]
+    assert report.passed, [(c.name, c.detail) for c in report.checks]
+    assert "tokenizer_reference" not in [c.name for c in report.checks]
+    assert "prepend_scheme=first" in report.tokenization.detail  # transformers' '▁' placement was the reference
     # a run's folder always keeps transformers (training tokenized with it), whatever its file says
     hub = transformers.AutoTokenizer.from_pretrained(hub_tinyllama)
     assert reference_tokenizer(hub_tinyllama, hub, training=object()) == (hub, None)
@@ -111,3 +121,21 @@ def test_the_file_reference_tokenizes_as_the_file_and_renders_chats(hub_tinyllam
     assert reference.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) == \
         auto.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
     assert (reference.bos_token_id, reference.eos_token_id) == (auto.bos_token_id, auto.eos_token_id)
+
+
+def test_the_pipeline_is_read_as_the_tokenizers_library_reads_it(tmp_path: Path) -> None:
+    """The fast read (the text before "model") and the whole-file fallback agree with a full load."""
+    import json
+
+    from ftwiz.core.export.verify_reference import file_pipeline
+    from real_tokenizers import require_shared
+    from tokenizers import Tokenizer
+
+    path = require_shared() / "TinyLlama-1.1B-Chat-v1.0" / "tokenizer.json"
+    full = json.loads(Tokenizer.from_file(str(path)).to_str())
+    expected = {key: full[key] for key in ("normalizer", "pre_tokenizer")}
+    assert file_pipeline(path) == expected
+    data = json.loads(path.read_text(encoding="utf-8"))
+    model_first = tmp_path / "tokenizer.json"  # a hand-made layout: the vocabulary before the pipeline
+    model_first.write_text(json.dumps({"model": data.pop("model"), **data}), encoding="utf-8")
+    assert file_pipeline(model_first) == expected
