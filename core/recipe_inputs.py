@@ -10,6 +10,7 @@ calling core directly is held to the same rule.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from ftwiz.core.errors import FtwizError, Location
 
@@ -310,3 +311,28 @@ def demo_model_note(recipe) -> str | None:
     return ("note: the built-in demo model is tiny (about 1M parameters) and learned only a little English; "
             "trained on your data its answers will barely change. For a real result pick a real model, e.g. "
             f"`{REAL_MODEL_HINT}` (download it once with `ftwiz pull {REAL_MODEL_HINT}`).")
+
+
+def with_absolute_data_paths(recipe, base: str | Path | None = None):
+    """The recipe with its data paths absolute, as a run stores it (runs/NAME/recipe.yaml): training that recipe
+    again from another directory (the command a finished run suggests) finds the same files.
+
+    Paths are resolved against ``base`` (default: the working directory), as the loader reads them: with a
+    ``dataset_dir:`` only that folder changes (``dataset:``/``mix_dataset:`` entries are names in its
+    dataset_info.json or paths inside it); without one each ``dataset:``/``mix_dataset:`` path does (globs keep
+    their pattern; ``demo`` stays). Absolute paths are kept as written; the user's recipe file is not touched.
+    """
+    import os
+
+    root = Path.cwd() if base is None else Path(base)
+
+    def absolute(value: str | None) -> str | None:
+        if value is None or value == "demo" or Path(value).is_absolute():
+            return value
+        return os.path.normpath(root / value)  # a glob's * and [] are kept; ../data.jsonl is folded in
+
+    if recipe.dataset_dir:
+        update = {"dataset_dir": absolute(recipe.dataset_dir)}
+    else:
+        update = {"dataset": [absolute(entry) for entry in recipe.dataset], "mix_dataset": absolute(recipe.mix_dataset)}
+    return recipe.model_copy(update=update)

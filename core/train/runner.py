@@ -26,6 +26,7 @@ from ftwiz.core.errors import CancelledByUser, FtwizError
 from ftwiz.core.events import BackOff, EventBus, Failed, Finished, Message, Started, Step
 from ftwiz.core.planner.plan import Plan
 from ftwiz.core.recipe import Recipe, dump_recipe, load_recipe
+from ftwiz.core.recipe_inputs import with_absolute_data_paths, with_filled_system
 from ftwiz.core.rundir import RunDir
 from ftwiz.core.train.callbacks import CancelFlag, EventCallback
 from ftwiz.core.train.checkpoint_space import (
@@ -34,7 +35,7 @@ from ftwiz.core.train.checkpoint_space import (
     require_checkpoint_space,
 )
 from ftwiz.core.train.divergence import LossWatch, divergence_error
-from ftwiz.core.train.fingerprint import check_resumable, fingerprint
+from ftwiz.core.train.fingerprint import check_resumable, fingerprint, recipe_fingerprint
 from ftwiz.core.train.result import TrainResult, finish_if_completed
 from ftwiz.core.train.stages import check_stage_data, is_preference, preference_trainer, stage_config
 from ftwiz.core.train.tracking import check_trackers, tracking_callbacks
@@ -106,7 +107,6 @@ def _base_revision(model_dir: Path, recipe: Recipe) -> str | None:
 def open_run(recipe: Recipe, *, run_name: str | None, resume: str | None) -> tuple[RunDir, Recipe, bool]:
     """The run directory to use and whether it resumes. A completed run is never trained over."""
     from ftwiz.core.paths import check_run_name, runs_dir
-    from ftwiz.core.recipe_inputs import with_filled_system
 
     if resume:
         run = RunDir.resolve(resume)
@@ -248,9 +248,9 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
         # written by an older ftwiz may hold a recipe hash over fields that were different then
         stored = {k: v for k, v in card.get("fingerprint", {}).items() if k != "recipe"}
         check_resumable(stored, current, run.name)
-        stored_recipe = load_recipe(run.recipe)
-        check_resumable({"recipe": fingerprint(stored_recipe, model_dir, "", "")["recipe"]},
-                        {"recipe": current["recipe"]}, run.name)
+        # stored data paths are absolute (relative in a run stored before): both sides compared resolved alike
+        was, now = (recipe_fingerprint(with_absolute_data_paths(r)) for r in (load_recipe(run.recipe), recipe))
+        check_resumable({"recipe": was}, {"recipe": now}, run.name)
     if resuming and run.plan.exists():
         plan = Plan.model_validate(run.read_json(run.plan))
     else:
@@ -269,7 +269,7 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
     if not resuming:
         _warn_if_not_exportable(model_dir, recipe, run, bus)
     if main:
-        write_text_atomic(run.recipe, dump_recipe(recipe))
+        write_text_atomic(run.recipe, dump_recipe(with_absolute_data_paths(recipe)))  # retrained anywhere: same data
         write_text_atomic(run.plan, plan.model_dump_json(indent=2))
         prepared.save_splits(run.data)
     card = {
