@@ -301,7 +301,7 @@ class _Converter:
         from ftwiz.core.export.convert import permute_rotate_half
         from ftwiz.core.export.dtypes import as_f32, to_gguf_array
         from ftwiz.core.export.f16_range import count_overflows, watched
-        from ftwiz.core.export.q8_range import count_scale_overflows, scale_watched
+        from ftwiz.core.export.q8_range import count_scale_overflows, scale_overflowed, scale_watched
 
         watch = self.overflow is not None and watched(plan)
         scales = self.overflow is not None and scale_watched(plan)  # Q8_0 from bfloat16/float32: scale beyond f16
@@ -320,8 +320,6 @@ class _Converter:
                 part, src_dtype = array[first: first + block], plan.ref.dtype
                 if watch:  # while the block is in cache (here the overflow flag would not survive numpy's casts)
                     self.overflow.add(plan.ref.name, count_overflows(part, src_dtype))
-                if scales:
-                    self.overflow.add(plan.ref.name, count_scale_overflows(part, src_dtype), blocks=True)
                 if plan.add_one:  # Gemma norm: 1 + w, in float32 (1-D tensors are always written as F32)
                     part, src_dtype = as_f32(part, src_dtype) + np.float32(1.0), "F32"
                 if plan.via_f16:  # a K-quant export: quantized from the F16 values, as llama.cpp would
@@ -330,6 +328,8 @@ class _Converter:
                     data = quantize_via_f16(part, src_dtype, plan.qtype, out=buffer)
                 else:
                     data = to_gguf_array(part, src_dtype, plan.qtype, out=buffer)
+                if scales and scale_overflowed(data):  # the written scales first: exact count only past them
+                    self.overflow.add(plan.ref.name, count_scale_overflows(part, src_dtype), blocks=True)
                 write_all(self.dst_fd, np.ascontiguousarray(data), piece.dst_offset + first * dst_row)
         except BaseException as exc:
             # the traceback keeps this frame and the finished ones below it: drop their views of the mapped

@@ -40,7 +40,8 @@ def _named(note: str) -> dict[str, int]:
 
 
 def test_count_matches_gguf_py_for_every_bfloat16_and_the_float32_boundary() -> None:
-    from ftwiz.core.export.q8_range import count_scale_overflows
+    import gguf
+    from ftwiz.core.export.q8_range import count_scale_overflows, scale_overflowed
 
     bits = np.zeros((65536, 32), dtype=np.uint16)
     bits[:, 7] = np.arange(65536, dtype=np.uint16)  # every bfloat16 value as a block's largest
@@ -53,6 +54,10 @@ def test_count_matches_gguf_py_for_every_bfloat16_and_the_float32_boundary() -> 
     assert count_scale_overflows(blocks, "F32") == _inf_scales(blocks) > 0
     one = np.zeros((1, 32), dtype=np.float32)
     assert [count_scale_overflows(one + np.float32(v), "F32") for v in (8321039.5, 8321040, -9e6, np.inf)] == [0, 1, 1, 0]
+    # the export looks at the written scales first: gguf-py's bytes with and without an inf scale
+    with np.errstate(over="ignore"):
+        assert [scale_overflowed(gguf.quants.quantize(np.tile(one + np.float32(v), (3, 1)), gguf.GGMLQuantizationType.Q8_0))
+                for v in (8321039.5, 8321040, -9e6)] == [False, True, True]
 
 
 def test_q8_0_export_names_the_tensors_whose_scale_became_inf(tiny_qwen2: Path, tmp_path: Path) -> None:
