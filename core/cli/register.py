@@ -1,7 +1,8 @@
 """``ftwiz register GGUF|RUN [--name NAME]``: register with Ollama, then prove it answers and stops.
 
 Given a run, its newest fine-tuned GGUF in export/ is used (never the base copy made for comparisons), and the recipe supplies the name
-(``ollama_name``), the SYSTEM prompt and ``num_ctx`` (its ``cutoff_len``). ``--modelfile PATH`` only
+(``ollama_name``) and the SYSTEM prompt; ``num_ctx`` follows the rule serve and chat follow
+(:mod:`ftwiz.core.deploy.context_size`). ``--modelfile PATH`` only
 writes the checked Modelfile, for ``ollama create NAME -f PATH`` on another machine.
 """
 
@@ -21,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="GGUF|RUN", help="a .gguf file or an ftwiz run (its export/*.gguf)")
     parser.add_argument("--name", help="Ollama model name (default: the recipe's ollama_name or the file name)")
     parser.add_argument("--system", help="SYSTEM prompt (default: the recipe's system)")
-    parser.add_argument("--num-ctx", type=int, help="context length (default: the recipe's cutoff_len)")
+    parser.add_argument("--num-ctx", type=int, help="context length in tokens (default: the model's, at most 4096, or a longer trained cutoff_len; as serve and chat)")
     parser.add_argument("--adapter", type=Path, help="a GGUF LoRA adapter to apply on top (ADAPTER)")
     parser.add_argument("--license", help="LICENSE text")
     parser.add_argument("--host", help="Ollama URL (default: $OLLAMA_HOST or http://127.0.0.1:11434)")

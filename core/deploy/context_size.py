@@ -79,7 +79,13 @@ def choose_n_ctx(model: ModelRef | str | Path, given: int | None = None, *,
 
             target, trained = str(model), read_gguf_context(model)
     limit = context_length if context_length is not None else gguf_context_length(target)
-    cutoff = trained.cutoff_len if trained is not None else None
+    return context_rule(limit, trained.cutoff_len if trained is not None else None)
+
+
+def context_rule(limit: int | None, cutoff: int | None) -> ContextChoice:
+    """Rules 2 and 3 of the module docstring: ``limit`` the GGUF's context_length (None: not recorded), ``cutoff``
+    the trained cutoff_len (None: unknown), both in tokens. For callers that found the trained length themselves
+    (``ftwiz register``: an adapter's run, the wizard's recipe)."""
     if limit is None:
         default, reason = FALLBACK, f"the GGUF records no context_length; {FALLBACK} by default"
     elif limit > CONTEXT_CAP:

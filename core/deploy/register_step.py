@@ -2,7 +2,7 @@
 
 Given a GGUF (or a run: its newest fine-tuned export; a GGUF it exported with ``--out`` elsewhere is found by
 the models registry's record), the run's recipe supplies the defaults (Ollama name,
-SYSTEM prompt, ``num_ctx`` from ``cutoff_len``, ``enable_thinking``); a GGUF outside a run takes them from the
+SYSTEM prompt, ``enable_thinking``, and ``cutoff_len`` for ``num_ctx`` by the rule serve and chat follow); a GGUF outside a run takes them from the
 ``ftwiz.*`` keys its export wrote into it (:mod:`ftwiz.core.trained_context`, which also wins over the recipe
 of the run it sits in), else from the caller's recipe (the wizard's), else none. The model is registered with Ollama, smoke-tested, and recorded in
 the models registry, so ``ftwiz models list`` shows it whichever way it was registered.
@@ -42,7 +42,7 @@ def register_inputs(model: str | Path, *, name: str | None = None, system: str |
 
     if num_ctx is not None and num_ctx < 1:  # 0 fell through to the recipe's cutoff_len unsaid
         raise FtwizError(f"--num-ctx {num_ctx} must be at least 1", where="--num-ctx",
-                         fix="leave it out to use the run's cutoff_len, or give the context length, e.g. 2048")
+                         fix="leave it out to use the model's context length, or give one, e.g. 4096")
     if adapter is not None:  # a text file or a folder was written into the Modelfile's ADAPTER line as it was
         from ftwiz.core.gguf_info import read_gguf_info
 
@@ -69,16 +69,27 @@ def register_inputs(model: str | Path, *, name: str | None = None, system: str |
         trained = trained_context(adapter, adapter_run.root if adapter_run else None) or trained
     if trained is not None:
         default_system, thinking = trained.system, trained.enable_thinking
-        # the context training used, as the GGUF records it (else its run's recipe): a moved GGUF registered from
-        # the wizard must not take the wizard recipe's cutoff_len, nor Ollama's default
-        num_ctx = num_ctx or trained.cutoff_len
     else:
         default_system = recipe.system if recipe is not None else None
         thinking = getattr(recipe, "enable_thinking", None) if recipe is not None else None
-    if recipe is not None:  # a GGUF that records no length: its run's recipe, else the one given
-        num_ctx = num_ctx or recipe.cutoff_len
+    if num_ctx is None:  # the rule serve and chat follow (context_size.py), so Ollama gets the same window
+        num_ctx = _num_ctx(gguf, trained, recipe)
     system = system if system is not None else default_system
     return RegisterInputs(gguf, name or safe_name(gguf.stem).lower(), system, num_ctx, thinking)
+
+
+def _num_ctx(gguf: Path, trained, recipe) -> int:
+    """Ollama's ``num_ctx`` (tokens) by :func:`~ftwiz.core.deploy.context_size.context_rule`. The trained length
+    is the one the GGUF records (else its run's recipe): a moved GGUF registered from the wizard must not take
+    the wizard recipe's cutoff_len; the recipe given counts only for a GGUF that records none. A shorter
+    cutoff_len than the model's window no longer becomes num_ctx: Ollama then dropped the start of a long chat
+    without a word."""
+    from ftwiz.core.deploy.context_size import context_rule, gguf_context_length
+
+    cutoff = trained.cutoff_len if trained is not None else None
+    if cutoff is None and recipe is not None:
+        cutoff = recipe.cutoff_len
+    return context_rule(gguf_context_length(gguf), cutoff).n_ctx
 
 
 def register_model(inputs: RegisterInputs, *, host: str | None = None, smoke_test: bool = True,

@@ -155,7 +155,9 @@ async def test_register_step_and_ftwiz_register_make_the_same_model_and_registry
     cli, wizard = fake_ollama.models["from-cli"], fake_ollama.models["from-wizard"]
     # the same Modelfile: template, SYSTEM and num_ctx from the run's recipe, stops from the GGUF
     assert {k: v for k, v in wizard.items() if k != "model"} == {k: v for k, v in cli.items() if k != "model"}
-    assert cli["system"] == "You are terse." and cli["parameters"]["num_ctx"] == 192
+    # num_ctx: the model's window (its config's max_position_embeddings), which the recipe's cutoff_len 192 fits in
+    window = json.loads((tuned_run / "model" / "config.json").read_text())["max_position_embeddings"]
+    assert cli["system"] == "You are terse." and cli["parameters"]["num_ctx"] == min(window, 4096)
     entry = find_model(str(gguf))
     assert sorted(r.name for r in entry.ollama) == ["from-cli", "from-wizard"]
     assert entry.source_run == tuned_run.name and entry.role == "fine-tuned"

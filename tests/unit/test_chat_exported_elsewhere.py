@@ -107,8 +107,8 @@ def test_a_moved_renamed_or_copied_gguf_is_still_prompted_as_its_run_trained(iso
     monkeypatch.setenv("FTWIZ_RUNS_DIR", str(tmp_path / "other-runs"))
     ref = resolve_chat_model(str(moved))
     assert (ref.run_system_prompt(), ref.run_enable_thinking()) == (trained, False)  # chat and serve
-    inputs = register_inputs(moved)  # the Modelfile's SYSTEM, and num_ctx: the length training used
-    assert (inputs.system, inputs.enable_thinking, inputs.num_ctx) == (trained, False, 512)
+    inputs = register_inputs(moved)  # the Modelfile's SYSTEM, and num_ctx: the model's window (512 trained fits)
+    assert (inputs.system, inputs.enable_thinking, inputs.num_ctx) == (trained, False, _context_length(moved))
     target = resolve_target(moved)  # eval without the run: still prompted as trained
     assert target.run is None and (target.system, target.enable_thinking) == (trained, False)
     assert register_inputs(moved, system="Be terse.").system == "Be terse."  # --system still wins
@@ -194,3 +194,13 @@ def test_chat_compare_asks_the_base_with_the_fine_tunes_system_prompt(isolated: 
     # run's): the base was asked with its own prompt; now neither gets a system turn
     assert main(["chat", base, "--once", "Hi", "--compare", tuned]) == 0
     assert not asked[base] and not asked[tuned]
+
+
+def _context_length(gguf_path: Path) -> int:
+    """``<arch>.context_length`` as gguf-py reads it from the file."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(gguf_path)
+    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
+    return int(reader.fields[f"{arch}.context_length"].parts[-1][0])
+

@@ -203,5 +203,6 @@ def test_cli_register_a_run_uses_its_recipe(fake_ollama: FakeOllama, phi3_gguf: 
     (run / "recipe.yaml").write_text(recipe)
     assert main(["register", "r7", "--host", fake_ollama.url]) == 0
     created = fake_ollama.models["r7-bot"]
-    assert created["parameters"]["num_ctx"] == 512 and created["files"] == {"r7-Q8_0.gguf": _digest(phi3_gguf)}
+    # num_ctx: Phi-3's 4096-token window, not the recipe's shorter cutoff_len (Ollama would drop a long chat's start)
+    assert created["parameters"]["num_ctx"] == 4096 and created["files"] == {"r7-Q8_0.gguf": _digest(phi3_gguf)}
     assert "registered r7-bot" in " ".join(capsys.readouterr().out.split())
