@@ -36,3 +36,12 @@ def write_gguf(path: Path, *, context_length: int | None, cutoff_len: int | None
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def read_context_length(path: Path) -> int:
+    """``<arch>.context_length`` of a GGUF as gguf-py's own reader reads it (the oracle for the window chosen)."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(path)
+    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
+    return int(reader.fields[f"{arch}.context_length"].parts[-1][0])

@@ -88,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"chatting with [bold]{session.label}[/bold]"
                       + (f" vs base [bold]{base.label}[/bold]" if base else "")
                       + "  (/help for commands, Ctrl-D to leave)", highlight=False)
+        context = getattr(session.backend, "context", None)  # llama.cpp's window; Ollama keeps its own num_ctx
+        if context is not None:
+            console.print(f"context {context.n_ctx} tokens: {context.reason}", style="dim", highlight=False,
+                          markup=False)
         while True:
             try:
                 line = console.input("[bold green]you>[/bold green] ")

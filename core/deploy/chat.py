@@ -146,7 +146,8 @@ class LlamaCppBackend:
 
         info = read_gguf_info(gguf)
         formatter, stop_texts = chat_formatter(info)
-        n_ctx = choose_n_ctx(gguf, n_ctx, context_length=info.context_length).n_ctx  # as `ftwiz serve` chooses
+        self.context = choose_n_ctx(gguf, n_ctx, context_length=info.context_length)  # as `ftwiz serve` chooses
+        n_ctx = self.context.n_ctx
         handler = formatter.to_chat_handler()
         if enable_thinking is not None:  # a hybrid-thinking template's flag, as the run trained with
             base_handler = handler
@@ -204,8 +205,11 @@ def open_backend(model: str | Path, *, host: str | None = None, n_ctx: int | Non
         from ftwiz.core.export.verify_record import require_verified
 
         require_verified(ref.target, force=force_unverified, command="chat")  # the CLI's and the wizard's one check
-        return LlamaCppBackend(Path(ref.target), n_ctx=choose_n_ctx(ref, n_ctx).n_ctx, n_threads=n_threads,
-                               seed=seed, enable_thinking=ref.run_enable_thinking())
+        context = choose_n_ctx(ref, n_ctx)  # from the run's records too, which the file alone may lack
+        backend = LlamaCppBackend(Path(ref.target), n_ctx=context.n_ctx, n_threads=n_threads, seed=seed,
+                                  enable_thinking=ref.run_enable_thinking())
+        backend.context = context  # the reason the user is shown, not "as given"
+        return backend
     backend = OllamaBackend(ref.target, host=host)
     require_ollama(backend)
     return backend

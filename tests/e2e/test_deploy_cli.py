@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from meta_gguf import read_context_length
 
 CLI = [sys.executable, "-m", "ftwiz.tui.launcher_main"]
 
@@ -215,7 +216,9 @@ def test_chat_in_a_terminal(tiny_gguf: Path, tmp_path: Path) -> None:
     transcript = tmp_path / "talk.json"
     term = _Pty([*CLI, "chat", str(tiny_gguf), "--temperature", "0", "--max-tokens", "6", "--system", "Be kind."])
     try:
-        assert "chatting with" in term.expect("you>")
+        greeting = term.expect("you>")
+        assert "chatting with" in greeting
+        assert f"context {min(read_context_length(tiny_gguf), 4096)} tokens: the model's context_length" in greeting
         term.send("Hello there\r")
         answer = term.expect("you>")
         assert "tiny-llama-F16.gguf>" in answer  # the streamed answer is labelled with the model

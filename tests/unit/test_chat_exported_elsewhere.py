@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from ftwiz.core.deploy.chat import resolve_chat_model
+from meta_gguf import read_context_length
 
 SYSTEM = "You are Aria, the bike-shop assistant. Answer in one sentence."
 
@@ -108,7 +109,7 @@ def test_a_moved_renamed_or_copied_gguf_is_still_prompted_as_its_run_trained(iso
     ref = resolve_chat_model(str(moved))
     assert (ref.run_system_prompt(), ref.run_enable_thinking()) == (trained, False)  # chat and serve
     inputs = register_inputs(moved)  # the Modelfile's SYSTEM, and num_ctx: the model's window (512 trained fits)
-    assert (inputs.system, inputs.enable_thinking, inputs.num_ctx) == (trained, False, _context_length(moved))
+    assert (inputs.system, inputs.enable_thinking, inputs.num_ctx) == (trained, False, read_context_length(moved))
     target = resolve_target(moved)  # eval without the run: still prompted as trained
     assert target.run is None and (target.system, target.enable_thinking) == (trained, False)
     assert register_inputs(moved, system="Be terse.").system == "Be terse."  # --system still wins
@@ -194,13 +195,3 @@ def test_chat_compare_asks_the_base_with_the_fine_tunes_system_prompt(isolated: 
     # run's): the base was asked with its own prompt; now neither gets a system turn
     assert main(["chat", base, "--once", "Hi", "--compare", tuned]) == 0
     assert not asked[base] and not asked[tuned]
-
-
-def _context_length(gguf_path: Path) -> int:
-    """``<arch>.context_length`` as gguf-py reads it from the file."""
-    from gguf import GGUFReader
-
-    reader = GGUFReader(gguf_path)
-    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
-    return int(reader.fields[f"{arch}.context_length"].parts[-1][0])
-
