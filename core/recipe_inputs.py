@@ -313,26 +313,55 @@ def demo_model_note(recipe) -> str | None:
             f"`{REAL_MODEL_HINT}` (download it once with `ftwiz pull {REAL_MODEL_HINT}`).")
 
 
-def with_absolute_data_paths(recipe, base: str | Path | None = None):
-    """The recipe with its data paths absolute, as a run stores it (runs/NAME/recipe.yaml): training that recipe
-    again from another directory (the command a finished run suggests) finds the same files.
+def with_absolute_paths(recipe, base: str | Path | None = None):
+    """The recipe with its local paths absolute, as a run stores it (runs/NAME/recipe.yaml): training that recipe
+    again from another directory (the command a finished run suggests) finds the same files. The keys holding a
+    local path are the ones below; every other key is a name, a number or text. The user's recipe file and the
+    recipe given are not changed; absolute paths are kept as written.
 
-    Paths are resolved against ``base`` (default: the working directory), as the loader reads them: with a
-    ``dataset_dir:`` only that folder changes (``dataset:``/``mix_dataset:`` entries are names in its
-    dataset_info.json or paths inside it); without one each ``dataset:``/``mix_dataset:`` path does (globs keep
-    their pattern; ``demo`` stays). Absolute paths are kept as written; the user's recipe file is not touched.
+    Each value is resolved against ``base`` (default: the working directory) the way its reader resolves it:
+
+    - data: with a ``dataset_dir:`` only that folder (``dataset:``/``mix_dataset:`` entries are names in its
+      dataset_info.json or paths inside it); without one each ``dataset:``/``mix_dataset:`` path (globs keep their
+      pattern; ``demo`` stays);
+    - ``template:`` when it is a file path (a template name or Jinja text stays);
+    - ``model_name_or_path:`` when it names a path that exists there (a local model folder, or its config.json):
+      ``resolve_model`` reads such a value as that path. Anything else stays as written: a hub id such as
+      ``Qwen/Qwen2.5-0.5B-Instruct`` (read from the Hugging Face cache) and ``demo`` (never a path);
+    - ``adapter_name_or_path:`` when it names a folder there holding an adapter (adapter_config.json, directly or
+      in ``adapter/``) or a run (recipe.yaml), as ``resolve_adapter`` reads it first; a run name stays.
+
+    A template, model or adapter value starting with ``~`` counts as absolute and is kept (their readers expand it;
+    the data readers do not).
     """
     import os
 
+    from ftwiz.core.chat_templates.record import template_kind
+
     root = Path.cwd() if base is None else Path(base)
 
-    def absolute(value: str | None) -> str | None:
-        if value is None or value == "demo" or Path(value).is_absolute():
+    def absolute(value: str | None, *, home: bool = False) -> str | None:
+        if value is None or value == "demo":
             return value
-        return os.path.normpath(root / value)  # a glob's * and [] are kept; ../data.jsonl is folded in
+        path = Path(os.path.expanduser(value) if home else value)
+        if path.is_absolute():
+            return value
+        return os.path.normpath(root / path)  # a glob's * and [] are kept; ../data.jsonl is folded in
+
+    def existing(value: str | None, *marks: str) -> bool:  # the value is a path its reader finds here
+        if value is None or value == "demo":
+            return False
+        path = root / os.path.expanduser(value)
+        return path.exists() if not marks else any((path / mark).is_file() for mark in marks)
 
     if recipe.dataset_dir:
         update = {"dataset_dir": absolute(recipe.dataset_dir)}
     else:
         update = {"dataset": [absolute(entry) for entry in recipe.dataset], "mix_dataset": absolute(recipe.mix_dataset)}
+    if recipe.template is not None and template_kind(recipe.template) == "file":
+        update["template"] = absolute(recipe.template, home=True)
+    if existing(recipe.model_name_or_path):
+        update["model_name_or_path"] = absolute(recipe.model_name_or_path, home=True)
+    if existing(recipe.adapter_name_or_path, "adapter_config.json", "adapter/adapter_config.json", "recipe.yaml"):
+        update["adapter_name_or_path"] = absolute(recipe.adapter_name_or_path, home=True)
     return recipe.model_copy(update=update)

@@ -177,9 +177,9 @@ def run(args: argparse.Namespace) -> int:
         # a run started before ftwiz stored system_filled holds the same filled prompt without the mark
         same = given.model_copy(update={"system_filled": recipe.system_filled, "run_name": recipe.run_name}) \
             if given is not None else recipe
-        from ftwiz.core.recipe_inputs import with_absolute_data_paths as absolute
+        from ftwiz.core.recipe_inputs import with_absolute_paths as absolute
 
-        same, stored = absolute(same), absolute(recipe)  # the run stores its data paths absolute
+        same, stored = absolute(same), absolute(recipe)  # the run stores its local paths absolute
         differ = [key for key in type(recipe).model_fields if getattr(same, key) != getattr(stored, key)]
         if differ:
             raise FtwizError(f"{args.recipe} differs from the recipe run '{args.resume}' was started with (in "

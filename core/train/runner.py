@@ -26,7 +26,7 @@ from ftwiz.core.errors import CancelledByUser, FtwizError
 from ftwiz.core.events import BackOff, EventBus, Failed, Finished, Message, Started, Step
 from ftwiz.core.planner.plan import Plan
 from ftwiz.core.recipe import Recipe, dump_recipe, load_recipe
-from ftwiz.core.recipe_inputs import with_absolute_data_paths, with_filled_system
+from ftwiz.core.recipe_inputs import with_absolute_paths, with_filled_system
 from ftwiz.core.rundir import RunDir
 from ftwiz.core.train.callbacks import CancelFlag, EventCallback
 from ftwiz.core.train.checkpoint_space import (
@@ -248,8 +248,8 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
         # written by an older ftwiz may hold a recipe hash over fields that were different then
         stored = {k: v for k, v in card.get("fingerprint", {}).items() if k != "recipe"}
         check_resumable(stored, current, run.name)
-        # stored data paths are absolute (relative in a run stored before): both sides compared resolved alike
-        was, now = (recipe_fingerprint(with_absolute_data_paths(r)) for r in (load_recipe(run.recipe), recipe))
+        # stored paths are absolute (relative in a run stored before): both sides compared resolved alike
+        was, now = (recipe_fingerprint(with_absolute_paths(r)) for r in (load_recipe(run.recipe), recipe))
         check_resumable({"recipe": was}, {"recipe": now}, run.name)
     if resuming and run.plan.exists():
         plan = Plan.model_validate(run.read_json(run.plan))
@@ -269,7 +269,7 @@ def _train(recipe: Recipe, run: RunDir, resuming: bool, bus: EventBus, cancel: C
     if not resuming:
         _warn_if_not_exportable(model_dir, recipe, run, bus)
     if main:
-        write_text_atomic(run.recipe, dump_recipe(with_absolute_data_paths(recipe)))  # retrained anywhere: same data
+        write_text_atomic(run.recipe, dump_recipe(with_absolute_paths(recipe)))  # retrained anywhere: same files
         write_text_atomic(run.plan, plan.model_dump_json(indent=2))
         prepared.save_splits(run.data)
     card = {

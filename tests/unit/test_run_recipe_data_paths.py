@@ -65,15 +65,15 @@ def test_the_stored_paths_follow_the_loaders_rules(tmp_path: Path) -> None:
     """A dataset_dir makes only that folder absolute (the entries are names in its dataset_info.json); without one
     every path (globs kept) and the mix dataset are; 'demo' and absolute paths stay."""
     from ftwiz.core.recipe import Recipe
-    from ftwiz.core.recipe_inputs import with_absolute_data_paths
+    from ftwiz.core.recipe_inputs import with_absolute_paths
 
     plain = Recipe(model_name_or_path="demo", dataset=["a.jsonl", "../shared/*.json", "demo", "/abs/b.json"],
                    mix_dataset="general.jsonl")
-    stored = with_absolute_data_paths(plain, tmp_path / "work")
+    stored = with_absolute_paths(plain, tmp_path / "work")
     assert stored.dataset == [str(tmp_path / "work" / "a.jsonl"), str(tmp_path / "shared" / "*.json"), "demo",
                               "/abs/b.json"]
     assert stored.mix_dataset == str(tmp_path / "work" / "general.jsonl")
     assert plain.dataset[0] == "a.jsonl"  # the recipe given is not changed
     named = Recipe(model_name_or_path="demo", dataset=["my_qa"], dataset_dir="data", mix_dataset="alpaca_en")
-    stored = with_absolute_data_paths(named, tmp_path)
+    stored = with_absolute_paths(named, tmp_path)
     assert (stored.dataset, stored.dataset_dir, stored.mix_dataset) == (["my_qa"], str(tmp_path / "data"), "alpaca_en")
