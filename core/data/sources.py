@@ -83,6 +83,7 @@ def specs_from_dataset_info(names: list[str], dataset_dir: str | None, formattin
                                  where=Location(file=info_path, field=f"{name}.{key}"),
                                  fix=f'e.g. "{key}": {{"prompt": "instruction", "response": "output"}}'
                                  if key == "columns" else f'e.g. "{key}": {{"role_tag": "from"}}')
+        _refuse_unknown_roles(info_path, name, entry.get("columns") or {})
         if "file_name" not in entry:
             raise FtwizError(f"dataset '{name}' has no file_name", where=Location(file=info_path, field=name),
                              fix="hub and script datasets are not supported offline; point file_name at a local file")
@@ -103,6 +104,35 @@ def specs_from_dataset_info(names: list[str], dataset_dir: str | None, formattin
         specs.append(SourceSpec(str(Path(dataset_dir or ".") / entry["file_name"]), fmt, entry_columns,
                                 entry.get("tags"), sample_by, columns_from=origin))
     return specs
+
+
+def _refuse_unknown_roles(info_path: Path, name: str, columns: dict[str, Any]) -> None:
+    """Refuse an entry's ``"columns"`` role that nothing reads (``"instrution": "question"``), as ``--column`` and
+    a recipe's ``columns:`` are refused: the column was renamed to it and the records failed later with only the
+    key. FtwizError naming the file, the line of the key where it is found, the entry and the key."""
+    from ftwiz.core.column_roles import corrected_mapping, role_problem, roles_sentence
+
+    for ours, theirs in columns.items():
+        problem = role_problem(ours, str(theirs))
+        if problem:
+            role, column = corrected_mapping(ours, str(theirs))
+            raise FtwizError(f"dataset '{name}' has \"columns\" {problem}; {roles_sentence()}",
+                             where=Location(file=info_path, line=_key_line(info_path, name, ours),
+                                            field=f"{name}.columns.{ours}"),
+                             fix=f'write it as "{role}": {json.dumps(column, ensure_ascii=False)} in the "columns" '
+                                 f"of '{name}'")
+
+
+def _key_line(info_path: Path, entry: str, key: str) -> int | None:
+    """The line of ``"key":`` after the line of ``"entry":`` in dataset_info.json (None when not found there)."""
+    import re
+
+    lines = info_path.read_bytes().decode("utf-8-sig").splitlines()
+    start = next((n for n, text in enumerate(lines) if re.search(rf'"{re.escape(entry)}"\s*:', text)), None)
+    if start is None:
+        return None
+    pattern = re.compile(rf'"{re.escape(key)}"\s*:')
+    return next((n + 1 for n in range(start, len(lines)) if pattern.search(lines[n])), None)
 
 
 def _read_dataset_info(info_path: Path) -> dict[str, Any]:
