@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from planted_model import model_with
 
 # (tensor, flat index, value): bfloat16 stores 65504, 65519 and 65520 as 65536 (inf as float16); 65280 is its
 # largest value below, written as it is; an inf already in the checkpoint is not the export's doing
@@ -31,20 +31,6 @@ def _overflows(values: np.ndarray) -> int:
     wide = values.astype(np.float32)
     with np.errstate(over="ignore", invalid="ignore"):
         return int(np.count_nonzero(np.isfinite(wide) & np.isinf(wide.astype(np.float16))))
-
-
-def _model_with(tiny: Path, folder: Path, values: list, dtype: str) -> tuple[Path, dict]:
-    """A copy of ``tiny`` stored as ``dtype`` with ``values`` planted; returns it and its tensors (float32)."""
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    shutil.copytree(tiny, folder)
-    tensors = load_file(tiny / "model.safetensors")
-    for name, index, value in values:
-        tensors[name].view(-1)[index] = value
-    stored = {k: v.to(getattr(torch, dtype)).contiguous() for k, v in tensors.items()}
-    save_file(stored, folder / "model.safetensors", metadata={"format": "pt"})
-    return folder, {k: v.float().numpy() for k, v in stored.items()}
 
 
 def _expected(tensors: dict) -> dict[str, int]:
@@ -79,7 +65,7 @@ def test_f16_export_names_the_tensors_that_became_inf(tiny_qwen2: Path, tmp_path
 
     if not flag:  # a CPU or build whose overflow flag cannot be trusted: every piece is counted
         monkeypatch.setattr(f16_range, "overflow_flag_works", lambda: False)
-    model, tensors = _model_with(tiny_qwen2, tmp_path / "model", values, dtype)
+    model, tensors = model_with(tiny_qwen2, tmp_path / "model", values, dtype)
     expected = _expected(tensors)
     assert expected, "some planted value must overflow"
     result = export_model(model, ["F16"], out=tmp_path / "m.gguf")
@@ -100,7 +86,7 @@ def test_plain_model_and_the_suggested_types_export_without_a_warning(tiny_qwen2
     from ftwiz.core.export.pipeline import export_model
 
     assert export_model(tiny_qwen2, ["F16"], out=tmp_path / "plain.gguf").notes == []
-    model, _ = _model_with(tiny_qwen2, tmp_path / "model", BF16_VALUES, "bfloat16")
+    model, _ = model_with(tiny_qwen2, tmp_path / "model", BF16_VALUES, "bfloat16")
     result = export_model(model, ["BF16", "Q8_0"], out=tmp_path / "out")
     assert result.notes == []  # BF16 keeps 70000; Q8_0 quantizes from float32 (its scale 70000/127 fits)
 
@@ -111,7 +97,7 @@ def test_k_quant_warns_for_its_float16_step_and_json_carries_it(tiny_qwen2: Path
 
     if not direct_quant_available("Q4_K_M"):
         pytest.skip("this llama-cpp-python build has no ggml_quantize_chunk (K-quants go through llama.cpp)")
-    model, tensors = _model_with(tiny_qwen2, tmp_path / "model", BF16_VALUES, "bfloat16")
+    model, tensors = model_with(tiny_qwen2, tmp_path / "model", BF16_VALUES, "bfloat16")
     assert main(["export", str(model), "--quant", "Q4_K_M", "--out", str(tmp_path / "q.gguf"), "--json"]) == 0
     notes = [n for n in json.loads(capsys.readouterr().out)["notes"] if "float16's range" in n]
     (note,) = notes
@@ -123,7 +109,7 @@ def test_llama_q_and_k_rows_permuted_for_gguf_are_checked_too(tiny_llama: Path, 
     from ftwiz.core.export.pipeline import export_model
 
     planted = [("model.layers.0.self_attn.q_proj.weight", 17, 1e5), ("model.layers.1.self_attn.k_proj.weight", 3, -1e6)]
-    model, tensors = _model_with(tiny_llama, tmp_path / "model", planted, "bfloat16")
+    model, tensors = model_with(tiny_llama, tmp_path / "model", planted, "bfloat16")
     (note,) = export_model(model, ["F16"], out=tmp_path / "m.gguf").notes
     assert _named(note) == _expected(tensors) == {name: 1 for name, _, _ in planted}
 
@@ -133,7 +119,7 @@ def test_a_float32_models_note_offers_f32_as_the_lossless_type(tiny_qwen2: Path,
     import gguf
     from ftwiz.core.export.pipeline import export_model
 
-    model, tensors = _model_with(tiny_qwen2, tmp_path / "model", F32_VALUES, "float32")
+    model, tensors = model_with(tiny_qwen2, tmp_path / "model", F32_VALUES, "float32")
     (note,) = export_model(model, ["F16"], out=tmp_path / "m.gguf").notes
     lossless = re.findall(r"--quant (\w+) \(lossless\)", note)
     assert lossless == ["F32"] and "--quant BF16" in note and "--quant Q8_0" in note
@@ -154,7 +140,7 @@ def test_llama_cpps_quantizer_refusing_the_inf_says_why(tiny_qwen2: Path, tmp_pa
     from ftwiz.core.export.quantize import quantize_gguf
 
     pytest.importorskip("llama_cpp")
-    model, tensors = _model_with(tiny_qwen2, tmp_path / "model", BF16_VALUES, "bfloat16")
+    model, tensors = model_with(tiny_qwen2, tmp_path / "model", BF16_VALUES, "bfloat16")
     assert _expected(tensors)  # numpy's float16 cast makes some of them inf
     f16 = convert_to_gguf(model, tmp_path / "m-F16.gguf", "F16", notes=[])
     with pytest.raises(FtwizError) as refused:

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 import numpy as np
-from test_export_f16_range import _model_with
+from planted_model import model_with
 
 # (tensor, flat index, value): bfloat16 stores 8.3e6 as 8290304 (scale fits) and 8321040 as 8323072 (inf);
 # two blocks of down_proj (the third value shares the first's block), one of o_proj; an inf is the checkpoint's
@@ -64,7 +64,7 @@ def test_q8_0_export_names_the_tensors_whose_scale_became_inf(tiny_qwen2: Path, 
     import gguf
     from ftwiz.core.export.pipeline import export_model
 
-    model, tensors = _model_with(tiny_qwen2, tmp_path / "model", BF16_VALUES, "bfloat16")
+    model, tensors = model_with(tiny_qwen2, tmp_path / "model", BF16_VALUES, "bfloat16")
     expected = {name: n for name, t in tensors.items() if t.ndim == 2 and (n := _inf_scales(t))}
     assert expected == {"model.layers.0.mlp.down_proj.weight": 2, "model.layers.1.self_attn.o_proj.weight": 1}
     result = export_model(model, ["Q8_0"], out=tmp_path / "m.gguf")
@@ -83,7 +83,7 @@ def test_q8_0_export_names_the_tensors_whose_scale_became_inf(tiny_qwen2: Path, 
 def test_a_float32_model_at_the_boundary_and_a_plain_model(tiny_qwen2: Path, tmp_path: Path) -> None:
     from ftwiz.core.export.pipeline import export_model
 
-    model, tensors = _model_with(tiny_qwen2, tmp_path / "model", F32_VALUES, "float32")
+    model, tensors = model_with(tiny_qwen2, tmp_path / "model", F32_VALUES, "float32")
     (note,) = export_model(model, ["Q8_0"], out=tmp_path / "m.gguf").notes
     assert _named(note) == {"model.layers.1.self_attn.o_proj.weight": 1}
     assert _inf_scales(tensors["model.layers.0.mlp.down_proj.weight"]) == 0
