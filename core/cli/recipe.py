@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
         recipe = load_recipe(args.file)
         check_dataset_paths(recipe, recipe_file=str(args.file))  # a schema-valid recipe can still point nowhere
-        _check_columns(recipe, args.file)  # ... or map a column its data does not have
+        check_recipe_columns(recipe, args.file)  # ... or map a column its data does not have
         check_template_file(recipe, args.file)  # train would fail on a missing template file
         if recipe.adapter_name_or_path:  # the checks train makes before a run folder: an adapter that fits
             from ftwiz.core.train.adapter_check import check_recipe_adapter
@@ -65,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_columns(recipe, recipe_file: Path) -> None:
-    """The recipe's ``columns:`` (and dataset_info.json entries' own) against the first records of its data."""
+def check_recipe_columns(recipe, recipe_file: str | Path) -> None:
+    """The recipe's ``columns:`` (and dataset_info.json entries' own) against the first records of its data; the
+    refusal names ``recipe_file`` and its key. ``recipe validate`` and ``train`` (before a run folder) both ask."""
     from ftwiz.core.data.column_map import refuse_absent_recipe_columns
     from ftwiz.core.data.sources import specs_from_dataset_info
 

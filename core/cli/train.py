@@ -89,6 +89,9 @@ def _check_inputs(recipe, args: argparse.Namespace, bus, cancel=None) -> None:
         ensure_model(recipe.model_name_or_path, recipe.revision, download=getattr(args, "download", False),
                      vram_gb=args.vram_gb, to_stderr=True, cancelled=lambda: bool(cancel), ask=not args.events)
         check_dataset_paths(recipe, recipe_file=str(args.recipe))
+        from ftwiz.core.cli.recipe import check_recipe_columns
+
+        check_recipe_columns(recipe, args.recipe)  # a column the data lacks: named as the recipe's key, as validate does
         from ftwiz.core.chat_templates.validate import check_template_file
 
         check_template_file(recipe, str(args.recipe))  # a template: that does not compile stops here, not mid-run
