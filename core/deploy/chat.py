@@ -10,6 +10,7 @@ prompt and the temperature, and handles the slash commands the terminal chat and
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ftwiz.core.atomic import write_text_atomic
-from ftwiz.core.deploy.context_size import choose_n_ctx
+from ftwiz.core.deploy.context_size import as_allocated, choose_n_ctx
 from ftwiz.core.deploy.ollama_chat import OllamaBackend, require_ollama
 from ftwiz.core.deploy.server import check_counts
 from ftwiz.core.errors import FtwizError
@@ -146,7 +147,7 @@ class LlamaCppBackend:
 
         info = read_gguf_info(gguf)
         formatter, stop_texts = chat_formatter(info)
-        self.context = choose_n_ctx(gguf, n_ctx, context_length=info.context_length)  # as `ftwiz serve` chooses
+        self.context = as_allocated(choose_n_ctx(gguf, n_ctx, context_length=info.context_length))
         n_ctx = self.context.n_ctx
         handler = formatter.to_chat_handler()
         if enable_thinking is not None:  # a hybrid-thinking template's flag, as the run trained with
@@ -185,7 +186,18 @@ class LlamaCppBackend:
                                    eos_token=self.eos_token or "")
         chunks = self.llm.create_chat_completion(messages=messages, temperature=temperature, max_tokens=max_tokens,
                                                  stream=True, seed=seed, stop=self.text_stops or None)
-        for chunk in chunks:
+        try:
+            first = next(chunks)  # the prompt is checked against the context when the first piece is asked for
+        except StopIteration:
+            return
+        except ValueError as exc:
+            if "exceed context window" not in str(exc):
+                raise
+            raise FtwizError(f"the conversation no longer fits the context of {self.context.n_ctx} tokens "
+                             f"({exc})", where=self.label,
+                             fix="start over with /reset, shorten the message, or chat again with a larger "
+                                 "--n-ctx") from None
+        for chunk in itertools.chain([first], chunks):
             choice = chunk["choices"][0]
             text = choice.get("delta", {}).get("content")
             if text:
@@ -208,7 +220,7 @@ def open_backend(model: str | Path, *, host: str | None = None, n_ctx: int | Non
         context = choose_n_ctx(ref, n_ctx)  # from the run's records too, which the file alone may lack
         backend = LlamaCppBackend(Path(ref.target), n_ctx=context.n_ctx, n_threads=n_threads, seed=seed,
                                   enable_thinking=ref.run_enable_thinking())
-        backend.context = context  # the reason the user is shown, not "as given"
+        backend.context = as_allocated(context)  # the reason the user is shown, not "as given"
         return backend
     backend = OllamaBackend(ref.target, host=host)
     require_ollama(backend)

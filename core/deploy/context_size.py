@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 CONTEXT_CAP = 4096  # tokens; at most this from context_length alone (see the module docstring)
 FALLBACK = 2048  # tokens, for a GGUF without <arch>.context_length
+LLAMA_CTX_PAD = 256  # tokens; llama.cpp rounds every context it allocates up to a multiple of this
 
 
 @dataclass(frozen=True)
@@ -99,3 +100,24 @@ def context_rule(limit: int | None, cutoff: int | None) -> ContextChoice:
     if limit is not None and cutoff > limit:
         return ContextChoice(limit, f"trained with cutoff_len {cutoff}, at most the model's context_length {limit}")
     return ContextChoice(cutoff, f"trained with cutoff_len {cutoff}")
+
+
+def llama_cpp_n_ctx(n_ctx: int) -> int:
+    """The ``n_ctx`` (tokens) to give llama-cpp-python's ``Llama`` for a context of ``n_ctx`` tokens: rounded up to
+    :data:`LLAMA_CTX_PAD`, the window llama.cpp allocates anyway (a count below 1 is returned unchanged, for
+    ``check_counts`` to refuse by its own number).
+
+    Why: llama-cpp-python sizes its token buffer by the number it is given but checks a prompt against llama.cpp's
+    rounded-up window, so a conversation between the two (300 given, 512 allocated) crashed with a numpy broadcast
+    error instead of its "exceed context window" refusal.
+    """
+    return -(-n_ctx // LLAMA_CTX_PAD) * LLAMA_CTX_PAD if n_ctx >= 1 else n_ctx
+
+
+def as_allocated(context: ContextChoice) -> ContextChoice:
+    """``context`` as llama.cpp allocates it (:func:`llama_cpp_n_ctx`), its reason saying so when that differs."""
+    allocated = llama_cpp_n_ctx(context.n_ctx)
+    if allocated == context.n_ctx:
+        return context
+    return ContextChoice(allocated, f"{context.reason} ({context.n_ctx}), rounded up to llama.cpp's multiple of "
+                                    f"{LLAMA_CTX_PAD}")

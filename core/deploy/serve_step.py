@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ftwiz.core.deploy.context_size import ContextChoice, choose_n_ctx
+from ftwiz.core.deploy.context_size import ContextChoice, as_allocated, choose_n_ctx
 from ftwiz.core.errors import FtwizError
 
 if TYPE_CHECKING:
@@ -46,4 +46,4 @@ def serve_inputs(model: str | Path, *, n_ctx: int | None = None, force_unverifie
         raise FtwizError(f"'{model}' is not a GGUF file or an ftwiz run", where="GGUF|RUN",
                          fix="`ftwiz serve` runs GGUFs; for an Ollama model, Ollama already serves it")
     require_verified(ref.target, force=force_unverified, command="serve")
-    return ServeInputs(Path(ref.target), ref, choose_n_ctx(ref, n_ctx))
+    return ServeInputs(Path(ref.target), ref, as_allocated(choose_n_ctx(ref, n_ctx)))  # llama.cpp's real window

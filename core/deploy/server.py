@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from ftwiz.core.deploy.context_size import llama_cpp_n_ctx
 from ftwiz.core.errors import FtwizError
 
 
@@ -129,7 +130,7 @@ def server_command(gguf: Path, *, host: str, port: int, api_key: str | None, n_c
     """
     cmd = [sys.executable, "-m", "ftwiz.core.deploy.llama_server",  # llama_cpp.server answering with the alias
            "--model", str(gguf), "--host", host, "--port", str(port),
-           "--n_ctx", str(n_ctx), "--model_alias", model_alias,
+           "--n_ctx", str(llama_cpp_n_ctx(n_ctx)), "--model_alias", model_alias,  # the window llama.cpp allocates
            # the Jinja template embedded in the GGUF, never a built-in format llama-cpp-python guesses
            "--chat_format", "chat_template.default"]
     if api_key:

@@ -14,7 +14,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from ftwiz.core.deploy.context_size import CONTEXT_CAP, FALLBACK, choose_n_ctx
+from ftwiz.core.deploy.context_size import CONTEXT_CAP, FALLBACK, choose_n_ctx, llama_cpp_n_ctx
 from meta_gguf import write_gguf
 
 
@@ -89,7 +89,8 @@ def test_ftwiz_serve_starts_the_server_with_the_trained_context_and_says_why(tmp
     assert "context 8192 tokens (trained with cutoff_len 8192)" in out
     with pytest.raises(_Started):
         cli_main(["serve", str(path), "--n-ctx", "3000"])
-    assert _n_ctx(server_popen[1]) == 3000
+    assert _n_ctx(server_popen[1]) == 3072  # llama.cpp's window for 3000: a multiple of 256, said as such
+    assert "context 3072 tokens (as given with --n-ctx (3000), rounded up" in capsys.readouterr().out
 
 
 def test_serve_and_chat_give_the_same_gguf_the_same_context(tmp_path: Path, server_popen,
@@ -111,7 +112,7 @@ def test_serve_and_chat_give_the_same_gguf_the_same_context(tmp_path: Path, serv
             cli_main(["chat", str(path), "--once", "hi"])
         with pytest.raises(_Started):
             start_server(path)  # the core function with no n_ctx, as a script calls it
-        assert loaded[-1]["n_ctx"] == _n_ctx(server_popen[-1]) == choose_n_ctx(path).n_ctx
+        assert loaded[-1]["n_ctx"] == _n_ctx(server_popen[-1]) == llama_cpp_n_ctx(choose_n_ctx(path).n_ctx)
 
 
 def test_a_gguf_without_the_suffix_still_gets_its_trained_context(tmp_path: Path) -> None:
