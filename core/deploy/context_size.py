@@ -60,11 +60,16 @@ def choose_n_ctx(model: ModelRef | str | Path, given: int | None = None, *,
                  context_length: int | None = None) -> ContextChoice:
     """The context for ``model`` (a resolved GGUF :class:`ModelRef`, or a .gguf path / run name resolved here).
 
-    ``given``: the user's ``--n-ctx`` (None: choose); it is returned unchanged, even when invalid (the caller's
+    ``given``: the user's ``--n-ctx`` (None: choose); it is returned unchanged, even when below 1 (the caller's
     ``check_counts`` refuses it with the flag's name). ``context_length``: the GGUF's, when the caller has read it
     already (None: read here).
+
+    Raises FtwizError for a ``given`` beyond the GGUF's context_length: the model never saw longer text, and
+    llama.cpp would allocate it all up front (``--n-ctx 2000000000`` on a 1 MiB model was killed for memory).
+    Ollama, likewise, never runs a model past its context_length.
     """
     if given is not None:
+        _refuse_beyond_window(model, given, context_length)
         return ContextChoice(given, "as given with --n-ctx")
     from ftwiz.core.deploy.chat import ModelRef, resolve_chat_model
     from ftwiz.core.errors import FtwizError
@@ -81,6 +86,30 @@ def choose_n_ctx(model: ModelRef | str | Path, given: int | None = None, *,
             target, trained = str(model), read_gguf_context(model)
     limit = context_length if context_length is not None else gguf_context_length(target)
     return context_rule(limit, trained.cutoff_len if trained is not None else None)
+
+
+def _refuse_beyond_window(model: ModelRef | str | Path, given: int, context_length: int | None) -> None:
+    """FtwizError when ``given`` (tokens) is more than the GGUF's context_length (a GGUF recording none: no limit)."""
+    if given < 1:
+        return
+    if context_length is None:
+        from ftwiz.core.errors import FtwizError
+
+        target = getattr(model, "target", model)  # a ModelRef's GGUF, or the path / run name given
+        if not Path(target).is_file():  # a run name: its newest GGUF
+            from ftwiz.core.deploy.chat import resolve_chat_model
+
+            try:
+                target = resolve_chat_model(target).target
+            except FtwizError:  # said by the caller, which resolves it again
+                return
+        context_length = gguf_context_length(target)
+    if context_length is not None and given > context_length:
+        from ftwiz.core.errors import FtwizError
+
+        raise FtwizError(f"--n-ctx {given} is more than the model's context_length {context_length}",
+                         where="--n-ctx", fix=f"give at most {context_length} tokens, or leave --n-ctx out for "
+                                              "the default (the model's window, up to 4096)")
 
 
 def context_rule(limit: int | None, cutoff: int | None) -> ContextChoice:

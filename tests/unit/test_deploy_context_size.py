@@ -118,3 +118,30 @@ def test_serve_and_chat_give_the_same_gguf_the_same_context(tmp_path: Path, serv
 def test_a_gguf_without_the_suffix_still_gets_its_trained_context(tmp_path: Path) -> None:
     blob = write_gguf(tmp_path / "sha256-0123abcd", context_length=32768, cutoff_len=8192)  # as Ollama stores it
     assert choose_n_ctx(blob).n_ctx == 8192
+
+
+def test_a_given_length_beyond_the_models_window_is_refused_before_anything_is_allocated(
+        tmp_path: Path, server_popen, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import llama_cpp
+    from ftwiz.core.cli import main as cli_main
+
+    loaded: list[dict[str, object]] = []
+
+    def llama(**kwargs: object) -> None:
+        loaded.append(kwargs)
+        raise _Started
+
+    monkeypatch.setattr(llama_cpp, "Llama", llama)
+    path = write_gguf(tmp_path / "m.gguf", context_length=1024)
+    # --n-ctx 2000000000 on a 1 MiB model: llama-cpp-python was killed for memory (SIGKILL) before it said a word
+    assert cli_main(["serve", str(path), "--n-ctx", "2000000000"]) == 2
+    assert cli_main(["chat", str(path), "--once", "hi", "--n-ctx", "1025"]) == 2
+    err = capsys.readouterr().err
+    assert "--n-ctx 2000000000 is more than the model's context_length 1024" in err
+    assert "--n-ctx 1025 is more than the model's context_length 1024" in err and "at most 1024" in err
+    assert server_popen == [] and loaded == []  # nothing was started or loaded
+    with pytest.raises(_Started):
+        cli_main(["chat", str(path), "--once", "hi", "--n-ctx", "1024"])  # the whole window is still allowed
+    assert loaded[-1]["n_ctx"] == 1024
+    unrecorded = write_gguf(tmp_path / "no-window.gguf", context_length=None)
+    assert choose_n_ctx(unrecorded, 100000).n_ctx == 100000  # no window recorded: the user's word stands
