@@ -40,15 +40,18 @@ _SHAPE_WHY = {
 }
 
 
-def apply_columns(data: Any, columns: Mapping[str, str] | None) -> Any:
+def apply_columns(data: Any, columns: Mapping[str, str] | None, fmt: str = "auto") -> Any:
     """Rename the user's columns to ours (``columns`` maps our name or LF's name -> their column).
 
     A mapped column missing from this record leaves our field absent, as in LLaMA-Factory (its value is None
     there): the record's own field of our name is not used in its place (core/data/column_map.py has the rule).
+    ``fmt``: the format the user set; under ``openai`` a ``messages`` mapping names that format's own field, not
+    LLaMA-Factory's ShareGPT column (renamed to ``conversations``, the openai reader rejected every record).
     """
     if not columns or not isinstance(data, dict):
         return data
-    mapping = {LF_COLUMNS.get(ours, ours): theirs for ours, theirs in columns.items()}
+    mapping = {(ours if fmt == "openai" and ours == "messages" else LF_COLUMNS.get(ours, ours)): theirs
+               for ours, theirs in columns.items()}
     renamed = {key: value for key, value in data.items() if key not in mapping.values() or key in mapping}
     for ours, theirs in mapping.items():
         if theirs in data:

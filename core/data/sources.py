@@ -179,7 +179,7 @@ def load_sources(specs: list[SourceSpec], *, variables: dict[str, str] | None = 
             records: list[RawRecord] = list(read_file(path, result.rejects, spec.sample_by))
             if records:  # a mapping to a column no record has would otherwise do nothing, silently
                 refuse_absent_columns((r.data for r in records), spec.columns, path, spec.columns_from)
-            prepared = [RawRecord(_apply_tags(apply_columns(r.data, spec.columns), spec.tags), r.file, r.line, r.index)
+            prepared = [RawRecord(_apply_tags(apply_columns(r.data, spec.columns, spec.formatting), spec.tags), r.file, r.line, r.index)
                         for r in records]
             # lines that could not be read (broken JSON, bad UTF-8, extra CSV cells) were read too:
             # read = kept + rejected must add up for the user
