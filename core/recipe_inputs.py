@@ -331,8 +331,7 @@ def with_absolute_paths(recipe, base: str | Path | None = None):
     - ``adapter_name_or_path:`` when it names a folder there holding an adapter (adapter_config.json, directly or
       in ``adapter/``) or a run (recipe.yaml), as ``resolve_adapter`` reads it first; a run name stays.
 
-    A template, model or adapter value starting with ``~`` counts as absolute and is kept (their readers expand it;
-    the data readers do not).
+    A value starting with ``~`` counts as absolute and is kept (every reader expands it).
     """
     import os
 
@@ -355,9 +354,10 @@ def with_absolute_paths(recipe, base: str | Path | None = None):
         return path.exists() if not marks else any((path / mark).is_file() for mark in marks)
 
     if recipe.dataset_dir:
-        update = {"dataset_dir": absolute(recipe.dataset_dir)}
+        update = {"dataset_dir": absolute(recipe.dataset_dir, home=True)}
     else:
-        update = {"dataset": [absolute(entry) for entry in recipe.dataset], "mix_dataset": absolute(recipe.mix_dataset)}
+        update = {"dataset": [absolute(entry, home=True) for entry in recipe.dataset],
+                  "mix_dataset": absolute(recipe.mix_dataset, home=True)}
     if recipe.template is not None and template_kind(recipe.template) == "file":
         update["template"] = absolute(recipe.template, home=True)
     if existing(recipe.model_name_or_path):

@@ -11,6 +11,7 @@ import codecs
 import csv
 import glob
 import json
+import os
 import re
 from collections.abc import Iterator
 from importlib import resources
@@ -41,10 +42,12 @@ def demo_dataset_path() -> Path:
 
 
 def expand_paths(spec: str, dataset_dir: str | None = None) -> list[Path]:
-    """A file, a folder (every supported file inside), a glob, or ``demo``."""
+    """A file, a folder (every supported file inside), a glob, or ``demo``; a leading ``~`` is the home folder, as
+    for a recipe's model, template and adapter (a recipe's ``dataset: ~/data.jsonl`` was 'not found')."""
     if spec == "demo":
         return [demo_dataset_path()]
-    base = Path(dataset_dir) if dataset_dir else None
+    spec = os.path.expanduser(spec)
+    base = Path(dataset_dir).expanduser() if dataset_dir else None
     path = Path(spec) if Path(spec).is_absolute() or base is None else base / spec
     if any(ch in spec for ch in "*?[") and not path.exists():  # 'chats [v2].jsonl' that exists is no pattern
         matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if p.endswith(SUFFIXES)

@@ -8,6 +8,7 @@ bring their existing definitions unchanged.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ class LoadResult:
 def specs_from_dataset_info(names: list[str], dataset_dir: str | None, formatting: str,
                             columns: dict[str, str] | None, sample_by: str = "line") -> list[SourceSpec]:
     info: dict[str, Any] = {}
+    dataset_dir = os.path.expanduser(dataset_dir) if dataset_dir else dataset_dir  # ~/data, as expand_paths reads
     info_path = Path(dataset_dir or ".") / "dataset_info.json"
     if dataset_dir and info_path.exists():
         info = _read_dataset_info(info_path)
