@@ -148,5 +148,5 @@ def as_allocated(context: ContextChoice) -> ContextChoice:
     allocated = llama_cpp_n_ctx(context.n_ctx)
     if allocated == context.n_ctx:
         return context
-    return ContextChoice(allocated, f"{context.reason} ({context.n_ctx}), rounded up to llama.cpp's multiple of "
-                                    f"{LLAMA_CTX_PAD}")
+    return ContextChoice(allocated, f"{context.reason}, rounded up to a multiple of {LLAMA_CTX_PAD} as llama.cpp "
+                                    "allocates it")

@@ -90,7 +90,7 @@ def test_ftwiz_serve_starts_the_server_with_the_trained_context_and_says_why(tmp
     with pytest.raises(_Started):
         cli_main(["serve", str(path), "--n-ctx", "3000"])
     assert _n_ctx(server_popen[1]) == 3072  # llama.cpp's window for 3000: a multiple of 256, said as such
-    assert "context 3072 tokens (as given with --n-ctx (3000), rounded up" in capsys.readouterr().out
+    assert "context 3072 tokens (as given with --n-ctx, rounded up to a multiple of 256" in capsys.readouterr().out
 
 
 def test_serve_and_chat_give_the_same_gguf_the_same_context(tmp_path: Path, server_popen,
