@@ -76,7 +76,7 @@ def read_verify_record(gguf: str | Path) -> VerifyReport | None:
     try:
         return VerifyReport.from_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise FtwizError(f"cannot read the export verification record {path}: {_first_problem(exc)}", where=str(path),
+        raise FtwizError(f"cannot read the export verification record: {_first_problem(exc)}", where=str(path),
                          fix=f"re-export with verification (`ftwiz export ... --verify`) or delete {path.name}") from exc
 
 
@@ -147,9 +147,18 @@ class VerifyFailedRefusal(FtwizError):
 def require_verified(gguf: str | Path, *, force: bool = False, command: str = "register") -> list[Check]:
     """Refuse a GGUF whose ``export --verify`` failed, unless ``force``; returns the failed checks (when forced).
 
-    :class:`VerifyFailedRefusal` naming the failed checks, the record and the two fixes (re-export, or ``--force``).
+    :class:`VerifyFailedRefusal` naming the failed checks, the record and the two fixes (re-export, or ``--force``);
+    a record that cannot be read is refused the same way (its verdict is unknown), and ``force`` uses the GGUF
+    anyway, as the wizard's "... anyway" and ``--force`` promise.
     """
-    failed = failed_checks(gguf)
+    try:
+        failed = failed_checks(gguf)
+    except FtwizError as damaged:
+        if force:
+            return []
+        raise VerifyFailedRefusal(damaged.what, where=damaged.where,
+                                  fix=f"{damaged.fix}, or pass --force to `ftwiz {command}` to use this GGUF anyway"
+                                  ) from None
     if failed and not force:
         raise VerifyFailedRefusal(
             f"{Path(gguf).name} failed `ftwiz export --verify`: {describe(failed)}, so it does not behave "

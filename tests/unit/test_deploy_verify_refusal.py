@@ -89,3 +89,26 @@ def test_service_install_refuses_a_failed_gguf_unless_forced(tmp_path: Path, mon
     assert not unit.exists()  # no unit that would serve it at every login
     assert cli_main([*argv, "--force"]) == 0
     assert "--n_ctx 2048" in unit.read_text()  # the context `ftwiz serve` picks for it (its context_length)
+
+
+def test_a_damaged_record_is_a_refusal_that_force_and_the_wizard_get_past(tmp_path: Path, llama_loads,
+                                                                          capsys) -> None:
+    from ftwiz.core.cli import main as cli_main
+    from ftwiz.core.deploy.serve_step import serve_inputs
+
+    path = write_gguf(tmp_path / "model-Q8_0.gguf", context_length=2048)
+    record_path(path).write_text("{ not json")  # a record cut off by a full disk or an editor
+    # a refusal the wizard asks about ("Serve anyway?"): it was a plain error, and --force did not get past it
+    with pytest.raises(VerifyFailedRefusal) as info:
+        serve_inputs(str(path))
+    assert "--force" in info.value.fix and "delete model-Q8_0.gguf.verify.json" in info.value.fix
+    assert serve_inputs(str(path), force_unverified=True).gguf == path.resolve()
+    assert cli_main(["chat", str(path), "--once", "hi"]) == 2
+    err = capsys.readouterr().err
+    assert err.count(str(record_path(path))) == 1  # the record is named once, not twice
+    assert llama_loads == []
+    from ftwiz.core.deploy.chat import ChatSession
+
+    with ChatSession(str(path), force_unverified=True):  # --force
+        pass
+    assert [Path(str(kw["model_path"])) for kw in llama_loads] == [path.resolve()]
