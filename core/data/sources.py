@@ -118,7 +118,7 @@ def _refuse_unknown_roles(info_path: Path, name: str, columns: dict[str, Any]) -
         problem = role_problem(ours, str(theirs))
         if problem:
             role, column = corrected_mapping(ours, str(theirs))
-            raise FtwizError(f"dataset '{name}' has \"columns\" {problem}; {roles_sentence()}",
+            raise FtwizError(f"in the \"columns\" of dataset '{name}', {problem}; {roles_sentence()}",
                              where=Location(file=info_path, line=_key_line(info_path, name, ours),
                                             field=f"{name}.columns.{ours}"),
                              fix=f'write it as "{role}": {json.dumps(column, ensure_ascii=False)} in the "columns" '

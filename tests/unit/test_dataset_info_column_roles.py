@@ -32,8 +32,8 @@ def test_a_misspelled_role_in_dataset_info_columns_is_refused_naming_file_entry_
     line = next(n for n, text in enumerate(info.read_text(encoding="utf-8").splitlines(), 1) if '"instrution"' in text)
     assert main(["data", "check", "my_qa", "--dataset-dir", str(data)]) == 2
     err = one_line(capsys.readouterr().err)
-    assert err.startswith(f"error: {info}, line {line}, field 'my_qa.columns.instrution': dataset 'my_qa' has "
-                          "\"columns\" 'instrution' (mapped to your column 'question') is not a role ftwiz reads (did "
+    assert err.startswith(f"error: {info}, line {line}, field 'my_qa.columns.instrution': in the \"columns\" of "
+                          "dataset 'my_qa', 'instrution' (mapped to your column 'question') is not a role ftwiz reads (did "
                           "you mean 'instruction'?); the left side names the role, the right side your column"), err
     assert err.endswith("fix: write it as \"instruction\": \"question\" in the \"columns\" of 'my_qa'"), err
     assert "cannot tell the format" not in err
