@@ -365,3 +365,14 @@ def with_absolute_paths(recipe, base: str | Path | None = None):
     if existing(recipe.adapter_name_or_path, "adapter_config.json", "adapter/adapter_config.json", "recipe.yaml"):
         update["adapter_name_or_path"] = absolute(recipe.adapter_name_or_path, home=True)
     return recipe.model_copy(update=update)
+
+
+def check_recipe_columns(recipe, recipe_file: str | Path) -> None:
+    """The recipe's ``columns:`` (and dataset_info.json entries' own) against the first records of its data; the
+    refusal names ``recipe_file`` and its key. ``recipe validate`` and ``train`` (before a run folder) both ask."""
+    from ftwiz.core.data.column_map import refuse_absent_recipe_columns
+    from ftwiz.core.data.sources import specs_from_dataset_info
+
+    specs = specs_from_dataset_info(list(recipe.dataset), recipe.dataset_dir, recipe.formatting, recipe.columns,
+                                    recipe.sample_by)
+    refuse_absent_recipe_columns(specs, recipe_file)

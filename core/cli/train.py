@@ -78,7 +78,12 @@ def _check_inputs(recipe, args: argparse.Namespace, bus, cancel=None) -> None:
     too, for a parent reading events. Ctrl-C (``cancel``) stops a download, keeping what arrived."""
     from ftwiz.core.errors import FtwizError
     from ftwiz.core.events import Failed, Message
-    from ftwiz.core.recipe_inputs import check_dataset_paths, check_placeholders, demo_model_note
+    from ftwiz.core.recipe_inputs import (
+        check_dataset_paths,
+        check_placeholders,
+        check_recipe_columns,
+        demo_model_note,
+    )
 
     note = demo_model_note(recipe)
     if note:  # the terminal's progress and the wizard's log both show messages
@@ -89,8 +94,6 @@ def _check_inputs(recipe, args: argparse.Namespace, bus, cancel=None) -> None:
         ensure_model(recipe.model_name_or_path, recipe.revision, download=getattr(args, "download", False),
                      vram_gb=args.vram_gb, to_stderr=True, cancelled=lambda: bool(cancel), ask=not args.events)
         check_dataset_paths(recipe, recipe_file=str(args.recipe))
-        from ftwiz.core.cli.recipe import check_recipe_columns
-
         check_recipe_columns(recipe, args.recipe)  # a column the data lacks: named as the recipe's key, as validate does
         from ftwiz.core.chat_templates.validate import check_template_file
 
