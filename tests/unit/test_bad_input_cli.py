@@ -83,7 +83,8 @@ def test_check_never_writes_its_rejects_over_the_dataset(tmp_path: Path) -> None
     before = _with_a_broken_line(data)
     for given in (str(data), "./chats.jsonl"):  # it replaced the user's data with its one rejected line
         err = refused(ftwiz("data", "check", str(data), "--rejects", given, cwd=tmp_path))
-        assert "field '--rejects'" in err and "is the dataset itself: the rejects would replace your data" in err
+        assert err.startswith("error: --rejects ") and err.count("--rejects") == 2, err  # named once, then the fix
+        assert "is the dataset itself: the rejects would replace your data" in err
         assert "fix: leave --rejects out (they go to chats.rejects.jsonl beside the data), or name another file" in err
     assert data.read_bytes() == before
     # a folder as --rejects gets the usual name inside it (it was an IsADirectoryError traceback)
