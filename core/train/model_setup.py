@@ -66,6 +66,8 @@ def load_model(model_dir: Path, recipe: Recipe, plan: Plan):
                          fix=f"fetch or copy the model again; `ftwiz export {model_dir} --check` names the file") from None
     if plan.method != "qlora" and plan.device != "cpu":
         model.to(plan.device)
+    if plan.method == "qlora" and plan.device == "cpu":
+        keep_4bit_weights_trainable(model)
     model.config.use_cache = False  # the KV cache is useless in training and costs memory
     return model
 
@@ -125,6 +127,21 @@ def load_adapter(model, recipe: Recipe):
         raise FtwizError(f"the adapter at {path} does not fit this base model ({exc})",
                          where="recipe: adapter_name_or_path",
                          fix="use the same model_name_or_path the adapter was trained on") from None
+
+
+def keep_4bit_weights_trainable(model) -> None:
+    """Keep every bitsandbytes 4-bit layer of ``model`` in the layout its training kernels read, on the CPU.
+
+    bitsandbytes 0.50 repacks a CPU 4-bit weight for its AVX512-BF16 inference kernel the first time the layer
+    runs in eval mode without grad (the packing isolation check, an evaluation pass) and never packs it back,
+    so the next training step fails inside bitsandbytes ("a view of a leaf Variable that requires grad is
+    being used in an in-place operation") on CPUs that have the instructions (AMD Zen 4, Intel Sapphire
+    Rapids) and on no others. Turning the repack off per layer keeps training and evaluation on one layout;
+    releases without the attribute are left as they are.
+    """
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
 
 
 def build_model(model_dir: Path, recipe: Recipe, plan: Plan):
