@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Lowest first; a module may import its own level and the levels below it.
 LEVELS: list[set[str]] = [
     {"errors", "atomic", "diskspace", "pause", "paths", "events", "versions", "interrupted", "rate", "llama_logs",
-     "build_reports", "quant_types"},
+     "build_reports", "quant_types", "column_roles"},
     {"model_config", "adapter_config", "chat_templates", "recipe", "tiny", "models", "run_card", "rundir",
      "gguf_info", "registry", "model_files", "trained_context"},
     {"hardware"},
