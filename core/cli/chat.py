@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compare", metavar="BASE", help="also ask BASE (GGUF, run or Ollama name), side by side")
     parser.add_argument("--once", metavar="PROMPT", help="answer PROMPT and exit")
     parser.add_argument("--host", help="Ollama URL for Ollama models")
-    parser.add_argument("--n-ctx", type=int, help="context length for GGUFs (default: as `ftwiz serve` chooses)")
+    parser.add_argument("--n-ctx", type=int, help="context length in tokens (a GGUF: as `ftwiz serve` chooses; "
+                        "an Ollama model: its num_ctx)")
     parser.add_argument("--threads", type=int, help="CPU threads for GGUFs")
     parser.add_argument("--force", action="store_true", help="chat with a GGUF even if its `export --verify` failed")
 
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"chatting with [bold]{session.label}[/bold]"
                       + (f" vs base [bold]{base.label}[/bold]" if base else "")
                       + "  (/help for commands, Ctrl-D to leave)", highlight=False)
-        context = getattr(session.backend, "context", None)  # llama.cpp's window; Ollama keeps its own num_ctx
+        context = getattr(session.backend, "context", None)  # llama.cpp's window; Ollama's when --n-ctx is given
         if context is not None:
             console.print(f"context {context.n_ctx} tokens: {context.reason}", style="dim", highlight=False,
                           markup=False)

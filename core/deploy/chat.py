@@ -222,7 +222,7 @@ def open_backend(model: str | Path, *, host: str | None = None, n_ctx: int | Non
                                   enable_thinking=ref.run_enable_thinking())
         backend.context = as_allocated(context)  # the reason the user is shown, not "as given"
         return backend
-    backend = OllamaBackend(ref.target, host=host)
+    backend = OllamaBackend(ref.target, host=host, num_ctx=n_ctx)
     require_ollama(backend)
     return backend
 

@@ -14,7 +14,8 @@ from ftwiz.core.paths import runs_dir
 class OllamaBackend:
     """A model registered with Ollama, through ``/api/chat``."""
 
-    def __init__(self, name: str, *, host: str | None = None) -> None:
+    def __init__(self, name: str, *, host: str | None = None, num_ctx: int | None = None) -> None:
+        """``num_ctx``: the context Ollama opens the model with (tokens; ``--n-ctx``), else its Modelfile's."""
         import ollama
         from ftwiz.core.deploy.ollama_register import ollama_host
 
@@ -27,6 +28,12 @@ class OllamaBackend:
         # set for a comparison's base asked with no system prompt: Ollama would add the Modelfile SYSTEM
         self.no_default_system = False
         self._modelfile: tuple[str, str] | None = None  # its SYSTEM and TEMPLATE, asked once
+        self.num_ctx = num_ctx
+        if num_ctx is not None:  # said under 'chatting with', as llama.cpp's window is
+            from ftwiz.core.deploy.context_size import ContextChoice
+
+            self.context = ContextChoice(num_ctx, "--n-ctx, sent to Ollama as num_ctx (Ollama caps it at the "
+                                                  "model's window)")
 
     def stream(self, messages: list[dict[str, str]], *, temperature: float, max_tokens: int,
                seed: int | None) -> Iterator[str]:
@@ -37,6 +44,8 @@ class OllamaBackend:
         options: dict[str, Any] = {"temperature": temperature, "num_predict": max_tokens}
         if seed is not None:
             options["seed"] = seed
+        if self.num_ctx is not None:  # per request: Ollama reloads the model with this window
+            options["num_ctx"] = self.num_ctx
         raw = None
         if self.no_default_system:  # the Modelfile's SYSTEM left out, as the other side has none
             from ftwiz.core.deploy.ollama_no_system import backend_request
