@@ -43,11 +43,12 @@ def _listed(columns: Iterable[str]) -> str:
 
 
 def refuse_absent_columns(rows: Iterable[Any], columns: Mapping[str, str] | None, path: Path,
-                          origin: str | None, recipe_file: str | Path | None = None) -> None:
+                          origin: str | None, recipe_file: str | Path | None = None, *, files: int = 1) -> None:
     """Raise FtwizError when a mapped column is in no record of ``path`` (``rows``: the records' decoded data).
 
     Plain-text records (not JSON objects) have no columns, so any mapping on them is refused too. ``recipe_file``:
-    the recipe whose ``columns:`` these are (``origin`` None), named instead of the flag.
+    the recipe whose ``columns:`` these are (``origin`` None), named instead of the flag. ``files``: how many
+    dataset files that recipe's ``columns:`` applies to; above one, the fix says that renaming it reaches them all.
     """
     if not columns:
         return
@@ -70,8 +71,17 @@ def refuse_absent_columns(rows: Iterable[Any], columns: Mapping[str, str] | None
         raise FtwizError(f"{mapping_label(ours, theirs, origin, recipe_file)} maps '{field}' to the column '{theirs}', "
                          "which no "
                          f"record of {path.name} has; {have}", where=Location(file=path, field=f"columns.{ours}"),
-                         fix=f"name one of those columns (e.g. {_written(ours, _example(theirs, seen), origin, recipe_file)}), "
-                             "or drop the mapping" if seen else "drop the mapping, or point it at a JSON/JSONL/CSV file")
+                         fix=(f"name one of those columns (e.g. {_written(ours, _example(theirs, seen), origin, recipe_file)}), "
+                              "or drop the mapping" if seen else "drop the mapping, or point it at a JSON/JSONL/CSV file")
+                         + (_per_file_columns(files) if origin is None and recipe_file is not None else ""))
+
+
+def _per_file_columns(files: int) -> str:
+    """What to do when the recipe's one ``columns:`` cannot fit each of its files."""
+    if files < 2:
+        return ""
+    return (f"; columns: applies to all {files} dataset files of the recipe: where their columns differ, give each "
+            "file a dataset_info.json entry with its own \"columns\" and list the entries under dataset:")
 
 
 def _written(ours: str, theirs: str, origin: str | None, recipe_file: str | Path | None = None) -> str:
@@ -125,6 +135,8 @@ def refuse_absent_recipe_columns(specs: Iterable[Any], recipe_file: str | Path) 
 
     from ftwiz.core.data.loaders import expand_paths, read_file
 
+    specs = list(specs)
+    shared = sum(len(expand_paths(spec.path)) for spec in specs if spec.columns and not spec.columns_from)
     for spec in specs:
         if not spec.columns:
             continue
@@ -135,4 +147,4 @@ def refuse_absent_recipe_columns(specs: Iterable[Any], recipe_file: str | Path) 
                 if rows and not set(spec.columns.values()) <= seen:  # the rest is read before refusing the file
                     rows += [r.data for r in records]
             if rows:  # nothing readable: training says so, by line
-                refuse_absent_columns(rows, spec.columns, path, spec.columns_from, recipe_file)
+                refuse_absent_columns(rows, spec.columns, path, spec.columns_from, recipe_file, files=shared)

@@ -89,3 +89,27 @@ def test_a_dataset_info_entrys_own_columns_are_checked_and_named(
     assert one_line(capsys.readouterr().err).startswith(
         f"error: {tmp_path / 'qa.jsonl'}, field 'columns.response': dataset_info.json's \"columns\" of 'my_qa' "
         "(\"response\": \"answer\") maps 'response (ftwiz's 'output')' to the column 'answer'")
+
+
+def test_a_mapping_that_fits_one_of_two_files_says_columns_applies_to_both(
+        tmp_path: Path, ftwiz_env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """The fix named a column of the second file, which would break the first: one `columns:` reaches every file
+    of the recipe, and a dataset_info.json entry is where a file gets its own."""
+    from ftwiz.core.cli import main
+
+    first = _write(tmp_path / "qa.jsonl", [{"question": "2+2?", "answer": "4"}])
+    second = _write(tmp_path / "other.jsonl", [{"q": "3+3?", "a": "6"}])
+    recipe = tmp_path / "two.yaml"
+    recipe.write_text(f"model_name_or_path: demo\ndataset: [{first}, {second}]\n"
+                      "columns: {instruction: question, output: answer}\n", encoding="utf-8")
+    assert main(["recipe", "validate", str(recipe)]) == 2
+    err = one_line(capsys.readouterr().err)
+    assert f"error: {second}, field 'columns.instruction'" in err, err
+    assert err.endswith("or drop the mapping; columns: applies to all 2 dataset files of the recipe: where their "
+                        "columns differ, give each file a dataset_info.json entry with its own \"columns\" and list "
+                        "the entries under dataset:"), err
+
+    recipe.write_text(f"model_name_or_path: demo\ndataset: [{second}]\ncolumns: {{instruction: question}}\n",
+                      encoding="utf-8")
+    assert main(["recipe", "validate", str(recipe)]) == 2
+    assert "applies to all" not in capsys.readouterr().err  # one file: nothing else to break
