@@ -49,10 +49,12 @@ def _session(model: str, args: argparse.Namespace, system: str | None = None):
 def _answer(session, text: str, console) -> None:
     """Stream one answer to the terminal as it is generated."""
     console.print(f"[bold cyan]{session.label}>[/bold cyan] ", end="", highlight=False)
-    for piece in session.stream_reply(text):
-        console.out(piece, end="", highlight=False)
-        console.file.flush()
-    console.out("")
+    try:
+        for piece in session.stream_reply(text):
+            console.out(piece, end="", highlight=False)
+            console.file.flush()
+    finally:  # an error is printed on a line of its own, not after the 'model>' prompt
+        console.out("")
     if session.last_finish_reason == "length":
         console.print("[dim](cut at --max-tokens)[/dim]")
 

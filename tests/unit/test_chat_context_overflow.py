@@ -74,3 +74,18 @@ def test_a_conversation_longer_than_the_context_is_an_error_with_the_fix(tiny_gg
     err = capsys.readouterr().err
     assert code == 2
     assert "no longer fits the context" in err and "Traceback" not in err
+
+
+def test_the_interactive_chat_says_it_on_a_line_of_its_own_and_goes_on(tiny_gguf: Path, tiny_qwen2: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    import io
+
+    from ftwiz.core.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(_message_of(tiny_qwen2, 600, 900) + "\nhi\n/exit\n"))
+    assert main(["chat", str(tiny_gguf), "--n-ctx", "512", "--max-tokens", "2", "--temperature", "0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    errors = [line for line in lines if "no longer fits the context" in line]
+    assert len(errors) == 1 and errors[0].startswith("error:"), lines  # it followed the 'tiny>' prompt
+    assert sum(line.startswith("you>") for line in lines) >= 2  # the chat went on to the next question
