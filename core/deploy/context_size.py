@@ -104,12 +104,17 @@ def _refuse_beyond_window(model: ModelRef | str | Path, given: int, context_leng
             except FtwizError:  # said by the caller, which resolves it again
                 return
         context_length = gguf_context_length(target)
+    refuse_beyond(given, context_length, "--n-ctx")
+
+
+def refuse_beyond(given: int, context_length: int | None, flag: str) -> None:
+    """FtwizError naming ``flag`` when ``given`` (tokens) is more than ``context_length`` (None: no limit)."""
     if context_length is not None and given > context_length:
         from ftwiz.core.errors import FtwizError
 
-        raise FtwizError(f"--n-ctx {given} is more than the model's context_length {context_length}",
-                         where="--n-ctx", fix=f"give at most {context_length} tokens, or leave --n-ctx out for "
-                                              "the default (the model's window, up to 4096)")
+        raise FtwizError(f"{flag} {given} is more than the model's context_length {context_length}",
+                         where=flag, fix=f"give at most {context_length} tokens, or leave {flag} out for "
+                                         "the default (the model's window, up to 4096)")
 
 
 def context_rule(limit: int | None, cutoff: int | None) -> ContextChoice:

@@ -74,6 +74,10 @@ def register_inputs(model: str | Path, *, name: str | None = None, system: str |
         thinking = getattr(recipe, "enable_thinking", None) if recipe is not None else None
     if num_ctx is None:  # the rule serve and chat follow (context_size.py), so Ollama gets the same window
         num_ctx = _num_ctx(gguf, trained, recipe)
+    else:  # as serve and chat refuse --n-ctx: Ollama would cap it at the window without a word
+        from ftwiz.core.deploy.context_size import gguf_context_length, refuse_beyond
+
+        refuse_beyond(num_ctx, gguf_context_length(gguf), "--num-ctx")
     system = system if system is not None else default_system
     return RegisterInputs(gguf, name or safe_name(gguf.stem).lower(), system, num_ctx, thinking)
 

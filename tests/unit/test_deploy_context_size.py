@@ -145,3 +145,19 @@ def test_a_given_length_beyond_the_models_window_is_refused_before_anything_is_a
     assert loaded[-1]["n_ctx"] == 1024
     unrecorded = write_gguf(tmp_path / "no-window.gguf", context_length=None)
     assert choose_n_ctx(unrecorded, 100000).n_ctx == 100000  # no window recorded: the user's word stands
+
+
+def test_register_refuses_a_num_ctx_beyond_the_models_window_as_serve_refuses_n_ctx(tmp_path: Path, capsys) -> None:
+    """`register --num-ctx 100000` wrote num_ctx 100000 into the Modelfile of a 1024-token model; Ollama caps it at
+    the window without a word, while serve and chat refuse the same length."""
+    from ftwiz.core.cli import main as cli_main
+
+    path = write_gguf(tmp_path / "m.gguf", context_length=1024)
+    modelfile = tmp_path / "Modelfile"
+    assert cli_main(["register", str(path), "--num-ctx", "100000", "--modelfile", str(modelfile)]) == 2
+    err = capsys.readouterr().err
+    assert "--num-ctx 100000 is more than the model's context_length 1024" in err and "at most 1024" in err
+    assert not modelfile.exists()
+    from ftwiz.core.deploy.register_step import register_inputs
+
+    assert register_inputs(path, num_ctx=1024).num_ctx == 1024  # the whole window is still allowed
