@@ -165,6 +165,10 @@ class LlamaCppBackend:
         try:
             self.llm = Llama(**kwargs)
         except ValueError as exc:
+            if "llama_context" in str(exc):  # the weights loaded; the context's KV cache did not fit in memory
+                raise FtwizError(f"llama.cpp loaded the model but could not allocate its context of {n_ctx} tokens "
+                                 f"({self.context.reason}): {exc}", where=str(gguf),
+                                 fix="give a smaller --n-ctx (e.g. 2048), or free memory") from None
             raise FtwizError(f"llama.cpp could not load the GGUF: {exc}", where=str(gguf),
                              fix="check it with `ftwiz export --verify`; it may be truncated") from None
         self.label = info.path.name

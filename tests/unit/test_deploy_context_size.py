@@ -161,3 +161,21 @@ def test_register_refuses_a_num_ctx_beyond_the_models_window_as_serve_refuses_n_
     from ftwiz.core.deploy.register_step import register_inputs
 
     assert register_inputs(path, num_ctx=1024).num_ctx == 1024  # the whole window is still allowed
+
+
+def test_a_context_that_does_not_fit_in_memory_names_n_ctx_not_a_truncated_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """llama-cpp-python loads the weights, then raises 'Failed to create llama_context' (its _internals.py) when
+    the KV cache cannot be allocated; chat said the GGUF 'may be truncated' and sent the user to export --verify."""
+    import llama_cpp
+    from ftwiz.core.cli import main as cli_main
+
+    def llama(**kwargs: object) -> None:
+        raise ValueError("Failed to create llama_context")
+
+    monkeypatch.setattr(llama_cpp, "Llama", llama)
+    path = write_gguf(tmp_path / "m.gguf", context_length=32768)
+    assert cli_main(["chat", str(path), "--once", "hi", "--n-ctx", "32768"]) == 2
+    err = capsys.readouterr().err
+    assert "could not allocate its context of 32768 tokens (as given with --n-ctx)" in err, err
+    assert "fix: give a smaller --n-ctx" in err and "truncated" not in err
