@@ -35,8 +35,8 @@ def test_a_runs_recipe_trains_again_from_another_directory(
                               "near_dedup_threshold": None})
     (project / "qa.yaml").write_text(written, encoding="utf-8")
     monkeypatch.chdir(project)
-    assert main(["train", "qa.yaml", "--run-name", "first"]) == 130
-    first = ftwiz_env["runs"] / "first"
+    assert main(["train", "qa.yaml", "--run-name", "paths-first"]) == 130
+    first = ftwiz_env["runs"] / "paths-first"
     stored = yaml.safe_load((first / "recipe.yaml").read_text(encoding="utf-8"))
     assert stored["dataset"] == [str(project / "data" / "qa.jsonl")]
     assert (project / "qa.yaml").read_text(encoding="utf-8") == written  # the user's recipe says what it said
@@ -45,18 +45,18 @@ def test_a_runs_recipe_trains_again_from_another_directory(
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     capsys.readouterr()
-    assert main(["train", str(first / "recipe.yaml"), "--run-name", "again"]) == 130
+    assert main(["train", str(first / "recipe.yaml"), "--run-name", "paths-again"]) == 130
     assert "dataset not found" not in capsys.readouterr().err
     tok = transformers.AutoTokenizer.from_pretrained(tiny_qwen2)
     trained = _rendered(tok, first)
     assert len(trained) == 4 and all("What is" in text for text in trained), trained
-    assert _rendered(tok, ftwiz_env["runs"] / "again") == trained
+    assert _rendered(tok, ftwiz_env["runs"] / "paths-again") == trained
 
     # the user's recipe (relative paths) from its own folder is still the recipe the run was started with:
     # continuing the stopped run by name, and --resume with the recipe, are not refused as a changed recipe
     monkeypatch.chdir(project)
-    assert main(["train", "qa.yaml", "--run-name", "first"]) == 130
-    assert main(["train", "qa.yaml", "--resume", "first"]) == 130
+    assert main(["train", "qa.yaml", "--run-name", "paths-first"]) == 130
+    assert main(["train", "qa.yaml", "--resume", "paths-first"]) == 130
     err = " ".join(capsys.readouterr().err.split())
     assert "changed" not in err and "differs from the recipe" not in err, err
 
