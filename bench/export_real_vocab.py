@@ -308,7 +308,7 @@ def main(repeat: int = 3, llamacpp_dir: str | None = None, layers: int | None = 
     if with_llamacpp:
         ratios["llama.cpp f16 / ftwiz F16"] = best["llama.cpp f16"][0] / best["ftwiz F16"][0]
         ratios["llama.cpp q8_0 / ftwiz Q8_0"] = best["llama.cpp q8_0"][0] / best["ftwiz Q8_0"][0]
-    print(f"conversion call alone (F16): {min(inner):.2f} s")
+    print(f"conversion call alone (F16): {min(inner):.2f} s (each: {', '.join(f'{s:.2f}' for s in inner)})")
     for name, value in ratios.items():
         print(f"{name:28s} {value:5.2f}")
     print("targets: whole F16 >= 0.35x cp; >= 5x faster than llama.cpp; conversion >= 0.50x cp; RSS <= 0.25x")
