@@ -18,6 +18,18 @@ async def wait_until(pilot: Pilot, condition: Callable[[], bool], timeout: float
         await pilot.pause(0.05)
 
 
+async def open_deploy(app, pilot: Pilot, gguf: object | None, run_name: str | None = "demo") -> None:
+    """Open the wizard's deploy step on ``gguf`` (a path, or None for none), as a finished run leaves it."""
+    from ftwiz.tui.screens.deploy import DeployScreen
+
+    if run_name is not None:
+        app.state.run_name = run_name
+    app.state.gguf_path = str(gguf) if gguf else None
+    app.goto("deploy")
+    await wait_until(pilot, lambda: isinstance(app.screen, DeployScreen), what="the deploy screen")
+    await pilot.pause()
+
+
 def screen_text(app: object) -> str:
     """The text of every Static on the current screen (tables and rich groups rendered as a user sees them)."""
     from rich.console import Console

@@ -15,7 +15,7 @@ import pytest
 from ftwiz.core.cli import main as cli_main
 from ftwiz.core.paths import runs_dir
 
-from .helpers import screen_text, wait_until
+from .helpers import open_deploy, screen_text, wait_until
 
 PLAN_FIELDS = ("fits", "method", "device", "micro_batch", "grad_accum", "gradient_checkpointing", "max_seq_len",
                "lora_rank", "optimizer", "dtype", "est_seconds_per_epoch", "reasons", "warnings")
@@ -137,17 +137,13 @@ async def test_register_step_and_ftwiz_register_make_the_same_model_and_registry
         make_app, fake_ollama, tuned_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ftwiz.core.export.convert import convert_to_gguf
     from ftwiz.core.registry import find_model
-    from ftwiz.tui.screens.deploy import DeployScreen
 
     monkeypatch.setenv("OLLAMA_HOST", fake_ollama.url)
     gguf = convert_to_gguf(tuned_run / "model", tuned_run / "export" / f"{tuned_run.name}-Q8_0.gguf", "Q8_0")
     assert cli_main(["register", tuned_run.name, "--name", "from-cli"]) == 0
     app = make_app(offer_resume=False)
     async with app.run_test(size=(100, 30)) as pilot:
-        app.state.gguf_path = str(gguf)
-        app.goto("deploy")
-        await wait_until(pilot, lambda: isinstance(app.screen, DeployScreen), what="the deploy step")
-        await pilot.pause()
+        await open_deploy(app, pilot, gguf, run_name=None)
         app.screen.query_one("#ollama-name").value = "from-wizard"
         app.screen.query_one("#register").press()
         await wait_until(pilot, lambda: "registered in Ollama as from-wizard" in screen_text(app), timeout=60,

@@ -9,17 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import screen_text, wait_until
-
-
-async def _open_deploy(app, pilot, gguf: Path | None) -> None:
-    from ftwiz.tui.screens.deploy import DeployScreen
-
-    app.state.run_name = "demo"
-    app.state.gguf_path = str(gguf) if gguf else None
-    app.goto("deploy")
-    await wait_until(pilot, lambda: isinstance(app.screen, DeployScreen), what="the deploy screen")
-    await pilot.pause()
+from .helpers import open_deploy, screen_text, wait_until
 
 
 def _error(app) -> str:
@@ -37,7 +27,7 @@ async def test_register_shows_the_template_stops_and_smoke_answer(make_app, fake
     monkeypatch.setenv("OLLAMA_HOST", fake_ollama.url)
     app = make_app(offer_resume=False)
     async with app.run_test(size=(100, 30)) as pilot:
-        await _open_deploy(app, pilot, phi3_vocab_gguf)
+        await open_deploy(app, pilot, phi3_vocab_gguf)
         name = app.screen.query_one("#ollama-name")
         name.value = "my-bot"
         await _press(app, pilot, "#register")
@@ -62,7 +52,7 @@ async def test_register_needs_a_name_and_ollama_errors_are_shown(make_app, fake_
     fake_ollama.create_error = "model family not supported"
     app = make_app(offer_resume=False)
     async with app.run_test(size=(100, 30)) as pilot:
-        await _open_deploy(app, pilot, phi3_vocab_gguf)
+        await open_deploy(app, pilot, phi3_vocab_gguf)
         app.screen.query_one("#ollama-name").value = ""
         await _press(app, pilot, "#register")
         await pilot.pause()
@@ -77,7 +67,7 @@ async def test_register_needs_a_name_and_ollama_errors_are_shown(make_app, fake_
 async def test_deploy_without_an_export_says_what_to_do(make_app) -> None:
     app = make_app(offer_resume=False)
     async with app.run_test(size=(100, 30)) as pilot:
-        await _open_deploy(app, pilot, None)
+        await open_deploy(app, pilot, None)
         await _press(app, pilot, "#serve")
         await pilot.pause()
         assert "export a GGUF first" in _error(app)
@@ -95,7 +85,7 @@ async def test_serve_answers_on_localhost_and_stops_when_the_wizard_closes(make_
 
     app = make_app(offer_resume=False)
     async with app.run_test(size=(100, 30)) as pilot:
-        await _open_deploy(app, pilot, tiny_gguf)
+        await open_deploy(app, pilot, tiny_gguf)
         await _press(app, pilot, "#serve")
         await wait_until(pilot, lambda: app.screen.server is not None, timeout=120, what="the llama.cpp server")
         server = app.screen.server

@@ -17,7 +17,7 @@ from ftwiz.core.export.verify import Check, VerifyReport
 from ftwiz.core.export.verify_record import record_path
 from meta_gguf import write_gguf
 
-from .helpers import screen_text, wait_until
+from .helpers import open_deploy, screen_text, wait_until
 
 DETAIL = "ids differ in prompt 2 at token 5"
 
@@ -44,7 +44,6 @@ def _is_dialog(app) -> bool:
 async def test_serve_of_a_failed_gguf_asks_first_and_serves_only_when_confirmed(
         make_app, failed_gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import ftwiz.core.deploy.server as server
-    from ftwiz.tui.screens.deploy import DeployScreen
 
     started: list[list[str]] = []
 
@@ -55,11 +54,7 @@ async def test_serve_of_a_failed_gguf_asks_first_and_serves_only_when_confirmed(
     monkeypatch.setattr(server.subprocess, "Popen", popen)
     app = make_app(offer_resume=False)
     async with app.run_test(size=(100, 30)) as pilot:
-        app.state.run_name = "demo"
-        app.state.gguf_path = str(failed_gguf)
-        app.goto("deploy")
-        await wait_until(pilot, lambda: isinstance(app.screen, DeployScreen), what="the deploy screen")
-        await pilot.pause()
+        await open_deploy(app, pilot, failed_gguf)
         deploy = app.screen
         deploy.query_one("#serve").press()
         await wait_until(pilot, lambda: _is_dialog(app), what="the refusal's question")
@@ -136,7 +131,6 @@ async def test_register_of_a_failed_gguf_asks_first_and_registers_only_when_conf
         make_app, fake_ollama, phi3_vocab_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    from ftwiz.tui.screens.deploy import DeployScreen
 
     monkeypatch.setenv("OLLAMA_HOST", fake_ollama.url)
     gguf = Path(shutil.copyfile(phi3_vocab_gguf, tmp_path / "phi3-Q8_0.gguf"))
@@ -145,11 +139,7 @@ async def test_register_of_a_failed_gguf_asks_first_and_registers_only_when_conf
     record_path(gguf).write_text(report.to_json())
     app = make_app(offer_resume=False)
     async with app.run_test(size=(100, 30)) as pilot:
-        app.state.run_name = "demo"
-        app.state.gguf_path = str(gguf)
-        app.goto("deploy")
-        await wait_until(pilot, lambda: isinstance(app.screen, DeployScreen), what="the deploy screen")
-        await pilot.pause()
+        await open_deploy(app, pilot, gguf)
         deploy = app.screen
         deploy.query_one("#ollama-name").value = "refused-bot"
         deploy.query_one("#register").press()

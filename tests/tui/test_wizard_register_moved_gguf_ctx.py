@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import screen_text, wait_until
+from .helpers import open_deploy, screen_text, wait_until
 
 
 async def test_wizard_register_takes_num_ctx_from_the_moved_gguf(make_app, fake_ollama, tiny_qwen2: Path,
@@ -25,7 +25,6 @@ async def test_wizard_register_takes_num_ctx_from_the_moved_gguf(make_app, fake_
     import gguf
     from ftwiz.core.export.convert import convert_to_gguf
     from ftwiz.core.trained_context import TrainedContext
-    from ftwiz.tui.screens.deploy import DeployScreen
 
     monkeypatch.setenv("OLLAMA_HOST", fake_ollama.url)
     app = make_app(offer_resume=False)
@@ -42,11 +41,7 @@ async def test_wizard_register_takes_num_ctx_from_the_moved_gguf(make_app, fake_
     recorded = int(field.parts[field.data[0]][0])
     assert recorded == trained_len
     async with app.run_test(size=(100, 30)) as pilot:
-        app.state.run_name = "demo"
-        app.state.gguf_path = str(moved)
-        app.goto("deploy")
-        await wait_until(pilot, lambda: isinstance(app.screen, DeployScreen), what="the deploy screen")
-        await pilot.pause()
+        await open_deploy(app, pilot, moved)
         app.screen.query_one("#ollama-name").value = "aria"
         app.screen.query_one("#register").press()
         await pilot.pause()

@@ -13,11 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from ftwiz.core.cli import main
-
-
-def _rendered(tok, run: Path) -> list[str]:
-    records = [json.loads(line) for line in (run / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()]
-    return sorted(tok.apply_chat_template(r["messages"], tokenize=False) for r in records)
+from run_records import rendered_records
 
 
 def test_a_runs_recipe_trains_again_from_another_directory(
@@ -48,9 +44,9 @@ def test_a_runs_recipe_trains_again_from_another_directory(
     assert main(["train", str(first / "recipe.yaml"), "--run-name", "paths-again"]) == 130
     assert "dataset not found" not in capsys.readouterr().err
     tok = transformers.AutoTokenizer.from_pretrained(tiny_qwen2)
-    trained = _rendered(tok, first)
+    trained = rendered_records(tok, first)
     assert len(trained) == 4 and all("What is" in text for text in trained), trained
-    assert _rendered(tok, ftwiz_env["runs"] / "paths-again") == trained
+    assert rendered_records(tok, ftwiz_env["runs"] / "paths-again") == trained
 
     # the user's recipe (relative paths) from its own folder is still the recipe the run was started with:
     # continuing the stopped run by name, and --resume with the recipe, are not refused as a changed recipe

@@ -14,11 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from ftwiz.core.cli import main
-
-
-def _rendered(tok, run: Path) -> list[str]:
-    records = [json.loads(line) for line in (run / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()]
-    return sorted(tok.apply_chat_template(r["messages"], tokenize=False) for r in records)
+from run_records import rendered_records
 
 
 def test_a_runs_recipe_with_a_relative_model_and_template_trains_again_elsewhere(
@@ -58,9 +54,9 @@ def test_a_runs_recipe_with_a_relative_model_and_template_trains_again_elsewhere
     assert card["chat_template"] == (project / "chat.jinja").read_text(encoding="utf-8")
     tok = transformers.AutoTokenizer.from_pretrained(tiny_qwen2)
     tok.chat_template = (project / "chat.jinja").read_text(encoding="utf-8")
-    trained = _rendered(tok, first)
+    trained = rendered_records(tok, first)
     assert len(trained) == 4 and all("### Instruction" in text and "What is" in text for text in trained), trained
-    assert _rendered(tok, again) == trained
+    assert rendered_records(tok, again) == trained
 
     # the user's recipe (relative paths) from its own folder is still the recipe the run was started with
     monkeypatch.chdir(project)
