@@ -32,6 +32,26 @@ class FakeOllama:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
+    def model_info(self, model: dict[str, Any]) -> dict[str, Any]:
+        """``/api/show``'s ``model_info`` as Ollama reads it from the model's GGUF: its architecture and
+        ``<arch>.context_length`` (when the GGUF records one); empty for a model made without a GGUF blob."""
+        import tempfile
+
+        from gguf import GGUFReader
+
+        blobs = [self.blobs[d] for d in model.get("files", {}).values() if d in self.blobs]
+        if not blobs:
+            return {}
+        with tempfile.NamedTemporaryFile(suffix=".gguf") as file:
+            file.write(blobs[0])
+            file.flush()
+            fields = GGUFReader(file.name).fields
+            arch = fields["general.architecture"].contents()
+            info: dict[str, Any] = {"general.architecture": arch}
+            if f"{arch}.context_length" in fields:
+                info[f"{arch}.context_length"] = int(fields[f"{arch}.context_length"].contents())
+        return {"model_info": info}
+
     def paths(self, method: str) -> list[str]:
         return [p for m, p, _ in self.requests if m == method]
 
@@ -105,7 +125,8 @@ class FakeOllama:
                     if model:
                         # Ollama's ShowResponse carries the Modelfile SYSTEM too (omitted when empty)
                         self._send(200, {"template": model.get("template", "")}
-                                   | ({"system": model["system"]} if model.get("system") else {}))
+                                   | ({"system": model["system"]} if model.get("system") else {})
+                                   | fake.model_info(model))
                     else:
                         self._send(404, {"error": f"model '{body.get('model')}' not found"})
                 elif self.path in ("/api/chat", "/api/generate"):

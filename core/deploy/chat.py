@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from ftwiz.core.atomic import write_text_atomic
 from ftwiz.core.deploy.context_size import as_allocated, choose_n_ctx
-from ftwiz.core.deploy.ollama_chat import OllamaBackend, require_ollama
+from ftwiz.core.deploy.ollama_chat import OllamaBackend, refuse_num_ctx_beyond_window, require_ollama
 from ftwiz.core.deploy.server import check_counts
 from ftwiz.core.errors import FtwizError
 from ftwiz.core.gguf_info import GGUFInfo
@@ -228,6 +228,7 @@ def open_backend(model: str | Path, *, host: str | None = None, n_ctx: int | Non
         return backend
     backend = OllamaBackend(ref.target, host=host, num_ctx=n_ctx)
     require_ollama(backend)
+    refuse_num_ctx_beyond_window(backend)
     return backend
 
 

@@ -32,8 +32,7 @@ class OllamaBackend:
         if num_ctx is not None:  # said under 'chatting with', as llama.cpp's window is
             from ftwiz.core.deploy.context_size import ContextChoice
 
-            self.context = ContextChoice(num_ctx, "--n-ctx, sent to Ollama as num_ctx (Ollama caps it at the "
-                                                  "model's window)")
+            self.context = ContextChoice(num_ctx, "--n-ctx, sent to Ollama as num_ctx")
 
     def stream(self, messages: list[dict[str, str]], *, temperature: float, max_tokens: int,
                seed: int | None) -> Iterator[str]:
@@ -73,6 +72,28 @@ class OllamaBackend:
 
     def close(self) -> None:
         pass
+
+
+def refuse_num_ctx_beyond_window(backend: OllamaBackend) -> None:
+    """FtwizError when the ``--n-ctx`` given (``backend.num_ctx``, tokens) is more than the model's context_length
+    as Ollama reports it (``/api/show``'s ``model_info``), as register, serve and a GGUF's chat refuse it: Ollama
+    caps num_ctx there without a word, so "context N tokens" would be a context the chat never has. A model
+    Ollama does not know, or one whose info records no context_length, is left to the chat to report."""
+    if backend.num_ctx is None:
+        return
+    import httpx
+
+    try:  # raw: Ollama omits an empty model_info, which the ollama client's ShowResponse then refuses
+        response = httpx.post(f"{backend.host}/api/show", json={"model": backend.name}, timeout=30)
+        info = response.json().get("model_info") or {} if response.status_code == 200 else {}
+    except (httpx.HTTPError, ValueError):  # not reachable or not registered: the first answer says so, with its fix
+        return
+    arch = info.get("general.architecture")
+    context_length = info.get(f"{arch}.context_length")
+    if isinstance(context_length, int) and context_length > 0:
+        from ftwiz.core.deploy.context_size import refuse_beyond
+
+        refuse_beyond(backend.num_ctx, context_length, "--n-ctx")
 
 
 def require_ollama(backend: OllamaBackend) -> None:
