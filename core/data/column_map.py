@@ -71,7 +71,7 @@ def refuse_absent_columns(rows: Iterable[Any], columns: Mapping[str, str] | None
         raise FtwizError(f"{mapping_label(ours, theirs, origin, recipe_file)} maps '{field}' to the column '{theirs}', "
                          "which no "
                          f"record of {path.name} has; {have}", where=Location(file=path, field=f"columns.{ours}"),
-                         fix=(f"name one of those columns (e.g. {_written(ours, _example(theirs, seen), origin, recipe_file)}), "
+                         fix=(f"name one of those columns (e.g. {_written(ours, _example(theirs, seen, _taken(columns, ours)), origin, recipe_file)}), "
                               "or drop the mapping" if seen else "drop the mapping, or point it at a JSON/JSONL/CSV file")
                          + (_per_file_columns(files) if origin is None and recipe_file is not None else ""))
 
@@ -95,12 +95,19 @@ def _written(ours: str, theirs: str, origin: str | None, recipe_file: str | Path
     return "--column " + shlex.quote(f"{ours}={theirs}")
 
 
-def _example(theirs: str, seen: set[str]) -> str:
-    """The existing column closest to the mistyped one, for the fix."""
+def _taken(columns: Mapping[str, str], ours: str) -> set[str]:
+    """The columns the mapping already gives to fields other than ``ours``."""
+    return {theirs for field, theirs in columns.items() if field != ours}
+
+
+def _example(theirs: str, seen: set[str], taken: set[str] = frozenset()) -> str:
+    """The existing column closest to the mistyped one, for the fix; a column ``taken`` by another field of the
+    mapping only when no other is left (naming it would read one column into two fields)."""
     import difflib
 
-    close = difflib.get_close_matches(theirs, sorted(seen), n=1, cutoff=0.5)
-    return close[0] if close else sorted(seen)[0]
+    free = sorted(seen - taken) or sorted(seen)
+    close = difflib.get_close_matches(theirs, free, n=1, cutoff=0.5)
+    return close[0] if close else free[0]
 
 
 def explain_missing(problem: RecordProblem, data: Any, columns: Mapping[str, str] | None,

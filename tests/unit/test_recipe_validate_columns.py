@@ -113,3 +113,16 @@ def test_a_mapping_that_fits_one_of_two_files_says_columns_applies_to_both(
                       encoding="utf-8")
     assert main(["recipe", "validate", str(recipe)]) == 2
     assert "applies to all" not in capsys.readouterr().err  # one file: nothing else to break
+
+
+def test_the_fix_does_not_suggest_a_column_another_field_already_reads(
+        tmp_path: Path, ftwiz_env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """The fix suggested 'columns: {instruction: a}' when 'a' was the output's column: following it reads one
+    column as both the question and the answer. The column left over is the one to name."""
+    from ftwiz.core.cli import main
+
+    data = _write(tmp_path / "qa.jsonl", [{"question": "2+2?", "a": "4"}])
+    recipe = _recipe(tmp_path / "r.yaml", data, "{instruction: q, output: a}")
+    assert main(["recipe", "validate", str(recipe)]) == 2
+    err = one_line(capsys.readouterr().err)
+    assert "(e.g. columns: {instruction: question} in " in err, err
