@@ -73,13 +73,16 @@ def refuse_absent_columns(rows: Iterable[Any], columns: Mapping[str, str] | None
                          f"record of {path.name} has; {have}", where=Location(file=path, field=f"columns.{ours}"),
                          fix=(f"name one of those columns (e.g. {_written(ours, _example(theirs, seen, _taken(columns, ours)), origin, recipe_file)}), "
                               "or drop the mapping" if seen else "drop the mapping, or point it at a JSON/JSONL/CSV file")
-                         + (_per_file_columns(files) if origin is None and recipe_file is not None else ""))
+                         + (_per_file_columns(files, recipe_file is not None) if origin is None else ""))
 
 
-def _per_file_columns(files: int) -> str:
-    """What to do when the recipe's one ``columns:`` cannot fit each of its files."""
+def _per_file_columns(files: int, in_recipe: bool) -> str:
+    """What to do when one ``columns:`` (``in_recipe``) or set of ``--column`` flags cannot fit each of its files."""
     if files < 2:
         return ""
+    if not in_recipe:  # a glob, a folder or several paths given to ftwiz data
+        return (f"; --column applies to all {files} dataset files given: where their columns differ, check each file "
+                "with its own --column, or give each a dataset_info.json entry with its own \"columns\"")
     return (f"; columns: applies to all {files} dataset files of the recipe: where their columns differ, give each "
             "file a dataset_info.json entry with its own \"columns\" and list the entries under dataset:")
 

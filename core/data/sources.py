@@ -174,13 +174,16 @@ def _apply_tags(data: Any, tags: dict[str, str] | None) -> Any:
 
 def load_sources(specs: list[SourceSpec], *, variables: dict[str, str] | None = None) -> LoadResult:
     result = LoadResult()
+    # files one mapping reaches (a glob, a folder, several paths): renaming a column for one reaches them all
+    shared = sum(len(expand_paths(spec.path)) for spec in specs if spec.columns and not spec.columns_from)
     for spec in specs:
         for path in expand_paths(spec.path):
             result.files.append(path)
             unreadable = len(result.rejects)
             records: list[RawRecord] = list(read_file(path, result.rejects, spec.sample_by))
             if records:  # a mapping to a column no record has would otherwise do nothing, silently
-                refuse_absent_columns((r.data for r in records), spec.columns, path, spec.columns_from)
+                refuse_absent_columns((r.data for r in records), spec.columns, path, spec.columns_from,
+                                      files=shared)
             prepared = [RawRecord(_apply_tags(apply_columns(r.data, spec.columns, spec.formatting), spec.tags), r.file, r.line, r.index)
                         for r in records]
             # lines that could not be read (broken JSON, bad UTF-8, extra CSV cells) were read too:

@@ -158,3 +158,25 @@ def test_a_semicolon_separated_csv_is_named_as_such_not_offered_its_whole_header
     err = one_line(capsys.readouterr().err)
     assert f"{data}, line 1:" in err and "header 'question;answer' is one column" in err, err
     assert "fix: save it as comma-separated CSV" in err and "instruction=question;answer" not in err, err
+
+
+def test_a_flag_mapping_over_a_folder_says_it_reaches_every_file(
+        tmp_path: Path, ftwiz_env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """`ftwiz data check FOLDER --column ...` whose mapping fits one file and not the other suggested renaming it
+    to the other file's column, which would break the first, without a word that the flags reach both."""
+    from ftwiz.core.cli import main
+
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    _write(folder / "a.jsonl", [{"q": "2+2?", "answer": "4"}])
+    _write(folder / "b.jsonl", [{"question": "3+3?", "answer": "6"}])
+    for given in (str(folder), str(folder / "*.jsonl")):
+        assert main(["data", "check", given, "--format", "alpaca", "--column", "instruction=q",
+                     "--column", "output=answer"]) == 2
+        err = one_line(capsys.readouterr().err)
+        assert f"error: {folder / 'b.jsonl'}, field 'columns.instruction'" in err, err
+        assert "--column applies to all 2 dataset files given" in err, err
+        assert "dataset_info.json entry" in err
+    # one file: nothing else to break
+    assert main(["data", "check", str(folder / "b.jsonl"), "--column", "instruction=q"]) == 2
+    assert "applies to all" not in capsys.readouterr().err
