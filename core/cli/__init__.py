@@ -99,12 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Deprecation notices between our dependencies (e.g. peft calling an old transformers name) are for
     # their maintainers, not for someone fine-tuning a model.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|trl|accelerate)\.")
-    import logging
+    from ftwiz.core.cli.library_notices import quiet_library_notices
 
-    # bitsandbytes 0.50, on a CPU with AVX512-BF16, says at import that its 4-bit inference kernel could not be
-    # fetched and to `pip install kernels`: ftwiz never runs 4-bit inference on the CPU (training keeps the
-    # training layout, evaluation and merge use the 16/32-bit base), so the advice only worries the reader.
-    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    quiet_library_notices()
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = _chosen_verb(argv)
     for name, value in VERB_ENVIRONMENT.get(verb or "", {}).items():
