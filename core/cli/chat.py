@@ -118,8 +118,10 @@ def run(args: argparse.Namespace) -> int:
                     _answer(session, line, console)
             except KeyboardInterrupt:
                 console.print("\n[dim](answer interrupted)[/dim]")
-            except FtwizError as exc:
+            except FtwizError as exc:  # the chat goes on, so the fix (e.g. /reset) is what to type next
                 console.print(f"[red]error:[/red] {exc.what}", highlight=False)
+                if exc.fix:
+                    console.print(f"  fix: {exc.fix}", highlight=False, markup=False)
     finally:
         session.close()
         if base:
