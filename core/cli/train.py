@@ -168,8 +168,11 @@ def run(args: argparse.Namespace) -> int:
                              "`allow_placeholders: true` there), then run with --gpus")
         from ftwiz.core.scale.launch import distributed_train
 
+        # each rank is an `ftwiz train` of its own: the flags that change the run go to every one of them
+        passed = (["--max-steps", str(args.max_steps)] if args.max_steps is not None else []) + (
+            ["--from", args.from_run] if args.from_run else [])
         return distributed_train(args.recipe, args.gpus, cpu=args.cpu_procs, prefer=args.strategy,
-                                 run_name=args.run_name, resume=args.resume, vram_gb=args.vram_gb)
+                                 run_name=args.run_name, resume=args.resume, vram_gb=args.vram_gb, passed=passed)
     if args.resume:
         recipe = load_recipe(RunDir.resolve(args.resume).recipe)
         from ftwiz.core.hub.pin import check_resume_pin

@@ -35,8 +35,10 @@ def decoder_layer_class(model_dir: Path) -> str | None:
 def distributed_train(recipe_path: str | Path | None, n_procs: int, *, cpu: bool = False,
                       prefer: Strategy | None = None, run_name: str | None = None, resume: str | None = None,
                       vram_gb: float | None = None, dry_run: bool = False,
-                      say: Callable[[str], None] = print) -> int:
-    """Train on ``n_procs`` GPUs (or CPU processes) under ``accelerate launch``; returns the exit status."""
+                      say: Callable[[str], None] = print, passed: list[str] | None = None) -> int:
+    """Train on ``n_procs`` GPUs (or CPU processes) under ``accelerate launch``; returns the exit status.
+
+    ``passed``: ``ftwiz train`` flags each rank gets as given (``--max-steps 20``, ``--from RUN``)."""
     from ftwiz.core.deploy.server import free_port
     from ftwiz.core.hardware.detect import detect
     from ftwiz.core.models import resolve_model
@@ -67,7 +69,9 @@ def distributed_train(recipe_path: str | Path | None, n_procs: int, *, cpu: bool
     for line in config.read_text(encoding="utf-8").splitlines():
         if line.startswith("# "):
             say(line[2:])
-    train_args = ["--resume", name] if resume else ["--run-name", name]
+    train_args = (["--resume", name] if resume else ["--run-name", name]) + list(passed or [])
+    if vram_gb is not None:  # each rank plans again: with the memory this plan was made for
+        train_args += ["--vram-gb", str(vram_gb)]
     cmd = launch_command(None if resume else Path(recipe_path).resolve(), n_procs, config, cpu=cpu,
                          main_process_port=free_port(), train_args=train_args)
     say("$ " + shlex.join(cmd))

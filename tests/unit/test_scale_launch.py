@@ -47,3 +47,16 @@ def test_fsdp_wraps_the_real_decoder_layer_class(tiny_qwen2: Path, tiny_llama: P
     for model, module in ((tiny_qwen2, "qwen2"), (tiny_llama, "llama")):
         name = decoder_layer_class(model)
         assert hasattr(importlib.import_module(f"transformers.models.{module}.modeling_{module}"), name)
+
+
+def test_max_steps_reaches_every_rank(recipe_file: Path, ftwiz_env: dict[str, Path]) -> None:
+    """`ftwiz train R --gpus 2 --max-steps 2` trained the recipe's 4 steps: the launched ranks were given the run
+    name alone, so the flag was dropped without a word. Oracle: the steps the finished run records."""
+    import json
+
+    from ftwiz.core.cli import main
+
+    assert main(["train", str(recipe_file), "--gpus", "2", "--cpu-procs", "--max-steps", "2",
+                 "--run-name", "ranks-max-steps"]) == 0
+    status = json.loads((ftwiz_env["runs"] / "ranks-max-steps" / "status.json").read_text(encoding="utf-8"))
+    assert (status["state"], status["step"]) == ("completed", 2), status
