@@ -19,7 +19,8 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["list", "show", "rm"], help="list, show or rm (see below)")
+    parser.add_argument("action", nargs="?", default="list", choices=["list", "show", "rm"],
+                        help="list (the default), show or rm (see below)")
     parser.add_argument("model", nargs="?", help="show/rm: path, file name, run name or Ollama name")
     parser.add_argument("--delete-file", action="store_true", help="rm: also delete the GGUF file")
     parser.add_argument("--ollama", action="store_true", help="rm: also remove it from Ollama")

@@ -93,3 +93,11 @@ def test_a_damaged_record_is_listed_not_a_crash(exports: dict[str, Path], capsys
     record_path(exports["good"]).write_text("{ not json")
     assert main(["models", "list"]) == 0
     assert "record unreadable" in _rows(capsys.readouterr().out)["good-Q8_0.gguf"]
+
+
+def test_models_alone_lists_them(exports: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """`ftwiz models` with no action was an argparse error ("the following arguments are required: action")."""
+    assert main(["models", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert main(["models"]) == 0
+    assert capsys.readouterr().out == listed and "FAILED (tokenization)" in listed
