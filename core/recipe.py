@@ -21,6 +21,15 @@ import yaml
 from ftwiz.core.column_roles import RoleMap
 from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.quant_types import QuantName
+from ftwiz.core.recipe_values import (
+    DEFAULT_HELD_OUT,
+    MAX_EPOCHS,
+    MAX_STEPS,
+    epochs_problem,
+    held_out_sum_problem,
+    max_steps_problem,
+    val_size_problem,
+)
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Method = Literal["full", "lora", "qlora"]
@@ -31,33 +40,6 @@ PrefLoss = Literal["sigmoid", "hinge", "ipo", "robust", "exo_pair", "nca_pair", 
                    "aot_pair", "apo_zero", "apo_down", "discopop", "sigmoid_norm"]
 ReportTo = Literal["none", "tensorboard", "mlflow", "wandb"]
 QuantType = QuantName  # the GGUF types of core/quant_types.py
-
-MAX_STEPS = 10_000_000  # ~4 months at a step a second: more is a typo (an extra 0 or two), not a plan
-MAX_EPOCHS = 1000  # LLaMA-Factory's examples train 3; identity data a few dozen at most
-
-
-def max_steps_problem(value: int) -> str | None:
-    """Why ``value`` is no ``max_steps`` (the recipe key and ``--max-steps`` alike), or None when it is one.
-    transformers reads any value below 1 as "use num_train_epochs": only -1 means that here, the default."""
-    if value == -1 or 1 <= value <= MAX_STEPS:
-        return None
-    if value < 1:
-        return (f"{value} is not a number of steps: give 1 to {MAX_STEPS:,} steps, or -1 to train for "
-                "num_train_epochs (transformers would read it as -1, silently)")
-    return f"{value:,} steps is more than {MAX_STEPS:,} (months of training): give 1 to {MAX_STEPS:,}"
-
-
-def epochs_problem(value: float) -> str | None:
-    """Why ``value`` is no ``num_train_epochs``, or None when it is one (more than 0, at most MAX_EPOCHS)."""
-    import math
-
-    if not math.isfinite(value) or value <= 0:
-        return f"{value} is not a number of passes over the data: give more than 0, e.g. 3"
-    if value > MAX_EPOCHS:
-        return (f"{value:g} epochs is more than {MAX_EPOCHS}: each record would be learned {value:g} times, which "
-                f"memorises the data and runs for ages; give at most {MAX_EPOCHS} (a fixed length: max_steps)")
-    return None
-
 
 class Recipe(BaseModel):
     """A fine-tuning job. See ``ftwiz recipe new`` for a commented template of every field."""
@@ -99,8 +81,9 @@ class Recipe(BaseModel):
     packing: bool = Field(False, description="Pack several samples into one sequence")
     dedup: bool = Field(True, description="Remove exact duplicates")
     near_dedup_threshold: float | None = Field(0.9, ge=0.0, le=1.0, description="MinHash Jaccard; null = off")
-    val_size: float = Field(0.1, ge=0.0, lt=1.0, description="Share of records held out for validation")
-    test_size: float = Field(0.1, ge=0.0, lt=1.0, description="Share of records held out for testing")
+    val_size: float = Field(DEFAULT_HELD_OUT, description="Held out for validation: a share of the records (below "
+                            "1), or a number of records (1 or more), as in LLaMA-Factory")
+    test_size: float = Field(DEFAULT_HELD_OUT, ge=0.0, lt=1.0, description="Share of records held out for testing")
     mix_dataset: str | None = Field(None, description="A general dataset mixed in against forgetting")
     mix_ratio: float = Field(0.0, ge=0.0, le=1.0, description="Share of the mix dataset in training")
     max_samples: int | None = Field(None, ge=1, description="Use at most this many records")
@@ -178,10 +161,11 @@ class Recipe(BaseModel):
             raise ValueError(f"{str(value).lower()} is a yes/no value (YAML reads yes/no/on/off so), not a number")
         return value
 
-    @field_validator("max_steps", "num_train_epochs")
+    @field_validator("max_steps", "num_train_epochs", "val_size")
     @classmethod
-    def _length_in_range(cls, value: float, info: Any) -> float:  # info: pydantic's ValidationInfo
-        problem = (max_steps_problem if info.field_name == "max_steps" else epochs_problem)(value)
+    def _in_range(cls, value: float, info: Any) -> float:  # info: pydantic's ValidationInfo
+        rule = {"max_steps": max_steps_problem, "num_train_epochs": epochs_problem, "val_size": val_size_problem}
+        problem = rule[info.field_name](value)
         if problem:
             raise ValueError(problem)
         return value
@@ -226,8 +210,9 @@ class Recipe(BaseModel):
             raise ValueError("adapter_name_or_path continues a LoRA adapter, but finetuning_type: full trains every "
                              "weight and would ignore it: use finetuning_type: lora (or qlora), or remove "
                              "adapter_name_or_path")
-        if self.val_size + self.test_size >= 1.0:
-            raise ValueError("val_size + test_size must leave something to train on (sum < 1)")
+        problem = held_out_sum_problem(self.val_size, self.test_size, "test_size" in self.model_fields_set)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @property

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_steps is not None:
         from ftwiz.core.errors import FtwizError
-        from ftwiz.core.recipe import max_steps_problem  # the recipe's own rule, as `ftwiz train --max-steps`
+        from ftwiz.core.recipe_values import max_steps_problem  # the recipe's rule, as train --max-steps
 
         problem = max_steps_problem(args.max_steps)
         if problem:  # 0 was ignored (the full demo ran), -5 trained for the epochs

@@ -218,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
             raise FtwizError(f"--max-steps cannot change when resuming run '{args.resume}' (it started with "
                              f"max_steps {recipe.max_steps}): the learning-rate schedule depends on it",
                              fix="resume without --max-steps, or start a new run with the new length")
-        from ftwiz.core.recipe import max_steps_problem  # the recipe's own rule for max_steps
+        from ftwiz.core.recipe_values import max_steps_problem  # the recipe's own rule for max_steps
 
         problem = max_steps_problem(args.max_steps)
         if problem:

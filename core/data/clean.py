@@ -101,12 +101,14 @@ def near_dedup(convs: list[Conversation], threshold: float, num_perm: int = 64) 
 
 
 def split(convs: list[Conversation], val_size: float, test_size: float, seed: int) -> dict[str, list[Conversation]]:
-    """Seeded shuffle then cut. Tiny datasets keep everything for training rather than a 1-record eval."""
+    """Seeded shuffle then cut. ``val_size`` is a share of the records, or (1 or more) a number of them; the
+    sizes are :func:`ftwiz.core.recipe_values.held_out_counts`'s (tiny datasets keep everything for training
+    rather than a 1-record eval)."""
+    from ftwiz.core.recipe_values import held_out_counts
+
     order = list(range(len(convs)))
     random.Random(seed).shuffle(order)
-    n = len(order)
-    n_test = int(round(n * test_size)) if n >= 20 else 0
-    n_val = int(round(n * val_size)) if n >= 10 else 0
+    n_val, n_test = held_out_counts(len(order), val_size, test_size)
     test = [convs[i] for i in order[:n_test]]
     val = [convs[i] for i in order[n_test : n_test + n_val]]
     train = [convs[i] for i in order[n_test + n_val :]]

@@ -124,6 +124,19 @@ def files_hash(files: list[Path], options: dict[str, Any]) -> str:
     return digest.hexdigest()[:16]
 
 
+def _refuse_holding_out_all(n: int, recipe: Any) -> None:
+    """FtwizError when ``val_size`` given as a number of records (and the test split) leave none of the ``n``
+    usable records to train on."""
+    from ftwiz.core.recipe_values import held_out_counts
+
+    n_val, n_test = held_out_counts(n, recipe.val_size, recipe.test_size)
+    if recipe.val_size >= 1 and n_val + n_test >= n:
+        raise FtwizError(f"val_size: {n_val} holds out {n_val} records" + (f" (and test_size {n_test} more)"
+                         if n_test else "") + f", but the data has {n} usable records: none would be left to train on",
+                         where="recipe: val_size", fix=f"give fewer than {n - n_test} records, or a share such as "
+                                                       "val_size: 0.1")
+
+
 def check_dataset(path: str, *, formatting: str = "auto", columns: dict[str, str] | None = None,
                   variables: dict[str, str] | None = None, dataset_dir: str | None = None,
                   tokenizer: Any = None, recipe: Any = None, sample_by: str = "line") -> CheckReport:
@@ -266,6 +279,7 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
     if not convs:
         raise FtwizError(f"no usable records in {', '.join(recipe.dataset)} ({len(loaded.rejects)} rejected)",
                          fix="run `ftwiz data check PATH` to see each problem with its line")
+    _refuse_holding_out_all(len(convs), recipe)
     parts = split(convs, recipe.val_size, recipe.test_size, recipe.seed)
     if recipe.val_size > 0 and not parts["validation"]:  # split() holds nothing out below 10 records
         say(Message(level="warning", text=f"only {len(convs)} record(s): too few to hold out a validation split "

@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 LEVELS: list[set[str]] = [
     {"errors", "atomic", "diskspace", "pause", "paths", "events", "versions", "interrupted", "rate", "llama_logs",
      "build_reports", "quant_types", "column_roles"},
-    {"model_config", "adapter_config", "chat_templates", "recipe", "tiny", "models", "run_card", "rundir",
-     "gguf_info", "registry", "model_files", "trained_context"},
+    {"model_config", "adapter_config", "chat_templates", "recipe", "recipe_values", "tiny", "models", "run_card",
+     "rundir", "gguf_info", "registry", "model_files", "trained_context"},
     {"hardware"},
     {"planner"},
     {"hub"},
