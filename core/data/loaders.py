@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import glob
+import itertools
 import json
 import os
 import re
@@ -53,7 +54,7 @@ def expand_paths(spec: str, dataset_dir: str | None = None) -> list[Path]:
         matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if p.endswith(SUFFIXES)
                          and Path(p).is_file())
         if not matches:
-            raise FtwizError(f"no dataset files match '{spec}'", fix=f"supported files end in {', '.join(SUFFIXES)}")
+            raise FtwizError(f"no dataset files match '{spec}'", fix=_no_match_fix(path))
         return matches
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.name != "dataset_info.json"
@@ -69,6 +70,20 @@ def expand_paths(spec: str, dataset_dir: str | None = None) -> list[Path]:
         raise FtwizError(f"unsupported dataset file type '{path.suffix}'", where=Location(file=path),
                          fix=f"convert it to one of {', '.join(SUFFIXES)}")
     return [path]
+
+
+def _no_match_fix(pattern: Path) -> str:
+    """What to check when a dataset pattern matches no file ftwiz reads: the folder it searches, else what it
+    does match, else the file types ftwiz reads."""
+    folder = Path(*[part for part in itertools.takewhile(lambda p: not any(ch in p for ch in "*?["), pattern.parts)])
+    supported = f"ftwiz reads files ending in {', '.join(SUFFIXES)}"
+    if not folder.is_dir():
+        return f"the folder {folder.resolve()} does not exist: check the pattern ({supported})"
+    other = sorted(Path(p).name for p in glob.glob(str(pattern), recursive=True) if Path(p).is_file())
+    if other:
+        shown = ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
+        return f"it matches {shown}, which are not dataset files: {supported}"
+    return f"nothing in {folder.resolve()} matches it: check the pattern ({supported})"
 
 
 def read_file(path: Path, rejects: list[Reject], sample_by: str = "line") -> Iterator[RawRecord]:
