@@ -76,9 +76,10 @@ def test_a_conversation_longer_than_the_context_is_an_error_with_the_fix(tiny_gg
     assert "no longer fits the context" in err and "Traceback" not in err
 
 
-def test_the_interactive_chat_says_it_on_a_line_of_its_own_and_goes_on(tiny_gguf: Path, tiny_qwen2: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch,
-                                                                       capsys: pytest.CaptureFixture) -> None:
+def test_the_interactive_chat_says_it_on_a_line_of_its_own_with_the_fix_and_goes_on(
+        tiny_gguf: Path, tiny_qwen2: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """The error followed the 'tiny>' prompt, as if the model had said it, and came without its fix: '/reset'
+    (what to type next) was only said by --once."""
     import io
 
     from ftwiz.core.cli import main
@@ -86,21 +87,7 @@ def test_the_interactive_chat_says_it_on_a_line_of_its_own_and_goes_on(tiny_gguf
     monkeypatch.setattr("sys.stdin", io.StringIO(_message_of(tiny_qwen2, 600, 900) + "\nhi\n/exit\n"))
     assert main(["chat", str(tiny_gguf), "--n-ctx", "512", "--max-tokens", "2", "--temperature", "0"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    errors = [line for line in lines if "no longer fits the context" in line]
-    assert len(errors) == 1 and errors[0].startswith("error:"), lines  # it followed the 'tiny>' prompt
+    errors = [i for i, line in enumerate(lines) if "no longer fits the context" in line]
+    assert len(errors) == 1 and lines[errors[0]].startswith("error:"), lines
+    assert lines[errors[0] + 1].strip().startswith("fix: start over with /reset"), lines
     assert sum(line.startswith("you>") for line in lines) >= 2  # the chat went on to the next question
-
-
-def test_the_interactive_chat_gives_the_fix_with_the_error(tiny_gguf: Path, tiny_qwen2: Path,
-                                                           monkeypatch: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture) -> None:
-    """The interactive chat printed the error alone: '/reset' (what to type next) was only said by --once."""
-    import io
-
-    from ftwiz.core.cli import main
-
-    monkeypatch.setattr("sys.stdin", io.StringIO(_message_of(tiny_qwen2, 600, 900) + "\n/exit\n"))
-    assert main(["chat", str(tiny_gguf), "--n-ctx", "512", "--max-tokens", "2", "--temperature", "0"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    at = next(i for i, line in enumerate(lines) if "no longer fits the context" in line)
-    assert lines[at + 1].strip().startswith("fix: start over with /reset"), lines
