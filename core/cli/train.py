@@ -143,6 +143,19 @@ def _report_already_completed(args: argparse.Namespace) -> bool:
     return True
 
 
+def _fetch_for_ranks(args: argparse.Namespace) -> None:
+    """The recipe's model, downloaded once here with --download (asked first, as a one-device run asks) before
+    --gpus launches its ranks, which then find it in the cache; without the flag an uncached model is refused
+    here, naming --download, not by every rank."""
+    from ftwiz.core.cli.pull import ensure_model
+    from ftwiz.core.recipe import load_recipe
+    from ftwiz.core.rundir import RunDir
+
+    recipe = load_recipe(RunDir.resolve(args.resume).recipe if args.resume else args.recipe)
+    ensure_model(recipe.model_name_or_path, recipe.revision, download=args.download, vram_gb=args.vram_gb,
+                 to_stderr=True, ask=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from ftwiz.core.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR
     from ftwiz.core.errors import FtwizError, Location
@@ -166,6 +179,11 @@ def run(args: argparse.Namespace) -> int:
             raise FtwizError("--var and --allow-placeholders do not reach the processes --gpus launches",
                              where="--var", fix="put the values under `variables:` in the recipe (and "
                              "`allow_placeholders: true` there), then run with --gpus")
+        if args.events:  # every rank would write its own stream into one file: a reader could not tell them apart
+            raise FtwizError("--events does not reach the processes --gpus launches", where="--events",
+                             fix="follow the run's progress in its folder (status.json, and the log the launcher "
+                                 "prints), or train on one device with --events")
+        _fetch_for_ranks(args)
         from ftwiz.core.scale.launch import distributed_train
 
         # each rank is an `ftwiz train` of its own: the flags that change the run go to every one of them
