@@ -104,14 +104,18 @@ def test_accelerate_launch_hands_the_fsdp_settings_to_every_rank(tmp_path: Path)
                                                 parts=FULL_7B_PARTS, layer_cls="Qwen2DecoderLayer"),
                                      tmp_path / "fsdp.yaml")
     script = tmp_path / "report.py"
-    script.write_text("import json, os\nprint(json.dumps({k: v for k, v in os.environ.items() "
-                      "if k.startswith(('FSDP_', 'ACCELERATE_', 'RANK', 'WORLD_SIZE'))}))\n", encoding="utf-8")
+    # each rank reports into a file of its own: two ranks printing to one pipe at once can share a line
+    script.write_text("import json, os, pathlib, sys\n"
+                      "report = {k: v for k, v in os.environ.items() "
+                      "if k.startswith(('FSDP_', 'ACCELERATE_', 'RANK', 'WORLD_SIZE'))}\n"
+                      "pathlib.Path(sys.argv[1], 'rank-' + os.environ['RANK'] + '.json').write_text(json.dumps(report))\n",
+                      encoding="utf-8")
     cmd = launch_command(None, 2, config, main_process_port=free_port())
-    cmd = cmd[:cmd.index("-m")] + [str(script)]
+    cmd = cmd[:cmd.index("-m")] + [str(script), str(tmp_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=180,
                           env=os.environ | {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
-    ranks = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    ranks = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(tmp_path.glob("rank-*.json"))]
     assert sorted(r["RANK"] for r in ranks) == ["0", "1"] and {r["WORLD_SIZE"] for r in ranks} == {"2"}
     for env in ranks:
         assert env["ACCELERATE_USE_FSDP"] == "true" and env["FSDP_SHARDING_STRATEGY"] == "FULL_SHARD"
