@@ -47,14 +47,29 @@ def _session(model: str, args: argparse.Namespace, system: str | None = None):
 
 
 def _answer(session, text: str, console) -> None:
-    """Stream one answer to the terminal as it is generated."""
-    console.print(f"[bold cyan]{session.label}>[/bold cyan] ", end="", highlight=False)
+    """Stream one answer to the terminal as it is generated.
+
+    The 'model>' label comes with the answer's first piece: a request refused before any token (a conversation
+    past the context, a stopped Ollama) prints its error alone, not after a label as if the model had said it.
+    """
+    labelled = False
+
+    def label() -> None:
+        nonlocal labelled
+        console.print(f"[bold cyan]{session.label}>[/bold cyan] ", end="", highlight=False)
+        labelled = True
+
     try:
         for piece in session.stream_reply(text):
+            if not labelled:
+                label()
             console.out(piece, end="", highlight=False)
             console.file.flush()
-    finally:  # an error is printed on a line of its own, not after the 'model>' prompt
-        console.out("")
+        if not labelled:  # an empty answer still shows that the model answered
+            label()
+    finally:  # an error mid-answer is printed on a line of its own, not after the answer's text
+        if labelled:
+            console.out("")
     if session.last_finish_reason == "length":
         console.print("[dim](cut at --max-tokens)[/dim]")
 
@@ -101,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
             except EOFError:
                 console.print()
                 return 0
+            if not sys.stdin.isatty():  # piped questions: the transcript shows each, as a terminal's echo would
+                console.out(line, highlight=False)
             if not line.strip():
                 continue
             result = session.run_command(line)

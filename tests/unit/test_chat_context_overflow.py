@@ -89,5 +89,6 @@ def test_the_interactive_chat_says_it_on_a_line_of_its_own_with_the_fix_and_goes
     lines = capsys.readouterr().out.splitlines()
     errors = [i for i, line in enumerate(lines) if "no longer fits the context" in line]
     assert len(errors) == 1 and lines[errors[0]].startswith("error:"), lines
+    assert not lines[errors[0] - 1].strip().endswith(">"), lines  # no model label left empty above the error
     assert lines[errors[0] + 1].strip().startswith("fix: start over with /reset"), lines
     assert sum(line.startswith("you>") for line in lines) >= 2  # the chat went on to the next question
