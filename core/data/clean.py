@@ -12,6 +12,7 @@ import random
 import re
 import unicodedata
 
+from ftwiz.core.data.reasoning import REASONING_KEYS
 from ftwiz.core.data.records import Conversation
 
 
@@ -26,6 +27,9 @@ def normalise_text(text: str) -> str:
 def normalise_whitespace(conv: Conversation) -> Conversation:
     for message in conv.messages:
         message["content"] = normalise_text(message["content"])
+        for key in REASONING_KEYS:
+            if message.get(key):
+                message[key] = normalise_text(message[key])
     if conv.chosen is not None:
         conv.chosen = normalise_text(conv.chosen)
         conv.rejected = normalise_text(conv.rejected or "")

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from ftwiz.core.data.reasoning import REASONING_KEYS
 from ftwiz.core.data.records import Conversation, RawRecord, RecordProblem
 from ftwiz.core.data.tool_calls import parse_tool_calls, parse_tools
 
@@ -206,6 +207,10 @@ def _message(role: str, source: dict, content: Any, field: str, content_key: str
                 raise RecordProblem("bad_weight", f"{field}.weight must be 0 (not learned) or 1 (learned), got "
                                     f"{weight!r}", f"{field}.weight")
             message["weight"] = int(weight)
+        for key in REASONING_KEYS:  # a thought a thinking template renders (Qwen3's <think>): kept, never dropped
+            thought = _text(source.get(key), f"{field}.{key}", required=False)
+            if thought:
+                message[key] = thought
         calls = source.get("tool_calls") or source.get("function_call")  # function_call: OpenAI's older shape
         if calls:
             key = "tool_calls" if source.get("tool_calls") else "function_call"

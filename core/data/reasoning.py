@@ -10,6 +10,10 @@ the text before it is exactly the served prompt.
 
 The rule is the one Qwen3's template applies to earlier turns (and ``template: qwen3`` to every turn):
 everything up to the last ``</think>`` goes, then leading newlines; a ``reasoning_content`` field goes too.
+
+A thought in its own field (``reasoning_content``) reaches the template as ``apply_chat_template`` passes it;
+a template that never reads that field would drop it without a word, so such a record is refused
+(:func:`unrendered_reasoning`) instead of training an answer without the thought the data holds.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from __future__ import annotations
 from typing import Any
 
 THINK_CLOSE = "</think>"
+# An assistant message's separate thought, under the names chat templates read it by: Qwen3's and GLM's
+# ``reasoning_content``, gpt-oss's ``thinking``, and ``reasoning`` (what OpenAI-compatible servers return).
+REASONING_KEYS = ("reasoning_content", "thinking", "reasoning")
 
 
 def drops_reasoning(template: str, template_kwargs: dict[str, Any] | None) -> bool:
@@ -36,11 +43,11 @@ def strip_reasoning(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]
     for message in messages:
         content = message.get("content")
         thought = isinstance(content, str) and THINK_CLOSE in content
-        if message.get("role") != "assistant" or not (thought or message.get("reasoning_content")):
+        if message.get("role") != "assistant" or not (thought or any(message.get(k) for k in REASONING_KEYS)):
             out.append(message)
             continue
         removed = True
-        message = {k: v for k, v in message.items() if k != "reasoning_content"}
+        message = {k: v for k, v in message.items() if k not in REASONING_KEYS}
         if thought:
             message["content"] = without_thought(content)
         out.append(message)
@@ -69,3 +76,14 @@ def training_messages(messages: list[dict[str, Any]], template: str,
     if not drops_reasoning(template, template_kwargs):
         return messages, False
     return strip_reasoning(messages)
+
+
+def unrendered_reasoning(template: str, messages: list[dict[str, Any]]) -> str | None:
+    """``"messages[3].reasoning_content"`` for the first assistant thought held in a field ``template`` never
+    reads (its text does not name the field), else None. A template that reads the field and still leaves a
+    thought out (Qwen3 drops thoughts before the last user turn) does so by design and is followed."""
+    for i, message in enumerate(messages):
+        for key in REASONING_KEYS:
+            if message.get("role") == "assistant" and message.get(key) and key not in template:
+                return f"messages[{i}].{key}"
+    return None

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ftwiz.core.chat_templates.system_fold import fold_system as fold_system
+from ftwiz.core.data.reasoning import unrendered_reasoning
 
 SENTINELS = ("\ue000", "\ue001", "\ue002")  # private-use characters: never rendered by a template's own text
 PROBE_USER = "ftwiz probe question"
@@ -118,7 +119,15 @@ def render_conversation(tokenizer, template: str, messages: list[dict[str, Any]]
                         template_kwargs: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], str]:
     """(the messages rendered, the full text): the system text is folded into the first user turn when the
     template refuses a system role and accepts the folded conversation; tool calls, tool results and tool
-    definitions must all appear in the text. Raises TemplateRefused otherwise."""
+    definitions must all appear in the text, and an answer's thought in its own field (``reasoning_content``)
+    must be a field the template reads. Raises TemplateRefused otherwise."""
+    unread = unrendered_reasoning(template, messages)
+    if unread:
+        raise TemplateRefused(
+            "reasoning_not_supported",
+            f"this model's chat template never reads {unread}, so the model would learn the answer without its "
+            "reasoning: write the reasoning into the answer as <think>...</think> before the answer, or use a "
+            "model whose template reads the field (Qwen3's does)")
     try:
         text = render(tokenizer, template, messages, tools=tools, template_kwargs=template_kwargs)
     except TemplateRefused as refused:

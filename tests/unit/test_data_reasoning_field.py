@@ -1,0 +1,61 @@
+"""An answer's thought in its own field (``reasoning_content``, as Qwen3's template and R1-style distilled
+data hold it) is trained as the model's own template renders it, or the record is refused by line.
+
+Before: the field was dropped while reading, so Qwen3 learned an empty ``<think>`` block in front of every
+answer and ``data check`` reported the record as fine. Oracle: transformers' apply_chat_template on the
+record's messages as written.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from chat_family_tokenizers import load
+from ftwiz.core.data import prepare_for_training
+from ftwiz.core.data.mask_check import learned_runs
+from ftwiz.core.recipe import parse_recipe
+
+MESSAGES = [{"role": "user", "content": "What is 2+2?"},
+            {"role": "assistant", "content": "4", "reasoning_content": "Two plus two\r\nmakes four."}]
+
+
+def _prepare(tmp_path: Path, tokenizer):
+    path = tmp_path / "thoughts.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "Hi"},
+                                             {"role": "assistant", "content": "Hello."}]}) + "\n"
+                    + json.dumps({"messages": MESSAGES}) + "\n", encoding="utf-8")
+    recipe = parse_recipe({"model_name_or_path": "x", "dataset": [str(path)], "val_size": 0.0, "test_size": 0.0,
+                           "dedup": False})
+    return prepare_for_training(recipe, tokenizer)
+
+
+def test_qwen3_learns_the_thought_held_in_reasoning_content(shared_dir: Path, tmp_path: Path) -> None:
+    qwen3 = load("qwen3")
+    prepared = _prepare(tmp_path, qwen3)
+    row = next(r for r in prepared.train if "2+2" in qwen3.decode(r["input_ids"]))
+    as_written = [MESSAGES[0], dict(MESSAGES[1], reasoning_content="Two plus two\nmakes four.")]
+    assert row["input_ids"] == qwen3.apply_chat_template(as_written, tokenize=True, return_dict=False)
+    assert learned_runs(qwen3, row["input_ids"], row["labels"]) == [
+        "<think>\nTwo plus two\nmakes four.\n</think>\n\n4<|im_end|>\n"]
+
+
+def test_a_template_that_never_reads_the_field_refuses_the_record_by_line(shared_dir: Path, tmp_path: Path) -> None:
+    qwen2 = load("qwen2")
+    assert "Two plus two" not in qwen2.apply_chat_template(MESSAGES, tokenize=False)  # it would be dropped
+    prepared = _prepare(tmp_path, qwen2)
+    assert [qwen2.decode(r["input_ids"]).count("2+2") for r in prepared.train] == [0]
+    [reject] = [r for r in prepared.rejects if r.reason == "reasoning_not_supported"]
+    assert reject.line == 2 and "messages[1].reasoning_content" in reject.message
+    assert "<think>" in reject.message
+
+
+@pytest.mark.parametrize("key", ["reasoning_content", "thinking", "reasoning"])
+def test_the_thought_is_read_from_each_field_name(key: str) -> None:
+    from ftwiz.core.data.formats import normalise
+    from ftwiz.core.data.records import RawRecord
+
+    messages = [MESSAGES[0], {"role": "assistant", "content": "4", key: "Because."}]
+    conv = normalise(RawRecord({"messages": messages}, "t.jsonl", 1), "openai")
+    assert conv.messages[1][key] == "Because."
