@@ -22,6 +22,8 @@ from ftwiz.core.data.records import Conversation, RawRecord, RecordProblem
 from ftwiz.core.data.tool_calls import parse_tool_calls, parse_tools
 
 FORMATS = ("alpaca", "sharegpt", "openai", "dpo", "text")
+# Where a normalised message came from in the record (its path, its text's path); moved to Conversation.fields.
+AT = "\x00at"
 # LLaMA-Factory's column names -> ours, so a dataset_info.json "columns" block works unchanged.
 LF_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output", "messages": "conversations"}
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
@@ -137,7 +139,7 @@ def _with_system(messages: list[dict[str, Any]], data: dict) -> list[dict[str, A
     if messages and messages[0]["role"] == "system":
         return messages if messages[0]["content"].strip() else messages[1:]
     system = _text(data.get("system"), "system", required=False)
-    return [{"role": "system", "content": system}, *messages] if system else messages
+    return [{"role": "system", "content": system, AT: ("system", "system")}, *messages] if system else messages
 
 
 def _history(value: Any) -> list:
@@ -161,11 +163,14 @@ def _alpaca_prompt(data: dict, instruction_key: str = "instruction") -> list[dic
     for turn, pair in enumerate(_history(data.get("history"))):
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
             raise RecordProblem("bad_history", f"history[{turn}] must be a [user, assistant] pair", f"history[{turn}]")
-        messages.append({"role": "user", "content": _text(pair[0], f"history[{turn}][0]")})
-        messages.append({"role": "assistant", "content": _text(pair[1], f"history[{turn}][1]")})
+        messages.append({"role": "user", "content": _text(pair[0], f"history[{turn}][0]"),
+                         AT: (f"history[{turn}]", f"history[{turn}][0]")})
+        messages.append({"role": "assistant", "content": _text(pair[1], f"history[{turn}][1]"),
+                         AT: (f"history[{turn}]", f"history[{turn}][1]")})
     instruction = _text(data.get(instruction_key), instruction_key)
     extra = _text(data.get("input"), "input", required=False)
-    messages.append({"role": "user", "content": f"{instruction}\n{extra}" if extra else instruction})
+    messages.append({"role": "user", "content": f"{instruction}\n{extra}" if extra else instruction,
+                     AT: (instruction_key, instruction_key)})
     return messages
 
 
@@ -174,7 +179,7 @@ def _alpaca(data: dict) -> Conversation:
     output = data.get("output")
     if isinstance(output, str) and not output.strip():
         raise RecordProblem("empty_assistant_turn", "'output' (the answer to learn) is empty", "output")
-    messages.append({"role": "assistant", "content": _text(output, "output")})
+    messages.append({"role": "assistant", "content": _text(output, "output"), AT: ("output", "output")})
     return Conversation(_with_system(messages, data), tools=parse_tools(data.get("tools")))
 
 
@@ -199,7 +204,8 @@ def _content(content: Any, field: str) -> str:
 
 def _message(role: str, source: dict, content: Any, field: str, content_key: str = "content") -> dict[str, Any]:
     """One normalised message; keeps tool calls (assistant) and tool_call_id/name (tool results)."""
-    message: dict[str, Any] = {"role": role, "content": _content(content, f"{field}.{content_key}")}
+    message: dict[str, Any] = {"role": role, "content": _content(content, f"{field}.{content_key}"),
+                               AT: (field, f"{field}.{content_key}")}
     if role == "assistant":
         if "weight" in source:  # OpenAI's fine-tuning format: 0 = context only, 1 = learned (the default)
             weight = source["weight"]
@@ -246,7 +252,7 @@ def _sharegpt_turns(turns: Any, field: str) -> list[dict[str, Any]]:
                                 '{"user_tag": "me", "assistant_tag": "bot"})', f"{where}.from")
         value = turn.get("value", turn.get("content"))
         if role_name == "function_call":  # glaive: the value is the call as JSON, learned as the assistant's turn
-            messages.append({"role": "assistant", "content": "",
+            messages.append({"role": "assistant", "content": "", AT: (where, f"{where}.value"),
                              "tool_calls": parse_tool_calls(value, f"{where}.value")})
             continue
         messages.append(_message(SHAREGPT_ROLES[role_name], turn, value, where,
@@ -259,19 +265,19 @@ def _sharegpt(data: dict) -> Conversation:
     return Conversation(_with_system(messages, data), tools=parse_tools(data.get("tools")))
 
 
-def _openai_messages(raw: Any) -> list[dict[str, Any]]:
+def _openai_messages(raw: Any, key: str = "messages") -> list[dict[str, Any]]:
     if not isinstance(raw, list) or not raw:
         raise RecordProblem("missing_field" if raw is None else "empty_field",
-                            "'messages' must be a non-empty list", "messages")
+                            f"'{key}' must be a non-empty list", key)
     messages = []
     for i, message in enumerate(raw):
         if not isinstance(message, dict):
-            raise RecordProblem("not_an_object", f"messages[{i}] must be an object", f"messages[{i}]")
+            raise RecordProblem("not_an_object", f"{key}[{i}] must be an object", f"{key}[{i}]")
         role = message.get("role")
         if role not in OPENAI_ROLES:
-            raise RecordProblem("unknown_role", f"messages[{i}].role is {role!r}; expected one of "
-                                f"{sorted(OPENAI_ROLES)}", f"messages[{i}].role")
-        messages.append(_message(OPENAI_ROLES[role], message, message.get("content"), f"messages[{i}]"))
+            raise RecordProblem("unknown_role", f"{key}[{i}].role is {role!r}; expected one of "
+                                f"{sorted(OPENAI_ROLES)}", f"{key}[{i}].role")
+        messages.append(_message(OPENAI_ROLES[role], message, message.get("content"), f"{key}[{i}]"))
     return messages
 
 
@@ -292,7 +298,7 @@ def _implicit_prompt(data: dict) -> list[dict[str, Any]] | None:
     if turns(chosen) != turns(rejected):
         raise RecordProblem("bad_pair", "'chosen' and 'rejected' are conversations whose turns before the answer "
                             "differ; TRL's implicit prompt needs the same turns in both", "rejected")
-    return _openai_messages(chosen[:-1])
+    return _openai_messages(chosen[:-1], "chosen")
 
 
 def _dpo(data: dict) -> Conversation:
@@ -302,7 +308,7 @@ def _dpo(data: dict) -> Conversation:
     elif "conversations" in data:
         prompt = _sharegpt_turns(data["conversations"], "conversations")
     elif isinstance(data.get("prompt"), list):  # TRL's explicit conversational prompt
-        prompt = _openai_messages(data["prompt"])
+        prompt = _openai_messages(data["prompt"], "prompt")
     elif isinstance(data.get("messages"), list):
         prompt = _openai_messages(data["messages"])
         chosen = data.get("chosen")
@@ -340,6 +346,12 @@ def _kto_label(data: dict) -> bool | None:
 
 def normalise(record: RawRecord, fmt: str) -> Conversation:
     """One raw record -> Conversation; RecordProblem (reason, message, field) for a bad record."""
+    conv = _normalise(record, fmt)
+    conv.fields = [m.pop(AT, None) for m in conv.messages]  # kept beside the messages, never sent to a template
+    return conv
+
+
+def _normalise(record: RawRecord, fmt: str) -> Conversation:
     data = record.data
     if fmt == "text":
         if isinstance(data, str):

@@ -63,6 +63,20 @@ class Conversation:
     source: RawRecord | None = field(default=None, repr=False)
     tools: list[dict[str, Any]] | None = None
     label: bool | None = None  # KTO: whether the last assistant answer is desirable (``label``/``kto_tag``)
+    # where each message is in the record as the file holds it: (the message, its text), e.g.
+    # ("conversations[2]", "conversations[2].value"); None for records not read from a file
+    fields: list[tuple[str, str] | None] | None = field(default=None, repr=False, compare=False)
+
+    def field_of(self, i: int, part: str | None = None) -> str:
+        """The user's name for message ``i`` (``part`` None), its text (``"content"``) or another key of it
+        (``"weight"``): ``conversations[2].value`` for a ShareGPT turn, ``output`` for an Alpaca answer."""
+        at = self.fields[i] if self.fields and i < len(self.fields) else None
+        if at is None:
+            return f"messages[{i}]" + (f".{part}" if part else "")
+        message, text = at
+        if part == "content":
+            return text
+        return message + (f".{part}" if part else "")
 
     def to_json(self) -> dict[str, Any]:
         """``{"messages": [...]}`` plus ``chosen``/``rejected`` and ``tools`` only when present."""

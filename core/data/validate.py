@@ -15,32 +15,32 @@ PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 def check_conversation(conv: Conversation, fmt: str) -> None:
     """Raise RecordProblem for the first problem found (the record then goes to the rejects file)."""
-    messages = conv.messages
+    messages, at = conv.messages, conv.field_of  # at(i, "content"): the user's name for it (conversations[2].value)
     if fmt == "text":
         return
     roles = [m["role"] for m in messages]
     for i, role in enumerate(roles):
         if role == "system" and i != 0:
-            raise RecordProblem("roles_out_of_order", f"a system message at position {i}; it must come first",
-                                f"messages[{i}]")
+            raise RecordProblem("roles_out_of_order", f"a system message at {at(i)}; it must come first",
+                                at(i))
     body = roles[1:] if roles and roles[0] == "system" else roles
     offset = len(roles) - len(body)
     if not body or body[0] != "user":
         raise RecordProblem("roles_out_of_order", "the conversation must start with a user turn (after system)",
-                            f"messages[{offset}]")
+                            at(offset))
     previous = None
     for i, role in enumerate(body, start=offset):
         if role == previous and role in ("user", "assistant"):
-            raise RecordProblem("roles_out_of_order", f"two {role} turns in a row at position {i}", f"messages[{i}]")
+            raise RecordProblem("roles_out_of_order", f"two {role} turns in a row at {at(i)}", at(i))
         if role == "assistant" and not messages[i]["content"].strip() and not messages[i].get("tool_calls"):
-            raise RecordProblem("empty_assistant_turn", f"assistant turn {i} is empty: nothing to learn",
-                                f"messages[{i}].content")
+            raise RecordProblem("empty_assistant_turn", f"the assistant turn {at(i)} is empty: nothing to learn",
+                                at(i, "content"))
         if role == "tool" and not (previous == "tool" or (previous == "assistant" and messages[i - 1].get("tool_calls"))):
             # a result nobody asked for: the model would learn to answer from a tool it never called
-            raise RecordProblem("roles_out_of_order", f"tool result at position {i} does not follow an assistant "
-                                "turn with tool_calls", f"messages[{i}]")
+            raise RecordProblem("roles_out_of_order", f"the tool result {at(i)} does not follow an assistant "
+                                "turn with tool_calls", at(i))
         if role == "user" and not messages[i]["content"].strip():
-            raise RecordProblem("empty_field", f"user turn {i} is empty", f"messages[{i}].content")
+            raise RecordProblem("empty_field", f"the user turn {at(i)} is empty", at(i, "content"))
         previous = role
     if fmt == "dpo":
         if body[-1] != "user":
@@ -48,11 +48,11 @@ def check_conversation(conv: Conversation, fmt: str) -> None:
         return
     if body[-1] != "assistant":
         raise RecordProblem("no_assistant_answer", "the conversation does not end with an assistant answer",
-                            f"messages[{len(roles) - 1}]")
+                            at(len(roles) - 1))
     if all(m.get("weight", 1) == 0 for m in messages if m["role"] == "assistant"):  # context only: training
         raise RecordProblem("no_learned_tokens", 'every assistant message has "weight": 0 (context, not '  # drops it
                             'learned): nothing to learn; set "weight": 1 on the answer to learn',
-                            f"messages[{len(roles) - 1}].weight")
+                            at(len(roles) - 1, "weight"))
 
 
 def fill_text(text: str, variables: dict[str, str]) -> tuple[str, set[str]]:
