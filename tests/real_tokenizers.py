@@ -23,13 +23,16 @@ def require_shared() -> Path:
 
 @lru_cache(maxsize=8)
 def _load(name: str):
-    from transformers import AutoTokenizer, LlamaTokenizerFast
+    from transformers import AutoTokenizer
 
     folder = SHARED_TOKENIZERS / name
     if name == "Mistral-7B-Instruct-v0.3":  # no tokenizer_config.json there: bos/eos as Mistral ships them
-        tok = LlamaTokenizerFast(vocab_file=str(folder / "tokenizer.model"), bos_token="<s>", eos_token="</s>",
-                                 unk_token="<unk>", legacy=False, add_bos_token=True)
-        tok.chat_template = (folder / "chat_template.jinja").read_text(encoding="utf-8")
+        # transformers 5 builds LlamaTokenizerFast(vocab_file=...) with a 3-piece vocabulary (every text -> <unk>
+        # dropped); from_pretrained on a folder holding tokenizer.model converts the real 32,768 pieces
+        from chat_family_tokenizers import load
+
+        tok = load("mistral")
+        assert len(tok) == 32768, f"Mistral v0.3 loaded with {len(tok)} pieces"
         return tok
     if name == "Qwen3-0.6B":  # Qwen3 shares Qwen2's vocabulary files; its own template
         tok = copy.copy(_load("Qwen2-1.5B-Instruct-Boundless"))
