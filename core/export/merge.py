@@ -147,9 +147,10 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, *, base_dir: str
                             progress(done, total, ref.name)
                 if extra:
                     head_ref = TensorRef("lm_head.weight", emb.file, emb.shape, emb.dtype, emb.start, emb.end)
+                    # the head is LoRA-patched, or replaced whole (modules_to_save: lm_head), or both
+                    head_targets = {"lm_head.weight": "lm_head"} if "lm_head" in adapter.modules else {}
                     with open(emb.file, "rb") as handle:
-                        tensor = _merged_tensor(head_ref, handle, adapter, {"lm_head.weight": "lm_head"},
-                                                fan_in_fan_out)
+                        tensor = _merged_tensor(head_ref, handle, adapter, head_targets, fan_in_fan_out)
                     writer.write("lm_head.weight", tensor)
                     weight_map["lm_head.weight"] = file.name
                     done += 1

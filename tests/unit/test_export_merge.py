@@ -176,3 +176,15 @@ def test_lora_on_tied_head_unties_and_keeps_behaviour(tiny_qwen2: Path, tmp_path
         expected = peft_model(input_ids=ids).logits
         got = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)(input_ids=ids).logits
     assert torch.allclose(got, expected, atol=1e-4)
+
+
+def test_modules_to_save_head_of_tied_model_unties_like_peft(tiny_qwen2: Path, tmp_path: Path) -> None:
+    """modules_to_save=["lm_head"] on a tied model (Qwen2) trains a separate head; peft's merge_and_unload
+    unties the head from the embeddings. The merge did the same only for LoRA on the head; a replaced head
+    crashed with KeyError: 'lm_head'."""
+    from ftwiz.core.export.merge import merge_adapter
+
+    peft_model = make_adapter(tiny_qwen2, tmp_path / "adapter", targets=("q_proj",), modules_to_save=["lm_head"])
+    out = merge_adapter(tmp_path / "adapter", tmp_path / "merged")
+    assert json.loads((out / "config.json").read_text())["tie_word_embeddings"] is False
+    _assert_same_as_peft(peft_model, out)
