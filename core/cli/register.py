@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
         spec = modelfile_spec(inputs.gguf, system=inputs.system, num_ctx=inputs.num_ctx, adapter=args.adapter,
                               license=args.license, enable_thinking=inputs.enable_thinking, force=args.force)
-        text = spec.render()
+        text = spec.file_text()
         if Path(args.modelfile).exists() and not args.force:  # register's replace flag is --force, not --overwrite
             from ftwiz.core.errors import FtwizError
 

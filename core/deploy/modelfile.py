@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftwiz.core.deploy.collate_note import consecutive_turns_note
+from ftwiz.core.deploy.modelfile_text import require_parsable
 from ftwiz.core.deploy.probes import Renderer
 from ftwiz.core.deploy.templates import OllamaTemplate, ollama_prompt, ollama_template, probe_conversations
 from ftwiz.core.deploy.token_check import GGUFVocab, TokenReport, compare_tokens
@@ -41,6 +42,13 @@ class ModelfileSpec:
         if self.num_ctx:
             params["num_ctx"] = int(self.num_ctx)
         return params
+
+    def file_text(self) -> str:
+        """The Modelfile text for ``ollama create -f``; FtwizError when its parser would change the SYSTEM or
+        TEMPLATE (:mod:`~ftwiz.core.deploy.modelfile_text`). ``render`` is the same text, unchecked."""
+        require_parsable("SYSTEM", self.system)
+        require_parsable("TEMPLATE", self.template.template)
+        return self.render()
 
     def render(self) -> str:
         if self.failed_verify:  # the GGUF's tokens are not the model's: claim only what was compared
@@ -179,4 +187,4 @@ def build_modelfile(gguf_path: str | Path, *, system: str | None = None, num_ctx
                     enable_thinking: bool | None = None, force: bool = False) -> str:
     """The Modelfile text for ``ollama create -f``: FROM, ADAPTER, TEMPLATE, stop/num_ctx, SYSTEM, LICENSE."""
     return modelfile_spec(gguf_path, system=system, num_ctx=num_ctx, adapter=adapter, license=license,
-                          enable_thinking=enable_thinking, force=force).render()
+                          enable_thinking=enable_thinking, force=force).file_text()
