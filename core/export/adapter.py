@@ -42,6 +42,8 @@ class Adapter:
     config: dict[str, Any]
     modules: dict[str, LoraModule] = field(default_factory=dict)
     replaced: dict[str, Any] = field(default_factory=dict)  # modules_to_save: base tensor name -> new tensor
+    # peft's trainable tokens: base tensor name -> (row indices, their new rows (len(indices), dim))
+    rows: dict[str, tuple[list[int], Any]] = field(default_factory=dict)
 
     @property
     def base_model(self) -> str | None:
@@ -80,7 +82,29 @@ def load_adapter(adapter_dir: str | Path) -> Adapter:
         r = _pattern_value(config.get("rank_pattern"), module, config.get("r", lora.rank))
         alpha = float(_pattern_value(config.get("alpha_pattern"), module, adapter.alpha))
         lora.scale = alpha / math.sqrt(r) if config.get("use_rslora") else alpha / r
+    _index_token_rows(adapter)
     return adapter
+
+
+TOKEN_ROWS = ".token_adapter.trainable_tokens_delta"
+
+
+def _index_token_rows(adapter: Adapter) -> None:
+    """Pair each trainable-tokens tensor (held in ``rows`` under its module name by :func:`_place`) with the
+    row indices adapter_config.json's ``trainable_token_indices`` gives it: a list (the input embeddings) or a
+    {module name or suffix: indices} mapping, as peft reads it."""
+    spec = adapter.config.get("trainable_token_indices")
+    for module, (_, values) in list(adapter.rows.items()):
+        indices = spec
+        if isinstance(spec, dict):
+            indices = next((v for k, v in spec.items() if module == k or module.endswith(f".{k}")), None)
+        if not isinstance(indices, list) or len(indices) != values.shape[0]:
+            raise FtwizError(f"adapter has {values.shape[0]} trainable token rows for {module} but "
+                             f"trainable_token_indices gives {indices!r}",
+                             where=Location(file=adapter.root / "adapter_config.json", field="trainable_token_indices"),
+                             fix="save the adapter again from the run, so its config and weights agree")
+        del adapter.rows[module]
+        adapter.rows[f"{module}.weight"] = ([int(i) for i in indices], values)
 
 
 def _place(adapter: Adapter, key: str, tensor, file: Path) -> None:
@@ -95,6 +119,9 @@ def _place(adapter: Adapter, key: str, tensor, file: Path) -> None:
             setattr(lora, attr, tensor)
             lora.embedding = lora.embedding or emb
             return
+    if name.endswith(TOKEN_ROWS):  # indices come from the config: _index_token_rows
+        adapter.rows[name[: -len(TOKEN_ROWS)]] = ([], tensor)
+        return
     if ".modules_to_save." in name:  # older peft: lm_head.modules_to_save.default.weight
         module, _, rest = name.partition(".modules_to_save.")
         adapter.replaced[f"{module}.{rest.split('.', 1)[1] if '.' in rest else rest}"] = tensor

@@ -37,9 +37,10 @@ def convert_adapter_to_gguf(adapter_dir: str | Path, out_file: str | Path, *, ba
     if adapter.use_dora:
         raise FtwizError("DoRA adapters cannot be used as GGUF adapters (llama.cpp applies plain LoRA)",
                          where=where, fix="merge instead: ftwiz export RUN (merges, then converts)")
-    if adapter.replaced:
-        raise FtwizError(f"the adapter retrains whole modules ({', '.join(sorted(adapter.replaced))}), which a "
-                         "GGUF LoRA adapter cannot carry", where=where, fix="merge instead: ftwiz export RUN")
+    if adapter.replaced or adapter.rows:
+        retrained = ", ".join(sorted({*adapter.replaced, *adapter.rows}))
+        raise FtwizError(f"the adapter retrains whole modules or token rows ({retrained}), which a GGUF LoRA "
+                         "adapter cannot carry", where=where, fix="merge instead: ftwiz export RUN")
     scales = {round(m.scale, 9) for m in adapter.modules.values()}
     ranks = {m.rank for m in adapter.modules.values()}
     if len(scales) != 1 or len(ranks) != 1:

@@ -92,7 +92,7 @@ def _plan(base: Path, adapter: Adapter, config: dict) -> tuple[list[TensorRef], 
                              where=Location(file=adapter.root / "adapter_model.safetensors"),
                              fix="merge into the base model this adapter was trained on (--base)")
         targets[f"{module}.weight"] = module
-    for name in adapter.replaced:
+    for name in (*adapter.replaced, *adapter.rows):
         if name not in by_name and not (name == "lm_head.weight" and config.get("tie_word_embeddings")):
             raise FtwizError(f"the adapter replaces {name}, which the base model does not have",
                              where=Location(file=adapter.root / "adapter_model.safetensors"),
@@ -187,6 +187,10 @@ def _merged_tensor(ref: TensorRef, handle, adapter: Adapter, targets: dict[str, 
         tensor = adapter.replaced[ref.name].to(out_dtype)
     else:
         tensor = read_tensor(ref, handle)
+    if ref.name in adapter.rows:  # peft's trainable tokens: those rows are the trained ones (index_copy)
+        indices, values = adapter.rows[ref.name]
+        tensor = tensor.clone()
+        tensor[torch.tensor(indices)] = values.to(out_dtype)
     module = targets.get(ref.name)
     if module is None:
         return tensor

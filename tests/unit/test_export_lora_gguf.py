@@ -92,3 +92,15 @@ def test_dora_adapter_is_refused_with_merge_hint(llama01: Path, tmp_path: Path) 
         convert_adapter_to_gguf(tmp_path / "adapter", tmp_path / "lora.gguf")
     assert "DoRA" in info.value.what and "merge" in info.value.fix
     assert not (tmp_path / "lora.gguf").exists()
+
+
+def test_trainable_token_rows_are_refused_with_merge_hint(llama01: Path, tmp_path: Path) -> None:
+    """A GGUF LoRA adapter holds only lora_a/lora_b pairs: the trained rows of trainable_token_indices would be
+    dropped without a word, so the adapter-only export refuses and points at the merge, which applies them."""
+    from ftwiz.core.export.lora_gguf import convert_adapter_to_gguf
+
+    _adapter(llama01, tmp_path / "adapter", trainable_token_indices=[3, 4])
+    with pytest.raises(FtwizError) as info:
+        convert_adapter_to_gguf(tmp_path / "adapter", tmp_path / "lora.gguf")
+    assert "model.embed_tokens.weight" in info.value.what and "merge" in info.value.fix
+    assert not (tmp_path / "lora.gguf").exists()

@@ -188,3 +188,28 @@ def test_modules_to_save_head_of_tied_model_unties_like_peft(tiny_qwen2: Path, t
     out = merge_adapter(tmp_path / "adapter", tmp_path / "merged")
     assert json.loads((out / "config.json").read_text())["tie_word_embeddings"] is False
     _assert_same_as_peft(peft_model, out)
+
+
+@pytest.mark.parametrize("indices", [[5, 100, 7], {"embed_tokens": [3, 9]}], ids=["list", "by-module"])
+def test_trainable_token_rows_merge_like_peft(tiny_llama: Path, tiny_qwen2: Path, tmp_path: Path, indices) -> None:
+    """peft's trainable_token_indices (new tokens' embeddings trained without LoRA) saves the trained rows as
+    ``embed_tokens.token_adapter.trainable_tokens_delta``; merge_and_unload writes them into the embeddings
+    (of both ends of a tied model). The merge refused such an adapter, telling the user to pick another base."""
+    import torch
+    from ftwiz.core.export.merge import merge_adapter
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    for base in (tiny_llama, tiny_qwen2):
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+        peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"],
+                                                      trainable_token_indices=indices, task_type="CAUSAL_LM"))
+        generator = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            for param in peft_model.parameters():
+                if param.requires_grad:
+                    param.add_(torch.randn(param.shape, generator=generator) * 0.5)
+        adapter = tmp_path / f"adapter-{base.name}"
+        peft_model.save_pretrained(adapter)
+        out = merge_adapter(adapter, tmp_path / f"merged-{base.name}", base_dir=base)
+        _assert_same_as_peft(peft_model, out)
