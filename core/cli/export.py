@@ -138,10 +138,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.quant:  # --quant Q4_K_M,Q8_0 as the recipe's export_quant writes it ("unknown quantization 'Q4_K_M,Q8_0'")
         args.quant = [name.strip() for item in args.quant for name in item.split(",") if name.strip()]
-    if args.check:
-        return _check(args)
-    if args.adapter_only:
-        return _adapter_only(args)
+    if args.check or args.adapter_only:
+        from ftwiz.core.export.unreadable import named_permission_errors
+
+        with named_permission_errors():  # the export step itself names such files too (export_step.py)
+            return _check(args) if args.check else _adapter_only(args)
     if args.events == "-":
         return _events_on_stdout(args)
     # events to a file come on top of what the terminal shows (the report, --json, errors with their fix)

@@ -33,7 +33,9 @@ def run(args: argparse.Namespace) -> int:
                 raise
             raise FtwizError("--out is required when merging an adapter folder",
                              fix="add --out DIR (a new folder for the merged model)") from None
-    with console.status("merging...") as status:
+    from ftwiz.core.export.unreadable import named_permission_errors
+
+    with named_permission_errors(), console.status("merging...") as status:
         path = merge_adapter(args.source, out, base_dir=args.base, overwrite=args.overwrite,
                              progress=lambda d, t, m: status.update(f"merging {d}/{t}: {m}"))
     size = sum(p.stat().st_size for p in Path(path).glob("*.safetensors"))

@@ -14,6 +14,7 @@ from pathlib import Path
 from ftwiz.core.errors import FtwizError
 from ftwiz.core.events import EventBus, Failed, Finished
 from ftwiz.core.export.pipeline import ExportResult, export_model
+from ftwiz.core.export.unreadable import named_permission_errors
 
 
 def require_trained_source(source: str | Path) -> None:
@@ -36,8 +37,10 @@ def export_step(source: str | Path, quants: list[str] | None = None, *, out: str
     """
     bus = events if events is not None else EventBus()
     try:
-        require_trained_source(source)
-        result = export_model(source, quants or ["Q8_0"], out=out, verify=verify, overwrite=overwrite, events=bus)
+        with named_permission_errors():  # a model saved by another user (mode 0600): its file, not a traceback
+            require_trained_source(source)
+            result = export_model(source, quants or ["Q8_0"], out=out, verify=verify, overwrite=overwrite,
+                                  events=bus)
     except KeyboardInterrupt:
         bus.emit(Finished(status="cancelled"))
         raise
