@@ -55,6 +55,7 @@ def slow_bpe_tokenizer_json(model_dir: Path) -> dict[str, Any]:
         raise FtwizError("vocab.json has no merges.txt beside it (a byte-level BPE tokenizer needs both)",
                          where=Location(file=model_dir / "merges.txt"),
                          fix="copy merges.txt of the base model into this folder, or its tokenizer.json")
+    _require_valid_json(model_dir)
     try:
         from transformers import AutoTokenizer
 
@@ -67,6 +68,24 @@ def slow_bpe_tokenizer_json(model_dir: Path) -> dict[str, Any]:
         raise FtwizError("vocab.json + merges.txt do not make a byte-level BPE tokenizer",
                          where=Location(file=model_dir / "vocab.json"), fix=_FIX)
     return built
+
+
+# JSON files transformers reads to build the tokenizer: a broken one must be named, not blamed on vocab.json
+_TOKENIZER_JSON = ("vocab.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+
+
+def _require_valid_json(model_dir: Path) -> None:
+    """Raise FtwizError naming the first of :data:`_TOKENIZER_JSON` that is not valid JSON, with its line."""
+    for name in _TOKENIZER_JSON:
+        path = model_dir / name
+        if not path.is_file():
+            continue
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:  # JSONDecodeError, or UnicodeDecodeError (saved as Latin-1 by an editor)
+            raise FtwizError(f"not valid JSON: {getattr(exc, 'msg', exc)}",
+                             where=Location(file=path, line=getattr(exc, "lineno", None)),
+                             fix="save it as UTF-8 JSON, or restore it from the base model") from None
 
 
 @contextlib.contextmanager

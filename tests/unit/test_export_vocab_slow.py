@@ -181,3 +181,18 @@ def test_vocab_json_without_merges_names_the_missing_file(tiny_qwen2: Path, tmp_
     (folder / "vocab.json").unlink()
     assert main(["export", str(folder), "--quant", "F16", "--out", str(tmp_path / "x.gguf")]) == 2
     assert "vocab.json + merges.txt" in capsys.readouterr().err
+
+
+def test_broken_tokenizer_config_beside_vocab_json_is_named(tiny_qwen2: Path, tmp_path: Path, capsys) -> None:
+    """A tokenizer_config.json an editor broke, beside vocab.json + merges.txt: the error names that file and
+    its line; it blamed vocab.json and told the user to restore vocab.json and merges.txt."""
+    from ftwiz.core.cli import main
+
+    folder = _slow_only(tiny_qwen2, tmp_path / "broken-config")
+    (folder / "tokenizer_config.json").write_text('{\n  "model_max_length": 512,\n  "eos_token": "<|im_end|>\n}',
+                                                  encoding="utf-8")
+    assert main(["export", str(folder), "--quant", "F16", "--out", str(tmp_path / "x.gguf")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{folder / 'tokenizer_config.json'}, line 3: not valid JSON" in err, err
+    assert "vocab.json" not in err
+    assert not (tmp_path / "x.gguf").exists()
