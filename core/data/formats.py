@@ -319,15 +319,25 @@ def _dpo(data: dict) -> Conversation:
         prompt = _alpaca_prompt(data, "prompt" if "prompt" in data else "instruction")
 
     def answer(key: str) -> str:
-        value = data.get(key)
-        if isinstance(value, dict):
-            value = value.get("value", value.get("content"))
+        value, field = data.get(key), key
         if isinstance(value, list) and value and isinstance(value[-1], dict):
-            value = value[-1].get("content", value[-1].get("value"))
+            value, field = value[-1], f"{key}[{len(value) - 1}]"
+        if isinstance(value, dict):
+            _refuse_separate_thought(value, field)
+            value = value.get("value", value.get("content"))
         return _text(value, key)
 
     return Conversation(_with_system(prompt, data), chosen=answer("chosen"), rejected=answer("rejected"),
                         tools=parse_tools(data.get("tools")))
+
+
+def _refuse_separate_thought(message: dict, field: str) -> None:
+    """A preference answer is trained as its text alone: a thought beside it would be dropped without a word."""
+    for key in REASONING_KEYS:
+        if message.get(key):
+            raise RecordProblem("reasoning_not_supported", f"{field}.{key} holds the answer's reasoning, which "
+                                "preference training cannot carry beside the answer: write it into the answer as "
+                                "<think>...</think> before the answer text", f"{field}.{key}")
 
 
 def _kto_label(data: dict) -> bool | None:

@@ -59,3 +59,23 @@ def test_the_thought_is_read_from_each_field_name(key: str) -> None:
     messages = [MESSAGES[0], {"role": "assistant", "content": "4", key: "Because."}]
     conv = normalise(RawRecord({"messages": messages}, "t.jsonl", 1), "openai")
     assert conv.messages[1][key] == "Because."
+
+
+def test_a_preference_answer_with_a_separate_thought_is_refused_by_field(tmp_path: Path) -> None:
+    """chosen/rejected are trained as their text alone (TRL renders them): a thought beside one would be
+    dropped, so the pair is refused naming the field, and a pair without one is kept as written."""
+    from ftwiz.core.data import check_dataset
+
+    path = tmp_path / "pairs.jsonl"
+    records = [
+        {"prompt": [{"role": "user", "content": "2+2?"}],
+         "chosen": [{"role": "assistant", "content": "4", "reasoning_content": "Two and two."}],
+         "rejected": [{"role": "assistant", "content": "5"}]},
+        {"prompt": [{"role": "user", "content": "2+3?"}], "chosen": [{"role": "assistant", "content": "5"}],
+         "rejected": [{"role": "assistant", "content": "6"}]},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    report = check_dataset(str(path))
+    assert [(r.line, r.reason, r.field) for r in report.rejects] == [
+        (1, "reasoning_not_supported", "chosen[0].reasoning_content")]
+    assert report.kept == 1
