@@ -96,7 +96,7 @@ def resolve_source(model_or_run: str | Path, *, overwrite: bool = False, events=
 def _targets(quants: list[str], stem: str, out: Path | None, default_dir: Path | None) -> dict[str, Path]:
     """Output path per quant, absolute: the result, the ``--json`` output and the verify record name files that
     register/chat/serve open later, from another working folder."""
-    if out is not None and out.suffix == ".gguf":
+    if out is not None and out.suffix.lower() == ".gguf":  # Model.GGUF names a file as model.gguf does
         if len(quants) != 1:
             raise FtwizError(f"--out names one file but {len(quants)} quantizations were asked for",
                              fix="give a folder as --out, or one --quant")

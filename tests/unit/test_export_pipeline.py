@@ -70,6 +70,17 @@ def test_one_out_file_for_several_quants_is_refused(tiny_qwen2: Path, tmp_path: 
     assert not list(tmp_path.iterdir())
 
 
+def test_out_file_with_upper_case_extension_is_that_file(tiny_qwen2: Path, tmp_path: Path) -> None:
+    """--out Model.GGUF is the file the user named; it became a folder Model.GGUF/ holding <name>-F16.gguf."""
+    from ftwiz.core.export.pipeline import export_model
+
+    result = export_model(tiny_qwen2, ["F16"], out=tmp_path / "Model.GGUF")
+    assert result.gguf_paths == [str(tmp_path / "Model.GGUF")]
+    assert (tmp_path / "Model.GGUF").is_file()
+    with pytest.raises(FtwizError, match="one file"):
+        export_model(tiny_qwen2, ["F16", "Q8_0"], out=tmp_path / "two.Gguf")
+
+
 @pytest.mark.parametrize("arch", ["gemma2", "gemma3"])
 def test_gemma_lora_run_to_verified_gguf_and_modelfile(arch: str, ftwiz_env, tmp_path: Path) -> None:
     """The whole export path for a Gemma fine-tune: LoRA run -> merged 16-bit model -> Q8_0 GGUF that
