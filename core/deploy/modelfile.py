@@ -64,7 +64,7 @@ class ModelfileSpec:
         if self.adapter:
             lines.append(f"ADAPTER {_path(self.adapter)}")
         lines.append(f'TEMPLATE """{_triple(self.template.template, "TEMPLATE")}"""')
-        lines += [f"PARAMETER stop {_quote(stop)}" for stop in self.stops]
+        lines += [f"PARAMETER stop {_quote(stop, 'stop string')}" for stop in self.stops]
         if self.num_ctx:
             lines.append(f"PARAMETER num_ctx {int(self.num_ctx)}")
         if self.system:
@@ -76,11 +76,19 @@ class ModelfileSpec:
 
 def _path(path: Path) -> str:
     text = str(path)
-    return _quote(text) if any(c.isspace() for c in text) else text
+    return _quote(text, "path") if any(c.isspace() for c in text) or text.startswith('"') else text
 
 
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _quote(text: str, what: str = "value") -> str:
+    """``text`` as one Modelfile value that Ollama's parser reads back unchanged.
+
+    The parser only strips the quotes (no escapes: a backslash would stay in the value) and ends a value at
+    the first line break where the text so far starts and ends with the same quotes, so a value holding a
+    quote or a line break goes in triple quotes, which it may not contain itself.
+    """
+    if '"' in text or "\n" in text or "\r" in text:
+        return '"""' + _triple(text, what) + '"""'
+    return '"' + text + '"'
 
 
 def _triple(text: str, what: str) -> str:

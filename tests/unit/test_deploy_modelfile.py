@@ -100,3 +100,26 @@ def test_local_chat_formats_turns_exactly_as_training(converted: dict[str, tuple
         assert response.prompt == tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         assert response.added_special  # llama-cpp-python then tokenizes without adding a second BOS
     assert stops and all(info.is_control(s) for s in stops)
+
+
+def test_ollama_reads_back_every_value_as_written_quotes_backslashes_and_line_breaks(phi3_gguf: Path,
+                                                                                      tmp_path: Path) -> None:
+    """A backslash-escaped value reached Ollama with its backslashes (its parser only strips quotes), so a stop
+    string or FROM path holding `"` or `\\` was another one. Oracle: Ollama's Modelfile parser's rules."""
+    import dataclasses
+    import shutil
+
+    from ollama_modelfile import parse
+
+    folder = tmp_path / "my models\\v2"
+    folder.mkdir()
+    gguf = shutil.copy(phi3_gguf, folder / 'phi "3".gguf')
+    system = 'Answer as JSON: {"path": "C:\\\\temp"}\nEnd every answer with "done"'
+    spec = modelfile_spec(gguf)
+    stops = [*spec.stops, 'say "stop"', "a\\b", '"', "two words"]
+    text = dataclasses.replace(spec, stops=stops, system=system).file_text()
+    read = parse(text)
+    assert ("model", str(Path(gguf).resolve())) in read
+    assert [value for name, value in read if name == "stop"] == stops
+    assert [value for name, value in read if name == "system"] == [system]
+    assert [value for name, value in read if name == "template"] == [spec.template.template]
