@@ -6,7 +6,10 @@ the same library still reaches the user.
 
 from __future__ import annotations
 
+import ast
 import logging
+import re
+from collections.abc import Callable
 
 # transformers 5 orders checkpoints by modification time and, when the first and the last were written less than
 # a second apart (a small model saving every few steps), says the filesystem's mtime "may not be reliable" and
@@ -14,15 +17,38 @@ import logging
 _CHECKPOINT_ORDER = "mtime may not be reliable on this filesystem"
 
 
-class _DropMessage(logging.Filter):
-    """Drops the records whose message starts with ``prefix``."""
+# transformers' Trainer copies the tokenizer's special-token ids into the model's config and says so. When the only
+# id it copies is the pad token (ftwiz pads with EOS where a tokenizer has no pad, and Qwen2.5/Qwen3 configs name no
+# pad id), nothing the model generates or stops on changes: padded positions carry no loss. A changed EOS or BOS
+# is another matter, and that notice still shows.
+_TOKEN_ALIGNMENT = re.compile(r"The tokenizer has new PAD/BOS/EOS tokens .* Updated tokens: (\{.*\})\.?$", re.S)
 
-    def __init__(self, prefix: str) -> None:
+
+def _pad_only_alignment(message: str) -> bool:
+    found = _TOKEN_ALIGNMENT.match(message)
+    if not found:
+        return False
+    try:
+        updated = ast.literal_eval(found.group(1))
+    except (ValueError, SyntaxError):
+        return False
+    return isinstance(updated, dict) and set(updated) == {"pad_token_id"}
+
+
+def _checkpoint_order(message: str) -> bool:
+    return message.startswith(_CHECKPOINT_ORDER)
+
+
+class _DropMessages(logging.Filter):
+    """Drops the records whose message one of ``rules`` (message -> bool) matches."""
+
+    def __init__(self, *rules: Callable[[str], bool]) -> None:
         super().__init__()
-        self.prefix = prefix
+        self.rules = rules
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.prefix)
+        message = record.getMessage()
+        return not any(rule(message) for rule in self.rules)
 
 
 def quiet_library_notices() -> None:
@@ -32,5 +58,5 @@ def quiet_library_notices() -> None:
     # training layout, evaluation and merge use the 16/32-bit base), so the advice only worries the reader.
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     trainer_utils = logging.getLogger("transformers.trainer_utils")
-    if not any(isinstance(f, _DropMessage) for f in trainer_utils.filters):
-        trainer_utils.addFilter(_DropMessage(_CHECKPOINT_ORDER))
+    if not any(isinstance(f, _DropMessages) for f in trainer_utils.filters):
+        trainer_utils.addFilter(_DropMessages(_checkpoint_order, _pad_only_alignment))

@@ -60,3 +60,37 @@ def test_quick_checkpoints_do_not_say_the_filesystem_is_unreliable(tmp_path: Pat
     assert "mtime" not in done.stderr and "not be reliable" not in done.stderr, done.stderr
     kept = sorted(p.name for p in (ftwiz_env["runs"] / "quick-saves" / "checkpoints").iterdir())
     assert kept == ["checkpoint-3", "checkpoint-4"], kept
+
+
+def test_a_config_without_a_pad_id_does_not_say_the_special_tokens_changed(tmp_path: Path, tiny_qwen2: Path) -> None:
+    """Qwen2.5 and Qwen3 configs name no pad id; every train of them said 'The tokenizer has new PAD/BOS/EOS tokens
+    that differ from the model config ... Updated tokens: {'pad_token_id': ...}' though nothing it generates or
+    stops on changed."""
+    import shutil
+
+    model = Path(shutil.copytree(tiny_qwen2, tmp_path / "no-pad-id"))
+    for name in ("config.json", "generation_config.json"):
+        if (model / name).is_file():
+            config = json.loads((model / name).read_text())
+            config.pop("pad_token_id", None)
+            (model / name).write_text(json.dumps(config))
+    done = _train(tmp_path, model, "no-pad-id", finetuning_type="lora", max_steps=1)
+    assert "Training completed" in done.stdout + done.stderr
+    assert "PAD/BOS/EOS" not in done.stderr, done.stderr
+
+
+def test_a_changed_end_of_sequence_id_is_still_said() -> None:
+    """Only the pad-only notice is dropped: a tokenizer whose EOS differs from the config's changes where
+    generation stops, which the user should hear about."""
+    import logging
+
+    from ftwiz.core.cli.library_notices import quiet_library_notices
+
+    quiet_library_notices()
+    logger = logging.getLogger("transformers.trainer_utils")
+    notice = ("The tokenizer has new PAD/BOS/EOS tokens that differ from the model config and generation config. The "
+              "model config and generation config were aligned accordingly, being updated with the tokenizer's values. "
+              "Updated tokens: {}.")
+    said = [f.filter(logging.LogRecord(logger.name, logging.WARNING, __file__, 1, notice.replace("{}", tokens), None, None))
+            for tokens in ("{'pad_token_id': 7}", "{'eos_token_id': 2, 'pad_token_id': 7}") for f in logger.filters]
+    assert said == [False, True]
