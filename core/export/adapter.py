@@ -122,6 +122,8 @@ def _place(adapter: Adapter, key: str, tensor, file: Path) -> None:
     if name.endswith(TOKEN_ROWS):  # indices come from the config: _index_token_rows
         adapter.rows[name[: -len(TOKEN_ROWS)]] = ([], tensor)
         return
+    if ".original_module." in name:  # peft >= 0.15 also saves the frozen base copy of a modules_to_save module
+        return
     if ".modules_to_save." in name:  # older peft: lm_head.modules_to_save.default.weight
         module, _, rest = name.partition(".modules_to_save.")
         adapter.replaced[f"{module}.{rest.split('.', 1)[1] if '.' in rest else rest}"] = tensor

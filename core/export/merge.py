@@ -100,6 +100,33 @@ def _plan(base: Path, adapter: Adapter, config: dict) -> tuple[list[TensorRef], 
     return refs, [r.name for r in refs], targets
 
 
+def _written_shape(name: str, shape: tuple[int, ...], adapter: Adapter) -> tuple[int, ...]:
+    """A tensor's shape in the merged model: the adapter's when it replaces the tensor (a resized vocabulary)."""
+    return tuple(adapter.replaced[name].shape) if name in adapter.replaced else shape
+
+
+def _resized_vocab(refs: list[TensorRef], adapter: Adapter, config: dict) -> int | None:
+    """The new vocabulary size when the adapter saves the embeddings (and head) with more or fewer rows than the
+    base has, as peft does after ``resize_token_embeddings`` for added tokens; None when no row count changes.
+    Any other shape change is an adapter for another model: FtwizError naming the tensor."""
+    vocab = config.get("vocab_size")
+    resized: set[int] = set()
+    for ref in refs:
+        new = adapter.replaced.get(ref.name)
+        if new is None or tuple(new.shape) == ref.shape:
+            continue
+        if len(ref.shape) != 2 or ref.shape[0] != vocab or tuple(new.shape[1:]) != ref.shape[1:]:
+            raise FtwizError(f"the adapter's {ref.name} is {list(new.shape)} but the base model's is {list(ref.shape)}",
+                             where=Location(file=adapter.root / "adapter_model.safetensors"),
+                             fix="merge into the base model this adapter was trained on (--base)")
+        resized.add(int(new.shape[0]))
+    if len(resized) > 1:
+        raise FtwizError(f"the adapter's embeddings and head disagree on the vocabulary size ({sorted(resized)})",
+                         where=Location(file=adapter.root / "adapter_model.safetensors"),
+                         fix="save the adapter again from the run")
+    return resized.pop() if resized else None
+
+
 def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, *, base_dir: str | Path | None = None,
                   overwrite: bool = False, progress: Progress | None = None) -> Path:
     """Write base + adapter as a 16-bit safetensors model (with tokenizer and chat template) to ``out_dir``."""
@@ -109,6 +136,7 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, *, base_dir: str
     _check_base(base, config)
     adapter = load_adapter(adapter_dir)
     refs, _, targets = _plan(base, adapter, config)
+    vocab = _resized_vocab(refs, adapter, config)
     fan_in_fan_out = bool(adapter.config.get("fan_in_fan_out"))
     tied = bool(config.get("tie_word_embeddings"))
     names = {r.name for r in refs}
@@ -128,10 +156,10 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, *, base_dir: str
         for file in files:
             shard = [r for r in refs if r.file == file]
             extra = untie and file == files[-1]
-            entries = [(r.name, r.dtype, r.shape) for r in shard]
+            entries = [(r.name, r.dtype, _written_shape(r.name, r.shape, adapter)) for r in shard]
             if extra:
                 emb = next(r for r in refs if r.name == "model.embed_tokens.weight")
-                entries.append(("lm_head.weight", emb.dtype, emb.shape))
+                entries.append(("lm_head.weight", emb.dtype, _written_shape("lm_head.weight", emb.shape, adapter)))
             writer = StreamingSafetensorsWriter(tmp / file.name, entries)
             try:
                 with open(file, "rb") as handle:
@@ -163,7 +191,7 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, *, base_dir: str
         if (base / INDEX_NAME).is_file() or len(files) > 1:
             index = {"metadata": {"total_size": total_size}, "weight_map": weight_map}
             (tmp / INDEX_NAME).write_text(json.dumps(index, indent=2), encoding="utf-8")
-        _copy_side_files(base, adapter_dir, tmp, untie)
+        _copy_side_files(base, adapter_dir, tmp, untie, vocab)
         _write_training_template(adapter_dir, tmp)
     return out_dir
 
@@ -199,15 +227,18 @@ def _merged_tensor(ref: TensorRef, handle, adapter: Adapter, targets: dict[str, 
     return merged.to(out_dtype)
 
 
-def _copy_side_files(base: Path, adapter_dir: Path, out: Path, untie: bool) -> None:
+def _copy_side_files(base: Path, adapter_dir: Path, out: Path, untie: bool, vocab: int | None = None) -> None:
     """config + generation config from the base; tokenizer and chat template from the adapter when saved
     there (training may have added tokens or set the template), else from the base."""
     for name in MODEL_FILES:
         if (base / name).is_file():
             shutil.copy2(base / name, out / name)
-    if untie:
+    if untie or vocab is not None:
         cfg = read_config(out)
-        cfg["tie_word_embeddings"] = False
+        if untie:
+            cfg["tie_word_embeddings"] = False
+        if vocab is not None:  # the embeddings were resized for added tokens before training
+            cfg["vocab_size"] = vocab
         (out / "config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
     tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else base
     for name in TOKENIZER_FILES:

@@ -213,3 +213,32 @@ def test_trainable_token_rows_merge_like_peft(tiny_llama: Path, tiny_qwen2: Path
         peft_model.save_pretrained(adapter)
         out = merge_adapter(adapter, tmp_path / f"merged-{base.name}", base_dir=base)
         _assert_same_as_peft(peft_model, out)
+
+
+def test_adapter_trained_after_adding_tokens_merges_like_peft(tiny_llama: Path, tmp_path: Path) -> None:
+    """Tokens added before training: the base is resized, peft saves the embeddings and head whole (with the
+    frozen resized copies as ``*.original_module.weight``) and the tokenizer beside the adapter. Merged as
+    peft does, with vocab_size following the new rows; it was refused ('the adapter replaces
+    lm_head.original_module.weight, which the base model does not have')."""
+    import torch
+    from ftwiz.core.export.merge import merge_adapter
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|tool|>", "<|/tool|>", "<|note|>"]})
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32)
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], task_type="CAUSAL_LM",
+                                                  modules_to_save=["embed_tokens", "lm_head"]))
+    generator = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for param in peft_model.parameters():
+            if param.requires_grad:
+                param.add_(torch.randn(param.shape, generator=generator) * 0.1)
+    peft_model.save_pretrained(tmp_path / "adapter")
+    tokenizer.save_pretrained(tmp_path / "adapter")
+    out = merge_adapter(tmp_path / "adapter", tmp_path / "merged", base_dir=tiny_llama)
+    _assert_same_as_peft(peft_model, out)
+    assert json.loads((out / "config.json").read_text())["vocab_size"] == len(tokenizer)
+    assert AutoTokenizer.from_pretrained(out).convert_tokens_to_ids("<|note|>") == len(tokenizer) - 1
