@@ -197,7 +197,7 @@ def load_sources(specs: list[SourceSpec], *, variables: dict[str, str] | None = 
                 try:
                     fmt, why = detect_format([r.data for r in prepared[:DETECT_FROM]])
                 except RecordProblem as problem:
-                    raise FtwizError(problem.message, where=Location(file=path), fix=DETECT_FIX) from None
+                    raise _unknown_format(problem, records, path) from None
             result.formats[str(path)] = (fmt, why)
             lines: list[int] | None = None
             for raw, record in zip(records, prepared, strict=True):
@@ -222,3 +222,19 @@ def load_sources(specs: list[SourceSpec], *, variables: dict[str, str] | None = 
                     result.unfilled_placeholders |= fill_placeholders(conv, variables)
                 result.conversations.append(conv)
     return result
+
+
+def _unknown_format(problem: RecordProblem, records: list[RawRecord], path: Path) -> FtwizError:
+    """The error for a file whose format its keys do not tell; a .json object that wraps the records under a
+    key (``{"data": [...]}``, as many exports write) is said as such, since --format would not help it."""
+    wrapped = [key for key, value in records[0].data.items()
+               if isinstance(value, list) and value and all(isinstance(item, dict) for item in value)] \
+        if len(records) == 1 and isinstance(records[0].data, dict) and path.suffix == ".json" else []
+    if len(wrapped) == 1:
+        key, count = wrapped[0], len(records[0].data[wrapped[0]])
+        return FtwizError(f"the file is one JSON object whose records ({count}) are under the key {key!r}; ftwiz "
+                          "reads a .json file as a list of records", where=Location(file=path, field=key),
+                          fix="write the list to a file of its own and give that file instead, e.g. `python -c "
+                              f"\"import json; json.dump(json.load(open('{path.name}'))['{key}'], "
+                              "open('records.json', 'w'))\"`")
+    return FtwizError(problem.message, where=Location(file=path), fix=DETECT_FIX)

@@ -188,3 +188,24 @@ def test_every_line_broken_reports_them_all_without_guessing_a_format(tmp_path: 
     assert cli_main(["data", "check", str(path)]) == 1
     out = " ".join(capsys.readouterr().out.split())  # the console wraps long paths
     assert re.search(r"records read 2, kept 0, rejected 2\b", out) and "line 1" in out and "line 2" in out
+
+
+def test_records_wrapped_in_an_object_are_said_to_be_under_their_key_with_a_fix_that_works(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`{"data": [...]}` (how many exports save a list) said 'cannot tell the format from the keys ['data']' and
+    offered --format and --column, which cannot read it; the suggested command must give a file ftwiz reads."""
+    import subprocess
+    import sys
+
+    rows = [{"instruction": f"Name fruit {i}.", "output": f"Fruit {i}."} for i in range(3)]
+    wrapped = tmp_path / "export.json"
+    wrapped.write_text(json.dumps({"version": 2, "data": rows}), encoding="utf-8")
+    assert cli_main(["data", "check", str(wrapped)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "field 'data'" in err and "records (3) are under the key 'data'" in err and "--format" not in err
+    command = err.split("`", 2)[1]
+    assert command.startswith("python -c ")
+    monkeypatch.chdir(tmp_path)
+    subprocess.run([sys.executable, "-c", command.removeprefix("python -c ").strip('"')], check=True)
+    assert cli_main(["data", "check", str(tmp_path / "records.json")]) == 0
+    assert "kept 3" in " ".join(capsys.readouterr().out.split())
