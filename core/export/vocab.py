@@ -366,7 +366,9 @@ def write_vocab(writer, model_dir: Path, n_vocab: int, *, add_bos: bool | None =
 
         special.add_special_token["eos"] = hf_appends_eos(model_dir, tj)
     from ftwiz.core.export.bos_less import served_without_bos  # bos_token renders '' as in training
+    from ftwiz.core.export.template_files import transformers_chat_template  # chat_template.jinja wins
 
+    special.chat_template = transformers_chat_template(model_dir, special.chat_template)
     special.chat_template = served_without_bos(special.chat_template, model_dir)
     if data.add_space_prefix is False and prepend_scheme(tj) == "first":  # the start-of-text '▁' as a space
         from ftwiz.core.export.space_prefix import served_chat_template
