@@ -115,7 +115,7 @@ def _check(args: argparse.Namespace) -> int:
         print_json({"files": report.files, "formats": report.formats, "read": report.read, "kept": report.kept,
                     "rejected": report.rejected, "rejects_file": str(rejects_path) if rejects_path else None,
                     "unfilled_placeholders": report.unfilled_placeholders, "documents": report.documents,
-                    "placeholder_like": report.near_placeholders,
+                    "placeholder_like": report.near_placeholders, "special_token_text": report.special_text,
                     "over_cutoff": report.over_cutoff,
                     "problems": [r.to_json() | {"raw": None} for r in report.rejects]})
     else:
@@ -153,7 +153,7 @@ def _check(args: argparse.Namespace) -> int:
                           "fill them with --var name=VALUE", highlight=False)
         from ftwiz.core.cli.console import warn
 
-        for line in report.near_placeholders:  # '{{first-name}}': no placeholder, trained as written
+        for line in report.near_placeholders + report.special_text:  # trained otherwise than the user may think
             warn(line, stderr=False)
     return 0 if report.usable else 1
 

@@ -42,6 +42,7 @@ class CheckReport:
     over_cutoff: dict[str, int] | None = None
     placeholders: list[str] = field(default_factory=list)  # every {{name}} the kept records use (--var checks)
     near_placeholders: list[str] = field(default_factory=list)  # '{{first-name}}' warnings (trained as written)
+    special_text: list[str] = field(default_factory=list)  # with a tokenizer: '</s>' in the data, trained as a token
 
     @property
     def usable(self) -> bool:
@@ -147,6 +148,7 @@ def check_dataset(path: str, *, formatting: str = "auto", columns: dict[str, str
     loaded = load_sources(specs, variables=variables if variables is not None else {})
     documents = None  # without a tokenizer only the documents are counted: blocks need token lengths
     over_cutoff = None
+    special_text: list[str] = []
     count = sum(1 for c in loaded.conversations if c.messages and c.messages[0]["role"] == "text")
     if count:
         documents = {"documents": count}
@@ -162,6 +164,7 @@ def check_dataset(path: str, *, formatting: str = "auto", columns: dict[str, str
         loaded.rejects.extend(reject for _i, reject in refused)
         documents = count_blocks(tokenizer, template, loaded.conversations, recipe)
         over_cutoff = _over_cutoff(tokenizer, template, loaded.conversations, recipe)
+        special_text = _special_text_warnings(tokenizer, loaded.conversations, recipe.system)
     return CheckReport(
         files=[str(f) for f in loaded.files], formats=loaded.formats, read=loaded.read,
         kept=len(loaded.conversations), rejected=dict(Counter(r.reason for r in loaded.rejects)),
@@ -169,7 +172,16 @@ def check_dataset(path: str, *, formatting: str = "auto", columns: dict[str, str
         unfilled_placeholders=sorted(loaded.unfilled_placeholders), documents=documents,
         placeholders=sorted(loaded.placeholders), near_placeholders=data_warnings(loaded.near_placeholders),
         cutoff_len=recipe.cutoff_len if recipe is not None else None, over_cutoff=over_cutoff,
+        special_text=special_text,
     )
+
+
+def _special_text_warnings(tokenizer, convs: list[Conversation], system: str | None) -> list[str]:
+    """Warnings for special-token texts (``</s>``) in the records or the system prompt (core/data/special_text.py)."""
+    from ftwiz.core.data.special_text import find_special_text, special_text_warnings, special_token_texts
+
+    tokens = special_token_texts(tokenizer)
+    return special_text_warnings(find_special_text(convs, tokens), system, tokens)
 
 
 def _over_cutoff(tokenizer, template: str, convs: list, recipe) -> dict[str, int] | None:
@@ -272,6 +284,8 @@ def prepare_for_training(recipe, tokenizer, *, events: EventBus | None = None,
             else ""
         say(Message(level="warning", text=f"{exact + near} duplicate record(s) left out (exact {exact}{near_part}); "
                     "`dedup: false` keeps them"))
+    for line in _special_text_warnings(tokenizer, convs, system):  # before the system joins every record
+        say(Message(level="warning", text=line))
     _default_system(convs, system)
     if not convs and not loaded.read:  # "no usable records (0 rejected)" read as if something were wrong in them
         raise FtwizError(f"no records in {', '.join(recipe.dataset)}: nothing to read (an empty file, blank lines, "

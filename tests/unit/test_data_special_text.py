@@ -1,0 +1,54 @@
+"""Special-token text in the data ('</s>' at the end of scraped ShareGPT answers, '<|im_end|>' in a question) is
+said before training: the tokenizer reads it as the control token, so the model learns to stop mid-answer.
+Oracle: the model's own tokenizer, which turns that text into the special token's id."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ftwiz.core.cli import main as cli_main
+
+
+def _chats(path: Path, answers: list[str], question: str = "Hi") -> Path:
+    path.write_text("".join(json.dumps({"conversations": [{"from": "human", "value": question},
+                                                          {"from": "gpt", "value": a}]}) + "\n" for a in answers),
+                    encoding="utf-8")
+    return path
+
+
+def test_data_check_names_where_a_special_token_text_is_and_how_often(tmp_path: Path, tiny_qwen2: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from transformers import AutoTokenizer
+
+    answers = ["Fine, thanks.", "Sure.<|im_end|>", "Plain <im_end> text.", "Bye<|im_end|>"]
+    data = _chats(tmp_path / "chats.jsonl", answers)
+    tok = AutoTokenizer.from_pretrained(tiny_qwen2)
+    end = tok.convert_tokens_to_ids("<|im_end|>")
+    learned_as_token = [end in tok(a, add_special_tokens=False)["input_ids"] for a in answers]
+    assert learned_as_token == [False, True, False, True]  # the oracle: which answers train the control token
+
+    assert cli_main(["data", "check", str(data), "--model", str(tiny_qwen2)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"{data}, line 2, field conversations[1].value (and 1 more record): '<|im_end|>' is the text of a " \
+           "special token" in out
+    assert "<im_end>" not in out  # not a token of this tokenizer: trained as the text it is
+
+    assert cli_main(["data", "check", str(data), "--model", str(tiny_qwen2), "--json"]) == 0
+    said = json.loads(capsys.readouterr().out)["special_token_text"]
+    assert len(said) == 1 and "'<|im_end|>'" in said[0]
+
+
+def test_training_data_step_says_it_too_and_clean_data_says_nothing(tmp_path: Path, tiny_qwen2: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    dirty = _chats(tmp_path / "dirty.jsonl", ["Hello.", "Hi."], question="What is <|endoftext|>?")
+    assert cli_main(["data", "preview", str(dirty), "--model", str(tiny_qwen2)]) == 0
+    captured = capsys.readouterr()
+    said = " ".join((captured.err + captured.out).split())
+    assert "line 1, field conversations[0].value (and 1 more record): '<|endoftext|>'" in said
+
+    clean = _chats(tmp_path / "clean.jsonl", ["Hello.", "Hi."])
+    assert cli_main(["data", "preview", str(clean), "--model", str(tiny_qwen2)]) == 0
+    captured = capsys.readouterr()
+    assert "special token" not in captured.out + captured.err
