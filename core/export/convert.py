@@ -45,6 +45,7 @@ from ftwiz.core.export.q8_range import scale_overflow_note, scale_watched
 from ftwiz.core.export.shape_check import check_shapes
 from ftwiz.core.export.tensor_names import BlockNameMap
 from ftwiz.core.export.tensors import TensorRef, list_tensors
+from ftwiz.core.export.tied_head import tied_head_name
 from ftwiz.core.pause import pause_point
 from ftwiz.core.quant_types import CONVERTER_TYPES, FILE_TYPES
 
@@ -118,12 +119,15 @@ def plan_tensors(model_dir: Path, params: ModelParams, out_type: str) -> list[Te
     tmap = BlockNameMap(_arch_enum(params.info.gguf_arch), params.num_layers)
     refs = [(ref, name) for ref in list_tensors(model_dir) if (name := text_tensor_name(ref.name)) is not None]
     names = {name for _, name in refs}
+    head_as = tied_head_name({name: ref for ref, name in refs}) if params.tied else None
     plans: list[TensorPlan] = []
     for ref, hf_name in refs:
         if hf_name.endswith(IGNORED_SUFFIXES):
             continue
         if hf_name == "lm_head.weight" and params.tied:
-            continue  # tied: llama.cpp reuses token_embd when output.weight is absent
+            if head_as is None:
+                continue  # tied: llama.cpp reuses token_embd when output.weight is absent
+            hf_name = head_as  # as transformers loads it: untied, or the only copy (tied_head.py)
         if ref.dtype not in ("F32", "F16", "BF16"):
             raise FtwizError(f"tensor {ref.name} is stored as {ref.dtype}, not a 16/32-bit float",
                              where=Location(file=ref.file, field=ref.name),
