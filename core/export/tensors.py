@@ -20,6 +20,7 @@ from typing import Any
 from ftwiz.core.errors import FtwizError, Location
 
 INDEX_NAME = "model.safetensors.index.json"
+SINGLE_NAME = "model.safetensors"
 
 # safetensors dtype name -> (torch dtype name, bytes per element)
 DTYPES: dict[str, tuple[str, int]] = {
@@ -53,6 +54,11 @@ def weight_files(model_dir: Path, *, pattern: str = "*.safetensors") -> list[Pat
         weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {})
         files = sorted(set(weight_map.values()))
         missing = [f for f in files if not (model_dir / f).is_file()]
+        single = model_dir / SINGLE_NAME
+        if single.is_file() and len(missing) == len(files):  # the index outlived its shards: save_pretrained
+            return [single]  # of one file keeps an old index; transformers loads model.safetensors, as here
+        if single.is_file() and not missing:
+            raise _two_weight_sets(single, [model_dir / f for f in files], index)
         if missing:
             raise FtwizError(f"shard {missing[0]} listed in the index is missing", where=Location(file=index),
                              fix="re-download or re-save the model so every shard is present")
@@ -65,6 +71,25 @@ def weight_files(model_dir: Path, *, pattern: str = "*.safetensors") -> list[Pat
         raise FtwizError("no safetensors weights found" + (" (only pickled .bin/.pt files, which ftwiz does "
                          "not load)" if pickled else ""), where=Location(file=model_dir), fix=fix)
     return files
+
+
+def _two_weight_sets(single: Path, shards: list[Path], index: Path) -> FtwizError:
+    """A folder holding model.safetensors and every shard of an index: a sharded save_pretrained into a folder
+    with an older single-file save keeps that file. transformers loads model.safetensors, llama.cpp's converter
+    the shards: which one is the model cannot be told, so the user is asked, shown which is newer."""
+    import time
+
+    newest = max(shards, key=lambda f: f.stat().st_mtime)
+    single_newer = single.stat().st_mtime > newest.stat().st_mtime
+
+    def when(f: Path) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(f.stat().st_mtime))
+
+    stale = f"{index.name} and its {len(shards)} shards" if single_newer else single.name
+    return FtwizError(f"the folder holds two sets of weights: {single.name} (saved {when(single)}) and the "
+                      f"{len(shards)} shards listed in {index.name} (newest saved {when(newest)}); transformers "
+                      f"loads {single.name}, llama.cpp's converter the shards", where=Location(file=single.parent),
+                      fix=f"delete the stale set ({stale}, the older one) and run the command again")
 
 
 def read_header(file: Path) -> tuple[list[TensorRef], dict[str, str]]:
