@@ -146,6 +146,11 @@ def plan_tensors(model_dir: Path, params: ModelParams, out_type: str) -> list[Te
         add_one = params.info.norm_plus_one and hf_name.endswith("norm.weight")
         plans.append(TensorPlan(ref, gguf_name, ref.shape, qtype, _nbytes(ref.shape, qtype), heads, add_one))
     if not params.tied and "lm_head.weight" not in names:
+        if "embed_tokens.weight" in names:  # no 'model.' prefix: the body alone, saved without its head
+            raise FtwizError("the checkpoint has no lm_head.weight and its tensors lack the 'model.' prefix "
+                             "(embed_tokens.weight, layers.0...): it holds the model without its language-model "
+                             "head, saved from AutoModel or model.model", where=Location(file=model_dir),
+                             fix="save the whole model again: AutoModelForCausalLM...save_pretrained(folder)")
         raise FtwizError("config.json says embeddings are not tied, but lm_head.weight is missing",
                          where=Location(file=model_dir / "config.json", field="tie_word_embeddings"),
                          fix="set tie_word_embeddings to true if the model shares them, or restore lm_head")

@@ -107,6 +107,13 @@ def check_exportable(model_dir: str | Path, *, quants: list[str] | None = None, 
     except FtwizError as exc:
         problem(exc)
         return check
+    if check.ok and check.gguf_architecture:  # every tensor placed as the export will (shard headers only)
+        from ftwiz.core.export.convert import plan_tensors
+
+        try:
+            plan_tensors(path, params, "F16")
+        except FtwizError as exc:
+            problem(exc)
     n = check.parameters
     needed = {"merge": 2 * n if needs_merge else 0}
     if "F16" in quants or needs_f16_intermediate(quants):  # K-quants need no F16 when ggml writes them directly
