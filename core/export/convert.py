@@ -30,22 +30,19 @@ from pathlib import Path
 from ftwiz.core.atomic import atomic_path, make_parent
 from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.export.arch import (
-    IGNORED_SUFFIXES,
     ModelParams,
     longrope_attention_factor,
     model_params,
     read_config,
     rope_factor_tensors,
-    text_tensor_name,
 )
 from ftwiz.core.export.f16_range import OverflowLog, overflow_flag_works, overflow_note, watched
 from ftwiz.core.export.gguf_data import write_data
 from ftwiz.core.export.kquant import direct_quant_available, retype_plans
+from ftwiz.core.export.placement import place_tensors
 from ftwiz.core.export.q8_range import scale_overflow_note, scale_watched
 from ftwiz.core.export.shape_check import check_shapes
-from ftwiz.core.export.tensor_names import BlockNameMap
-from ftwiz.core.export.tensors import TensorRef, list_tensors
-from ftwiz.core.export.tied_head import tied_head_name
+from ftwiz.core.export.tensors import TensorRef
 from ftwiz.core.pause import pause_point
 from ftwiz.core.quant_types import CONVERTER_TYPES, FILE_TYPES
 
@@ -69,16 +66,6 @@ class TensorPlan:
     add_one: bool = False  # Gemma norms: stored as 1 + w (written as F32)
     values: tuple[float, ...] = ()  # synthesised tensors (ref None): their F32 values
     via_f16: bool = False  # K-quant exports: quantize the float16-rounded values, as llama.cpp would (kquant)
-
-
-def _arch_enum(name: str):
-    import gguf
-
-    for key, value in gguf.MODEL_ARCH_NAMES.items():
-        if value == name:
-            return key
-    raise FtwizError(f"the installed gguf package does not know architecture '{name}'",
-                     fix="upgrade the gguf package (pip install -U gguf)")
 
 
 def permute_rotate_half(weight, n_head: int):
@@ -116,27 +103,9 @@ def plan_tensors(model_dir: Path, params: ModelParams, out_type: str) -> list[Te
     """Map every checkpoint tensor to its GGUF name and type; raise before any data is read."""
     import gguf
 
-    tmap = BlockNameMap(_arch_enum(params.info.gguf_arch), params.num_layers)
-    refs = [(ref, name) for ref in list_tensors(model_dir) if (name := text_tensor_name(ref.name)) is not None]
-    names = {name for _, name in refs}
-    head_as = tied_head_name({name: ref for ref, name in refs}) if params.tied else None
     plans: list[TensorPlan] = []
-    for ref, hf_name in refs:
-        if hf_name.endswith(IGNORED_SUFFIXES):
-            continue
-        if hf_name == "lm_head.weight" and params.tied:
-            if head_as is None:
-                continue  # tied: llama.cpp reuses token_embd when output.weight is absent
-            hf_name = head_as  # as transformers loads it: untied, or the only copy (tied_head.py)
-        if ref.dtype not in ("F32", "F16", "BF16"):
-            raise FtwizError(f"tensor {ref.name} is stored as {ref.dtype}, not a 16/32-bit float",
-                             where=Location(file=ref.file, field=ref.name),
-                             fix="export the 16-bit merged model (ftwiz merge), not a 4/8-bit quantized one")
-        gguf_name = tmap.get_name(hf_name, try_suffixes=(".weight", ".bias"))
-        if gguf_name is None:
-            raise FtwizError(f"tensor {ref.name} has no GGUF counterpart for {params.hf_arch}",
-                             where=Location(file=ref.file, field=ref.name),
-                             fix="this checkpoint has extra weights ftwiz cannot place; report the model id")
+    for placed in place_tensors(model_dir, params):
+        ref, hf_name = placed.ref, placed.hf_name
         heads = 0
         if params.info.permute_qk and hf_name.endswith(("q_proj.weight", "q_proj.bias")):
             heads = params.num_heads
@@ -144,16 +113,7 @@ def plan_tensors(model_dir: Path, params: ModelParams, out_type: str) -> list[Te
             heads = params.num_kv_heads
         qtype = _choose_type(out_type, ref.shape)
         add_one = params.info.norm_plus_one and hf_name.endswith("norm.weight")
-        plans.append(TensorPlan(ref, gguf_name, ref.shape, qtype, _nbytes(ref.shape, qtype), heads, add_one))
-    if not params.tied and "lm_head.weight" not in names:
-        if "embed_tokens.weight" in names:  # no 'model.' prefix: the body alone, saved without its head
-            raise FtwizError("the checkpoint has no lm_head.weight and its tensors lack the 'model.' prefix "
-                             "(embed_tokens.weight, layers.0...): it holds the model without its language-model "
-                             "head, saved from AutoModel or model.model", where=Location(file=model_dir),
-                             fix="save the whole model again: AutoModelForCausalLM...save_pretrained(folder)")
-        raise FtwizError("config.json says embeddings are not tied, but lm_head.weight is missing",
-                         where=Location(file=model_dir / "config.json", field="tie_word_embeddings"),
-                         fix="set tie_word_embeddings to true if the model shares them, or restore lm_head")
+        plans.append(TensorPlan(ref, placed.gguf_name, ref.shape, qtype, _nbytes(ref.shape, qtype), heads, add_one))
     for name, values in rope_factor_tensors(params).items():
         plans.append(TensorPlan(None, name, (len(values),), gguf.GGMLQuantizationType.F32, 4 * len(values),
                                 values=tuple(values)))

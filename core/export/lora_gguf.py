@@ -24,8 +24,9 @@ def convert_adapter_to_gguf(adapter_dir: str | Path, out_file: str | Path, *, ba
     import torch
     from ftwiz.core.export.adapter import load_adapter
     from ftwiz.core.export.arch import model_params, text_tensor_name
-    from ftwiz.core.export.convert import _arch_enum, permute_rotate_half
+    from ftwiz.core.export.convert import permute_rotate_half
     from ftwiz.core.export.merge import resolve_adapter_and_base
+    from ftwiz.core.export.placement import arch_enum
     from ftwiz.core.export.tensor_names import BlockNameMap
     from ftwiz.core.trained_context import add_keys, run_context_keys, run_of_model_folder
 
@@ -49,7 +50,7 @@ def convert_adapter_to_gguf(adapter_dir: str | Path, out_file: str | Path, *, ba
     rank = ranks.pop()
     # llama.cpp scales by alpha / r; rsLoRA's alpha / sqrt(r) is expressed through an adjusted alpha.
     alpha = float(cfg.get("lora_alpha", rank)) * (math.sqrt(rank) if cfg.get("use_rslora") else 1.0)
-    tmap = BlockNameMap(_arch_enum(params.info.gguf_arch), params.num_layers)
+    tmap = BlockNameMap(arch_enum(params.info.gguf_arch), params.num_layers)
     out_file = Path(out_file)
     needed = sum(4 * (m.a.numel() + m.b.numel()) for m in adapter.modules.values())  # written as F32
     with atomic_path(out_file, overwrite=overwrite, needed=needed, what=f"the adapter GGUF {out_file.name}") as tmp:

@@ -108,10 +108,10 @@ def check_exportable(model_dir: str | Path, *, quants: list[str] | None = None, 
         problem(exc)
         return check
     if check.ok and check.gguf_architecture:  # every tensor placed as the export will (shard headers only)
-        from ftwiz.core.export.convert import plan_tensors
+        from ftwiz.core.export.placement import place_tensors
 
         try:
-            plan_tensors(path, params, "F16")
+            place_tensors(path, params)
         except FtwizError as exc:
             problem(exc)
     n = check.parameters

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from ftwiz.core.export.arch import ARCHITECTURES
-from ftwiz.core.export.convert import _arch_enum
+from ftwiz.core.export.placement import arch_enum as _arch_enum
 from ftwiz.core.export.tensor_names import BlockNameMap
 
 GGUF_ARCHS = sorted({info.gguf_arch for info in ARCHITECTURES.values()})
