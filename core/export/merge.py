@@ -23,6 +23,7 @@ from ftwiz.core.adapter_config import adapter_base_model, is_adapter_dir
 from ftwiz.core.atomic import atomic_dir
 from ftwiz.core.errors import FtwizError, Location
 from ftwiz.core.export.adapter import Adapter, load_adapter, merged_weight
+from ftwiz.core.export.adapter_names import rename_to_checkpoint
 from ftwiz.core.export.tensors import INDEX_NAME, StreamingSafetensorsWriter, TensorRef, list_tensors
 from ftwiz.core.model_config import read_config
 from ftwiz.core.pause import pause_point
@@ -84,6 +85,7 @@ def _plan(base: Path, adapter: Adapter, config: dict) -> tuple[list[TensorRef], 
     """Base tensor refs, their output names, and which module each LoRA pair patches."""
     refs = list_tensors(base)
     by_name = {r.name: r for r in refs}
+    rename_to_checkpoint(adapter, by_name)  # Gemma 3 image-text: model.language_model.* is language_model.model.*
     targets: dict[str, str] = {}
     for module in adapter.modules:
         tied_head = module == "lm_head" and config.get("tie_word_embeddings")

@@ -242,3 +242,45 @@ def test_adapter_trained_after_adding_tokens_merges_like_peft(tiny_llama: Path, 
     _assert_same_as_peft(peft_model, out)
     assert json.loads((out / "config.json").read_text())["vocab_size"] == len(tokenizer)
     assert AutoTokenizer.from_pretrained(out).convert_tokens_to_ids("<|note|>") == len(tokenizer) - 1
+
+
+def test_gemma3_image_text_adapter_merges_into_its_checkpoint(tmp_path: Path) -> None:
+    """Gemma 3 4B and larger are Gemma3ForConditionalGeneration: stored as language_model.model.layers.*, held
+    by transformers as model.language_model.layers.*, which is how peft names the adapter. The merge refused
+    every such adapter ('the adapter modifies model.language_model.layers.0.self_attn.q_proj, which the base
+    model does not have'). Oracle: peft's merge_and_unload, against the merged folder loaded by transformers."""
+    import torch
+    import transformers
+    from ftwiz.core.export.merge import merge_adapter
+    from peft import LoraConfig, get_peft_model
+    from safetensors import safe_open
+    from spm_models import save_random_body, sentencepiece_llama
+
+    base = sentencepiece_llama(tmp_path / "g3mm")
+    n = len(transformers.AutoTokenizer.from_pretrained(base))
+    text = dict(vocab_size=n + 3, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=32, query_pre_attn_scalar=32, max_position_embeddings=512,
+                sliding_window=64, rms_norm_eps=1e-6, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=28,
+                  patch_size=14)
+    save_random_body(base, transformers.Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4,
+                                                     boi_token_index=n, eoi_token_index=n + 1,
+                                                     image_token_index=n + 2), vector_std=0.2)
+    with safe_open(base / "model.safetensors", "pt") as stored:
+        stored_names = stored.keys()
+    assert any(k.startswith("language_model.model.layers.") for k in stored_names)  # the layout on disk
+    model = transformers.AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, task_type="CAUSAL_LM",
+                                                  target_modules=r".*language_model.*\.(q_proj|v_proj|down_proj)"))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.2)
+    peft_model.save_pretrained(tmp_path / "adapter")
+    out = merge_adapter(tmp_path / "adapter", tmp_path / "merged", base_dir=base)
+    reference = peft_model.merge_and_unload().state_dict()
+    merged = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).state_dict()
+    assert set(merged) == set(reference)
+    for name, tensor in merged.items():
+        assert torch.allclose(tensor, reference[name], atol=1e-5), name
