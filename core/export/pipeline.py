@@ -76,6 +76,9 @@ def resolve_source(model_or_run: str | Path, *, overwrite: bool = False, events=
     except RunFolderIncomplete:
         raise
     except FtwizError:
+        from ftwiz.core.export.adapter_folder import refuse_adapter_folder
+
+        refuse_adapter_folder(model_or_run)
         model_dir = resolve_model(str(model_or_run))
         return model_dir, model_dir.name, None, False
     if run.model.is_dir() and (run.model / "config.json").is_file():

@@ -63,6 +63,7 @@ def _vocab_merges_tokenizer(path: Path) -> str:
 def check_exportable(model_dir: str | Path, *, quants: list[str] | None = None, out_dir: str | Path | None = None,
                      needs_merge: bool = True) -> ExportCheck:
     """Architecture, tokenizer and disk space for merge + F16 + each quant, without raising."""
+    from ftwiz.core.export.adapter_folder import refuse_adapter_folder
     from ftwiz.core.export.arch import model_params
     from ftwiz.core.export.vocab import detect_pre_tokenizer, read_tokenizer_json, tokenizer_kind
     from ftwiz.core.export.vocab_slow import has_slow_bpe_files
@@ -77,6 +78,7 @@ def check_exportable(model_dir: str | Path, *, quants: list[str] | None = None, 
         check.fixes.append(error.fix or "")  # kept index-aligned with problems
 
     try:
+        refuse_adapter_folder(model_dir)
         path = resolve_model(str(model_dir))
     except FtwizError as exc:
         problem(exc)
