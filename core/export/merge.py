@@ -15,6 +15,7 @@ into 4-bit weights: that rounds the small LoRA update away (peft#2321, transform
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -68,7 +69,20 @@ def resolve_adapter_and_base(source: str | Path, base_dir: str | Path | None = N
         raise FtwizError("cannot tell which base model this adapter belongs to",
                          where=Location(file=adapter_dir / "adapter_config.json", field="base_model_name_or_path"),
                          fix="pass the base model folder with --base")
-    return adapter_dir, resolve_model(base_hint)
+    try:
+        return adapter_dir, resolve_model(base_hint)
+    except FtwizError as exc:
+        unquantized = _PREQUANTIZED.sub("", base_hint)
+        if unquantized == base_hint or base_dir is not None:
+            raise
+        # an adapter trained on a pre-quantized repo (Unsloth's '-bnb-4bit'): fetching that repo cannot help,
+        # the merge refuses 4-bit weights; the 16-bit model it was made from can
+        raise FtwizError(f"{exc.what}; it is a 4-bit copy of a model, and the merge needs the 16-bit original",
+                         where=Location(file=adapter_dir / "adapter_config.json", field="base_model_name_or_path"),
+                         fix=f"ftwiz pull {unquantized}, then merge with --base {unquantized}") from None
+
+
+_PREQUANTIZED = re.compile(r"-(unsloth-)?bnb-4bit$", re.IGNORECASE)  # Unsloth's names for bitsandbytes copies
 
 
 def _check_base(base: Path, config: dict) -> None:

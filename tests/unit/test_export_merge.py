@@ -284,3 +284,21 @@ def test_gemma3_image_text_adapter_merges_into_its_checkpoint(tmp_path: Path) ->
     assert set(merged) == set(reference)
     for name, tensor in merged.items():
         assert torch.allclose(tensor, reference[name], atol=1e-5), name
+
+
+def test_adapter_of_a_prequantized_repo_asks_for_its_16_bit_original(tiny_qwen2: Path, tmp_path: Path) -> None:
+    """Unsloth's adapters name a bitsandbytes copy as their base (unsloth/X-bnb-4bit). Not in the cache, the
+    merge said to pull exactly that repo, which it then refuses (4-bit weights round the fine-tune away); it
+    now names the 16-bit model, and says nothing about pulling the 4-bit one."""
+    from ftwiz.core.export.merge import merge_adapter
+
+    make_adapter(tiny_qwen2, tmp_path / "adapter", targets=("q_proj",))
+    config_path = tmp_path / "adapter" / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "base_model_name_or_path": "unsloth/Qwen2.5-0.5B-Instruct-bnb-4bit"}))
+    with pytest.raises(FtwizError) as info:
+        merge_adapter(tmp_path / "adapter", tmp_path / "merged")
+    assert "16-bit original" in info.value.what
+    assert info.value.fix == ("ftwiz pull unsloth/Qwen2.5-0.5B-Instruct, then merge with --base "
+                              "unsloth/Qwen2.5-0.5B-Instruct")
+    assert not (tmp_path / "merged").exists()
