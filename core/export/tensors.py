@@ -57,8 +57,8 @@ def weight_files(model_dir: Path, *, pattern: str = "*.safetensors") -> list[Pat
         single = model_dir / SINGLE_NAME
         if single.is_file() and len(missing) == len(files):  # the index outlived its shards: save_pretrained
             return [single]  # of one file keeps an old index; transformers loads model.safetensors, as here
-        if single.is_file() and not missing:
-            raise _two_weight_sets(single, [model_dir / f for f in files], index)
+        if single.is_file() and not missing and files != [SINGLE_NAME]:  # (an index of model.safetensors alone
+            raise _two_weight_sets(single, [model_dir / f for f in files], index)  # is one set, as a merge writes)
         if missing:
             raise FtwizError(f"shard {missing[0]} listed in the index is missing", where=Location(file=index),
                              fix="re-download or re-save the model so every shard is present")

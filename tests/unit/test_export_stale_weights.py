@@ -64,3 +64,17 @@ def test_model_safetensors_beside_a_full_set_of_shards_is_refused(tiny_llama: Pa
     assert "two sets of weights: model.safetensors" in err and "model.safetensors.index.json" in err, err
     assert "delete the stale set (model.safetensors, the older one)" in err, err
     assert not (tmp_path / "m.gguf").exists()
+
+
+def test_index_of_model_safetensors_alone_is_one_set(tiny_llama: Path, tmp_path: Path) -> None:
+    """An index listing model.safetensors itself (ftwiz merge writes one when the base had an index) is one set
+    of weights: the merge of a base with a stale index, then the export of the merged folder."""
+    import json
+
+    folder = tmp_path / "model"
+    _model_saved_twice(tiny_llama, folder, "200KB", "5GB")  # model.safetensors and a stale index
+    refs = json.loads((folder / "model.safetensors.index.json").read_text())["weight_map"]
+    index = {"metadata": {}, "weight_map": {name: "model.safetensors" for name in refs}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    result = ftwiz("export", str(folder), "--quant", "F16", "--out", str(tmp_path / "m.gguf"))
+    assert result.returncode == 0, result.stderr
