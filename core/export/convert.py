@@ -267,6 +267,7 @@ def _write_header(tmp: Path, model_dir: Path, params: ModelParams, plans: list[T
     import gguf
     from ftwiz.core.export.gguf_kv import BulkGGUFWriter
     from ftwiz.core.export.gguf_name import gguf_general_name
+    from ftwiz.core.export.sampling_defaults import write_sampling_defaults
     from ftwiz.core.export.train_bos import runtime_adds_bos
     from ftwiz.core.export.vocab import write_vocab
     from ftwiz.core.export.vocab_cache import read_vocab
@@ -278,6 +279,7 @@ def _write_header(tmp: Path, model_dir: Path, params: ModelParams, plans: list[T
         # bytes; a byte-level BPE's arrays come from the cache when this tokenizer.json was exported before
         tj, merges, vocab = read_vocab(model_dir, params.vocab_size)
         write_hparams(writer, params, gguf_general_name(model_dir, tj), out_type)
+        write_sampling_defaults(writer, model_dir)  # general.sampling.*: llama.cpp tools sample as recommended
         write_vocab(writer, model_dir, params.vocab_size, add_bos=runtime_adds_bos(model_dir), tokenizer_json=tj,
                     packed_merges=merges, vocab=vocab)
         del tj, merges, vocab  # freed before the data section: peak memory stays the vocabulary's or one piece's
