@@ -18,6 +18,7 @@ a template that never reads that field would drop it without a word, so such a r
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 THINK_CLOSE = "</think>"
@@ -78,12 +79,36 @@ def training_messages(messages: list[dict[str, Any]], template: str,
     return strip_reasoning(messages)
 
 
-def unrendered_reasoning(template: str, messages: list[dict[str, Any]]) -> str | None:
-    """``"messages[3].reasoning_content"`` for the first assistant thought held in a field ``template`` never
-    reads (its text does not name the field), else None. A template that reads the field and still leaves a
-    thought out (Qwen3 drops thoughts before the last user turn) does so by design and is followed."""
+def reads_field(template: str, key: str) -> bool:
+    """True when ``template`` reads a message's ``key`` (``message.key``, ``message['key']``, ``'key' in ...``).
+
+    A bare substring is not enough: Qwen3's template holds ``reasoning_content`` and ``enable_thinking``, so the
+    words ``reasoning`` and ``thinking`` appear in it, yet a ``reasoning`` or ``thinking`` field is never read.
+    """
+    return re.search(rf"\.\s*{key}(?!\w)|['\"]{key}['\"]", template) is not None
+
+
+def unrendered_reasoning(template: str, messages: list[dict[str, Any]],
+                         passed: list[dict[str, Any]] | None = None) -> str | None:
+    """``"messages[3].reasoning_content"`` for the first assistant thought that reaches ``template`` under no
+    field it reads (:func:`reads_field`), else None. ``passed``: the messages as the template receives them,
+    one per message (transformers 5 copies a ``thinking`` or ``reasoning`` field to ``reasoning_content`` and
+    ``thinking``); default ``messages``. A template that reads the field and still leaves a thought out (Qwen3
+    drops thoughts before the last user turn) does so by design and is followed."""
     for i, message in enumerate(messages):
-        for key in REASONING_KEYS:
-            if message.get("role") == "assistant" and message.get(key) and key not in template:
-                return f"messages[{i}].{key}"
+        keys = [key for key in REASONING_KEYS if message.get(key)]
+        if message.get("role") != "assistant" or not keys:
+            continue
+        given = (passed or messages)[i]
+        if not any(given.get(key) and reads_field(template, key) for key in REASONING_KEYS):
+            return f"messages[{i}].{keys[0]}"
     return None
+
+
+def reasoning_fix(template: str) -> str:
+    """What to do with a thought the template does not read: rename the field to one it reads, if any."""
+    read = [key for key in REASONING_KEYS if reads_field(template, key)]
+    if read:
+        return f"rename the field to {read[0]!r}, the one this model's chat template reads"
+    return ("write the reasoning into the answer as <think>...</think> before the answer, or use a model whose "
+            "template reads the field (Qwen3's reads reasoning_content)")

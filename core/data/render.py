@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ftwiz.core.chat_templates.system_fold import fold_system as fold_system
-from ftwiz.core.data.reasoning import unrendered_reasoning
+from ftwiz.core.data.reasoning import reasoning_fix, unrendered_reasoning
 
 SENTINELS = ("\ue000", "\ue001", "\ue002")  # private-use characters: never rendered by a template's own text
 PROBE_USER = "ftwiz probe question"
@@ -72,10 +72,22 @@ def template_variables(tokenizer, template_kwargs: dict[str, Any] | None = None)
 
 
 def _plain(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Drop None-valued keys, as apply_chat_template does (``content: null`` beside tool calls)."""
-    if all(None not in m.values() for m in messages):
-        return messages
-    return [{k: v for k, v in m.items() if v is not None} for m in messages]
+    """The messages as apply_chat_template passes them to the template: None-valued keys dropped (``content:
+    null`` beside tool calls), and a thought's field copied under the other names templates read it by
+    where the installed transformers does so (5.x: ``thinking`` or ``reasoning`` -> ``reasoning_content``)."""
+    if not all(None not in m.values() for m in messages):
+        messages = [{k: v for k, v in m.items() if v is not None} for m in messages]
+    alias = _reasoning_aliaser()
+    return alias(messages) if alias is not None else messages
+
+
+def _reasoning_aliaser():
+    """transformers' own copying of reasoning fields, or None where this transformers has none."""
+    try:
+        from transformers.utils.chat_template_utils import _alias_reasoning_fields
+    except ImportError:
+        return None
+    return _alias_reasoning_fields
 
 
 _COMPILER: list = []
@@ -121,13 +133,12 @@ def render_conversation(tokenizer, template: str, messages: list[dict[str, Any]]
     template refuses a system role and accepts the folded conversation; tool calls, tool results and tool
     definitions must all appear in the text, and an answer's thought in its own field (``reasoning_content``)
     must be a field the template reads. Raises TemplateRefused otherwise."""
-    unread = unrendered_reasoning(template, messages)
+    unread = unrendered_reasoning(template, messages, _plain(messages))
     if unread:
         raise TemplateRefused(
             "reasoning_not_supported",
             f"this model's chat template never reads {unread}, so the model would learn the answer without its "
-            "reasoning: write the reasoning into the answer as <think>...</think> before the answer, or use a "
-            "model whose template reads the field (Qwen3's does)")
+            f"reasoning: {reasoning_fix(template)}")
     try:
         text = render(tokenizer, template, messages, tools=tools, template_kwargs=template_kwargs)
     except TemplateRefused as refused:
