@@ -82,11 +82,37 @@ def _run_of(source: str):
         return None
 
 
-def _adapter_only(args: argparse.Namespace) -> int:
-    from ftwiz.core.cli.console import say
+def _check_adapter(args: argparse.Namespace) -> int:
+    """``--check --adapter-only``: whether the adapter can be written as a GGUF LoRA adapter (not whether the
+    folder is a model, which an adapter never is)."""
+    from ftwiz.core.cli.console import human_bytes, print_json, say
     from ftwiz.core.errors import FtwizError
-    from ftwiz.core.export.lora_gguf import convert_adapter_to_gguf
-    from ftwiz.core.rundir import RunDir
+    from ftwiz.core.export.lora_gguf import check_adapter_gguf
+
+    _refuse_ignored(args)
+    try:
+        adapter, base, size = check_adapter_gguf(args.source, base_dir=args.base)
+        found = {"ok": True, "adapter": str(adapter), "base": str(base), "bytes": size, "problems": [], "fixes": []}
+    except FtwizError as exc:
+        found = {"ok": False, "adapter": args.source, "base": None, "bytes": 0, "problems": [exc.headline()],
+                 "fixes": [exc.fix or ""]}
+    if args.json:
+        print_json(found)
+        return 0 if found["ok"] else 1
+    say(f"adapter: {found['adapter']}")
+    if found["ok"]:
+        say(f"base: {found['base']}")
+        say(f"disk for the F32 adapter GGUF: {human_bytes(found['bytes'])}")
+    for problem, fix in zip(found["problems"], found["fixes"], strict=True):
+        say(("problem:", "red"), f" {problem}")
+        if fix:
+            say("  ", ("fix:", "green"), f" {fix}")
+    say(("exportable as a GGUF LoRA adapter", "green") if found["ok"] else ("not exportable", "red"))
+    return 0 if found["ok"] else 1
+
+
+def _refuse_ignored(args: argparse.Namespace) -> None:
+    from ftwiz.core.errors import FtwizError
 
     ignored = [flag for flag, given in (("--quant", any(q.upper() != "F32" for q in args.quant or [])),
                                         ("--verify", args.verify)) if given]
@@ -95,6 +121,15 @@ def _adapter_only(args: argparse.Namespace) -> int:
                          "and checks nothing", where=ignored[0],
                          fix=f"leave {' and '.join(ignored)} out (llama.cpp applies an F32 adapter over a base of any "
                              "quantization), or leave --adapter-only out to export the merged model")
+
+
+def _adapter_only(args: argparse.Namespace) -> int:
+    from ftwiz.core.cli.console import say
+    from ftwiz.core.errors import FtwizError
+    from ftwiz.core.export.lora_gguf import convert_adapter_to_gguf
+    from ftwiz.core.rundir import RunDir
+
+    _refuse_ignored(args)
     out = args.out
     if out is None:
         try:
@@ -142,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
         from ftwiz.core.export.unreadable import named_permission_errors
 
         with named_permission_errors():  # the export step itself names such files too (export_step.py)
+            if args.check and args.adapter_only:  # the adapter as a GGUF LoRA, not the folder as a model
+                return _check_adapter(args)
             return _check(args) if args.check else _adapter_only(args)
     if args.events == "-":
         return _events_on_stdout(args)

@@ -16,10 +16,10 @@ from ftwiz.core.atomic import atomic_path
 from ftwiz.core.errors import FtwizError, Location
 
 
-def convert_adapter_to_gguf(adapter_dir: str | Path, out_file: str | Path, *, base_dir: str | Path | None = None,
-                            overwrite: bool = False) -> Path:
-    """Write the adapter in ``adapter_dir`` as an F32 GGUF LoRA adapter at ``out_file``."""
-    import gguf
+def _gguf_tensors(adapter_dir: str | Path, base_dir: str | Path | None):
+    """(adapter folder, base folder, params, alpha, [(GGUF tensor name, F32 array)]) for the adapter, or
+    FtwizError naming what a GGUF LoRA adapter cannot carry (DoRA, retrained modules or rows, mixed scales, a
+    module with no GGUF counterpart), before anything is written."""
     import numpy as np
     import torch
     from ftwiz.core.export.adapter import load_adapter
@@ -28,7 +28,6 @@ def convert_adapter_to_gguf(adapter_dir: str | Path, out_file: str | Path, *, ba
     from ftwiz.core.export.merge import resolve_adapter_and_base
     from ftwiz.core.export.placement import arch_enum
     from ftwiz.core.export.tensor_names import BlockNameMap
-    from ftwiz.core.trained_context import add_keys, run_context_keys, run_of_model_folder
 
     adapter_dir, base = resolve_adapter_and_base(adapter_dir, base_dir)
     adapter = load_adapter(adapter_dir)
@@ -51,8 +50,43 @@ def convert_adapter_to_gguf(adapter_dir: str | Path, out_file: str | Path, *, ba
     # llama.cpp scales by alpha / r; rsLoRA's alpha / sqrt(r) is expressed through an adjusted alpha.
     alpha = float(cfg.get("lora_alpha", rank)) * (math.sqrt(rank) if cfg.get("use_rslora") else 1.0)
     tmap = BlockNameMap(arch_enum(params.info.gguf_arch), params.num_layers)
+    tensors = []
+    for module, lora in sorted(adapter.modules.items()):
+        if lora.embedding:
+            raise FtwizError(f"LoRA on the embedding ({module}) is not supported in GGUF adapters",
+                             where=where, fix="merge instead: ftwiz export RUN")
+        text_name = text_tensor_name(f"{module}.weight")
+        name = tmap.get_name(text_name, try_suffixes=(".weight",)) if text_name else None
+        if name is None:
+            raise FtwizError(f"adapted module {module} has no GGUF counterpart", where=where,
+                             fix="merge instead: ftwiz export RUN")
+        b = lora.b.to(torch.float32)
+        if params.info.permute_qk and module.endswith("q_proj"):
+            b = permute_rotate_half(b, params.num_heads)
+        elif params.info.permute_qk and module.endswith("k_proj"):
+            b = permute_rotate_half(b, params.num_kv_heads)
+        base_name = name.removesuffix(".weight")
+        tensors.append((f"{base_name}.weight.lora_a", np.ascontiguousarray(lora.a.to(torch.float32).numpy())))
+        tensors.append((f"{base_name}.weight.lora_b", np.ascontiguousarray(b.numpy())))
+    return adapter_dir, base, params, alpha, tensors
+
+
+def check_adapter_gguf(adapter_dir: str | Path, *, base_dir: str | Path | None = None) -> tuple[Path, Path, int]:
+    """(adapter folder, base folder, bytes of the F32 GGUF adapter) when ``--adapter-only`` can write it;
+    FtwizError with the reason and the fix otherwise (what :func:`convert_adapter_to_gguf` would raise)."""
+    adapter_dir, base, _, _, tensors = _gguf_tensors(adapter_dir, base_dir)
+    return adapter_dir, base, sum(array.nbytes for _, array in tensors)
+
+
+def convert_adapter_to_gguf(adapter_dir: str | Path, out_file: str | Path, *, base_dir: str | Path | None = None,
+                            overwrite: bool = False) -> Path:
+    """Write the adapter in ``adapter_dir`` as an F32 GGUF LoRA adapter at ``out_file``."""
+    import gguf
+    from ftwiz.core.trained_context import add_keys, run_context_keys, run_of_model_folder
+
+    adapter_dir, base, params, alpha, tensors = _gguf_tensors(adapter_dir, base_dir)
     out_file = Path(out_file)
-    needed = sum(4 * (m.a.numel() + m.b.numel()) for m in adapter.modules.values())  # written as F32
+    needed = sum(array.nbytes for _, array in tensors)  # written as F32
     with atomic_path(out_file, overwrite=overwrite, needed=needed, what=f"the adapter GGUF {out_file.name}") as tmp:
         writer = gguf.GGUFWriter(tmp, params.info.gguf_arch)
         try:
@@ -64,24 +98,8 @@ def convert_adapter_to_gguf(adapter_dir: str | Path, out_file: str | Path, *, ba
             # them, so register --adapter prompts it as trained wherever the file goes
             run = run_of_model_folder(adapter_dir)
             add_keys(writer, run_context_keys(run) if run is not None else {})
-            for module, lora in sorted(adapter.modules.items()):
-                if lora.embedding:
-                    raise FtwizError(f"LoRA on the embedding ({module}) is not supported in GGUF adapters",
-                                     where=where, fix="merge instead: ftwiz export RUN")
-                text_name = text_tensor_name(f"{module}.weight")
-                name = tmap.get_name(text_name, try_suffixes=(".weight",)) if text_name else None
-                if name is None:
-                    raise FtwizError(f"adapted module {module} has no GGUF counterpart", where=where,
-                                     fix="merge instead: ftwiz export RUN")
-                b = lora.b.to(torch.float32)
-                if params.info.permute_qk and module.endswith("q_proj"):
-                    b = permute_rotate_half(b, params.num_heads)
-                elif params.info.permute_qk and module.endswith("k_proj"):
-                    b = permute_rotate_half(b, params.num_kv_heads)
-                base_name = name.removesuffix(".weight")
-                writer.add_tensor(f"{base_name}.weight.lora_a",
-                                  np.ascontiguousarray(lora.a.to(torch.float32).numpy()))
-                writer.add_tensor(f"{base_name}.weight.lora_b", np.ascontiguousarray(b.numpy()))
+            for name, array in tensors:
+                writer.add_tensor(name, array)
             writer.write_header_to_file()
             writer.write_kv_data_to_file()
             writer.write_tensors_to_file()

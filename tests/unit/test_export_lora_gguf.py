@@ -104,3 +104,24 @@ def test_trainable_token_rows_are_refused_with_merge_hint(llama01: Path, tmp_pat
         convert_adapter_to_gguf(tmp_path / "adapter", tmp_path / "lora.gguf")
     assert "model.embed_tokens.weight" in info.value.what and "merge" in info.value.fix
     assert not (tmp_path / "lora.gguf").exists()
+
+
+def test_check_with_adapter_only_says_whether_the_adapter_export_works(llama01: Path, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`export ADAPTER --adapter-only --check` checked the folder as a model: 'not exportable', with the fix
+    '... or keep it an adapter: ftwiz export ADAPTER --adapter-only', the very command given. Oracle: the
+    --adapter-only export itself, which writes a plain LoRA and refuses DoRA."""
+    from ftwiz.core.cli import main
+
+    _adapter(llama01, tmp_path / "lora")
+    _adapter(llama01, tmp_path / "dora", use_dora=True)
+    for name in ("lora", "dora"):
+        exported = main(["export", str(tmp_path / name), "--adapter-only", "--out", str(tmp_path / f"{name}.gguf")])
+        capsys.readouterr()
+        checked = main(["export", str(tmp_path / name), "--adapter-only", "--check"])
+        said = " ".join(capsys.readouterr().out.split())
+        assert (exported == 0) == (checked == 0) == (name == "lora"), (name, exported, checked, said)
+        if name == "lora":
+            assert "exportable as a GGUF LoRA adapter" in said and "--adapter-only" not in said
+        else:
+            assert "not exportable" in said and "DoRA" in said
