@@ -231,10 +231,15 @@ def _unknown_format(problem: RecordProblem, records: list[RawRecord], path: Path
                if isinstance(value, list) and value and all(isinstance(item, dict) for item in value)] \
         if len(records) == 1 and isinstance(records[0].data, dict) and path.suffix == ".json" else []
     if len(wrapped) == 1:
+        import shlex
+
         key, count = wrapped[0], len(records[0].data[wrapped[0]])
+        target = path.absolute().with_name(f"{path.stem}-records.json")
+        # a command that works from any folder and with any file name: paths as Python literals, shell-quoted
+        code = (f"import json; json.dump(json.load(open({json.dumps(str(path.absolute()))}, encoding=\"utf-8-sig\"))"
+                f"[{json.dumps(key)}], open({json.dumps(str(target))}, \"w\"))")
         return FtwizError(f"the file is one JSON object whose records ({count}) are under the key {key!r}; ftwiz "
                           "reads a .json file as a list of records", where=Location(file=path, field=key),
-                          fix="write the list to a file of its own and give that file instead, e.g. `python -c "
-                              f"\"import json; json.dump(json.load(open('{path.name}'))['{key}'], "
-                              "open('records.json', 'w'))\"`")
+                          fix=f"write the list to a file of its own and give that file ({target.name}) instead: "
+                              f"`python -c {shlex.quote(code)}`")
     return FtwizError(problem.message, where=Location(file=path), fix=DETECT_FIX)

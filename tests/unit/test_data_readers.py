@@ -194,18 +194,24 @@ def test_records_wrapped_in_an_object_are_said_to_be_under_their_key_with_a_fix_
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """`{"data": [...]}` (how many exports save a list) said 'cannot tell the format from the keys ['data']' and
     offered --format and --column, which cannot read it; the suggested command must give a file ftwiz reads."""
+    import shutil
     import subprocess
     import sys
 
     rows = [{"instruction": f"Name fruit {i}.", "output": f"Fruit {i}."} for i in range(3)]
-    wrapped = tmp_path / "export.json"
+    folder = tmp_path / "my data"
+    folder.mkdir()
+    wrapped = folder / "Bob's export.json"  # a space and a quote in the path: the command must still work
     wrapped.write_text(json.dumps({"version": 2, "data": rows}), encoding="utf-8")
     assert cli_main(["data", "check", str(wrapped)]) == 2
-    err = " ".join(capsys.readouterr().err.split())
-    assert "field 'data'" in err and "records (3) are under the key 'data'" in err and "--format" not in err
-    command = err.split("`", 2)[1]
+    err = capsys.readouterr().err
+    said = " ".join(err.split())
+    assert "field 'data'" in said and "records (3) are under the key 'data'" in said and "--format" not in said
+    command = err.replace("\n", "").split("`", 2)[1]  # the console may wrap the fix over lines
     assert command.startswith("python -c ")
-    monkeypatch.chdir(tmp_path)
-    subprocess.run([sys.executable, "-c", command.removeprefix("python -c ").strip('"')], check=True)
-    assert cli_main(["data", "check", str(tmp_path / "records.json")]) == 0
+    monkeypatch.chdir(tmp_path.parent)  # run from another folder, as a user may
+    python = Path(sys.executable).parent
+    subprocess.run(["bash", "-c", command], check=True, env={"PATH": f"{python}:/usr/bin:/bin"})
+    assert shutil.which("python", path=str(python))
+    assert cli_main(["data", "check", str(folder / "Bob's export-records.json")]) == 0
     assert "kept 3" in " ".join(capsys.readouterr().out.split())
