@@ -9,7 +9,9 @@ turn early. Said as a warning, never refused: raw-text data may mean a separator
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from typing import Any
 
 from ftwiz.core.data.records import Conversation
 
@@ -17,10 +19,7 @@ SHOWN = 5  # distinct tokens named one by one; more are counted
 
 
 def special_token_texts(tokenizer) -> list[str]:
-    """The texts the tokenizer turns into special tokens (its special added tokens), longest first.
-
-    Longest first so that a token whose text holds another's (``<|im_end|>`` and ``<|im``) is named whole.
-    """
+    """The texts the tokenizer turns into special tokens (its special added tokens), longest first."""
     decoder = getattr(tokenizer, "added_tokens_decoder", None) or {}
     texts = {str(token.content) for token in decoder.values() if getattr(token, "special", False)}
     texts |= {str(t) for t in getattr(tokenizer, "all_special_tokens", []) or []}
@@ -40,19 +39,53 @@ def _texts(conv: Conversation) -> Iterable[tuple[str, str]]:
             yield key, text
 
 
+class _TokenFinder:
+    """Finds the special-token texts in a text in one pass: a regex finds where one could start (its first
+    character), then a trie of the texts gives the longest one starting there. Checking each of a tokenizer's
+    texts against each field cost seconds per 5,000 records with Mistral's 771 (and Gemma's thousands)."""
+
+    _END = ""  # the key that marks a complete token in the trie (no token is empty)
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.trie: dict[str, Any] = {}
+        for token in tokens:
+            node = self.trie
+            for ch in token:
+                node = node.setdefault(ch, {})
+            node[self._END] = token
+        self.starts = re.compile("[" + "".join(re.escape(ch) for ch in sorted(self.trie)) + "]") if tokens else None
+
+    def find(self, text: str) -> list[str]:
+        """The tokens in ``text``, longest match first at each place, without overlaps, in order."""
+        found: list[str] = []
+        if self.starts is None:
+            return found
+        free = 0  # a token inside one found already (e.g. '<|im' inside '<|im_end|>') is no token of its own
+        for start in self.starts.finditer(text):
+            i = start.start()
+            if i < free:
+                continue
+            node, longest, j = self.trie, None, i
+            while j < len(text) and text[j] in node:
+                node = node[text[j]]
+                j += 1
+                if self._END in node:
+                    longest = node[self._END]
+            if longest is not None:
+                found.append(longest)
+                free = i + len(longest)
+        return found
+
+
 def find_special_text(convs: list[Conversation], tokens: list[str]) -> dict[str, tuple[str, int]]:
     """Each special-token text found in ``convs``: (where it is first, e.g. ``data.jsonl, line 3, field
     output``; how many records hold it), in order of first appearance."""
     found: dict[str, tuple[str, int]] = {}
-    if not tokens:
-        return found
+    finder = _TokenFinder(tokens)
     for conv in convs:
         in_record: set[str] = set()
         for field, text in _texts(conv):
-            for token in tokens:  # longest first: a token inside a longer one's text is not there on its own
-                if token not in text:
-                    continue
-                text = text.replace(token, "\x00")
+            for token in finder.find(text):
                 if token not in in_record:
                     in_record.add(token)
                     where = (conv.source.where() if conv.source else "a record") + f", field {field}"

@@ -52,3 +52,18 @@ def test_training_data_step_says_it_too_and_clean_data_says_nothing(tmp_path: Pa
     assert cli_main(["data", "preview", str(clean), "--model", str(tiny_qwen2)]) == 0
     captured = capsys.readouterr()
     assert "special token" not in captured.out + captured.err
+
+
+def test_the_texts_found_are_the_special_tokens_the_tokenizer_makes_of_the_text(tiny_qwen2: Path) -> None:
+    """Overlapping texts ('<|im' inside '<|im_end|>'), neighbours and near misses, found as the tokenizer splits
+    them: the longest text at the leftmost place."""
+    from ftwiz.core.data.special_text import _TokenFinder, special_token_texts
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_qwen2)
+    tok.add_special_tokens({"additional_special_tokens": ["<|im", "[X]", "[X][Y]"]})
+    text = "a<|im_end|>b<|im c<|im_end|<|im_start|>[X][Y][X]<|endoftext|x <|endoftext|>"
+    specials = {i for i, added in tok.added_tokens_decoder.items() if added.special}  # '<|im_start|>' too
+    oracle = [tok.convert_ids_to_tokens(i) for i in tok(text, add_special_tokens=False)["input_ids"] if i in specials]
+    assert _TokenFinder(special_token_texts(tok)).find(text) == oracle
+    assert len(oracle) == 7  # the case is not trivial: overlaps, neighbours, a near miss
