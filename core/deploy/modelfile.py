@@ -48,6 +48,9 @@ class ModelfileSpec:
         TEMPLATE (:mod:`~ftwiz.core.deploy.modelfile_text`). ``render`` is the same text, unchecked."""
         require_parsable("SYSTEM", self.system)
         require_parsable("TEMPLATE", self.template.template)
+        require_parsable("LICENSE", self.license)
+        for stop in self.stops:  # a stop string Ollama reads otherwise would not stop the answer
+            require_parsable("stop string", stop)
         return self.render()
 
     def render(self) -> str:

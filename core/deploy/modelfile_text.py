@@ -15,6 +15,9 @@ import unicodedata
 
 from ftwiz.core.errors import FtwizError
 
+# where the user gave each text, for the fix
+_WHERE_GIVEN = {"SYSTEM": " (--system, or the recipe's system: then train again)", "LICENSE": " (--license)"}
+_EFFECT = {"SYSTEM": "prompt the model with", "TEMPLATE": "prompt the model with", "stop string": "stop on"}
 KEPT_CONTROLS = "\t\n\r"  # reach the value through the parser's whitespace path, inside quotes
 
 
@@ -37,7 +40,7 @@ def require_parsable(what: str, text: str | None) -> None:
     name = unicodedata.name(ch, "a control character")
     raise FtwizError(
         f"the {what} holds {name} (U+{ord(ch):04X}) at line {line}, column {col}, which `ollama create -f` drops "
-        "(Ollama's Modelfile parser keeps printable characters only), so Ollama would prompt the model with "
+        f"(Ollama's Modelfile parser keeps printable characters only), so Ollama would {_EFFECT.get(what, 'use')} "
         f"another {what} than the one given", where=what,
         fix="register through Ollama's API instead (`ftwiz register` without --modelfile keeps every character), "
-            f"or replace that character in the {what} (--system, or the recipe's system: then train again)")
+            f"or replace that character in the {what}" + _WHERE_GIVEN.get(what, ""))

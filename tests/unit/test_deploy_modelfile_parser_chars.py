@@ -57,3 +57,22 @@ def test_register_modelfile_writes_nothing_and_says_why(gguf: Path, tmp_path: Pa
     code = cli_main(["register", str(gguf), "--modelfile", str(out), "--system", "Be\u00a0brief."])
     assert code != 0 and not out.exists()
     assert "NO-BREAK SPACE (U+00A0)" in capsys.readouterr().err
+
+
+def test_a_license_or_stop_string_the_parser_would_change_is_refused_too(gguf: Path) -> None:
+    """LICENSE text and stop strings went unchecked: a no-break space in --license, or a zero-width joiner in a stop
+    string, was dropped by `ollama create -f` without a word. Oracle: tests/ollama_modelfile.py (Ollama's parser)."""
+    import dataclasses
+
+    from ftwiz.core.deploy.modelfile import modelfile_spec
+    from ollama_modelfile import parse
+
+    spec = modelfile_spec(gguf)
+    for changed, name, given, code in ((dict(license="MIT\u00a0License"), "license", "MIT\u00a0License", "U+00A0"),
+                                       (dict(stops=["<|im_end|>", "A\u200dB"]), "stop", "A\u200dB", "U+200D")):
+        try:
+            text = dataclasses.replace(spec, **changed).file_text()
+        except FtwizError as error:
+            assert code in str(error) and "ftwiz register" in error.fix
+            continue
+        assert given in [value for key, value in parse(text) if key == name]  # fails: Ollama drops the character
