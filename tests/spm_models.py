@@ -98,3 +98,21 @@ def phi3_config(vocab_size: int, **overrides):
         "vocab_size": vocab_size, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
         "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512, "rms_norm_eps": 1e-6,
         "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0, "tie_word_embeddings": False, **overrides})
+
+
+def gemma3_image_text(out: Path) -> Path:
+    """A tiny Gemma 3 image-text checkpoint (Gemma3ForConditionalGeneration: the language model under
+    ``language_model.*`` plus a one-layer vision tower) on the SentencePiece tokenizer of
+    :func:`sentencepiece_llama`, its three image tokens after the vocabulary."""
+    import transformers
+
+    sentencepiece_llama(out)
+    n = len(transformers.AutoTokenizer.from_pretrained(out))
+    text = dict(vocab_size=n + 3, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=32, query_pre_attn_scalar=32, max_position_embeddings=512,
+                sliding_window=64, rms_norm_eps=1e-6, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=28,
+                  patch_size=14)
+    config = transformers.Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4,
+                                       boi_token_index=n, eoi_token_index=n + 1, image_token_index=n + 2)
+    return save_random_body(out, config, vector_std=0.2)

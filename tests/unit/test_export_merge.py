@@ -254,18 +254,9 @@ def test_gemma3_image_text_adapter_merges_into_its_checkpoint(tmp_path: Path) ->
     from ftwiz.core.export.merge import merge_adapter
     from peft import LoraConfig, get_peft_model
     from safetensors import safe_open
-    from spm_models import save_random_body, sentencepiece_llama
+    from spm_models import gemma3_image_text
 
-    base = sentencepiece_llama(tmp_path / "g3mm")
-    n = len(transformers.AutoTokenizer.from_pretrained(base))
-    text = dict(vocab_size=n + 3, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                num_key_value_heads=2, head_dim=32, query_pre_attn_scalar=32, max_position_embeddings=512,
-                sliding_window=64, rms_norm_eps=1e-6, bos_token_id=1, eos_token_id=2, pad_token_id=0)
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=28,
-                  patch_size=14)
-    save_random_body(base, transformers.Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4,
-                                                     boi_token_index=n, eoi_token_index=n + 1,
-                                                     image_token_index=n + 2), vector_std=0.2)
+    base = gemma3_image_text(tmp_path / "g3mm")
     with safe_open(base / "model.safetensors", "pt") as stored:
         stored_names = stored.keys()
     assert any(k.startswith("language_model.model.layers.") for k in stored_names)  # the layout on disk

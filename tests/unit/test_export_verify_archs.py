@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from spm_models import phi3_config, save_random_body, sentencepiece_llama
+from spm_models import gemma3_image_text, phi3_config, save_random_body, sentencepiece_llama
 
 pytest.importorskip("llama_cpp")
 
@@ -97,19 +97,9 @@ def test_gemma3_image_text_checkpoint_exports_its_language_model(tmp_path: Path)
     """Gemma 3 4B and larger ship as Gemma3ForConditionalGeneration (config under text_config, weights
     under language_model.*, plus a vision tower): the GGUF holds the language model, which matches."""
     import gguf
-    import transformers
     from ftwiz.core.export.verify import verify_gguf
 
-    out = sentencepiece_llama(tmp_path / "tiny-g3mm")
-    n = len(transformers.AutoTokenizer.from_pretrained(out))
-    text = dict(vocab_size=n + 3, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                num_key_value_heads=2, head_dim=32, query_pre_attn_scalar=32, max_position_embeddings=512,
-                sliding_window=64, rms_norm_eps=1e-6, bos_token_id=1, eos_token_id=2, pad_token_id=0)
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=28,
-                  patch_size=14)
-    config = transformers.Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4,
-                                       boi_token_index=n, eoi_token_index=n + 1, image_token_index=n + 2)
-    save_random_body(out, config, vector_std=0.2)
+    out = gemma3_image_text(tmp_path / "tiny-g3mm")
     path = _export(out, tmp_path, "F16")
     reader = gguf.GGUFReader(path)
     assert bytes(reader.fields["general.architecture"].parts[-1]).decode() == "gemma3"
